@@ -1,0 +1,160 @@
+"""Small dense linear algebra shared by the measures: pruning, whitening, sign flips.
+
+Everything here works on ``p x p`` moment blocks, never on the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.linalg import lapack
+
+__all__ = ["Pruned", "Whitener", "flip_signs", "prune", "sym_eig_desc"]
+
+# Variance (relative to the largest in a layer) below which a feature is numerically
+# constant in float64, and the residual-variance fraction below which a feature is a
+# linear combination of the others. Both are far above float64 round-off in the
+# cross-products (about n * 1e-16) and far below any real signal.
+NUMERICAL_RTOL = 1e-12
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """Features removed before a comparison, and why.
+
+    Attributes
+    ----------
+    indices : ndarray of int, shape (k,)
+        Column indices (into the representation) that were removed.
+    reasons : tuple of str, length k
+        ``"constant"`` (zero variance: a dead or constant neuron), ``"numerically
+        constant"`` (variance below 1e-12 of the layer's largest) or ``"below epsilon"``
+        (relative variance below the ``epsilon`` the caller chose).
+    relative_variance : ndarray, shape (k,)
+        Each removed feature's variance divided by the layer's largest variance.
+    """
+
+    indices: np.ndarray
+    reasons: tuple[str, ...]
+    relative_variance: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+
+def prune(variances: np.ndarray, epsilon: float) -> tuple[np.ndarray, Pruned]:
+    """Split features into kept and pruned by variance relative to the largest.
+
+    Feature ``j`` is pruned when ``var_j < max(epsilon, 1e-12) * max_k var_k`` (the
+    original's rule, ``diag(cov) / max|cov| < epsilon``, plus a float64 floor). A layer
+    whose largest variance is zero loses every feature.
+
+    Returns
+    -------
+    kept : ndarray of int
+    pruned : Pruned
+    """
+    top = float(variances.max()) if variances.size else 0.0
+    rel = variances / top if top > 0 else np.zeros_like(variances)
+    cut = max(epsilon, NUMERICAL_RTOL)
+    drop = (rel < cut) | (variances <= 0)
+    idx = np.flatnonzero(drop)
+    reasons = tuple(
+        "constant"
+        if variances[i] <= 0
+        else "numerically constant"
+        if rel[i] < NUMERICAL_RTOL
+        else "below epsilon"
+        for i in idx
+    )
+    return np.flatnonzero(~drop), Pruned(idx, reasons, rel[idx])
+
+
+def flip_signs(u: np.ndarray, v: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Make each column of ``u`` have its largest-magnitude entry positive.
+
+    The same flips are applied to the columns of ``v`` (the paired singular vectors),
+    so ``u diag(s) v^T`` is unchanged. Deterministic across LAPACK builds, as
+    scikit-learn's ``svd_flip`` is.
+    """
+    if u.size == 0:
+        return u, v
+    rows = np.argmax(np.abs(u), axis=0)
+    signs = np.sign(u[rows, np.arange(u.shape[1])])
+    signs[signs == 0] = 1.0
+    return u * signs, (None if v is None else v * signs[: v.shape[1]])
+
+
+def sym_eig_desc(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending, clipped at 0) and eigenvectors (deterministic signs) of PSD S."""
+    w, V = np.linalg.eigh(S)
+    w, V = w[::-1], V[:, ::-1]
+    np.maximum(w, 0.0, out=w)
+    V, _ = flip_signs(V)
+    return w, V
+
+
+@dataclass(frozen=True)
+class Whitener:
+    """A factor ``W`` (``p x r``) with ``W^T S W = I_r`` for a PSD block ``S``.
+
+    ``S`` is first scaled to a correlation matrix ``R = D^{-1} S D^{-1}`` (``D`` the
+    standard deviations). When ``R`` is numerically full rank its Cholesky factor
+    ``R = L L^T`` gives ``W = D^{-1} L^{-T}`` (fast: triangular solves only). When a
+    feature is, to 1e-12 of its variance, a linear combination of the others (duplicated
+    or collinear neurons), an eigendecomposition ``R = V diag(w) V^T`` truncated to the
+    numerically non-zero ``w`` gives ``W = D^{-1} V_r diag(w_r)^{-1/2}`` instead: the
+    pseudo-inverse square root the original used, without its squared condition number.
+    Any such ``W`` gives the same canonical correlations.
+    """
+
+    std: np.ndarray
+    chol: np.ndarray | None
+    basis: np.ndarray | None
+    eigvals: np.ndarray | None
+
+    @classmethod
+    def fit(cls, S: np.ndarray) -> Whitener:
+        std = np.sqrt(np.diag(S))
+        R = S / std[:, None] / std[None, :]
+        L, info = lapack.dpotrf(R, lower=1, clean=1)
+        if info == 0 and np.min(np.diag(L)) ** 2 > NUMERICAL_RTOL:
+            return cls(std, L, None, None)
+        w, V = sym_eig_desc(R)
+        tol = max(NUMERICAL_RTOL, w[0] * R.shape[0] * np.finfo(np.float64).eps)
+        r = int(np.sum(w > tol))
+        return cls(std, None, V[:, :r], w[:r])
+
+    @property
+    def rank(self) -> int:
+        """Number of whitened dimensions ``r``."""
+        return self.std.size if self.chol is not None else int(self.eigvals.size)  # type: ignore[union-attr]
+
+    def apply_t(self, A: np.ndarray) -> np.ndarray:
+        """``W^T A`` for ``A`` of shape ``(p, m)``; returns ``(r, m)``."""
+        A = A / self.std[:, None]
+        if self.chol is not None:
+            return sla.solve_triangular(self.chol, A, lower=True, check_finite=False)
+        return (self.basis.T @ A) / np.sqrt(self.eigvals)[:, None]  # type: ignore[union-attr]
+
+    def weights(self, U: np.ndarray) -> np.ndarray:
+        """``W U`` for whitened coordinates ``U`` of shape ``(r, m)``; returns ``(p, m)``."""
+        if self.chol is not None:
+            B = sla.solve_triangular(self.chol, U, lower=True, trans="T", check_finite=False)
+        else:
+            B = self.basis @ (U / np.sqrt(self.eigvals)[:, None])  # type: ignore[operator]
+        return B / self.std[:, None]
+
+    def colour(self, U: np.ndarray) -> np.ndarray:
+        """``S W U``, the covariance of each feature with the whitened directions ``U``.
+
+        ``(p, m)``; column ``i`` holds the inner products of every (centred) feature with
+        the unit-norm variate ``W u_i``.
+        """
+        if self.chol is not None:
+            B = self.chol @ U
+        else:
+            B = self.basis @ (U * np.sqrt(self.eigvals)[:, None])  # type: ignore[operator]
+        return B * self.std[:, None]

@@ -1,0 +1,369 @@
+"""The mergeable sufficient statistic under every linear measure.
+
+CCA, SVCCA, PWCCA, PLS, PCA (and linear CKA, Procrustes, regression) depend on two
+representations only through the sample count, the means and the centred
+cross-product blocks of ``[X Y]``. :class:`Moments` holds exactly those, accumulated in
+float64, and merges exactly (the pairwise update of Chan, Golub and LeVeque), so the
+same object is built from whole arrays, from batches, or from pieces computed
+elsewhere and merged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from svcca._validation import as_representation, raise_nonfinite
+
+__all__ = ["Moments"]
+
+# Rows per chunk are chosen so that one float64 chunk of [X Y] is about this many bytes:
+# large enough for an efficient GEMM, small enough to keep memory O(p^2 + chunk).
+_CHUNK_BYTES = 32 * 2**20
+
+
+def _chunk_rows(width: int, chunk_size: int | None) -> int:
+    if chunk_size is not None:
+        return max(1, int(chunk_size))
+    return max(256, _CHUNK_BYTES // (8 * max(width, 1)))
+
+
+class Moments:
+    """Count, means and centred cross-products of one or two representations.
+
+    For ``X`` of shape ``(n, p)`` and ``Y`` of shape ``(n, q)`` with column means
+    :math:`\\bar x, \\bar y`, the statistic is
+
+    .. math::
+
+        S_{xx} = \\sum_i (x_i - \\bar x)(x_i - \\bar x)^T,\\quad
+        S_{yy} = \\sum_i (y_i - \\bar y)(y_i - \\bar y)^T,\\quad
+        S_{xy} = \\sum_i (x_i - \\bar x)(y_i - \\bar y)^T,
+
+    sums, not averages (divide by ``n - 1`` for covariances: :attr:`cov_xx`). ``Y`` may
+    be absent (``q = 0``) for single-representation measures such as PCA.
+
+    Build it with :meth:`from_arrays`, :meth:`from_batches`, or :meth:`empty` followed
+    by :meth:`update`; combine partial results with :meth:`merge`. Every measure in the
+    library accepts a ``Moments`` in place of the two arrays.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples seen.
+    mean_x, mean_y : ndarray, shapes (p,), (q,)
+        Column means.
+    sxx, syy, sxy : ndarray, shapes (p, p), (q, q), (p, q)
+        Centred cross-product sums.
+
+    Notes
+    -----
+    Two partial statistics ``a`` and ``b`` merge exactly with
+    ``S = S_a + S_b + (n_a n_b / n) d d^T`` where ``d`` is the difference of their means
+    (Chan, Golub & LeVeque 1979). Each batch is centred on its own mean before its
+    cross-products are taken, so there is no cancellation from large means.
+
+    References
+    ----------
+    .. [1] T. F. Chan, G. H. Golub, R. J. LeVeque, "Updating formulae and a pairwise
+       algorithm for computing sample variances", Stanford CS report 79-773, 1979.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((1000, 5)), rng.standard_normal((1000, 3))
+    >>> m = svcca.Moments.empty(5, 3)
+    >>> for s in range(0, 1000, 250):
+    ...     _ = m.update(X[s:s + 250], Y[s:s + 250])
+    >>> bool(np.allclose(m.sxy, svcca.Moments.from_arrays(X, Y).sxy))
+    True
+    """
+
+    __slots__ = ("n", "mean_x", "mean_y", "sxx", "syy", "sxy")
+
+    def __init__(
+        self,
+        n: int,
+        mean_x: np.ndarray,
+        mean_y: np.ndarray,
+        sxx: np.ndarray,
+        syy: np.ndarray,
+        sxy: np.ndarray,
+    ) -> None:
+        self.n = int(n)
+        self.mean_x = np.asarray(mean_x, dtype=np.float64)
+        self.mean_y = np.asarray(mean_y, dtype=np.float64)
+        self.sxx = np.asarray(sxx, dtype=np.float64)
+        self.syy = np.asarray(syy, dtype=np.float64)
+        self.sxy = np.asarray(sxy, dtype=np.float64)
+        p, q = self.mean_x.shape[0], self.mean_y.shape[0]
+        expected = {"sxx": (p, p), "syy": (q, q), "sxy": (p, q)}
+        for key, shape in expected.items():
+            got = getattr(self, key).shape
+            if got != shape:
+                raise ValueError(
+                    f"Moments.{key} must have shape {shape} to match means of length {p} and "
+                    f"{q}; got {got}."
+                )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def empty(cls, p: int, q: int = 0) -> Moments:
+        """An empty statistic for ``p`` features of X and ``q`` of Y (``q = 0``: no Y)."""
+        for name, v in (("p", p), ("q", q)):
+            if not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be a non-negative int; got {v!r}.")
+        if p == 0:
+            raise ValueError("p must be at least 1: X needs at least one feature.")
+        return cls(
+            0,
+            np.zeros(p),
+            np.zeros(q),
+            np.zeros((p, p)),
+            np.zeros((q, q)),
+            np.zeros((p, q)),
+        )
+
+    @classmethod
+    def from_arrays(
+        cls, X: Any, Y: Any = None, *, chunk_size: int | None = None
+    ) -> Moments:
+        """Accumulate the statistic of ``X`` (and ``Y``) in one pass over row chunks.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, p)
+        Y : array_like, shape (n, q), optional
+        chunk_size : int, optional
+            Rows per chunk. The default keeps each float64 chunk near 32 MiB, so memory
+            stays at the inputs plus ``O((p + q)^2)`` plus one chunk, and ``np.memmap``
+            inputs are read straight through.
+        """
+        X = as_representation(X, "X")
+        q = 0
+        if Y is not None:
+            Y = as_representation(Y, "Y")
+            q = Y.shape[1]
+        return cls.empty(X.shape[1], q).update(X, Y, chunk_size=chunk_size)
+
+    @classmethod
+    def from_batches(cls, batches: Iterable[Any]) -> Moments:
+        """Accumulate from an iterable of ``X`` batches or ``(X, Y)`` pairs."""
+        m: Moments | None = None
+        for i, batch in enumerate(batches):
+            if isinstance(batch, tuple) and len(batch) == 2:
+                xb, yb = batch
+            else:
+                xb, yb = batch, None
+            xb = as_representation(xb, f"X of batch {i}")
+            yb = None if yb is None else as_representation(yb, f"Y of batch {i}")
+            if m is None:
+                m = cls.empty(xb.shape[1], 0 if yb is None else yb.shape[1])
+            m.update(xb, yb, _batch_label=f" (batch {i})")
+        if m is None:
+            raise ValueError("from_batches received no batches; give it at least one.")
+        return m
+
+    # ------------------------------------------------------------------ accumulation
+    @property
+    def p(self) -> int:
+        """Number of features of X."""
+        return int(self.mean_x.shape[0])
+
+    @property
+    def q(self) -> int:
+        """Number of features of Y (0 when there is no Y)."""
+        return int(self.mean_y.shape[0])
+
+    @property
+    def has_y(self) -> bool:
+        """Whether a second representation was accumulated."""
+        return self.q > 0
+
+    def update(
+        self,
+        X: Any,
+        Y: Any = None,
+        *,
+        chunk_size: int | None = None,
+        _batch_label: str = "",
+    ) -> Moments:
+        """Add a batch of samples in place and return ``self``.
+
+        ``X`` must have ``p`` columns and, when the statistic has a Y side, ``Y`` must be
+        given with ``q`` columns and the same number of rows.
+        """
+        X = as_representation(X, "X" + _batch_label)
+        if X.shape[1] != self.p:
+            raise ValueError(
+                f"X{_batch_label} has {X.shape[1]} features but these Moments were built for "
+                f"{self.p}; every batch of a representation must have the same width."
+            )
+        if self.has_y:
+            if Y is None:
+                raise ValueError(
+                    f"These Moments track a Y representation ({self.q} features); pass the "
+                    f"matching Y batch to update(X, Y){_batch_label}."
+                )
+            Y = as_representation(Y, "Y" + _batch_label)
+            if Y.shape[1] != self.q:
+                raise ValueError(
+                    f"Y{_batch_label} has {Y.shape[1]} features but these Moments were built "
+                    f"for {self.q}; every batch of a representation must have the same width."
+                )
+            if Y.shape[0] != X.shape[0]:
+                raise ValueError(
+                    f"X{_batch_label} has {X.shape[0]} rows and Y has {Y.shape[0]}; a batch "
+                    "must hold the same samples on both sides."
+                )
+        elif Y is not None:
+            raise ValueError(
+                "These Moments were built without a Y representation (q=0), but update() "
+                "received a Y batch. Build them with Moments.empty(p, q) to track both."
+            )
+        rows = _chunk_rows(self.p + self.q, chunk_size)
+        for start in range(0, X.shape[0], rows):
+            stop = min(start + rows, X.shape[0])
+            xb, mx = _centred_chunk(X, start, stop, "X" + _batch_label)
+            if self.has_y:
+                yb, my = _centred_chunk(Y, start, stop, "Y" + _batch_label)
+                other = Moments(stop - start, mx, my, xb.T @ xb, yb.T @ yb, xb.T @ yb)
+            else:
+                other = Moments(stop - start, mx, self.mean_y, xb.T @ xb, self.syy, self.sxy)
+            self._merge_in_place(other)
+        return self
+
+    def merge(self, other: Moments) -> Moments:
+        """Return the statistic of the union of both sample sets (neither is changed)."""
+        if not isinstance(other, Moments):
+            raise TypeError(f"merge expects a Moments object; got {type(other).__name__}.")
+        if (other.p, other.q) != (self.p, self.q):
+            raise ValueError(
+                f"Cannot merge Moments of widths (p={self.p}, q={self.q}) and "
+                f"(p={other.p}, q={other.q}): they must describe the same representations."
+            )
+        out = self.copy()
+        out._merge_in_place(other)
+        return out
+
+    def copy(self) -> Moments:
+        """A deep copy."""
+        return Moments(
+            self.n,
+            self.mean_x.copy(),
+            self.mean_y.copy(),
+            self.sxx.copy(),
+            self.syy.copy(),
+            self.sxy.copy(),
+        )
+
+    def _merge_in_place(self, other: Moments) -> None:
+        if other.n == 0:
+            return
+        if self.n == 0:
+            self.n = other.n
+            self.mean_x = other.mean_x.copy()
+            self.sxx = other.sxx.copy()
+            if self.has_y:
+                self.mean_y = other.mean_y.copy()
+                self.syy = other.syy.copy()
+                self.sxy = other.sxy.copy()
+            return
+        n = self.n + other.n
+        f = self.n * other.n / n
+        dx = other.mean_x - self.mean_x
+        self.sxx += other.sxx
+        self.sxx += f * np.outer(dx, dx)
+        self.mean_x += dx * (other.n / n)
+        if self.has_y:
+            dy = other.mean_y - self.mean_y
+            self.syy += other.syy
+            self.syy += f * np.outer(dy, dy)
+            self.sxy += other.sxy
+            self.sxy += f * np.outer(dx, dy)
+            self.mean_y += dy * (other.n / n)
+        self.n = n
+
+    # ------------------------------------------------------------------ views
+    def swap(self) -> Moments:
+        """The statistic with the roles of X and Y exchanged (shares no memory)."""
+        if not self.has_y:
+            raise ValueError("swap() needs Moments with a Y representation.")
+        return Moments(
+            self.n,
+            self.mean_y.copy(),
+            self.mean_x.copy(),
+            self.syy.copy(),
+            self.sxx.copy(),
+            self.sxy.T.copy(),
+        )
+
+    def _ddof1(self) -> float:
+        if self.n < 2:
+            raise ValueError(f"Covariances need at least 2 samples; these Moments hold {self.n}.")
+        return 1.0 / (self.n - 1)
+
+    @property
+    def cov_xx(self) -> np.ndarray:
+        """Sample covariance of X, ``S_xx / (n - 1)``."""
+        return self.sxx * self._ddof1()
+
+    @property
+    def cov_yy(self) -> np.ndarray:
+        """Sample covariance of Y, ``S_yy / (n - 1)``."""
+        return self.syy * self._ddof1()
+
+    @property
+    def cov_xy(self) -> np.ndarray:
+        """Sample cross-covariance, ``S_xy / (n - 1)``."""
+        return self.sxy * self._ddof1()
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to an ``.npz`` file (no pickles), atomically: a temporary name, then rename."""
+        path = os.fspath(path)
+        tmp = path + ".tmp.npz"
+        np.savez(
+            tmp,
+            n=np.int64(self.n),
+            mean_x=self.mean_x,
+            mean_y=self.mean_y,
+            sxx=self.sxx,
+            syy=self.syy,
+            sxy=self.sxy,
+        )
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Moments:
+        """Read a file written by :meth:`save` (``allow_pickle=False``)."""
+        keys = ("n", "mean_x", "mean_y", "sxx", "syy", "sxy")
+        try:
+            with np.load(os.fspath(path), allow_pickle=False) as data:
+                missing = [k for k in keys if k not in data.files]
+                if missing:
+                    raise ValueError(
+                        f"{os.fspath(path)!r} is not a saved Moments file: it lacks {missing}."
+                    )
+                return cls(*(data[k] for k in keys))
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"Could not read Moments from {os.fspath(path)!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Moments(n={self.n}, p={self.p}, q={self.q})"
+
+
+def _centred_chunk(
+    A: np.ndarray, start: int, stop: int, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``start:stop`` of ``A`` as float64, centred on their own mean, and that mean."""
+    block = np.array(A[start:stop], dtype=np.float64, copy=True)
+    mean = block.mean(axis=0)
+    if not np.isfinite(mean).all():
+        raise_nonfinite(np.asarray(A), name)
+    block -= mean
+    return block, mean

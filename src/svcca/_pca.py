@@ -1,0 +1,70 @@
+"""Principal component analysis of one representation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from svcca._cca import project, to_moments
+from svcca._linalg import sym_eig_desc
+
+__all__ = ["PCAResult", "pca"]
+
+
+@dataclass(frozen=True)
+class PCAResult:
+    """Principal components of one representation.
+
+    Attributes
+    ----------
+    eigenvalues : ndarray, shape (p,)
+        Eigenvalues of the sample covariance (``ddof=1``), descending: the variance
+        along each principal direction.
+    singular_values : ndarray, shape (p,)
+        Singular values of the centred data, ``sqrt((n - 1) * eigenvalues)``. These are
+        what google/svcca's ``numpy_pca`` called ``eigenvals``.
+    explained_variance_ratio : ndarray, shape (p,)
+        ``eigenvalues / eigenvalues.sum()``.
+    components : ndarray, shape (p, p)
+        Orthonormal principal directions as columns (deterministic signs).
+    mean : ndarray, shape (p,)
+    """
+
+    eigenvalues: np.ndarray
+    singular_values: np.ndarray
+    explained_variance_ratio: np.ndarray
+    components: np.ndarray
+    mean: np.ndarray
+
+    def transform(self, X: Any, n_components: int | None = None) -> np.ndarray:
+        """Scores ``(X - mean) @ components[:, :n_components]``, shape ``(m, k)``."""
+        k = self.components.shape[1] if n_components is None else int(n_components)
+        return project(X, "X", self.mean, self.components[:, :k])
+
+
+def pca(X: Any) -> PCAResult:
+    """Principal component analysis (eigendecomposition of the covariance).
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, p), or Moments
+
+    Returns
+    -------
+    PCAResult
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> X = np.random.default_rng(0).standard_normal((1000, 3)) * [3.0, 2.0, 1.0]
+    >>> np.round(svcca.pca(X).eigenvalues).tolist()
+    [9.0, 4.0, 1.0]
+    """
+    m = to_moments(X, None, need_y=False)
+    w, V = sym_eig_desc(m.sxx)
+    ev = w / (m.n - 1)
+    total = ev.sum()
+    ratio = ev / total if total > 0 else np.zeros_like(ev)
+    return PCAResult(ev, np.sqrt(w), ratio, V, m.mean_x)

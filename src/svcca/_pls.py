@@ -1,0 +1,85 @@
+"""Partial least squares (SVD of the cross-covariance)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from svcca._cca import project, to_moments
+from svcca._linalg import flip_signs
+
+__all__ = ["PLSResult", "pls"]
+
+
+@dataclass(frozen=True)
+class PLSResult:
+    """Partial least squares between two representations.
+
+    Attributes
+    ----------
+    singular_values : ndarray, shape (k,)
+        Singular values of the cross-covariance ``C_xy = S_xy / (n - 1)``, descending:
+        ``s_i = cov(X a_i, Y b_i)`` for unit-norm weight pairs. These are what
+        google/svcca's ``numpy_pls`` called ``eigenvals``.
+    eigenvalues : ndarray, shape (k,)
+        ``s_i ** 2``, the eigenvalues of ``C_xy C_yx``.
+    weights_x, weights_y : ndarray, shapes (p, k), (q, k)
+        Orthonormal columns ``a_i``, ``b_i`` (deterministic signs).
+    score : float
+        ``sum(s_i^2) / (||C_xx||_F ||C_yy||_F)``, in [0, 1]: the share of covariance
+        the two sides have in common. This is exactly linear CKA (Kornblith et al.
+        2019, eq. 3 with centred data).
+    """
+
+    singular_values: np.ndarray
+    eigenvalues: np.ndarray
+    weights_x: np.ndarray
+    weights_y: np.ndarray
+    score: float
+    mean_x: np.ndarray
+    mean_y: np.ndarray
+
+    def transform(self, X: Any, Y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """PLS components ``(X - mean_x) @ weights_x`` (and the same for ``Y``)."""
+        u = project(X, "X", self.mean_x, self.weights_x)
+        v = None if Y is None else project(Y, "Y", self.mean_y, self.weights_y)
+        return u, v
+
+
+def pls(X: Any, Y: Any = None) -> PLSResult:
+    """Partial least squares: the directions of maximal covariance between two layers.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, p), or Moments
+    Y : array_like, shape (n_samples, q)
+
+    Returns
+    -------
+    PLSResult
+
+    Notes
+    -----
+    :math:`C_{xy} = U \\,\\mathrm{diag}(s)\\, V^T` (thin SVD); the ``i``-th pair of
+    directions ``(u_i, v_i)`` maximises :math:`\\mathrm{cov}(X u, Y v)` over unit vectors
+    orthogonal to the previous pairs. Unlike CCA it is not invariant to invertible maps:
+    high-variance neurons dominate. Works for layers of different widths (the original
+    ``numpy_pls`` crashed there).
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((500, 6))
+    >>> svcca.pls(X, X[:, :3]).singular_values.shape
+    (3,)
+    """
+    m = to_moments(X, Y)
+    C = m.cov_xy
+    U, s, Vt = np.linalg.svd(C, full_matrices=False)
+    U, V = flip_signs(U, Vt.T)
+    norm = np.linalg.norm(m.cov_xx) * np.linalg.norm(m.cov_yy)
+    score = float(np.sum(s**2) / norm) if norm > 0 else 0.0
+    return PLSResult(s, s**2, U, V, min(score, 1.0), m.mean_x, m.mean_y)  # type: ignore[arg-type]
