@@ -8,46 +8,17 @@ from typing import Any
 
 import numpy as np
 
+from svcca._inputs import to_moments
 from svcca._linalg import Pruned, Whitener, flip_signs, prune
 from svcca._moments import Moments
 from svcca._validation import (
     as_representation,
     check_nonnegative,
-    check_pair,
     check_probability,
     warn_few_samples,
 )
 
-__all__ = ["CCAResult", "cca", "thresholded_mean"]
-
-
-def to_moments(X: Any, Y: Any, *, need_y: bool = True) -> Moments:
-    """The statistic of ``(X, Y)``, or ``X`` itself when it already is a :class:`Moments`."""
-    if isinstance(X, Moments):
-        if Y is not None:
-            raise TypeError(
-                "Pass either a Moments object alone or two arrays, not a Moments and an array."
-            )
-        if need_y and not X.has_y:
-            raise ValueError(
-                "This measure compares two representations, but the Moments object has no Y "
-                "side; build it with Moments.from_arrays(X, Y)."
-            )
-        if X.n < 2:
-            raise ValueError(f"The Moments object holds {X.n} samples; at least 2 are needed.")
-        return X
-    if need_y:
-        if Y is None:
-            raise TypeError(
-                "This measure compares two representations: call it as f(X, Y) with arrays of "
-                "shape (n_samples, p) and (n_samples, q), or f(moments)."
-            )
-        A, B = check_pair(X, Y)
-    else:
-        A, B = as_representation(X, "X"), None
-    if A.shape[0] < 2:
-        raise ValueError(f"At least 2 samples are needed to compare representations; got {A.shape[0]}.")
-    return Moments.from_arrays(A, B)
+__all__ = ["CCAResult", "cca", "cca_from_moments", "project", "thresholded_mean"]
 
 
 def thresholded_mean(correlations: np.ndarray, threshold: float) -> float:

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from svcca._cca import project, to_moments
+from svcca._cca import project
+from svcca._inputs import to_moments
 from svcca._linalg import flip_signs
 
 __all__ = ["PLSResult", "pls"]

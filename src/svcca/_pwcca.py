@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from svcca._cca import CCAResult, cca_from_moments, to_moments
+from svcca._cca import CCAResult, cca_from_moments
+from svcca._inputs import to_moments
 from svcca._validation import check_nonnegative
 
 __all__ = ["PWCCAResult", "pwcca"]

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._cca import CCAResult, cca_from_moments, project, to_moments
+from svcca._cca import CCAResult, cca_from_moments, project
+from svcca._inputs import to_moments
 from svcca._linalg import NUMERICAL_RTOL, sym_eig_desc
 from svcca._moments import Moments
 from svcca._validation import check_fraction_or_count, check_probability
