@@ -58,13 +58,10 @@ class _CCASolver:
             self.M = self.wy.apply_t(left.T).T
 
     def correlations(self) -> np.ndarray:
-        """Singular values of the whitened cross-product, via the smaller Gram matrix."""
-        M = self.M
-        if M.size == 0:
+        """Singular values of the whitened cross-product, descending."""
+        if self.M.size == 0:
             return np.zeros(0)
-        G = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
-        rho2 = np.linalg.eigvalsh(G)[::-1]
-        return np.sqrt(np.clip(rho2, 0.0, 1.0))
+        return np.clip(np.linalg.svd(self.M, compute_uv=False), 0.0, 1.0)
 
     @cached_property
     def svd(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,9 +237,8 @@ def cca(
     are :math:`W_x U`, :math:`W_y V`. The whitening uses a Cholesky factor of the
     correlation matrix (an eigendecomposition when features are linearly dependent), so
     the condition number is never squared as it is with ``pinv`` followed by a matrix
-    square root. The correlations are computed from the eigenvalues of the smaller of
-    :math:`M M^T` and :math:`M^T M`: correlations near 1 are accurate to about 1e-15,
-    correlations near 0 to about 1e-8 (the square root of machine precision).
+    square root; correlations are accurate to about 1e-15 in absolute terms on
+    well-conditioned data. The weights (one more SVD) are computed on first access.
 
     .. warning:: google/svcca's ``mean`` is the *thresholded* mean
        (:attr:`CCAResult.thresholded_mean`), not the mean of all correlations
