@@ -1,0 +1,277 @@
+"""Capturing straight into sufficient statistics, and over a series of checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from svcca._moments import Moments
+from svcca.torch._capture import Conv, Selector, Sequence_, capture, capture_stream
+
+__all__ = ["capture_checkpoints", "capture_moments", "load_checkpoint"]
+
+Pair = tuple[str, str] | str
+
+
+def _two_models(model: Any, other: Any, run: Callable[[Any, Any], Any]) -> Any:
+    import torch
+
+    class TwoModels(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = model
+            self.b = other
+
+        def forward(self, batch: Any) -> Any:
+            return run(self.a, batch), run(self.b, batch)
+
+    return TwoModels()
+
+
+def capture_moments(
+    model: Any,
+    batches: Iterable[Any],
+    pairs: Sequence[Pair],
+    *,
+    other: Any = None,
+    select: Selector | Mapping[str, Selector] | None = None,
+    sequence: Sequence_ | None = None,
+    time_axis: int = 1,
+    conv: Conv = "mean",
+    forward: Callable[[Any, Any], Any] | None = None,
+    device: Any = None,
+    progress: bool | None = False,
+) -> dict[Pair, Moments]:
+    """Accumulate :class:`svcca.Moments` of layer pairs while the model runs.
+
+    No activation is kept beyond the current batch: memory is ``O((p + q)^2)`` per pair
+    whatever the number of samples. Every linear measure (``svcca.cca``, ``svcca.svcca``,
+    ``svcca.pwcca``, ``svcca.pls``) accepts the returned statistics in place of arrays.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    batches : iterable
+        As for :func:`svcca.torch.capture`.
+    pairs : list of (str, str) or str
+        Layer pairs ``(x_layer, y_layer)``; with ``other``, ``y_layer`` names a module of
+        ``other``. A single name gives a one-sided statistic (for ``svcca.pca``).
+    other : torch.nn.Module, optional
+        A second model run on the same batches (e.g. another training seed).
+    conv : {"mean", "flatten"}, default "mean"
+        Conv outputs must be reduced to 2-D here ("keep" is not possible).
+    select, sequence, time_axis, forward, device, progress
+        As for :func:`svcca.torch.capture` (``select`` keys for ``other`` are
+        ``"b.<name>"``).
+
+    Returns
+    -------
+    dict
+        ``{pair: Moments}`` in the order given.
+
+    Examples
+    --------
+    >>> import torch, svcca, svcca.torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> m = svcca.torch.capture_moments(net, torch.randn(200, 4).split(50), [("0", "1")])
+    >>> m[("0", "1")].n
+    200
+    """
+    if conv == "keep":
+        raise ValueError(
+            "capture_moments needs 2-D activations: use conv='mean' or conv='flatten' (or "
+            "capture conv maps with capture() and compare them with svcca.conv)."
+        )
+    if isinstance(pairs, (str, tuple)) and not (
+        isinstance(pairs, tuple) and all(isinstance(p, tuple) for p in pairs)
+    ):
+        pairs = [pairs]  # type: ignore[list-item]
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("pairs is empty: give at least one (x_layer, y_layer) pair.")
+    for p in pairs:
+        ok = isinstance(p, str) or (
+            isinstance(p, tuple) and len(p) == 2 and all(isinstance(s, str) for s in p)
+        )
+        if not ok:
+            raise TypeError(
+                f"Each entry of pairs must be a (x_layer, y_layer) tuple of str or one str; "
+                f"got {p!r}."
+            )
+    run = forward
+    target = model
+    if other is not None and other is not model:
+        from svcca.torch._capture import _default_forward
+
+        target = _two_models(model, other, forward or _default_forward)
+        run = lambda m, batch: m(batch)  # noqa: E731
+
+        def xname(s: str) -> str:
+            return f"a.{s}" if s else "a"
+
+        def yname(s: str) -> str:
+            return f"b.{s}" if s else "b"
+
+        if isinstance(select, Mapping):
+            select = {
+                (k if k.startswith("b.") or k == "b" else xname(k)): v for k, v in select.items()
+            }
+    else:
+
+        def xname(s: str) -> str:
+            return s
+
+        yname = xname
+    wanted: list[str] = []
+    for p in pairs:
+        names = [xname(p)] if isinstance(p, str) else [xname(p[0]), yname(p[1])]
+        for n in names:
+            if n not in wanted:
+                wanted.append(n)
+    stats: dict[Pair, Moments | None] = {p: None for p in pairs}
+
+    def accumulate(i: int, arrays: dict[str, np.ndarray]) -> None:
+        for p in pairs:
+            if isinstance(p, str):
+                x, y = arrays[xname(p)], None
+            else:
+                x, y = arrays[xname(p[0])], arrays[yname(p[1])]
+            m = stats[p]
+            if m is None:
+                m = stats[p] = Moments.empty(x.shape[1], 0 if y is None else y.shape[1])
+            m.update(x, y, _batch_label=f" (layer pair {p!r}, batch {i})")
+
+    capture_stream(
+        target,
+        batches,
+        wanted,
+        accumulate,
+        select=select,
+        sequence=sequence,
+        time_axis=time_axis,
+        conv=conv,
+        dtype=np.float64,
+        forward=run,
+        device=device,
+        progress=progress,
+        desc="moments",
+    )
+    if any(m is None for m in stats.values()):
+        raise ValueError("batches was empty: there was nothing to run the model on.")
+    return stats  # type: ignore[return-value]
+
+
+def load_checkpoint(model: Any, checkpoint: Any, *, key: str | None = None) -> Any:
+    """Load a state dict into ``model`` from a path (``torch.load(weights_only=True)``).
+
+    ``checkpoint`` may be a path or a state dict; ``key`` picks the state dict out of a
+    saved dict such as ``{"model": state_dict, "epoch": 3}``. Returns ``model``.
+    """
+    import torch
+
+    if isinstance(checkpoint, (str, os.PathLike)):
+        path = os.fspath(checkpoint)
+        if not os.path.exists(path):
+            raise ValueError(f"Checkpoint {path!r} does not exist.")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ValueError(
+                f"Could not load checkpoint {path!r} with torch.load(weights_only=True): {exc}. "
+                "Save checkpoints as state dicts (torch.save(model.state_dict(), path)); "
+                "pickled whole models are never loaded here."
+            ) from exc
+    else:
+        state = checkpoint
+    if key is not None:
+        if not isinstance(state, Mapping) or key not in state:
+            keys = list(state) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(f"Checkpoint has no entry {key!r}; it holds {keys}.")
+        state = state[key]
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            f"A checkpoint must hold a state dict (a mapping of tensors); got "
+            f"{type(state).__name__}. If the state dict is nested, pass key=..."
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"The checkpoint does not fit {type(model).__name__}: {exc}".strip()
+        ) from exc
+    return model
+
+
+def _labelled(checkpoints: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(checkpoints, Mapping):
+        yield from ((str(k), v) for k, v in checkpoints.items())
+        return
+    if isinstance(checkpoints, (str, os.PathLike)):
+        raise TypeError(
+            "checkpoints must be a list of paths (or a dict label -> path); got one path. "
+            "Wrap it in a list."
+        )
+    for i, c in enumerate(checkpoints):
+        if isinstance(c, (str, os.PathLike)):
+            yield os.path.splitext(os.path.basename(os.fspath(c)))[0], c
+        else:
+            yield str(i), c
+
+
+def capture_checkpoints(
+    model: Any,
+    checkpoints: Sequence[Any] | Mapping[str, Any],
+    batches: Iterable[Any],
+    layers: Sequence[str] | str,
+    *,
+    key: str | None = None,
+    **options: Any,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Capture the same layers at every checkpoint of a training run.
+
+    Each checkpoint is loaded with ``torch.load(..., weights_only=True)`` into ``model``
+    (whose own weights are restored afterwards), then :func:`svcca.torch.capture` runs
+    over ``batches``, which must therefore be re-iterable (a DataLoader or a list).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The architecture the checkpoints belong to.
+    checkpoints : list of paths or state dicts, or dict of label to either
+        Labels default to the file names without extension (or the position).
+    batches : re-iterable of batches
+    layers : list of str
+    key : str, optional
+        Entry of each saved dict that holds the state dict.
+    **options
+        Passed to :func:`svcca.torch.capture` (``select``, ``conv``, ``sequence``, ...).
+
+    Returns
+    -------
+    dict of str to dict of str to ndarray
+        ``{checkpoint_label: {layer: activations}}``; flatten it with
+        ``{(c, l): a for c, d in out.items() for l, a in d.items()}`` for all-pairs
+        comparisons across layers and time.
+    """
+    if iter(batches) is batches:  # type: ignore[comparison-overlap]
+        raise TypeError(
+            "batches is a one-shot iterator, but every checkpoint needs another pass; pass a "
+            "list of batches or a DataLoader."
+        )
+    saved = copy.deepcopy(model.state_dict())
+    out: dict[str, dict[str, np.ndarray]] = {}
+    try:
+        for label, ckpt in _labelled(checkpoints):
+            if label in out:
+                raise ValueError(f"Two checkpoints share the label {label!r}; pass a dict.")
+            load_checkpoint(model, ckpt, key=key)
+            out[label] = capture(model, batches, layers, **options)
+    finally:
+        model.load_state_dict(saved)
+    if not out:
+        raise ValueError("checkpoints is empty.")
+    return out

@@ -1,0 +1,484 @@
+"""svcca.torch: capture activations of named modules (memory, disk, moments, checkpoints)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+import svcca  # noqa: E402
+import svcca.torch as st  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3)
+    )
+
+
+def data(n: int = 120, d: int = 6, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g)
+
+
+def hooks_left(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+def test_capture_matches_manual_forward_and_restores_state():
+    net = mlp()
+    net.train()
+    net[3].eval()  # mixed modes must come back exactly
+    x = data()
+    batches = [(xb, torch.zeros(len(xb))) for xb in x.split(32)]
+    acts = st.capture(net, batches, ["1", "4", "5"])
+    assert list(acts) == ["1", "4", "5"]
+    with torch.no_grad():
+        h1 = torch.relu(net[0](x))
+        h4 = torch.tanh(net[3](h1))  # dropout is off in eval mode
+        out = net[5](h4)
+    np.testing.assert_allclose(acts["1"], h1.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(acts["4"], h4.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(acts["5"], out.numpy(), rtol=1e-6, atol=1e-6)
+    assert acts["1"].dtype == np.float32
+    assert hooks_left(net) == 0
+    assert net.training and net[0].training and not net[3].training
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_capture_runs_without_grad():
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append((torch.is_grad_enabled(), self.training))
+            return x
+
+    net = nn.Sequential(nn.Linear(6, 4), Probe())
+    acts = st.capture(net, [data(10)], ["1"], dtype=np.float64)
+    assert seen == [(False, False)]
+    assert acts["1"].dtype == np.float64
+    assert type(acts["1"]) is np.ndarray
+
+
+def test_hooks_removed_and_mode_restored_when_model_fails():
+    net = mlp()
+    net.train()
+    good, bad = data(8), torch.randn(8, 5)  # wrong width on the second batch
+    with pytest.raises(st.CaptureError, match=r"failed on batch 1 \(Tensor\(8, 5\)\).*shape"):
+        st.capture(net, [good, bad], ["1"])
+    assert hooks_left(net) == 0
+    assert net.training
+
+
+def test_unknown_layer_lists_near_matches():
+    net = nn.Sequential()
+    net.add_module("encoder", nn.Linear(6, 4))
+    net.add_module("fc1", nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"no module named 'fc2'.*Did you mean 'fc1'"):
+        st.capture(net, [data(4)], ["fc2"])
+    with pytest.raises(ValueError, match="no module named 'decoder'.*named_modules"):
+        st.capture(net, [data(4)], ["decoder"])
+    assert hooks_left(net) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"layers": []}, ValueError, "layers is empty"),
+        ({"layers": ["0", "0"]}, ValueError, "more than once"),
+        ({"layers": [0]}, TypeError, "must be str"),
+        ({"layers": ["0"], "conv": "avg"}, ValueError, "conv must be one of"),
+        ({"layers": ["0"], "sequence": "all"}, ValueError, "sequence must be one of"),
+        ({"layers": ["0"], "time_axis": 2}, ValueError, "time_axis must be 1"),
+        ({"layers": ["0"], "dtype": np.int32}, ValueError, "floating dtype"),
+        ({"layers": ["0"], "select": {"x": 0}}, ValueError, "not in layers"),
+        ({"layers": ["0"], "select": 1.5}, TypeError, "select must be"),
+    ],
+)
+def test_option_errors(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        st.capture(mlp(), [data(4)], **kwargs)
+
+
+def test_batches_must_be_iterable_of_batches_and_nonempty():
+    with pytest.raises(TypeError, match="not one tensor"):
+        st.capture(mlp(), data(4), ["0"])
+    with pytest.raises(ValueError, match="batches was empty"):
+        st.capture(mlp(), [], ["0"])
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        st.capture(lambda x: x, [data(4)], ["0"])
+
+
+def test_module_not_called_in_forward():
+    class Skip(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Linear(6, 3), nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.used(x)
+
+    with pytest.raises(st.CaptureError, match=r"\['unused'\] did not run"):
+        st.capture(Skip(), [data(4)], ["unused"])
+
+
+def test_dict_batches_and_custom_forward():
+    class Kw(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 3)
+
+        def forward(self, inputs, scale):
+            return self.lin(inputs) * scale
+
+    net = Kw()
+    x = data(10)
+    acts = st.capture(net, [{"inputs": x, "scale": 2.0}], ["", "lin"])
+    with torch.no_grad():
+        np.testing.assert_allclose(acts[""], (net.lin(x) * 2).numpy(), rtol=1e-6)
+    acts2 = st.capture(net, [x], ["lin"], forward=lambda m, b: m(b, 1.0))
+    np.testing.assert_allclose(acts2["lin"], acts["lin"], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def test_lstm_tuple_output_needs_select_and_sequence():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(input_size=5, hidden_size=7)  # (T, n, d) layout
+    model = nn.Sequential()
+    model.add_module("lstm", lstm)
+    x = torch.randn(9, 12, 5)  # T=9, n=12
+    batches = [x[:, :6], x[:, 6:]]
+
+    def fwd(m, b):
+        return m.lstm(b)
+
+    with pytest.raises(st.CaptureError, match=r"returned tuple\(Tensor\(9, 6, 7\).*select="):
+        st.capture(model, batches, ["lstm"], forward=fwd)
+    with pytest.raises(st.CaptureError, match="sequence='samples'"):
+        st.capture(model, batches, ["lstm"], forward=fwd, select=0)
+    with torch.no_grad():
+        out, (h, c) = lstm(x)
+    ref = out.transpose(0, 1)  # (n, T, d)
+    samples = st.capture(
+        model, batches, ["lstm"], forward=fwd, select=0, sequence="samples", time_axis=0
+    )["lstm"]
+    assert samples.shape == (12 * 9, 7)
+    np.testing.assert_allclose(samples, ref.reshape(-1, 7).numpy(), atol=1e-6)
+    pooled = st.capture(
+        model, batches, ["lstm"], forward=fwd, select=0, sequence="mean", time_axis=0
+    )["lstm"]
+    np.testing.assert_allclose(pooled, ref.mean(1).numpy(), atol=1e-6)
+    last = st.capture(
+        model, batches, ["lstm"], forward=fwd, select={"lstm": 0}, sequence="last", time_axis=0
+    )["lstm"]
+    np.testing.assert_allclose(last, h[-1].numpy(), atol=1e-6)
+    # The final hidden state through a nested path: h has shape (layers, n, d).
+    h_last = st.capture(model, batches, ["lstm"], forward=fwd, select=lambda o: o[1][0][-1])["lstm"]
+    np.testing.assert_allclose(h_last, h[-1].numpy(), atol=1e-6)
+    kept = st.capture(
+        model, batches, ["lstm"], forward=fwd, select=0, sequence="keep", time_axis=0
+    )["lstm"]
+    np.testing.assert_allclose(kept, ref.numpy(), atol=1e-6)
+    with pytest.raises(st.CaptureError, match=r"select=\(5,\) does not apply"):
+        st.capture(model, batches, ["lstm"], forward=fwd, select=(5,))
+    with pytest.raises(st.CaptureError, match="must pick a tensor"):
+        st.capture(model, batches, ["lstm"], forward=fwd, select=1)
+
+
+def test_transformer_encoder_layer_sequences():
+    torch.manual_seed(0)
+    enc = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, batch_first=True)
+    model = nn.Sequential(enc)
+    x = torch.randn(10, 4, 8)  # (n, T, d)
+    acts = st.capture(model, x.split(5), ["0", "0.linear1"], sequence="samples")
+    assert acts["0"].shape == (40, 8) and acts["0.linear1"].shape == (40, 16)
+    enc.eval()
+    with torch.no_grad():
+        ref = enc(x)
+    np.testing.assert_allclose(acts["0"], ref.reshape(40, 8).numpy(), atol=1e-5)
+    pooled = st.capture(model, x.split(5), ["0"], sequence="mean")["0"]
+    np.testing.assert_allclose(pooled, ref.mean(1).numpy(), atol=1e-5)
+    # time steps as samples feed a CCA directly; a layer against itself scores 1.
+    assert svcca.cca(acts["0"], acts["0"]).score == pytest.approx(1.0, abs=1e-6)
+
+
+def test_mixed_sample_counts_are_refused():
+    enc = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, batch_first=True)
+    head = nn.Linear(8, 2)
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc, self.head = enc, head
+
+        def forward(self, x):
+            return self.head(self.enc(x).mean(1))
+
+    with pytest.raises(st.CaptureError, match="different numbers of samples"):
+        st.capture(M(), [torch.randn(3, 4, 8)], ["enc", "head"], sequence="samples")
+
+
+def test_dict_and_attribute_outputs():
+    class Out:
+        def __init__(self, h):
+            self.hidden = h
+
+    class DictNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 4)
+
+        def forward(self, x):
+            h = self.lin(x)
+            return {"hidden": h, "logits": h.sum(1)}
+
+    class ObjNet(DictNet):
+        def forward(self, x):
+            return Out(self.lin(x))
+
+    x = data(10)
+    for cls in (DictNet, ObjNet):
+        net = cls()
+        acts = st.capture(net, [x], [""], select="hidden")
+        with torch.no_grad():
+            np.testing.assert_allclose(acts[""], net.lin(x).numpy(), atol=1e-6)
+    with pytest.raises(st.CaptureError, match=r"select='nope' does not apply"):
+        st.capture(DictNet(), [x], [""], select="nope")
+    logits = st.capture(DictNet(), [x], [""], select="logits")[""]
+    assert logits.shape == (10, 1)
+
+
+def tiny_cnn(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 8 * 8, 10),
+    )
+
+
+def test_conv_outputs_kept_or_reduced():
+    net = tiny_cnn()
+    x = torch.randn(20, 1, 8, 8)
+    with torch.no_grad():
+        ref = net[:4](x).numpy()
+    kept = st.capture(net, x.split(7), ["3"])["3"]
+    assert kept.shape == (20, 6, 8, 8)
+    np.testing.assert_allclose(kept, ref, atol=1e-6)
+    mean = st.capture(net, x.split(7), ["3"], conv="mean")["3"]
+    np.testing.assert_allclose(mean, ref.mean(axis=(2, 3)), atol=1e-6)
+    flat = st.capture(net, x.split(7), ["3"], conv="flatten")["3"]
+    np.testing.assert_allclose(flat, ref.reshape(20, -1), atol=1e-6)
+
+
+def test_five_d_output_refused():
+    net = nn.Sequential(nn.Conv3d(1, 2, 1))
+    with pytest.raises(st.CaptureError, match="5-D tensor"):
+        st.capture(net, [torch.randn(2, 1, 3, 3, 3)], ["0"])
+
+
+# ---------------------------------------------------------------------------- disk
+
+
+class Flaky:
+    """Batches that raise after ``fail_at`` batches on the first pass (an interruption)."""
+
+    def __init__(self, batches, fail_at=None):
+        self.batches, self.fail_at = batches, fail_at
+
+    def __iter__(self):
+        for i, b in enumerate(self.batches):
+            if self.fail_at is not None and i == self.fail_at:
+                raise KeyboardInterrupt("simulated kill")
+            yield b
+
+
+class Counting(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.calls = net, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "safetensors"])
+def test_disk_capture_matches_memory_and_resumes(tmp_path, fmt):
+    net = Counting(mlp())
+    batches = list(data(100).split(16))  # 7 batches
+    ref = st.capture(net, batches, ["net.1", "net.5"])
+    net.calls = 0
+    with pytest.raises(KeyboardInterrupt):
+        st.capture_to_disk(net, Flaky(batches, fail_at=4), ["net.1", "net.5"], tmp_path, format=fmt)
+    assert net.calls == 4 and hooks_left(net) == 0
+    leftovers = [f for _, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".tmp")]
+    assert leftovers == []
+    assert not (tmp_path / f"net.1.{fmt}").exists()
+    with pytest.raises(ValueError, match="unfinished"):
+        st.load_capture(tmp_path)
+    net.calls = 0
+    res = st.capture_to_disk(net, batches, ["net.1", "net.5"], tmp_path, format=fmt)
+    assert net.calls == 3  # only the batches that were not finished
+    assert res.resumed_from == 4 and res.n_batches == 7
+    assert res.shapes == {"net.1": (100, 16), "net.5": (100, 3)}
+    for name in ref:
+        np.testing.assert_array_equal(res.load(name), ref[name])
+    assert not (tmp_path / "parts").exists()
+    # A finished capture is returned without running the model again.
+    net.calls = 0
+    again = st.capture_to_disk(net, batches, ["net.1", "net.5"], tmp_path, format=fmt)
+    assert net.calls == 0 and again.resumed_from == 7
+    loaded = st.load_capture(tmp_path)
+    np.testing.assert_array_equal(loaded.arrays()["net.5"], ref["net.5"])
+    with pytest.raises(KeyError, match="No layer 'x'"):
+        loaded.load("x")
+
+
+def test_disk_capture_settings_mismatch_and_overwrite(tmp_path):
+    net = mlp()
+    batches = list(data(40).split(20))
+    st.capture_to_disk(net, batches, ["1"], tmp_path)
+    with pytest.raises(ValueError, match=r"other settings \(layers: on disk \['1'\]"):
+        st.capture_to_disk(net, batches, ["4"], tmp_path)
+    res = st.capture_to_disk(net, batches, ["4"], tmp_path, overwrite=True)
+    assert res.layers == ("4",) and not (tmp_path / "1.npy").exists()
+    np.testing.assert_allclose(res.load("4"), st.capture(net, batches, ["4"])["4"])
+    with pytest.raises(ValueError, match="format must be"):
+        st.capture_to_disk(net, batches, ["4"], tmp_path, format="pickle")
+    with pytest.raises(ValueError, match="holds no capture"):
+        st.load_capture(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="batches was empty"):
+        st.capture_to_disk(net, [], ["1"], tmp_path / "empty")
+
+
+def test_disk_capture_root_module_name(tmp_path):
+    net = mlp()
+    res = st.capture_to_disk(net, [data(10)], [""], tmp_path, format="safetensors")
+    assert os.path.basename(res.files[""]) == "_model_.safetensors"
+    assert res.load("").shape == (10, 3)
+
+
+# ---------------------------------------------------------------------------- moments
+
+
+def test_capture_moments_equals_moments_of_arrays():
+    net = mlp()
+    batches = list(data(300).split(64))
+    acts = st.capture(net, batches, ["1", "4"], dtype=np.float64)
+    stats = st.capture_moments(net, batches, [("1", "4"), "4"])
+    ref = svcca.Moments.from_arrays(acts["1"], acts["4"])
+    m = stats[("1", "4")]
+    assert m.n == 300
+    np.testing.assert_allclose(m.sxy, ref.sxy, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(m.sxx, ref.sxx, rtol=1e-9, atol=1e-9)
+    assert svcca.cca(m).score == pytest.approx(svcca.cca(acts["1"], acts["4"]).score, abs=1e-9)
+    assert stats["4"].q == 0 and stats["4"].n == 300
+    assert hooks_left(net) == 0
+
+
+def test_capture_moments_two_models_and_conv():
+    a, b = tiny_cnn(0), tiny_cnn(1)
+    x = torch.randn(60, 1, 8, 8)
+    stats = st.capture_moments(a, x.split(25), [("1", "3"), ("5", "5")], other=b)
+    xa = st.capture(a, x.split(25), ["1"], conv="mean", dtype=np.float64)["1"]
+    xb = st.capture(b, x.split(25), ["3"], conv="mean", dtype=np.float64)["3"]
+    ref = svcca.Moments.from_arrays(xa, xb)
+    np.testing.assert_allclose(stats[("1", "3")].sxy, ref.sxy, rtol=1e-9, atol=1e-9)
+    la = st.capture(a, [x], ["5"], dtype=np.float64)["5"]
+    lb = st.capture(b, [x], ["5"], dtype=np.float64)["5"]
+    assert svcca.cca(stats[("5", "5")]).score == pytest.approx(svcca.cca(la, lb).score, abs=1e-9)
+    assert hooks_left(a) == 0 and hooks_left(b) == 0
+
+
+def test_capture_moments_errors():
+    net = mlp()
+    with pytest.raises(ValueError, match="conv='mean'"):
+        st.capture_moments(net, [data(4)], [("1", "4")], conv="keep")
+    with pytest.raises(ValueError, match="pairs is empty"):
+        st.capture_moments(net, [data(4)], [])
+    with pytest.raises(TypeError, match="Each entry of pairs"):
+        st.capture_moments(net, [data(4)], [("1", "4", "5")])
+    with pytest.raises(ValueError, match="batches was empty"):
+        st.capture_moments(net, [], [("1", "4")])
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def test_capture_checkpoints(tmp_path):
+    paths = []
+    for seed in range(3):
+        p = tmp_path / f"epoch{seed}.pt"
+        torch.save(mlp(seed).state_dict(), p)
+        paths.append(str(p))
+    torch.save({"model": mlp(7).state_dict(), "epoch": 7}, tmp_path / "wrapped.pt")
+    net = mlp(42)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    batches = list(data(50).split(25))
+    series = st.capture_checkpoints(net, paths, batches, ["1", "5"])
+    assert list(series) == ["epoch0", "epoch1", "epoch2"]
+    for seed, label in enumerate(series):
+        direct = st.capture(mlp(seed), batches, ["1", "5"])
+        np.testing.assert_allclose(series[label]["5"], direct["5"], atol=1e-6)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k])
+    wrapped = st.capture_checkpoints(
+        net, {"final": tmp_path / "wrapped.pt"}, batches, ["5"], key="model"
+    )
+    np.testing.assert_allclose(
+        wrapped["final"]["5"], st.capture(mlp(7), batches, ["5"])["5"], atol=1e-6
+    )
+
+
+def test_checkpoint_errors(tmp_path):
+    net = mlp()
+    batches = [data(10)]
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        st.capture_checkpoints(net, [], iter(batches), ["1"])
+    with pytest.raises(ValueError, match="does not exist"):
+        st.capture_checkpoints(net, [tmp_path / "missing.pt"], batches, ["1"])
+    torch.save(nn.Linear(2, 2), tmp_path / "pickled.pt")  # a whole pickled module
+    with pytest.raises(ValueError, match="weights_only=True"):
+        st.load_checkpoint(net, tmp_path / "pickled.pt")
+    torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="does not fit Sequential"):
+        st.load_checkpoint(net, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="no entry 'model'"):
+        st.load_checkpoint(net, tmp_path / "other.pt", key="model")
+    with pytest.raises(TypeError, match="must hold a state dict"):
+        st.load_checkpoint(net, [1, 2])
+    with pytest.raises(TypeError, match="Wrap it in a list"):
+        st.capture_checkpoints(net, str(tmp_path / "other.pt"), batches, ["1"])
+    with pytest.raises(ValueError, match="checkpoints is empty"):
+        st.capture_checkpoints(net, [], batches, ["1"])
+
+
+def test_progress_bar_goes_to_stderr(capsys):
+    st.capture(mlp(), list(data(20).split(5)), ["1"], progress=True)
+    err = capsys.readouterr().err
+    assert "capture" in err and "/4" in err
+
+
+def test_import_svcca_does_not_import_torch():
+    code = "import sys, svcca; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
