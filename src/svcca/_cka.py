@@ -1,0 +1,413 @@
+"""Centred kernel alignment (CKA): linear, RBF, and debiased.
+
+Linear CKA is a function of the sufficient statistic (:class:`~svcca.Moments`) and is
+computed in feature space when that is cheaper; RBF and debiased CKA need the samples
+(Gram matrices, or per-sample norms for debiased linear CKA).
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from svcca._inputs import to_moments
+from svcca._moments import Moments
+from svcca._validation import check_nonnegative, check_pair, raise_nonfinite
+
+__all__ = [
+    "CKAResult",
+    "cka",
+    "center_gram",
+    "gram_linear",
+    "gram_rbf",
+    "hsic_from_centered",
+]
+
+Kernel = Literal["linear", "rbf"]
+Method = Literal["auto", "feature", "sample"]
+
+# Rows per chunk when a pass over the data is needed outside Moments (row norms).
+_CHUNK_ROWS = 8192
+
+
+@dataclass(frozen=True)
+class CKAResult:
+    """Centred kernel alignment between two representations.
+
+    Attributes
+    ----------
+    score : float
+        CKA, ``hsic_xy / sqrt(hsic_xx * hsic_yy)``. In [0, 1] for the biased estimator;
+        the debiased estimator can be slightly negative for unrelated data. 0 when
+        either side has no variance (a constant representation).
+    hsic_xy, hsic_xx, hsic_yy : float
+        The HSIC estimates behind it: ``tr(K_c L_c) / (n - 1)^2`` (biased) or the
+        unbiased U-statistic of Song et al. 2012 (debiased).
+    kernel : {"linear", "rbf"}
+    debiased : bool
+    bandwidth : float or None
+        The RBF bandwidth as a fraction of the median pairwise distance (None for linear).
+    sigma_x, sigma_y : float or None
+        The RBF widths actually used, ``sigma = bandwidth * sqrt(median squared
+        distance)`` on each side (None for linear).
+    method : {"feature", "sample", "moments", "minibatch"}
+        Where it was computed: ``p x q`` cross-products, ``n x n`` Gram matrices, a
+        given :class:`~svcca.Moments`, or accumulated over minibatches.
+    n_samples : int
+    n_features : tuple of int
+        ``(p, q)``.
+    """
+
+    score: float
+    hsic_xy: float
+    hsic_xx: float
+    hsic_yy: float
+    kernel: str
+    debiased: bool
+    bandwidth: float | None
+    sigma_x: float | None
+    sigma_y: float | None
+    method: str
+    n_samples: int
+    n_features: tuple[int, int]
+
+
+# ---------------------------------------------------------------------- Gram helpers
+def gram_linear(A: np.ndarray) -> np.ndarray:
+    """``A_c A_c^T`` for the column-centred float64 copy ``A_c`` of ``A`` (shape ``(n, n)``)."""
+    Ac = np.asarray(A, dtype=np.float64)
+    Ac = Ac - Ac.mean(axis=0)
+    return Ac @ Ac.T
+
+
+def _sq_distances(A: np.ndarray) -> np.ndarray:
+    Ac = np.asarray(A, dtype=np.float64)
+    Ac = Ac - Ac.mean(axis=0)
+    G = Ac @ Ac.T
+    sq = np.einsum("ij,ij->i", Ac, Ac)
+    D = G
+    D *= -2.0
+    D += sq[:, None]
+    D += sq[None, :]
+    np.maximum(D, 0.0, out=D)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def gram_rbf(A: np.ndarray, bandwidth: float = 1.0) -> tuple[np.ndarray, float]:
+    """RBF Gram matrix with Kornblith's median heuristic, and the width used.
+
+    ``K_ij = exp(-||a_i - a_j||^2 / (2 sigma^2))`` with ``sigma^2 = bandwidth^2 * median``
+    of the squared distances over the full ``n x n`` matrix (zeros on the diagonal
+    included), as in Kornblith et al.'s reference code.
+    """
+    D = _sq_distances(A)
+    med = float(np.median(D))
+    if med <= 0.0:
+        raise ValueError(
+            "RBF CKA sets its width from the median pairwise squared distance, which is 0 "
+            "here: more than half the pairs of datapoints are identical. Remove duplicate "
+            "datapoints or use kernel='linear'."
+        )
+    sigma2 = bandwidth**2 * med
+    D *= -1.0 / (2.0 * sigma2)
+    np.exp(D, out=D)
+    return D, float(np.sqrt(sigma2))
+
+
+def center_gram(K: np.ndarray, *, unbiased: bool = False) -> np.ndarray:
+    """Centre a Gram matrix (a new array).
+
+    ``unbiased=False``: ``H K H`` with ``H = I - 11^T/n``. ``unbiased=True``: the
+    centring of the U-statistic (zero diagonal, rows and columns adjusted) for which
+    ``<center(K), center(L)> / (n (n - 3))`` is the unbiased HSIC of Song et al. 2012;
+    it is a projection, so ``<center(K), L - diag(L)>`` gives the same number.
+    """
+    K = np.array(K, dtype=np.float64, copy=True)
+    n = K.shape[0]
+    if unbiased:
+        np.fill_diagonal(K, 0.0)
+        a = K.sum(axis=0) / (n - 2)
+        a -= a.sum() / (2.0 * (n - 1))
+        K -= a[:, None]
+        K -= a[None, :]
+        np.fill_diagonal(K, 0.0)
+    else:
+        r = K.mean(axis=0)
+        K -= r[:, None]
+        K -= r[None, :]
+        K += r.mean()
+    return K
+
+
+def hsic_from_centered(Kc: np.ndarray, Lc: np.ndarray, *, unbiased: bool) -> float:
+    """HSIC from two Gram matrices centred with :func:`center_gram` (same ``unbiased``)."""
+    n = Kc.shape[0]
+    dot = float(np.vdot(Kc, Lc))
+    return dot / (n * (n - 3)) if unbiased else dot / (n - 1) ** 2
+
+
+def check_finite(A: np.ndarray, name: str) -> None:
+    """Raise (naming the bad rows) when ``A`` holds NaN or inf."""
+    if not np.isfinite(A).all():
+        raise_nonfinite(A, name)
+
+
+def _ratio(xy: float, xx: float, yy: float) -> float:
+    den = xx * yy
+    if not den > 0.0:
+        return 0.0
+    return float(xy / np.sqrt(den))
+
+
+# ---------------------------------------------------------------------- linear paths
+def _linear_from_moments(m: Moments) -> tuple[float, float, float]:
+    """Biased HSICs from the centred cross-product sums."""
+    s = 1.0 / (m.n - 1) ** 2
+    xy = float(np.sum(m.sxy * m.sxy)) * s
+    xx = float(np.sum(m.sxx * m.sxx)) * s
+    yy = float(np.sum(m.syy * m.syy)) * s
+    return xy, xx, yy
+
+
+def row_sq_norms(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``||a_i - mean||^2`` for every row, in float64 row chunks."""
+    out = np.empty(A.shape[0])
+    for s in range(0, A.shape[0], _CHUNK_ROWS):
+        block = np.asarray(A[s : s + _CHUNK_ROWS], dtype=np.float64) - mean
+        out[s : s + block.shape[0]] = np.einsum("ij,ij->i", block, block)
+    return out
+
+
+def debiased_linear_hsic(frob2: float, a: np.ndarray, b: np.ndarray, n: int) -> float:
+    """Unbiased HSIC of two linear kernels from feature-space quantities.
+
+    ``frob2 = ||X_c^T Y_c||_F^2`` and ``a_i = ||x_i - xbar||^2``, ``b_i`` likewise: with
+    centred features the Gram matrices have zero row sums, and the U-statistic reduces
+    to ``(frob2 - n/(n-2) a.b + sum(a) sum(b)/((n-1)(n-2))) / (n (n-3))``.
+    """
+    val = frob2 - n / (n - 2) * float(a @ b) + float(a.sum() * b.sum()) / ((n - 1) * (n - 2))
+    return val / (n * (n - 3))
+
+
+def _linear_debiased_feature(
+    X: np.ndarray, Y: np.ndarray, m: Moments
+) -> tuple[float, float, float]:
+    a = row_sq_norms(X, m.mean_x)
+    b = row_sq_norms(Y, m.mean_y)
+    n = m.n
+    xy = debiased_linear_hsic(float(np.sum(m.sxy * m.sxy)), a, b, n)
+    xx = debiased_linear_hsic(float(np.sum(m.sxx * m.sxx)), a, a, n)
+    yy = debiased_linear_hsic(float(np.sum(m.syy * m.syy)), b, b, n)
+    return xy, xx, yy
+
+
+def _sample_space(Kx: np.ndarray, Ky: np.ndarray, debiased: bool) -> tuple[float, float, float]:
+    Kc = center_gram(Kx, unbiased=debiased)
+    del Kx
+    Lc = center_gram(Ky, unbiased=debiased)
+    del Ky
+    return (
+        hsic_from_centered(Kc, Lc, unbiased=debiased),
+        hsic_from_centered(Kc, Kc, unbiased=debiased),
+        hsic_from_centered(Lc, Lc, unbiased=debiased),
+    )
+
+
+def feature_space_is_cheaper(n: int, p: int, q: int) -> bool:
+    """Whether ``p x q`` cross-products cost less than ``n x n`` Gram matrices.
+
+    Feature space costs about ``n (p^2 + q^2 + pq)`` multiply-adds, sample space
+    ``n^2 (p + q)`` plus a few ``n^2`` passes for centring.
+    """
+    return n * (p * p + q * q + p * q) <= n * n * (p + q + 4)
+
+
+# ---------------------------------------------------------------------- validation
+def check_bandwidth(bandwidth: Any) -> float:
+    if isinstance(bandwidth, (bool, np.bool_)) or not isinstance(bandwidth, numbers.Real):
+        raise TypeError(
+            f"bandwidth must be a positive number (a fraction of the median pairwise "
+            f"distance); got {bandwidth!r}."
+        )
+    bw = check_nonnegative(bandwidth, "bandwidth")
+    if bw == 0.0:
+        raise ValueError(
+            "bandwidth must be > 0: it is the RBF width as a fraction of the median pairwise "
+            "distance (Kornblith et al. use 0.2 to 2; 1.0 is the default)."
+        )
+    return bw
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")
+    return value
+
+
+def check_debiased_n(n: int) -> None:
+    if n < 4:
+        raise ValueError(
+            f"debiased CKA needs at least 4 samples (its U-statistic divides by n - 3); got "
+            f"{n}. Use debiased=False or more datapoints."
+        )
+
+
+# ---------------------------------------------------------------------- public
+def cka(
+    X: Any,
+    Y: Any = None,
+    *,
+    kernel: Kernel = "linear",
+    bandwidth: float = 1.0,
+    debiased: bool = False,
+    method: Method = "auto",
+) -> CKAResult:
+    """Centred kernel alignment between two representations of the same datapoints.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, p), or Moments
+        First representation, or a :class:`~svcca.Moments` holding both sides (linear,
+        biased CKA only: the other variants need the samples).
+    Y : array_like, shape (n_samples, q)
+        Second representation.
+    kernel : {"linear", "rbf"}, default "linear"
+    bandwidth : float, default 1.0
+        RBF only: ``sigma = bandwidth * sqrt(median squared pairwise distance)`` on each
+        side (Kornblith et al.'s ``threshold``).
+    debiased : bool, default False
+        Use the unbiased HSIC estimator of Song et al. 2012 (Kornblith's ``debiased``).
+    method : {"auto", "feature", "sample"}, default "auto"
+        Linear kernel only: compute from ``p x q`` cross-products or from ``n x n`` Gram
+        matrices. "auto" picks the cheaper for the shapes; both give the same number.
+
+    Returns
+    -------
+    CKAResult
+
+    Notes
+    -----
+    With centred Gram matrices :math:`K_c = HKH`, :math:`L_c = HLH`,
+
+    .. math:: \\mathrm{CKA} = \\frac{\\langle K_c, L_c\\rangle_F}
+              {\\|K_c\\|_F \\|L_c\\|_F},
+
+    and for the linear kernel :math:`\\langle K_c, L_c\\rangle_F =
+    \\|X_c^T Y_c\\|_F^2`, so linear CKA is
+    :math:`\\|S_{xy}\\|_F^2 / (\\|S_{xx}\\|_F \\|S_{yy}\\|_F)` in the moments (the
+    same number as :attr:`svcca.PLSResult.score`). Debiased CKA replaces each
+    :math:`\\langle K_c, L_c\\rangle` by the unbiased U-statistic
+
+    .. math:: \\mathrm{HSIC}_1 = \\frac{1}{n(n-3)}\\Big[\\mathrm{tr}(\\tilde K\\tilde L)
+       + \\frac{1^T\\tilde K 1\\, 1^T\\tilde L 1}{(n-1)(n-2)}
+       - \\frac{2}{n-2} 1^T\\tilde K\\tilde L 1\\Big]
+
+    with :math:`\\tilde K` the Gram matrix with its diagonal zeroed; for the linear kernel
+    it needs only the per-sample squared norms besides :math:`S_{xy}`.
+
+    .. warning:: Conventions differ. Biased (``debiased=False``) is the original CKA of
+       Kornblith et al. 2019 and most papers; it is positive even for independent data
+       and shrinks like ``1/n`` (for ``n`` much larger than the feature counts). Debiased
+       CKA (Nguyen et al. 2021 and the minibatch estimator) is near 0 there. The RBF
+       width is relative to the median *squared* distance over the full matrix, diagonal
+       zeros included, as in Kornblith's code; other libraries use the median of the
+       off-diagonal distances: pass a ``bandwidth`` accordingly.
+
+    References
+    ----------
+    .. [1] S. Kornblith, M. Norouzi, H. Lee, G. Hinton, "Similarity of Neural Network
+       Representations Revisited", ICML 2019, arXiv:1905.00414.
+    .. [2] L. Song, A. Smola, A. Gretton, J. Bedo, K. Borgwardt, "Feature Selection via
+       Dependence Maximization", JMLR 13, 2012.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((500, 20))
+    >>> Q, _ = np.linalg.qr(rng.standard_normal((20, 20)))
+    >>> round(svcca.cka(X, 3.0 * X @ Q).score, 6)     # rotation and scaling
+    1.0
+    """
+    kernel = check_choice(kernel, "kernel", ("linear", "rbf"))  # type: ignore[assignment]
+    method = check_choice(method, "method", ("auto", "feature", "sample"))  # type: ignore[assignment]
+    if not isinstance(debiased, (bool, np.bool_)):
+        raise TypeError(f"debiased must be True or False; got {debiased!r}.")
+    debiased = bool(debiased)
+    bw = check_bandwidth(bandwidth) if kernel == "rbf" else None
+
+    if isinstance(X, Moments):
+        if kernel != "linear" or debiased:
+            raise ValueError(
+                "A Moments object determines only linear, biased CKA; RBF and debiased CKA "
+                "need the samples. Pass the arrays: cka(X, Y, ...)."
+            )
+        if method == "sample":
+            raise ValueError(
+                "method='sample' needs the samples (n x n Gram matrices); a Moments object "
+                "only supports the feature-space computation."
+            )
+        m = to_moments(X, Y)
+        xy, xx, yy = _linear_from_moments(m)
+        return CKAResult(
+            _ratio(xy, xx, yy),
+            xy,
+            xx,
+            yy,
+            "linear",
+            False,
+            None,
+            None,
+            None,
+            "moments",
+            m.n,
+            (m.p, m.q),
+        )
+
+    if Y is None:
+        raise TypeError(
+            "cka compares two representations: call it as cka(X, Y) with arrays of shape "
+            "(n_samples, p) and (n_samples, q), or cka(moments)."
+        )
+    A, B = check_pair(X, Y)
+    n, p, q = A.shape[0], A.shape[1], B.shape[1]
+    if n < 2:
+        raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
+    if debiased:
+        check_debiased_n(n)
+
+    sigma_x = sigma_y = None
+    if kernel == "rbf" or method == "sample":
+        check_finite(A, "X")
+        check_finite(B, "Y")
+    if kernel == "rbf":
+        if method == "feature":
+            raise ValueError(
+                "method='feature' exists only for the linear kernel; RBF CKA is computed "
+                "from n x n Gram matrices (leave method='auto')."
+            )
+        Kx, sigma_x = gram_rbf(A, bw)  # type: ignore[arg-type]
+        Ky, sigma_y = gram_rbf(B, bw)  # type: ignore[arg-type]
+        xy, xx, yy = _sample_space(Kx, Ky, debiased)
+        where = "sample"
+    else:
+        use_feature = method == "feature" or (
+            method == "auto" and feature_space_is_cheaper(n, p, q)
+        )
+        if use_feature:
+            m = Moments.from_arrays(A, B)
+            if debiased:
+                xy, xx, yy = _linear_debiased_feature(A, B, m)
+            else:
+                xy, xx, yy = _linear_from_moments(m)
+            where = "feature"
+        else:
+            xy, xx, yy = _sample_space(gram_linear(A), gram_linear(B), debiased)
+            where = "sample"
+    return CKAResult(
+        _ratio(xy, xx, yy), xy, xx, yy, kernel, debiased, bw, sigma_x, sigma_y, where, n, (p, q)
+    )

@@ -1,0 +1,199 @@
+"""Representational similarity analysis: dissimilarity matrices and their comparison."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy.stats import rankdata
+
+from svcca._cka import check_choice, check_finite
+from svcca._validation import as_representation, check_pair
+
+__all__ = ["RSAResult", "rdm", "rsa", "compare_rdms"]
+
+Metric = Literal["euclidean", "correlation"]
+Compare = Literal["spearman", "pearson"]
+
+
+@dataclass(frozen=True)
+class RSAResult:
+    """Representational similarity analysis of two representations.
+
+    Attributes
+    ----------
+    score : float
+        Correlation (Pearson or Spearman) between the off-diagonal entries of the two
+        representational dissimilarity matrices, in [-1, 1].
+    metric : {"euclidean", "correlation"}
+        Dissimilarity between datapoints.
+    compare : {"spearman", "pearson"}
+        How the two RDMs were compared.
+    n_samples : int
+    n_features : tuple of int
+    """
+
+    score: float
+    metric: str
+    compare: str
+    n_samples: int
+    n_features: tuple[int, int]
+
+
+def rdm_unchecked(A: np.ndarray, metric: str) -> np.ndarray:
+    A = np.asarray(A, dtype=np.float64)
+    if metric == "correlation":
+        Z = A - A.mean(axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", Z, Z))
+        bad = np.flatnonzero(norms <= 1e-12 * max(float(norms.max()), 1e-300))
+        if bad.size:
+            raise ValueError(
+                f"metric='correlation' compares the activity patterns of datapoints across "
+                f"features, but {bad.size} datapoints (first: {bad[:5].tolist()}) have the "
+                "same value in every feature. Use metric='euclidean', or drop them."
+            )
+        Z /= norms[:, None]
+        D = Z @ Z.T
+        np.subtract(1.0, D, out=D)
+        np.clip(D, 0.0, 2.0, out=D)
+    else:
+        Ac = A - A.mean(axis=0)
+        sq = np.einsum("ij,ij->i", Ac, Ac)
+        D = Ac @ Ac.T
+        D *= -2.0
+        D += sq[:, None]
+        D += sq[None, :]
+        np.maximum(D, 0.0, out=D)
+        np.sqrt(D, out=D)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def rdm(X: Any, *, metric: Metric = "euclidean") -> np.ndarray:
+    """Representational dissimilarity matrix of the datapoints of one representation.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, n_features)
+    metric : {"euclidean", "correlation"}, default "euclidean"
+        ``"euclidean"``: distance between datapoints' activity vectors.
+        ``"correlation"``: ``1 - r`` with ``r`` the Pearson correlation of two
+        datapoints' activity patterns across features (the usual RSA choice in
+        neuroscience; needs at least 2 features).
+
+    Returns
+    -------
+    ndarray, shape (n_samples, n_samples)
+        Symmetric, zero diagonal.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> svcca.rdm(np.array([[0.0, 0.0], [3.0, 4.0]]))
+    array([[0., 5.],
+           [5., 0.]])
+    """
+    metric = check_choice(metric, "metric", ("euclidean", "correlation"))  # type: ignore[assignment]
+    return _rdm_checked(as_representation(X, "X"), metric, "X")
+
+
+def _rdm_checked(A: np.ndarray, metric: str, name: str) -> np.ndarray:
+    check_finite(A, name)
+    if metric == "correlation" and A.shape[1] < 2:
+        raise ValueError(
+            "metric='correlation' correlates datapoints across features and needs at least 2 "
+            f"features; {name} has {A.shape[1]}. Use metric='euclidean'."
+        )
+    return rdm_unchecked(A, metric)
+
+
+def _upper(D: np.ndarray) -> np.ndarray:
+    i, j = np.triu_indices(D.shape[0], k=1)
+    return D[i, j]
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    den = np.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b / den) if den > 0 else 0.0
+
+
+def compare_rdms(Dx: np.ndarray, Dy: np.ndarray, *, compare: Compare = "spearman") -> float:
+    """Correlation between the upper triangles (diagonal excluded) of two RDMs.
+
+    Returns 0 when either RDM is constant (no ranking to compare).
+    """
+    compare = check_choice(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
+    Dx, Dy = np.asarray(Dx, dtype=np.float64), np.asarray(Dy, dtype=np.float64)
+    if Dx.ndim != 2 or Dx.shape[0] != Dx.shape[1] or Dx.shape != Dy.shape:
+        raise ValueError(
+            f"compare_rdms needs two square RDMs of the same size; got shapes {Dx.shape} and "
+            f"{Dy.shape}."
+        )
+    if Dx.shape[0] < 3:
+        raise ValueError(
+            f"Comparing RDMs needs at least 3 datapoints (2 distinct pairs); got {Dx.shape[0]}."
+        )
+    a, b = _upper(Dx), _upper(Dy)
+    if compare == "spearman":
+        a, b = rankdata(a), rankdata(b)
+    return _pearson(a, b)
+
+
+def rsa(
+    X: Any,
+    Y: Any,
+    *,
+    metric: Metric = "euclidean",
+    compare: Compare = "spearman",
+) -> RSAResult:
+    """Representational similarity analysis: compare the geometry of two representations.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, p)
+    Y : array_like, shape (n_samples, q)
+    metric : {"euclidean", "correlation"}, default "euclidean"
+        Dissimilarity between datapoints within each representation (see :func:`rdm`).
+    compare : {"spearman", "pearson"}, default "spearman"
+        Correlation between the two RDMs' off-diagonal entries.
+
+    Returns
+    -------
+    RSAResult
+
+    Notes
+    -----
+    RSA asks whether the two representations put the same datapoints close together,
+    not whether they span the same subspace. Cost and memory are ``O(n^2)``.
+
+    .. warning:: Conventions differ: neuroscience RSA (Kriegeskorte et al. 2008) usually
+       uses ``metric="correlation"`` and ``compare="spearman"``; machine-learning papers
+       often use Euclidean RDMs. Spearman is invariant to any monotone change of the
+       dissimilarities (e.g. squared vs plain distances); Pearson is not. Pass
+       ``compare="pearson"`` with ``metric="euclidean"`` for the linear comparison.
+
+    References
+    ----------
+    .. [1] N. Kriegeskorte, M. Mur, P. Bandettini, "Representational similarity analysis
+       - connecting the branches of systems neuroscience", Front. Syst. Neurosci. 2008.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((50, 4))
+    >>> round(svcca.rsa(X, 2 * X + 1).score, 6)
+    1.0
+    """
+    metric = check_choice(metric, "metric", ("euclidean", "correlation"))  # type: ignore[assignment]
+    compare = check_choice(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
+    A, B = check_pair(X, Y)
+    if A.shape[0] < 3:
+        raise ValueError(f"RSA needs at least 3 datapoints (2 distinct pairs); got {A.shape[0]}.")
+    Dx = _rdm_checked(A, metric, "X")
+    Dy = _rdm_checked(B, metric, "Y")
+    score = compare_rdms(Dx, Dy, compare=compare)
+    return RSAResult(score, metric, compare, A.shape[0], (A.shape[1], B.shape[1]))
