@@ -76,13 +76,18 @@ def main() -> None:
     try:
         from threadpoolctl import threadpool_info
 
-        blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
-                         for i in threadpool_info() if i["user_api"] == "blas")
+        blas = ", ".join(
+            f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        )
     except ImportError:
         blas = "unknown BLAS"
     print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, {blas}")
-    print("| n | p=q | floor s | original s | svcca s | svcca/floor | original/svcca | "
-          "extra MiB svcca | extra MiB original | inputs MiB |")
+    print(
+        "| n | p=q | floor s | original s | svcca s | svcca/floor | original/svcca | "
+        "extra MiB svcca | extra MiB original | inputs MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         n, p = (int(v) for v in size.split("x"))
@@ -96,9 +101,12 @@ def main() -> None:
         m_ours = peak_bytes(ours, X, Y) / 2**20
         m_orig = peak_bytes(original, X, Y) / 2**20
         inputs = (X.nbytes + Y.nbytes) / 2**20
-        print(f"| {n} | {p} | {t_floor:.2f} | {t_orig:.2f} | {t_ours:.2f} | "
-              f"{t_ours / t_floor:.2f}x | {t_orig / t_ours:.2f}x | {m_ours:.0f} | {m_orig:.0f} | "
-              f"{inputs:.0f} |  (max |diff| of correlations vs original: {check:.1e})", flush=True)
+        print(
+            f"| {n} | {p} | {t_floor:.2f} | {t_orig:.2f} | {t_ours:.2f} | "
+            f"{t_ours / t_floor:.2f}x | {t_orig / t_ours:.2f}x | {m_ours:.0f} | {m_orig:.0f} | "
+            f"{inputs:.0f} |  (max |diff| of correlations vs original: {check:.1e})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

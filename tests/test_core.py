@@ -93,7 +93,9 @@ def test_self_similarity_is_one(seed, n, p):
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**31), n=st.integers(80, 300), p=st.integers(2, 10), q=st.integers(2, 10))
+@given(
+    seed=st.integers(0, 2**31), n=st.integers(80, 300), p=st.integers(2, 10), q=st.integers(2, 10)
+)
 def test_svcca_invariant_to_orthogonal_maps_and_scaling(seed, n, p, q):
     X, Y = pair(seed, n, p, q)
     rng = np.random.default_rng(seed)
@@ -227,7 +229,9 @@ def test_pls_and_pca_properties():
     cka = np.linalg.norm(C) ** 2 / (np.linalg.norm(np.cov(X.T)) * np.linalg.norm(np.cov(Y.T)))
     assert r.score == pytest.approx(cka, rel=1e-12)
     p = svcca.pca(X)
-    np.testing.assert_allclose(p.eigenvalues, np.sort(np.linalg.eigvalsh(np.cov(X.T)))[::-1], rtol=1e-10)
+    np.testing.assert_allclose(
+        p.eigenvalues, np.sort(np.linalg.eigvalsh(np.cov(X.T)))[::-1], rtol=1e-10
+    )
     assert p.explained_variance_ratio.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(p.transform(X).var(axis=0, ddof=1), p.eigenvalues, rtol=1e-10)
 

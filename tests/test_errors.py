@@ -42,7 +42,9 @@ def test_bad_arrays(bad, exc, match):
 def test_nan_and_inf_report_rows():
     Z = X.copy()
     Z[[3, 17], 1] = np.nan
-    with pytest.raises(ValueError, match=r"X contains NaN or inf in 2 of its 50 rows \(first: \[3, 17\]\)"):
+    with pytest.raises(
+        ValueError, match=r"X contains NaN or inf in 2 of its 50 rows \(first: \[3, 17\]\)"
+    ):
         svcca.cca(Z, Y)
     W = Y.copy()
     W[0, 0] = np.inf
@@ -105,11 +107,15 @@ def test_moments_errors(tmp_path):
     with pytest.raises(ValueError, match="q must be a non-negative int"):
         svcca.Moments.empty(3, -1)
     with pytest.raises(ValueError, match=r"Moments.sxx must have shape \(2, 2\)"):
-        svcca.Moments(3, np.zeros(2), np.zeros(1), np.zeros((3, 3)), np.zeros((1, 1)), np.zeros((2, 1)))
+        svcca.Moments(
+            3, np.zeros(2), np.zeros(1), np.zeros((3, 3)), np.zeros((1, 1)), np.zeros((2, 1))
+        )
     with pytest.raises(ValueError, match="from_batches received no batches"):
         svcca.Moments.from_batches([])
     with pytest.raises(ValueError, match=r"X \(batch 1\) has 5 features"):
-        svcca.Moments.from_batches([(np.ones((3, 4)), np.ones((3, 2))), (np.ones((3, 5)), np.ones((3, 2)))])
+        svcca.Moments.from_batches(
+            [(np.ones((3, 4)), np.ones((3, 2))), (np.ones((3, 5)), np.ones((3, 2)))]
+        )
     with pytest.raises(ValueError, match="Covariances need at least 2 samples"):
         _ = m.cov_xx
     with pytest.raises(ValueError, match="swap.. needs Moments with a Y"):
@@ -158,4 +164,8 @@ def test_compat_no_longer_crashes():
     d = compat.robust_cca_similarity(X.T, Y.T)  # arguments were shuffled
     np.testing.assert_allclose(d["cca_coef1"], svcca.cca(X, Y).correlations, atol=1e-5)
     assert "cca_dirns1" in d
-    assert compat.compute_pwcca(np.ones((4, 50)), Y.T) == (0.0, pytest.approx(np.zeros(0)), pytest.approx(np.zeros(0)))
+    assert compat.compute_pwcca(np.ones((4, 50)), Y.T) == (
+        0.0,
+        pytest.approx(np.zeros(0)),
+        pytest.approx(np.zeros(0)),
+    )

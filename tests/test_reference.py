@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reference_inputs import reference_inputs, sha256
 
 import svcca
+from reference_inputs import reference_inputs, sha256
 from svcca import compat
 
 REF = json.loads((Path(__file__).parent / "data" / "reference_core.json").read_text())
@@ -38,7 +38,9 @@ def test_cca_matches_original_coefficients(arrays, case, a, b, eps):
     ref = REF[case]
     r = svcca.cca(arrays[a].T, arrays[b].T, epsilon=eps)
     np.testing.assert_allclose(r.correlations, ref["cca_coef1"], rtol=0, atol=COEF_TOL)
-    assert r.correlations.sum() == pytest.approx(ref["sum_field"], abs=len(r.correlations) * COEF_TOL)
+    assert r.correlations.sum() == pytest.approx(
+        ref["sum_field"], abs=len(r.correlations) * COEF_TOL
+    )
     # The thresholded mean depends on a discrete cut-off: safe when the margin is wide.
     if ref["threshold_margin"] > 1e-6:
         assert r.thresholded_mean == pytest.approx(ref["mean_field"], abs=COEF_TOL)
@@ -59,7 +61,7 @@ def test_compat_reproduces_original_dict(arrays, case, a, b, eps):
 
 def test_case4_pruning_reasons(arrays):
     r = svcca.cca(arrays["case4_A"].T, arrays["case3_B"].T, epsilon=1e-10)
-    reasons = dict(zip(r.pruned_x.indices.tolist(), r.pruned_x.reasons))
+    reasons = dict(zip(r.pruned_x.indices.tolist(), r.pruned_x.reasons, strict=True))
     assert {reasons[i] for i in (0, 10, 33, 50, 71)} == {"constant"}
     assert {reasons[i] for i in (5, 40, 65)} == {"numerically constant"}
     assert r.rank_x == 64
@@ -73,7 +75,10 @@ def test_case4_epsilon_zero_does_not_fail(arrays):
     np.testing.assert_allclose(d["cca_coef1"], REF["case3"]["cca_coef1"], atol=COEF_TOL)
 
 
-@pytest.mark.parametrize(("case", "a", "b"), [("case5_case3", "case3_A", "case3_B"), ("case5_case1", "case1_A", "case1_B")])
+@pytest.mark.parametrize(
+    ("case", "a", "b"),
+    [("case5_case3", "case3_A", "case3_B"), ("case5_case1", "case1_A", "case1_B")],
+)
 def test_svcca_top20_matches_tutorial(arrays, case, a, b):
     ref = REF[case]
     r = svcca.svcca(arrays[a].T, arrays[b].T, keep=20)
@@ -133,6 +138,8 @@ def test_pca_and_pls(arrays):
     pls = compat.get_pls_similarity(A, B)  # the original crashed: widths differ
     np.testing.assert_allclose(pls["eigenvals"], REF["case8"]["pls_fixed"], rtol=1e-12)
     assert pls["pls_dirns1"].shape == (48, A.shape[1])
-    np.testing.assert_allclose(svcca.pls(A.T, B.T).singular_values, REF["case8"]["pls_fixed"], rtol=1e-12)
+    np.testing.assert_allclose(
+        svcca.pls(A.T, B.T).singular_values, REF["case8"]["pls_fixed"], rtol=1e-12
+    )
     eq = compat.get_pls_similarity(A[:48], B)
     np.testing.assert_allclose(eq["eigenvals"], REF["case8"]["pls_equal"], rtol=1e-12)

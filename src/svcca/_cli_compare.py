@@ -62,7 +62,9 @@ def _parse_keep(text: str) -> float | int:
     try:
         return float(text)
     except ValueError:
-        raise UsageError(f"--keep must be a fraction like 0.99 or a count like 20; got {text!r}")
+        raise UsageError(
+            f"--keep must be a fraction like 0.99 or a count like 20; got {text!r}"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         r3 = svcca.pwcca(A, B, epsilon=args.epsilon)
-        out.update(score=r3.score, weighted_by=r3.weighted_by, correlations=r3.correlations.tolist())
+        out.update(
+            score=r3.score, weighted_by=r3.weighted_by, correlations=r3.correlations.tolist()
+        )
     out["n_samples"] = int(A.shape[0])
     if args.json:
         json.dump(out, sys.stdout)

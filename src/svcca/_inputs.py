@@ -1,13 +1,35 @@
-"""Turning what a user passes (arrays, a Moments object) into the sufficient statistic."""
+"""Turning what a user passes into the sufficient statistic, in one place.
+
+Every Moments-based measure (cca, svcca, pwcca, pls, pca) calls :func:`to_moments`, so
+each accepts the same inputs:
+
+- a :class:`~svcca.Moments` object (alone);
+- NumPy arrays and ``np.memmap`` files (``np.load(path, mmap_mode="r")``), read in row
+  chunks whose file pages are released, so memory stays constant in ``n``;
+- dask arrays: moments per block on the workers, merged up a tree (``svcca._dask``);
+- torch tensors (CPU or CUDA): moments computed on the tensor's device through the
+  array API, only the small result copied to the host;
+- h5py / zarr datasets (anything with ``shape``, ``dtype`` and row slicing), read in
+  chunks;
+- iterators of batches: ``f(iter_of_x_batches, iter_of_y_batches)`` or
+  ``f(iter_of_(x, y)_pairs)``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from svcca._moments import Moments
 from svcca._validation import as_representation, check_pair
 
 __all__ = ["to_moments"]
+
+
+def _check_n(m: Moments) -> Moments:
+    if m.n < 2:
+        raise ValueError(f"At least 2 samples are needed to compare representations; got {m.n}.")
+    return m
 
 
 def to_moments(X: Any, Y: Any, *, need_y: bool = True) -> Moments:
@@ -25,15 +47,54 @@ def to_moments(X: Any, Y: Any, *, need_y: bool = True) -> Moments:
         if X.n < 2:
             raise ValueError(f"The Moments object holds {X.n} samples; at least 2 are needed.")
         return X
-    if need_y:
-        if Y is None:
+    if not need_y and Y is not None:
+        raise TypeError("This measure takes one representation; got a second argument.")
+
+    # Iterators of batches: one pass, constant memory.
+    if isinstance(X, Iterator):
+        if Y is not None and not isinstance(Y, Iterator):
             raise TypeError(
-                "This measure compares two representations: call it as f(X, Y) with arrays of "
-                "shape (n_samples, p) and (n_samples, q), or f(moments)."
+                "X is an iterator of batches but Y is not; pass two iterators of batches, one "
+                "iterator of (x, y) pairs, or two arrays."
             )
+        from svcca._streaming import moments_from_iterators
+
+        m = moments_from_iterators(X, Y)
+        if need_y and not m.has_y:
+            raise TypeError(
+                "This measure compares two representations: the iterator must yield (x, y) "
+                "pairs, or pass a second iterator of Y batches."
+            )
+        return _check_n(m)
+    if isinstance(Y, Iterator):
+        raise TypeError("Y is an iterator of batches but X is not; pass both as iterators.")
+
+    if need_y and Y is None:
+        raise TypeError(
+            "This measure compares two representations: call it as f(X, Y) with arrays of "
+            "shape (n_samples, p) and (n_samples, q), or f(moments)."
+        )
+    from svcca._streaming import is_dask_array, is_streamable, is_torch_tensor
+
+    if is_streamable(X) or (Y is not None and is_streamable(Y)):
+        if is_dask_array(X) or is_dask_array(Y):
+            from svcca._dask import moments_from_dask
+
+            return _check_n(moments_from_dask(X, Y))
+        if is_torch_tensor(X) and (Y is None or is_torch_tensor(Y)):
+            from svcca._streaming import moments_array_api
+
+            return _check_n(moments_array_api(X, Y))
+        from svcca._streaming import moments_from_sources
+
+        return _check_n(moments_from_sources(X, Y))
+
+    if need_y:
         A, B = check_pair(X, Y)
     else:
         A, B = as_representation(X, "X"), None
     if A.shape[0] < 2:
-        raise ValueError(f"At least 2 samples are needed to compare representations; got {A.shape[0]}.")
+        raise ValueError(
+            f"At least 2 samples are needed to compare representations; got {A.shape[0]}."
+        )
     return Moments.from_arrays(A, B)

@@ -96,7 +96,6 @@ def sym_eig_desc(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return w, V
 
 
-@dataclass(frozen=True)
 class Whitener:
     """A factor ``W`` (``p x r``) with ``W^T S W = I_r`` for a PSD block ``S``.
 
@@ -110,51 +109,72 @@ class Whitener:
     Any such ``W`` gives the same canonical correlations.
     """
 
-    std: np.ndarray
-    chol: np.ndarray | None
-    basis: np.ndarray | None
-    eigvals: np.ndarray | None
+    def __init__(self, std: np.ndarray, rank: int) -> None:
+        self.std = std
+        self.rank = rank
 
-    @classmethod
-    def fit(cls, S: np.ndarray) -> Whitener:
+    @staticmethod
+    def fit(S: np.ndarray) -> Whitener:
+        """Whiten the PSD block ``S`` (``p x p``, positive diagonal)."""
         std = np.sqrt(np.diag(S))
         R = S / std[:, None] / std[None, :]
         L, info = lapack.dpotrf(R, lower=1, clean=1)
         if info == 0 and np.min(np.diag(L)) ** 2 > NUMERICAL_RTOL:
-            return cls(std, L, None, None)
+            return _CholeskyWhitener(std, L)
         w, V = sym_eig_desc(R)
         tol = max(NUMERICAL_RTOL, w[0] * R.shape[0] * np.finfo(np.float64).eps)
         r = int(np.sum(w > tol))
-        return cls(std, None, V[:, :r], w[:r])
-
-    @property
-    def rank(self) -> int:
-        """Number of whitened dimensions ``r``."""
-        return self.std.size if self.chol is not None else int(self.eigvals.size)  # type: ignore[union-attr]
+        return _EigenWhitener(std, V[:, :r], np.sqrt(w[:r]))
 
     def apply_t(self, A: np.ndarray) -> np.ndarray:
         """``W^T A`` for ``A`` of shape ``(p, m)``; returns ``(r, m)``."""
-        A = A / self.std[:, None]
-        if self.chol is not None:
-            return sla.solve_triangular(self.chol, A, lower=True, check_finite=False)
-        return (self.basis.T @ A) / np.sqrt(self.eigvals)[:, None]  # type: ignore[union-attr]
+        raise NotImplementedError
 
     def weights(self, U: np.ndarray) -> np.ndarray:
         """``W U`` for whitened coordinates ``U`` of shape ``(r, m)``; returns ``(p, m)``."""
-        if self.chol is not None:
-            B = sla.solve_triangular(self.chol, U, lower=True, trans="T", check_finite=False)
-        else:
-            B = self.basis @ (U / np.sqrt(self.eigvals)[:, None])  # type: ignore[operator]
+        raise NotImplementedError
+
+    def colour(self, U: np.ndarray) -> np.ndarray:
+        """``S W U``: inner products of every centred feature with the unit variates ``W U``.
+
+        Shape ``(p, m)``; used by PWCCA.
+        """
+        raise NotImplementedError
+
+
+class _CholeskyWhitener(Whitener):
+    """``W = D^{-1} L^{-T}`` with ``R = L L^T``."""
+
+    def __init__(self, std: np.ndarray, chol: np.ndarray) -> None:
+        super().__init__(std, std.size)
+        self.chol = chol
+
+    def apply_t(self, A: np.ndarray) -> np.ndarray:
+        return sla.solve_triangular(
+            self.chol, A / self.std[:, None], lower=True, check_finite=False
+        )
+
+    def weights(self, U: np.ndarray) -> np.ndarray:
+        B = sla.solve_triangular(self.chol, U, lower=True, trans="T", check_finite=False)
         return B / self.std[:, None]
 
     def colour(self, U: np.ndarray) -> np.ndarray:
-        """``S W U``, the covariance of each feature with the whitened directions ``U``.
+        return (self.chol @ U) * self.std[:, None]
 
-        ``(p, m)``; column ``i`` holds the inner products of every (centred) feature with
-        the unit-norm variate ``W u_i``.
-        """
-        if self.chol is not None:
-            B = self.chol @ U
-        else:
-            B = self.basis @ (U * np.sqrt(self.eigvals)[:, None])  # type: ignore[operator]
-        return B * self.std[:, None]
+
+class _EigenWhitener(Whitener):
+    """``W = D^{-1} V_r diag(root)^{-1}`` with ``R = V diag(root^2) V^T`` truncated."""
+
+    def __init__(self, std: np.ndarray, basis: np.ndarray, root: np.ndarray) -> None:
+        super().__init__(std, root.size)
+        self.basis = basis
+        self.root = root
+
+    def apply_t(self, A: np.ndarray) -> np.ndarray:
+        return (self.basis.T @ (A / self.std[:, None])) / self.root[:, None]
+
+    def weights(self, U: np.ndarray) -> np.ndarray:
+        return (self.basis @ (U / self.root[:, None])) / self.std[:, None]
+
+    def colour(self, U: np.ndarray) -> np.ndarray:
+        return (self.basis @ (U * self.root[:, None])) * self.std[:, None]

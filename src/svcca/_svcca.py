@@ -104,7 +104,9 @@ class SVCCAResult:
         return u, v
 
 
-def _reduce(S: np.ndarray, keep: float | int, variance: Variance) -> tuple[np.ndarray, np.ndarray, float]:
+def _reduce(
+    S: np.ndarray, keep: float | int, variance: Variance
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Leading eigenpairs of a centred cross-product block, chosen by ``keep``."""
     w, V = sym_eig_desc(S)
     nonzero = w > (w[0] * NUMERICAL_RTOL if w.size and w[0] > 0 else 0.0)
@@ -175,9 +177,7 @@ def svcca(
     """
     keep = check_fraction_or_count(keep, "keep")
     if variance not in ("explained", "singular_values"):
-        raise ValueError(
-            f"variance must be 'explained' or 'singular_values'; got {variance!r}."
-        )
+        raise ValueError(f"variance must be 'explained' or 'singular_values'; got {variance!r}.")
     threshold = check_probability(threshold, "threshold")
     m = to_moments(X, Y)
     wx, Vx, fx = _reduce(m.sxx, keep, variance)

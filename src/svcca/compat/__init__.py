@@ -1,4 +1,4 @@
-"""Drop-in replacements for the google/svcca functions, in its ``(neurons, datapoints)`` orientation.
+"""Drop-ins for the google/svcca functions, in its ``(neurons, datapoints)`` orientation.
 
 Change ``import cca_core`` to ``from svcca import compat as cca_core`` (and likewise for
 ``pwcca``, ``numpy_pls``, ``numpy_pca``): the arguments, the dict keys and the numbers

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from svcca._cca import thresholded_mean
 from svcca._linalg import NUMERICAL_RTOL
 from svcca._validation import check_nonnegative, check_pair, check_probability
 
@@ -239,11 +238,19 @@ def compute_pwcca(
         return 0.0, np.zeros(0), np.zeros(0)
     if np.sum(res["x_idxs"]) <= np.sum(res["y_idxs"]):
         coef, acts, idxs, means, coefs = (
-            res["coef_x"], a1, res["x_idxs"], res["neuron_means1"], res["cca_coef1"]
+            res["coef_x"],
+            a1,
+            res["x_idxs"],
+            res["neuron_means1"],
+            res["cca_coef1"],
         )
     else:
         coef, acts, idxs, means, coefs = (
-            res["coef_y"], a2, res["y_idxs"], res["neuron_means2"], res["cca_coef2"]
+            res["coef_y"],
+            a2,
+            res["y_idxs"],
+            res["neuron_means2"],
+            res["cca_coef2"],
         )
     dirns = coef @ (acts[idxs] - means[idxs]) + means[idxs]
     P, _ = np.linalg.qr(dirns.T)
