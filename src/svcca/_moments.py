@@ -10,6 +10,7 @@ elsewhere and merged.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -129,9 +130,7 @@ class Moments:
         )
 
     @classmethod
-    def from_arrays(
-        cls, X: Any, Y: Any = None, *, chunk_size: int | None = None
-    ) -> Moments:
+    def from_arrays(cls, X: Any, Y: Any = None, *, chunk_size: int | None = None) -> Moments:
         """Accumulate the statistic of ``X`` (and ``Y``) in one pass over row chunks.
 
         Parameters
@@ -327,16 +326,22 @@ class Moments:
         """Write to an ``.npz`` file (no pickles), atomically: a temporary name, then rename."""
         path = os.fspath(path)
         tmp = path + ".tmp.npz"
-        np.savez(
-            tmp,
-            n=np.int64(self.n),
-            mean_x=self.mean_x,
-            mean_y=self.mean_y,
-            sxx=self.sxx,
-            syy=self.syy,
-            sxy=self.sxy,
-        )
-        os.replace(tmp, path)
+        try:
+            np.savez(
+                tmp,
+                n=np.int64(self.n),
+                mean_x=self.mean_x,
+                mean_y=self.mean_y,
+                sxx=self.sxx,
+                syy=self.syy,
+                sxy=self.sxy,
+            )
+            os.replace(tmp, path)
+        except BaseException:
+            # An interrupted save leaves neither a half-written file nor the temporary.
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Moments:
@@ -350,7 +355,7 @@ class Moments:
                         f"{os.fspath(path)!r} is not a saved Moments file: it lacks {missing}."
                     )
                 return cls(*(data[k] for k in keys))
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, ValueError) as exc:
             raise ValueError(f"Could not read Moments from {os.fspath(path)!r}: {exc}") from exc
 
     def __repr__(self) -> str:
@@ -360,10 +365,70 @@ class Moments:
 def _centred_chunk(
     A: np.ndarray, start: int, stop: int, name: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``start:stop`` of ``A`` as float64, centred on their own mean, and that mean."""
+    """Rows ``start:stop`` of ``A`` as float64, centred on their own mean, and that mean.
+
+    When ``A`` is a read-only ``np.memmap`` (or a view of one), the file pages behind the
+    rows just copied are handed back to the kernel, so reading a file straight through
+    keeps resident memory at one chunk instead of growing to the file's size.
+    """
     block = np.array(A[start:stop], dtype=np.float64, copy=True)
+    release_rows(A, start, stop)
     mean = block.mean(axis=0)
     if not np.isfinite(mean).all():
         raise_nonfinite(np.asarray(A), name)
     block -= mean
     return block, mean
+
+
+# ---------------------------------------------------------------------- memmapped files
+_PAGE = mmap.PAGESIZE
+try:  # NumPy >= 2
+    from numpy.lib.array_utils import byte_bounds as _byte_bounds
+except ImportError:  # pragma: no cover - NumPy 1.x
+    _byte_bounds = np.byte_bounds  # type: ignore[attr-defined]  # noqa: NPY201
+
+
+def _read_only_mmap(A: Any) -> mmap.mmap | None:
+    """The ``mmap.mmap`` behind ``A`` when ``A`` views a read-only ``np.memmap``, else None.
+
+    ``np.asarray(memmap)`` and slices keep the memmap in their ``.base`` chain. Only mode
+    ``"r"`` qualifies: dropping pages of a copy-on-write (``"c"``) mapping would discard
+    the caller's in-memory edits.
+    """
+    obj = A
+    for _ in range(64):  # base chains are short; never loop forever on odd objects
+        if obj is None:
+            return None
+        if isinstance(obj, np.memmap):
+            mm = getattr(obj, "_mmap", None)
+            if getattr(obj, "mode", None) == "r" and isinstance(mm, mmap.mmap):
+                return mm
+            return None
+        obj = getattr(obj, "base", None)
+    return None
+
+
+def release_rows(A: Any, start: int, stop: int) -> None:
+    """Drop the resident file pages behind rows ``start:stop`` of a read-only memmap.
+
+    ``madvise(MADV_DONTNEED)`` on a read-only file mapping unmaps the pages from this
+    process (they stay in the OS page cache, so re-reading is cheap and the data are
+    unchanged). A no-op for anything that is not a read-only memmap, and on platforms
+    without ``madvise``.
+    """
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None or stop <= start:
+        return
+    mm = _read_only_mmap(A)
+    if mm is None:
+        return
+    try:
+        rows = np.asarray(A[start:stop])
+        lo, hi = _byte_bounds(rows)
+        base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+        first = ((lo - base) // _PAGE) * _PAGE
+        last = min(hi - base, len(mm))
+        if 0 <= first < last:
+            mm.madvise(advice, first, last - first)
+    except (OSError, ValueError, AttributeError, BufferError):  # best effort only
+        return

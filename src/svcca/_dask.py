@@ -1,0 +1,148 @@
+"""Moments of dask arrays: one task per block of samples, then a tree reduction.
+
+Each block of rows (all features of a representation in one chunk) becomes a small
+``(n_b, means, cross-products)`` tuple on the worker that holds it; the tuples are merged
+pairwise up a tree of fan-in ``split_every`` (Chan et al.'s update), so only ``O(p^2)``
+numbers per representation ever reach the client. Whatever scheduler is active is used:
+a ``distributed.Client`` created before the call (``Client("tcp://scheduler:8786")``
+for an existing cluster) runs the tasks on its workers.
+
+dask is imported only inside these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from svcca._moments import Moments
+
+__all__ = ["moments_from_dask", "per_rep_moments_dask", "cross_products_dask"]
+
+Stat = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _block_stat(x: np.ndarray, y: np.ndarray | None, name: str) -> Stat:
+    from svcca._streaming import chunk_moments
+
+    xb = np.array(x, dtype=np.float64, copy=True)
+    yb = None if y is None else np.array(y, dtype=np.float64, copy=True)
+    m = chunk_moments(xb, yb, (name, "Y"))
+    return (m.n, m.mean_x, m.mean_y, m.sxx, m.syy, m.sxy)
+
+
+def _merge_stats(*stats: Stat) -> Stat:
+    out = Moments(*stats[0])
+    for s in stats[1:]:
+        out._merge_in_place(Moments(*s))
+    return (out.n, out.mean_x, out.mean_y, out.sxx, out.syy, out.sxy)
+
+
+def _sum(*arrays: np.ndarray) -> np.ndarray:
+    out = np.array(arrays[0], copy=True)
+    for a in arrays[1:]:
+        out += a
+    return out
+
+
+def _tree(parts: list[Any], combine: Callable[..., Any], split_every: int) -> Any:
+    from dask import delayed
+
+    while len(parts) > 1:
+        parts = [
+            delayed(combine, pure=True)(*parts[i : i + split_every])
+            for i in range(0, len(parts), split_every)
+        ]
+    return parts[0]
+
+
+def _aligned(arrays: Sequence[Any], row_chunks: tuple[int, ...] | None = None) -> list[Any]:
+    """Rechunk so all features sit in one chunk and row blocks agree across arrays."""
+    import dask.array as da
+
+    out = []
+    for a in arrays:
+        if not isinstance(a, da.Array):
+            a = da.from_array(np.asarray(a), chunks=(row_chunks or "auto", -1))
+        a = a.rechunk({1: -1})
+        if row_chunks is None:
+            row_chunks = a.chunks[0]
+        elif a.chunks[0] != row_chunks:
+            a = a.rechunk({0: row_chunks})
+        out.append(a)
+    return out
+
+
+def moments_from_dask(X: Any, Y: Any = None, *, split_every: int = 8) -> Moments:
+    """The :class:`Moments` of dask arrays, computed blockwise and tree-reduced.
+
+    Parameters
+    ----------
+    X : dask.array.Array, shape (n, p)
+    Y : dask.array.Array, shape (n, q), optional
+    split_every : int, default 8
+        Fan-in of the reduction tree.
+    """
+    import dask
+    from dask import delayed
+
+    from svcca._streaming import as_source, check_same_n
+
+    sx = as_source(X, "X")
+    arrays = [X]
+    if Y is not None:
+        check_same_n([sx, as_source(Y, "Y")])
+        arrays.append(Y)
+    arrays = _aligned(arrays)
+    xs = arrays[0].to_delayed().ravel()
+    ys = arrays[1].to_delayed().ravel() if Y is not None else [None] * len(xs)
+    parts = [delayed(_block_stat, pure=True)(x, y, "X") for x, y in zip(xs, ys, strict=True)]
+    (stat,) = dask.compute(_tree(parts, _merge_stats, split_every))
+    return Moments(*stat)
+
+
+def per_rep_moments_dask(
+    arrays: Sequence[Any], names: Sequence[str], *, split_every: int = 8
+) -> list[Moments]:
+    """Moments (X side only) of each representation, all in one dask computation."""
+    import dask
+    from dask import delayed
+
+    arrays = _aligned(arrays)
+    roots = []
+    for a, name in zip(arrays, names, strict=True):
+        parts = [delayed(_block_stat, pure=True)(b, None, name) for b in a.to_delayed().ravel()]
+        roots.append(_tree(parts, _merge_stats, split_every))
+    stats = dask.compute(*roots)
+    return [Moments(*s) for s in stats]
+
+
+def cross_products_dask(
+    arrays: Sequence[Any],
+    block_fn: Callable[..., np.ndarray],
+    fn_args: tuple[Any, ...],
+    *,
+    split_every: int = 8,
+) -> np.ndarray:
+    """Sum over row blocks of ``block_fn(list_of_blocks, *fn_args)``, tree-reduced.
+
+    ``fn_args`` (means and projections, small) enter the graph once and are shared by
+    every block task.
+    """
+    import dask
+    from dask import delayed
+
+    arrays = _aligned(arrays)
+    blocks = [a.to_delayed().ravel() for a in arrays]
+    shared = delayed(fn_args, pure=True)
+    parts = [
+        delayed(_apply, pure=True)(block_fn, list(row), shared) for row in zip(*blocks, strict=True)
+    ]
+    (total,) = dask.compute(_tree(parts, _sum, split_every))
+    return total
+
+
+def _apply(fn: Callable[..., np.ndarray], blocks: list[np.ndarray], args: tuple[Any, ...]):
+    return fn([np.array(b, dtype=np.float64, copy=True) for b in blocks], *args)

@@ -1,0 +1,631 @@
+"""Representations read in chunks of samples: memmaps, HDF5/zarr datasets, torch, files.
+
+A :class:`Source` wraps one representation of ``n`` samples and hands out float64 row
+chunks on demand, so every pass over the data holds one chunk at a time whatever ``n``
+is. NumPy arrays (``np.memmap`` included: the file pages behind each chunk are released
+after it is read), array-likes that slice into NumPy arrays (``h5py.Dataset``,
+``zarr.Array``), torch tensors and dask arrays are accepted. Nothing heavy is imported
+here: torch and dask are recognised through ``sys.modules`` and the objects' types.
+
+Also here: :func:`svcca_two_pass`, SVCCA for layers too wide for a ``d x d`` moment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal
+
+import numpy as np
+
+from svcca._moments import Moments, _chunk_rows, release_rows
+from svcca._validation import (
+    SVCCAWarning,
+    as_representation,
+    check_fraction_or_count,
+    check_probability,
+)
+
+__all__ = [
+    "Source",
+    "as_source",
+    "is_dask_array",
+    "is_torch_tensor",
+    "load_array",
+    "moments_from_sources",
+    "svcca_two_pass",
+]
+
+
+# ---------------------------------------------------------------------- detection
+def is_torch_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor, without importing torch."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def is_dask_array(x: Any) -> bool:
+    """Whether ``x`` is a dask array, without importing dask."""
+    da = sys.modules.get("dask.array")
+    return da is not None and isinstance(x, da.Array)
+
+
+def _is_array_like(x: Any) -> bool:
+    """Objects that slice into NumPy arrays but are not NumPy arrays (h5py, zarr)."""
+    return (
+        not isinstance(x, np.ndarray)
+        and hasattr(x, "shape")
+        and hasattr(x, "dtype")
+        and hasattr(x, "__getitem__")
+    )
+
+
+def is_streamable(x: Any) -> bool:
+    """Whether ``x`` must be read chunk by chunk rather than through ``np.asarray``."""
+    return is_torch_tensor(x) or is_dask_array(x) or _is_array_like(x)
+
+
+# ---------------------------------------------------------------------- sources
+class Source:
+    """One representation ``(n, p)`` read in row chunks as float64 NumPy arrays.
+
+    Parameters
+    ----------
+    obj : array, memmap, torch tensor, dask array, or h5py/zarr-like dataset
+    name : str
+        Used in error messages ("representation 'conv3' ...").
+    kind : {"numpy", "torch", "dask", "arraylike"}
+    """
+
+    __slots__ = ("obj", "name", "kind", "n", "p")
+
+    def __init__(self, obj: Any, name: str, kind: str, n: int, p: int) -> None:
+        self.obj, self.name, self.kind, self.n, self.p = obj, name, kind, n, p
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` as a fresh C-contiguous float64 array."""
+        obj = self.obj
+        if self.kind == "numpy":
+            out = np.array(obj[start:stop], dtype=np.float64, copy=True)
+            release_rows(obj, start, stop)
+            return out
+        if self.kind == "torch":
+            torch = sys.modules["torch"]
+            t = obj[start:stop].detach().to(dtype=torch.float64, device="cpu")
+            return np.array(t.numpy(), copy=True)
+        if self.kind == "dask":
+            return np.asarray(obj[start:stop].compute(), dtype=np.float64)
+        try:
+            block = obj[start:stop]
+        except Exception as exc:  # h5py/zarr read errors: say which representation
+            raise ValueError(
+                f"Could not read rows {start}:{stop} of representation {self.name!r}: {exc}"
+            ) from exc
+        return np.array(block, dtype=np.float64, copy=True)
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r}, kind={self.kind!r}, n={self.n}, p={self.p})"
+
+
+def _check_shape_dtype(shape: Any, dtype: Any, name: str, what: str) -> tuple[int, int]:
+    shape = tuple(shape)
+    kind = np.dtype(dtype).kind if dtype is not None else "?"
+    if kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers; got a {what} of dtype {dtype}. Convert it to a "
+            "float dtype first."
+        )
+    if len(shape) != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features); got a {what} of shape {shape}. "
+            "Reshape it to (n_samples, n_features)."
+        )
+    n, p = shape
+    if n is None or p is None or (isinstance(n, float) and np.isnan(n)):
+        raise ValueError(
+            f"{name} is a {what} of unknown shape {shape}; call .compute_chunk_sizes() on it first."
+        )
+    if int(n) == 0 or int(p) == 0:
+        raise ValueError(
+            f"{name} is empty (shape {shape}); it needs at least one sample and one feature."
+        )
+    return int(n), int(p)
+
+
+def as_source(obj: Any, name: str) -> Source:
+    """Wrap a representation for chunked reading, validating shape and dtype.
+
+    Raises TypeError/ValueError that name the representation.
+    """
+    if isinstance(obj, Moments):
+        raise TypeError(
+            f"{name} is a Moments object, but this computation needs the samples themselves; "
+            "pass the arrays (or memmaps, dask arrays, tensors) instead."
+        )
+    if isinstance(obj, (str, os.PathLike)):
+        obj = load_array(obj, name)
+    if is_torch_tensor(obj):
+        if obj.is_complex():
+            raise TypeError(f"{name} must hold real numbers; got a complex tensor.")
+        dt = np.float64 if obj.is_floating_point() else np.int64
+        if obj.dtype == sys.modules["torch"].bool:
+            dt = np.bool_
+        n, p = _check_shape_dtype(obj.shape, dt, name, "tensor")
+        return Source(obj, name, "torch", n, p)
+    if is_dask_array(obj):
+        n, p = _check_shape_dtype(obj.shape, obj.dtype, name, "dask array")
+        return Source(obj, name, "dask", n, p)
+    if _is_array_like(obj) and not isinstance(obj, (list, tuple)):
+        n, p = _check_shape_dtype(obj.shape, obj.dtype, name, type(obj).__name__)
+        return Source(obj, name, "arraylike", n, p)
+    arr = as_representation(obj, name)
+    return Source(arr, name, "numpy", arr.shape[0], arr.shape[1])
+
+
+def load_array(path: str | os.PathLike[str], name: str | None = None) -> np.ndarray:
+    """Open an ``.npy`` file memory-mapped read-only, with an error naming the file.
+
+    Files that are not NumPy arrays, hold pickled objects, or are truncated raise a
+    ValueError that says which file and what is wrong with it.
+    """
+    path = os.fspath(path)
+    label = name or path
+    if not os.path.isfile(path):
+        raise ValueError(f"{label}: no such file {path!r}.")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(
+            f"{path!r} is not a readable .npy array (truncated, not an array, or pickled "
+            f"objects, which are never loaded): {exc}"
+        ) from exc
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{path!r} holds several arrays (an .npz); pass a single .npy file.")
+    return arr
+
+
+def check_same_n(sources: Iterable[Source]) -> int:
+    """All sources describe the same samples; raise naming the first that does not."""
+    sources = list(sources)
+    first = sources[0]
+    for s in sources[1:]:
+        if s.n != first.n:
+            raise ValueError(
+                f"Representation {s.name!r} has {s.n} samples but {first.name!r} has "
+                f"{first.n}; every representation in one comparison must describe the same "
+                "datapoints in the same order (rows are samples)."
+            )
+    return first.n
+
+
+# ---------------------------------------------------------------------- moments
+def _chunk_stats(block: np.ndarray, name: str, start: int) -> np.ndarray:
+    """Centre ``block`` in place on its own mean and return the mean (checks finiteness)."""
+    mean = block.mean(axis=0)
+    if not np.isfinite(mean).all():
+        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+        raise ValueError(
+            f"{name} contains NaN or inf in rows {(bad + start)[:5].tolist()} (first shown). "
+            "Remove or impute those samples in every representation before comparing."
+        )
+    block -= mean
+    return mean
+
+
+def chunk_moments(xb: np.ndarray, yb: np.ndarray | None, names: tuple[str, str], start: int = 0):
+    """The Moments of one float64 chunk (centred in place)."""
+    mx = _chunk_stats(xb, names[0], start)
+    if yb is None:
+        return Moments(
+            xb.shape[0], mx, np.zeros(0), xb.T @ xb, np.zeros((0, 0)), np.zeros((xb.shape[1], 0))
+        )
+    my = _chunk_stats(yb, names[1], start)
+    return Moments(xb.shape[0], mx, my, xb.T @ xb, yb.T @ yb, xb.T @ yb)
+
+
+def moments_from_sources(
+    X: Any, Y: Any = None, *, chunk_size: int | None = None, names: tuple[str, str] = ("X", "Y")
+) -> Moments:
+    """Moments of two representations read chunk by chunk (memory constant in ``n``)."""
+    sx = X if isinstance(X, Source) else as_source(X, names[0])
+    sy = None
+    if Y is not None:
+        sy = Y if isinstance(Y, Source) else as_source(Y, names[1])
+        check_same_n([sx, sy])
+    m = Moments.empty(sx.p, 0 if sy is None else sy.p)
+    rows = _chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size)
+    for start in range(0, sx.n, rows):
+        stop = min(start + rows, sx.n)
+        xb = sx.read(start, stop)
+        yb = None if sy is None else sy.read(start, stop)
+        m._merge_in_place(chunk_moments(xb, yb, names, start))
+    return m
+
+
+def moments_array_api(X: Any, Y: Any = None, *, chunk_size: int | None = None) -> Moments:
+    """Moments of torch (or other array-API) arrays computed where the data live.
+
+    Every chunk is cast to float64, centred and multiplied on the array's own device
+    (a GPU tensor never travels to the host); only the ``(p + q)^2`` result is copied
+    to NumPy at the end.
+    """
+    try:
+        from array_api_compat import array_namespace, to_device
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Torch tensors need the array-api-compat package: pip install array-api-compat "
+            "(or pass NumPy arrays)."
+        ) from exc
+    sx = as_source(X, "X")
+    sy = None if Y is None else as_source(Y, "Y")
+    if sy is not None:
+        check_same_n([sx, sy])
+        try:
+            xp = array_namespace(X, Y)
+        except TypeError as exc:
+            raise TypeError(
+                f"X and Y come from different array libraries ({type(X).__name__} and "
+                f"{type(Y).__name__}); convert one so both are the same kind: {exc}"
+            ) from exc
+        if getattr(X, "device", None) != getattr(Y, "device", None):
+            raise ValueError(
+                f"X is on {X.device} and Y on {Y.device}; move both to one device first."
+            )
+    else:
+        xp = array_namespace(X)
+    rows = _chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size)
+    f64 = xp.float64
+    state: dict[str, Any] = {}
+    n = 0
+    for start in range(0, sx.n, rows):
+        stop = min(start + rows, sx.n)
+        xb = xp.astype(X[start:stop, ...], f64)
+        mx = xp.mean(xb, axis=0)
+        xb = xb - mx
+        parts = {"x": (xb, mx)}
+        if sy is not None:
+            yb = xp.astype(Y[start:stop, ...], f64)
+            my = xp.mean(yb, axis=0)
+            parts["y"] = (yb - my, my)
+        finite = xp.all(xp.isfinite(mx))
+        if sy is not None:
+            finite = xp.logical_and(finite, xp.all(xp.isfinite(parts["y"][1])))
+        if not bool(finite):
+            raise ValueError(
+                f"X or Y contains NaN or inf in rows {start}:{stop}. Remove or impute those "
+                "samples in both representations before comparing."
+            )
+        nb = stop - start
+        grams = {k: xp.matmul(xp.matrix_transpose(v[0]), v[0]) for k, v in parts.items()}
+        if sy is not None:
+            grams["xy"] = xp.matmul(xp.matrix_transpose(parts["x"][0]), parts["y"][0])
+        if n == 0:
+            state = {"mx": mx, "sxx": grams["x"]}
+            if sy is not None:
+                state.update(my=parts["y"][1], syy=grams["y"], sxy=grams["xy"])
+        else:
+            tot = n + nb
+            f = n * nb / tot
+            dx = mx - state["mx"]
+            state["sxx"] = state["sxx"] + grams["x"] + f * (dx[:, None] * dx[None, :])
+            state["mx"] = state["mx"] + dx * (nb / tot)
+            if sy is not None:
+                dy = parts["y"][1] - state["my"]
+                state["syy"] = state["syy"] + grams["y"] + f * (dy[:, None] * dy[None, :])
+                state["sxy"] = state["sxy"] + grams["xy"] + f * (dx[:, None] * dy[None, :])
+                state["my"] = state["my"] + dy * (nb / tot)
+        n += nb
+
+    def host(a: Any) -> np.ndarray:
+        return np.asarray(to_device(a, "cpu"), dtype=np.float64)
+
+    q = 0 if sy is None else sy.p
+    if sy is None:
+        return Moments(
+            n,
+            host(state["mx"]),
+            np.zeros(0),
+            host(state["sxx"]),
+            np.zeros((0, 0)),
+            np.zeros((sx.p, 0)),
+        )
+    assert q > 0
+    return Moments(
+        n,
+        host(state["mx"]),
+        host(state["my"]),
+        host(state["sxx"]),
+        host(state["syy"]),
+        host(state["sxy"]),
+    )
+
+
+def moments_from_iterators(X: Iterator[Any], Y: Iterator[Any] | None) -> Moments:
+    """Moments from an iterator of batches (``X`` alone, ``(x, y)`` pairs, or two iterators)."""
+    if Y is None:
+        return Moments.from_batches(X)
+    sentinel = object()
+
+    def pairs() -> Iterator[tuple[Any, Any]]:
+        i = 0
+        while True:
+            xb, yb = next(X, sentinel), next(Y, sentinel)  # type: ignore[call-overload]
+            if xb is sentinel and yb is sentinel:
+                return
+            if xb is sentinel or yb is sentinel:
+                short = "X" if xb is sentinel else "Y"
+                raise ValueError(
+                    f"The batch iterators of X and Y have different lengths: {short} ran out "
+                    f"after {i} batches. Both must yield the same samples in the same batches."
+                )
+            yield xb, yb
+            i += 1
+
+    return Moments.from_batches(pairs())
+
+
+# ---------------------------------------------------------------------- wide SVCCA
+class _FrequentDirections:
+    """Liberty's Frequent Directions sketch of the centred scatter of a stream of rows.
+
+    Keeps ``B`` (at most ``2 l`` rows of width ``d``) with
+    ``0 <= S - B^T B <= (||X_c||_F^2 - ||B||_F^2) / l`` in the Loewner order, where ``S``
+    is the centred scatter. Centring without knowing the mean: each chunk enters centred
+    on its own mean, and each merge of the running mean with a chunk mean enters as the
+    one row ``sqrt(n_a n_b / n) (m_b - m_a)`` (the Chan et al. update), so the rows fed to
+    the sketch have exactly the centred scatter as their Gram matrix.
+    """
+
+    def __init__(self, d: int, ell: int) -> None:
+        self.ell = ell
+        self.buf = np.zeros((2 * ell, d))
+        self.filled = 0
+        self.n = 0
+        self.mean = np.zeros(d)
+        self.total = 0.0  # exact trace of the centred scatter
+
+    def _push(self, rows: np.ndarray) -> None:
+        i = 0
+        while i < rows.shape[0]:
+            take = min(rows.shape[0] - i, self.buf.shape[0] - self.filled)
+            self.buf[self.filled : self.filled + take] = rows[i : i + take]
+            self.filled += take
+            i += take
+            if self.filled == self.buf.shape[0]:
+                self._shrink()
+
+    def _shrink(self) -> None:
+        _, s, vt = np.linalg.svd(self.buf[: self.filled], full_matrices=False)
+        ell = self.ell
+        if s.size > ell:
+            s2 = np.maximum(s[:ell] ** 2 - s[ell] ** 2, 0.0)
+        else:
+            s2 = s**2
+        keep = s2.size
+        self.buf[:] = 0.0
+        self.buf[:keep] = np.sqrt(s2)[:, None] * vt[:keep]
+        self.filled = keep
+
+    def update(self, block: np.ndarray) -> None:
+        """Add a float64 chunk (it is centred in place)."""
+        nb = block.shape[0]
+        mb = block.mean(axis=0)
+        block -= mb
+        self.total += float(np.einsum("ij,ij->", block, block))
+        if self.n:
+            tot = self.n + nb
+            d = mb - self.mean
+            row = np.sqrt(self.n * nb / tot) * d
+            self.total += float(row @ row)
+            self._push(row[None, :])
+            self.mean += d * (nb / tot)
+            self.n = tot
+        else:
+            self.mean, self.n = mb, nb
+        self._push(block)
+
+    def directions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Estimated eigenvalues (descending) and directions ``(d, r)`` of the scatter."""
+        from svcca._linalg import flip_signs
+
+        _, s, vt = np.linalg.svd(self.buf[: self.filled], full_matrices=False)
+        V, _ = flip_signs(vt.T)
+        return s**2, V
+
+
+def _batches_of(
+    X: Any, Y: Any, chunk_size: int | None
+) -> tuple[Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], int, int]:
+    """A re-startable iterator over float64 ``(x, y)`` chunks, and the widths ``(p, q)``."""
+    if callable(X) and Y is None and not hasattr(X, "shape"):
+        first = next(iter(X()), None)
+        if first is None or not (isinstance(first, tuple) and len(first) == 2):
+            raise TypeError(
+                "A callable X must return a fresh iterable of (x_batch, y_batch) pairs each "
+                "time it is called (two passes are made)."
+            )
+        p = as_representation(first[0], "X of batch 0").shape[1]
+        q = as_representation(first[1], "Y of batch 0").shape[1]
+
+        def gen() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for i, (xb, yb) in enumerate(X()):
+                a = np.array(as_representation(xb, f"X of batch {i}"), dtype=np.float64)
+                b = np.array(as_representation(yb, f"Y of batch {i}"), dtype=np.float64)
+                if a.shape[1] != p or b.shape[1] != q or a.shape[0] != b.shape[0]:
+                    raise ValueError(
+                        f"Batch {i} has shapes {a.shape} and {b.shape}; expected (m, {p}) "
+                        f"and (m, {q}) with the same m, like batch 0."
+                    )
+                yield a, b
+
+        return gen, p, q
+    if Y is None:
+        raise TypeError("svcca_two_pass compares two representations: pass X and Y.")
+    sx, sy = as_source(X, "X"), as_source(Y, "Y")
+    check_same_n([sx, sy])
+    rows = _chunk_rows(sx.p + sy.p, chunk_size)
+
+    def gen2() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, sx.n, rows):
+            stop = min(start + rows, sx.n)
+            yield sx.read(start, stop), sy.read(start, stop)
+
+    return gen2, sx.p, sy.p
+
+
+def _choose_k(eig: np.ndarray, total: float, keep: float | int, variance: str, side: str) -> int:
+    nonzero = eig > (eig[0] * 1e-12 if eig.size and eig[0] > 0 else 0.0)
+    r = int(nonzero.sum())
+    if r == 0:
+        return 0
+    if isinstance(keep, int):
+        return min(keep, r)
+    if variance == "explained":
+        share = np.cumsum(eig[:r]) / total
+    else:
+        # Without every singular value, the tutorial's convention cannot be normalised
+        # exactly; use the sketch's own values (a lower bound on the share).
+        share = np.cumsum(np.sqrt(eig[:r])) / np.sqrt(eig[:r]).sum()
+    k = int(np.searchsorted(share, keep - 1e-12, side="left")) + 1
+    if k > r:
+        warnings.warn(
+            f"The sketch of {side} holds {r} directions explaining {share[-1]:.4f} of the "
+            f"variance, less than keep={keep}; all {r} are kept. Pass a larger sketch_size "
+            "or keep as a count.",
+            SVCCAWarning,
+            stacklevel=3,
+        )
+    return min(k, r)
+
+
+def svcca_two_pass(
+    X: Any,
+    Y: Any = None,
+    *,
+    keep: float | int = 0.99,
+    sketch_size: int | None = None,
+    variance: Literal["explained", "singular_values"] = "explained",
+    threshold: float = 0.98,
+    chunk_size: int | None = None,
+):
+    """SVCCA for layers too wide for a ``d x d`` moment, in two passes over the data.
+
+    Pass one sketches each layer's centred scatter with Frequent Directions (memory
+    ``O(sketch_size * d)``, never ``d x d``) and takes its top ``k`` right singular
+    directions. Pass two projects every chunk onto them and gathers the exact joint
+    moments of the reduced ``(n, k)`` representations; CCA of those is the result.
+
+    Parameters
+    ----------
+    X, Y : array_like, np.memmap, h5py/zarr dataset, torch tensor or dask array, shape (n, d)
+        Or ``X`` a callable returning a fresh iterable of ``(x_batch, y_batch)`` pairs
+        (it is called twice) and ``Y`` omitted.
+    keep : float in (0, 1] or int, default 0.99
+        Directions kept per side, as in :func:`svcca.svcca`. A fraction is measured
+        against the exact total variance (computed in pass one).
+    sketch_size : int, optional
+        Rows of the sketch, ``l``. Default ``max(2 k, k + 32)`` for a count ``k`` and 512
+        for a fraction; capped at ``d``.
+    variance, threshold
+        As in :func:`svcca.svcca`.
+    chunk_size : int, optional
+        Rows read per chunk.
+
+    Returns
+    -------
+    SVCCAResult
+        ``variance_kept_x/y`` is the exact share of variance in the kept subspace
+        (measured in pass two).
+
+    Notes
+    -----
+    Frequent Directions guarantees ``0 <= S - B^T B <= ||X_c - [X_c]_k||_F^2 / (l - k)``
+    (Liberty 2013; Ghashami et al. 2016), so the kept subspace is close to the exact top
+    singular subspace when the spectrum has a gap after ``k`` and ``l`` is a few times
+    ``k``. The canonical correlations depend only on that subspace, not on a basis of it.
+
+    References
+    ----------
+    .. [1] E. Liberty, "Simple and deterministic matrix sketching", KDD 2013.
+    .. [2] M. Ghashami, E. Liberty, J. M. Phillips, D. P. Woodruff, "Frequent Directions:
+       simple and deterministic matrix sketching", SIAM J. Comput. 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from svcca._streaming import svcca_two_pass
+    >>> rng = np.random.default_rng(0)
+    >>> Z = rng.standard_normal((3000, 5))
+    >>> X = Z @ rng.standard_normal((5, 400)) + 0.01 * rng.standard_normal((3000, 400))
+    >>> Y = Z @ rng.standard_normal((5, 300)) + 0.01 * rng.standard_normal((3000, 300))
+    >>> r = svcca_two_pass(X, Y, keep=5)
+    >>> r.kept_x, round(r.score, 3)
+    (5, 1.0)
+    """
+    from svcca._cca import cca_from_moments
+    from svcca._svcca import SVCCAResult
+
+    keep = check_fraction_or_count(keep, "keep")
+    if variance not in ("explained", "singular_values"):
+        raise ValueError(f"variance must be 'explained' or 'singular_values'; got {variance!r}.")
+    threshold = check_probability(threshold, "threshold")
+    gen, p, q = _batches_of(X, Y, chunk_size)
+    if sketch_size is None:
+        ell = max(2 * keep, keep + 32) if isinstance(keep, int) else 512
+    else:
+        if isinstance(sketch_size, bool) or not isinstance(sketch_size, (int, np.integer)):
+            raise TypeError(f"sketch_size must be a positive int; got {sketch_size!r}.")
+        if sketch_size < 1 or (isinstance(keep, int) and sketch_size < keep):
+            raise ValueError(
+                f"sketch_size must be at least 1 and at least keep={keep}; got {sketch_size}."
+            )
+        ell = int(sketch_size)
+    fx, fy = _FrequentDirections(p, min(ell, p)), _FrequentDirections(q, min(ell, q))
+    for xb, yb in gen():  # pass one: sketches, means, total variances
+        fx.update(xb)
+        fy.update(yb)
+    n = fx.n
+    if n < 2:
+        raise ValueError(f"At least 2 samples are needed; got {n}.")
+    ex, Vx = fx.directions()
+    ey, Vy = fy.directions()
+    kx = _choose_k(ex, fx.total, keep, variance, "X")
+    ky = _choose_k(ey, fy.total, keep, variance, "Y")
+    Vx, Vy = Vx[:, :kx], Vy[:, :ky]
+    red = Moments.empty(kx, ky) if kx and ky else None
+    if red is not None:
+        for xb, yb in gen():  # pass two: exact moments of the reduced representations
+            a = (xb - fx.mean) @ Vx
+            b = (yb - fy.mean) @ Vy
+            red._merge_in_place(
+                Moments(a.shape[0], np.zeros(kx), np.zeros(ky), a.T @ a, b.T @ b, a.T @ b)
+            )
+        # Centred on the exact global mean: the reduced means are zero by construction.
+        red.mean_x[:] = 0.0
+        red.mean_y[:] = 0.0
+    else:
+        red = Moments(
+            n, np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1))
+        )
+    inner = cca_from_moments(red, epsilon=0.0, threshold=threshold)
+    vkx = float(np.trace(red.sxx) / fx.total) if kx and fx.total > 0 else 0.0
+    vky = float(np.trace(red.syy) / fy.total) if ky and fy.total > 0 else 0.0
+    return SVCCAResult(
+        correlations=inner.correlations,
+        score=inner.score,
+        mean_squared=inner.mean_squared,
+        thresholded_mean=inner.thresholded_mean,
+        kept_x=kx,
+        kept_y=ky,
+        variance_kept_x=vkx,
+        variance_kept_y=vky,
+        keep=keep,
+        variance=variance,
+        cca=inner,
+        directions_x=Vx,
+        directions_y=Vy,
+        mean_x=fx.mean,
+        mean_y=fy.mean,
+    )
