@@ -1,0 +1,29 @@
+"""Statistics for similarity measures: null baselines, permutation tests, bootstrap
+confidence intervals, Bartlett's test, and how many datapoints a comparison needs.
+
+Every function takes a *measure*: any callable ``measure(X, Y)`` returning a result
+with ``.score`` (``svcca.cka``, ``svcca.cca``, ``functools.partial(svcca.cka,
+debiased=True)``, or your own).
+"""
+
+from svcca.stats._bartlett import BartlettResult, bartlett
+from svcca.stats._null import DatapointsCurve, NullBaseline, datapoints_curve, null_baseline
+from svcca.stats._resampling import (
+    BootstrapResult,
+    PermutationResult,
+    bootstrap,
+    permutation_test,
+)
+
+__all__ = [
+    "BartlettResult",
+    "BootstrapResult",
+    "DatapointsCurve",
+    "NullBaseline",
+    "PermutationResult",
+    "bartlett",
+    "bootstrap",
+    "datapoints_curve",
+    "null_baseline",
+    "permutation_test",
+]

@@ -1,0 +1,222 @@
+"""Permutation scorers that reuse each side's work across permutations.
+
+For a known measure, everything that depends on one side only (centring, whitening,
+Gram matrices, RDMs and their ranks) is computed once; each permutation of Y's rows
+then costs one ``p x n x q`` product (or one ``n x n`` gather), instead of a full call.
+Each scorer returns exactly what ``measure(X, Y[perm]).score`` would (to round-off);
+the tests check this against the plain loop.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from svcca._cca import cca
+from svcca._cka import (
+    center_gram,
+    cka,
+    debiased_linear_hsic,
+    feature_space_is_cheaper,
+    gram_linear,
+    gram_rbf,
+)
+from svcca._linalg import Whitener, prune
+from svcca._regression import regression_fit
+from svcca._rsa import rdm_unchecked, rsa
+from svcca._shape import partial_whitening, procrustes, shape_distance
+
+__all__ = ["fast_scorer"]
+
+Scorer = Callable[[np.ndarray], float]
+
+
+def _unwrap(measure: Any) -> tuple[Any, dict[str, Any]] | None:
+    """``(function, keyword arguments)`` for a function or a keyword-only partial."""
+    kwargs: dict[str, Any] = {}
+    while isinstance(measure, functools.partial):
+        if measure.args:
+            return None
+        kwargs = {**measure.keywords, **kwargs}
+        measure = measure.func
+    return measure, kwargs
+
+
+def _centred(A: np.ndarray) -> np.ndarray:
+    A = np.asarray(A, dtype=np.float64)
+    return A - A.mean(axis=0)
+
+
+def _gram_scorer(Kc: np.ndarray, Lc: np.ndarray, unbiased: bool) -> Scorer:
+    """CKA from centred Gram matrices: centring commutes with permuting samples."""
+    n = Kc.shape[0]
+    den = float(np.sqrt(np.vdot(Kc, Kc) * np.vdot(Lc, Lc)))
+
+    def score(perm: np.ndarray) -> float:
+        if not den > 0:
+            return 0.0
+        return float(np.vdot(Kc, Lc[np.ix_(perm, perm)])) / den
+
+    del n
+    return score
+
+
+def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer | None:
+    kernel = kw.get("kernel", "linear")
+    debiased = bool(kw.get("debiased", False))
+    method = kw.get("method", "auto")
+    n, p, q = X.shape[0], X.shape[1], Y.shape[1]
+    if kernel == "rbf":
+        bw = float(kw.get("bandwidth", 1.0))
+        Kc = center_gram(gram_rbf(X, bw)[0], unbiased=debiased)
+        Lc = center_gram(gram_rbf(Y, bw)[0], unbiased=debiased)
+        return _gram_scorer(Kc, Lc, debiased)
+    if kernel != "linear":
+        return None
+    if method == "sample" or (method == "auto" and not feature_space_is_cheaper(n, p, q)):
+        Kc = center_gram(gram_linear(X), unbiased=debiased)
+        Lc = center_gram(gram_linear(Y), unbiased=debiased)
+        return _gram_scorer(Kc, Lc, debiased)
+    Xc, Yc = _centred(X), _centred(Y)
+    Sxx, Syy = Xc.T @ Xc, Yc.T @ Yc
+    fx, fy = float(np.sum(Sxx * Sxx)), float(np.sum(Syy * Syy))
+    if debiased:
+        a = np.einsum("ij,ij->i", Xc, Xc)
+        b = np.einsum("ij,ij->i", Yc, Yc)
+        xx = debiased_linear_hsic(fx, a, a, n)
+        yy = debiased_linear_hsic(fy, b, b, n)
+        den = float(np.sqrt(xx * yy)) if xx * yy > 0 else 0.0
+
+        def score(perm: np.ndarray) -> float:
+            if den == 0.0:
+                return 0.0
+            C = Xc.T @ Yc[perm]
+            return debiased_linear_hsic(float(np.sum(C * C)), a, b[perm], n) / den
+
+        return score
+    den = float(np.sqrt(fx * fy))
+
+    def score_b(perm: np.ndarray) -> float:
+        if not den > 0:
+            return 0.0
+        C = Xc.T @ Yc[perm]
+        return float(np.sum(C * C)) / den
+
+    return score_b
+
+
+def _whitened(A: np.ndarray, epsilon: float) -> np.ndarray | None:
+    """Centred ``A`` mapped to orthonormal columns (``A_w^T A_w = I``) after pruning."""
+    Ac = _centred(A)
+    S = Ac.T @ Ac
+    kept, _ = prune(np.diag(S).copy(), epsilon)
+    if kept.size == 0:
+        return None
+    W = Whitener.fit(S[np.ix_(kept, kept)])
+    return Ac[:, kept] @ W.weights(np.eye(W.rank))
+
+
+def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer | None:
+    eps = float(kw.get("epsilon", 0.0))
+    Xw, Yw = _whitened(X, eps), _whitened(Y, eps)
+
+    def score(perm: np.ndarray) -> float:
+        if Xw is None or Yw is None:
+            return 0.0
+        M = Xw.T @ Yw[perm]
+        G = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
+        return float(np.mean(np.sqrt(np.clip(np.linalg.eigvalsh(G), 0.0, 1.0))))
+
+    return score
+
+
+def _shape_scorer(X: np.ndarray, Y: np.ndarray, alpha: float) -> Scorer:
+    Xc, Yc = _centred(X), _centred(Y)
+    if alpha != 1.0:
+        Vx, dx = partial_whitening(Xc.T @ Xc, alpha, "X")
+        Vy, dy = partial_whitening(Yc.T @ Yc, alpha, "Y")
+        Xc = (Xc @ Vx) * dx
+        Yc = (Yc @ Vy) * dy
+    den = float(np.sqrt(np.sum(Xc * Xc) * np.sum(Yc * Yc)))
+
+    def score(perm: np.ndarray) -> float:
+        s = np.linalg.svd(Xc.T @ Yc[perm], compute_uv=False)
+        return float(min(s.sum() / den, 1.0))
+
+    return score
+
+
+def _regression_scorer(X: np.ndarray, Y: np.ndarray) -> Scorer:
+    Xc, Yc = _centred(X), _centred(Y)
+    Xw, Yw = _whitened(X, 0.0), _whitened(Y, 0.0)
+    # Constant features carry no variance and add nothing to either total.
+    tx, ty = float(np.sum(Xc * Xc)), float(np.sum(Yc * Yc))
+
+    def score(perm: np.ndarray) -> float:
+        if Xw is None or Yw is None:
+            return 0.0
+        A = Xw.T @ Yc[perm]
+        B = Yw[perm].T @ Xc
+        r2y = min(float(np.sum(A * A)) / ty, 1.0)
+        r2x = min(float(np.sum(B * B)) / tx, 1.0)
+        return 0.5 * (r2y + r2x)
+
+    return score
+
+
+def _rsa_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer:
+    from scipy.stats import rankdata
+
+    metric = kw.get("metric", "euclidean")
+    compare = kw.get("compare", "spearman")
+    n = X.shape[0]
+    iu, ju = np.triu_indices(n, k=1)
+    Dx, Dy = rdm_unchecked(X, metric), rdm_unchecked(Y, metric)
+    a, b = Dx[iu, ju], Dy[iu, ju]
+    if compare == "spearman":
+        a, b = rankdata(a), rankdata(b)
+        B = np.zeros((n, n))
+        B[iu, ju] = b
+        B += B.T
+    else:
+        B = Dy
+    a = a - a.mean()
+    mb = b.mean()
+    den = float(np.sqrt((a @ a) * np.sum((b - mb) ** 2)))
+
+    def score(perm: np.ndarray) -> float:
+        if not den > 0:
+            return 0.0
+        # Permuting datapoints permutes the pairs: the same multiset of entries, so the
+        # mean and norm of the permuted vector are unchanged.
+        return float(a @ B[perm[iu], perm[ju]]) / den
+
+    return score
+
+
+def fast_scorer(measure: Any, X: np.ndarray, Y: np.ndarray) -> Scorer | None:
+    """A function ``perm -> measure(X, Y[perm]).score`` reusing per-side work, or None.
+
+    None means the measure is not one of the library's own (or uses options this
+    module does not reproduce): the caller then loops over full calls.
+    """
+    un = _unwrap(measure)
+    if un is None:
+        return None
+    func, kw = un
+    if func is cka and set(kw) <= {"kernel", "bandwidth", "debiased", "method"}:
+        return _cka_scorer(X, Y, kw)
+    if func is cca and set(kw) <= {"epsilon", "threshold"}:
+        return _cca_scorer(X, Y, kw)
+    if func is procrustes and not kw:
+        return _shape_scorer(X, Y, 1.0)
+    if func is shape_distance and set(kw) <= {"alpha", "kind"}:
+        return _shape_scorer(X, Y, float(kw.get("alpha", 1.0)))
+    if func is regression_fit and not kw:
+        return _regression_scorer(X, Y)
+    if func is rsa and set(kw) <= {"metric", "compare"}:
+        return _rsa_scorer(X, Y, kw)
+    return None
