@@ -8,6 +8,7 @@ computed in feature space when that is cheaper; RBF and debiased CKA need the sa
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -256,6 +257,16 @@ def check_debiased_n(n: int) -> None:
         )
 
 
+def _streamed(X: Any, Y: Any) -> bool:
+    if isinstance(X, Iterator) or isinstance(Y, Iterator):
+        return True
+    if isinstance(X, np.ndarray) and isinstance(Y, np.ndarray):
+        return False
+    from svcca._streaming import is_streamable
+
+    return is_streamable(X) or (Y is not None and is_streamable(Y))
+
+
 # ---------------------------------------------------------------------- public
 def cka(
     X: Any,
@@ -272,7 +283,9 @@ def cka(
     ----------
     X : array_like, shape (n_samples, p), or Moments
         First representation, or a :class:`~svcca.Moments` holding both sides (linear,
-        biased CKA only: the other variants need the samples).
+        biased CKA only: the other variants need the samples). For linear, biased CKA
+        anything the Moments-based measures accept also works (torch tensors, dask
+        arrays, h5py/zarr datasets, iterators of batches), read in one pass.
     Y : array_like, shape (n_samples, q)
         Second representation.
     kernel : {"linear", "rbf"}, default "linear"
@@ -368,6 +381,25 @@ def cka(
             (m.p, m.q),
         )
 
+    if kernel == "linear" and not debiased and method != "sample" and _streamed(X, Y):
+        # Iterators of batches, dask arrays, torch tensors, h5py/zarr datasets: one pass
+        # into the moments, never a full in-memory copy.
+        m = to_moments(X, Y)
+        xy, xx, yy = _linear_from_moments(m)
+        return CKAResult(
+            _ratio(xy, xx, yy),
+            xy,
+            xx,
+            yy,
+            "linear",
+            False,
+            None,
+            None,
+            None,
+            "feature",
+            m.n,
+            (m.p, m.q),
+        )
     if Y is None:
         raise TypeError(
             "cka compares two representations: call it as cka(X, Y) with arrays of shape "
