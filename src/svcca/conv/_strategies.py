@@ -1,0 +1,183 @@
+"""One entry point for comparing convolutional layers with any measure of the library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+from svcca.conv._checks import Layout, as_conv, check_layout, check_same_n
+from svcca.conv._dft import fourier_cca
+
+__all__ = ["Strategy", "compare", "reduce_pair"]
+
+Strategy = Literal["dft", "flatten", "avgpool", "interpolate"]
+_STRATEGIES = ("dft", "flatten", "avgpool", "interpolate")
+# Public functions of svcca that take one representation, not two.
+_NOT_PAIRWISE = frozenset({"pca"})
+
+
+def _measures() -> dict[str, Callable[..., Any]]:
+    """The two-representation measures ``svcca`` exports, by name."""
+    import svcca
+
+    out = {}
+    for name in getattr(svcca, "__all__", ()):
+        fn = getattr(svcca, name, None)
+        if name.islower() and callable(fn) and not isinstance(fn, type):
+            if name not in _NOT_PAIRWISE:
+                out[name] = fn
+    return out
+
+
+def _resolve(measure: Any) -> tuple[str, Callable[..., Any]]:
+    if callable(measure):
+        return getattr(measure, "__name__", "measure"), measure
+    known = _measures()
+    if isinstance(measure, str) and measure in known:
+        return measure, known[measure]
+    raise ValueError(
+        f"measure must be one of {sorted(known)} or a callable f(X, Y, **options); got {measure!r}."
+    )
+
+
+def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` linear interpolation with pixel centres aligned (half-pixel rule)."""
+    pos = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    pos = np.clip(pos, 0.0, n_in - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = pos - lo
+    R = np.zeros((n_out, n_in))
+    np.add.at(R, (np.arange(n_out), lo), 1.0 - frac)
+    np.add.at(R, (np.arange(n_out), hi), frac)
+    return R
+
+
+def _interpolate(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of ``(n, h, w, c)`` maps to ``size`` (unchanged axes are not touched)."""
+    out = a
+    if a.shape[1] != size[0]:
+        Rh = _resize_matrix(a.shape[1], size[0])
+        out = np.moveaxis(np.tensordot(Rh, out, axes=(1, 1)), 0, 1)
+    if a.shape[2] != size[1]:
+        Rw = _resize_matrix(a.shape[2], size[1])
+        out = np.moveaxis(np.tensordot(Rw, out, axes=(1, 2)), 0, 2)
+    return out
+
+
+def _spatial(a: np.ndarray) -> tuple[int, int]:
+    return int(a.shape[1]), int(a.shape[2])
+
+
+def reduce_pair(
+    A: Any,
+    B: Any,
+    *,
+    strategy: Literal["flatten", "avgpool", "interpolate"],
+    layout: Layout = "nhwc",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 2-D representations a spatial strategy turns two layers into.
+
+    ``"flatten"``: every spatial position becomes a datapoint, ``(n*h*w, c)`` (same
+    spatial size needed). ``"avgpool"``: the mean over space, ``(n, c)``.
+    ``"interpolate"``: the smaller map is resized bilinearly to the larger size along
+    each axis, then flattened as above.
+    """
+    layout = check_layout(layout)
+    dense_ok = strategy == "avgpool"
+    a = as_conv(A, "A", layout, allow_dense=dense_ok)
+    b = as_conv(B, "B", layout, allow_dense=dense_ok)
+    n = check_same_n(a, b)
+    if strategy == "avgpool":
+        return a.mean(axis=(1, 2), dtype=np.float64), b.mean(axis=(1, 2), dtype=np.float64)
+    sa, sb = _spatial(a), _spatial(b)
+    if strategy == "flatten":
+        if sa != sb:
+            raise ValueError(
+                f"strategy='flatten' treats each spatial position as a datapoint, so both "
+                f"maps need the same spatial size; got {sa} and {sb} (height, width). Use "
+                "strategy='interpolate' to resize the smaller map, 'avgpool', or 'dft'."
+            )
+    elif strategy == "interpolate":
+        size = (max(sa[0], sb[0]), max(sa[1], sb[1]))
+        a, b = _interpolate(a, size), _interpolate(b, size)
+    else:
+        raise ValueError(f"strategy must be one of {list(_STRATEGIES)}; got {strategy!r}.")
+    flat_a = np.reshape(a, (n * a.shape[1] * a.shape[2], a.shape[3]))
+    flat_b = np.reshape(b, (n * b.shape[1] * b.shape[2], b.shape[3]))
+    return flat_a, flat_b
+
+
+def compare(
+    A: Any,
+    B: Any,
+    *,
+    strategy: Strategy = "dft",
+    measure: str | Callable[..., Any] = "cca",
+    layout: Layout = "nhwc",
+    **options: Any,
+) -> Any:
+    """Compare two convolutional layers with a chosen spatial strategy and measure.
+
+    Parameters
+    ----------
+    A : array_like, shape (n, h1, w1, c1) (``(n, c1, h1, w1)`` with ``layout="nchw"``)
+    B : array_like, shape (n, h2, w2, c2)
+        Activations of the same ``n`` datapoints. A 2-D ``(n, d)`` array (a dense layer
+        or a single output neuron) is accepted by ``"dft"`` (compared on the DC
+        component) and ``"avgpool"``.
+    strategy : {"dft", "flatten", "avgpool", "interpolate"}, default "dft"
+        ``"dft"``: :func:`svcca.conv.fourier_cca` (CCA per spatial frequency; exact
+        for translation-invariant data). ``"flatten"``: every position is a datapoint,
+        ``(n*h*w, c)``; needs equal spatial sizes. ``"avgpool"``: mean over space,
+        ``(n, c)``. ``"interpolate"``: resize the smaller map bilinearly to the larger
+        size, then flatten.
+    measure : str or callable, default "cca"
+        The name of a two-representation measure of :mod:`svcca` (``"cca"``,
+        ``"svcca"``, ``"pwcca"``, ``"pls"``, and whatever else the package exports,
+        such as ``"cka"``), or any ``f(X, Y, **options)`` on ``(n, p)``, ``(n, q)``
+        arrays. ``"dft"`` supports ``"cca"`` and ``"svcca"`` only.
+    layout : {"nhwc", "nchw"}, default "nhwc"
+    **options
+        Passed to the measure (for ``"dft"``: to :func:`svcca.conv.fourier_cca`, e.g.
+        ``keep=0.99`` for SVCCA, ``epsilon``).
+
+    Returns
+    -------
+    result
+        The measure's own result (``.score`` for every measure of the library);
+        :class:`~svcca.conv.FourierCCAResult` for ``"dft"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from svcca.conv import compare
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((300, 6, 6, 4))
+    >>> B = A @ rng.standard_normal((4, 4))
+    >>> round(compare(A, B, strategy="avgpool", measure="cca").score, 6)
+    1.0
+    """
+    if strategy not in _STRATEGIES:
+        raise ValueError(
+            f"strategy must be one of {list(_STRATEGIES)}; got {strategy!r}. 'dft' is the "
+            "Fourier CCA of the SVCCA paper; the others reduce both layers to 2-D arrays."
+        )
+    name, fn = _resolve(measure)
+    if strategy == "dft":
+        import svcca
+
+        if measure == "cca" or measure is svcca.cca:
+            return fourier_cca(A, B, layout=layout, **options)
+        if measure == "svcca" or measure is svcca.svcca:
+            options.setdefault("keep", 0.99)
+            return fourier_cca(A, B, layout=layout, **options)
+        raise ValueError(
+            f"strategy='dft' computes CCA per spatial frequency and supports measure='cca' "
+            f"or 'svcca' only; got measure={name!r}. Use strategy='flatten', 'avgpool' or "
+            "'interpolate' for other measures."
+        )
+    X, Y = reduce_pair(A, B, strategy=strategy, layout=layout)
+    return fn(X, Y, **options)
