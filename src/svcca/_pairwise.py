@@ -212,7 +212,9 @@ def _pass1_local(srcs: list[Source], n: int, rows: int, bar: _Progress) -> list[
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         for m, s in zip(moms, srcs, strict=True):
-            m._merge_in_place(chunk_moments(s.read(start, stop), None, (s.name, ""), start))
+            m._merge_in_place(
+                chunk_moments(s.read(start, stop), None, (f"Representation {s.name!r}", ""), start)
+            )
         bar.update(1)
     return moms
 

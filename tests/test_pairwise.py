@@ -1,0 +1,188 @@
+"""The all-pairs engine agrees with the single-pair functions, pair by pair."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import svcca
+from svcca._pairwise import PairwiseResult, pairwise
+
+
+def layers(n: int = 800, widths=(12, 15, 9, 20), seed: int = 0, noise: float = 0.05):
+    """Representations like real layers: a shared latent through tanh, plus noise."""
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, 6))
+    return {
+        f"l{i}": np.tanh(Z @ rng.standard_normal((6, w))) + noise * rng.standard_normal((n, w))
+        for i, w in enumerate(widths)
+    }
+
+
+SINGLE = {
+    "cca": lambda a, b, **kw: svcca.cca(a, b, **kw).score,
+    "svcca": lambda a, b, **kw: svcca.svcca(a, b, **kw).score,
+    "pwcca": lambda a, b, **kw: svcca.pwcca(a, b, **kw).score,
+    "pls": lambda a, b, **kw: svcca.pls(a, b).score,
+}
+
+
+def reference(rows, cols, measure, **kw):
+    f = SINGLE[measure]
+    return np.array([[f(a, b, **kw) for b in cols.values()] for a in rows.values()])
+
+
+@pytest.mark.parametrize("measure", ["cca", "svcca", "pwcca", "pls"])
+def test_square_matches_single_pair_functions(measure):
+    reps = layers()
+    reps["dead"] = np.c_[reps["l0"][:, :4], np.zeros(800), np.ones(800)]  # pruned features
+    r = pairwise(reps, measure=measure, chunk_size=300)  # several chunks per pass
+    np.testing.assert_allclose(r.values, reference(reps, reps, measure), rtol=0, atol=1e-10)
+    assert r.rows == r.cols == tuple(reps)
+    assert r.measure == measure
+    assert r.n_samples == 800
+
+
+def test_rectangular_matches_and_reads_shared_objects_once():
+    rows = layers(seed=1)
+    cols = {"final0": rows["l1"], "final1": rows["l3"], "other": layers(seed=2)["l0"]}
+    r = pairwise(rows, cols, measure="svcca", keep=5)
+    np.testing.assert_allclose(r.values, reference(rows, cols, "svcca", keep=5), atol=1e-10)
+    assert r.shape == (4, 3)
+    assert r.dims_rows == (5, 5, 5, 5) and r.dims_cols == (5, 5, 5)
+    # a representation compared with itself (same object in rows and cols) scores 1
+    assert r["l1", "final0"] == pytest.approx(1.0, abs=1e-12)
+    assert r[3, 1] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_svcca_options_and_epsilon_pass_through():
+    reps = layers(seed=3)
+    for kw in ({"keep": 0.9, "variance": "singular_values"}, {"keep": 3}):
+        r = pairwise(reps, measure="svcca", **kw)
+        np.testing.assert_allclose(r.values, reference(reps, reps, "svcca", **kw), atol=1e-10)
+        assert dict(r.settings) == {"keep": kw["keep"], "variance": kw.get("variance", "explained")}
+    r = pairwise(reps, measure="cca", epsilon=0.2)
+    np.testing.assert_allclose(r.values, reference(reps, reps, "cca", epsilon=0.2), atol=1e-10)
+
+
+def test_symmetric_measures_give_symmetric_matrices_with_unit_diagonal():
+    reps = layers(seed=4)
+    for measure in ("cca", "svcca", "pls", "cka_linear"):
+        v = pairwise(reps, measure=measure).values
+        np.testing.assert_allclose(v, v.T, atol=0)
+        np.testing.assert_allclose(np.diag(v), 1.0, atol=1e-10)
+    # PWCCA weights by the narrower side, the first on a tie: equal widths make it
+    # asymmetric, and both orders are computed
+    v = pairwise(layers(seed=4, widths=(10, 10)), measure="pwcca").values
+    assert abs(v[0, 1] - v[1, 0]) > 1e-6
+
+
+def test_cka_linear_agrees_with_svcca_cka_when_available():
+    reps = layers(seed=5)
+    r = pairwise(reps, measure="cka_linear")
+    cka = getattr(svcca, "cka", None)
+    if cka is None:
+        from svcca._cka import cka
+    ref = np.array([[cka(a, b).score for b in reps.values()] for a in reps.values()])
+    np.testing.assert_allclose(r.values, ref, atol=1e-10)
+    np.testing.assert_allclose(r.values, pairwise(reps, measure="pls").values, atol=1e-12)
+
+
+def test_sequence_input_is_labelled_by_position_and_result_exports():
+    reps = list(layers(seed=6, widths=(8, 10)).values())
+    r = pairwise(reps, measure="cca")
+    assert isinstance(r, PairwiseResult)
+    assert r.rows == ("0", "1")
+    df = r.to_pandas()
+    assert list(df.index) == ["0", "1"] and list(df.columns) == ["0", "1"]
+    assert df.loc["0", "1"] == pytest.approx(r.values[0, 1], abs=0)
+    assert df.attrs["measure"] == "cca"
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["values"][0][1] == pytest.approx(r.values[0, 1], abs=0)
+    assert d["rows"] == ["0", "1"] and d["settings"] == {"epsilon": 0.0}
+
+
+def test_memmaps_and_paths_stream(tmp_path):
+    reps = layers(seed=7)
+    paths = {}
+    for k, v in reps.items():
+        np.save(tmp_path / f"{k}.npy", v.astype(np.float32))
+        paths[k] = tmp_path / f"{k}.npy"
+    mm = {k: np.load(p, mmap_mode="r") for k, p in paths.items()}
+    ref = pairwise({k: v.astype(np.float32) for k, v in reps.items()}, measure="svcca")
+    np.testing.assert_allclose(
+        pairwise(mm, measure="svcca", chunk_size=300).values, ref.values, atol=1e-10
+    )
+    np.testing.assert_allclose(pairwise(paths, measure="svcca").values, ref.values, atol=1e-10)
+
+
+def test_progress_bar_goes_to_stderr(capsys):
+    reps = layers(seed=8, widths=(5, 6))
+    pairwise(reps, measure="cca", progress=True)
+    err = capsys.readouterr().err
+    assert "pairs" in err
+    pairwise(reps, measure="cca")  # quiet by default
+    assert capsys.readouterr().err == ""
+
+
+def test_a_constant_representation_scores_zero():
+    reps = layers(seed=9, widths=(5, 6))
+    reps["flat"] = np.ones((800, 3))
+    for measure in ("cca", "svcca", "pwcca", "pls"):
+        r = pairwise(reps, measure=measure)
+        assert r["flat", "l0"] == 0.0 and r["l1", "flat"] == 0.0
+
+
+# ---------------------------------------------------------------------- bad input
+def test_different_sample_counts_name_the_representation():
+    reps = layers(seed=10, widths=(5, 6))
+    reps["short"] = np.zeros((799, 3))
+    with pytest.raises(ValueError, match=r"'short' has 799 samples but 'l0' has 800"):
+        pairwise(reps)
+    with pytest.raises(ValueError, match=r"'short' has 799 samples"):
+        pairwise(layers(seed=10, widths=(5,)), {"short": np.zeros((799, 3))})
+
+
+def test_bad_arguments_are_explained():
+    reps = layers(seed=11, widths=(5, 6))
+    with pytest.raises(ValueError, match="measure must be one of"):
+        pairwise(reps, measure="rbf")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="mapping of names to representations"):
+        pairwise(np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="rows is empty"):
+        pairwise({})
+    with pytest.raises(ValueError, match="keep as a fraction"):
+        pairwise(reps, keep=1.5)
+    with pytest.raises(ValueError, match="variance must be"):
+        pairwise(reps, variance="total")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="epsilon must be"):
+        pairwise(reps, measure="cca", epsilon=-1.0)
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        pairwise(reps, chunk_size=0)
+    with pytest.raises(TypeError, match="chunk_size must be a positive int"):
+        pairwise(reps, chunk_size=2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="'l1' is a Moments object"):
+        pairwise({"l0": reps["l0"], "l1": svcca.Moments.from_arrays(reps["l1"])})
+    with pytest.raises(ValueError, match="'bad' must be 2-D"):
+        pairwise({"l0": reps["l0"], "bad": np.zeros(800)})
+    with pytest.raises(ValueError, match="At least 2 samples"):
+        pairwise({"a": np.zeros((1, 2)), "b": np.zeros((1, 2))})
+
+
+def test_nonfinite_rows_are_named():
+    reps = layers(seed=12, widths=(5, 6))
+    reps["l1"][500, 2] = np.nan
+    with pytest.raises(
+        ValueError, match=r"Representation 'l1' contains NaN or inf in rows \[500\]"
+    ):
+        pairwise(reps, chunk_size=300)
+
+
+def test_result_lookup_errors():
+    r = pairwise(layers(seed=13, widths=(5, 6)), measure="cca")
+    with pytest.raises(KeyError, match="No row labelled 'zz'"):
+        r["zz", "l0"]
+    with pytest.raises(KeyError, match=r"\(row, col\) pair"):
+        r["l0"]  # type: ignore[index]
