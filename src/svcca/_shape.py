@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._cca import cca_from_moments
 from svcca._cka import check_choice
 from svcca._inputs import to_moments
 from svcca._moments import Moments
@@ -121,6 +122,18 @@ def shape_score(m: Moments, alpha: float) -> float:
                 )
         nuc = float(np.linalg.svd(m.sxy, compute_uv=False).sum())
         return float(min(nuc / np.sqrt(nx2 * ny2), 1.0))
+    if alpha == 0.0:
+        # Full whitening is CCA: use its Cholesky whitening, which keeps the scores of
+        # near-identical representations accurate to ~1e-15 (an eigendecomposition of
+        # the covariance would square its condition number).
+        for name, S in (("X", m.sxx), ("Y", m.syy)):
+            if not float(np.trace(S)) > 0.0:
+                raise ValueError(
+                    f"{name} has no variance (every feature is constant), so its shape is "
+                    "undefined. Drop constant representations before comparing."
+                )
+        res = cca_from_moments(m, epsilon=0.0, threshold=1.0)
+        return float(min(res.correlations.sum() / np.sqrt(res.rank_x * res.rank_y), 1.0))
     Vx, dx = partial_whitening(m.sxx, alpha, "X")
     Vy, dy = partial_whitening(m.syy, alpha, "Y")
     lam_x = np.einsum("ij,jk,ki->i", Vx.T, m.sxx, Vx)

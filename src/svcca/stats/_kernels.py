@@ -134,6 +134,16 @@ def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer | No
 
 
 def _shape_scorer(X: np.ndarray, Y: np.ndarray, alpha: float) -> Scorer:
+    if alpha == 0.0:
+        Xw, Yw = _whitened(X, 0.0), _whitened(Y, 0.0)
+        assert Xw is not None and Yw is not None  # the observed call already checked
+        rr = float(np.sqrt(Xw.shape[1] * Yw.shape[1]))
+
+        def score0(perm: np.ndarray) -> float:
+            s = np.linalg.svd(Xw.T @ Yw[perm], compute_uv=False)
+            return float(min(np.clip(s, 0.0, 1.0).sum() / rr, 1.0))
+
+        return score0
     Xc, Yc = _centred(X), _centred(Y)
     if alpha != 1.0:
         Vx, dx = partial_whitening(Xc.T @ Xc, alpha, "X")
