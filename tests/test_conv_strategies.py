@@ -1,0 +1,113 @@
+"""svcca.conv.compare: the tutorial's spatial strategies with any measure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import svcca
+from svcca.conv import compare, fourier_cca, reduce_pair
+from svcca.conv._strategies import _interpolate, _resize_matrix
+
+
+@pytest.fixture(scope="module")
+def layers():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((120, 6, 4, 5))
+    B = A[..., :3] @ rng.standard_normal((3, 3)) + 0.5 * rng.standard_normal((120, 6, 4, 3))
+    return A, B
+
+
+def test_flatten_treats_positions_as_datapoints(layers):
+    A, B = layers
+    r = compare(A, B, strategy="flatten", measure="cca")
+    expect = svcca.cca(A.reshape(-1, 5), B.reshape(-1, 3))
+    np.testing.assert_allclose(r.correlations, expect.correlations, atol=1e-12)
+    X, Y = reduce_pair(A, B, strategy="flatten")
+    assert X.shape == (120 * 24, 5) and Y.shape == (120 * 24, 3)
+
+
+def test_avgpool_is_the_spatial_mean(layers):
+    A, B = layers
+    r = compare(A, B, strategy="avgpool", measure="pwcca")
+    expect = svcca.pwcca(A.mean(axis=(1, 2)), B.mean(axis=(1, 2)))
+    assert r.score == pytest.approx(expect.score, abs=1e-12)
+    # A dense layer (or a single output neuron) is already pooled.
+    dense = A.mean(axis=(1, 2)) @ np.ones((5, 2))
+    d = compare(A, dense, strategy="avgpool", measure="cca")
+    assert d.correlations.size == 1 and d.correlations[0] == pytest.approx(1.0, abs=1e-10)
+
+
+def test_interpolate_resizes_the_smaller_map(layers):
+    A, _ = layers
+    small = A[:, ::2, ::2, :]  # 3 x 2
+    X, Y = reduce_pair(A, small, strategy="interpolate")
+    assert X.shape == Y.shape == (120 * 24, 5)
+    r = compare(small, A, strategy="interpolate", measure="cca")
+    assert 0.0 < r.score < 1.0
+
+
+def test_resize_matrix_is_linear_interpolation():
+    R = _resize_matrix(3, 6)
+    np.testing.assert_allclose(R.sum(axis=1), 1.0)
+    # A linear ramp stays linear between the outermost sample centres.
+    ramp = np.arange(3.0)
+    np.testing.assert_allclose(R @ ramp, [0, 0.25, 0.75, 1.25, 1.75, 2])
+    np.testing.assert_array_equal(_resize_matrix(4, 4), np.eye(4))
+    # Non-square maps are resized per axis.
+    x = np.random.default_rng(1).standard_normal((2, 3, 2, 4))
+    y = _interpolate(x, (6, 5))
+    assert y.shape == (2, 6, 5, 4)
+    np.testing.assert_allclose(y.mean(axis=(1, 2)).shape, (2, 4))
+
+
+def test_dft_strategy_is_fourier_cca(layers):
+    A, B = layers
+    r = compare(A, B)
+    np.testing.assert_array_equal(r.correlations, fourier_cca(A, B).correlations)
+    s = compare(A, B, strategy="dft", measure="svcca")
+    assert s.keep == 0.99
+    t = compare(A, B, strategy="dft", measure=svcca.svcca, keep=3)
+    np.testing.assert_array_equal(t.correlations, fourier_cca(A, B, keep=3).correlations)
+
+
+def test_any_measure_by_name_or_callable(layers):
+    A, B = layers
+    for name in ("cca", "svcca", "pwcca", "pls"):
+        r = compare(A, B, strategy="avgpool", measure=name)
+        assert np.isfinite(r.score)
+    seen = {}
+
+    def mine(X, Y, *, scale):
+        seen["shapes"] = (X.shape, Y.shape)
+        return scale
+
+    assert compare(A, B, strategy="flatten", measure=mine, scale=2.5) == 2.5
+    assert seen["shapes"] == ((120 * 24, 5), (120 * 24, 3))
+    r = compare(A, B, strategy="flatten", measure="svcca", keep=2)
+    assert r.kept_x == 2
+
+
+def test_nchw_layout(layers):
+    A, B = layers
+    a, b = A.transpose(0, 3, 1, 2), B.transpose(0, 3, 1, 2)
+    for strategy in ("flatten", "avgpool", "interpolate"):
+        r1 = compare(A, B, strategy=strategy)
+        r2 = compare(a, b, strategy=strategy, layout="nchw")
+        np.testing.assert_allclose(r1.correlations, r2.correlations, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name", ["svcca.conv._dft", "svcca.conv._strategies", "svcca.compat._dft_ccas"]
+)
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    import svcca.compat
+
+    if name.startswith("svcca.compat") and not hasattr(svcca.compat, "fourier_ccas"):
+        pytest.skip("svcca.compat does not re-export fourier_ccas yet")
+    mod = importlib.import_module(name)
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
