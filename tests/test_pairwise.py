@@ -11,6 +11,18 @@ import svcca
 from svcca._pairwise import PairwiseResult, pairwise
 
 
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Small matrices on 2 shared cores: extra BLAS threads only contend (often 10x slower)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with threadpool_limits(1):
+        yield
+
+
 def layers(n: int = 800, widths=(12, 15, 9, 20), seed: int = 0, noise: float = 0.05):
     """Representations like real layers: a shared latent through tanh, plus noise."""
     rng = np.random.default_rng(seed)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._linalg import flip_signs, sym_eig_desc
 from svcca._moments import Moments, _chunk_rows, release_rows
 from svcca._validation import (
     SVCCAWarning,
@@ -428,11 +429,9 @@ class _FrequentDirections:
 
     def directions(self) -> tuple[np.ndarray, np.ndarray]:
         """Estimated eigenvalues (descending) and directions ``(d, r)`` of the scatter."""
-        from svcca._linalg import flip_signs
-
         _, s, vt = np.linalg.svd(self.buf[: self.filled], full_matrices=False)
-        V, _ = flip_signs(vt.T)
-        return s**2, V
+        V, _ = flip_signs(vt[: self.ell].T)
+        return s[: self.ell] ** 2, V
 
 
 def _batches_of(
@@ -513,9 +512,11 @@ def svcca_two_pass(
     """SVCCA for layers too wide for a ``d x d`` moment, in two passes over the data.
 
     Pass one sketches each layer's centred scatter with Frequent Directions (memory
-    ``O(sketch_size * d)``, never ``d x d``) and takes its top ``k`` right singular
-    directions. Pass two projects every chunk onto them and gathers the exact joint
-    moments of the reduced ``(n, k)`` representations; CCA of those is the result.
+    ``O(sketch_size * d)``, never ``d x d``); the sketch's right singular vectors span an
+    ``l``-dimensional subspace close to the top singular subspace. Pass two projects
+    every chunk onto those subspaces and gathers the exact joint moments of the reduced
+    ``(n, l)`` representations. Their exact variances (Rayleigh-Ritz) choose and rotate
+    the ``k`` kept directions per side; CCA of the reduced moments is the result.
 
     Parameters
     ----------
@@ -589,29 +590,35 @@ def svcca_two_pass(
     n = fx.n
     if n < 2:
         raise ValueError(f"At least 2 samples are needed; got {n}.")
-    ex, Vx = fx.directions()
-    ey, Vy = fy.directions()
-    kx = _choose_k(ex, fx.total, keep, variance, "X")
-    ky = _choose_k(ey, fy.total, keep, variance, "Y")
-    Vx, Vy = Vx[:, :kx], Vy[:, :ky]
-    red = Moments.empty(kx, ky) if kx and ky else None
-    if red is not None:
-        for xb, yb in gen():  # pass two: exact moments of the reduced representations
-            a = (xb - fx.mean) @ Vx
-            b = (yb - fy.mean) @ Vy
-            red._merge_in_place(
-                Moments(a.shape[0], np.zeros(kx), np.zeros(ky), a.T @ a, b.T @ b, a.T @ b)
-            )
-        # Centred on the exact global mean: the reduced means are zero by construction.
-        red.mean_x[:] = 0.0
-        red.mean_y[:] = 0.0
-    else:
-        red = Moments(
-            n, np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1))
+    _, Vx = fx.directions()
+    _, Vy = fy.directions()
+    lx, ly = Vx.shape[1], Vy.shape[1]
+    # Pass two: exact moments of the data projected on the whole sketched subspaces.
+    R = Moments.empty(lx, ly)
+    for xb, yb in gen():
+        a = (xb - fx.mean) @ Vx
+        b = (yb - fy.mean) @ Vy
+        R._merge_in_place(
+            Moments(a.shape[0], np.zeros(lx), np.zeros(ly), a.T @ a, b.T @ b, a.T @ b)
         )
+    # Rayleigh-Ritz: the exact variances inside each subspace choose and rotate the kept
+    # directions (more accurate than the sketch's own, shrunken, estimates).
+    wx, Ux = sym_eig_desc(R.sxx)
+    wy, Uy = sym_eig_desc(R.syy)
+    kx = _choose_k(wx, fx.total, keep, variance, "X")
+    ky = _choose_k(wy, fy.total, keep, variance, "Y")
+    Ux, Uy = Ux[:, :kx], Uy[:, :ky]
+    Vx, Vy = Vx @ Ux, Vy @ Uy
+    if kx and ky:
+        red = Moments(
+            n, np.zeros(kx), np.zeros(ky), np.diag(wx[:kx]), np.diag(wy[:ky]), Ux.T @ R.sxy @ Uy
+        )
+    else:
+        zero = np.zeros((1, 1))
+        red = Moments(n, np.zeros(1), np.zeros(1), zero, zero, zero)
     inner = cca_from_moments(red, epsilon=0.0, threshold=threshold)
-    vkx = float(np.trace(red.sxx) / fx.total) if kx and fx.total > 0 else 0.0
-    vky = float(np.trace(red.syy) / fy.total) if ky and fy.total > 0 else 0.0
+    vkx = float(wx[:kx].sum() / fx.total) if kx and fx.total > 0 else 0.0
+    vky = float(wy[:ky].sum() / fy.total) if ky and fy.total > 0 else 0.0
     return SVCCAResult(
         correlations=inner.correlations,
         score=inner.score,

@@ -1,0 +1,287 @@
+"""Streaming inputs: memmaps in constant memory, datasets, iterators, two-pass SVCCA."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import svcca
+from svcca._inputs import to_moments
+from svcca._moments import release_rows
+from svcca._streaming import as_source, load_array, moments_from_sources, svcca_two_pass
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Small matrices on 2 shared cores: extra BLAS threads only contend (often 10x slower)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with threadpool_limits(1):
+        yield
+
+
+def pair(n=2000, p=12, q=9, seed=0):
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, 4))
+    X = np.tanh(Z @ rng.standard_normal((4, p))) + 0.1 * rng.standard_normal((n, p)) + 5.0
+    Y = Z @ rng.standard_normal((4, q)) + 0.3 * rng.standard_normal((n, q))
+    return X, Y
+
+
+class FakeDataset:
+    """Quacks like h5py.Dataset / zarr.Array: shape, dtype, slicing into NumPy."""
+
+    def __init__(self, a):
+        self._a = a
+        self.shape, self.dtype, self.ndim = a.shape, a.dtype, a.ndim
+        self.reads = 0
+
+    def __getitem__(self, key):
+        self.reads += 1
+        return np.array(self._a[key])
+
+
+MEASURES = [
+    lambda a, b: svcca.cca(a, b).correlations,
+    lambda a, b: np.atleast_1d(svcca.svcca(a, b, keep=0.95).score),
+    lambda a, b: np.atleast_1d(svcca.pwcca(a, b).score),
+    lambda a, b: svcca.pls(a, b).singular_values,
+]
+
+
+@pytest.mark.parametrize("f", MEASURES, ids=["cca", "svcca", "pwcca", "pls"])
+def test_memmaps_and_datasets_give_in_memory_results(tmp_path, f):
+    X, Y = pair()
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", Y)
+    ref = f(X, Y)
+    mx, my = np.load(tmp_path / "x.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
+    np.testing.assert_allclose(f(mx, my), ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(f(FakeDataset(X), FakeDataset(Y)), ref, rtol=0, atol=1e-10)
+
+
+def test_pca_streams_a_memmap(tmp_path):
+    X, _ = pair()
+    np.save(tmp_path / "x.npy", X)
+    got = svcca.pca(np.load(tmp_path / "x.npy", mmap_mode="r"))
+    np.testing.assert_allclose(got.eigenvalues, svcca.pca(X).eigenvalues, atol=1e-10)
+
+
+def test_datasets_are_read_in_chunks():
+    X, Y = pair(n=3000)
+    dx, dy = FakeDataset(X), FakeDataset(Y)
+    m = moments_from_sources(dx, dy, chunk_size=500)
+    assert dx.reads == 6 and dy.reads == 6
+    np.testing.assert_allclose(m.sxy, svcca.Moments.from_arrays(X, Y).sxy, atol=1e-9)
+
+
+def test_memmap_streaming_keeps_resident_memory_flat(tmp_path):
+    """Reading 2 x 48 MB of memmapped files must not grow peak RSS by the file size."""
+    n, p = 187_500, 64
+    rng = np.random.default_rng(0)
+    for name in ("x", "y"):
+        a = np.lib.format.open_memmap(tmp_path / f"{name}.npy", "w+", np.float32, (n, p))
+        for s in range(0, n, 62_500):
+            a[s : s + 62_500] = rng.standard_normal((62_500, p), dtype=np.float32)
+        a.flush()
+        del a
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, svcca
+        def hwm():
+            for line in open("/proc/self/status"):
+                if line.startswith("VmHWM"):
+                    return int(line.split()[1]) / 1024
+        X = np.load({str(tmp_path / "x.npy")!r}, mmap_mode="r")
+        Y = np.load({str(tmp_path / "y.npy")!r}, mmap_mode="r")
+        before = hwm()
+        m = svcca.Moments.from_arrays(X, Y, chunk_size=4096)
+        print(hwm() - before, svcca.cca(m).score)
+        """
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+    )
+    growth_mb, score = map(float, out.stdout.split())
+    # Files are 2 x 48 MB; read straight through they would stay resident (+96 MB).
+    # One float64 chunk of both is 4 MiB.
+    assert growth_mb < 40, out.stdout
+    assert 0.0 < score < 0.1  # independent noise: no similarity
+
+
+def test_release_rows_leaves_data_and_other_arrays_alone(tmp_path):
+    a = np.arange(200_000, dtype=np.float64).reshape(-1, 100)
+    np.save(tmp_path / "a.npy", a)
+    for mode in ("r", "c", "r+"):
+        mm = np.load(tmp_path / "a.npy", mmap_mode=mode)
+        if mode == "c":
+            mm[0, 0] = -1.0  # a private edit must survive (no page drop for "c")
+        release_rows(mm, 0, 1000)
+        release_rows(np.asarray(mm)[:, ::3], 0, 2000)  # strided view of the memmap
+        assert mm[0, 0] == (-1.0 if mode == "c" else 0.0)
+        np.testing.assert_array_equal(mm[1:], a[1:])
+        del mm
+    release_rows(a, 0, 10)  # plain arrays: no-op
+    release_rows([[1.0]], 0, 1)
+
+
+# ---------------------------------------------------------------------- iterators
+def test_iterators_of_batches():
+    X, Y = pair(n=1200)
+    ref = svcca.cca(X, Y).correlations
+    cuts = [0, 100, 650, 1200]
+    xs = (X[a:b] for a, b in zip(cuts, cuts[1:], strict=False))
+    ys = (Y[a:b] for a, b in zip(cuts, cuts[1:], strict=False))
+    np.testing.assert_allclose(svcca.cca(xs, ys).correlations, ref, atol=1e-10)
+    pairs = ((X[a:b], Y[a:b]) for a, b in zip(cuts, cuts[1:], strict=False))
+    np.testing.assert_allclose(svcca.cca(pairs).correlations, ref, atol=1e-10)
+    np.testing.assert_allclose(
+        svcca.pca(iter([X[:600], X[600:]])).eigenvalues,
+        svcca.pca(X).eigenvalues,
+        atol=1e-10,
+    )
+
+
+def test_iterator_errors_name_the_batch():
+    X, Y = pair(n=300)
+    with pytest.raises(
+        ValueError, match=r"X \(batch 1\) has 5 features but these Moments were built for 12"
+    ):
+        svcca.cca(iter([X[:100], X[100:, :5]]), iter([Y[:100], Y[100:]]))
+    with pytest.raises(ValueError, match="Y ran out after 1 batches"):
+        svcca.cca(iter([X[:100], X[100:]]), iter([Y[:100]]))
+    with pytest.raises(TypeError, match="X is an iterator of batches but Y is not"):
+        svcca.cca(iter([X]), Y)
+    with pytest.raises(TypeError, match="Y is an iterator of batches but X is not"):
+        svcca.cca(X, iter([Y]))
+    with pytest.raises(TypeError, match=r"must yield \(x, y\) pairs"):
+        svcca.cca(iter([X]))
+    with pytest.raises(ValueError, match="received no batches"):
+        svcca.cca(iter([]), iter([]))
+    with pytest.raises(TypeError, match="takes one representation"):
+        to_moments(X, Y, need_y=False)
+
+
+def test_moments_object_is_accepted_directly():
+    X, Y = pair(n=500)
+    m = svcca.Moments.from_arrays(X, Y)
+    assert svcca.svcca(m, keep=3).score == pytest.approx(svcca.svcca(X, Y, keep=3).score, abs=1e-12)
+
+
+# ---------------------------------------------------------------------- files and sources
+def test_load_array_errors_name_the_file(tmp_path):
+    X, _ = pair(n=100)
+    np.save(tmp_path / "ok.npy", X)
+    raw = (tmp_path / "ok.npy").read_bytes()
+    (tmp_path / "trunc.npy").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "text.npy").write_text("not an array")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "two.npz", a=X, b=X)
+    assert load_array(tmp_path / "ok.npy").shape == (100, 12)
+    for bad in ("trunc.npy", "text.npy", "obj.npy"):
+        with pytest.raises(ValueError, match=rf"{bad}' is not a readable \.npy array"):
+            load_array(tmp_path / bad)
+    with pytest.raises(ValueError, match=r"holds several arrays \(an \.npz\)"):
+        load_array(tmp_path / "two.npz")
+    with pytest.raises(ValueError, match="no such file"):
+        load_array(tmp_path / "missing.npy")
+
+
+def test_as_source_errors():
+    with pytest.raises(ValueError, match="'r' must be 2-D"):
+        as_source(FakeDataset(np.zeros((3, 2, 2))), "'r'")
+    with pytest.raises(TypeError, match="must hold real numbers"):
+        as_source(FakeDataset(np.zeros((3, 2), dtype=complex)), "r")
+    with pytest.raises(ValueError, match="is empty"):
+        as_source(FakeDataset(np.zeros((0, 2))), "r")
+    with pytest.raises(TypeError, match="is a Moments object"):
+        as_source(svcca.Moments.empty(2), "r")
+
+    class Broken(FakeDataset):
+        def __getitem__(self, key):
+            raise OSError("disk on fire")
+
+    with pytest.raises(ValueError, match="Could not read rows 0:3 of representation 'b'"):
+        as_source(Broken(np.zeros((3, 2))), "b").read(0, 3)
+
+
+def test_moments_save_interrupted_leaves_no_file(tmp_path, monkeypatch):
+    m = svcca.Moments.from_arrays(*pair(n=50))
+
+    def boom(path, **kw):
+        with open(path, "wb") as fh:
+            fh.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        m.save(tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- two-pass SVCCA
+def wide_pair(n=2000, p=200, q=150, k=6, seed=1):
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, k)) * np.linspace(3, 1, k)
+    X = Z @ rng.standard_normal((k, p)) + 0.05 * rng.standard_normal((n, p)) + 2.0
+    Y = np.tanh(Z @ rng.standard_normal((k, q))) + 0.05 * rng.standard_normal((n, q))
+    return X, Y
+
+
+def test_two_pass_svcca_matches_exact_svcca():
+    X, Y = wide_pair()
+    exact = svcca.svcca(X, Y, keep=6)
+    got = svcca_two_pass(X, Y, keep=6, chunk_size=700)
+    assert (got.kept_x, got.kept_y) == (6, 6)
+    # Frequent Directions is approximate: the subspace, hence the correlations, to ~1e-5
+    np.testing.assert_allclose(got.correlations, exact.correlations, atol=2e-5)
+    assert got.variance_kept_x == pytest.approx(exact.variance_kept_x, abs=1e-6)
+    # by fraction: the same count of directions, the same score
+    exact = svcca.svcca(X, Y, keep=0.9)
+    got = svcca_two_pass(X, Y, keep=0.9, sketch_size=64)
+    assert got.kept_x == exact.kept_x and got.kept_y == exact.kept_y
+    assert got.score == pytest.approx(exact.score, abs=2e-5)
+
+
+def test_two_pass_from_a_batch_factory_and_memmaps(tmp_path):
+    X, Y = wide_pair(n=1500, p=120, q=100)
+    ref = svcca_two_pass(X, Y, keep=6, chunk_size=400).score
+
+    def batches():
+        for s in range(0, 1500, 400):
+            yield X[s : s + 400], Y[s : s + 400]
+
+    assert svcca_two_pass(batches, keep=6).score == pytest.approx(ref, abs=1e-9)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", Y)
+    mx, my = (np.load(tmp_path / f, mmap_mode="r") for f in ("x.npy", "y.npy"))
+    assert svcca_two_pass(mx, my, keep=6, chunk_size=400).score == pytest.approx(ref, abs=1e-9)
+
+
+def test_two_pass_errors_and_warnings():
+    X, Y = wide_pair(n=500, p=60, q=50)
+    with pytest.raises(ValueError, match="sketch_size must be at least 1 and at least keep=10"):
+        svcca_two_pass(X, Y, keep=10, sketch_size=5)
+    with pytest.raises(TypeError, match="sketch_size must be a positive int"):
+        svcca_two_pass(X, Y, sketch_size=2.0)
+    with pytest.raises(TypeError, match="pass X and Y"):
+        svcca_two_pass(X)
+    with pytest.raises(TypeError, match="fresh iterable of"):
+        svcca_two_pass(lambda: iter([X]))
+    with pytest.raises(ValueError, match=r"Batch 1 has shapes"):
+        svcca_two_pass(lambda: iter([(X[:100], Y[:100]), (X[100:, :3], Y[100:])]))
+    with pytest.raises(ValueError, match="variance must be"):
+        svcca_two_pass(X, Y, variance="total")
+    noise = np.random.default_rng(0).standard_normal((500, 60))
+    with pytest.warns(svcca.SVCCAWarning, match="less than keep=0.99"):
+        r = svcca_two_pass(noise, Y, keep=0.99, sketch_size=8)
+    assert r.kept_x == 8
