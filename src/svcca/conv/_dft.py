@@ -58,10 +58,10 @@ def fourier_moments(A: np.ndarray, B: np.ndarray) -> FourierMoments:
     grid = make_grid(A.shape[1:3], B.shape[1:3])
     dx, dy = SideDFT(A.shape[1:3], grid), SideDFT(B.shape[1:3], grid)
     mx, my = _mean_map(A, "A"), _mean_map(B, "B")
-    X = dx.apply(A, mx)
-    sxx = cross(X, X)
-    Y = dy.apply(B, my)
-    return FourierMoments(grid, dx, dy, mx, my, A.shape[0], sxx, cross(Y, Y), cross(X, Y))
+    X = dx.apply_split(A, mx)
+    Y = dy.apply_split(B, my)
+    sxx, syy, sxy = cross(X), cross(Y), cross(X, Y)
+    return FourierMoments(grid, dx, dy, mx, my, A.shape[0], sxx, syy, sxy)
 
 
 class _Solver:

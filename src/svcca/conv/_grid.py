@@ -154,9 +154,15 @@ class SideDFT:
         self.grid = grid
         self.bins_h = grid.freq_h % size[0]
         self.bins_w = grid.freq_w % size[1]
-        self.dh = _twiddles(self.bins_h, size[0])  # (H, h)
-        self.dw = _twiddles(self.bins_w[grid.col_order], size[1])  # (ncols, w)
-        self.dh_rows = [np.ascontiguousarray(self.dh[rows]) for _, _, rows, _ in grid.blocks]
+        dw = _twiddles(self.bins_w[grid.col_order], size[1])  # (ncols, w)
+        # Along the width, real input: rows (column, cos/sin) of one real matrix.
+        self.w1 = np.stack([dw.real, dw.imag], axis=1).reshape(-1, size[1])
+        # Along the height, on [Re; Im] of the first stage: real and imaginary parts.
+        self.k_re, self.k_im = [], []
+        for _, _, rows, _ in grid.blocks:
+            d = _twiddles(self.bins_h[rows], size[0])
+            self.k_re.append(np.ascontiguousarray(np.hstack([d.real, -d.imag])))
+            self.k_im.append(np.ascontiguousarray(np.hstack([d.imag, d.real])))
 
     def phase_map(self, i: int, j: int) -> np.ndarray:
         """``(h, w)`` complex: the DFT kernel of grid location ``(i, j)`` over positions."""
@@ -164,49 +170,75 @@ class SideDFT:
             self.bins_w[j : j + 1], self.size[1]
         )
 
-    def apply(self, A: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
-        """``(R, n, c)`` complex DFT of ``A - mean`` (``A`` is ``(n, h, w, c)``)."""
+    def apply_split(self, A: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
+        """``(2, R, n, c)``: real and imaginary parts of the DFT of ``A - mean``.
+
+        ``A`` is ``(n, h, w, c)``. Per chunk of samples: one transposed, centred float64
+        copy ``(w, h, nb, c)``, one real product along the width, then for each block of
+        columns two real products along the height that write straight into the result.
+        """
         n, h, w, c = A.shape
         R = self.grid.n_reps
-        out = np.empty((R, n, c), dtype=np.complex128)
-        rows_per_chunk = max(1, _CHUNK_BYTES // (16 * h * w * c))
+        out = np.empty((2, R, n, c))
+        rows_per_chunk = max(1, _CHUNK_BYTES // (8 * h * w * c))
         shift = None if mean is None else mean.transpose(1, 0, 2)[:, :, None, :]
-        ncols = self.dw.shape[0]
+        ncols = self.w1.shape[0] // 2
         for n0 in range(0, n, rows_per_chunk):
             n1 = min(n, n0 + rows_per_chunk)
             nb = n1 - n0
-            buf = np.empty((w, h, nb, c), dtype=np.complex128)
+            buf = np.empty((w, h, nb, c))
             src = A[n0:n1].transpose(2, 1, 0, 3)
             if shift is None:
                 buf[...] = src
             else:
                 np.subtract(src, shift, out=buf)
-            # Along the width: (ncols, w) @ (w, h * nb * c).
-            T = (self.dw @ buf.reshape(w, -1)).reshape(ncols, h, nb * c)
+            # (2 ncols, w) @ (w, h nb c): per column, [Re; Im] stacked over the height.
+            T = (self.w1 @ buf.reshape(w, -1)).reshape(ncols, 2 * h, nb * c)
             del buf
-            # Along the height, block by block: (rows, h) @ (h, nb * c) for each column.
-            for (c0, c1, rows, r0), dh in zip(self.grid.blocks, self.dh_rows, strict=True):
+            for (c0, c1, rows, r0), k_re, k_im in zip(
+                self.grid.blocks, self.k_re, self.k_im, strict=True
+            ):
                 r1 = r0 + (c1 - c0) * rows.size
-                if nb == n:  # one chunk: write straight into the contiguous block
-                    np.matmul(dh, T[c0:c1], out=out[r0:r1].reshape(c1 - c0, rows.size, -1))
-                else:
-                    res = np.matmul(dh, T[c0:c1])
-                    out[r0:r1, n0:n1, :] = res.reshape(r1 - r0, nb, c)
+                for part, k in ((0, k_re), (1, k_im)):
+                    dst = out[part, r0:r1, n0:n1, :].reshape(c1 - c0, rows.size, nb * c)
+                    if np.may_share_memory(dst, out):
+                        np.matmul(k, T[c0:c1], out=dst)
+                    else:  # pragma: no cover - reshape of this slice is always a view
+                        out[part, r0:r1, n0:n1, :] = np.matmul(k, T[c0:c1]).reshape(-1, nb, c)
         return out
 
+    def apply(self, A: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
+        """``(R, n, c)`` complex DFT of ``A - mean``."""
+        split = self.apply_split(A, mean)
+        return split[0] + 1j * split[1]
 
-def cross(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """``X_f^H Y_f`` for every frequency: ``(R, n, p)``, ``(R, n, q)`` -> ``(R, p, q)``.
 
-    Done in real arithmetic on the interleaved (real, imaginary) view, so no conjugate
-    copy of the data is made: with ``G = [Re, Im]^T [Re, Im]`` per frequency,
-    ``Re(X^H Y) = G_rr + G_ii`` and ``Im(X^H Y) = G_ri - G_ir``.
+def _t(x: np.ndarray) -> np.ndarray:
+    return x.transpose(0, 2, 1)
+
+
+def cross(X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
+    """``X_f^H Y_f`` for every frequency, from split parts ``(2, R, n, p)``, ``(2, R, n, q)``.
+
+    Real arithmetic on the real and imaginary planes: ``Re = Xr^T Yr + Xi^T Yi``,
+    ``Im = Xr^T Yi - Xi^T Yr``; for ``Y = X`` (Hermitian) the imaginary part is
+    ``G - G^T`` with ``G = Xr^T Xi``, so it costs three products instead of four.
+    Returns ``(R, p, q)`` complex.
     """
-    Vx = X.view(np.float64)
-    Vy = Vx if Y is X else Y.view(np.float64)
-    G = np.matmul(Vx.transpose(0, 2, 1), Vy)
-    out = (G[:, 0::2, 0::2] + G[:, 1::2, 1::2]).astype(np.complex128)
-    out.imag = G[:, 0::2, 1::2] - G[:, 1::2, 0::2]
-    if Y is X:
-        out = 0.5 * (out + np.conj(out.transpose(0, 2, 1)))
+    Xr, Xi = X[0], X[1]
+    if Y is None:
+        re = np.matmul(_t(Xr), Xr)
+        re += np.matmul(_t(Xi), Xi)
+        G = np.matmul(_t(Xr), Xi)
+        out = re.astype(np.complex128)
+        out.imag = G - _t(G)
+        out.real = 0.5 * (re + _t(re))
+        return out
+    Yr, Yi = Y[0], Y[1]
+    re = np.matmul(_t(Xr), Yr)
+    re += np.matmul(_t(Xi), Yi)
+    im = np.matmul(_t(Xr), Yi)
+    im -= np.matmul(_t(Xi), Yr)
+    out = re.astype(np.complex128)
+    out.imag = im
     return out
