@@ -14,9 +14,11 @@ from svcca.compat._cca_core import (
     robust_cca_similarity,
     sum_threshold,
 )
+from svcca.compat._dft_ccas import fourier_ccas
 
 __all__ = [
     "compute_pwcca",
+    "fourier_ccas",
     "get_cca_similarity",
     "get_pca",
     "get_pls_similarity",
