@@ -192,19 +192,42 @@ def _cross_block(
     row_u: list[int],
     col_u: list[int] | None,
 ) -> np.ndarray:
-    """``A^T B`` for one chunk: A (B) the centred, transformed row (column) reps side by side."""
-    used = set(row_u) | set(col_u or ())
-    proj: dict[int, np.ndarray] = {}
-    for u in used:
-        b = blocks[u]
-        b -= means[u]
-        proj[u] = b if transforms[u] is None else b @ transforms[u]
-    A = np.hstack([proj[u] for u in row_u]) if len(row_u) > 1 else proj[row_u[0]]
+    """``A^T B`` for one chunk: A (B) the centred, transformed row (column) reps side by side.
+
+    The transposed panels ``A^T`` (and ``B^T``) are written in place, one C-contiguous
+    row block per representation, so no concatenation copy is made; a representation
+    in both rows and columns is projected once.
+    """
+    m = blocks[0].shape[0]
+    width = [
+        blocks[u].shape[1] if transforms[u] is None else transforms[u].shape[1]
+        for u in range(len(blocks))
+    ]
+
+    def panel(us: list[int], done: dict[int, np.ndarray]) -> np.ndarray:
+        out = np.empty((sum(width[u] for u in us), m))
+        off = 0
+        for u in us:
+            dst = out[off : off + width[u]]
+            if u in done:
+                dst[:] = done[u]
+            else:
+                b = blocks[u]
+                b -= means[u]
+                T = transforms[u]
+                if T is None:
+                    dst[:] = b.T
+                else:
+                    np.matmul(T.T, b.T, out=dst)
+                done[u] = dst
+            off += width[u]
+        return out
+
+    done: dict[int, np.ndarray] = {}
+    At = panel(row_u, done)
     if col_u is None:
-        A = np.ascontiguousarray(A)
-        return A.T @ A
-    B = np.hstack([proj[u] for u in col_u]) if len(col_u) > 1 else proj[col_u[0]]
-    return A.T @ B
+        return At @ At.T
+    return At @ panel(col_u, done).T
 
 
 def _pass1_local(srcs: list[Source], n: int, rows: int, bar: _Progress) -> list[Moments]:
