@@ -101,9 +101,9 @@ def make_grid(size_x: tuple[int, int], size_y: tuple[int, int]) -> Grid:
     blocks: list[tuple[int, int, np.ndarray, int]] = []
     by_rows: dict[tuple[int, ...], list[int]] = {}
     for j in range(W):  # metadata only: at most W columns
-        rows = tuple(np.flatnonzero(is_rep[:, j]).tolist())
-        if rows:
-            by_rows.setdefault(rows, []).append(j)
+        key_rows = tuple(np.flatnonzero(is_rep[:, j]).tolist())
+        if key_rows:
+            by_rows.setdefault(key_rows, []).append(j)
     col_order: list[int] = []
     rep_rows: list[np.ndarray] = []
     rep_cols: list[np.ndarray] = []
