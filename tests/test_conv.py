@@ -301,3 +301,15 @@ def test_result_fields():
     assert k.keep == 2 and 0 < k.variance_kept_x < 1
     with pytest.raises(AttributeError):
         r.score = 0.0  # frozen
+
+
+def test_constant_layer_has_no_correlations():
+    rng = np.random.default_rng(15)
+    B = rng.standard_normal((50, 4, 4, 2))
+    for r in (
+        fourier_cca(np.ones((50, 4, 4, 3)), B),
+        fourier_cca(np.ones((50, 4, 4, 3)), B, keep=0.9),
+    ):
+        assert r.correlations.size == 0 and r.score == 0.0 and r.thresholded_mean == 0.0
+        assert (r.n_correlations == 0).all() and (r.frequency_scores == 0).all()
+        assert np.isnan(r.frequency_correlations).all()
