@@ -198,3 +198,26 @@ def test_result_lookup_errors():
         r["zz", "l0"]
     with pytest.raises(KeyError, match=r"\(row, col\) pair"):
         r["l0"]  # type: ignore[index]
+
+
+def test_result_pickles():
+    import pickle
+
+    r = pairwise(layers(seed=14, widths=(5, 6)), measure="svcca", keep=3)
+    back = pickle.loads(pickle.dumps(r))
+    np.testing.assert_array_equal(back.values, r.values)
+    assert back.rows == r.rows and back.settings == r.settings
+
+
+@pytest.mark.parametrize("name", ["svcca._pairwise", "svcca._streaming"])
+def test_docstring_examples(name, monkeypatch):
+    import doctest
+    import importlib
+
+    # the examples use the public names; make them resolvable before __init__ exports them
+    if not hasattr(svcca, "pairwise"):
+        monkeypatch.setattr(svcca, "pairwise", pairwise, raising=False)
+    mod = importlib.import_module(name)
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0

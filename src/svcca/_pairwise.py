@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -537,7 +536,7 @@ def pairwise(
         rows=tuple(k for k, _ in row_items),
         cols=tuple(k for k, _ in (row_items if square else col_items)),  # type: ignore[union-attr]
         measure=measure,
-        settings=MappingProxyType(settings),
+        settings=settings,
         n_samples=n,
         dims_rows=tuple(reps[u].dim for u in row_u),
         dims_cols=tuple(reps[u].dim for u in col_u),
