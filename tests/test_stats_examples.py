@@ -54,3 +54,17 @@ def test_examples(name, monkeypatch):
 def test_stats_namespace_is_explicit():
     public = {name for name in dir(svcca.stats) if not name.startswith("_")}
     assert public == set(svcca.stats.__all__)
+
+
+def test_measure_modules_import_no_optional_dependency():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, svcca.stats, svcca._cka, svcca._minibatch, svcca._shape, "
+        "svcca._regression, svcca._rsa\n"
+        "heavy = ('torch', 'tqdm', 'pandas', 'matplotlib', 'dask', 'sklearn', 'scipy.stats')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

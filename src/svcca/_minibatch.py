@@ -189,7 +189,8 @@ class MinibatchCKA:
     def scores(self) -> np.ndarray:
         """CKA for every (X layer, Y layer) pair, shape ``(len(X), len(Y))``."""
         self._check_ready()
-        den = np.sqrt(np.clip(np.outer(self.sum_xx, self.sum_yy), 0.0, None))  # type: ignore[arg-type]
+        assert self.sum_xy is not None and self.sum_xx is not None and self.sum_yy is not None
+        den = np.sqrt(np.clip(np.outer(self.sum_xx, self.sum_yy), 0.0, None))
         out = np.zeros_like(self.sum_xy)
         np.divide(self.sum_xy, den, out=out, where=den > 0)
         return out

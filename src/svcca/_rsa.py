@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import rankdata
 
 from svcca._cka import check_choice, check_finite
 from svcca._validation import as_representation, check_pair
@@ -138,6 +137,8 @@ def compare_rdms(Dx: np.ndarray, Dy: np.ndarray, *, compare: Compare = "spearman
         )
     a, b = _upper(Dx), _upper(Dy)
     if compare == "spearman":
+        from scipy.stats import rankdata  # scipy.stats is slow to import: only when used
+
         a, b = rankdata(a), rankdata(b)
     return _pearson(a, b)
 

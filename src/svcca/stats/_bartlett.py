@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import chi2
 
 from svcca._cca import cca_from_moments
 from svcca._inputs import to_moments
@@ -113,6 +112,8 @@ def bartlett(X: Any, Y: Any = None, *, alpha: float = 0.05, epsilon: float = 0.0
     stats = -factor * tails
     j = np.arange(k)
     dof = (p - j) * (q - j)
+    from scipy.stats import chi2  # scipy.stats is slow to import: only when used
+
     pvalues = chi2.sf(stats, dof)
     # Enforce the sequential procedure: testing stops at the first non-rejection.
     reject = pvalues < a
