@@ -82,8 +82,8 @@ class _Solver:
         phase = np.where(np.abs(top) > 0, np.conj(top) / np.maximum(np.abs(top), 1e-300), 1.0)
         U, V = U * phase, V * phase
         scale = np.sqrt(self.m.n - 1)
-        wx = np.matmul(np.conj(self.fx.P.transpose(0, 2, 1)), U) / self.fx.std[:, :, None]
-        wy = np.matmul(np.conj(self.fy.P.transpose(0, 2, 1)), V) / self.fy.std[:, :, None]
+        wx = self.fx.left(U, adjoint=True) / self.fx.std[:, :, None]
+        wy = self.fy.left(V, adjoint=True) / self.fy.std[:, :, None]
         invalid = np.isnan(self.rho)[:, None, :]
         wx = np.where(invalid, np.nan, wx * scale)
         wy = np.where(invalid, np.nan, wy * scale)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 
 from svcca._linalg import NUMERICAL_RTOL
 
@@ -17,18 +18,50 @@ __all__ = ["Factor", "cca_factor", "correlations", "svd_factor", "whitened_cross
 
 @dataclass(frozen=True)
 class Factor:
-    """Per-frequency whitening of one side.
+    """Per-frequency whitening of one side: a left factor ``P_f`` for every frequency.
 
-    ``P[f] @ diag(1/std[f]) @ S[f] @ diag(1/std[f]) @ P[f]^H`` is the identity on the
-    ``rank[f]`` kept dimensions and zero elsewhere; the rows of ``P`` for pruned or
-    dropped dimensions are zero. ``kept[f]`` marks the features that take part.
+    ``P_f D_f^-1 S_f D_f^-1 P_f^H`` is the identity on the ``rank[f]`` kept dimensions
+    and zero elsewhere (``D_f = diag(std[f])``). Where ``chol[f]`` the factor is
+    ``P_f = L_f^{-1}`` for the Cholesky factor ``L_f`` of the correlation matrix, applied
+    by triangular solves and never formed; elsewhere ``P[f]`` holds it explicitly.
+    ``kept[f]`` marks the features that take part.
     """
 
-    P: np.ndarray  # (R, c, c)
+    L: np.ndarray  # (R, c, c) Cholesky factors (meaningful where chol)
+    chol: np.ndarray  # (R,) bool
+    P: np.ndarray  # (R, c, c) explicit factors (meaningful where not chol)
     std: np.ndarray  # (R, c)
     kept: np.ndarray  # (R, c) bool, features kept after pruning
     rank: np.ndarray  # (R,) int
     variance_kept: float = 1.0
+
+    def left(self, B: np.ndarray, *, adjoint: bool = False) -> np.ndarray:
+        """``P_f B_f`` (or ``P_f^H B_f`` with ``adjoint``) for every frequency."""
+        out = np.empty(B.shape, dtype=np.result_type(B, self.P))
+        c, e = self.chol, ~self.chol
+        if c.any():
+            out[c] = _tri_solve(self.L[c], B[c], adjoint)
+        if e.any():
+            P = np.conj(self.P[e].transpose(0, 2, 1)) if adjoint else self.P[e]
+            out[e] = np.matmul(P, B[e])
+        return out
+
+
+def _tri_solve(L: np.ndarray, B: np.ndarray, adjoint: bool) -> np.ndarray:
+    """``L^{-1} B`` or ``L^{-H} B`` for stacks of lower-triangular ``L``.
+
+    SciPy >= 1.15 solves stacks directly (LAPACK ``trtrs`` per matrix, about a third of
+    the work of an inverse); older SciPy falls back to NumPy's stacked inverse.
+    """
+    try:
+        return sla.solve_triangular(
+            L, B, lower=True, trans="C" if adjoint else "N", check_finite=False
+        )
+    except ValueError:  # SciPy without batch support
+        Linv = np.linalg.inv(L)
+        if adjoint:
+            Linv = np.conj(Linv.transpose(0, 2, 1))
+        return np.matmul(Linv, B)
 
 
 def _relative_keep(var: np.ndarray, epsilon: float) -> np.ndarray:
@@ -50,11 +83,12 @@ def cca_factor(S: np.ndarray, epsilon: float) -> Factor:
     var = np.real(np.diagonal(S, axis1=1, axis2=2)).copy()
     kept = _relative_keep(var, epsilon)
     std = np.sqrt(np.where(kept, var, 1.0))
-    C = S / std[:, :, None] / std[:, None, :]
-    C[~(kept[:, :, None] & kept[:, None, :])] = 0.0
+    C = S / (std[:, :, None] * std[:, None, :])
+    if not kept.all():
+        C *= kept[:, :, None] & kept[:, None, :]
     idx = np.arange(c)
     C[:, idx, idx] = 1.0  # pruned features become decoupled unit directions
-    P = np.zeros_like(C)
+    P = np.zeros((R, c, c), dtype=C.dtype)
     rank = kept.sum(axis=1)
     good = np.zeros(R, dtype=bool)
     try:
@@ -62,21 +96,18 @@ def cca_factor(S: np.ndarray, epsilon: float) -> Factor:
         d2 = np.real(np.diagonal(L, axis1=1, axis2=2)) ** 2
         good = d2.min(axis=1) > NUMERICAL_RTOL
     except np.linalg.LinAlgError:
-        L = None
-    if good.any():
-        assert L is not None
-        P[good] = np.linalg.inv(L[good])
+        L = np.zeros_like(C)
     bad = ~good
     if bad.any():
         w, V = np.linalg.eigh(C[bad])
         tol = np.maximum(NUMERICAL_RTOL, w[:, -1:] * c * np.finfo(np.float64).eps)
         ok = w > tol
         scale = np.where(ok, 1.0 / np.sqrt(np.where(ok, w, 1.0)), 0.0)
-        P[bad] = scale[:, :, None] * np.conj(V.transpose(0, 2, 1))
+        Pb = scale[:, :, None] * np.conj(V.transpose(0, 2, 1))
+        # Pruned features are unit eigen-directions of C: make their rows of P vanish.
+        P[bad] = Pb * kept[bad][:, None, :]
         rank[bad] = ok.sum(axis=1) - (~kept[bad]).sum(axis=1)
-    # Pruned features are unit directions of C: make their rows of P vanish.
-    P *= kept[:, None, :]
-    return Factor(P, std, kept, rank)
+    return Factor(L, good, P, std, kept, rank)
 
 
 def svd_factor(
@@ -118,14 +149,17 @@ def svd_factor(
     total = float(np.sum(w * mult))
     frac = float(np.sum((w * mult)[chosen]) / total) if total > 0 else 0.0
     kept = np.ones((R, c), dtype=bool)
-    return Factor(P, np.ones((R, c)), kept, chosen.sum(axis=1), frac)
+    none = np.zeros(R, dtype=bool)
+    return Factor(P, none, P, np.ones((R, c)), kept, chosen.sum(axis=1), frac)
 
 
 def whitened_cross(Sxy: np.ndarray, fx: Factor, fy: Factor) -> np.ndarray:
     """``M_f = P_x D_x^-1 S_xy D_y^-1 P_y^H``: its singular values are the correlations."""
-    Sn = Sxy / fx.std[:, :, None] / fy.std[:, None, :]
-    Sn = Sn * (fx.kept[:, :, None] & fy.kept[:, None, :])
-    return np.matmul(np.matmul(fx.P, Sn), np.conj(fy.P.transpose(0, 2, 1)))
+    Sn = Sxy / (fx.std[:, :, None] * fy.std[:, None, :])
+    if not (fx.kept.all() and fy.kept.all()):
+        Sn *= fx.kept[:, :, None] & fy.kept[:, None, :]
+    K = fx.left(Sn)  # P_x Sn
+    return np.conj(fy.left(np.conj(K.transpose(0, 2, 1))).transpose(0, 2, 1))
 
 
 def correlations(M: np.ndarray, fx: Factor, fy: Factor) -> tuple[np.ndarray, np.ndarray]:
