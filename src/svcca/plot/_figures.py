@@ -1,0 +1,478 @@
+"""The SVCCA paper's figures, drawn from matrices computed elsewhere.
+
+Every function takes the numbers it draws (similarity matrices, correlations, accuracy
+curves) and returns a :class:`matplotlib.figure.Figure`; nothing is computed here beyond
+sorting and averaging, so a test can check that what is drawn equals what was computed.
+Figures are built with ``matplotlib.figure.Figure`` directly: no pyplot state, no
+backend switch, nothing shown on screen. matplotlib is imported only when a function
+runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "class_sensitivity",
+    "coefficient_curves",
+    "compression_curves",
+    "convergence_curves",
+    "group_similarity",
+    "heatmap",
+    "interpretability",
+    "learning_dynamics",
+    "save",
+]
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _matrix(a: Any, name: str, ndim: int = 2) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array; got shape {arr.shape}.")
+    return arr
+
+
+def _labels(labels: Sequence[Any] | None, n: int, name: str) -> list[str]:
+    if labels is None:
+        return [str(i) for i in range(n)]
+    labels = [str(s) for s in labels]
+    if len(labels) != n:
+        raise ValueError(f"{name} has {len(labels)} labels for {n} rows/columns.")
+    return labels
+
+
+def _draw_heatmap(
+    ax: Any,
+    M: np.ndarray,
+    rows: list[str],
+    cols: list[str],
+    *,
+    vmin: float | None,
+    vmax: float | None,
+    cmap: str,
+    annotate: bool,
+) -> Any:
+    im = ax.imshow(M, vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(cols)), cols, rotation=45 if max(map(len, cols)) > 3 else 0)
+    ax.set_yticks(range(len(rows)), rows)
+    if annotate and M.size <= 400:
+        lo = np.nanmin(M) if vmin is None else vmin
+        hi = np.nanmax(M) if vmax is None else vmax
+        mid = (lo + hi) / 2
+        for (i, j), v in np.ndenumerate(M):
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if v < mid else "black",
+            )
+    return im
+
+
+def heatmap(
+    matrix: Any,
+    *,
+    row_labels: Sequence[Any] | None = None,
+    col_labels: Sequence[Any] | None = None,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    cmap: str = "viridis",
+    annotate: bool = True,
+) -> Any:
+    """A labelled similarity matrix (e.g. layers x layers), with the values written in.
+
+    Parameters
+    ----------
+    matrix : array_like, shape (r, c)
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.axes[0].images[0].get_array()`` is ``matrix``.
+    """
+    M = _matrix(matrix, "matrix")
+    rows = _labels(row_labels, M.shape[0], "row_labels")
+    cols = _labels(col_labels, M.shape[1], "col_labels")
+    fig = _figure(1.2 + 0.55 * M.shape[1], 1.0 + 0.45 * M.shape[0])
+    ax = fig.add_subplot()
+    im = _draw_heatmap(ax, M, rows, cols, vmin=vmin, vmax=vmax, cmap=cmap, annotate=annotate)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def learning_dynamics(
+    panes: Any,
+    *,
+    steps: Sequence[Any] | None = None,
+    layers: Sequence[str] | None = None,
+    final_label: str = "final",
+    title: str = "",
+    cmap: str = "viridis",
+) -> Any:
+    """A row of heatmap panes: every layer at step t against every layer at the end.
+
+    The SVCCA paper's Figure 4 layout: pane ``t`` has entry ``(i, j)`` = similarity of
+    layer ``i`` at step ``t`` with layer ``j`` of the final model. Layers that have
+    reached their final representation light up on the diagonal; the paper found lower
+    layers do so first ("bottom-up" convergence).
+
+    Parameters
+    ----------
+    panes : array_like, shape (T, L, L)
+    steps : sequence of T labels (e.g. epochs), optional
+    layers : sequence of L names, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axis ``t`` holds pane ``t`` as ``axes[t].images[0]``; the last axis is the
+        colour bar.
+    """
+    P = _matrix(panes, "panes", 3)
+    if P.shape[1] != P.shape[2]:
+        raise ValueError(f"Each pane must be square (L x L); got panes of shape {P.shape}.")
+    T, L = P.shape[0], P.shape[1]
+    names = _labels(layers, L, "layers")
+    step_labels = _labels(steps, T, "steps")
+    fig = _figure(0.6 + 1.55 * T, 2.3 + 0.08 * L)
+    axes = fig.subplots(1, T, squeeze=False)[0]
+    im = None
+    for t, ax in enumerate(axes):
+        im = ax.imshow(P[t], vmin=0.0, vmax=1.0, cmap=cmap, interpolation="nearest")
+        ax.set_title(f"{step_labels[t]}", fontsize=9)
+        ax.set_xticks(range(L), names if T <= 6 else [], rotation=90, fontsize=7)
+        ax.set_yticks(range(L), names if t == 0 else [], fontsize=7)
+        ax.set_xlabel(final_label, fontsize=8)
+    axes[0].set_ylabel("at this step", fontsize=8)
+    fig.colorbar(im, ax=list(axes), shrink=0.8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def convergence_curves(
+    steps: Any,
+    curves: Mapping[str, Any],
+    *,
+    spread: Mapping[str, Any] | None = None,
+    threshold: float | None = None,
+    title: str = "Similarity of each layer to its final self",
+    xlabel: str = "epoch",
+) -> Any:
+    """One line per layer: its similarity to the final network's same layer over time.
+
+    Parameters
+    ----------
+    steps : array_like, shape (T,)
+    curves : dict of str to array_like, shape (T,)
+    spread : dict of str to array_like, shape (T,), optional
+        Half-width of a shaded band around each curve (e.g. one standard deviation).
+    threshold : float, optional
+        A dotted horizontal line (the level whose crossing time is reported).
+    """
+    x = _matrix(steps, "steps", 1)
+    fig = _figure(5.2, 3.4)
+    ax = fig.add_subplot()
+    for name, v in curves.items():
+        v = _matrix(v, f"curve {name!r}", 1)
+        if v.shape != x.shape:
+            raise ValueError(f"curve {name!r} has {v.size} points but steps has {x.size}.")
+        (line,) = ax.plot(x, v, marker="o", ms=3, label=name)
+        if spread is not None and name in spread:
+            s = _matrix(spread[name], f"spread {name!r}", 1)
+            ax.fill_between(x, v - s, v + s, color=line.get_color(), alpha=0.2, lw=0)
+    if threshold is not None:
+        ax.axhline(threshold, color="0.4", ls=":", lw=0.8)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("similarity to final")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def class_sensitivity(
+    matrix: Any,
+    *,
+    layers: Sequence[str] | None = None,
+    classes: Sequence[Any] | None = None,
+    title: str = "Similarity of each class's logit to each layer",
+) -> Any:
+    """Layer x class heatmap of how strongly each layer carries each class's logit.
+
+    Parameters
+    ----------
+    matrix : array_like, shape (L, C)
+        Entry ``(l, c)``: similarity (e.g. the canonical correlation) between layer ``l``
+        and the output logit of class ``c``.
+    """
+    M = _matrix(matrix, "matrix")
+    return heatmap(
+        M,
+        row_labels=layers,
+        col_labels=classes,
+        title=title,
+        xlabel="class",
+        ylabel="layer",
+        vmin=None,
+        vmax=None,
+        cmap="magma",
+        annotate=True,
+    )
+
+
+def _sorted_by_class(labels: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    order = np.argsort(labels, kind="stable")
+    s = labels[order]
+    boundaries = [int(i) for i in np.flatnonzero(s[1:] != s[:-1]) + 1]
+    return order, boundaries
+
+
+def interpretability(
+    networks: Mapping[str, tuple[Any, Any]],
+    labels: Any,
+    *,
+    k: int = 3,
+    smooth: int = 1,
+    class_names: Sequence[Any] | None = None,
+) -> Any:
+    """Raw neurons against the top CCA directions, over datapoints sorted by class.
+
+    The SVCCA paper's interpretability picture: for networks trained from different
+    seeds, the first few raw neurons of a layer look unrelated across runs, while the
+    top canonical directions (computed between the runs) trace the same curve. Class
+    boundaries are dotted vertical lines.
+
+    Parameters
+    ----------
+    networks : dict of str to (raw, directions)
+        For each network, its raw activations ``(n, p)`` and canonical variates
+        ``(n, k')`` on the same ``n`` datapoints.
+    labels : array_like, shape (n,)
+        Class of each datapoint; columns are drawn in the order of a stable sort by it.
+    k : int, default 3
+        Neurons and directions drawn per pane.
+    smooth : int, default 1
+        Width of a moving average along the datapoints (1: none), for readability.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A grid with one row per network and two columns (raw neurons, CCA directions);
+        line ``i`` of each pane has y-data ``A[order, i]`` (smoothed), ``order`` the
+        class sort.
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D (one class per datapoint); got shape {y.shape}.")
+    if not networks:
+        raise ValueError("networks is empty: give at least one name -> (raw, directions).")
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int; got {k!r}.")
+    order, bounds = _sorted_by_class(y)
+    fig = _figure(10, 1.9 * len(networks) + 0.6)
+    grid = fig.subplots(len(networks), 2, squeeze=False, sharex=True)
+    for r, (name, (raw, dirs)) in enumerate(networks.items()):
+        for c, (A, what) in enumerate(((raw, "raw neurons"), (dirs, "top CCA directions"))):
+            A = _matrix(A, f"{what} of {name!r}")
+            if A.shape[0] != y.size:
+                raise ValueError(
+                    f"{what} of {name!r} has {A.shape[0]} datapoints but labels has {y.size}."
+                )
+            ax = grid[r][c]
+            for i in range(min(k, A.shape[1])):
+                ax.plot(_moving_average(A[order, i], smooth), lw=0.9, label=f"{i + 1}")
+            for b in bounds:
+                ax.axvline(b - 0.5, color="0.4", ls=":", lw=0.8)
+            ax.set_title(f"{name}: {what}", fontsize=9)
+            ax.set_yticks([])
+    centres = np.r_[0, bounds] + np.diff(np.r_[0, bounds, y.size]) / 2
+    names = _labels(class_names, len(centres), "class_names") if class_names else None
+    if names is None:
+        names = [str(v) for v in np.unique(y)]
+    for ax in grid[-1]:
+        ax.set_xticks(centres, names, fontsize=8)
+        ax.set_xlabel("datapoints, sorted by class")
+    return fig
+
+
+def _moving_average(v: np.ndarray, w: int) -> np.ndarray:
+    if w <= 1:
+        return v
+    kernel = np.ones(w) / w
+    return np.convolve(np.pad(v, (w // 2, w - 1 - w // 2), mode="edge"), kernel, mode="valid")
+
+
+def compression_curves(
+    ks: Any,
+    curves: Mapping[str, Any],
+    *,
+    full: float | None = None,
+    chance: float | None = None,
+    title: str = "Accuracy after projecting onto the top-k directions",
+    xlabel: str = "k (directions kept)",
+) -> Any:
+    """Accuracy (or any score) against the number of directions kept, one line a method.
+
+    Parameters
+    ----------
+    ks : array_like, shape (m,)
+    curves : dict of str to array_like, shape (m,)
+        E.g. ``{"CCA": acc_cca, "PLS": acc_pls, "PCA": acc_pca}``.
+    full, chance : float, optional
+        Horizontal reference lines: the uncompressed network and chance level.
+    """
+    x = _matrix(ks, "ks", 1)
+    fig = _figure(5.2, 3.4)
+    ax = fig.add_subplot()
+    for name, v in curves.items():
+        v = _matrix(v, f"curve {name!r}", 1)
+        if v.shape != x.shape:
+            raise ValueError(f"curve {name!r} has {v.size} points but ks has {x.size}.")
+        ax.plot(x, v, marker="o", ms=3, label=name)
+    if full is not None:
+        ax.axhline(full, color="k", ls="--", lw=0.8, label="uncompressed")
+    if chance is not None:
+        ax.axhline(chance, color="0.5", ls=":", lw=0.8, label="chance")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def group_similarity(
+    layers: Sequence[str],
+    groups: Mapping[str, Any],
+    *,
+    title: str = "Similarity within each group of networks",
+    ylabel: str = "similarity",
+) -> Any:
+    """Per layer, the mean (and spread) of pairwise similarities within each group.
+
+    Morcos et al. (2018): networks trained on true labels (generalising) converge to more
+    similar representations than networks trained on shuffled labels (memorising).
+
+    Parameters
+    ----------
+    layers : sequence of L names
+    groups : dict of str to array_like, shape (n_pairs, L)
+        Pairwise similarities inside each group, one row per pair of networks. The plot
+        shows the mean over pairs with error bars of one standard deviation.
+    """
+    fig = _figure(5.2, 3.4)
+    ax = fig.add_subplot()
+    x = np.arange(len(layers))
+    for name, vals in groups.items():
+        V = _matrix(vals, f"group {name!r}")
+        if V.shape[1] != len(layers):
+            raise ValueError(f"group {name!r} has {V.shape[1]} columns for {len(layers)} layers.")
+        sd = V.std(axis=0) if V.shape[0] > 1 else np.zeros(V.shape[1])
+        ax.errorbar(x, V.mean(axis=0), yerr=sd, marker="o", capsize=3, label=name)
+    ax.set_xticks(x, list(layers))
+    ax.set_xlabel("layer")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def coefficient_curves(
+    curves: Mapping[str, Any],
+    *,
+    baselines: Mapping[str, Any] | None = None,
+    title: str = "Canonical correlation coefficients",
+) -> Any:
+    """Sorted canonical correlations, each with an optional random baseline (dashed).
+
+    Tutorial 001's picture: the coefficients of two real layers against those of
+    random matrices of the same shapes, so one sees how many directions are shared
+    beyond chance.
+
+    Parameters
+    ----------
+    curves : dict of str to array_like, shape (k,)
+        Correlations, drawn against their index ``0..k-1``.
+    baselines : dict of str to array_like, optional
+        Drawn dashed in the colour of the curve with the same key.
+    """
+    fig = _figure(5.2, 3.4)
+    ax = fig.add_subplot()
+    baselines = dict(baselines or {})
+    for name, v in curves.items():
+        v = _matrix(v, f"curve {name!r}", 1)
+        (line,) = ax.plot(np.arange(v.size), v, lw=1.6, label=name)
+        if name in baselines:
+            b = _matrix(baselines.pop(name), f"baseline {name!r}", 1)
+            ax.plot(
+                np.arange(b.size),
+                b,
+                ls="--",
+                lw=1.2,
+                color=line.get_color(),
+                label=f"{name}: random baseline",
+            )
+    for name, b in baselines.items():
+        b = _matrix(b, f"baseline {name!r}", 1)
+        ax.plot(np.arange(b.size), b, ls="--", lw=1.2, label=f"{name} (random)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("CCA direction (sorted)")
+    ax.set_ylabel("canonical correlation")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def save(
+    fig: Any,
+    path: str | os.PathLike[str],
+    *,
+    formats: Sequence[str] = ("png", "svg"),
+    dpi: int = 130,
+) -> list[str]:
+    """Save ``fig`` as ``path.<format>`` for each format (default PNG and SVG).
+
+    ``path`` is the file name without extension; its directory is created. Returns the
+    paths written.
+    """
+    base = os.fspath(path)
+    root, ext = os.path.splitext(base)
+    if ext.lower().lstrip(".") in ("png", "svg", "pdf"):
+        base = root
+    for f in formats:
+        if f not in ("png", "svg", "pdf"):
+            raise ValueError(f"formats may hold 'png', 'svg', 'pdf'; got {f!r}.")
+    os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
+    out = []
+    engine = fig.get_layout_engine()
+    try:
+        for i, f in enumerate(formats):
+            p = f"{base}.{f}"
+            fig.savefig(p, dpi=dpi, metadata={"Date": None} if f == "svg" else None)
+            out.append(p)
+            if i == 0:
+                # The layout is settled by the first save; reuse it for the others.
+                fig.set_layout_engine("none")
+    finally:
+        fig.set_layout_engine(engine)
+    return out

@@ -1,0 +1,126 @@
+"""svcca demo: the shortcuts it takes agree with the library, and it writes every figure."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+pytest.importorskip("sklearn")
+
+import svcca  # noqa: E402
+from svcca.cli import main  # noqa: E402
+from svcca.demo import DemoConfig, run_demo  # noqa: E402
+from svcca.demo import _analysis as an  # noqa: E402
+
+rng = np.random.default_rng(0)
+
+
+def latent_pair(n=600, p=30, q=20, k=5):
+    Z = rng.standard_normal((n, k))
+    X = Z @ rng.standard_normal((k, p)) + 0.5 * rng.standard_normal((n, p))
+    Y = Z @ rng.standard_normal((k, q)) + 0.5 * rng.standard_normal((n, q))
+    return X, Y
+
+
+def test_reduced_svcca_equals_library_svcca():
+    X, Y = latent_pair()
+    a, b = an.reduce(X), an.reduce(Y)
+    ref = svcca.svcca(X, Y, keep=an.KEEP)
+    assert (a.k, b.k) == (ref.kept_x, ref.kept_y)
+    np.testing.assert_allclose(an.correlations(a, b), ref.correlations, atol=1e-10)
+    assert an.svcca_score(a, b) == pytest.approx(ref.score, abs=1e-10)
+    np.testing.assert_allclose(a.q.T @ a.q, np.eye(a.k), atol=1e-10)
+
+
+def test_gram_cka_equals_library_linear_cka():
+    X, Y = latent_pair()
+    got = an.gram_cka(an.centred_gram(X), an.centred_gram(Y))
+    try:
+        from svcca._cka import cka
+    except ImportError:  # pragma: no cover - CKA lives in another module
+        ref = svcca.pls(X, Y).score  # PLS score is linear CKA
+    else:
+        ref = cka(X, Y).score
+    assert got == pytest.approx(ref, abs=1e-10)
+    assert an.gram_cka(an.centred_gram(X), an.centred_gram(X)) == pytest.approx(1.0)
+
+
+def test_multiple_correlation_equals_cca_with_one_variable():
+    X, _ = latent_pair()
+    z = X[:, :3] @ [1.0, -2.0, 0.5] + rng.standard_normal(len(X))
+    got = an.multiple_correlation(an.reduce(X, keep=1.0), z)
+    assert got == pytest.approx(svcca.cca(X, z[:, None]).score, abs=1e-10)
+    assert an.multiple_correlation(an.reduce(X, keep=1.0), np.ones(len(X))) == 0.0
+
+
+def test_spread_keeps_first_and_last():
+    assert an._spread(5, 8) == [0, 1, 2, 3, 4]
+    s = an._spread(16, 6)
+    assert s[0] == 0 and s[-1] == 15 and len(s) == 6
+
+
+TINY = DemoConfig(
+    seeds=2,
+    cnn_epochs=2,
+    mlp_epochs=2,
+    memorise_epochs=5,
+    memorise_seeds=2,
+    threads=1,
+    formats=("png",),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return run_demo(out, config=TINY)
+
+
+def test_demo_writes_every_figure_with_a_finding(tiny_demo):
+    report = tiny_demo
+    names = [f.name for f in report.figures]
+    assert names == [
+        "learning_dynamics_cnn",
+        "convergence_cnn",
+        "learning_dynamics_mlp",
+        "convergence_mlp",
+        "class_sensitivity",
+        "interpretability",
+        "compression",
+        "generalising_vs_memorising",
+        "coefficients",
+    ]
+    page = open(report.index).read()
+    readme = open(report.readme).read()
+    for fg in report.figures:
+        for f in fg.files:
+            path = os.path.join(report.out, f)
+            assert os.path.getsize(path) > 1000, path
+        assert f"{fg.name}.png" in page and f"({fg.name}.png)" in readme
+        assert fg.finding and any(ch.isdigit() for ch in fg.finding)
+        assert fg.finding.split(":")[0] in readme
+    saved = json.load(open(os.path.join(report.out, "findings.json")))
+    assert [f["name"] for f in saved["figures"]] == names
+    ckpts = os.listdir(os.path.join(report.out, "checkpoints"))
+    assert "cnn-seed0-epoch002.pt" in ckpts and "cnn-seed1-epoch000.pt" in ckpts
+    assert set(report.accuracies) == {"cnn-seed0", "cnn-seed1", "mlp-seed0", "mlp-seed1"}
+
+
+def test_cli_demo_argument_errors(capsys):
+    assert main(["demo", "--seeds", "3"]) == 2
+    assert "--seeds applies to --sanity only" in capsys.readouterr().err
+    assert main(["demo", "--sanity", "--seeds", "1"]) == 2
+    assert "at least 2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_demo_quick(tmp_path, capsys):
+    assert main(["demo", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "learning_dynamics_cnn:" in out and "compression:" in out
+    assert (tmp_path / "index.html").exists()

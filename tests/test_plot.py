@@ -1,0 +1,160 @@
+"""svcca.plot: what is drawn equals what was computed (data, not pixels)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+import svcca.plot as sp  # noqa: E402
+
+rng = np.random.default_rng(0)
+
+
+def image_data(ax):
+    return np.asarray(ax.images[0].get_array())
+
+
+def test_import_plot_does_not_import_matplotlib():
+    code = "import sys, svcca.plot; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_heatmap_draws_the_matrix_with_labels():
+    M = rng.random((3, 4))
+    fig = sp.heatmap(M, row_labels=["a", "b", "c"], col_labels=list("wxyz"), title="t")
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(image_data(ax), M)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("wxyz")
+    assert {t.get_text() for t in ax.texts} == {f"{v:.2f}" for v in M.ravel()}
+    with pytest.raises(ValueError, match="row_labels has 2 labels for 3"):
+        sp.heatmap(M, row_labels=["a", "b"])
+    with pytest.raises(ValueError, match="matrix must be a 2-D array"):
+        sp.heatmap(np.zeros(3))
+
+
+def test_learning_dynamics_panes():
+    P = rng.random((4, 3, 3))
+    fig = sp.learning_dynamics(P, steps=[0, 1, 2, 5], layers=["l1", "l2", "l3"])
+    panes = [ax for ax in fig.axes if ax.images]
+    assert len(panes) == 4
+    for t, ax in enumerate(panes):
+        np.testing.assert_array_equal(image_data(ax), P[t])
+    assert [ax.get_title() for ax in panes] == ["0", "1", "2", "5"]
+    with pytest.raises(ValueError, match="must be square"):
+        sp.learning_dynamics(rng.random((2, 3, 4)))
+    with pytest.raises(ValueError, match="panes must be a 3-D array"):
+        sp.learning_dynamics(rng.random((3, 3)))
+
+
+def test_class_sensitivity_heatmap():
+    M = rng.random((3, 10))
+    fig = sp.class_sensitivity(M, layers=["c1", "c2", "fc"], classes=range(10))
+    np.testing.assert_array_equal(image_data(fig.axes[0]), M)
+    assert fig.axes[0].get_xlabel() == "class"
+
+
+def test_interpretability_sorts_by_class_and_marks_boundaries():
+    labels = np.array([2, 0, 1, 0, 2, 1, 1])
+    raw = rng.random((7, 4))
+    dirs = rng.random((7, 2))
+    fig = sp.interpretability({"net A": (raw, dirs), "net B": (dirs, raw)}, labels, k=3)
+    order = np.argsort(labels, kind="stable")
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == [
+        "net A: raw neurons",
+        "net A: top CCA directions",
+        "net B: raw neurons",
+        "net B: top CCA directions",
+    ]
+    data_lines = [ln for ln in axes[0].lines if ln.get_linestyle() == "-"]
+    assert len(data_lines) == 3
+    for i, ln in enumerate(data_lines):
+        np.testing.assert_array_equal(ln.get_ydata(), raw[order, i])
+    dir_lines = [ln for ln in axes[1].lines if ln.get_linestyle() == "-"]
+    assert len(dir_lines) == 2  # only two directions exist
+    np.testing.assert_array_equal(dir_lines[1].get_ydata(), dirs[order, 1])
+    bounds = sorted(ln.get_xdata()[0] for ln in axes[0].lines if ln.get_linestyle() == ":")
+    assert bounds == [1.5, 4.5]  # classes 0,0 | 1,1,1 | 2,2
+    with pytest.raises(ValueError, match="has 5 datapoints but labels has 7"):
+        sp.interpretability({"a": (raw[:5], dirs[:5])}, labels)
+    with pytest.raises(ValueError, match="labels must be 1-D"):
+        sp.interpretability({"a": (raw, dirs)}, labels[:, None])
+    with pytest.raises(ValueError, match="networks is empty"):
+        sp.interpretability({}, labels)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        sp.interpretability({"a": (raw, dirs)}, labels, k=0)
+
+
+def test_interpretability_smoothing_is_a_moving_average():
+    labels = np.zeros(20, dtype=int)
+    raw = rng.random((20, 1))
+    fig = sp.interpretability({"a": (raw, raw)}, labels, k=1, smooth=5)
+    y = fig.axes[0].lines[0].get_ydata()
+    padded = np.pad(raw[:, 0], (2, 2), mode="edge")
+    np.testing.assert_allclose(y, [padded[i : i + 5].mean() for i in range(20)])
+
+
+def test_compression_curves():
+    ks = np.array([1, 2, 4, 8])
+    curves = {"CCA": rng.random(4), "PCA": rng.random(4)}
+    fig = sp.compression_curves(ks, curves, full=0.9, chance=0.1)
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.lines}
+    for name, v in curves.items():
+        np.testing.assert_array_equal(lines[name].get_xdata(), ks)
+        np.testing.assert_array_equal(lines[name].get_ydata(), v)
+    np.testing.assert_array_equal(lines["uncompressed"].get_ydata(), [0.9, 0.9])
+    with pytest.raises(ValueError, match="has 3 points but ks has 4"):
+        sp.compression_curves(ks, {"x": [1, 2, 3]})
+
+
+def test_convergence_curves():
+    steps = np.arange(5)
+    curves = {"l1": rng.random(5), "l2": rng.random(5)}
+    fig = sp.convergence_curves(steps, curves, spread={"l1": np.full(5, 0.1)}, threshold=0.9)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].lines}
+    np.testing.assert_array_equal(lines["l2"].get_ydata(), curves["l2"])
+    assert len(fig.axes[0].collections) == 1  # one shaded band
+    with pytest.raises(ValueError, match="has 2 points but steps has 5"):
+        sp.convergence_curves(steps, {"x": [1, 2]})
+
+
+def test_group_similarity_means_and_errorbars():
+    groups = {"true": rng.random((3, 4)), "shuffled": rng.random((3, 4))}
+    fig = sp.group_similarity(["a", "b", "c", "d"], groups)
+    ax = fig.axes[0]
+    means = [c.lines[0].get_ydata() for c in ax.containers]
+    np.testing.assert_allclose(means[0], groups["true"].mean(0))
+    np.testing.assert_allclose(means[1], groups["shuffled"].mean(0))
+    with pytest.raises(ValueError, match="has 4 columns for 3 layers"):
+        sp.group_similarity(["a", "b", "c"], groups)
+
+
+def test_coefficient_curves_with_baselines():
+    rho, base = np.sort(rng.random(6))[::-1], np.sort(rng.random(6))[::-1] * 0.3
+    fig = sp.coefficient_curves({"fc1": rho}, baselines={"fc1": base, "extra": base / 2})
+    lines = {ln.get_label(): ln for ln in fig.axes[0].lines}
+    np.testing.assert_array_equal(lines["fc1"].get_ydata(), rho)
+    np.testing.assert_array_equal(lines["fc1: random baseline"].get_ydata(), base)
+    assert lines["fc1: random baseline"].get_color() == lines["fc1"].get_color()
+    np.testing.assert_array_equal(lines["extra (random)"].get_ydata(), base / 2)
+
+
+def test_save_png_and_svg(tmp_path):
+    fig = sp.heatmap(np.eye(2))
+    paths = sp.save(fig, tmp_path / "sub" / "eye.png")
+    assert [p[-3:] for p in paths] == ["png", "svg"]
+    with open(paths[0], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(paths[1]) as f:
+        assert "<svg" in f.read()
+    assert fig.get_layout_engine() is not None  # restored after saving
+    with pytest.raises(ValueError, match="formats may hold"):
+        sp.save(fig, tmp_path / "x", formats=("jpg",))
