@@ -50,9 +50,9 @@ def _centred(A: np.ndarray) -> np.ndarray:
     return A - A.mean(axis=0)
 
 
-def _gram_scorer(Kc: np.ndarray, Lc: np.ndarray, unbiased: bool) -> Scorer:
-    """CKA from centred Gram matrices: centring commutes with permuting samples."""
-    n = Kc.shape[0]
+def _gram_scorer(Kc: np.ndarray, Lc: np.ndarray) -> Scorer:
+    """CKA from centred Gram matrices (either centring): it commutes with permuting samples,
+    ``center(P L P^T) = P center(L) P^T``, so each side is centred once."""
     den = float(np.sqrt(np.vdot(Kc, Kc) * np.vdot(Lc, Lc)))
 
     def score(perm: np.ndarray) -> float:
@@ -60,7 +60,6 @@ def _gram_scorer(Kc: np.ndarray, Lc: np.ndarray, unbiased: bool) -> Scorer:
             return 0.0
         return float(np.vdot(Kc, Lc[np.ix_(perm, perm)])) / den
 
-    del n
     return score
 
 
@@ -73,13 +72,13 @@ def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer | No
         bw = float(kw.get("bandwidth", 1.0))
         Kc = center_gram(gram_rbf(X, bw)[0], unbiased=debiased)
         Lc = center_gram(gram_rbf(Y, bw)[0], unbiased=debiased)
-        return _gram_scorer(Kc, Lc, debiased)
+        return _gram_scorer(Kc, Lc)
     if kernel != "linear":
         return None
     if method == "sample" or (method == "auto" and not feature_space_is_cheaper(n, p, q)):
         Kc = center_gram(gram_linear(X), unbiased=debiased)
         Lc = center_gram(gram_linear(Y), unbiased=debiased)
-        return _gram_scorer(Kc, Lc, debiased)
+        return _gram_scorer(Kc, Lc)
     Xc, Yc = _centred(X), _centred(Y)
     Sxx, Syy = Xc.T @ Xc, Yc.T @ Yc
     fx, fy = float(np.sum(Sxx * Sxx)), float(np.sum(Syy * Syy))
@@ -136,10 +135,11 @@ def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer | No
 def _shape_scorer(X: np.ndarray, Y: np.ndarray, alpha: float) -> Scorer:
     if alpha == 0.0:
         Xw, Yw = _whitened(X, 0.0), _whitened(Y, 0.0)
-        assert Xw is not None and Yw is not None  # the observed call already checked
-        rr = float(np.sqrt(Xw.shape[1] * Yw.shape[1]))
+        rr = 0.0 if Xw is None or Yw is None else float(np.sqrt(Xw.shape[1] * Yw.shape[1]))
 
         def score0(perm: np.ndarray) -> float:
+            if Xw is None or Yw is None:  # the observed call has already raised for this
+                return 0.0
             s = np.linalg.svd(Xw.T @ Yw[perm], compute_uv=False)
             return float(min(np.clip(s, 0.0, 1.0).sum() / rr, 1.0))
 
