@@ -224,3 +224,18 @@ def test_errors():
         cka(bad, Y, method="sample")
     with pytest.raises(ValueError, match="NaN or inf"):
         cka(bad, Y)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"method": "sample"},
+        {"debiased": True},
+        {"debiased": True, "method": "sample"},
+        {"kernel": "rbf"},
+    ],
+)
+def test_large_offsets_do_not_cost_accuracy(kw):
+    X, Y = _related(n=80, p=5, q=4)
+    assert cka(X + 1e6, Y - 3e5, **kw).score == pytest.approx(cka(X, Y, **kw).score, rel=1e-8)

@@ -154,3 +154,8 @@ def test_errors():
         shape_distance(const, Y, alpha=0.5)
     with pytest.raises(ValueError, match="same datapoints"):
         procrustes(X, Y[:10])
+
+
+def test_constant_side_with_full_whitening_is_an_error():
+    with pytest.raises(ValueError, match="X has no variance"):
+        shape_distance(np.full((150, 3), 2.0), _rep(15), alpha=0.0)
