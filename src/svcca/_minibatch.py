@@ -42,8 +42,10 @@ class MinibatchCKA:
        \\frac1k\\sum_i \\mathrm{HSIC}_1(Y_i, Y_i)}}.
 
     Because each batch term is unbiased, the estimate does not depend on the batch size
-    the way biased CKA would, and converges to the full-data debiased CKA as batches
-    accumulate (Nguyen et al. 2021). Batches are weighted equally, as in the paper.
+    the way biased CKA would (Nguyen et al. 2021): it estimates the same quantity as
+    full-data debiased CKA (:func:`~svcca.cka` with ``debiased=True``), equals it exactly
+    when one batch holds all the data, and approaches it as batches accumulate. Batches
+    are weighted equally, as in the paper.
 
     ``X`` and ``Y`` passed to :meth:`update` may each be one array or a list of arrays
     (layers, all holding the same ``b`` datapoints); :meth:`scores` then gives the whole
