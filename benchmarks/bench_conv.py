@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import time
 import tracemalloc
+from functools import partial
 
 import numpy as np
 
@@ -44,7 +45,9 @@ def loop_like_original(A: np.ndarray, B: np.ndarray) -> np.ndarray:
         w, V = np.linalg.eigh(np.linalg.pinv(S))
         return (V * np.sqrt(np.maximum(w, 0.0))) @ V.conj().T
 
+    t0 = time.perf_counter()
     FA, FB = spectrum(A), spectrum(B)
+    print(f"  (loop: its fft2 and cropping take     {time.perf_counter() - t0:8.3f} s)")
     p = A.shape[3]
     out = np.empty((H, W, min(A.shape[3], B.shape[3])))
     for i in range(H):
@@ -55,6 +58,10 @@ def loop_like_original(A: np.ndarray, B: np.ndarray) -> np.ndarray:
             arr = inv_sqrt(sxx / mx) @ (sxy / np.sqrt(mx * my)) @ inv_sqrt(syy / my)
             out[i, j] = np.linalg.svd(arr, compute_uv=False)
     return out
+
+
+def all_cross(X: np.ndarray, Y: np.ndarray) -> tuple:
+    return cross(X), cross(Y), cross(X, Y)
 
 
 def best_of(fn, repeat: int) -> tuple[float, object]:
@@ -87,18 +94,29 @@ def speed_case(n: int, sa: tuple, sb: tuple, repeat: int, loop: bool) -> None:
     grid = make_grid(A.shape[1:3], B.shape[1:3])
     dx, dy = SideDFT(A.shape[1:3], grid), SideDFT(B.shape[1:3], grid)
     mx, my = A.mean(axis=0), B.mean(axis=0)
-    t_fft, _ = best_of(lambda: (np.fft.rfft2(A, axes=(1, 2)), np.fft.rfft2(B, axes=(1, 2))), repeat)
-    t_dft, XY = best_of(lambda: (dx.apply_split(A, mx), dy.apply_split(B, my)), repeat)
-    t_cross, _ = best_of(lambda: (cross(XY[0]), cross(XY[1]), cross(*XY)), repeat)
+    # Interleaved repeats, best of each: the machine is shared and its load drifts.
+    times: dict[str, float] = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        times[name] = min(times.get(name, np.inf), time.perf_counter() - t0)
+        return out
+
+    for _ in range(repeat):
+        timed("fft", lambda: (np.fft.rfft2(A, axes=(1, 2)), np.fft.rfft2(B, axes=(1, 2))))
+        X, Y = timed("dft", lambda: (dx.apply_split(A, mx), dy.apply_split(B, my)))
+        timed("cross", partial(all_cross, X, Y))
+        X = Y = None
+        res = timed("ours", lambda: fourier_cca(A, B))
+    t_fft, t_dft, t_cross, t_ours = times["fft"], times["dft"], times["cross"], times["ours"]
     t_floor = min(t_fft, t_dft) + t_cross
-    t_ours, res = best_of(lambda: fourier_cca(A, B), repeat)
     print(f"  numpy rfft2 of both maps              {t_fft:8.3f} s")
     print(f"  our DFT of both (needed freqs only)   {t_dft:8.3f} s")
     print(f"  per-frequency cross-products          {t_cross:8.3f} s")
     print(f"  floor = faster transform + products   {t_floor:8.3f} s")
-    print(
-        f"  svcca.conv.fourier_cca                {t_ours:8.3f} s   {t_ours / t_floor:5.2f}x floor"
-    )
+    ratio = t_ours / t_floor
+    print(f"  svcca.conv.fourier_cca                {t_ours:8.3f} s   {ratio:5.2f}x floor")
     complex_copy = 2 * (A.nbytes + B.nbytes)
     peak = peak_bytes(lambda: fourier_cca(A, B))
     print(
