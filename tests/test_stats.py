@@ -215,3 +215,17 @@ def test_errors():
         stats.datapoints_curve(cka, 3, 3, tolerance="low")
     with pytest.raises(ValueError, match="p must be at least 1"):
         stats.datapoints_curve(cka, 0, 3)
+
+
+def test_linear_cka_permutations_pick_the_cheaper_space():
+    from svcca.stats._kernels import sample_space_for_permutations
+
+    assert not sample_space_for_permutations(10000, 512, 512, 1000)
+    assert sample_space_for_permutations(5000, 1000, 1000, 1000)
+    assert sample_space_for_permutations(50, 400, 300, 10)
+    # Either way, the same null values as the plain loop.
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((30, 200)), rng.standard_normal((30, 150))
+    fast = stats.permutation_test(cka, X, Y, n_permutations=20, seed=0)
+    slow = stats.permutation_test(cka, X, Y, n_permutations=20, seed=0, vectorized=False)
+    assert np.allclose(fast.null_distribution, slow.null_distribution, rtol=1e-10)

@@ -20,7 +20,6 @@ from svcca._cka import (
     center_gram,
     cka,
     debiased_linear_hsic,
-    feature_space_is_cheaper,
     gram_linear,
     gram_rbf,
 )
@@ -63,7 +62,24 @@ def _gram_scorer(Kc: np.ndarray, Lc: np.ndarray) -> Scorer:
     return score
 
 
-def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer | None:
+# Cost of gathering one entry of a permuted n x n Gram matrix, in multiply-adds of a
+# GEMM: the gather is memory-bound (about 20 ns an entry against 0.25 ns a multiply-add
+# on the 2-core benchmark machine).
+_GATHER_COST = 80.0
+
+
+def sample_space_for_permutations(n: int, p: int, q: int, n_evals: int) -> bool:
+    """Whether ``n x n`` Gram matrices beat ``p x q`` cross-products over ``n_evals`` calls.
+
+    Feature space: ``n (p^2 + q^2)`` once, then ``n p q`` per permutation. Sample space:
+    ``n^2 (p + q)`` once, then one gather of ``n^2`` entries per permutation.
+    """
+    feature = n * (p * p + q * q) + n_evals * n * p * q
+    sample = n * n * (p + q) + n_evals * _GATHER_COST * n * n
+    return sample < feature
+
+
+def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], n_evals: int) -> Scorer | None:
     kernel = kw.get("kernel", "linear")
     debiased = bool(kw.get("debiased", False))
     method = kw.get("method", "auto")
@@ -75,7 +91,7 @@ def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer | No
         return _gram_scorer(Kc, Lc)
     if kernel != "linear":
         return None
-    if method == "sample" or (method == "auto" and not feature_space_is_cheaper(n, p, q)):
+    if method == "sample" or (method == "auto" and sample_space_for_permutations(n, p, q, n_evals)):
         Kc = center_gram(gram_linear(X), unbiased=debiased)
         Lc = center_gram(gram_linear(Y), unbiased=debiased)
         return _gram_scorer(Kc, Lc)
@@ -207,18 +223,20 @@ def _rsa_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer:
     return score
 
 
-def fast_scorer(measure: Any, X: np.ndarray, Y: np.ndarray) -> Scorer | None:
+def fast_scorer(measure: Any, X: np.ndarray, Y: np.ndarray, n_evals: int = 1000) -> Scorer | None:
     """A function ``perm -> measure(X, Y[perm]).score`` reusing per-side work, or None.
 
-    None means the measure is not one of the library's own (or uses options this
-    module does not reproduce): the caller then loops over full calls.
+    ``n_evals`` (how many permutations will be scored) decides, for linear CKA, between
+    feature-space and sample-space precomputation. None means the measure is not one of
+    the library's own (or uses options this module does not reproduce): the caller then
+    loops over full calls.
     """
     un = _unwrap(measure)
     if un is None:
         return None
     func, kw = un
     if func is cka and set(kw) <= {"kernel", "bandwidth", "debiased", "method"}:
-        return _cka_scorer(X, Y, kw)
+        return _cka_scorer(X, Y, kw, n_evals)
     if func is cca and set(kw) <= {"epsilon", "threshold"}:
         return _cca_scorer(X, Y, kw)
     if func is procrustes and not kw:

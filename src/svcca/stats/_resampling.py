@@ -146,7 +146,7 @@ def permutation_null(
     progress: bool = False,
 ) -> tuple[np.ndarray, bool]:
     """Scores of ``measure(A, B[perm])`` for random permutations (validated inputs)."""
-    scorer = fast_scorer(measure, A, B) if vectorized else None
+    scorer = fast_scorer(measure, A, B, n_permutations) if vectorized else None
     out = np.empty(n_permutations)
     i = 0
     with progress_bar(progress, n_permutations, "permutations") as bar:
