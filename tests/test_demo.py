@@ -124,3 +124,13 @@ def test_cli_demo_quick(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "learning_dynamics_cnn:" in out and "compression:" in out
     assert (tmp_path / "index.html").exists()
+
+
+def test_class_sensitivity_dft_cca_is_cca_of_the_spatial_mean():
+    from svcca.conv import fourier_cca
+
+    A = rng.standard_normal((400, 4, 6, 6))  # (n, c, h, w)
+    z = A[:, 1].mean(axis=(1, 2)) + 0.2 * rng.standard_normal(400)
+    dft = fourier_cca(A, z[:, None], layout="nchw").score
+    ref = an.multiple_correlation(an.reduce(A.mean(axis=(2, 3)), keep=1.0), z)
+    assert dft == pytest.approx(ref, abs=1e-9)

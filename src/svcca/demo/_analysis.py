@@ -152,19 +152,30 @@ def learning_dynamics(
     above = to_final >= threshold
     crossing = np.where(above.any(axis=1), above.argmax(axis=1), T - 1).astype(float)
     mean_cross = crossing.mean(axis=0)
-    order_ok = bool(np.all(np.diff(mean_cross) >= 0))
     at1 = to_final[:, min(1, T - 1)].mean(0)
+    cross_ok = bool(np.all(np.diff(mean_cross) >= 0))
+    at1_ok = bool(np.all(np.diff(at1) <= 0))
     parts = ", ".join(f"{n} {c:.1f}" for n, c in zip(layers, mean_cross, strict=True))
+    if cross_ok:
+        verdict = "Lower layers reach it no later than higher ones"
+    else:
+        late = [
+            f"{layers[i]} after {layers[i + 1]}"
+            for i in range(len(layers) - 1)
+            if mean_cross[i] > mean_cross[i + 1]
+        ]
+        verdict = f"The crossing order is bottom-up except {', '.join(late)}"
+    verdict += (
+        f"; after epoch {min(1, T - 1)} the similarity falls with depth at every step "
+        "(lower layers are closer to their final state): the paper's bottom-up convergence."
+        if at1_ok
+        else f"; after epoch {min(1, T - 1)} it does not fall with depth at every step."
+    )
     finding = (
         f"Epoch at which each layer's linear CKA with its final self first reaches "
-        f"{threshold} (mean over {len(runs)} seeds): {parts}; after epoch {min(1, T - 1)}: "
+        f"{threshold} (mean over {len(runs)} seeds): {parts}. After epoch {min(1, T - 1)}: "
         + ", ".join(f"{n} {v:.2f}" for n, v in zip(layers, at1, strict=True))
-        + ". "
-        + (
-            "Lower layers settle no later than higher ones: the paper's bottom-up convergence."
-            if order_ok
-            else "Here the order is not strictly bottom-up."
-        )
+        + f". {verdict}"
     )
     shown = _spread(T, pane_epochs)
     return LearningDynamics(
@@ -215,18 +226,26 @@ class ClassSensitivity:
 def class_sensitivity(runs: Sequence[Run], x: np.ndarray) -> ClassSensitivity:
     """Canonical correlation between each class's logit and each layer.
 
-    Conv layers are averaged over space: the zero-frequency block of DFT-CCA, the
-    part of a conv layer that is the same at every position.
+    Conv layers go through DFT-CCA (:func:`svcca.conv.fourier_cca`, as the SVCCA
+    README does it); against a single logit only the zero-frequency block can
+    correlate, so this is the CCA of the layer's spatial mean with the logit.
     """
+    from svcca.conv import fourier_cca
+
     layers = tuple(LAYERS[runs[0].arch][:-1])
     per_run = np.zeros((len(runs), len(layers), 10))
     for r, run in enumerate(runs):
-        acts = final_activations(run, x, conv="mean")
+        acts = final_activations(run, x, conv="keep", dtype=np.float64)
         logits = acts[LAYERS[run.arch][-1]]
         for i, name in enumerate(layers):
-            red = reduce(acts[name], keep=1.0)
+            A = acts[name]
+            red = reduce(A, keep=1.0) if A.ndim == 2 else None
             for c in range(10):
-                per_run[r, i, c] = multiple_correlation(red, logits[:, c])
+                if red is None:
+                    z = logits[:, [c]]
+                    per_run[r, i, c] = fourier_cca(A, z, layout="nchw").score
+                else:
+                    per_run[r, i, c] = multiple_correlation(red, logits[:, c])
     M = per_run.mean(axis=0)
     # Which two classes have the most alike profile over layers (and over runs)?
     prof = per_run.transpose(2, 0, 1).reshape(10, -1)
@@ -234,7 +253,7 @@ def class_sensitivity(runs: Sequence[Run], x: np.ndarray) -> ClassSensitivity:
     a, b = np.unravel_index(np.argmin(d), d.shape)
     first = M[0]
     finding = (
-        f"Canonical correlation of a digit's logit with {layers[0]} (spatial mean) ranges "
+        f"DFT-CCA of a digit's logit with {layers[0]} ranges "
         f"from {first.min():.2f} (digit {int(first.argmin())}) to {first.max():.2f} (digit "
         f"{int(first.argmax())}), mean {first.mean():.2f}; "
         + ", ".join(f"{n} {M[i].mean():.2f}" for i, n in enumerate(layers[1:], 1))

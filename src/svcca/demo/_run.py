@@ -20,9 +20,10 @@ __all__ = ["DemoConfig", "DemoReport", "Figure", "run_demo"]
 class DemoConfig:
     """Sizes of the demo (``quick`` for CI)."""
 
-    seeds: int = 3
-    cnn_epochs: int = 12
-    mlp_epochs: int = 12
+    seeds: int = 5
+    cnn_epochs: int = 15
+    mlp_epochs: int = 15
+    dynamics_per_class: int = 100
     memorise_epochs: int = 150
     memorise_seeds: int = 5
     memorise_n_train: int = 300
@@ -32,7 +33,14 @@ class DemoConfig:
     @classmethod
     def make(cls, quick: bool) -> DemoConfig:
         if quick:
-            return cls(cnn_epochs=4, mlp_epochs=5, memorise_epochs=120, memorise_seeds=3)
+            return cls(
+                seeds=3,
+                cnn_epochs=5,
+                mlp_epochs=6,
+                dynamics_per_class=50,
+                memorise_epochs=120,
+                memorise_seeds=3,
+            )
         return cls()
 
 
@@ -148,7 +156,9 @@ def run_demo(
         _log(progress, "trained the true-label and shuffled-label MLPs", t0)
 
         for runs, arch in ((cnn, "CNN"), (mlp, "MLP")):
-            ld = an.learning_dynamics(runs, probe[_per_class_subset(data.y_all, 50)])
+            ld = an.learning_dynamics(
+                runs, probe[_per_class_subset(data.y_all, cfg.dynamics_per_class)]
+            )
             fig(
                 f"learning_dynamics_{arch.lower()}",
                 f"Learning dynamics ({arch})",
@@ -280,10 +290,12 @@ def _write_index(report: DemoReport, cfg: DemoConfig, quick: bool) -> tuple[str,
         f"449 test) from {cfg.seeds} seeds each, checkpoint every epoch "
         f"({'quick run' if quick else 'full run'}, {report.seconds:.0f} s). Representations "
         f"are compared on all 1797 images with SVCCA (singular directions explaining 99% of "
-        f"the variance, then CCA), except: learning dynamics use linear CKA on 500 images "
-        f"(50 per digit), generalising vs memorising uses PWCCA on 800 images none of those "
-        f"networks trained on, and compression fits directions on the training split and "
-        f"scores on the test split. Final test accuracy: {acc_line}."
+        f"the variance, then CCA), except: learning dynamics use linear CKA on "
+        f"{10 * cfg.dynamics_per_class} images ({cfg.dynamics_per_class} per digit), class "
+        f"sensitivity uses DFT-CCA for conv layers, generalising vs memorising uses PWCCA "
+        f"on 800 images none of those networks trained on, and compression fits directions "
+        f"on the training split and scores on the test split. Final test accuracy: "
+        f"{acc_line}."
     )
     md = ["# svcca demo", "", intro, ""]
     parts = [

@@ -159,7 +159,7 @@ def learning_dynamics(
     for t, ax in enumerate(axes):
         im = ax.imshow(P[t], vmin=0.0, vmax=1.0, cmap=cmap, interpolation="nearest")
         ax.set_title(f"{step_labels[t]}", fontsize=9)
-        ax.set_xticks(range(L), names if T <= 6 else [], rotation=90, fontsize=7)
+        ax.set_xticks(range(L), names if T <= 6 or L <= 6 else [], rotation=90, fontsize=7)
         ax.set_yticks(range(L), names if t == 0 else [], fontsize=7)
         ax.set_xlabel(final_label, fontsize=8)
     axes[0].set_ylabel("at this step", fontsize=8)
