@@ -229,3 +229,28 @@ def test_linear_cka_permutations_pick_the_cheaper_space():
     fast = stats.permutation_test(cka, X, Y, n_permutations=20, seed=0)
     slow = stats.permutation_test(cka, X, Y, n_permutations=20, seed=0, vectorized=False)
     assert np.allclose(fast.null_distribution, slow.null_distribution, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cka",
+        "cka-debiased",
+        "cka-sample",
+        "cca",
+        "shape-0",
+        "shape-0.5",
+        "procrustes",
+        "regression",
+        "cka-rbf",
+    ],
+)
+def test_float32_permutations_are_close_to_float64(name):
+    X, Y = _pair(n=200, signal=0.3)
+    measure = MEASURES[name]
+    a = stats.permutation_test(measure, X, Y, n_permutations=20, seed=3)
+    b = stats.permutation_test(measure, X, Y, n_permutations=20, seed=3, dtype="float32")
+    assert b.statistic == a.statistic
+    assert np.allclose(a.null_distribution, b.null_distribution, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        stats.permutation_test(measure, X, Y, n_permutations=2, dtype="float16")

@@ -49,15 +49,17 @@ def _centred(A: np.ndarray) -> np.ndarray:
     return A - A.mean(axis=0)
 
 
-def _gram_scorer(Kc: np.ndarray, Lc: np.ndarray) -> Scorer:
+def _gram_scorer(Kc: np.ndarray, Lc: np.ndarray, dt: Any) -> Scorer:
     """CKA from centred Gram matrices (either centring): it commutes with permuting samples,
     ``center(P L P^T) = P center(L) P^T``, so each side is centred once."""
     den = float(np.sqrt(np.vdot(Kc, Kc) * np.vdot(Lc, Lc)))
+    Kc, Lc = Kc.astype(dt, copy=False), Lc.astype(dt, copy=False)
 
     def score(perm: np.ndarray) -> float:
         if not den > 0:
             return 0.0
-        return float(np.vdot(Kc, Lc[np.ix_(perm, perm)])) / den
+        G = Lc[np.ix_(perm, perm)]
+        return float(np.einsum("ij,ij->", Kc, G, dtype=np.float64)) / den
 
     return score
 
@@ -79,7 +81,9 @@ def sample_space_for_permutations(n: int, p: int, q: int, n_evals: int) -> bool:
     return sample < feature
 
 
-def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], n_evals: int) -> Scorer | None:
+def _cka_scorer(
+    X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], n_evals: int, dt: Any
+) -> Scorer | None:
     kernel = kw.get("kernel", "linear")
     debiased = bool(kw.get("debiased", False))
     method = kw.get("method", "auto")
@@ -88,16 +92,17 @@ def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], n_evals: int) 
         bw = float(kw.get("bandwidth", 1.0))
         Kc = center_gram(gram_rbf(X, bw)[0], unbiased=debiased)
         Lc = center_gram(gram_rbf(Y, bw)[0], unbiased=debiased)
-        return _gram_scorer(Kc, Lc)
+        return _gram_scorer(Kc, Lc, dt)
     if kernel != "linear":
         return None
     if method == "sample" or (method == "auto" and sample_space_for_permutations(n, p, q, n_evals)):
         Kc = center_gram(gram_linear(X), unbiased=debiased)
         Lc = center_gram(gram_linear(Y), unbiased=debiased)
-        return _gram_scorer(Kc, Lc)
+        return _gram_scorer(Kc, Lc, dt)
     Xc, Yc = _centred(X), _centred(Y)
     Sxx, Syy = Xc.T @ Xc, Yc.T @ Yc
     fx, fy = float(np.sum(Sxx * Sxx)), float(np.sum(Syy * Syy))
+    Xt, Yl = Xc.T.astype(dt, copy=False), Yc.astype(dt, copy=False)
     if debiased:
         a = np.einsum("ij,ij->i", Xc, Xc)
         b = np.einsum("ij,ij->i", Yc, Yc)
@@ -108,8 +113,8 @@ def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], n_evals: int) 
         def score(perm: np.ndarray) -> float:
             if den == 0.0:
                 return 0.0
-            C = Xc.T @ Yc[perm]
-            return debiased_linear_hsic(float(np.sum(C * C)), a, b[perm], n) / den
+            C = Xt @ Yl[perm]
+            return debiased_linear_hsic(_sq(C), a, b[perm], n) / den
 
         return score
     den = float(np.sqrt(fx * fy))
@@ -117,10 +122,19 @@ def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], n_evals: int) 
     def score_b(perm: np.ndarray) -> float:
         if not den > 0:
             return 0.0
-        C = Xc.T @ Yc[perm]
-        return float(np.sum(C * C)) / den
+        C = Xt @ Yl[perm]
+        return _sq(C) / den
 
     return score_b
+
+
+def _sq(C: np.ndarray) -> float:
+    """Squared Frobenius norm, accumulated in float64 whatever the dtype of ``C``."""
+    return float(np.einsum("ij,ij->", C, C, dtype=np.float64))
+
+
+def _cast(A: np.ndarray | None, dt: Any) -> np.ndarray | None:
+    return None if A is None else A.astype(dt, copy=False)
 
 
 def _whitened(A: np.ndarray, epsilon: float) -> np.ndarray | None:
@@ -134,29 +148,30 @@ def _whitened(A: np.ndarray, epsilon: float) -> np.ndarray | None:
     return Ac[:, kept] @ W.weights(np.eye(W.rank))
 
 
-def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer | None:
+def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], dt: Any) -> Scorer | None:
     eps = float(kw.get("epsilon", 0.0))
-    Xw, Yw = _whitened(X, eps), _whitened(Y, eps)
+    Xw, Yw = _cast(_whitened(X, eps), dt), _cast(_whitened(Y, eps), dt)
 
     def score(perm: np.ndarray) -> float:
         if Xw is None or Yw is None:
             return 0.0
-        M = Xw.T @ Yw[perm]
+        M = (Xw.T @ Yw[perm]).astype(np.float64, copy=False)
         G = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
         return float(np.mean(np.sqrt(np.clip(np.linalg.eigvalsh(G), 0.0, 1.0))))
 
     return score
 
 
-def _shape_scorer(X: np.ndarray, Y: np.ndarray, alpha: float) -> Scorer:
+def _shape_scorer(X: np.ndarray, Y: np.ndarray, alpha: float, dt: Any) -> Scorer:
     if alpha == 0.0:
-        Xw, Yw = _whitened(X, 0.0), _whitened(Y, 0.0)
+        Xw, Yw = _cast(_whitened(X, 0.0), dt), _cast(_whitened(Y, 0.0), dt)
         rr = 0.0 if Xw is None or Yw is None else float(np.sqrt(Xw.shape[1] * Yw.shape[1]))
 
         def score0(perm: np.ndarray) -> float:
             if Xw is None or Yw is None:  # the observed call has already raised for this
                 return 0.0
-            s = np.linalg.svd(Xw.T @ Yw[perm], compute_uv=False)
+            M = (Xw.T @ Yw[perm]).astype(np.float64, copy=False)
+            s = np.linalg.svd(M, compute_uv=False)
             return float(min(np.clip(s, 0.0, 1.0).sum() / rr, 1.0))
 
         return score0
@@ -167,27 +182,30 @@ def _shape_scorer(X: np.ndarray, Y: np.ndarray, alpha: float) -> Scorer:
         Xc = (Xc @ Vx) * dx
         Yc = (Yc @ Vy) * dy
     den = float(np.sqrt(np.sum(Xc * Xc) * np.sum(Yc * Yc)))
+    Xt, Yl = Xc.T.astype(dt, copy=False), Yc.astype(dt, copy=False)
 
     def score(perm: np.ndarray) -> float:
-        s = np.linalg.svd(Xc.T @ Yc[perm], compute_uv=False)
+        M = (Xt @ Yl[perm]).astype(np.float64, copy=False)
+        s = np.linalg.svd(M, compute_uv=False)
         return float(min(s.sum() / den, 1.0))
 
     return score
 
 
-def _regression_scorer(X: np.ndarray, Y: np.ndarray) -> Scorer:
+def _regression_scorer(X: np.ndarray, Y: np.ndarray, dt: Any) -> Scorer:
     Xc, Yc = _centred(X), _centred(Y)
-    Xw, Yw = _whitened(X, 0.0), _whitened(Y, 0.0)
+    Xw, Yw = _cast(_whitened(X, 0.0), dt), _cast(_whitened(Y, 0.0), dt)
     # Constant features carry no variance and add nothing to either total.
     tx, ty = float(np.sum(Xc * Xc)), float(np.sum(Yc * Yc))
+    Xc, Yc = Xc.astype(dt, copy=False), Yc.astype(dt, copy=False)
 
     def score(perm: np.ndarray) -> float:
         if Xw is None or Yw is None:
             return 0.0
         A = Xw.T @ Yc[perm]
         B = Yw[perm].T @ Xc
-        r2y = min(float(np.sum(A * A)) / ty, 1.0)
-        r2x = min(float(np.sum(B * B)) / tx, 1.0)
+        r2y = min(_sq(A) / ty, 1.0)
+        r2x = min(_sq(B) / tx, 1.0)
         return 0.5 * (r2y + r2x)
 
     return score
@@ -223,11 +241,15 @@ def _rsa_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer:
     return score
 
 
-def fast_scorer(measure: Any, X: np.ndarray, Y: np.ndarray, n_evals: int = 1000) -> Scorer | None:
+def fast_scorer(
+    measure: Any, X: np.ndarray, Y: np.ndarray, n_evals: int = 1000, dtype: Any = np.float64
+) -> Scorer | None:
     """A function ``perm -> measure(X, Y[perm]).score`` reusing per-side work, or None.
 
     ``n_evals`` (how many permutations will be scored) decides, for linear CKA, between
-    feature-space and sample-space precomputation. None means the measure is not one of
+    feature-space and sample-space precomputation. ``dtype=np.float32`` runs the
+    per-permutation products in single precision (sums still in float64); the RSA scorer
+    ignores it. None means the measure is not one of
     the library's own (or uses options this module does not reproduce): the caller then
     loops over full calls.
     """
@@ -236,15 +258,15 @@ def fast_scorer(measure: Any, X: np.ndarray, Y: np.ndarray, n_evals: int = 1000)
         return None
     func, kw = un
     if func is cka and set(kw) <= {"kernel", "bandwidth", "debiased", "method"}:
-        return _cka_scorer(X, Y, kw, n_evals)
+        return _cka_scorer(X, Y, kw, n_evals, dtype)
     if func is cca and set(kw) <= {"epsilon", "threshold"}:
-        return _cca_scorer(X, Y, kw)
+        return _cca_scorer(X, Y, kw, dtype)
     if func is procrustes and not kw:
-        return _shape_scorer(X, Y, 1.0)
+        return _shape_scorer(X, Y, 1.0, dtype)
     if func is shape_distance and set(kw) <= {"alpha", "kind"}:
-        return _shape_scorer(X, Y, float(kw.get("alpha", 1.0)))
+        return _shape_scorer(X, Y, float(kw.get("alpha", 1.0)), dtype)
     if func is regression_fit and not kw:
-        return _regression_scorer(X, Y)
+        return _regression_scorer(X, Y, dtype)
     if func is rsa and set(kw) <= {"metric", "compare"}:
         return _rsa_scorer(X, Y, kw)
     return None
