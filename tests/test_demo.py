@@ -134,3 +134,32 @@ def test_class_sensitivity_dft_cca_is_cca_of_the_spatial_mean():
     dft = fourier_cca(A, z[:, None], layout="nchw").score
     ref = an.multiple_correlation(an.reduce(A.mean(axis=(2, 3)), keep=1.0), z)
     assert dft == pytest.approx(ref, abs=1e-9)
+
+
+def test_identification_accuracy_counts_argmax_hits():
+    from svcca.demo._sanity import identification_accuracy
+
+    base = [rng.standard_normal((50, 3)) for _ in range(4)]
+    nets = [[b + 0.01 * rng.standard_normal(b.shape) for b in base] for _ in range(3)]
+    perfect = identification_accuracy(nets, lambda X, Y: -np.abs(X - Y).sum())
+    assert perfect == 1.0
+    always_first = identification_accuracy(nets, lambda X, Y: float(Y is nets[0][0]))
+    assert always_first == pytest.approx(0.25)  # right only for layer 0
+
+
+@pytest.mark.slow
+def test_run_sanity_tiny(tmp_path):
+    from svcca.demo._sanity import PAPER_CIFAR10, run_sanity
+
+    res = run_sanity(tmp_path, seeds=2, epochs=1, n_probe=100, width=16)
+    assert set(res.accuracy) == set(PAPER_CIFAR10)
+    assert all(0.0 <= v <= 100.0 for v in res.accuracy.values())
+    text = (tmp_path / "sanity.md").read_text()
+    assert "| CKA (linear) |" in text and "99.3%" in text
+
+
+def test_run_sanity_needs_two_networks(tmp_path):
+    from svcca.demo._sanity import run_sanity
+
+    with pytest.raises(ValueError, match="at least 2"):
+        run_sanity(tmp_path, seeds=1)

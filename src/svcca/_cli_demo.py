@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     progress = not args.quiet
     if args.sanity:
-        seeds = args.seeds if args.seeds is not None else (5 if args.quick else 10)
+        seeds = args.seeds if args.seeds is not None else 5
         if seeds < 2:
             raise UsageError(f"--seeds must be at least 2 to compare networks; got {seeds}.")
         from svcca.demo._sanity import run_sanity

@@ -78,7 +78,7 @@ def _capture_series(run: Run, x: np.ndarray, epochs: Sequence[int]) -> list[dict
     from svcca.demo._train import make_model
     from svcca.torch import capture_checkpoints
 
-    model = make_model(run.arch, run.seed)
+    model = make_model(run.arch, run.seed, width=run.width)
     batches = list(torch.from_numpy(x).split(512))
     ckpts = {str(e): run.checkpoints[e] for e in epochs}
     series = capture_checkpoints(model, ckpts, batches, LAYERS[run.arch], conv="flatten")

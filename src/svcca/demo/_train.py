@@ -104,6 +104,7 @@ def make_model(arch: str, seed: int, *, width: int = 64) -> Any:
         d_in = 64
         for i in range(1, 9):
             body[f"h{i}_lin"] = nn.Linear(d_in, width)
+            body[f"h{i}_bn"] = nn.BatchNorm1d(width)
             body[f"h{i}"] = nn.ReLU()
             d_in = width
         body["logits"] = nn.Linear(width, 10)
@@ -121,6 +122,7 @@ class Run:
     train_accuracy: tuple[float, ...]
     test_accuracy: tuple[float, ...]
     shuffled: bool = False
+    width: int = 64
 
     @property
     def name(self) -> str:
@@ -129,7 +131,8 @@ class Run:
     def load(self, epoch: int = -1) -> Any:
         from svcca.torch import load_checkpoint
 
-        return load_checkpoint(make_model(self.arch, self.seed), self.checkpoints[epoch])
+        model = make_model(self.arch, self.seed, width=self.width)
+        return load_checkpoint(model, self.checkpoints[epoch])
 
 
 def accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -153,6 +156,7 @@ def train(
     lr: float = 1e-3,
     batch_size: int = 64,
     every_epoch: bool = True,
+    width: int = 64,
 ) -> Run:
     """Train with Adam, saving ``state_dict`` checkpoints after every epoch.
 
@@ -160,7 +164,7 @@ def train(
     """
     import torch
 
-    model = make_model(arch, seed)
+    model = make_model(arch, seed, width=width)
     x, y = data.x_train, data.y_train
     if n_train is not None:
         x, y = x[:n_train], y[:n_train]
@@ -193,4 +197,4 @@ def train(
             opt.step()
         if every_epoch or epoch == epochs:
             checkpoint(epoch)
-    return Run(arch, seed, tuple(paths), tuple(tr_acc), tuple(te_acc), shuffled)
+    return Run(arch, seed, tuple(paths), tuple(tr_acc), tuple(te_acc), shuffled, width)
