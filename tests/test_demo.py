@@ -163,3 +163,28 @@ def test_run_sanity_needs_two_networks(tmp_path):
 
     with pytest.raises(ValueError, match="at least 2"):
         run_sanity(tmp_path, seeds=1)
+
+
+def test_similarity_matrices_match_single_calls():
+    from svcca._cka import cka
+    from svcca._regression import regression_fit
+    from svcca._shape import procrustes
+    from svcca.demo._sanity import PAPER_CIFAR10, similarity_matrices
+
+    X, Y = latent_pair(n=150, p=6, q=5, k=3)
+    U, V = latent_pair(n=150, p=4, q=7, k=2)
+    a, b = [X, U], [Y, V]
+    mats = similarity_matrices(a, b)
+    assert list(mats) == list(PAPER_CIFAR10)
+    single = {
+        "CCA (mean rho)": lambda P, Q: svcca.cca(P, Q).score,
+        "SVCCA (mean rho)": lambda P, Q: svcca.svcca(P, Q, keep=0.99).score,
+        "PWCCA": lambda P, Q: svcca.pwcca(P, Q).score,
+        "Linear regression": lambda P, Q: regression_fit(P, Q).r2_x_given_y,
+        "CKA (linear)": lambda P, Q: cka(P, Q).score,
+        "CKA (RBF 0.4)": lambda P, Q: cka(P, Q, kernel="rbf", bandwidth=0.4).score,
+        "Procrustes": lambda P, Q: procrustes(P, Q).score,
+    }
+    for name, f in single.items():
+        ref = np.array([[f(P, Q) for Q in b] for P in a])
+        np.testing.assert_allclose(mats[name], ref, atol=1e-8, err_msg=name)
