@@ -195,7 +195,7 @@ def run_demo(
                 cs.matrix,
                 layers=cs.layers,
                 classes=cs.classes,
-                title=f"CNN: CCA of each digit's logit with each layer "
+                title=f"CNN: (DFT-)CCA of each digit's logit with each layer "
                 f"(mean over {len(cnn)} seeds)",
             ),
             cs.finding,
@@ -292,7 +292,8 @@ def _write_index(report: DemoReport, cfg: DemoConfig, quick: bool) -> tuple[str,
         f"are compared on all 1797 images with SVCCA (singular directions explaining 99% of "
         f"the variance, then CCA), except: learning dynamics use linear CKA on "
         f"{10 * cfg.dynamics_per_class} images ({cfg.dynamics_per_class} per digit), class "
-        f"sensitivity uses DFT-CCA for conv layers, generalising vs memorising uses PWCCA "
+        f"sensitivity uses DFT-CCA for conv layers, interpretability uses 400 images (40 per "
+        f"digit), generalising vs memorising uses PWCCA "
         f"on 800 images none of those networks trained on, and compression fits directions "
         f"on the training split and scores on the test split. Final test accuracy: "
         f"{acc_line}."
