@@ -482,3 +482,19 @@ def test_import_svcca_does_not_import_torch():
     code = "import sys, svcca; print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_dataloader_and_conv_maps_feed_dft_cca():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from svcca.conv import fourier_cca
+
+    net = tiny_cnn()
+    x = torch.randn(64, 1, 8, 8)
+    loader = DataLoader(TensorDataset(x, torch.zeros(64)), batch_size=16, shuffle=False)
+    acts = st.capture(net, loader, ["1", "3"], dtype=np.float64, progress=None)
+    assert acts["1"].shape == (64, 4, 8, 8) and acts["3"].shape == (64, 6, 8, 8)
+    res = fourier_cca(acts["1"], acts["3"], layout="nchw")
+    nhwc = fourier_cca(acts["1"].transpose(0, 2, 3, 1), acts["3"].transpose(0, 2, 3, 1))
+    assert res.score == pytest.approx(nhwc.score, abs=1e-10)
+    assert 0.0 < res.score <= 1.0

@@ -210,7 +210,7 @@ def multiple_correlation(red: Reduced, z: np.ndarray) -> float:
     nz = np.linalg.norm(zc)
     if nz == 0 or red.k == 0:
         return 0.0
-    return float(min(np.linalg.norm(red.q.T @ (zc / nz)), 1.0))
+    return min(float(np.linalg.norm(red.q.T @ (zc / nz))), 1.0)
 
 
 @dataclass(frozen=True)
@@ -285,6 +285,8 @@ def interpretability(
     B = final_activations(b_run, x, conv="flatten")[layer].astype(np.float64)
     res = svcca.svcca(A, B, keep=KEEP)
     u, v = res.transform(A, B)
+    if v is None:  # pragma: no cover - transform returns both when given both
+        raise RuntimeError("SVCCAResult.transform returned no Y variates.")
     raw = {}
     for name, M in ((a_run.name, A), (b_run.name, B)):
         top = np.argsort(M.var(axis=0))[::-1][:k]

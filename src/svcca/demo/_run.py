@@ -107,7 +107,7 @@ def run_demo(
         ) from exc
     import svcca.plot as sp
     from svcca.demo import _analysis as an
-    from svcca.demo._train import load_digits_split, train
+    from svcca.demo._train import Run, load_digits_split, train
 
     cfg = config or DemoConfig.make(quick)
     out = os.fspath(out)
@@ -136,7 +136,8 @@ def run_demo(
         mlp = [train("mlp", s, data, ckdir, epochs=cfg.mlp_epochs) for s in range(cfg.seeds)]
         _log(progress, f"trained {len(mlp)} MLPs", t0)
         n_mem = cfg.memorise_n_train
-        true_runs, shuf_runs = [], []
+        true_runs: list[Run] = []
+        shuf_runs: list[Run] = []
         for s in range(cfg.memorise_seeds):
             for shuffled, bucket in ((False, true_runs), (True, shuf_runs)):
                 bucket.append(

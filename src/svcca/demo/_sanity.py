@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -54,12 +55,13 @@ def similarity_matrices(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, n
     rows = {f"a{i}": X for i, X in enumerate(a)}
     cols = {f"b{j}": Y for j, Y in enumerate(b)}
     out = {}
-    for name, measure in (
+    pairs: tuple[tuple[str, Literal["cca", "svcca", "pwcca", "cka_linear"]], ...] = (
         ("CCA (mean rho)", "cca"),
         ("SVCCA (mean rho)", "svcca"),
         ("PWCCA", "pwcca"),
         ("CKA (linear)", "cka_linear"),
-    ):
+    )
+    for name, measure in pairs:
         out[name] = np.asarray(svcca.pairwise(rows, cols, measure=measure, keep=0.99).values)
     n = a[0].shape[0]
     za = np.hstack(a)

@@ -280,6 +280,7 @@ def _join(
         shape = (n, *manifest["shapes"][name])
         dtype = np.dtype(manifest["dtype"])
         tmp = files[name] + ".tmp"
+        out: np.ndarray
         if fmt == "npy":
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         else:
@@ -289,7 +290,7 @@ def _join(
             a = _load_part(os.path.join(parts_dir, f"{i:08d}.{ext}"), len(layers), fmt)[j]
             out[row : row + a.shape[0]] = a
             row += a.shape[0]
-        if fmt == "npy":
+        if isinstance(out, np.memmap):
             out.flush()
             del out
         else:
