@@ -82,6 +82,8 @@ def test_strategy_and_measure(maps):
         compare(A, B, strategy="avgpool", measure="ccaa")
     with pytest.raises(ValueError, match="measure must be one of"):
         compare(A, B, strategy="avgpool", measure="pca")  # one representation only
+    with pytest.raises(ValueError, match="measure must be one of"):
+        compare(A, B, strategy="avgpool", measure="pairwise")  # not a measure of (X, Y)
 
 
 def test_non_numeric_and_missing_input(maps):

@@ -7,7 +7,7 @@ import pytest
 
 import svcca
 from svcca.conv import compare, fourier_cca, reduce_pair
-from svcca.conv._strategies import _interpolate, _resize_matrix
+from svcca.conv._strategies import _interpolate, _measures, _resize_matrix
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,10 @@ def test_any_measure_by_name_or_callable(layers):
     for name in ("cca", "svcca", "pwcca", "pls"):
         r = compare(A, B, strategy="avgpool", measure=name)
         assert np.isfinite(r.score)
+    # The other measures of the library, where this checkout has them.
+    for name in sorted(set(_measures()) - {"cca", "svcca", "pwcca", "pls"}):
+        r = compare(A, B, strategy="avgpool", measure=name)
+        assert np.isfinite(r.score), name
     seen = {}
 
     def mine(X, Y, *, scale):

@@ -14,8 +14,19 @@ __all__ = ["Strategy", "compare", "reduce_pair"]
 
 Strategy = Literal["dft", "flatten", "avgpool", "interpolate"]
 _STRATEGIES = ("dft", "flatten", "avgpool", "interpolate")
-# Public functions of svcca that take one representation, not two.
-_NOT_PAIRWISE = frozenset({"pca"})
+# The library's measures of two representations (X, Y) -> result with .score, by name;
+# those present in svcca's namespace are offered (others may arrive with other modules).
+_MEASURE_NAMES = (
+    "cca",
+    "svcca",
+    "pwcca",
+    "pls",
+    "cka",
+    "procrustes",
+    "shape_distance",
+    "regression_fit",
+    "rsa",
+)
 
 
 def _measures() -> dict[str, Callable[..., Any]]:
@@ -23,11 +34,10 @@ def _measures() -> dict[str, Callable[..., Any]]:
     import svcca
 
     out = {}
-    for name in getattr(svcca, "__all__", ()):
+    for name in _MEASURE_NAMES:
         fn = getattr(svcca, name, None)
-        if name.islower() and callable(fn) and not isinstance(fn, type):
-            if name not in _NOT_PAIRWISE:
-                out[name] = fn
+        if callable(fn) and not isinstance(fn, type):
+            out[name] = fn
     return out
 
 
@@ -136,9 +146,10 @@ def compare(
         size, then flatten.
     measure : str or callable, default "cca"
         The name of a two-representation measure of :mod:`svcca` (``"cca"``,
-        ``"svcca"``, ``"pwcca"``, ``"pls"``, and whatever else the package exports,
-        such as ``"cka"``), or any ``f(X, Y, **options)`` on ``(n, p)``, ``(n, q)``
-        arrays. ``"dft"`` supports ``"cca"`` and ``"svcca"`` only.
+        ``"svcca"``, ``"pwcca"``, ``"pls"``, ``"cka"``, ``"procrustes"``,
+        ``"shape_distance"``, ``"regression_fit"``, ``"rsa"``, where installed), or any
+        ``f(X, Y, **options)`` on ``(n, p)``, ``(n, q)`` arrays. ``"dft"`` supports
+        ``"cca"`` and ``"svcca"`` only.
     layout : {"nhwc", "nchw"}, default "nhwc"
     **options
         Passed to the measure (for ``"dft"``: to :func:`svcca.conv.fourier_cca`, e.g.
