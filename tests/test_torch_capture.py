@@ -498,3 +498,24 @@ def test_dataloader_and_conv_maps_feed_dft_cca():
     nhwc = fourier_cca(acts["1"].transpose(0, 2, 3, 1), acts["3"].transpose(0, 2, 3, 1))
     assert res.score == pytest.approx(nhwc.score, abs=1e-10)
     assert 0.0 < res.score <= 1.0
+
+
+def test_capture_stream_feeds_minibatch_cka():
+    net = mlp()
+    batches = list(data(256).split(64))
+    acc = svcca.MinibatchCKA()
+
+    def feed(i, arrays):
+        layers = [arrays["1"], arrays["4"], arrays["5"]]
+        acc.update(layers, layers)
+
+    seen = st.capture_stream(net, batches, ["1", "4", "5"], feed, dtype=np.float64)
+    assert seen == 4 and acc.n_batches == 4
+    acts = st.capture(net, batches, ["1", "4", "5"], dtype=np.float64)
+    ref = svcca.MinibatchCKA.from_batches(
+        ([a[s : s + 64] for a in acts.values()], [a[s : s + 64] for a in acts.values()])
+        for s in range(0, 256, 64)
+    )
+    np.testing.assert_allclose(acc.scores(), ref.scores(), atol=1e-12)
+    assert acc.scores().shape == (3, 3)
+    assert hooks_left(net) == 0
