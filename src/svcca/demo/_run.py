@@ -113,13 +113,11 @@ def run_demo(
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
     ckdir = os.path.join(out, "checkpoints")
-    from threadpoolctl import threadpool_limits
-
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     # BLAS threads spinning on a small shared machine cost far more than they give here
     # (measured 40x slower on 2 busy cores): the demo's matrices are small.
-    limits = threadpool_limits(limits=cfg.threads)
+    limits = limit_blas_threads(cfg.threads)
     t0 = time.perf_counter()
     figures: list[Figure] = []
 
@@ -277,6 +275,20 @@ def run_demo(
         )
     _log(progress, f"wrote {index}", t0)
     return report
+
+
+class _NoLimits:
+    def restore_original_limits(self) -> None:
+        pass
+
+
+def limit_blas_threads(n: int) -> Any:
+    """Pin BLAS/OpenMP pools to ``n`` threads (threadpoolctl, shipped with scikit-learn)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        return _NoLimits()
+    return threadpool_limits(limits=n)
 
 
 def _per_class_subset(y: np.ndarray, per_class: int) -> np.ndarray:

@@ -140,7 +140,7 @@ def run_sanity(
     import torch
 
     from svcca.demo._analysis import final_activations
-    from svcca.demo._run import _per_class_subset
+    from svcca.demo._run import _per_class_subset, limit_blas_threads
     from svcca.demo._train import LAYERS, load_digits_split, train
 
     if seeds < 2:
@@ -148,11 +148,9 @@ def run_sanity(
     epochs = epochs if epochs is not None else (5 if quick else 15)
     n_probe = n_probe if n_probe is not None else (200 if quick else 500)
     t0 = time.perf_counter()
-    from threadpoolctl import threadpool_limits
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    limits = threadpool_limits(limits=1)
+    limits = limit_blas_threads(1)
     ckdir = os.path.join(os.fspath(out) if out is not None else ".", "checkpoints-sanity")
     try:
         data = load_digits_split()

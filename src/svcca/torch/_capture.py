@@ -253,6 +253,17 @@ def _batch_shape(batch: Any) -> str:
     return _describe(batch)
 
 
+def _progress_bar(total: int | None, desc: str, progress: bool | None) -> Any:
+    """A tqdm bar on stderr; ``progress=None`` shows it only on a terminal."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:
+        if progress is None:
+            return None
+        raise ImportError("progress=True needs tqdm: pip install tqdm.") from exc
+    return tqdm(total=total, desc=desc, disable=None if progress is None else False, leave=False)
+
+
 def _total(batches: Any) -> int | None:
     try:
         return len(batches)
@@ -334,9 +345,7 @@ def capture_stream(
             handles.append(module.register_forward_hook(make_hook(name)))
         model.eval()
         if progress or progress is None:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=_total(batches), desc=desc, disable=progress is None, leave=False)
+            bar = _progress_bar(_total(batches), desc, progress)
         with torch.no_grad():
             for i, batch in enumerate(batches):
                 seen = i + 1
