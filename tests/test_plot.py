@@ -158,3 +158,12 @@ def test_save_png_and_svg(tmp_path):
     assert fig.get_layout_engine() is not None  # restored after saving
     with pytest.raises(ValueError, match="formats may hold"):
         sp.save(fig, tmp_path / "x", formats=("jpg",))
+
+
+def test_docstring_examples():
+    import doctest
+
+    import svcca.plot._figures as mod
+
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 2 and result.failed == 0

@@ -523,3 +523,12 @@ def test_capture_stream_feeds_minibatch_cka():
     np.testing.assert_allclose(acc.scores(), ref.scores(), atol=1e-12)
     assert acc.scores().shape == (3, 3)
     assert hooks_left(net) == 0
+
+
+@pytest.mark.parametrize("name", ["svcca.torch._capture", "svcca.torch._stream"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0

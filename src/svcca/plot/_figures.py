@@ -105,6 +105,13 @@ def heatmap(
     -------
     matplotlib.figure.Figure
         ``fig.axes[0].images[0].get_array()`` is ``matrix``.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca.plot
+    >>> fig = svcca.plot.heatmap(np.eye(3), row_labels=["a", "b", "c"])
+    >>> np.array_equal(fig.axes[0].images[0].get_array(), np.eye(3))
+    True
     """
     M = _matrix(matrix, "matrix")
     rows = _labels(row_labels, M.shape[0], "row_labels")
@@ -146,6 +153,14 @@ def learning_dynamics(
     matplotlib.figure.Figure
         Axis ``t`` holds pane ``t`` as ``axes[t].images[0]``; the last axis is the
         colour bar.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca.plot
+    >>> panes = np.random.default_rng(0).random((4, 3, 3))
+    >>> fig = svcca.plot.learning_dynamics(panes, steps=[0, 1, 2, 3])
+    >>> len([ax for ax in fig.axes if ax.images])
+    4
     """
     P = _matrix(panes, "panes", 3)
     if P.shape[1] != P.shape[2]:
