@@ -190,12 +190,15 @@ def _cross_block(
     transforms: list[np.ndarray | None],
     row_u: list[int],
     col_u: list[int] | None,
+    work: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``A^T B`` for one chunk: A (B) the centred, transformed row (column) reps side by side.
 
     The transposed panels ``A^T`` (and ``B^T``) are written in place, one C-contiguous
     row block per representation, so no concatenation copy is made; a representation
-    in both rows and columns is projected once.
+    in both rows and columns is projected once. ``work`` holds buffers reused from chunk
+    to chunk (large fresh allocations are returned to the OS on free and page-fault
+    again on every chunk); the returned array is then one of them.
     """
     m = blocks[0].shape[0]
     width = [
@@ -203,8 +206,16 @@ def _cross_block(
         for u in range(len(blocks))
     ]
 
-    def panel(us: list[int], done: dict[int, np.ndarray]) -> np.ndarray:
-        out = np.empty((sum(width[u] for u in us), m))
+    def buffer(key: str, shape: tuple[int, int]) -> np.ndarray:
+        if work is None:
+            return np.empty(shape)
+        buf = work.get(key)
+        if buf is None or buf.shape[1] < shape[1] or buf.shape[0] != shape[0]:
+            buf = work[key] = np.empty(shape)
+        return buf[:, : shape[1]] if buf.shape[1] != shape[1] else buf
+
+    def panel(key: str, us: list[int], done: dict[int, np.ndarray]) -> np.ndarray:
+        out = buffer(key, (sum(width[u] for u in us), m))
         off = 0
         for u in us:
             dst = out[off : off + width[u]]
@@ -223,10 +234,11 @@ def _cross_block(
         return out
 
     done: dict[int, np.ndarray] = {}
-    At = panel(row_u, done)
-    if col_u is None:
-        return At @ At.T
-    return At @ panel(col_u, done).T
+    At = panel("At", row_u, done)
+    Bt = At if col_u is None else panel("Bt", col_u, done)
+    if work is None:
+        return At @ Bt.T
+    return np.matmul(At, Bt.T, out=buffer("C", (At.shape[0], Bt.shape[0])))
 
 
 def _pass1_local(srcs: list[Source], n: int, rows: int, bar: _Progress) -> list[Moments]:
@@ -249,11 +261,12 @@ def _pass2_local(
     bar: _Progress,
 ) -> np.ndarray:
     total: np.ndarray | None = None
+    work: dict[str, np.ndarray] = {}
     for start in range(0, n, rows):
         stop = min(start + rows, n)
-        part = _cross_block([s.read(start, stop) for s in srcs], *args)
+        part = _cross_block([s.read(start, stop) for s in srcs], *args, work)
         if total is None:
-            total = part
+            total = part.copy()
         else:
             total += part
         bar.update(1)
