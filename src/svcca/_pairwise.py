@@ -202,8 +202,7 @@ def _cross_block(
     """
     m = blocks[0].shape[0]
     width = [
-        blocks[u].shape[1] if transforms[u] is None else transforms[u].shape[1]
-        for u in range(len(blocks))
+        b.shape[1] if t is None else t.shape[1] for b, t in zip(blocks, transforms, strict=True)
     ]
 
     def buffer(key: str, shape: tuple[int, int]) -> np.ndarray:
@@ -260,11 +259,13 @@ def _pass2_local(
     args: tuple[Any, ...],
     bar: _Progress,
 ) -> np.ndarray:
+    means, transforms, row_u, col_u = args
     total: np.ndarray | None = None
     work: dict[str, np.ndarray] = {}
     for start in range(0, n, rows):
         stop = min(start + rows, n)
-        part = _cross_block([s.read(start, stop) for s in srcs], *args, work)
+        blocks = [s.read(start, stop) for s in srcs]
+        part = _cross_block(blocks, means, transforms, row_u, col_u, work)
         if total is None:
             total = part.copy()
         else:

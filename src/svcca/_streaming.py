@@ -150,7 +150,7 @@ def as_source(obj: Any, name: str) -> Source:
     if is_torch_tensor(obj):
         if obj.is_complex():
             raise TypeError(f"{name} must hold real numbers; got a complex tensor.")
-        dt = np.float64 if obj.is_floating_point() else np.int64
+        dt: Any = np.float64 if obj.is_floating_point() else np.int64
         if obj.dtype == sys.modules["torch"].bool:
             dt = np.bool_
         n, p = _check_shape_dtype(obj.shape, dt, name, "tensor")
