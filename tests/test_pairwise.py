@@ -221,3 +221,44 @@ def test_docstring_examples(name, monkeypatch):
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def wide_layers(n=1500, widths=(150, 120, 90), seed=20):
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, 6)) * np.linspace(3, 1, 6)
+    return {
+        f"w{i}": Z @ rng.standard_normal((6, w)) + 0.05 * rng.standard_normal((n, w)) + i
+        for i, w in enumerate(widths)
+    }
+
+
+def test_sketched_svcca_for_wide_layers_matches_exact():
+    reps = wide_layers()
+    exact = pairwise(reps, measure="svcca", keep=6)
+    got = pairwise(reps, measure="svcca", keep=6, sketch_size=24, chunk_size=400)
+    np.testing.assert_allclose(got.values, exact.values, atol=2e-5)
+    assert got.dims_rows == exact.dims_rows == (6, 6, 6)
+    assert got.settings["sketch_size"] == 24
+    cols = {"last": reps["w2"]}
+    got = pairwise(reps, cols, measure="svcca", keep=0.9, sketch_size=40)
+    exact = pairwise(reps, cols, measure="svcca", keep=0.9)
+    assert got.dims_rows == exact.dims_rows and got.dims_cols == exact.dims_cols
+    np.testing.assert_allclose(got.values, exact.values, atol=2e-5)
+
+
+def test_sketch_errors():
+    reps = wide_layers(n=300, widths=(20, 30))
+    with pytest.raises(ValueError, match="sketch_size applies to measure='svcca' only"):
+        pairwise(reps, measure="cca", sketch_size=10)
+    with pytest.raises(ValueError, match="sketch_size must be a positive int"):
+        pairwise(reps, sketch_size=0)
+    with pytest.raises(TypeError, match="sketch_size must be a positive int"):
+        pairwise(reps, sketch_size=1.5)  # type: ignore[arg-type]
+    bad = dict(reps)
+    bad["w1"] = bad["w1"].copy()
+    bad["w1"][7, 3] = np.inf
+    with pytest.raises(ValueError, match=r"Representation 'w1' contains NaN or inf in rows \[7\]"):
+        pairwise(bad, sketch_size=10)
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match="not supported with dask inputs"):
+        pairwise({k: da.from_array(v, chunks=100) for k, v in reps.items()}, sketch_size=10)

@@ -20,7 +20,14 @@ import numpy as np
 
 from svcca._linalg import NUMERICAL_RTOL, Whitener, flip_signs, prune, sym_eig_desc
 from svcca._moments import Moments
-from svcca._streaming import Source, as_source, check_same_n, chunk_moments, is_dask_array
+from svcca._streaming import (
+    Source,
+    _chunk_stats,
+    as_source,
+    check_same_n,
+    chunk_moments,
+    is_dask_array,
+)
 from svcca._validation import check_fraction_or_count, check_nonnegative
 
 __all__ = ["PairwiseResult", "pairwise"]
@@ -393,6 +400,61 @@ def _scores(
     return out
 
 
+def _sketched_svcca(
+    srcs: list[Source],
+    n: int,
+    row_u: list[int],
+    col_u: list[int],
+    keep: float | int,
+    variance: str,
+    ell: int,
+    chunk_size: int | None,
+    progress: bool | None,
+) -> tuple[np.ndarray, list[int]]:
+    """SVCCA for wide layers: Frequent Directions, then Rayleigh-Ritz in the sketches."""
+    from svcca._streaming import _choose_k, _FrequentDirections
+
+    rows1 = _pass_rows(sum(s.p for s in srcs), n, chunk_size)
+    fds = [_FrequentDirections(s.p, min(ell, s.p)) for s in srcs]
+    n_chunks = -(-n // rows1)
+    bar = _Progress(progress, total=2 * n_chunks + len(row_u) * len(col_u), desc="pairs")
+    try:
+        for start in range(0, n, rows1):  # pass one: sketches, means, total variances
+            stop = min(start + rows1, n)
+            for fd, s in zip(fds, srcs, strict=True):
+                block = s.read(start, stop)
+                if not np.isfinite(block).all():
+                    _chunk_stats(block, f"Representation {s.name!r}", start)
+                fd.update(block)
+            bar.update(1)
+        bases = [fd.directions()[1] for fd in fds]
+        uniq = list(range(len(srcs)))
+        # Pass two: every sketched subspace against every other (all blocks are needed:
+        # the diagonal ones give the exact variances inside each subspace).
+        args = ([fd.mean for fd in fds], bases, uniq, None)
+        rows2 = _pass_rows(sum(b.shape[1] for b in bases), n, chunk_size)
+        bar.retotal(n_chunks + -(-n // rows2) + len(row_u) * len(col_u))
+        C = _pass2_local(srcs, n, rows2, args, bar)
+        off = np.concatenate([[0], np.cumsum([b.shape[1] for b in bases])])
+        Q: list[np.ndarray] = []
+        dims: list[int] = []
+        for u, fd in enumerate(fds):
+            w, U = sym_eig_desc(C[off[u] : off[u + 1], off[u] : off[u + 1]])
+            k = _choose_k(w, fd.total, keep, variance, srcs[u].name)
+            Q.append(U[:, :k] / np.sqrt(w[:k]))
+            dims.append(k)
+        out = np.zeros((len(row_u), len(col_u)))
+        for i, ui in enumerate(row_u):
+            for j, uj in enumerate(col_u):
+                block = C[off[ui] : off[ui + 1], off[uj] : off[uj + 1]]
+                rho = _eig_correlations(Q[ui].T @ block @ Q[uj])
+                out[i, j] = float(rho.mean()) if rho.size else 0.0
+                bar.update(1)
+    finally:
+        bar.close()
+    return out, dims
+
+
 # ---------------------------------------------------------------------- public
 def pairwise(
     rows: Mapping[str, Any] | Sequence[Any],
@@ -403,6 +465,7 @@ def pairwise(
     variance: Literal["explained", "singular_values"] = "explained",
     epsilon: float = 0.0,
     chunk_size: int | None = None,
+    sketch_size: int | None = None,
     progress: bool | None = False,
 ) -> PairwiseResult:
     """Compare every representation with every other (or every row with every column).
@@ -429,6 +492,15 @@ def pairwise(
         Samples per chunk of each pass (default: about 64 MiB of float64 per chunk, at
         least 1024 rows). Memory is ``O(chunk_size * sum(p_i) + sum(p_i)^2)``, constant
         in ``n``.
+    sketch_size : int, optional
+        SVCCA only, for layers too wide for a ``p x p`` Gram matrix: pass one sketches
+        each representation with Frequent Directions (``sketch_size`` rows, memory
+        ``O(sketch_size * p)``) instead, as :func:`svcca._streaming.svcca_two_pass`
+        does; pass two gathers the joint moments of all the sketched subspaces, and
+        the kept directions are chosen inside them by their exact variances. Results
+        approximate the exact ones (to about 1e-5 when the spectrum has a gap after the
+        kept directions and ``sketch_size`` is a few times their number). Not for dask
+        inputs.
     progress : bool or None, default False
         Show a progress bar on stderr (tqdm if installed). ``None``: only when stderr
         is a terminal.
@@ -475,6 +547,16 @@ def pairwise(
     if variance not in ("explained", "singular_values"):
         raise ValueError(f"variance must be 'explained' or 'singular_values'; got {variance!r}.")
     epsilon = check_nonnegative(epsilon, "epsilon")
+    if sketch_size is not None:
+        if isinstance(sketch_size, bool) or not isinstance(sketch_size, (int, np.integer)):
+            raise TypeError(f"sketch_size must be a positive int; got {sketch_size!r}.")
+        if sketch_size < 1:
+            raise ValueError(f"sketch_size must be a positive int; got {sketch_size}.")
+        if measure != "svcca":
+            raise ValueError(
+                f"sketch_size applies to measure='svcca' only (got measure={measure!r}); "
+                "CCA, PWCCA and CKA need every feature's full Gram matrix."
+            )
     row_items = _named(rows, "rows")
     col_items = None if cols is None else _named(cols, "cols")
     square = col_items is None
@@ -501,6 +583,25 @@ def pairwise(
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
 
     use_dask = any(is_dask_array(o) for o in objs)
+    if sketch_size is not None:
+        if use_dask:
+            raise ValueError(
+                "sketch_size is not supported with dask inputs; compute on the cluster "
+                "without it, or pass NumPy arrays / memmaps."
+            )
+        values, dims = _sketched_svcca(
+            srcs, n, row_u, col_u, keep, variance, int(sketch_size), chunk_size, progress
+        )
+        return PairwiseResult(
+            values=values,
+            rows=tuple(k for k, _ in row_items),
+            cols=tuple(k for k, _ in (row_items if square else col_items)),  # type: ignore[union-attr]
+            measure=measure,
+            settings={"keep": keep, "variance": variance, "sketch_size": int(sketch_size)},
+            n_samples=n,
+            dims_rows=tuple(dims[u] for u in row_u),
+            dims_cols=tuple(dims[u] for u in col_u),
+        )
     width1 = sum(s.p for s in srcs)
     rows1 = _pass_rows(width1, n, chunk_size)
     n_chunks1 = -(-n // rows1)
