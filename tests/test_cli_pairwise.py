@@ -73,6 +73,17 @@ def read_csv_text(text):
     return rows[0], {r[0]: [float(v) for v in r[1:]] for r in rows[1:]}
 
 
+def test_sketch_size_option(folder, tmp_path, capsys):
+    d, arrays = folder
+    assert main(["pairwise", str(d), "--keep", "3", "--sketch-size", "5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["settings"]["sketch_size"] == 5
+    ref = pairwise(arrays, measure="svcca", keep=3, sketch_size=5)
+    np.testing.assert_allclose(data["values"], ref.values, atol=1e-15)
+    assert main(["pairwise", str(d), "--measure", "cca", "--sketch-size", "5"]) == 2
+    assert "sketch_size applies to measure='svcca' only" in capsys.readouterr().err
+
+
 def test_heatmap_png(folder, tmp_path):
     pytest.importorskip("matplotlib")
     d, _ = folder

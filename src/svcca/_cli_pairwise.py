@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heatmap", metavar="PNG", help="also draw a heatmap (needs matplotlib)")
     parser.add_argument("--chunk-size", type=int, default=None, help="samples per chunk")
     parser.add_argument(
+        "--sketch-size",
+        type=int,
+        default=None,
+        help="svcca on very wide layers: sketch each layer to this many directions first",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -241,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
         variance=args.variance,
         epsilon=args.epsilon,
         chunk_size=args.chunk_size,
+        sketch_size=args.sketch_size,
         progress=args.progress,
     )
     as_json = args.json or (args.output or "").lower().endswith(".json")
