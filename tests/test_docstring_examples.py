@@ -14,6 +14,8 @@ MODULES = [
     "svcca._pwcca",
     "svcca._pls",
     "svcca._pca",
+    "svcca._pairwise",
+    "svcca._streaming",
 ]
 
 

@@ -25,6 +25,7 @@ from svcca._pwcca import PWCCAResult, pwcca
 from svcca._regression import RegressionResult, regression_fit
 from svcca._rsa import RSAResult, compare_rdms, rdm, rsa
 from svcca._shape import ProcrustesResult, ShapeResult, procrustes, shape_distance
+from svcca._streaming import svcca_two_pass
 from svcca._svcca import SVCCAResult, svcca
 from svcca._validation import SVCCAWarning
 
@@ -62,4 +63,5 @@ __all__ = [
     "shape_distance",
     "stats",
     "svcca",
+    "svcca_two_pass",
 ]

@@ -52,9 +52,9 @@ class _CCASolver:
         self.M = np.zeros((0, 0))
         if self.kept_x.size and self.kept_y.size:
             kx, ky = self.kept_x, self.kept_y
-            self.wx = Whitener.fit(m.sxx[np.ix_(kx, kx)])
-            self.wy = Whitener.fit(m.syy[np.ix_(ky, ky)])
-            left = self.wx.apply_t(m.sxy[np.ix_(kx, ky)])
+            self.wx = Whitener.fit(_submatrix(m.sxx, kx, kx))
+            self.wy = Whitener.fit(_submatrix(m.syy, ky, ky))
+            left = self.wx.apply_t(_submatrix(m.sxy, kx, ky))
             self.M = self.wy.apply_t(left.T).T
 
     def correlations(self) -> np.ndarray:
@@ -81,6 +81,13 @@ class _CCASolver:
         if white is not None:
             out[kept] = white.weights(coords)
         return out
+
+
+def _submatrix(S: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``S[rows][:, cols]``, without a copy when every row and column is kept."""
+    if rows.size == S.shape[0] and cols.size == S.shape[1]:
+        return S
+    return S[np.ix_(rows, cols)]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from scipy.linalg import blas
 
 from svcca._validation import as_representation, raise_nonfinite
 
@@ -224,16 +225,25 @@ class Moments:
                 "These Moments were built without a Y representation (q=0), but update() "
                 "received a Y batch. Build them with Moments.empty(p, q) to track both."
             )
-        rows = _chunk_rows(self.p + self.q, chunk_size)
+        rows = min(_chunk_rows(self.p + self.q, chunk_size), X.shape[0])
+        acc = Accumulator(self.p, self.q)
+        # One buffer per side, reused by every chunk: fresh large arrays would cost a
+        # page fault per 4 KiB on every chunk.
+        xbuf = np.empty((rows, self.p))
+        ybuf = np.empty((rows, self.q)) if self.has_y else None
         for start in range(0, X.shape[0], rows):
             stop = min(start + rows, X.shape[0])
-            xb, mx = _centred_chunk(X, start, stop, "X" + _batch_label)
-            if self.has_y:
-                yb, my = _centred_chunk(Y, start, stop, "Y" + _batch_label)
-                other = Moments(stop - start, mx, my, xb.T @ xb, yb.T @ yb, xb.T @ yb)
-            else:
-                other = Moments(stop - start, mx, self.mean_y, xb.T @ xb, self.syy, self.sxy)
-            self._merge_in_place(other)
+            xb = _read_rows(X, start, stop, xbuf)
+            yb = None if ybuf is None else _read_rows(Y, start, stop, ybuf)
+            bad = acc.add(xb, yb)
+            if bad is not None:
+                raise_nonfinite(np.asarray(X if bad == "x" else Y), bad.upper() + _batch_label)
+        batch = acc.finish()
+        if self.n == 0:  # adopt the fresh arrays instead of copying them
+            self.n, self.mean_x, self.mean_y = batch.n, batch.mean_x, batch.mean_y
+            self.sxx, self.syy, self.sxy = batch.sxx, batch.syy, batch.sxy
+        else:
+            self._merge_in_place(batch)
         return self
 
     def merge(self, other: Moments) -> Moments:
@@ -362,22 +372,102 @@ class Moments:
         return f"Moments(n={self.n}, p={self.p}, q={self.q})"
 
 
-def _centred_chunk(
-    A: np.ndarray, start: int, stop: int, name: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``start:stop`` of ``A`` as float64, centred on their own mean, and that mean.
+def _read_rows(A: np.ndarray, start: int, stop: int, buffer: np.ndarray) -> np.ndarray:
+    """Rows ``start:stop`` of ``A`` copied as float64 into the front of ``buffer``.
 
     When ``A`` is a read-only ``np.memmap`` (or a view of one), the file pages behind the
     rows just copied are handed back to the kernel, so reading a file straight through
     keeps resident memory at one chunk instead of growing to the file's size.
     """
-    block = np.array(A[start:stop], dtype=np.float64, copy=True)
+    out = buffer[: stop - start]
+    np.copyto(out, A[start:stop], casting="unsafe")
     release_rows(A, start, stop)
-    mean = block.mean(axis=0)
-    if not np.isfinite(mean).all():
-        raise_nonfinite(np.asarray(A), name)
-    block -= mean
-    return block, mean
+    return out
+
+
+class Accumulator:
+    """One pass of cross-product sums over float64 chunks, accumulated in place.
+
+    Every chunk is shifted by the first chunk's mean ``c`` and its products are added
+    into the running sums by BLAS (``syrk``/``gemm`` with ``beta = 1``: no temporaries,
+    no per-chunk merge). :meth:`finish` removes the shift once,
+    ``S = sum (x - c)(x - c)^T - n d d^T`` with ``d = mean - c``; since ``c`` is already
+    close to the mean there is no cancellation (the "shifted data" algorithm).
+    """
+
+    def __init__(self, p: int, q: int) -> None:
+        self.p, self.q = p, q
+        self.n = 0
+        self.shift_x: np.ndarray | None = None
+        self.shift_y: np.ndarray | None = None
+        self.sum_x = np.zeros(p)
+        self.sum_y = np.zeros(q)
+        self.sxx = np.zeros((p, p), order="F")
+        self.syy = np.zeros((q, q), order="F")
+        self.sxy = np.zeros((p, q), order="F")
+
+    def add(self, xb: np.ndarray, yb: np.ndarray | None = None) -> str | None:
+        """Add a fresh C-contiguous float64 chunk (changed in place).
+
+        Returns ``"x"`` or ``"y"`` when that side's chunk holds NaN or inf (nothing is
+        added then), else None.
+        """
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
+            if self.shift_x is None:
+                shift_x = xb.mean(axis=0)
+                shift_y = None if yb is None else yb.mean(axis=0)
+                if not np.isfinite(shift_x).all():
+                    return "x"
+                if shift_y is not None and not np.isfinite(shift_y).all():
+                    return "y"
+                self.shift_x, self.shift_y = shift_x, shift_y
+            xb -= self.shift_x
+            sx = xb.sum(axis=0)
+            if yb is not None:
+                yb -= self.shift_y
+                sy = yb.sum(axis=0)
+        if not np.isfinite(sx).all():
+            return "x"
+        if yb is not None:
+            if not np.isfinite(sy).all():
+                return "y"
+            self.sum_y += sy
+            self.syy = blas.dsyrk(1.0, yb.T, beta=1.0, c=self.syy, overwrite_c=1)
+            self.sxy = blas.dgemm(1.0, xb.T, yb.T, beta=1.0, c=self.sxy, trans_b=1, overwrite_c=1)
+        self.sum_x += sx
+        self.sxx = blas.dsyrk(1.0, xb.T, beta=1.0, c=self.sxx, overwrite_c=1)
+        self.n += xb.shape[0]
+        return None
+
+    def finish(self) -> Moments:
+        """The :class:`Moments` of everything added (takes over this object's arrays)."""
+        if self.n == 0 or self.shift_x is None:
+            return Moments.empty(self.p, self.q)
+        n = float(self.n)
+        dx = self.sum_x / n
+        # In-place rank-1 corrections (BLAS ger): no p x p temporaries.
+        sxx = blas.dger(-n, dx, dx, a=_from_upper(self.sxx), overwrite_a=1)
+        if self.q == 0 or self.shift_y is None:
+            return Moments(self.n, self.shift_x + dx, np.zeros(0), sxx, self.syy, self.sxy)
+        dy = self.sum_y / n
+        return Moments(
+            self.n,
+            self.shift_x + dx,
+            self.shift_y + dy,
+            sxx,
+            blas.dger(-n, dy, dy, a=_from_upper(self.syy), overwrite_a=1),
+            blas.dger(-n, dx, dy, a=self.sxy, overwrite_a=1),
+        )
+
+
+def _from_upper(S: np.ndarray, block: int = 256) -> np.ndarray:
+    """Fill the lower triangle of ``S`` from the upper one that ``syrk`` wrote, in place."""
+    p = S.shape[0]
+    for j in range(0, p, block):
+        S[j + block :, j : j + block] = S[j : j + block, j + block :].T
+        d = S[j : j + block, j : j + block]
+        d[...] = np.triu(d) + np.triu(d, 1).T
+    return S
 
 
 # ---------------------------------------------------------------------- memmapped files

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._linalg import flip_signs, sym_eig_desc
-from svcca._moments import Moments, _chunk_rows, release_rows
+from svcca._moments import Accumulator, Moments, _chunk_rows, release_rows
 from svcca._validation import (
     SVCCAWarning,
     as_representation,
@@ -206,13 +206,18 @@ def _chunk_stats(block: np.ndarray, name: str, start: int) -> np.ndarray:
     """Centre ``block`` in place on its own mean and return the mean (checks finiteness)."""
     mean = block.mean(axis=0)
     if not np.isfinite(mean).all():
-        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-        raise ValueError(
-            f"{name} contains NaN or inf in rows {(bad + start)[:5].tolist()} (first shown). "
-            "Remove or impute those samples in every representation before comparing."
-        )
+        _raise_nonfinite_rows(block, name, start)
     block -= mean
     return mean
+
+
+def _raise_nonfinite_rows(block: np.ndarray, name: str, start: int) -> None:
+    """Name the rows of a chunk (starting at row ``start``) that hold NaN or inf."""
+    bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+    raise ValueError(
+        f"{name} contains NaN or inf in rows {(bad + start)[:5].tolist()} (first shown). "
+        "Remove or impute those samples in every representation before comparing."
+    )
 
 
 def chunk_moments(xb: np.ndarray, yb: np.ndarray | None, names: tuple[str, str], start: int = 0):
@@ -235,14 +240,18 @@ def moments_from_sources(
     if Y is not None:
         sy = Y if isinstance(Y, Source) else as_source(Y, names[1])
         check_same_n([sx, sy])
-    m = Moments.empty(sx.p, 0 if sy is None else sy.p)
+    acc = Accumulator(sx.p, 0 if sy is None else sy.p)
     rows = _chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size)
     for start in range(0, sx.n, rows):
         stop = min(start + rows, sx.n)
         xb = sx.read(start, stop)
         yb = None if sy is None else sy.read(start, stop)
-        m._merge_in_place(chunk_moments(xb, yb, names, start))
-    return m
+        bad = acc.add(xb, yb)
+        if bad is not None:
+            block = xb if bad == "x" else yb
+            assert block is not None
+            _raise_nonfinite_rows(block, names[0] if bad == "x" else names[1], start)
+    return acc.finish()
 
 
 def moments_array_api(X: Any, Y: Any = None, *, chunk_size: int | None = None) -> Moments:
