@@ -454,7 +454,7 @@ def coefficient_curves(
     ax.set_xlabel("CCA direction (sorted)")
     ax.set_ylabel("canonical correlation")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")  # curves fall from 1 at the left
     return fig
 
 
