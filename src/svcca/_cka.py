@@ -364,42 +364,12 @@ def cka(
                 "method='sample' needs the samples (n x n Gram matrices); a Moments object "
                 "only supports the feature-space computation."
             )
-        m = to_moments(X, Y)
-        xy, xx, yy = _linear_from_moments(m)
-        return CKAResult(
-            _ratio(xy, xx, yy),
-            xy,
-            xx,
-            yy,
-            "linear",
-            False,
-            None,
-            None,
-            None,
-            "moments",
-            m.n,
-            (m.p, m.q),
-        )
+        return _linear_cka_of_moments(to_moments(X, Y), "moments")
 
     if kernel == "linear" and not debiased and method != "sample" and _streamed(X, Y):
         # Iterators of batches, dask arrays, torch tensors, h5py/zarr datasets: one pass
         # into the moments, never a full in-memory copy.
-        m = to_moments(X, Y)
-        xy, xx, yy = _linear_from_moments(m)
-        return CKAResult(
-            _ratio(xy, xx, yy),
-            xy,
-            xx,
-            yy,
-            "linear",
-            False,
-            None,
-            None,
-            None,
-            "feature",
-            m.n,
-            (m.p, m.q),
-        )
+        return _linear_cka_of_moments(to_moments(X, Y), "feature")
     if Y is None:
         raise TypeError(
             "cka compares two representations: call it as cka(X, Y) with arrays of shape "
@@ -442,4 +412,12 @@ def cka(
             where = "sample"
     return CKAResult(
         _ratio(xy, xx, yy), xy, xx, yy, kernel, debiased, bw, sigma_x, sigma_y, where, n, (p, q)
+    )
+
+
+def _linear_cka_of_moments(m: Moments, method: str) -> CKAResult:
+    """Linear, biased CKA of a statistic (``method`` records how it was computed)."""
+    xy, xx, yy = _linear_from_moments(m)
+    return CKAResult(
+        _ratio(xy, xx, yy), xy, xx, yy, "linear", False, None, None, None, method, m.n, (m.p, m.q)
     )
