@@ -574,8 +574,7 @@ def svcca_two_pass(
     >>> r.kept_x, round(r.score, 3)
     (5, 1.0)
     """
-    from svcca._cca import cca_from_moments
-    from svcca._svcca import SVCCAResult
+    from svcca._svcca import svcca_from_reduced
 
     keep = check_fraction_or_count(keep, "keep")
     if variance not in ("explained", "singular_values"):
@@ -618,30 +617,14 @@ def svcca_two_pass(
     ky = _choose_k(wy, fy.total, keep, variance, "Y")
     Ux, Uy = Ux[:, :kx], Uy[:, :ky]
     Vx, Vy = Vx @ Ux, Vy @ Uy
-    if kx and ky:
-        red = Moments(
-            n, np.zeros(kx), np.zeros(ky), np.diag(wx[:kx]), np.diag(wy[:ky]), Ux.T @ R.sxy @ Uy
-        )
-    else:
-        zero = np.zeros((1, 1))
-        red = Moments(n, np.zeros(1), np.zeros(1), zero, zero, zero)
-    inner = cca_from_moments(red, epsilon=0.0, threshold=threshold)
     vkx = float(wx[:kx].sum() / fx.total) if kx and fx.total > 0 else 0.0
     vky = float(wy[:ky].sum() / fy.total) if ky and fy.total > 0 else 0.0
-    return SVCCAResult(
-        correlations=inner.correlations,
-        score=inner.score,
-        mean_squared=inner.mean_squared,
-        thresholded_mean=inner.thresholded_mean,
-        kept_x=kx,
-        kept_y=ky,
-        variance_kept_x=vkx,
-        variance_kept_y=vky,
+    return svcca_from_reduced(
+        n,
+        (wx[:kx], Vx, fx.mean, vkx),
+        (wy[:ky], Vy, fy.mean, vky),
+        Ux.T @ R.sxy @ Uy,
         keep=keep,
         variance=variance,
-        cca=inner,
-        directions_x=Vx,
-        directions_y=Vy,
-        mean_x=fx.mean,
-        mean_y=fy.mean,
+        threshold=threshold,
     )

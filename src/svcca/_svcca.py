@@ -14,7 +14,7 @@ from svcca._linalg import NUMERICAL_RTOL, sym_eig_desc
 from svcca._moments import Moments
 from svcca._validation import check_fraction_or_count, check_probability
 
-__all__ = ["SVCCAResult", "n_directions", "svcca"]
+__all__ = ["SVCCAResult", "n_directions", "svcca", "svcca_from_reduced"]
 
 Variance = Literal["explained", "singular_values"]
 
@@ -182,9 +182,38 @@ def svcca(
     m = to_moments(X, Y)
     wx, Vx, fx = _reduce(m.sxx, keep, variance)
     wy, Vy, fy = _reduce(m.syy, keep, variance)
-    reduced = Moments(
-        m.n, Vx.T @ m.mean_x, Vy.T @ m.mean_y, np.diag(wx), np.diag(wy), Vx.T @ m.sxy @ Vy
+    return svcca_from_reduced(
+        m.n,
+        (wx, Vx, m.mean_x, fx),
+        (wy, Vy, m.mean_y, fy),
+        Vx.T @ m.sxy @ Vy,
+        keep=keep,
+        variance=variance,
+        threshold=threshold,
     )
+
+
+Side = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+
+def svcca_from_reduced(
+    n: int,
+    x: Side,
+    y: Side,
+    sxy_reduced: np.ndarray,
+    *,
+    keep: float | int,
+    variance: Variance,
+    threshold: float,
+) -> SVCCAResult:
+    """SVCCA once each side is reduced to its kept singular directions.
+
+    ``x`` and ``y`` are ``(eigenvalues (k,), directions (p, k), feature means (p,),
+    share of variance kept)``; ``sxy_reduced`` is ``V_x^T S_xy V_y``, shape
+    ``(k_x, k_y)``. The reduced statistic has diagonal blocks, so its CCA is cheap.
+    """
+    (wx, Vx, mx, fx), (wy, Vy, my, fy) = x, y
+    reduced = Moments(n, Vx.T @ mx, Vy.T @ my, np.diag(wx), np.diag(wy), sxy_reduced)
     inner = cca_from_moments(reduced, epsilon=0.0, threshold=threshold)
     return SVCCAResult(
         correlations=inner.correlations,
@@ -200,6 +229,6 @@ def svcca(
         cca=inner,
         directions_x=Vx,
         directions_y=Vy,
-        mean_x=m.mean_x,
-        mean_y=m.mean_y,
+        mean_x=mx,
+        mean_y=my,
     )
