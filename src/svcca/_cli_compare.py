@@ -52,23 +52,9 @@ def _load(path: str, transpose: bool) -> np.ndarray:
     return arr.T if transpose else arr
 
 
-def _parse_keep(text: str) -> float | int:
-    from svcca.cli import UsageError
-
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise UsageError(
-            f"--keep must be a fraction like 0.99 or a count like 20; got {text!r}"
-        ) from None
-
-
 def run(args: argparse.Namespace) -> int:
     import svcca
+    from svcca.cli import parse_keep
 
     A = _load(args.a, args.transpose)
     B = _load(args.b, args.transpose)
@@ -83,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             pruned_b=r.pruned_y.indices.tolist(),
         )
     elif args.method == "svcca":
-        r2 = svcca.svcca(A, B, keep=_parse_keep(args.keep))
+        r2 = svcca.svcca(A, B, keep=parse_keep(args.keep))
         out.update(
             score=r2.score,
             kept_a=r2.kept_x,

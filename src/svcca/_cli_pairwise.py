@@ -153,19 +153,6 @@ def _collect(inputs: list[str], transpose: bool) -> dict[str, np.ndarray]:
     return out
 
 
-def _parse_keep(text: str) -> float | int:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise _usage(
-            f"--keep must be a fraction like 0.99 or a count like 20; got {text!r}"
-        ) from None
-
-
 # ---------------------------------------------------------------------- outputs
 @contextlib.contextmanager
 def _atomic(path: str, mode: str = "w") -> Iterator[Any]:
@@ -230,6 +217,7 @@ def _heatmap(result: Any, path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from svcca._pairwise import pairwise
+    from svcca.cli import parse_keep
 
     if args.chunk_size is not None and args.chunk_size < 1:
         raise _usage(f"--chunk-size must be a positive integer; got {args.chunk_size}")
@@ -243,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         rows,
         cols,
         measure=args.measure,
-        keep=_parse_keep(args.keep),
+        keep=parse_keep(args.keep),
         variance=args.variance,
         epsilon=args.epsilon,
         chunk_size=args.chunk_size,

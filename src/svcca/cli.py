@@ -27,6 +27,20 @@ class UsageError(Exception):
     """Raised by a subcommand for bad input: reported in one line, exit status 2."""
 
 
+def parse_keep(text: str) -> float | int:
+    """``--keep``: an int count (``20``) or a fraction (``0.99``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(
+            f"--keep must be a fraction like 0.99 or a count like 20; got {text!r}"
+        ) from None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svcca",
