@@ -263,6 +263,19 @@ def test_moments_batches_equal_whole():
     )
 
 
+def test_moments_first_chunk_far_from_the_rest():
+    """The one-pass shift is the first chunk's mean: an outlying first chunk stays exact."""
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((20000, 4))
+    X[:100] += 1e4  # the first chunk is a cluster 10^4 standard deviations away
+    Y = rng.standard_normal((20000, 2)) - 3e5
+    m = svcca.Moments.from_arrays(X, Y, chunk_size=100)
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    for got, want in ((m.sxx, Xc.T @ Xc), (m.syy, Yc.T @ Yc), (m.sxy, Xc.T @ Yc)):
+        assert np.max(np.abs(got - want)) <= 1e-10 * np.max(np.abs(want))
+    np.testing.assert_allclose(m.mean_x, X.mean(axis=0), rtol=1e-12)
+
+
 def test_moments_small_chunks_and_files(tmp_path):
     X, Y = pair(8, 300, 4, 3)
     a = svcca.Moments.from_arrays(X, Y, chunk_size=7)
