@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from svcca._cka import CKAResult, center_gram, cka
-from svcca._moments import Moments
+from svcca.measures._cka import CKAResult, center_gram, cka
+from svcca.statistic._moments import Moments
 
 
 def _related(seed=0, n=300, p=12, q=9, noise=1.0):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svcca._cka import cka
-from svcca._minibatch import MinibatchCKA
+from svcca.measures._cka import cka
+from svcca.measures._minibatch import MinibatchCKA
 
 
 def _data(n=8192, seed=0):

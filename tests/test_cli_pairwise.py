@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca._pairwise import pairwise
 from svcca.cli import main
+from svcca.engines._pairwise import pairwise
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def test_bad_inputs(tmp_path, capsys):
 
 def test_interrupted_run_leaves_no_output_files(folder, tmp_path, monkeypatch):
     d, _ = folder
-    import svcca._cli_pairwise as clip
+    import svcca.cli._pairwise as clip
 
     def explode(*args, **kwargs):
         raise KeyboardInterrupt

@@ -208,7 +208,7 @@ def test_more_features_than_samples_warns():
 
 
 def test_thresholded_mean_semantics():
-    from svcca._cca import thresholded_mean
+    from svcca.measures._cca import thresholded_mean
 
     c = np.array([0.9, 0.5, 0.1, 0.0])
     assert thresholded_mean(c, 0.98) == pytest.approx(np.mean(c[:3]))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca._dask import moments_from_dask
-from svcca._pairwise import pairwise
+from svcca.engines._pairwise import pairwise
+from svcca.sources._dask import moments_from_dask
 
 da = pytest.importorskip("dask.array")
 

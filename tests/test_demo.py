@@ -41,7 +41,7 @@ def test_gram_cka_equals_library_linear_cka():
     X, Y = latent_pair()
     got = an.gram_cka(an.centred_gram(X), an.centred_gram(Y))
     try:
-        from svcca._cka import cka
+        from svcca.measures._cka import cka
     except ImportError:  # pragma: no cover - CKA lives in another module
         ref = svcca.pls(X, Y).score  # PLS score is linear CKA
     else:
@@ -166,10 +166,10 @@ def test_run_sanity_needs_two_networks(tmp_path):
 
 
 def test_similarity_matrices_match_single_calls():
-    from svcca._cka import cka
-    from svcca._regression import regression_fit
-    from svcca._shape import procrustes
     from svcca.demo._sanity import PAPER_CIFAR10, similarity_matrices
+    from svcca.measures._cka import cka
+    from svcca.measures._regression import regression_fit
+    from svcca.measures._shape import procrustes
 
     X, Y = latent_pair(n=150, p=6, q=5, k=3)
     U, V = latent_pair(n=150, p=4, q=7, k=2)

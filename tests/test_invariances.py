@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from svcca._cca import cca
-from svcca._cka import cka
-from svcca._regression import regression_fit
-from svcca._rsa import rsa
-from svcca._shape import procrustes, shape_distance
+from svcca.measures._cca import cca
+from svcca.measures._cka import cka
+from svcca.measures._regression import regression_fit
+from svcca.measures._rsa import rsa
+from svcca.measures._shape import procrustes, shape_distance
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "invariances.md"
 

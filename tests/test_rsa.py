@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist, squareform
 from scipy.stats import pearsonr, spearmanr
 
-from svcca._rsa import RSAResult, compare_rdms, rdm, rsa
+from svcca.measures._rsa import RSAResult, compare_rdms, rdm, rsa
 
 
 def _data(seed=0, n=40):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.linalg import orthogonal_procrustes
 
-from svcca._cca import cca
-from svcca._moments import Moments
-from svcca._shape import ProcrustesResult, ShapeResult, procrustes, shape_distance
+from svcca.measures._cca import cca
+from svcca.measures._shape import ProcrustesResult, ShapeResult, procrustes, shape_distance
+from svcca.statistic._moments import Moments
 
 
 def _rep(seed, n=150, p=6):

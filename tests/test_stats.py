@@ -9,12 +9,12 @@ import pytest
 from scipy.stats import chi2, kstest
 
 from svcca import stats
-from svcca._cca import cca
-from svcca._cka import cka
-from svcca._moments import Moments
-from svcca._regression import regression_fit
-from svcca._rsa import rsa
-from svcca._shape import procrustes, shape_distance
+from svcca.measures._cca import cca
+from svcca.measures._cka import cka
+from svcca.measures._regression import regression_fit
+from svcca.measures._rsa import rsa
+from svcca.measures._shape import procrustes, shape_distance
+from svcca.statistic._moments import Moments
 
 
 def _pair(seed=0, n=60, p=5, q=4, signal=1.0):

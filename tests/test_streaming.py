@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca._inputs import to_moments
-from svcca._moments import release_rows
-from svcca._streaming import as_source, load_array, moments_from_sources, svcca_two_pass
+from svcca import svcca_two_pass
+from svcca.sources._sources import as_source, load_array, moments_from_sources
+from svcca.sources._to_moments import to_moments
+from svcca.statistic._moments import release_rows
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca._pairwise import pairwise
-from svcca._streaming import moments_array_api
+from svcca.engines._pairwise import pairwise
+from svcca.sources._sources import moments_array_api
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("array_api_compat")

@@ -10,24 +10,50 @@ original google/svcca API, in its ``(neurons, datapoints)`` orientation, lives i
 :mod:`svcca.compat`; convolutional layers in :mod:`svcca.conv`; null baselines,
 permutation tests and confidence intervals in :mod:`svcca.stats`. PyTorch activation
 capture (:mod:`svcca.torch`) and plots (:mod:`svcca.plot`) are imported on demand.
+
+The package is layered; each layer imports only the ones above it in this list::
+
+    _validation, _progress     argument checks, warnings, the progress contract
+    statistic/                 Moments: the mergeable sufficient statistic
+    sources/                   arrays, memmaps, h5py/zarr, dask, torch tensors -> Moments
+    measures/                  every measure, written once as prepare-a-side + combine
+    engines/, stats/, conv/    pairwise engine, resampling statistics, DFT-CCA
+    compat/, torch/, plot/, demo/, cli/   integrations
+
+``tests/test_layers.py`` checks this order for every import, lazy ones included.
 """
 
-from svcca import compat, conv, stats
-from svcca._cca import CCAResult, cca
-from svcca._cka import CKAResult, cka
-from svcca._linalg import Pruned
-from svcca._minibatch import MinibatchCKA
-from svcca._moments import Moments
-from svcca._pairwise import PairwiseResult, pairwise
-from svcca._pca import PCAResult, pca
-from svcca._pls import PLSResult, pls
-from svcca._pwcca import PWCCAResult, pwcca
-from svcca._regression import RegressionResult, regression_fit
-from svcca._rsa import RSAResult, compare_rdms, rdm, rsa
-from svcca._shape import ProcrustesResult, ShapeResult, procrustes, shape_distance
-from svcca._streaming import svcca_two_pass
-from svcca._svcca import SVCCAResult, svcca
+from svcca import compat, conv, stats  # noqa: E402  (engines and compat, after the core)
 from svcca._validation import SVCCAWarning
+from svcca.engines import PairwiseResult, pairwise
+from svcca.measures import (
+    CCAResult,
+    CKAResult,
+    MinibatchCKA,
+    PCAResult,
+    PLSResult,
+    ProcrustesResult,
+    Pruned,
+    PWCCAResult,
+    RegressionResult,
+    RSAResult,
+    ShapeResult,
+    SVCCAResult,
+    cca,
+    cka,
+    compare_rdms,
+    pca,
+    pls,
+    procrustes,
+    pwcca,
+    rdm,
+    regression_fit,
+    rsa,
+    shape_distance,
+    svcca,
+    svcca_two_pass,
+)
+from svcca.statistic import Moments
 
 __version__ = "0.1.0"
 

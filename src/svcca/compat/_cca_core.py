@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from svcca._linalg import NUMERICAL_RTOL
 from svcca._validation import check_nonnegative, check_pair, check_probability
+from svcca.measures._linalg import NUMERICAL_RTOL
 
 __all__ = [
     "compute_pwcca",

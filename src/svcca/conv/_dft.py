@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._cca import thresholded_mean
 from svcca._validation import check_fraction_or_count, check_nonnegative, check_probability
 from svcca.conv._checks import (
     Layout,
@@ -25,6 +24,7 @@ from svcca.conv._solve import (
     svd_factor,
     whitened_cross,
 )
+from svcca.measures._cca import thresholded_mean
 
 __all__ = ["FourierCCAResult", "fourier_cca", "fourier_moments"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
-from svcca._linalg import NUMERICAL_RTOL
+from svcca.measures._linalg import NUMERICAL_RTOL
 
 __all__ = ["Factor", "cca_factor", "correlations", "svd_factor", "whitened_cross"]
 

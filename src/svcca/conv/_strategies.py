@@ -31,11 +31,11 @@ _MEASURE_NAMES = (
 
 def _measures() -> dict[str, Callable[..., Any]]:
     """The two-representation measures ``svcca`` exports, by name."""
-    import svcca
+    from svcca import measures
 
     out = {}
     for name in _MEASURE_NAMES:
-        fn = getattr(svcca, name, None)
+        fn = getattr(measures, name, None)
         if callable(fn) and not isinstance(fn, type):
             out[name] = fn
     return out
@@ -178,11 +178,11 @@ def compare(
         )
     name, fn = _resolve(measure)
     if strategy == "dft":
-        import svcca
+        from svcca import measures
 
-        if measure == "cca" or measure is svcca.cca:
+        if measure == "cca" or measure is measures.cca:
             return fourier_cca(A, B, layout=layout, **options)
-        if measure == "svcca" or measure is svcca.svcca:
+        if measure == "svcca" or measure is measures.svcca:
             options.setdefault("keep", 0.99)
             return fourier_cca(A, B, layout=layout, **options)
         raise ValueError(

@@ -48,9 +48,9 @@ def similarity_matrices(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, n
     :class:`svcca.Moments` blocks of one joint cross-product; RBF CKA through each
     layer's centred RBF Gram matrix, computed once.
     """
-    from svcca._cka import center_gram, gram_rbf
-    from svcca._regression import regression_fit
-    from svcca._shape import procrustes
+    from svcca.measures._cka import center_gram, gram_rbf
+    from svcca.measures._regression import regression_fit
+    from svcca.measures._shape import procrustes
 
     rows = {f"a{i}": X for i, X in enumerate(a)}
     cols = {f"b{j}": Y for j, Y in enumerate(b)}

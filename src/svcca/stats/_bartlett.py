@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from svcca._cca import cca_from_moments
-from svcca._inputs import to_moments
 from svcca._validation import check_nonnegative, check_probability
+from svcca.measures._cca import cca_from_moments
+from svcca.sources._to_moments import to_moments
 
 __all__ = ["BartlettResult", "bartlett"]
 

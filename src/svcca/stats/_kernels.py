@@ -15,18 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from svcca._cca import cca
-from svcca._cka import (
+from svcca.measures._cca import cca
+from svcca.measures._cka import (
     center_gram,
     cka,
     debiased_linear_hsic,
     gram_linear,
     gram_rbf,
 )
-from svcca._linalg import Whitener, prune
-from svcca._regression import regression_fit
-from svcca._rsa import rdm_unchecked, rsa
-from svcca._shape import partial_whitening, procrustes, shape_distance
+from svcca.measures._linalg import Whitener, prune
+from svcca.measures._regression import regression_fit
+from svcca.measures._rsa import rdm_unchecked, rsa
+from svcca.measures._shape import partial_whitening, procrustes, shape_distance
 
 __all__ = ["fast_scorer"]
 

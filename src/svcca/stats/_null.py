@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._cka import check_choice
+from svcca.measures._cka import check_choice
 from svcca.stats._progress import progress_bar
 from svcca.stats._resampling import (
     Measure,

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._cka import check_choice
-from svcca._moments import Moments
 from svcca._validation import check_pair, check_probability
+from svcca.measures._cka import check_choice
+from svcca.statistic._moments import Moments
 from svcca.stats._kernels import fast_scorer
 from svcca.stats._progress import progress_bar
 

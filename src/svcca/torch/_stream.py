@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._moments import Moments
+from svcca.statistic._moments import Moments
 from svcca.torch._capture import Conv, Selector, Sequence_, capture, capture_stream
 
 __all__ = ["capture_checkpoints", "capture_moments", "load_checkpoint"]

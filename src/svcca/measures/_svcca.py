@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._cca import CCAResult, cca_from_moments, project
-from svcca._inputs import to_moments
-from svcca._linalg import NUMERICAL_RTOL, sym_eig_desc
-from svcca._moments import Moments
 from svcca._validation import check_fraction_or_count, check_probability
+from svcca.measures._cca import CCAResult, cca_from_moments, project
+from svcca.measures._linalg import NUMERICAL_RTOL, sym_eig_desc
+from svcca.sources._to_moments import to_moments
+from svcca.statistic._moments import Moments
 
 __all__ = ["SVCCAResult", "n_directions", "svcca", "svcca_from_reduced"]
 

@@ -1,6 +1,6 @@
 """The ``svcca`` command line.
 
-Each subcommand lives in its own module ``svcca._cli_<name>`` exposing
+Each subcommand lives in its own module ``svcca.cli._<name>`` exposing
 ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported
 only when their command runs (``--help`` imports none of the heavy extras). Bad input
 exits with status 2 and a one-line error on stderr, never a traceback.
@@ -17,9 +17,9 @@ __all__ = ["main"]
 
 # name -> module; a module that is not installed yet is simply not offered.
 COMMANDS: dict[str, str] = {
-    "compare": "svcca._cli_compare",
-    "pairwise": "svcca._cli_pairwise",
-    "demo": "svcca._cli_demo",
+    "compare": "svcca.cli._compare",
+    "pairwise": "svcca.cli._pairwise",
+    "demo": "svcca.cli._demo",
 }
 
 

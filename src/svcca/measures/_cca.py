@@ -8,15 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from svcca._inputs import to_moments
-from svcca._linalg import Pruned, Whitener, flip_signs, prune
-from svcca._moments import Moments
 from svcca._validation import (
     as_representation,
     check_nonnegative,
     check_probability,
     warn_few_samples,
 )
+from svcca.measures._linalg import Pruned, Whitener, flip_signs, prune
+from svcca.sources._to_moments import to_moments
+from svcca.statistic._moments import Moments
 
 __all__ = ["CCAResult", "cca", "cca_from_moments", "project", "thresholded_mean"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._moments import Moments
+from svcca.statistic._moments import Moments
 
 __all__ = ["moments_from_dask", "per_rep_moments_dask", "cross_products_dask"]
 
@@ -25,7 +25,7 @@ Stat = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _block_stat(x: np.ndarray, y: np.ndarray | None, name: str) -> Stat:
-    from svcca._streaming import chunk_moments
+    from svcca.sources._sources import chunk_moments
 
     xb = np.array(x, dtype=np.float64, copy=True)
     yb = None if y is None else np.array(y, dtype=np.float64, copy=True)
@@ -88,7 +88,7 @@ def moments_from_dask(X: Any, Y: Any = None, *, split_every: int = 8) -> Moments
     import dask
     from dask import delayed
 
-    from svcca._streaming import as_source, check_same_n
+    from svcca.sources._sources import as_source, check_same_n
 
     sx = as_source(X, "X")
     arrays = [X]

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from svcca._cka import CKAResult, center_gram, check_finite
 from svcca._validation import as_representation
+from svcca.measures._cka import CKAResult, center_gram, check_finite
 
 __all__ = ["MinibatchCKA"]
 

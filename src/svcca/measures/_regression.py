@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from svcca._inputs import to_moments
-from svcca._linalg import Whitener, prune
-from svcca._moments import Moments
 from svcca._validation import SVCCAWarning
+from svcca.measures._linalg import Whitener, prune
+from svcca.sources._to_moments import to_moments
+from svcca.statistic._moments import Moments
 
 __all__ = ["RegressionResult", "regression_fit"]
 

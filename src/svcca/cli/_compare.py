@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(path: str, transpose: bool) -> np.ndarray:
-    from svcca.cli import UsageError
+    from svcca.cli._main import UsageError
 
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such file")
@@ -54,7 +54,7 @@ def _load(path: str, transpose: bool) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     import svcca
-    from svcca.cli import parse_keep
+    from svcca.cli._main import parse_keep
 
     A = _load(args.a, args.transpose)
     B = _load(args.b, args.transpose)

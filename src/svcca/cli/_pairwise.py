@@ -88,13 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------- inputs
 def _usage(msg: str) -> Exception:
-    from svcca.cli import UsageError
+    from svcca.cli._main import UsageError
 
     return UsageError(msg)
 
 
 def _npy(path: str, transpose: bool) -> np.ndarray:
-    from svcca._streaming import load_array
+    from svcca.sources._sources import load_array
 
     try:
         arr = load_array(path)
@@ -216,8 +216,8 @@ def _heatmap(result: Any, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svcca._pairwise import pairwise
-    from svcca.cli import parse_keep
+    from svcca.cli._main import parse_keep
+    from svcca.engines._pairwise import pairwise
 
     if args.chunk_size is not None and args.chunk_size < 1:
         raise _usage(f"--chunk-size must be a positive integer; got {args.chunk_size}")

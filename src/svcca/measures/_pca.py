@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from svcca._cca import project
-from svcca._inputs import to_moments
-from svcca._linalg import sym_eig_desc
+from svcca.measures._cca import project
+from svcca.measures._linalg import sym_eig_desc
+from svcca.sources._to_moments import to_moments
 
 __all__ = ["PCAResult", "pca"]
 

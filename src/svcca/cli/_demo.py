@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svcca.cli import UsageError
+    from svcca.cli._main import UsageError
 
     try:
         import svcca.demo  # noqa: F401

@@ -6,7 +6,7 @@ each accepts the same inputs:
 - a :class:`~svcca.Moments` object (alone);
 - NumPy arrays and ``np.memmap`` files (``np.load(path, mmap_mode="r")``), read in row
   chunks whose file pages are released, so memory stays constant in ``n``;
-- dask arrays: moments per block on the workers, merged up a tree (``svcca._dask``);
+- dask arrays: moments per block on the workers, merged up a tree (``svcca.sources._dask``);
 - torch tensors (CPU or CUDA): moments computed on the tensor's device through the
   array API, only the small result copied to the host;
 - h5py / zarr datasets (anything with ``shape``, ``dtype`` and row slicing), read in
@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from svcca._moments import Moments
 from svcca._validation import as_representation, check_pair
+from svcca.statistic._moments import Moments
 
 __all__ = ["to_moments"]
 
@@ -57,7 +57,7 @@ def to_moments(X: Any, Y: Any, *, need_y: bool = True) -> Moments:
                 "X is an iterator of batches but Y is not; pass two iterators of batches, one "
                 "iterator of (x, y) pairs, or two arrays."
             )
-        from svcca._streaming import moments_from_iterators
+        from svcca.sources._sources import moments_from_iterators
 
         m = moments_from_iterators(X, Y)
         if need_y and not m.has_y:
@@ -74,18 +74,18 @@ def to_moments(X: Any, Y: Any, *, need_y: bool = True) -> Moments:
             "This measure compares two representations: call it as f(X, Y) with arrays of "
             "shape (n_samples, p) and (n_samples, q), or f(moments)."
         )
-    from svcca._streaming import is_dask_array, is_streamable, is_torch_tensor
+    from svcca.sources._sources import is_dask_array, is_streamable, is_torch_tensor
 
     if is_streamable(X) or (Y is not None and is_streamable(Y)):
         if is_dask_array(X) or is_dask_array(Y):
-            from svcca._dask import moments_from_dask
+            from svcca.sources._dask import moments_from_dask
 
             return _check_n(moments_from_dask(X, Y))
         if is_torch_tensor(X) and (Y is None or is_torch_tensor(Y)):
-            from svcca._streaming import moments_array_api
+            from svcca.sources._sources import moments_array_api
 
             return _check_n(moments_array_api(X, Y))
-        from svcca._streaming import moments_from_sources
+        from svcca.sources._sources import moments_from_sources
 
         return _check_n(moments_from_sources(X, Y))
 

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._cka import check_choice, check_finite
 from svcca._validation import as_representation, check_pair
+from svcca.measures._cka import check_choice, check_finite
 
 __all__ = ["RSAResult", "rdm", "rsa", "compare_rdms"]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from svcca._cca import CCAResult, cca_from_moments
-from svcca._inputs import to_moments
 from svcca._validation import check_nonnegative
+from svcca.measures._cca import CCAResult, cca_from_moments
+from svcca.sources._to_moments import to_moments
 
 __all__ = ["PWCCAResult", "pwcca"]
 

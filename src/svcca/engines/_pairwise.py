@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._linalg import NUMERICAL_RTOL, Whitener, flip_signs, prune, sym_eig_desc
-from svcca._moments import Moments
-from svcca._streaming import (
+from svcca._validation import check_fraction_or_count, check_nonnegative
+from svcca.measures._linalg import NUMERICAL_RTOL, Whitener, flip_signs, prune, sym_eig_desc
+from svcca.sources._sources import (
     Source,
     _chunk_stats,
     as_source,
@@ -28,7 +28,7 @@ from svcca._streaming import (
     chunk_moments,
     is_dask_array,
 )
-from svcca._validation import check_fraction_or_count, check_nonnegative
+from svcca.statistic._moments import Moments
 
 __all__ = ["PairwiseResult", "pairwise"]
 
@@ -298,7 +298,7 @@ class _Rep:
     __slots__ = ("kept", "white", "transform", "dim", "gram_norm")
 
     def __init__(self, m: Moments, measure: str, keep: float | int, variance: str, eps: float):
-        from svcca._svcca import n_directions
+        from svcca.measures._svcca import n_directions
 
         self.kept: np.ndarray | None = None
         self.white: Whitener | None = None
@@ -412,7 +412,7 @@ def _sketched_svcca(
     progress: bool | None,
 ) -> tuple[np.ndarray, list[int]]:
     """SVCCA for wide layers: Frequent Directions, then Rayleigh-Ritz in the sketches."""
-    from svcca._streaming import _choose_k, _FrequentDirections
+    from svcca.measures._two_pass import _choose_k, _FrequentDirections
 
     rows1 = _pass_rows(sum(s.p for s in srcs), n, chunk_size)
     fds = [_FrequentDirections(s.p, min(ell, s.p)) for s in srcs]
@@ -495,7 +495,7 @@ def pairwise(
     sketch_size : int, optional
         SVCCA only, for layers too wide for a ``p x p`` Gram matrix: pass one sketches
         each representation with Frequent Directions (``sketch_size`` rows, memory
-        ``O(sketch_size * p)``) instead, as :func:`svcca._streaming.svcca_two_pass`
+        ``O(sketch_size * p)``) instead, as :func:`svcca.svcca_two_pass`
         does; pass two gathers the joint moments of all the sketched subspaces, and
         the kept directions are chosen inside them by their exact variances. Results
         approximate the exact ones (to about 1e-5 when the spectrum has a gap after the
@@ -609,7 +609,7 @@ def pairwise(
     bar = _Progress(progress, total=(n_chunks1 if not use_dask else 1) * 2 + n_pairs, desc="pairs")
     try:
         if use_dask:
-            from svcca._dask import per_rep_moments_dask
+            from svcca.sources._dask import per_rep_moments_dask
 
             moms = per_rep_moments_dask(
                 [s.obj if s.kind == "dask" else s.read(0, n) for s in srcs], names
@@ -622,7 +622,7 @@ def pairwise(
         transforms = [r.transform for r in reps]
         args = (means, transforms, row_u, None if square else col_u)
         if use_dask:
-            from svcca._dask import cross_products_dask
+            from svcca.sources._dask import cross_products_dask
 
             C = cross_products_dask(
                 [s.obj if s.kind == "dask" else s.read(0, n) for s in srcs], _cross_block, args

@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._cca import cca_from_moments
-from svcca._cka import check_choice
-from svcca._inputs import to_moments
-from svcca._moments import Moments
+from svcca.measures._cca import cca_from_moments
+from svcca.measures._cka import check_choice
+from svcca.sources._to_moments import to_moments
+from svcca.statistic._moments import Moments
 
 __all__ = ["ProcrustesResult", "ShapeResult", "procrustes", "shape_distance"]
 

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._inputs import to_moments
-from svcca._moments import Moments
 from svcca._validation import check_nonnegative, check_pair, raise_nonfinite
+from svcca.sources._to_moments import to_moments
+from svcca.statistic._moments import Moments
 
 __all__ = [
     "CKAResult",
@@ -262,7 +262,7 @@ def _streamed(X: Any, Y: Any) -> bool:
         return True
     if isinstance(X, np.ndarray) and isinstance(Y, np.ndarray):
         return False
-    from svcca._streaming import is_streamable
+    from svcca.sources._sources import is_streamable
 
     return is_streamable(X) or (Y is not None and is_streamable(Y))
 

@@ -1,0 +1,5 @@
+"""Layer 5, the ``svcca`` command line: ``svcca compare``, ``svcca pairwise``, ``svcca demo``."""
+
+from svcca.cli._main import UsageError, main, parse_keep
+
+__all__ = ["UsageError", "main", "parse_keep"]

@@ -1,0 +1,273 @@
+"""SVCCA for layers too wide for a ``d x d`` moment: Frequent Directions, then a second pass."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import numpy as np
+
+from svcca._validation import (
+    SVCCAWarning,
+    as_representation,
+    check_fraction_or_count,
+    check_probability,
+)
+from svcca.measures._linalg import flip_signs, sym_eig_desc
+from svcca.measures._svcca import svcca_from_reduced
+from svcca.sources._sources import as_source, check_same_n
+from svcca.statistic._moments import Moments, _chunk_rows
+
+__all__ = ["svcca_two_pass"]
+
+
+class _FrequentDirections:
+    """Liberty's Frequent Directions sketch of the centred scatter of a stream of rows.
+
+    Keeps ``B`` (at most ``2 l`` rows of width ``d``) with
+    ``0 <= S - B^T B <= (||X_c||_F^2 - ||B||_F^2) / l`` in the Loewner order, where ``S``
+    is the centred scatter. Centring without knowing the mean: each chunk enters centred
+    on its own mean, and each merge of the running mean with a chunk mean enters as the
+    one row ``sqrt(n_a n_b / n) (m_b - m_a)`` (the Chan et al. update), so the rows fed to
+    the sketch have exactly the centred scatter as their Gram matrix.
+    """
+
+    def __init__(self, d: int, ell: int) -> None:
+        self.ell = ell
+        self.buf = np.zeros((2 * ell, d))
+        self.filled = 0
+        self.n = 0
+        self.mean = np.zeros(d)
+        self.total = 0.0  # exact trace of the centred scatter
+
+    def _push(self, rows: np.ndarray) -> None:
+        i = 0
+        while i < rows.shape[0]:
+            take = min(rows.shape[0] - i, self.buf.shape[0] - self.filled)
+            self.buf[self.filled : self.filled + take] = rows[i : i + take]
+            self.filled += take
+            i += take
+            if self.filled == self.buf.shape[0]:
+                self._shrink()
+
+    def _shrink(self) -> None:
+        _, s, vt = np.linalg.svd(self.buf[: self.filled], full_matrices=False)
+        ell = self.ell
+        if s.size > ell:
+            s2 = np.maximum(s[:ell] ** 2 - s[ell] ** 2, 0.0)
+        else:
+            s2 = s**2
+        keep = s2.size
+        self.buf[:] = 0.0
+        self.buf[:keep] = np.sqrt(s2)[:, None] * vt[:keep]
+        self.filled = keep
+
+    def update(self, block: np.ndarray) -> None:
+        """Add a float64 chunk (it is centred in place)."""
+        nb = block.shape[0]
+        mb = block.mean(axis=0)
+        block -= mb
+        self.total += float(np.einsum("ij,ij->", block, block))
+        if self.n:
+            tot = self.n + nb
+            d = mb - self.mean
+            row = np.sqrt(self.n * nb / tot) * d
+            self.total += float(row @ row)
+            self._push(row[None, :])
+            self.mean += d * (nb / tot)
+            self.n = tot
+        else:
+            self.mean, self.n = mb, nb
+        self._push(block)
+
+    def directions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Estimated eigenvalues (descending) and directions ``(d, r)`` of the scatter."""
+        _, s, vt = np.linalg.svd(self.buf[: self.filled], full_matrices=False)
+        V, _ = flip_signs(vt[: self.ell].T)
+        return s[: self.ell] ** 2, V
+
+
+def _batches_of(
+    X: Any, Y: Any, chunk_size: int | None
+) -> tuple[Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], int, int]:
+    """A re-startable iterator over float64 ``(x, y)`` chunks, and the widths ``(p, q)``."""
+    if callable(X) and Y is None and not hasattr(X, "shape"):
+        first = next(iter(X()), None)
+        if first is None or not (isinstance(first, tuple) and len(first) == 2):
+            raise TypeError(
+                "A callable X must return a fresh iterable of (x_batch, y_batch) pairs each "
+                "time it is called (two passes are made)."
+            )
+        p = as_representation(first[0], "X of batch 0").shape[1]
+        q = as_representation(first[1], "Y of batch 0").shape[1]
+
+        def gen() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for i, (xb, yb) in enumerate(X()):
+                a = np.array(as_representation(xb, f"X of batch {i}"), dtype=np.float64)
+                b = np.array(as_representation(yb, f"Y of batch {i}"), dtype=np.float64)
+                if a.shape[1] != p or b.shape[1] != q or a.shape[0] != b.shape[0]:
+                    raise ValueError(
+                        f"Batch {i} has shapes {a.shape} and {b.shape}; expected (m, {p}) "
+                        f"and (m, {q}) with the same m, like batch 0."
+                    )
+                yield a, b
+
+        return gen, p, q
+    if Y is None:
+        raise TypeError("svcca_two_pass compares two representations: pass X and Y.")
+    sx, sy = as_source(X, "X"), as_source(Y, "Y")
+    check_same_n([sx, sy])
+    rows = _chunk_rows(sx.p + sy.p, chunk_size)
+
+    def gen2() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, sx.n, rows):
+            stop = min(start + rows, sx.n)
+            yield sx.read(start, stop), sy.read(start, stop)
+
+    return gen2, sx.p, sy.p
+
+
+def _choose_k(eig: np.ndarray, total: float, keep: float | int, variance: str, side: str) -> int:
+    nonzero = eig > (eig[0] * 1e-12 if eig.size and eig[0] > 0 else 0.0)
+    r = int(nonzero.sum())
+    if r == 0:
+        return 0
+    if isinstance(keep, int):
+        return min(keep, r)
+    if variance == "explained":
+        share = np.cumsum(eig[:r]) / total
+    else:
+        # Without every singular value, the tutorial's convention cannot be normalised
+        # exactly; use the sketch's own values (a lower bound on the share).
+        share = np.cumsum(np.sqrt(eig[:r])) / np.sqrt(eig[:r]).sum()
+    k = int(np.searchsorted(share, keep - 1e-12, side="left")) + 1
+    if k > r:
+        warnings.warn(
+            f"The sketch of {side} holds {r} directions explaining {share[-1]:.4f} of the "
+            f"variance, less than keep={keep}; all {r} are kept. Pass a larger sketch_size "
+            "or keep as a count.",
+            SVCCAWarning,
+            stacklevel=3,
+        )
+    return min(k, r)
+
+
+def svcca_two_pass(
+    X: Any,
+    Y: Any = None,
+    *,
+    keep: float | int = 0.99,
+    sketch_size: int | None = None,
+    variance: Literal["explained", "singular_values"] = "explained",
+    threshold: float = 0.98,
+    chunk_size: int | None = None,
+):
+    """SVCCA for layers too wide for a ``d x d`` moment, in two passes over the data.
+
+    Pass one sketches each layer's centred scatter with Frequent Directions (memory
+    ``O(sketch_size * d)``, never ``d x d``); the sketch's right singular vectors span an
+    ``l``-dimensional subspace close to the top singular subspace. Pass two projects
+    every chunk onto those subspaces and gathers the exact joint moments of the reduced
+    ``(n, l)`` representations. Their exact variances (Rayleigh-Ritz) choose and rotate
+    the ``k`` kept directions per side; CCA of the reduced moments is the result.
+
+    Parameters
+    ----------
+    X, Y : array_like, np.memmap, h5py/zarr dataset, torch tensor or dask array, shape (n, d)
+        Or ``X`` a callable returning a fresh iterable of ``(x_batch, y_batch)`` pairs
+        (it is called twice) and ``Y`` omitted.
+    keep : float in (0, 1] or int, default 0.99
+        Directions kept per side, as in :func:`svcca.svcca`. A fraction is measured
+        against the exact total variance (computed in pass one).
+    sketch_size : int, optional
+        Rows of the sketch, ``l``. Default ``max(2 k, k + 32)`` for a count ``k`` and 512
+        for a fraction; capped at ``d``.
+    variance, threshold
+        As in :func:`svcca.svcca`.
+    chunk_size : int, optional
+        Rows read per chunk.
+
+    Returns
+    -------
+    SVCCAResult
+        ``variance_kept_x/y`` is the exact share of variance in the kept subspace
+        (measured in pass two).
+
+    Notes
+    -----
+    Frequent Directions guarantees ``0 <= S - B^T B <= ||X_c - [X_c]_k||_F^2 / (l - k)``
+    (Liberty 2013; Ghashami et al. 2016), so the kept subspace is close to the exact top
+    singular subspace when the spectrum has a gap after ``k`` and ``l`` is a few times
+    ``k``. The canonical correlations depend only on that subspace, not on a basis of it.
+
+    References
+    ----------
+    .. [1] E. Liberty, "Simple and deterministic matrix sketching", KDD 2013.
+    .. [2] M. Ghashami, E. Liberty, J. M. Phillips, D. P. Woodruff, "Frequent Directions:
+       simple and deterministic matrix sketching", SIAM J. Comput. 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from svcca import svcca_two_pass
+    >>> rng = np.random.default_rng(0)
+    >>> Z = rng.standard_normal((3000, 5))
+    >>> X = Z @ rng.standard_normal((5, 400)) + 0.01 * rng.standard_normal((3000, 400))
+    >>> Y = Z @ rng.standard_normal((5, 300)) + 0.01 * rng.standard_normal((3000, 300))
+    >>> r = svcca_two_pass(X, Y, keep=5)
+    >>> r.kept_x, round(r.score, 3)
+    (5, 1.0)
+    """
+    keep = check_fraction_or_count(keep, "keep")
+    if variance not in ("explained", "singular_values"):
+        raise ValueError(f"variance must be 'explained' or 'singular_values'; got {variance!r}.")
+    threshold = check_probability(threshold, "threshold")
+    gen, p, q = _batches_of(X, Y, chunk_size)
+    if sketch_size is None:
+        ell = max(2 * keep, keep + 32) if isinstance(keep, int) else 512
+    else:
+        if isinstance(sketch_size, bool) or not isinstance(sketch_size, (int, np.integer)):
+            raise TypeError(f"sketch_size must be a positive int; got {sketch_size!r}.")
+        if sketch_size < 1 or (isinstance(keep, int) and sketch_size < keep):
+            raise ValueError(
+                f"sketch_size must be at least 1 and at least keep={keep}; got {sketch_size}."
+            )
+        ell = int(sketch_size)
+    fx, fy = _FrequentDirections(p, min(ell, p)), _FrequentDirections(q, min(ell, q))
+    for xb, yb in gen():  # pass one: sketches, means, total variances
+        fx.update(xb)
+        fy.update(yb)
+    n = fx.n
+    if n < 2:
+        raise ValueError(f"At least 2 samples are needed; got {n}.")
+    _, Vx = fx.directions()
+    _, Vy = fy.directions()
+    lx, ly = Vx.shape[1], Vy.shape[1]
+    # Pass two: exact moments of the data projected on the whole sketched subspaces.
+    R = Moments.empty(lx, ly)
+    for xb, yb in gen():
+        a = (xb - fx.mean) @ Vx
+        b = (yb - fy.mean) @ Vy
+        R._merge_in_place(
+            Moments(a.shape[0], np.zeros(lx), np.zeros(ly), a.T @ a, b.T @ b, a.T @ b)
+        )
+    # Rayleigh-Ritz: the exact variances inside each subspace choose and rotate the kept
+    # directions (more accurate than the sketch's own, shrunken, estimates).
+    wx, Ux = sym_eig_desc(R.sxx)
+    wy, Uy = sym_eig_desc(R.syy)
+    kx = _choose_k(wx, fx.total, keep, variance, "X")
+    ky = _choose_k(wy, fy.total, keep, variance, "Y")
+    Ux, Uy = Ux[:, :kx], Uy[:, :ky]
+    Vx, Vy = Vx @ Ux, Vy @ Uy
+    vkx = float(wx[:kx].sum() / fx.total) if kx and fx.total > 0 else 0.0
+    vky = float(wy[:ky].sum() / fy.total) if ky and fy.total > 0 else 0.0
+    return svcca_from_reduced(
+        n,
+        (wx[:kx], Vx, fx.mean, vkx),
+        (wy[:ky], Vy, fy.mean, vky),
+        Ux.T @ R.sxy @ Uy,
+        keep=keep,
+        variance=variance,
+        threshold=threshold,
+    )

@@ -1,0 +1,9 @@
+"""Layer 1, the statistic: :class:`Moments`, the mergeable sufficient statistic.
+
+Counts, means and centred cross-product sums of two representations, accumulated in
+float64 in one pass and merged exactly (Chan et al.). Imports nothing above it.
+"""
+
+from svcca.statistic._moments import Moments
+
+__all__ = ["Moments"]

@@ -1,0 +1,117 @@
+"""The package is layered: every import, lazy ones included, points down (or sideways).
+
+statistic -> sources -> measures -> engines (pairwise, stats, conv) -> integrations
+(compat, torch, plot, demo, cli). The order is the one in ``svcca/__init__.py``'s
+docstring; a module may import its own layer and the ones below it, never one above,
+and the modules form no import cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import svcca
+
+SRC = Path(svcca.__file__).parent
+
+LAYERS: dict[str, int] = {
+    "svcca._validation": 0,
+    "svcca._progress": 0,
+    "svcca.statistic": 1,
+    "svcca.sources": 2,
+    "svcca.measures": 3,
+    "svcca.engines": 4,
+    "svcca.stats": 4,
+    "svcca.conv": 4,
+    "svcca.compat": 5,
+    "svcca.torch": 5,
+    "svcca.plot": 5,
+    "svcca.demo": 5,
+    "svcca.cli": 5,
+    "svcca.__main__": 5,
+    "svcca": 5,  # the public API as a whole: only integrations may import it
+}
+
+
+def layer_of(module: str) -> int:
+    best = max((k for k in LAYERS if module == k or module.startswith(k + ".")), key=len)
+    return LAYERS[best]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every ``svcca`` module that ``path`` imports, at any depth of its code."""
+    here = module_name(path)
+    package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "svcca")
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            if base.split(".")[0] != "svcca":
+                continue
+            for a in node.names:  # "from svcca import conv" imports the module svcca.conv
+                sub = f"{base}.{a.name}"
+                found.add(sub if (SRC.parent / sub.replace(".", "/")).exists() else base)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports_of(p) for p in SRC.rglob("*.py")}
+
+
+def test_every_module_has_a_layer():
+    for mod in graph():
+        layer_of(mod)  # raises ValueError (max of nothing) for a module outside the map
+
+
+def test_imports_point_down():
+    upward = [
+        f"{mod} (layer {layer_of(mod)}) imports {dep} (layer {layer_of(dep)})"
+        for mod, deps in graph().items()
+        for dep in deps
+        if layer_of(dep) > layer_of(mod)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycle():
+    g = graph()
+
+    def resolve(dep: str) -> str:
+        while dep not in g and "." in dep:
+            dep = dep.rsplit(".", 1)[0]
+        return dep
+
+    edges = {m: {resolve(d) for d in ds} - {m} for m, ds in g.items()}
+    # A package's __init__ re-exports its own modules; that is not a cycle of logic.
+    edges = {m: {d for d in ds if not m.startswith(d + ".")} for m, ds in edges.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(edges.get(m, ())):
+            if state.get(d) == 1:
+                cycle = stack[stack.index(d) :] + [d]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m)
