@@ -55,7 +55,7 @@ def test_compare_text_keep_and_transpose(files):
     [
         (("missing.npy", "b.npy"), "missing.npy: no such file"),
         (("a.npy", "bt.npy"), "same datapoints"),
-        (("a.npy", "b.npy", "--keep", "1.5"), "fraction must lie in"),
+        (("a.npy", "b.npy", "--keep", "1.5"), "keep must be a number in (0, 1)"),
         (("a.npy", "b.npy", "--keep", "most"), "--keep must be a fraction"),
         (("a.npy", "notnpy.txt"), "not a NumPy .npy array"),
         (("a.npy", "arch.npz"), "archive"),

@@ -115,13 +115,13 @@ def test_empty_and_nonfinite(maps):
 
 def test_knobs(maps):
     A, B = maps
-    with pytest.raises(ValueError, match="keep as a fraction"):
+    with pytest.raises(ValueError, match=r"keep must be a number in \(0, 1\)"):
         fourier_cca(A, B, keep=1.5)
     with pytest.raises(ValueError, match="variance must be"):
         fourier_cca(A, B, keep=0.9, variance="total")
     with pytest.raises(ValueError, match="epsilon must be"):
         fourier_cca(A, B, epsilon=-1.0)
-    with pytest.raises(ValueError, match="threshold must lie"):
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\]"):
         fourier_cca(A, B, threshold=2.0)
 
 

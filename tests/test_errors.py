@@ -60,12 +60,13 @@ def test_too_few_samples():
 @pytest.mark.parametrize(
     ("keep", "exc", "match"),
     [
-        (0.0, ValueError, r"fraction must lie in \(0, 1\]"),
-        (1.5, ValueError, r"fraction must lie in \(0, 1\]"),
-        (-0.2, ValueError, r"fraction must lie in \(0, 1\]"),
-        (0, ValueError, "count must be at least 1"),
-        (True, TypeError, "fraction in"),
-        ("all", TypeError, "fraction in"),
+        (0.0, ValueError, r"keep must be a number in \(0, 1\); got 0.0. Pass a fraction"),
+        (1.0, ValueError, r"keep must be a number in \(0, 1\); got 1.0.*use svcca.cca"),
+        (1.5, ValueError, r"keep must be a number in \(0, 1\)"),
+        (-0.2, ValueError, r"keep must be a number in \(0, 1\)"),
+        (0, ValueError, "keep must be an int >= 1; got 0"),
+        (True, TypeError, r"keep must be a float in \(0, 1\) or an int >= 1; got True"),
+        ("all", TypeError, r"keep must be a float in \(0, 1\) or an int >= 1; got 'all'"),
     ],
 )
 def test_keep_out_of_range(keep, exc, match):
@@ -74,13 +75,13 @@ def test_keep_out_of_range(keep, exc, match):
 
 
 def test_bad_knobs():
-    with pytest.raises(ValueError, match="variance must be 'explained' or 'singular_values'"):
+    with pytest.raises(ValueError, match="variance must be one of 'explained', 'singular_values'; got"):
         svcca.svcca(X, Y, variance="energy")
-    with pytest.raises(ValueError, match="epsilon must be a finite number >= 0"):
+    with pytest.raises(ValueError, match=r"epsilon must be a number in \[0, 1\)"):
         svcca.cca(X, Y, epsilon=-1.0)
-    with pytest.raises(TypeError, match="epsilon must be a non-negative number"):
+    with pytest.raises(TypeError, match=r"epsilon must be a number in \[0, 1\); got 'small'"):
         svcca.pwcca(X, Y, epsilon="small")
-    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\]"):
         svcca.cca(X, Y, threshold=2.0)
     with pytest.raises(TypeError, match=r"threshold must be a number in \[0, 1\]"):
         svcca.cca(X, Y, threshold=None)
@@ -147,14 +148,14 @@ def test_transform_width_mismatch():
 def test_compat_errors():
     with pytest.raises(ValueError, match="acts1 and acts2 must describe the same datapoints"):
         compat.get_cca_similarity(X.T, Y[:40].T)
-    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\]"):
         compat.get_cca_similarity(X.T, Y.T, threshold=1.5)
 
 
 def test_compat_no_longer_crashes():
     """Each of these raised in google/svcca (see its bug list)."""
-    d = compat.get_cca_similarity(X.T, Y.T, epsilon=2.0)  # all pruned: ValueError before
-    assert d["mean"] == (0.0, 0.0) and d["cca_coef1"].size == 0
+    with pytest.raises(ValueError, match=r"epsilon must be a number in \[0, 1\)"):
+        compat.get_cca_similarity(X.T, Y.T, epsilon=2.0)  # all pruned: ValueError before
     d = compat.get_cca_similarity(np.ones((4, 50)), Y.T)  # constant layer
     assert d["sum"] == (0.0, 0.0)
     d = compat.get_cca_similarity(X.T, Y.T, compute_coefs=False, compute_dirns=True)  # KeyError

@@ -141,9 +141,9 @@ def test_from_moments():
 
 def test_errors():
     X, Y = _rep(13), _rep(14)
-    with pytest.raises(ValueError, match="alpha must lie in"):
+    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\]"):
         shape_distance(X, Y, alpha=1.5)
-    with pytest.raises(TypeError, match="alpha must be a number"):
+    with pytest.raises(TypeError, match=r"alpha must be a number in \[0, 1\]"):
         shape_distance(X, Y, alpha="cca")
     with pytest.raises(ValueError, match="kind must be one of"):
         shape_distance(X, Y, kind="chord")

@@ -187,7 +187,7 @@ def test_errors():
         stats.permutation_test("cka", X, Y)
     with pytest.raises(TypeError, match="without a .score"):
         stats.permutation_test(lambda A, B: 0.5, X, Y, n_permutations=3)
-    with pytest.raises(ValueError, match="n_permutations must be at least 1"):
+    with pytest.raises(ValueError, match="n_permutations must be an int >= 1"):
         stats.permutation_test(cka, X, Y, n_permutations=0)
     with pytest.raises(TypeError, match="n_permutations must be an int"):
         stats.permutation_test(cka, X, Y, n_permutations=True)
@@ -201,7 +201,7 @@ def test_errors():
         stats.permutation_test(cka, X, Y, n_permutations=2, progress=1)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         stats.bootstrap(cka, X, Y, confidence=1.0)
-    with pytest.raises(ValueError, match="n_resamples must be at least 2"):
+    with pytest.raises(ValueError, match="n_resamples must be an int >= 2"):
         stats.bootstrap(cka, X, Y, n_resamples=1)
     with pytest.raises(ValueError, match="kind must be one of"):
         stats.null_baseline(cka, X, Y, kind="uniform")
@@ -211,9 +211,9 @@ def test_errors():
         stats.datapoints_curve(cka, 3, 3, sizes=[10.5])
     with pytest.raises(ValueError, match="at least 4 datapoints"):
         stats.datapoints_curve(cka, 3, 3, sizes=[2, 10])
-    with pytest.raises(TypeError, match="tolerance must be a number"):
+    with pytest.raises(TypeError, match="tolerance must be a number > 0"):
         stats.datapoints_curve(cka, 3, 3, tolerance="low")
-    with pytest.raises(ValueError, match="p must be at least 1"):
+    with pytest.raises(ValueError, match="p must be an int >= 1"):
         stats.datapoints_curve(cka, 0, 3)
 
 

@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any
+from typing import Any, NoReturn, get_args
 
 import numpy as np
 
 __all__ = [
+    "DegenerateError",
     "SVCCAWarning",
     "as_representation",
-    "raise_nonfinite",
-    "check_fraction_or_count",
+    "check_bool",
+    "check_chunk_size",
+    "check_epsilon",
+    "check_int",
+    "check_keep",
+    "check_nonnegative",
+    "check_option",
     "check_pair",
     "check_probability",
+    "check_real",
+    "few_samples_message",
+    "raise_degenerate",
+    "raise_nonfinite",
+    "warn_few_samples",
 ]
 
 
@@ -113,56 +124,173 @@ def raise_nonfinite(full: np.ndarray, name: str) -> None:
     )
 
 
-def check_fraction_or_count(keep: Any, name: str = "keep") -> float | int:
-    """``keep`` is a fraction in (0, 1] or a positive integer count."""
-    if isinstance(keep, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a fraction in (0, 1] or a positive int; got {keep!r}.")
+# ---------------------------------------------------------------------- argument checks
+# Every knob of the public API goes through one of these, so every message has the same
+# form: "<name> must be <expected>; got <value>. <how to fix>".
+
+
+def _fail(exc: type[Exception], name: str, expected: str, got: Any, fix: str = "") -> NoReturn:
+    raise exc(f"{name} must be {expected}; got {got!r}." + (f" {fix}" if fix else ""))
+
+
+def check_int(
+    value: Any, name: str, *, minimum: int = 1, maximum: int | None = None, fix: str = ""
+) -> int:
+    """An integer (not a bool) in ``[minimum, maximum]``."""
+    expected = f"an int >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        _fail(TypeError, name, expected, value, fix)
+    v = int(value)
+    if v < minimum or (maximum is not None and v > maximum):
+        _fail(ValueError, name, expected, value, fix)
+    return v
+
+
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    fix: str = "",
+) -> float:
+    """A finite real number (not a bool) in the interval from ``low`` to ``high``.
+
+    ``low_open`` / ``high_open`` exclude the end points, as scikit-learn's ``Interval``.
+    """
+    lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+    if low is None and high is None:
+        expected = "a finite number"
+    elif high is None:
+        expected = f"a number {'>' if low_open else '>='} {low:g}"
+    elif low is None:
+        expected = f"a number {'<' if high_open else '<='} {high:g}"
+    else:
+        expected = f"a number in {lo}, {hi}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        _fail(TypeError, name, expected, value, fix)
+    v = float(value)
+    bad = not np.isfinite(v)
+    if low is not None:
+        bad |= v <= low if low_open else v < low
+    if high is not None:
+        bad |= v >= high if high_open else v > high
+    if bad:
+        _fail(ValueError, name, expected, value, fix)
+    return v
+
+
+def check_option(value: Any, name: str, options: Any, fix: str = "") -> str:
+    """One of the strings ``options`` (a tuple, or a ``Literal[...]`` type)."""
+    choices = tuple(get_args(options)) if get_args(options) else tuple(options)
+    if not isinstance(value, str) or value not in choices:
+        _fail(ValueError, name, "one of " + ", ".join(repr(c) for c in choices), value, fix)
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``True`` or ``False`` (NumPy booleans included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        _fail(TypeError, name, "True or False", value)
+    return bool(value)
+
+
+def check_keep(keep: Any, name: str = "keep") -> float | int:
+    """SVCCA's ``keep``: a float fraction in (0, 1) or an int count >= 1.
+
+    As scikit-learn's ``PCA(n_components=...)``: ``keep=0.99`` keeps the fewest leading
+    directions explaining 99% of the variance, ``keep=20`` keeps 20. ``keep=1.0`` is
+    refused rather than read as "everything" (next to ``keep=1``, one direction).
+    """
+    fix = (
+        "Pass a fraction such as 0.99 (share of variance) or an int count such as 20; to "
+        "keep every direction, use svcca.cca (CCA of the whole layers)."
+    )
+    if isinstance(keep, (bool, np.bool_)) or not isinstance(keep, numbers.Real):
+        _fail(TypeError, name, "a float in (0, 1) or an int >= 1", keep, fix)
     if isinstance(keep, numbers.Integral):
-        if keep < 1:
-            raise ValueError(
-                f"{name} as a count must be at least 1; got {keep}. Pass a positive int "
-                "(number of directions) or a float in (0, 1] (fraction of variance)."
-            )
-        return int(keep)
-    if isinstance(keep, numbers.Real):
-        keep_f = float(keep)
-        if not (0.0 < keep_f <= 1.0):
-            raise ValueError(
-                f"{name} as a fraction must lie in (0, 1]; got {keep_f}. Pass e.g. 0.99 to keep "
-                "99% of the variance, or an int to keep that many directions."
-            )
-        return keep_f
-    raise TypeError(f"{name} must be a fraction in (0, 1] or a positive int; got {keep!r}.")
+        return check_int(keep, name, minimum=1, fix=fix)
+    return check_real(keep, name, low=0.0, high=1.0, low_open=True, high_open=True, fix=fix)
+
+
+def check_epsilon(epsilon: Any) -> float:
+    """The pruning threshold: a relative variance in [0, 1)."""
+    return check_real(
+        epsilon,
+        "epsilon",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+        fix="It is the variance, relative to the layer's largest, below which a neuron is "
+        "pruned (google/svcca used 1e-10; 0 prunes only numerically constant neurons).",
+    )
 
 
 def check_probability(value: Any, name: str) -> float:
     """A real number in [0, 1]."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1]; got {value!r}.")
-    v = float(value)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1]; got {v}.")
-    return v
+    return check_real(value, name, low=0.0, high=1.0)
 
 
 def check_nonnegative(value: Any, name: str) -> float:
     """A finite real number >= 0."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative number; got {value!r}.")
-    v = float(value)
-    if not np.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {v}.")
-    return v
+    return check_real(value, name, low=0.0)
 
 
-def warn_few_samples(n: int, p: int, q: int) -> None:
-    """CCA with at least as many features as samples is trivially near 1."""
-    if max(p, q) >= n:
-        warnings.warn(
-            f"{n} samples for {p} and {q} features: with at least as many features as "
-            "datapoints, canonical correlations are trivially close to 1 and mean nothing. "
-            "Use several times more datapoints than features (the SVCCA tutorial's rule of "
-            "thumb), or reduce each side first with svcca.svcca(..., keep=k) for small k.",
-            SVCCAWarning,
-            stacklevel=3,
-        )
+def check_chunk_size(value: Any, name: str = "chunk_size") -> int | None:
+    """Rows per chunk: None (chosen from the widths) or an int >= 1."""
+    if value is None:
+        return None
+    return check_int(value, name, minimum=1, fix="Pass None to choose it from the widths.")
+
+
+# ---------------------------------------------------------------------- trust in a result
+class DegenerateError(ValueError):
+    """A representation with nothing left to compare (constant, or every neuron pruned).
+
+    A similarity of nothing is not 0: the measures refuse such a layer instead of
+    scoring it.
+    """
+
+
+def raise_degenerate(name: str, p: int, detail: str) -> NoReturn:
+    """Refuse representation ``name`` (``p`` features) with what was left of it."""
+    raise DegenerateError(
+        f"Representation {name} has nothing to compare: {detail} (of {p} features). A "
+        "constant or dead layer has no similarity to anything; drop it from the "
+        "comparison, or lower epsilon if it pruned real neurons."
+    )
+
+
+def few_samples_message(n: int, p: int, q: int) -> str | None:
+    """Why a CCA-family score of ``p`` and ``q`` dimensions on ``n`` samples is inflated.
+
+    After centring, two representations span subspaces of dimensions ``p`` and ``q`` of
+    an ``(n - 1)``-dimensional space; when ``p + q >= n - 1`` those subspaces must meet
+    in ``p + q - (n - 1)`` dimensions (correlations of exactly 1, or nearly so, whatever
+    the data), and even independent data score high. For independent Gaussian data the
+    expected mean *squared* canonical correlation is ``max(p, q) / (n - 1)`` (the
+    expected trace of a product of two random projections, ``p q / (n - 1)``, over
+    ``min(p, q)`` correlations). Returns None when the dimensions leave enough samples.
+    """
+    if p + q < n - 1:
+        return None
+    forced = max(p + q - (n - 1), 0)
+    null = min(max(p, q) / max(n - 1, 1), 1.0)
+    return (
+        f"{n} samples for {p} and {q} dimensions: with p + q >= n - 1 the canonical "
+        f"correlations are inflated by the shape alone ({forced} of them equal 1 whatever "
+        f"the data) and independent data of this shape score a mean squared correlation "
+        f"of {null:.2f}. Use several times more datapoints than dimensions, reduce each "
+        "side first (svcca.svcca with a small keep count), or compare against "
+        "svcca.stats.null_baseline."
+    )
+
+
+def warn_few_samples(n: int, p: int, q: int, *, stacklevel: int = 3) -> None:
+    """Warn (:class:`SVCCAWarning`) when :func:`few_samples_message` has a reason."""
+    msg = few_samples_message(n, p, q)
+    if msg is not None:
+        warnings.warn(msg, SVCCAWarning, stacklevel=stacklevel)

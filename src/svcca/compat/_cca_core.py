@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import check_nonnegative, check_pair, check_probability
+from svcca._validation import check_epsilon, check_pair, check_probability
 from svcca.measures._linalg import NUMERICAL_RTOL
 
 __all__ = [
@@ -111,7 +111,7 @@ def get_cca_similarity(
       exactly as the original computes them.
     """
     del verbose
-    epsilon = check_nonnegative(epsilon, "epsilon")
+    epsilon = check_epsilon(epsilon)
     threshold = check_probability(threshold, "threshold")
     acts1, acts2 = _acts_pair(acts1, acts2)
     numx, numy = acts1.shape[0], acts2.shape[0]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_fraction_or_count, check_nonnegative, check_probability
+from svcca._validation import check_epsilon, check_keep, check_option, check_probability
 from svcca.conv._checks import (
     Layout,
     as_conv,
@@ -325,12 +325,11 @@ def fourier_cca(
     ((8, 8, 3), 1.0)
     """
     layout = check_layout(layout)
-    epsilon = check_nonnegative(epsilon, "epsilon")
+    epsilon = check_epsilon(epsilon)
     threshold = check_probability(threshold, "threshold")
     if keep is not None:
-        keep = check_fraction_or_count(keep, "keep")
-    if variance not in ("explained", "singular_values"):
-        raise ValueError(f"variance must be 'explained' or 'singular_values'; got {variance!r}.")
+        keep = check_keep(keep)
+    variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
     a = as_conv(A, "A", layout, allow_dense=True)
     b = as_conv(B, "B", layout, allow_dense=True)
     check_same_n(a, b)

@@ -17,59 +17,18 @@ import svcca
 from svcca.demo._train import LAYERS, Digits, Run
 
 __all__ = [
-    "Reduced",
     "class_sensitivity",
+    "cka_with_final",
+    "cka_with_final_self",
     "coefficients",
     "compression",
     "generalising_vs_memorising",
     "interpretability",
     "learning_dynamics",
-    "reduce",
-    "svcca_score",
+    "logit_correlation",
 ]
 
 KEEP = 0.99  # SVCCA: keep the singular directions explaining 99% of the variance.
-
-
-@dataclass(frozen=True)
-class Reduced:
-    """A representation reduced to its top singular directions, whitened.
-
-    ``q`` has orthonormal columns spanning the kept directions of the centred data, so
-    the canonical correlations of two reduced representations are the singular values
-    of ``a.q.T @ b.q``: SVCCA with the per-representation work done once.
-    """
-
-    q: np.ndarray  # (n, k), orthonormal columns
-    k: int
-
-
-def reduce(A: np.ndarray, keep: float = KEEP) -> Reduced:
-    """Whitened coordinates of ``A`` in the singular directions explaining ``keep``."""
-    A = np.asarray(A, dtype=np.float64)
-    A = A.reshape(A.shape[0], -1)
-    Ac = A - A.mean(axis=0)
-    w, V = np.linalg.eigh(Ac.T @ Ac)
-    w, V = w[::-1], V[:, ::-1]
-    good = w > max(w[0], 0.0) * 1e-12
-    w, V = w[good], V[:, good]
-    if w.size == 0:
-        return Reduced(np.zeros((A.shape[0], 0)), 0)
-    share = np.cumsum(w) / w.sum()
-    k = min(int(np.searchsorted(share, keep - 1e-12, side="left")) + 1, w.size)
-    return Reduced((Ac @ V[:, :k]) / np.sqrt(w[:k]), k)
-
-
-def correlations(a: Reduced, b: Reduced) -> np.ndarray:
-    if a.k == 0 or b.k == 0:
-        return np.zeros(0)
-    return np.clip(np.linalg.svd(a.q.T @ b.q, compute_uv=False), 0.0, 1.0)
-
-
-def svcca_score(a: Reduced, b: Reduced) -> float:
-    """Mean canonical correlation of two reduced representations (= ``svcca(...).score``)."""
-    rho = correlations(a, b)
-    return float(rho.mean()) if rho.size else 0.0
 
 
 def _capture_series(run: Run, x: np.ndarray, epochs: Sequence[int]) -> list[dict[str, Any]]:
@@ -96,18 +55,34 @@ def final_activations(run: Run, x: np.ndarray, **kw: Any) -> dict[str, np.ndarra
 # ---------------------------------------------------------------------------- 1. dynamics
 
 
-def centred_gram(A: np.ndarray) -> np.ndarray:
-    """``Xc Xc^T / |Xc Xc^T|_F``: the centred linear kernel, scaled to unit norm."""
-    A = np.asarray(A, dtype=np.float64).reshape(A.shape[0], -1)
-    Ac = A - A.mean(axis=0)
-    K = Ac @ Ac.T
-    norm = np.sqrt(np.vdot(K, K))
-    return K / norm if norm > 0 else K
+def cka_with_final(
+    series: Sequence[Mapping[str, np.ndarray]], layers: Sequence[str]
+) -> np.ndarray:
+    """Linear CKA of every layer at every step with every layer at the last step.
+
+    ``out[t, i, j]`` compares ``layers[i]`` at step ``t`` with ``layers[j]`` in
+    ``series[-1]``, shape ``(T, L, L)``. One :func:`svcca.pairwise` call: each
+    representation is prepared once and every pair is one block of a shared GEMM.
+    """
+    rows = {f"{t}/{name}": acts[name] for t, acts in enumerate(series) for name in layers}
+    cols = {name: series[-1][name] for name in layers}
+    values = svcca.pairwise(rows, cols, measure="cka_linear").values
+    return np.asarray(values).reshape(len(series), len(layers), len(layers))
 
 
-def gram_cka(K: np.ndarray, L: np.ndarray) -> float:
-    """Linear CKA from two unit-norm centred Gram matrices: ``<K, L>``."""
-    return float(np.vdot(K, L))
+def cka_with_final_self(
+    series: Sequence[Mapping[str, np.ndarray]], layers: Sequence[str]
+) -> np.ndarray:
+    """The diagonal of :func:`cka_with_final`, shape ``(T, L)``, without the rest.
+
+    One :func:`svcca.pairwise` call per layer (its steps against its last step): about
+    half the work of the full ``(T, L, L)`` when only the diagonal is wanted.
+    """
+    out = np.zeros((len(series), len(layers)))
+    for i, name in enumerate(layers):
+        rows = [acts[name] for acts in series]
+        out[:, i] = np.asarray(svcca.pairwise(rows, [rows[-1]], measure="cka_linear").values)[:, 0]
+    return out
 
 
 @dataclass(frozen=True)
@@ -127,28 +102,19 @@ def learning_dynamics(
 ) -> LearningDynamics:
     """Linear CKA of every layer at every epoch with every layer of the final network.
 
-    Each representation's centred Gram matrix is computed once; every comparison is
-    then one inner product. Linear CKA rather than SVCCA here: SVCCA is invariant to
+    The first run's panes come from :func:`cka_with_final`, the other runs' similarity
+    to their final selves from :func:`cka_with_final_self`. Linear CKA rather than SVCCA here: SVCCA is invariant to
     invertible linear maps, so on these small networks every layer is already SVCCA
     > 0.9 similar to its final self at initialisation and the ordering drowns in noise.
     """
     layers = tuple(LAYERS[runs[0].arch])
     T = len(runs[0].checkpoints)
     epochs = tuple(range(T))
-    to_final = np.zeros((len(runs), T, len(layers)))
-    panes = np.zeros((T, len(layers), len(layers)))
-    for r, run in enumerate(runs):
-        grams = [[centred_gram(a[n]) for n in layers] for a in _capture_series(run, x, epochs)]
-        final = grams[-1]
-        for t in range(T):
-            for i in range(len(layers)):
-                js = range(len(layers)) if r == 0 else [i]
-                for j in js:
-                    v = gram_cka(grams[t][i], final[j])
-                    if r == 0:
-                        panes[t, i, j] = v
-                    if i == j:
-                        to_final[r, t, i] = v
+    panes = cka_with_final(_capture_series(runs[0], x, epochs), layers)
+    to_final = np.stack(  # (runs, T, L)
+        [np.diagonal(panes, axis1=1, axis2=2)]
+        + [cka_with_final_self(_capture_series(run, x, epochs), layers) for run in runs[1:]]
+    )
     above = to_final >= threshold
     crossing = np.where(above.any(axis=1), above.argmax(axis=1), T - 1).astype(float)
     mean_cross = crossing.mean(axis=0)
@@ -199,18 +165,18 @@ def _spread(T: int, m: int) -> list[int]:
 # ---------------------------------------------------------------------------- 2. classes
 
 
-def multiple_correlation(red: Reduced, z: np.ndarray) -> float:
-    """The canonical correlation between a representation and one variable ``z`` (n,).
+def logit_correlation(A: np.ndarray, z: np.ndarray) -> float:
+    """The canonical correlation between a layer ``A`` and one logit ``z`` (n,).
 
-    With one variable on one side CCA has a single correlation: the multiple
-    correlation ``R``, the correlation of ``z`` with its least-squares fit from the
-    representation (``red = reduce(A, keep=1.0)``: all of its directions).
+    A conv map ``(n, c, h, w)`` goes through DFT-CCA (:func:`svcca.conv.fourier_cca`).
+    Otherwise CCA with one variable on one side has a single correlation, the multiple
+    correlation ``R`` of ``z`` with its least-squares fit from the layer.
     """
-    zc = np.asarray(z, dtype=np.float64) - np.mean(z)
-    nz = np.linalg.norm(zc)
-    if nz == 0 or red.k == 0:
-        return 0.0
-    return min(float(np.linalg.norm(red.q.T @ (zc / nz))), 1.0)
+    if A.ndim == 2:
+        return svcca.cca(A, z[:, None]).score
+    from svcca.conv import fourier_cca
+
+    return fourier_cca(A, z[:, None], layout="nchw").score
 
 
 @dataclass(frozen=True)
@@ -230,22 +196,14 @@ def class_sensitivity(runs: Sequence[Run], x: np.ndarray) -> ClassSensitivity:
     README does it); against a single logit only the zero-frequency block can
     correlate, so this is the CCA of the layer's spatial mean with the logit.
     """
-    from svcca.conv import fourier_cca
-
     layers = tuple(LAYERS[runs[0].arch][:-1])
     per_run = np.zeros((len(runs), len(layers), 10))
     for r, run in enumerate(runs):
         acts = final_activations(run, x, conv="keep", dtype=np.float64)
         logits = acts[LAYERS[run.arch][-1]]
         for i, name in enumerate(layers):
-            A = acts[name]
-            red = reduce(A, keep=1.0) if A.ndim == 2 else None
             for c in range(10):
-                if red is None:
-                    z = logits[:, [c]]
-                    per_run[r, i, c] = fourier_cca(A, z, layout="nchw").score
-                else:
-                    per_run[r, i, c] = multiple_correlation(red, logits[:, c])
+                per_run[r, i, c] = logit_correlation(acts[name], logits[:, c])
     M = per_run.mean(axis=0)
     # Which two classes have the most alike profile over layers (and over runs)?
     prof = per_run.transpose(2, 0, 1).reshape(10, -1)
@@ -445,11 +403,11 @@ def coefficients(runs: Sequence[Run], x: np.ndarray, *, seed: int = 0) -> Coeffi
     rng = np.random.default_rng(seed)
     curves, baselines, parts = {}, {}, []
     for name in LAYERS[runs[0].arch][1:3]:
-        ra, rb = reduce(a[name]), reduce(b[name])
-        rho = correlations(ra, rb)
-        n = ra.q.shape[0]
-        base = svcca.cca(rng.standard_normal((n, ra.k)), rng.standard_normal((n, rb.k)))
-        key = f"{name} ({ra.k} vs {rb.k} dirs)"
+        res = svcca.svcca(a[name], b[name], keep=KEEP)
+        rho, ka, kb = res.correlations, res.kept_x, res.kept_y
+        n = a[name].shape[0]
+        base = svcca.cca(rng.standard_normal((n, ka)), rng.standard_normal((n, kb)))
+        key = f"{name} ({ka} vs {kb} dirs)"
         curves[key], baselines[key] = rho, base.correlations
         above = int(np.sum(rho > base.correlations.max()))
         parts.append(

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_fraction_or_count, check_nonnegative
+from svcca._validation import check_chunk_size, check_epsilon, check_int, check_keep, check_option
 from svcca.measures._linalg import NUMERICAL_RTOL, Whitener, flip_signs, prune, sym_eig_desc
+from svcca.measures._svcca import Variance
 from svcca.sources._sources import (
     Source,
     _chunk_stats,
@@ -181,12 +182,9 @@ def _named(reps: Any, what: str) -> list[tuple[str, Any]]:
 
 
 def _pass_rows(width: int, n: int, chunk_size: int | None) -> int:
+    chunk_size = check_chunk_size(chunk_size)
     if chunk_size is not None:
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
-            raise TypeError(f"chunk_size must be a positive int; got {chunk_size!r}.")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive int; got {chunk_size}.")
-        return int(chunk_size)
+        return chunk_size
     return max(1, min(n, max(1024, _PASS_BYTES // (8 * max(width, 1)))))
 
 
@@ -538,20 +536,17 @@ def pairwise(
     >>> r.shape, round(r["layer0", "layer0"], 6)
     ((3, 3), 1.0)
     """
-    if measure not in MEASURES:
-        raise ValueError(
-            f"measure must be one of {list(MEASURES)}; got {measure!r}. For RBF CKA or "
-            "other sample-based measures, loop over pairs with that function."
-        )
-    keep = check_fraction_or_count(keep, "keep")
-    if variance not in ("explained", "singular_values"):
-        raise ValueError(f"variance must be 'explained' or 'singular_values'; got {variance!r}.")
-    epsilon = check_nonnegative(epsilon, "epsilon")
+    measure = check_option(
+        measure,
+        "measure",
+        MEASURES,
+        fix="For RBF CKA or other sample-based measures, loop over pairs with that function.",
+    )  # type: ignore[assignment]
+    keep = check_keep(keep)
+    variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
+    epsilon = check_epsilon(epsilon)
     if sketch_size is not None:
-        if isinstance(sketch_size, bool) or not isinstance(sketch_size, (int, np.integer)):
-            raise TypeError(f"sketch_size must be a positive int; got {sketch_size!r}.")
-        if sketch_size < 1:
-            raise ValueError(f"sketch_size must be a positive int; got {sketch_size}.")
+        sketch_size = check_int(sketch_size, "sketch_size")
         if measure != "svcca":
             raise ValueError(
                 f"sketch_size applies to measure='svcca' only (got measure={measure!r}); "

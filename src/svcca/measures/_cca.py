@@ -10,7 +10,7 @@ import numpy as np
 
 from svcca._validation import (
     as_representation,
-    check_nonnegative,
+    check_epsilon,
     check_probability,
     warn_few_samples,
 )
@@ -279,7 +279,7 @@ def cca(
     >>> round(svcca.cca(X, Y).score, 6)
     1.0
     """
-    epsilon = check_nonnegative(epsilon, "epsilon")
+    epsilon = check_epsilon(epsilon)
     threshold = check_probability(threshold, "threshold")
     m = to_moments(X, Y)
     warn_few_samples(m.n, m.p, m.q)

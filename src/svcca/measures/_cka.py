@@ -7,14 +7,13 @@ computed in feature space when that is cheaper; RBF and debiased CKA need the sa
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_nonnegative, check_pair, raise_nonfinite
+from svcca._validation import check_bool, check_option, check_pair, check_real, raise_nonfinite
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
 
@@ -229,24 +228,14 @@ def feature_space_is_cheaper(n: int, p: int, q: int) -> bool:
 
 # ---------------------------------------------------------------------- validation
 def check_bandwidth(bandwidth: Any) -> float:
-    if isinstance(bandwidth, (bool, np.bool_)) or not isinstance(bandwidth, numbers.Real):
-        raise TypeError(
-            f"bandwidth must be a positive number (a fraction of the median pairwise "
-            f"distance); got {bandwidth!r}."
-        )
-    bw = check_nonnegative(bandwidth, "bandwidth")
-    if bw == 0.0:
-        raise ValueError(
-            "bandwidth must be > 0: it is the RBF width as a fraction of the median pairwise "
-            "distance (Kornblith et al. use 0.2 to 2; 1.0 is the default)."
-        )
-    return bw
-
-
-def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")
-    return value
+    return check_real(
+        bandwidth,
+        "bandwidth",
+        low=0.0,
+        low_open=True,
+        fix="It is the RBF width as a fraction of the median pairwise distance (Kornblith "
+        "et al. use 0.2 to 2; 1.0 is the default).",
+    )
 
 
 def check_debiased_n(n: int) -> None:
@@ -346,11 +335,9 @@ def cka(
     >>> round(svcca.cka(X, 3.0 * X @ Q).score, 6)     # rotation and scaling
     1.0
     """
-    kernel = check_choice(kernel, "kernel", ("linear", "rbf"))  # type: ignore[assignment]
-    method = check_choice(method, "method", ("auto", "feature", "sample"))  # type: ignore[assignment]
-    if not isinstance(debiased, (bool, np.bool_)):
-        raise TypeError(f"debiased must be True or False; got {debiased!r}.")
-    debiased = bool(debiased)
+    kernel = check_option(kernel, "kernel", ("linear", "rbf"))  # type: ignore[assignment]
+    method = check_option(method, "method", ("auto", "feature", "sample"))  # type: ignore[assignment]
+    debiased = check_bool(debiased, "debiased")
     bw = check_bandwidth(bandwidth) if kernel == "rbf" else None
 
     if isinstance(X, Moments):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import check_nonnegative
+from svcca._validation import check_epsilon
 from svcca.measures._cca import CCAResult, cca_from_moments
 from svcca.sources._to_moments import to_moments
 
@@ -91,7 +91,7 @@ def pwcca(X: Any, Y: Any = None, *, epsilon: float = 0.0) -> PWCCAResult:
     >>> round(svcca.pwcca(X, X @ rng.standard_normal((8, 8))).score, 6)
     1.0
     """
-    epsilon = check_nonnegative(epsilon, "epsilon")
+    epsilon = check_epsilon(epsilon)
     m = to_moments(X, Y)
     res = cca_from_moments(m, epsilon=epsilon, threshold=0.98)
     solver = res._solver

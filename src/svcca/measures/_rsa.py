@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import as_representation, check_pair
-from svcca.measures._cka import check_choice, check_finite
+from svcca._validation import as_representation, check_option, check_pair
+from svcca.measures._cka import check_finite
 
 __all__ = ["RSAResult", "rdm", "rsa", "compare_rdms"]
 
@@ -93,7 +93,7 @@ def rdm(X: Any, *, metric: Metric = "euclidean") -> np.ndarray:
     array([[0., 5.],
            [5., 0.]])
     """
-    metric = check_choice(metric, "metric", ("euclidean", "correlation"))  # type: ignore[assignment]
+    metric = check_option(metric, "metric", ("euclidean", "correlation"))  # type: ignore[assignment]
     return _rdm_checked(as_representation(X, "X"), metric, "X")
 
 
@@ -124,7 +124,7 @@ def compare_rdms(Dx: np.ndarray, Dy: np.ndarray, *, compare: Compare = "spearman
 
     Returns 0 when either RDM is constant (no ranking to compare).
     """
-    compare = check_choice(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
+    compare = check_option(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
     Dx, Dy = np.asarray(Dx, dtype=np.float64), np.asarray(Dy, dtype=np.float64)
     if Dx.ndim != 2 or Dx.shape[0] != Dx.shape[1] or Dx.shape != Dy.shape:
         raise ValueError(
@@ -189,8 +189,8 @@ def rsa(
     >>> round(svcca.rsa(X, 2 * X + 1).score, 6)
     1.0
     """
-    metric = check_choice(metric, "metric", ("euclidean", "correlation"))  # type: ignore[assignment]
-    compare = check_choice(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
+    metric = check_option(metric, "metric", ("euclidean", "correlation"))  # type: ignore[assignment]
+    compare = check_option(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
     A, B = check_pair(X, Y)
     if A.shape[0] < 3:
         raise ValueError(f"RSA needs at least 3 datapoints (2 distinct pairs); got {A.shape[0]}.")

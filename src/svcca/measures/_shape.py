@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from svcca._validation import check_option, check_real
 from svcca.measures._cca import cca_from_moments
-from svcca.measures._cka import check_choice
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
 
@@ -78,14 +77,9 @@ class ShapeResult:
 
 
 def check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"alpha must be a number in [0, 1]; got {alpha!r}.")
-    a = float(alpha)
-    if not 0.0 <= a <= 1.0:
-        raise ValueError(
-            f"alpha must lie in [0, 1] (0: CCA / full whitening, 1: Procrustes / none); got {a}."
-        )
-    return a
+    return check_real(
+        alpha, "alpha", low=0.0, high=1.0, fix="0 is CCA (full whitening), 1 Procrustes (none)."
+    )
 
 
 def partial_whitening(S: np.ndarray, alpha: float, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -247,7 +241,7 @@ def shape_distance(
     0.0
     """
     a = check_alpha(alpha)
-    kind = check_choice(kind, "kind", ("angular", "euclidean"))  # type: ignore[assignment]
+    kind = check_option(kind, "kind", ("angular", "euclidean"))  # type: ignore[assignment]
     m = to_moments(X, Y)
     s = shape_score(m, a)
     angle = float(np.arccos(s))

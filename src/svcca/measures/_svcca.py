@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_fraction_or_count, check_probability
+from svcca._validation import check_keep, check_option, check_probability
 from svcca.measures._cca import CCAResult, cca_from_moments, project
 from svcca.measures._linalg import NUMERICAL_RTOL, sym_eig_desc
 from svcca.sources._to_moments import to_moments
@@ -175,9 +175,8 @@ def svcca(
     >>> r.kept_x, r.kept_y, round(r.score, 2)
     (5, 5, 1.0)
     """
-    keep = check_fraction_or_count(keep, "keep")
-    if variance not in ("explained", "singular_values"):
-        raise ValueError(f"variance must be 'explained' or 'singular_values'; got {variance!r}.")
+    keep = check_keep(keep)
+    variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
     threshold = check_probability(threshold, "threshold")
     m = to_moments(X, Y)
     wx, Vx, fx = _reduce(m.sxx, keep, variance)

@@ -11,11 +11,13 @@ import numpy as np
 from svcca._validation import (
     SVCCAWarning,
     as_representation,
-    check_fraction_or_count,
+    check_int,
+    check_keep,
+    check_option,
     check_probability,
 )
 from svcca.measures._linalg import flip_signs, sym_eig_desc
-from svcca.measures._svcca import svcca_from_reduced
+from svcca.measures._svcca import Variance, svcca_from_reduced
 from svcca.sources._sources import as_source, check_same_n
 from svcca.statistic._moments import Moments, _chunk_rows
 
@@ -219,20 +221,19 @@ def svcca_two_pass(
     >>> r.kept_x, round(r.score, 3)
     (5, 1.0)
     """
-    keep = check_fraction_or_count(keep, "keep")
-    if variance not in ("explained", "singular_values"):
-        raise ValueError(f"variance must be 'explained' or 'singular_values'; got {variance!r}.")
+    keep = check_keep(keep)
+    variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
     threshold = check_probability(threshold, "threshold")
     gen, p, q = _batches_of(X, Y, chunk_size)
     if sketch_size is None:
         ell = max(2 * keep, keep + 32) if isinstance(keep, int) else 512
     else:
-        if isinstance(sketch_size, bool) or not isinstance(sketch_size, (int, np.integer)):
-            raise TypeError(f"sketch_size must be a positive int; got {sketch_size!r}.")
-        if sketch_size < 1 or (isinstance(keep, int) and sketch_size < keep):
-            raise ValueError(
-                f"sketch_size must be at least 1 and at least keep={keep}; got {sketch_size}."
-            )
+        sketch_size = check_int(
+            sketch_size,
+            "sketch_size",
+            minimum=keep if isinstance(keep, int) else 1,
+            fix="The sketch must hold at least the kept directions.",
+        )
         ell = int(sketch_size)
     fx, fy = _FrequentDirections(p, min(ell, p)), _FrequentDirections(q, min(ell, q))
     for xb, yb in gen():  # pass one: sketches, means, total variances

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
-from svcca._validation import as_representation, raise_nonfinite
+from svcca._validation import as_representation, check_chunk_size, raise_nonfinite
 
 __all__ = ["Moments"]
 
@@ -28,8 +28,10 @@ _CHUNK_BYTES = 32 * 2**20
 
 
 def _chunk_rows(width: int, chunk_size: int | None) -> int:
+    """Rows per chunk: ``chunk_size`` (checked: an int >= 1) or one chosen from the width."""
+    chunk_size = check_chunk_size(chunk_size)
     if chunk_size is not None:
-        return max(1, int(chunk_size))
+        return chunk_size
     return max(256, _CHUNK_BYTES // (8 * max(width, 1)))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import check_nonnegative, check_probability
+from svcca._validation import check_epsilon, check_probability
 from svcca.measures._cca import cca_from_moments
 from svcca.sources._to_moments import to_moments
 
@@ -94,7 +94,7 @@ def bartlett(X: Any, Y: Any = None, *, alpha: float = 0.05, epsilon: float = 0.0
     2
     """
     a = check_probability(alpha, "alpha")
-    eps = check_nonnegative(epsilon, "epsilon")
+    eps = check_epsilon(epsilon)
     m = to_moments(X, Y)
     res = cca_from_moments(m, epsilon=eps, threshold=0.98)
     p, q = res.rank_x, res.rank_y

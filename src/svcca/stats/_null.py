@@ -8,12 +8,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca.measures._cka import check_choice
+from svcca._validation import check_int, check_option, check_real
 from svcca.stats._progress import progress_bar
 from svcca.stats._resampling import (
     Measure,
     check_arrays,
-    check_count,
     check_measure,
     permutation_null,
     score_of,
@@ -123,8 +122,8 @@ def null_baseline(
     True
     """
     check_measure(measure)
-    kind = check_choice(kind, "kind", ("gaussian", "shuffle"))  # type: ignore[assignment]
-    R = check_count(n_repeats, "n_repeats")
+    kind = check_option(kind, "kind", ("gaussian", "shuffle"))  # type: ignore[assignment]
+    R = check_int(n_repeats, "n_repeats")
     A, B = check_arrays(X, Y)
     rng = np.random.default_rng(seed)
     n, p, q = A.shape[0], A.shape[1], B.shape[1]
@@ -195,11 +194,9 @@ def datapoints_curve(
     """
     check_measure(measure)
     for name, v in (("p", p), ("q", q)):
-        check_count(v, name)
-    R = check_count(n_repeats, "n_repeats")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.floating)):
-        raise TypeError(f"tolerance must be a number; got {tolerance!r}.")
-    tol = float(tolerance)
+        check_int(v, name)
+    R = check_int(n_repeats, "n_repeats")
+    tol = check_real(tolerance, "tolerance", low=0.0, low_open=True)
     if sizes is None:
         base = max(p, q)
         grid = np.array([base * k for k in (1, 2, 4, 8, 16, 32, 64, 128)])

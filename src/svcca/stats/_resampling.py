@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_pair, check_probability
-from svcca.measures._cka import check_choice
+from svcca._validation import check_int, check_option, check_pair, check_probability
 from svcca.statistic._moments import Moments
 from svcca.stats._kernels import fast_scorer
 from svcca.stats._progress import progress_bar
@@ -104,14 +102,6 @@ def score_of(result: Any, measure: Any) -> float:
             "it returns an object whose .score is the similarity (larger = more similar)."
         )
     return float(s)
-
-
-def check_count(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}; got {value}.")
-    return int(value)
 
 
 def check_arrays(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -237,11 +227,11 @@ def permutation_test(
     0.01
     """
     check_measure(measure)
-    B_ = check_count(n_permutations, "n_permutations")
-    alternative = check_choice(alternative, "alternative", ("greater", "less"))  # type: ignore[assignment]
+    B_ = check_int(n_permutations, "n_permutations")
+    alternative = check_option(alternative, "alternative", ("greater", "less"))  # type: ignore[assignment]
     dt = (
         np.float32
-        if check_choice(dtype, "dtype", ("float64", "float32")) == "float32"
+        if check_option(dtype, "dtype", ("float64", "float32")) == "float32"
         else np.float64
     )
     A, B = check_arrays(X, Y)
@@ -310,7 +300,7 @@ def bootstrap(
     True
     """
     check_measure(measure)
-    R = check_count(n_resamples, "n_resamples", minimum=2)
+    R = check_int(n_resamples, "n_resamples", minimum=2)
     conf = check_probability(confidence, "confidence")
     if not 0.0 < conf < 1.0:
         raise ValueError(f"confidence must lie strictly between 0 and 1; got {conf}.")
