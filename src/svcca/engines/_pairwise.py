@@ -11,13 +11,13 @@ small ``k x k`` eigenproblem.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from svcca._progress import Progress as _Progress  # the one progress contract
 from svcca._validation import check_chunk_size, check_epsilon, check_int, check_keep, check_option
 from svcca.measures._linalg import NUMERICAL_RTOL, Whitener, flip_signs, prune, sym_eig_desc
 from svcca.measures._svcca import Variance
@@ -121,47 +121,6 @@ class PairwiseResult:
             "dims_cols": list(self.dims_cols),
             "values": self.values.tolist(),
         }
-
-
-# ---------------------------------------------------------------------- progress
-class _Progress:
-    """tqdm when installed (lazily imported), else a one-line counter on stderr."""
-
-    def __init__(self, enabled: bool | None, total: int, desc: str) -> None:
-        if enabled is None:
-            enabled = sys.stderr.isatty()
-        self.enabled = bool(enabled)
-        self.bar: Any = None
-        self.done, self.total, self.desc = 0, total, desc
-        if not self.enabled:
-            return
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return
-        self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
-
-    def retotal(self, total: int) -> None:
-        self.total = total
-        if self.bar is not None:
-            self.bar.total = total
-            self.bar.refresh()
-
-    def update(self, k: int = 1) -> None:
-        if not self.enabled:
-            return
-        self.done += k
-        if self.bar is not None:
-            self.bar.update(k)
-        else:
-            sys.stderr.write(f"\r{self.desc}: {self.done}/{self.total}")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            sys.stderr.write("\n")
 
 
 # ---------------------------------------------------------------------- inputs
