@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._progress import Progress, check_progress
 from svcca._validation import check_int, check_option, check_real
-from svcca.stats._progress import progress_bar
 from svcca.stats._resampling import (
     Measure,
     check_arrays,
@@ -82,7 +82,7 @@ def null_baseline(
     kind: NullKind = "gaussian",
     n_repeats: int = 20,
     seed: int | np.random.Generator | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> NullBaseline:
     """The measure on unrelated data of the same shapes: what "no similarity" scores.
 
@@ -100,7 +100,9 @@ def null_baseline(
         library's measures).
     n_repeats : int, default 20
     seed : int, Generator or None
-    progress : bool, default False
+    progress : bool or None, default False
+        Show a progress bar on stderr (tqdm if installed, else a one-line
+        counter). None: only when stderr is a terminal.
 
     Returns
     -------
@@ -122,6 +124,7 @@ def null_baseline(
     True
     """
     check_measure(measure)
+    progress = check_progress(progress)
     kind = check_option(kind, "kind", ("gaussian", "shuffle"))  # type: ignore[assignment]
     R = check_int(n_repeats, "n_repeats")
     A, B = check_arrays(X, Y)
@@ -131,7 +134,7 @@ def null_baseline(
         scores, _ = permutation_null(measure, A, B, R, rng, progress=progress)
     else:
         scores = np.empty(R)
-        with progress_bar(progress, R, "null baseline") as bar:
+        with Progress(progress, R, "null baseline") as bar:
             for r in range(R):
                 scores[r] = score_of(
                     measure(rng.standard_normal((n, p)), rng.standard_normal((n, q))), measure
@@ -150,7 +153,7 @@ def datapoints_curve(
     n_repeats: int = 3,
     tolerance: float = 0.1,
     seed: int | np.random.Generator | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> DatapointsCurve:
     """How many datapoints do I need? The null level of a measure against ``n``.
 
@@ -172,7 +175,9 @@ def datapoints_curve(
     tolerance : float, default 0.1
         Largest acceptable score for unrelated data.
     seed : int, Generator or None
-    progress : bool, default False
+    progress : bool or None, default False
+        Show a progress bar on stderr (tqdm if installed, else a one-line
+        counter). None: only when stderr is a terminal.
 
     Returns
     -------
@@ -193,6 +198,7 @@ def datapoints_curve(
     2560
     """
     check_measure(measure)
+    progress = check_progress(progress)
     for name, v in (("p", p), ("q", q)):
         check_int(v, name)
     R = check_int(n_repeats, "n_repeats")
@@ -213,7 +219,7 @@ def datapoints_curve(
     grid = np.unique(grid.astype(np.int64))
     rng = np.random.default_rng(seed)
     scores = np.empty((grid.size, R))
-    with progress_bar(progress, grid.size * R, "datapoints curve") as bar:
+    with Progress(progress, grid.size * R, "datapoints curve") as bar:
         for i, n in enumerate(grid):
             for r in range(R):
                 A = rng.standard_normal((int(n), p))

@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._progress import Progress, check_progress
 from svcca._validation import check_int, check_option, check_pair, check_probability
 from svcca.statistic._moments import Moments
 from svcca.stats._kernels import fast_scorer
-from svcca.stats._progress import progress_bar
 
 __all__ = [
     "BootstrapResult",
@@ -141,7 +141,7 @@ def permutation_null(
     scorer = fast_scorer(measure, A, B, n_permutations, dtype) if vectorized else None
     out = np.empty(n_permutations)
     i = 0
-    with progress_bar(progress, n_permutations, "permutations") as bar:
+    with Progress(progress, n_permutations, "permutations") as bar:
         for perms in _permutations(rng, A.shape[0], n_permutations):
             for perm in perms:
                 if scorer is not None:
@@ -163,7 +163,7 @@ def permutation_test(
     alternative: Alternative = "greater",
     vectorized: bool = True,
     dtype: Precision = "float64",
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> PermutationResult:
     """Permutation test: is the measured similarity larger than chance pairing gives?
 
@@ -192,8 +192,9 @@ def permutation_test(
         values differed from float64 ones by at most 2e-10 (the null's spread was 1e-4),
         so p-values change only for a null value that close to the statistic, which is
         always computed in float64.
-    progress : bool, default False
-        Show a progress bar on stderr (tqdm, if installed).
+    progress : bool or None, default False
+        Show a progress bar on stderr (tqdm if installed, else a one-line
+        counter). None: only when stderr is a terminal.
 
     Returns
     -------
@@ -227,6 +228,7 @@ def permutation_test(
     0.01
     """
     check_measure(measure)
+    progress = check_progress(progress)
     B_ = check_int(n_permutations, "n_permutations")
     alternative = check_option(alternative, "alternative", ("greater", "less"))  # type: ignore[assignment]
     dt = (
@@ -258,7 +260,7 @@ def bootstrap(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int | np.random.Generator | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> BootstrapResult:
     """Bootstrap confidence interval of a measure over datapoints.
 
@@ -271,7 +273,9 @@ def bootstrap(
     n_resamples : int, default 1000
     confidence : float in (0, 1), default 0.95
     seed : int, Generator or None
-    progress : bool, default False
+    progress : bool or None, default False
+        Show a progress bar on stderr (tqdm if installed, else a one-line
+        counter). None: only when stderr is a terminal.
 
     Returns
     -------
@@ -300,6 +304,7 @@ def bootstrap(
     True
     """
     check_measure(measure)
+    progress = check_progress(progress)
     R = check_int(n_resamples, "n_resamples", minimum=2)
     conf = check_probability(confidence, "confidence")
     if not 0.0 < conf < 1.0:
@@ -309,7 +314,7 @@ def bootstrap(
     stat = score_of(measure(A, B), measure)
     n = A.shape[0]
     dist = np.empty(R)
-    with progress_bar(progress, R, "bootstrap") as bar:
+    with Progress(progress, R, "bootstrap") as bar:
         for r in range(R):
             idx = rng.integers(0, n, size=n)
             dist[r] = score_of(measure(A[idx], B[idx]), measure)
