@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._progress import Progress, check_progress
+
 __all__ = [
     "CaptureError",
     "CaptureOptions",
@@ -253,17 +255,6 @@ def _batch_shape(batch: Any) -> str:
     return _describe(batch)
 
 
-def _progress_bar(total: int | None, desc: str, progress: bool | None) -> Any:
-    """A tqdm bar on stderr; ``progress=None`` shows it only on a terminal."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:
-        if progress is None:
-            return None
-        raise ImportError("progress=True needs tqdm: pip install tqdm.") from exc
-    return tqdm(total=total, desc=desc, disable=None if progress is None else False, leave=False)
-
-
 def _total(batches: Any) -> int | None:
     try:
         return len(batches)
@@ -324,6 +315,7 @@ def capture_stream(
             "batches must be an iterable of batches (a DataLoader or a list of tensors), not "
             "one tensor: wrap a single batch as [x], or split it with torch.split(x, 256)."
         )
+    show = check_progress(progress)
     modules = resolve_layers(model, opts.layers)
     run = forward if forward is not None else _default_forward
 
@@ -338,19 +330,16 @@ def capture_stream(
 
     modes = {m: m.training for m in model.modules()}
     handles = []
-    bar = None
     seen = 0
+    bar = Progress(show, _total(batches), desc)
     try:
         for name, module in modules.items():
             handles.append(module.register_forward_hook(make_hook(name)))
         model.eval()
-        if progress or progress is None:
-            bar = _progress_bar(_total(batches), desc, progress)
         with torch.no_grad():
             for i, batch in enumerate(batches):
                 seen = i + 1
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
                 if i < skip:
                     continue
                 current.clear()
@@ -382,8 +371,7 @@ def capture_stream(
             h.remove()
         for m, mode in modes.items():
             m.training = mode
-        if bar is not None:
-            bar.close()
+        bar.close()
         current.clear()
     return seen
 
@@ -453,7 +441,8 @@ def capture(
     device : torch.device or str, optional
         Move each batch there before running the model.
     progress : bool or None, default False
-        Show a tqdm progress bar on stderr (``None``: only when stderr is a terminal).
+        Show a progress bar on stderr (tqdm if installed, else a one-line counter;
+        ``None``: only when stderr is a terminal).
 
     Returns
     -------

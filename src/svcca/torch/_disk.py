@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._progress import check_progress
 from svcca.torch._capture import (
     CaptureOptions,
     Conv,
@@ -175,6 +176,7 @@ def capture_to_disk(
     opts = CaptureOptions.make(
         layers, select=select, sequence=sequence, time_axis=time_axis, conv=conv, dtype=dtype
     )
+    check_progress(progress)  # also when a finished capture is returned without a run
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
     manifest_path = os.path.join(directory, _MANIFEST)
