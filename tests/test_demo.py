@@ -1,4 +1,4 @@
-"""svcca demo: the shortcuts it takes agree with the library, and it writes every figure."""
+"""svcca demo: its numbers agree with single library calls, and it writes every figure."""
 
 from __future__ import annotations
 
@@ -27,35 +27,34 @@ def latent_pair(n=600, p=30, q=20, k=5):
     return X, Y
 
 
-def test_reduced_svcca_equals_library_svcca():
-    X, Y = latent_pair()
-    a, b = an.reduce(X), an.reduce(Y)
-    ref = svcca.svcca(X, Y, keep=an.KEEP)
-    assert (a.k, b.k) == (ref.kept_x, ref.kept_y)
-    np.testing.assert_allclose(an.correlations(a, b), ref.correlations, atol=1e-10)
-    assert an.svcca_score(a, b) == pytest.approx(ref.score, abs=1e-10)
-    np.testing.assert_allclose(a.q.T @ a.q, np.eye(a.k), atol=1e-10)
+def multiple_correlation(X, z):
+    """Independent reference: the correlation of ``z`` with its least-squares fit from X."""
+    Xc, zc = X - X.mean(0), z - z.mean()
+    fit = Xc @ np.linalg.lstsq(Xc, zc, rcond=None)[0]
+    return float(fit @ zc / (np.linalg.norm(fit) * np.linalg.norm(zc)))
 
 
-def test_gram_cka_equals_library_linear_cka():
-    X, Y = latent_pair()
-    got = an.gram_cka(an.centred_gram(X), an.centred_gram(Y))
-    try:
-        from svcca.measures._cka import cka
-    except ImportError:  # pragma: no cover - CKA lives in another module
-        ref = svcca.pls(X, Y).score  # PLS score is linear CKA
-    else:
-        ref = cka(X, Y).score
-    assert got == pytest.approx(ref, abs=1e-10)
-    assert an.gram_cka(an.centred_gram(X), an.centred_gram(X)) == pytest.approx(1.0)
+def test_cka_with_final_matches_single_calls():
+    X, Y = latent_pair(n=200)
+    series = [
+        {"a": X + s * rng.standard_normal(X.shape), "b": Y + s * rng.standard_normal(Y.shape)}
+        for s in (2.0, 1.0, 0.0)
+    ]
+    got = an.cka_with_final(series, ["a", "b"])
+    ref = np.array(
+        [[[svcca.cka(acts[i], series[-1][j]).score for j in "ab"] for i in "ab"] for acts in series]
+    )
+    np.testing.assert_allclose(got, ref, atol=1e-12)
+    np.testing.assert_allclose(got[-1].diagonal(), 1.0, atol=1e-12)
+    diag = an.cka_with_final_self(series, ["a", "b"])
+    np.testing.assert_allclose(diag, np.diagonal(ref, axis1=1, axis2=2), atol=1e-12)
 
 
-def test_multiple_correlation_equals_cca_with_one_variable():
+def test_logit_correlation_is_the_multiple_correlation():
     X, _ = latent_pair()
+    X[:, 4] = 0.0  # a dead neuron
     z = X[:, :3] @ [1.0, -2.0, 0.5] + rng.standard_normal(len(X))
-    got = an.multiple_correlation(an.reduce(X, keep=1.0), z)
-    assert got == pytest.approx(svcca.cca(X, z[:, None]).score, abs=1e-10)
-    assert an.multiple_correlation(an.reduce(X, keep=1.0), np.ones(len(X))) == 0.0
+    assert an.logit_correlation(X, z) == pytest.approx(multiple_correlation(X, z), abs=1e-10)
 
 
 def test_spread_keeps_first_and_last():
@@ -132,8 +131,9 @@ def test_class_sensitivity_dft_cca_is_cca_of_the_spatial_mean():
     A = rng.standard_normal((400, 4, 6, 6))  # (n, c, h, w)
     z = A[:, 1].mean(axis=(1, 2)) + 0.2 * rng.standard_normal(400)
     dft = fourier_cca(A, z[:, None], layout="nchw").score
-    ref = an.multiple_correlation(an.reduce(A.mean(axis=(2, 3)), keep=1.0), z)
+    ref = multiple_correlation(A.mean(axis=(2, 3)), z)
     assert dft == pytest.approx(ref, abs=1e-9)
+    assert an.logit_correlation(A, z) == pytest.approx(ref, abs=1e-9)
 
 
 def test_identification_accuracy_counts_argmax_hits():

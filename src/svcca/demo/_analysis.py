@@ -55,9 +55,7 @@ def final_activations(run: Run, x: np.ndarray, **kw: Any) -> dict[str, np.ndarra
 # ---------------------------------------------------------------------------- 1. dynamics
 
 
-def cka_with_final(
-    series: Sequence[Mapping[str, np.ndarray]], layers: Sequence[str]
-) -> np.ndarray:
+def cka_with_final(series: Sequence[Mapping[str, np.ndarray]], layers: Sequence[str]) -> np.ndarray:
     """Linear CKA of every layer at every step with every layer at the last step.
 
     ``out[t, i, j]`` compares ``layers[i]`` at step ``t`` with ``layers[j]`` in
@@ -103,9 +101,10 @@ def learning_dynamics(
     """Linear CKA of every layer at every epoch with every layer of the final network.
 
     The first run's panes come from :func:`cka_with_final`, the other runs' similarity
-    to their final selves from :func:`cka_with_final_self`. Linear CKA rather than SVCCA here: SVCCA is invariant to
-    invertible linear maps, so on these small networks every layer is already SVCCA
-    > 0.9 similar to its final self at initialisation and the ordering drowns in noise.
+    to their final selves from :func:`cka_with_final_self`. Linear CKA rather than SVCCA
+    here: SVCCA is invariant to invertible linear maps, so on these small networks every
+    layer is already SVCCA > 0.9 similar to its final self at initialisation and the
+    ordering drowns in noise.
     """
     layers = tuple(LAYERS[runs[0].arch])
     T = len(runs[0].checkpoints)
