@@ -48,8 +48,8 @@ def check_progress(value: Any, name: str = "progress") -> bool:
         return _is_terminal(sys.stderr)
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(
-            f"{name} must be True, False or None; got {value!r}. None shows a progress bar "
-            "only when stderr is a terminal."
+            f"{name} must be True or False, or None (a bar only when stderr is a "
+            f"terminal); got {value!r}. Pass progress=True to show a bar on stderr."
         )
     return bool(value)
 
