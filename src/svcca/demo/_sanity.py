@@ -45,13 +45,9 @@ def similarity_matrices(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, n
 
     CCA, SVCCA, PWCCA and linear CKA go through :func:`svcca.pairwise` (each layer's
     transform computed once); Procrustes and linear regression through
-    :class:`svcca.Moments` blocks of one joint cross-product; RBF CKA through each
-    layer's centred RBF Gram matrix, computed once.
+    :class:`svcca.Moments` blocks of one joint cross-product; RBF CKA through
+    :func:`svcca.cka` pair by pair (``svcca.pairwise`` has no RBF kernel).
     """
-    from svcca.measures._cka import center_gram, gram_rbf
-    from svcca.measures._regression import regression_fit
-    from svcca.measures._shape import procrustes
-
     rows = {f"a{i}": X for i, X in enumerate(a)}
     cols = {f"b{j}": Y for j, Y in enumerate(b)}
     out = {}
@@ -78,19 +74,14 @@ def similarity_matrices(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, n
         for j in range(L):
             sj = slice(eb[j], eb[j + 1])
             m = svcca.Moments(n, ma[si], mb[sj], saa[si, si], sbb[sj, sj], sab[si, sj])
-            proc[i, j] = procrustes(m).score
+            proc[i, j] = svcca.procrustes(m).score
             # Kornblith's R^2_LR: the share of the query's variance the candidate explains.
-            reg[i, j] = regression_fit(m).r2_x_given_y
+            reg[i, j] = svcca.regression_fit(m).r2_x_given_y
     out["Linear regression"] = reg
     out["Procrustes"] = proc
-
-    def unit(K: np.ndarray) -> np.ndarray:
-        Kc = center_gram(K)
-        return Kc / np.linalg.norm(Kc)
-
-    ka = [unit(gram_rbf(X, 0.4)[0]) for X in a]
-    kb = [unit(gram_rbf(Y, 0.4)[0]) for Y in b]
-    out["CKA (RBF 0.4)"] = np.array([[float(np.vdot(K, M)) for M in kb] for K in ka])
+    out["CKA (RBF 0.4)"] = np.array(
+        [[svcca.cka(X, Y, kernel="rbf", bandwidth=0.4).score for Y in b] for X in a]
+    )
     return {k: out[k] for k in PAPER_CIFAR10}
 
 
