@@ -8,6 +8,7 @@ how to fix it.
 from __future__ import annotations
 
 import numbers
+import sys
 import warnings
 from typing import Any, NoReturn, get_args
 
@@ -28,8 +29,10 @@ __all__ = [
     "check_probability",
     "check_real",
     "few_samples_message",
+    "is_torch_tensor",
     "raise_degenerate",
     "raise_nonfinite",
+    "tensor_to_numpy",
     "warn_few_samples",
 ]
 
@@ -46,20 +49,45 @@ def _describe(x: Any) -> str:
     return type(x).__name__
 
 
+def is_torch_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor, without importing torch (``sys.modules`` only)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def tensor_to_numpy(x: Any) -> Any:
+    """A torch tensor as a host NumPy array; anything else is returned unchanged.
+
+    The one place a tensor becomes NumPy: it is detached (``requires_grad`` tensors are
+    read, never differentiated through), conjugate/negative views are resolved, and it
+    is copied to the host. ``bfloat16`` has no NumPy dtype, so it is upcast to float32
+    on the tensor's side first; that is exact (a bfloat16 is a float32 with a shorter
+    significand). float16 keeps NumPy's float16. The measures accumulate in float64.
+    """
+    if not is_torch_tensor(x):
+        return x
+    torch = sys.modules["torch"]
+    t = x.detach()
+    if t.dtype == torch.bfloat16:
+        t = t.to(torch.float32)
+    return t.resolve_conj().resolve_neg().cpu().numpy()
+
+
 def as_representation(x: Any, name: str) -> np.ndarray:
     """Return ``x`` as a 2-D numeric NumPy array ``(n_samples, n_features)`` without copying.
 
     Accepts anything ``np.asarray`` turns into a real numeric array (lists, NumPy arrays,
-    ``np.memmap``). Integer, boolean, float16 and float32 data are accepted; the
-    computations accumulate in float64 chunk by chunk, so no float64 copy of the whole
-    array is made here.
+    ``np.memmap``) and torch tensors (through :func:`tensor_to_numpy`: detached, on the
+    host, bfloat16 as float32). Integer, boolean, float16 and float32 data are accepted;
+    the computations accumulate in float64 chunk by chunk, so no float64 copy of the
+    whole array is made here.
     """
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(
             f"{name} must be an array of shape (n_samples, n_features); got {_describe(x)}."
         )
     try:
-        arr = np.asarray(x)
+        arr = np.asarray(tensor_to_numpy(x))
     except Exception as exc:  # ragged lists and the like
         raise TypeError(
             f"{name} could not be converted to a numeric array ({exc}). Pass a rectangular "

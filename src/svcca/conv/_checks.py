@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._validation import tensor_to_numpy
+
 __all__ = ["Layout", "as_conv", "check_layout", "check_same_n"]
 
 Layout = Literal["nhwc", "nchw"]
@@ -44,12 +46,13 @@ def as_conv(x: Any, name: str, layout: Layout, *, allow_dense: bool) -> np.ndarr
             f"got {type(x).__name__}."
         )
     try:
-        arr = np.asarray(x)
+        arr = np.asarray(tensor_to_numpy(x))  # tensors: detached, host, bf16 -> f32
     except Exception as exc:  # ragged nested lists and the like
         raise TypeError(
             f"{name} could not be converted to a numeric array ({exc}). Pass a rectangular "
             f"array of shape {_describe_shape(layout)}."
         ) from exc
+    given = arr.shape
     if arr.dtype.kind not in "biuf":
         hint = (
             " Pass the real activations; the Fourier transform is taken internally."
@@ -81,7 +84,7 @@ def as_conv(x: Any, name: str, layout: Layout, *, allow_dense: bool) -> np.ndarr
         arr = arr.transpose(0, 2, 3, 1)
     if 0 in arr.shape:
         raise ValueError(
-            f"{name} is empty (shape {np.asarray(x).shape}); it needs at least one sample, "
+            f"{name} is empty (shape {given}); it needs at least one sample, "
             "one spatial position and one channel."
         )
     return arr

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import as_representation
+from svcca._validation import as_representation, is_torch_tensor, tensor_to_numpy
 from svcca.statistic._moments import Accumulator, Moments, _chunk_rows, release_rows
 
 __all__ = [
@@ -31,10 +31,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- detection
-def is_torch_tensor(x: Any) -> bool:
-    """Whether ``x`` is a torch tensor, without importing torch."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
+# is_torch_tensor lives with the one tensor -> NumPy conversion in svcca._validation.
 
 
 def is_dask_array(x: Any) -> bool:
@@ -83,18 +80,18 @@ class Source:
         kinds return a fresh array.
         """
         obj = self.obj
-        if self.kind == "numpy":
+        if self.kind in ("numpy", "torch"):
+            # A tensor chunk goes through the one conversion (detached, to the host, in
+            # its own dtype, bfloat16 as float32) and is widened to float64 here.
+            rows = obj[start:stop] if self.kind == "numpy" else tensor_to_numpy(obj[start:stop])
             if buffer is None:
-                out = np.array(obj[start:stop], dtype=np.float64, copy=True)
+                out = np.array(rows, dtype=np.float64, copy=True)
             else:
                 out = buffer[: stop - start]
-                np.copyto(out, obj[start:stop], casting="unsafe")
-            release_rows(obj, start, stop)
+                np.copyto(out, rows, casting="unsafe")
+            if self.kind == "numpy":
+                release_rows(obj, start, stop)
             return out
-        if self.kind == "torch":
-            torch = sys.modules["torch"]
-            t = obj[start:stop].detach().to(dtype=torch.float64, device="cpu")
-            return np.array(t.numpy(), copy=True)
         if self.kind == "dask":
             return np.asarray(obj[start:stop].compute(), dtype=np.float64)
         try:
@@ -271,6 +268,10 @@ def moments_array_api(X: Any, Y: Any = None, *, chunk_size: int | None = None) -
         ) from exc
     sx = as_source(X, "X")
     sy = None if Y is None else as_source(Y, "Y")
+    # Read, never differentiated through (as tensor_to_numpy does on the host path); any
+    # dtype, bfloat16 included, is cast to float64 chunk by chunk on the device below.
+    X = X.detach() if is_torch_tensor(X) else X
+    Y = Y.detach() if is_torch_tensor(Y) else Y
     if sy is not None:
         check_same_n([sx, sy])
         try:
