@@ -7,11 +7,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+
+from svcca.demo import _analysis as an
+from svcca.demo._train import Digits, Run
 
 __all__ = ["DemoConfig", "DemoReport", "Figure", "run_demo"]
 
@@ -96,185 +100,282 @@ def run_demo(
     DemoReport
         Figures with their findings, and the paths of ``index.html`` and ``README.md``.
     """
+    _check_extras()
+    from svcca.demo._train import load_digits_split
+
+    cfg = config or DemoConfig.make(quick)
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    figures = _Figures(out, cfg.formats, progress, time.perf_counter())
+    with _pinned_threads(cfg.threads):
+        data = load_digits_split()
+        nets = _train_all(data, os.path.join(out, "checkpoints"), cfg, figures.log)
+        _draw_all(nets, data, cfg, figures)
+    seconds = time.perf_counter() - figures.t0
+    accuracies = {r.name: r.test_accuracy[-1] for r in nets.cnn + nets.mlp}
+    report = DemoReport(out, tuple(figures.done), "", "", seconds, accuracies)
+    index, readme = _write_index(report, cfg, quick)
+    report = replace(report, index=index, readme=readme)
+    _write_findings(report, cfg, quick)
+    figures.log(f"wrote {index}")
+    return report
+
+
+def _check_extras() -> None:
     try:
         import matplotlib  # noqa: F401
         import sklearn  # noqa: F401
-        import torch
+        import torch  # noqa: F401
     except ImportError as exc:
         raise ImportError(
             f"svcca demo needs torch, matplotlib and scikit-learn ({exc}); install them with "
             "pip install 'svcca[torch,plot,sklearn]'."
         ) from exc
-    import svcca.plot as sp
-    from svcca.demo import _analysis as an
-    from svcca.demo._train import Run, load_digits_split, train
 
-    cfg = config or DemoConfig.make(quick)
-    out = os.fspath(out)
-    os.makedirs(out, exist_ok=True)
-    ckdir = os.path.join(out, "checkpoints")
+
+@contextmanager
+def _pinned_threads(n: int) -> Iterator[None]:
+    """Torch and BLAS on ``n`` threads for the duration, restored afterwards.
+
+    BLAS threads spinning on a small shared machine cost far more than they give here
+    (measured 40x slower on 2 busy cores): the demo's matrices are small.
+    """
+    import torch
+
     threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    # BLAS threads spinning on a small shared machine cost far more than they give here
-    # (measured 40x slower on 2 busy cores): the demo's matrices are small.
-    limits = limit_blas_threads(cfg.threads)
-    t0 = time.perf_counter()
-    figures: list[Figure] = []
-
-    def fig(name: str, title: str, f: Any, finding: str) -> None:
-        files = sp.save(f, os.path.join(out, name), formats=cfg.formats)
-        figures.append(Figure(name, title, tuple(os.path.basename(p) for p in files), finding))
-        _log(progress, f"figure {name}: {finding}", t0)
-
+    torch.set_num_threads(n)
+    limits = limit_blas_threads(n)
     try:
-        data = load_digits_split()
-        probe = data.x_all  # all 1797 digits: representations are compared on these
-        cnn = [train("cnn", s, data, ckdir, epochs=cfg.cnn_epochs) for s in range(cfg.seeds)]
-        _log(progress, f"trained {len(cnn)} CNNs", t0)
-        mlp = [train("mlp", s, data, ckdir, epochs=cfg.mlp_epochs) for s in range(cfg.seeds)]
-        _log(progress, f"trained {len(mlp)} MLPs", t0)
-        n_mem = cfg.memorise_n_train
-        true_runs: list[Run] = []
-        shuf_runs: list[Run] = []
-        for s in range(cfg.memorise_seeds):
-            for shuffled, bucket in ((False, true_runs), (True, shuf_runs)):
-                bucket.append(
-                    train(
-                        "mlp",
-                        100 + s,
-                        data,
-                        os.path.join(ckdir, "memorise"),
-                        epochs=cfg.memorise_epochs,
-                        shuffled=shuffled,
-                        n_train=n_mem,
-                        batch_size=n_mem,
-                        lr=1e-2,
-                        every_epoch=False,
-                    )
-                )
-        _log(progress, "trained the true-label and shuffled-label MLPs", t0)
-
-        for runs, arch in ((cnn, "CNN"), (mlp, "MLP")):
-            ld = an.learning_dynamics(
-                runs, probe[_per_class_subset(data.y_all, cfg.dynamics_per_class)]
-            )
-            fig(
-                f"learning_dynamics_{arch.lower()}",
-                f"Learning dynamics ({arch})",
-                sp.learning_dynamics(
-                    ld.panes,
-                    steps=[f"epoch {e}" for e in ld.epochs],
-                    layers=ld.layers,
-                    final_label=f"epoch {len(runs[0].checkpoints) - 1}",
-                    title=f"{arch} ({runs[0].name}): linear CKA of each layer during "
-                    "training (rows) with each layer at the end (columns)",
-                ),
-                ld.finding,
-            )
-            ep = np.arange(ld.to_final.shape[1])
-            fig(
-                f"convergence_{arch.lower()}",
-                f"Each layer's similarity to its final self ({arch})",
-                sp.convergence_curves(
-                    ep,
-                    {n: ld.to_final[:, :, i].mean(0) for i, n in enumerate(ld.layers)},
-                    spread={n: ld.to_final[:, :, i].std(0) for i, n in enumerate(ld.layers)},
-                    threshold=ld.threshold,
-                    title=f"{arch}: linear CKA with the final layer, mean ± sd over "
-                    f"{len(runs)} seeds",
-                ),
-                ld.finding,
-            )
-
-        cs = an.class_sensitivity(cnn, probe)
-        fig(
-            "class_sensitivity",
-            "Class sensitivity (CNN)",
-            sp.class_sensitivity(
-                cs.matrix,
-                layers=cs.layers,
-                classes=cs.classes,
-                title=f"CNN: (DFT-)CCA of each digit's logit with each layer "
-                f"(mean over {len(cnn)} seeds)",
-            ),
-            cs.finding,
-        )
-
-        sel = _per_class_subset(data.y_all, 40)
-        it = an.interpretability(cnn, probe[sel], data.y_all[sel])
-        fig(
-            "interpretability",
-            "Interpretability across runs (CNN, fc1)",
-            sp.interpretability(
-                {n: (it.raw[n], it.directions[n]) for n in it.raw}, it.labels, k=3, smooth=5
-            ),
-            it.finding,
-        )
-
-        co = an.compression(cnn, data)
-        fig(
-            "compression",
-            "Compression onto top-k directions (CNN, fc1)",
-            sp.compression_curves(
-                co.ks,
-                co.accuracy,
-                full=co.full,
-                chance=0.1,
-                title=f"CNN {co.layer}: project onto top-k directions, run the rest",
-            ),
-            co.finding,
-        )
-
-        unseen = np.concatenate([data.x_train[n_mem:], data.x_test])[:800]
-        gm = an.generalising_vs_memorising(
-            {"true labels": true_runs, "shuffled labels": shuf_runs}, unseen
-        )
-        fig(
-            "generalising_vs_memorising",
-            "Generalising vs memorising networks (MLP)",
-            sp.group_similarity(
-                gm.layers,
-                gm.groups,
-                title=f"MLPs on {n_mem} digits: PWCCA between pairs of seeds",
-                ylabel="PWCCA",
-            ),
-            gm.finding,
-        )
-
-        cf = an.coefficients(cnn, probe)
-        fig(
-            "coefficients",
-            "SVCCA coefficients with a random baseline (CNN)",
-            sp.coefficient_curves(
-                cf.curves,
-                baselines=cf.baselines,
-                title="CNN, two seeds: SVCCA coefficients (dashed: Gaussian data)",
-            ),
-            cf.finding,
-        )
+        yield
     finally:
         torch.set_num_threads(threads)
         limits.restore_original_limits()
 
-    seconds = time.perf_counter() - t0
-    accuracies = {r.name: r.test_accuracy[-1] for r in cnn + mlp}
-    report = DemoReport(out, tuple(figures), "", "", seconds, accuracies)
-    index, readme = _write_index(report, cfg, quick)
-    report = DemoReport(out, tuple(figures), index, readme, seconds, accuracies)
-    with open(os.path.join(out, "findings.json"), "w") as f:
+
+class _Figures:
+    """Saves each figure of the demo and keeps its :class:`Figure` record, in order."""
+
+    def __init__(self, out: str, formats: tuple[str, ...], progress: bool, t0: float) -> None:
+        self.out, self.formats, self.progress, self.t0 = out, formats, progress, t0
+        self.done: list[Figure] = []
+
+    def log(self, msg: str) -> None:
+        _log(self.progress, msg, self.t0)
+
+    def add(self, name: str, title: str, f: Any, finding: str) -> None:
+        import svcca.plot as sp
+
+        files = sp.save(f, os.path.join(self.out, name), formats=self.formats)
+        self.done.append(Figure(name, title, tuple(os.path.basename(p) for p in files), finding))
+        self.log(f"figure {name}: {finding}")
+
+
+# ---------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class _Networks:
+    cnn: list[Run]
+    mlp: list[Run]
+    true_labels: list[Run]  # small MLPs on a few true labels: they generalise
+    shuffled_labels: list[Run]  # the same on shuffled labels: they memorise
+
+
+def _train_all(data: Digits, ckdir: str, cfg: DemoConfig, log: Callable[[str], None]) -> _Networks:
+    from svcca.demo._train import train
+
+    cnn = [train("cnn", s, data, ckdir, epochs=cfg.cnn_epochs) for s in range(cfg.seeds)]
+    log(f"trained {len(cnn)} CNNs")
+    mlp = [train("mlp", s, data, ckdir, epochs=cfg.mlp_epochs) for s in range(cfg.seeds)]
+    log(f"trained {len(mlp)} MLPs")
+    true_runs, shuf_runs = _train_memorising(data, os.path.join(ckdir, "memorise"), cfg)
+    log("trained the true-label and shuffled-label MLPs")
+    return _Networks(cnn, mlp, true_runs, shuf_runs)
+
+
+def _train_memorising(data: Digits, ckdir: str, cfg: DemoConfig) -> tuple[list[Run], list[Run]]:
+    """MLPs on ``cfg.memorise_n_train`` digits, with true and with shuffled labels."""
+    from svcca.demo._train import train
+
+    n = cfg.memorise_n_train
+    true_runs: list[Run] = []
+    shuf_runs: list[Run] = []
+    for s in range(cfg.memorise_seeds):
+        for shuffled, bucket in ((False, true_runs), (True, shuf_runs)):
+            bucket.append(
+                train(
+                    "mlp",
+                    100 + s,
+                    data,
+                    ckdir,
+                    epochs=cfg.memorise_epochs,
+                    shuffled=shuffled,
+                    n_train=n,
+                    batch_size=n,
+                    lr=1e-2,
+                    every_epoch=False,
+                )
+            )
+    return true_runs, shuf_runs
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def _draw_all(nets: _Networks, data: Digits, cfg: DemoConfig, figures: _Figures) -> None:
+    """Every experiment and its figure, in the order of the index."""
+    probe = data.x_all  # all 1797 digits: representations are compared on these
+    for runs, arch in ((nets.cnn, "CNN"), (nets.mlp, "MLP")):
+        _learning_dynamics(runs, arch, data, cfg, figures)
+    _class_sensitivity(nets.cnn, probe, figures)
+    _interpretability(nets.cnn, data, figures)
+    _compression(nets.cnn, data, figures)
+    _generalising_vs_memorising(nets, data, cfg, figures)
+    _coefficients(nets.cnn, probe, figures)
+
+
+def _learning_dynamics(
+    runs: list[Run], arch: str, data: Digits, cfg: DemoConfig, figures: _Figures
+) -> None:
+    import svcca.plot as sp
+
+    ld = an.learning_dynamics(
+        runs, data.x_all[_per_class_subset(data.y_all, cfg.dynamics_per_class)]
+    )
+    figures.add(
+        f"learning_dynamics_{arch.lower()}",
+        f"Learning dynamics ({arch})",
+        sp.learning_dynamics(
+            ld.panes,
+            steps=[f"epoch {e}" for e in ld.epochs],
+            layers=ld.layers,
+            final_label=f"epoch {len(runs[0].checkpoints) - 1}",
+            title=f"{arch} ({runs[0].name}): linear CKA of each layer during "
+            "training (rows) with each layer at the end (columns)",
+        ),
+        ld.finding,
+    )
+    ep = np.arange(ld.to_final.shape[1])
+    figures.add(
+        f"convergence_{arch.lower()}",
+        f"Each layer's similarity to its final self ({arch})",
+        sp.convergence_curves(
+            ep,
+            {n: ld.to_final[:, :, i].mean(0) for i, n in enumerate(ld.layers)},
+            spread={n: ld.to_final[:, :, i].std(0) for i, n in enumerate(ld.layers)},
+            threshold=ld.threshold,
+            title=f"{arch}: linear CKA with the final layer, mean ± sd over {len(runs)} seeds",
+        ),
+        ld.finding,
+    )
+
+
+def _class_sensitivity(cnn: list[Run], probe: np.ndarray, figures: _Figures) -> None:
+    import svcca.plot as sp
+
+    cs = an.class_sensitivity(cnn, probe)
+    figures.add(
+        "class_sensitivity",
+        "Class sensitivity (CNN)",
+        sp.class_sensitivity(
+            cs.matrix,
+            layers=cs.layers,
+            classes=cs.classes,
+            title=f"CNN: (DFT-)CCA of each digit's logit with each layer "
+            f"(mean over {len(cnn)} seeds)",
+        ),
+        cs.finding,
+    )
+
+
+def _interpretability(cnn: list[Run], data: Digits, figures: _Figures) -> None:
+    import svcca.plot as sp
+
+    sel = _per_class_subset(data.y_all, 40)
+    it = an.interpretability(cnn, data.x_all[sel], data.y_all[sel])
+    figures.add(
+        "interpretability",
+        "Interpretability across runs (CNN, fc1)",
+        sp.interpretability(
+            {n: (it.raw[n], it.directions[n]) for n in it.raw}, it.labels, k=3, smooth=5
+        ),
+        it.finding,
+    )
+
+
+def _compression(cnn: list[Run], data: Digits, figures: _Figures) -> None:
+    import svcca.plot as sp
+
+    co = an.compression(cnn, data)
+    figures.add(
+        "compression",
+        "Compression onto top-k directions (CNN, fc1)",
+        sp.compression_curves(
+            co.ks,
+            co.accuracy,
+            full=co.full,
+            chance=0.1,
+            title=f"CNN {co.layer}: project onto top-k directions, run the rest",
+        ),
+        co.finding,
+    )
+
+
+def _generalising_vs_memorising(
+    nets: _Networks, data: Digits, cfg: DemoConfig, figures: _Figures
+) -> None:
+    import svcca.plot as sp
+
+    n_mem = cfg.memorise_n_train
+    unseen = np.concatenate([data.x_train[n_mem:], data.x_test])[:800]
+    gm = an.generalising_vs_memorising(
+        {"true labels": nets.true_labels, "shuffled labels": nets.shuffled_labels}, unseen
+    )
+    figures.add(
+        "generalising_vs_memorising",
+        "Generalising vs memorising networks (MLP)",
+        sp.group_similarity(
+            gm.layers,
+            gm.groups,
+            title=f"MLPs on {n_mem} digits: PWCCA between pairs of seeds",
+            ylabel="PWCCA",
+        ),
+        gm.finding,
+    )
+
+
+def _coefficients(cnn: list[Run], probe: np.ndarray, figures: _Figures) -> None:
+    import svcca.plot as sp
+
+    cf = an.coefficients(cnn, probe)
+    figures.add(
+        "coefficients",
+        "SVCCA coefficients with a random baseline (CNN)",
+        sp.coefficient_curves(
+            cf.curves,
+            baselines=cf.baselines,
+            title="CNN, two seeds: SVCCA coefficients (dashed: Gaussian data)",
+        ),
+        cf.finding,
+    )
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def _write_findings(report: DemoReport, cfg: DemoConfig, quick: bool) -> None:
+    with open(os.path.join(report.out, "findings.json"), "w") as f:
         json.dump(
             {
-                "seconds": seconds,
+                "seconds": report.seconds,
                 "quick": quick,
                 "config": asdict(cfg),
-                "test_accuracy": accuracies,
-                "figures": [asdict(fg) for fg in figures],
+                "test_accuracy": report.accuracies,
+                "figures": [asdict(fg) for fg in report.figures],
             },
             f,
             indent=1,
         )
-    _log(progress, f"wrote {index}", t0)
-    return report
 
 
 class _NoLimits:
@@ -296,9 +397,20 @@ def _per_class_subset(y: np.ndarray, per_class: int) -> np.ndarray:
 
 
 def _write_index(report: DemoReport, cfg: DemoConfig, quick: bool) -> tuple[str, str]:
-    accs = report.accuracies
-    acc_line = ", ".join(f"{k} {v:.3f}" for k, v in accs.items())
-    intro = (
+    """Write ``index.html`` and ``README.md`` (intro, then each figure and its finding)."""
+    intro = _intro(report, cfg, quick)
+    index = os.path.join(report.out, "index.html")
+    readme = os.path.join(report.out, "README.md")
+    with open(index, "w") as f:
+        f.write(_index_html(intro, report.figures) + "\n")
+    with open(readme, "w") as f:
+        f.write(_readme_md(intro, report.figures))
+    return index, readme
+
+
+def _intro(report: DemoReport, cfg: DemoConfig, quick: bool) -> str:
+    acc_line = ", ".join(f"{k} {v:.3f}" for k, v in report.accuracies.items())
+    return (
         f"Small CNN and MLP trained on scikit-learn's 8x8 digits (1797 images; 1348 train, "
         f"449 test) from {cfg.seeds} seeds each, checkpoint every epoch "
         f"({'quick run' if quick else 'full run'}, {report.seconds:.0f} s). Representations "
@@ -311,7 +423,21 @@ def _write_index(report: DemoReport, cfg: DemoConfig, quick: bool) -> tuple[str,
         f"on the training split and scores on the test split. Final test accuracy: "
         f"{acc_line}."
     )
+
+
+def _png_svg(fg: Figure) -> tuple[str, str | None]:
+    png = next(f for f in fg.files if f.endswith(".png"))
+    return png, next((f for f in fg.files if f.endswith(".svg")), None)
+
+
+def _readme_md(intro: str, figures: tuple[Figure, ...]) -> str:
     md = ["# svcca demo", "", intro, ""]
+    for fg in figures:
+        md += [f"## {fg.title}", "", f"![{fg.title}]({_png_svg(fg)[0]})", "", fg.finding, ""]
+    return "\n".join(md)
+
+
+def _index_html(intro: str, figures: tuple[Figure, ...]) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>svcca demo</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
@@ -319,10 +445,8 @@ def _write_index(report: DemoReport, cfg: DemoConfig, quick: bool) -> tuple[str,
         "</head><body><h1>svcca demo</h1>",
         f"<p>{html.escape(intro)}</p>",
     ]
-    for fg in report.figures:
-        png = next(f for f in fg.files if f.endswith(".png"))
-        svg = next((f for f in fg.files if f.endswith(".svg")), None)
-        md += [f"## {fg.title}", "", f"![{fg.title}]({png})", "", fg.finding, ""]
+    for fg in figures:
+        png, svg = _png_svg(fg)
         link = f" (<a href='{svg}'>SVG</a>)" if svg else ""
         parts += [
             f"<h2>{html.escape(fg.title)}</h2>",
@@ -330,13 +454,7 @@ def _write_index(report: DemoReport, cfg: DemoConfig, quick: bool) -> tuple[str,
             f"<p class='finding'>{html.escape(fg.finding)}{link}</p>",
         ]
     parts.append("</body></html>")
-    index = os.path.join(report.out, "index.html")
-    readme = os.path.join(report.out, "README.md")
-    with open(index, "w") as f:
-        f.write("\n".join(parts) + "\n")
-    with open(readme, "w") as f:
-        f.write("\n".join(md))
-    return index, readme
+    return "\n".join(parts)
 
 
 RunDemo = Callable[..., DemoReport]
