@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
 import pytest
 from scipy.linalg import orthogonal_procrustes
 
+from svcca._validation import DegenerateError
 from svcca.measures._cca import cca
-from svcca.measures._shape import ProcrustesResult, ShapeResult, procrustes, shape_distance
+from svcca.measures._shape import (
+    ProcrustesResult,
+    ShapeResult,
+    partial_whitening,
+    procrustes,
+    shape_distance,
+)
 from svcca.statistic._moments import Moments
 
 
@@ -79,22 +87,131 @@ def test_alpha_one_euclidean_is_procrustes():
     )
 
 
-def test_partial_whitening_matches_explicit_formula():
-    X, Y = _rep(7), _rep(8, p=4)
-    alpha = 0.4
+# ---------------------------------------------------------------------- the paper's formula
+# Written here from Williams et al. 2021 (arXiv:2110.14739), independently of the
+# library: centre, C = X^T X / n, phi(X) = X (alpha I + (1 - alpha) C^{-1/2}), then the
+# angle arccos(||phi(X)^T phi(Y)||_* / (||phi(X)||_F ||phi(Y)||_F)). ``norm=1`` is
+# netrep's convention, C = X^T X (its ``whiten``), instead of the paper's 1/n.
+def _phi(A, alpha, norm=None):
+    A = A - A.mean(axis=0)
+    C = A.T @ A / (A.shape[0] if norm is None else norm)
+    w, V = np.linalg.eigh(C)
+    inv_sqrt = V @ np.diag(w**-0.5) @ V.T
+    return A @ (alpha * np.eye(A.shape[1]) + (1 - alpha) * inv_sqrt)
 
-    def transform(A):
-        A = A - A.mean(axis=0)
-        S = A.T @ A
-        C = S * (S.shape[0] / np.trace(S))
-        w, V = np.linalg.eigh(alpha * np.eye(S.shape[0]) + (1 - alpha) * C)
-        return A @ (V @ np.diag(w**-0.5) @ V.T)
 
-    Xt, Yt = transform(X), transform(Y)
-    cos = np.linalg.svd(Xt.T @ Yt, compute_uv=False).sum() / (
-        np.linalg.norm(Xt) * np.linalg.norm(Yt)
+def _paper_angle(X, Y, alpha, norm=None):
+    A, B = _phi(X, alpha, norm), _phi(Y, alpha, norm)
+    nuc = np.linalg.svd(A.T @ B, compute_uv=False).sum()
+    return np.arccos(nuc / (np.linalg.norm(A) * np.linalg.norm(B)))
+
+
+def _unit_mean_variance(A):
+    """Centred and scaled so that C = A^T A / n has mean eigenvalue 1."""
+    A = A - A.mean(axis=0)
+    return A * np.sqrt(A.size / np.sum(A * A))
+
+
+def _related_pair():
+    X = _rep(7)
+    Y = _rep(8, p=4) + 0.5 * X[:, :4] @ np.random.default_rng(8).standard_normal((4, 4))
+    return X, Y
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.4, 0.5, 0.8, 0.95])
+def test_partial_whitening_is_the_papers_formula(alpha):
+    X, Y = _related_pair()
+    res = shape_distance(X, Y, alpha=alpha)
+    # The paper's formula on data with mean feature variance 1: the same angle.
+    ref = _paper_angle(_unit_mean_variance(X), _unit_mean_variance(Y), alpha)
+    assert res.angle == pytest.approx(ref, rel=1e-11)
+    assert res.score == pytest.approx(np.cos(ref), rel=1e-11)
+    # ... and netrep's C = X^T X on each side scaled to ||X - mean||_F^2 = p.
+    Xs = _unit_mean_variance(X) / np.sqrt(X.shape[0])
+    Ys = _unit_mean_variance(Y) / np.sqrt(Y.shape[0])
+    assert res.angle == pytest.approx(_paper_angle(Xs, Ys, alpha, norm=1), rel=1e-11)
+    # Both of theirs depend on the data's scale for 0 < alpha < 1; this one does not.
+    assert shape_distance(3.0 * X, Y / 7.0, alpha=alpha).angle == pytest.approx(
+        res.angle, rel=1e-12
     )
-    assert shape_distance(X, Y, alpha=alpha).score == pytest.approx(cos, rel=1e-10)
+    assert abs(_paper_angle(X, Y, alpha) - _paper_angle(10 * X, Y, alpha)) > 1e-3
+
+
+def test_partial_whitening_values():
+    """Pinned angles (the independent formula above, on unit-mean-variance data). On the
+    raw data the paper's 1/n convention gives 0.8936, 0.8370, 0.8166 and netrep's
+    0.8186, 0.8124, 0.8110: those depend on the scale of X and Y."""
+    X, Y = _related_pair()
+    pinned = {0.2: 0.9356118729389, 0.5: 0.8648803290104, 0.8: 0.8210367532454}
+    for alpha, angle in pinned.items():
+        assert shape_distance(X, Y, alpha=alpha).angle == pytest.approx(angle, abs=1e-11)
+
+    # The regularised whitener (alpha I + (1 - alpha) C)^{-1/2} is another measure.
+    def regularised(A):
+        A = _unit_mean_variance(A)
+        C = A.T @ A / A.shape[0]
+        w, V = np.linalg.eigh(0.5 * np.eye(C.shape[0]) + 0.5 * C)
+        return A @ V @ np.diag(w**-0.5) @ V.T
+
+    A, B = regularised(X), regularised(Y)
+    other = np.arccos(
+        np.linalg.svd(A.T @ B, compute_uv=False).sum() / np.linalg.norm(A) / np.linalg.norm(B)
+    )
+    assert abs(other - pinned[0.5]) > 1e-3
+
+
+def test_endpoints_are_continuous():
+    X, Y = _related_pair()
+    assert shape_distance(X, Y, alpha=1e-9).angle == pytest.approx(
+        shape_distance(X, Y, alpha=0.0).angle, abs=1e-8
+    )
+    assert shape_distance(X, Y, alpha=1 - 1e-9).angle == pytest.approx(
+        shape_distance(X, Y, alpha=1.0).angle, abs=1e-8
+    )
+
+
+def test_partial_whitening_factor_gives_phi_up_to_rotation():
+    """The factor the permutation scorer applies to the data: ``X V diag(d)`` has the
+    Gram matrix of the paper's phi(X) on data of mean variance 1."""
+    X = _rep(20, p=5)
+    Xc = X - X.mean(axis=0)
+    for alpha in (0.0, 0.3, 0.9):
+        V, d = partial_whitening(Xc.T @ Xc, alpha, "X")
+        T = (Xc @ V) * d
+        P = _phi(_unit_mean_variance(X), alpha)
+        scale = np.linalg.norm(P) / np.linalg.norm(T)
+        assert np.allclose(
+            scale**2 * (T @ T.T), P @ P.T, rtol=0, atol=1e-10 * np.abs(P @ P.T).max()
+        )
+
+
+def _pinv_angle(X, Y, alpha):
+    """The paper's formula with C^{-1/2} a pseudo-inverse (rank-deficient sides)."""
+
+    def phi(A):
+        A = _unit_mean_variance(A)
+        w, V = np.linalg.eigh(A.T @ A / A.shape[0])
+        keep = w > 1e-9 * w.max()
+        inv = (V[:, keep] / np.sqrt(w[keep])) @ V[:, keep].T
+        return A @ (alpha * np.eye(A.shape[1]) + (1 - alpha) * inv)
+
+    A, B = phi(X), phi(Y)
+    nuc = np.linalg.svd(A.T @ B, compute_uv=False).sum()
+    return np.arccos(min(nuc / (np.linalg.norm(A) * np.linalg.norm(B)), 1.0))
+
+
+def test_rank_deficient_side_uses_the_pseudo_inverse():
+    rng = np.random.default_rng(21)
+    base = rng.standard_normal((200, 4))
+    X = np.hstack([base, base[:, :2] @ rng.standard_normal((2, 3))])  # rank 4 of 7
+    Y = base[:, :3] + 0.7 * rng.standard_normal((200, 3))
+    for alpha in (0.0, 0.3, 0.7):
+        assert shape_distance(X, Y, alpha=alpha).angle == pytest.approx(
+            _pinv_angle(X, Y, alpha), rel=1e-9
+        )
+    # More features than samples: C has rank n - 1.
+    X, Y = rng.standard_normal((20, 40)), rng.standard_normal((20, 30))
+    assert shape_distance(X, Y, alpha=0.5).angle == pytest.approx(_pinv_angle(X, Y, 0.5), rel=1e-9)
 
 
 def test_rank_deficient_and_more_features_than_samples():
@@ -106,28 +223,55 @@ def test_rank_deficient_and_more_features_than_samples():
         assert 0.0 <= d <= np.pi / 2
 
 
-@pytest.mark.parametrize(
-    "metric",
-    [
-        lambda A, B: procrustes(A, B).distance,
-        lambda A, B: shape_distance(A, B, alpha=0.0).distance,
-        lambda A, B: shape_distance(A, B, alpha=0.5).distance,
-        lambda A, B: shape_distance(A, B, alpha=1.0, kind="euclidean").distance,
-        lambda A, B: shape_distance(A, B, alpha=0.5, kind="euclidean").distance,
-    ],
-)
-def test_metric_axioms(metric):
+def _axiom_reps():
+    """Generic representations of different widths, plus points on the path between two
+    of them (near-degenerate triangles, where the inequality is tight)."""
     rng = np.random.default_rng(10)
-    base = rng.standard_normal((80, 5))
+    base = rng.standard_normal((80, 6))
     reps = [
-        base @ rng.standard_normal((5, 5)) + s * rng.standard_normal((80, 5))
-        for s in (0.1, 0.5, 1.0, 2.0, 4.0)
+        base[:, :w] @ rng.standard_normal((w, w)) + s * rng.standard_normal((80, w))
+        for w, s in ((5, 0.1), (3, 0.5), (5, 1.0), (4, 2.0), (6, 4.0))
     ]
-    for A, B in itertools.permutations(reps, 2):
-        assert metric(A, B) == pytest.approx(metric(B, A), rel=1e-10)
-        assert metric(A, B) > 0
-    for A, B, C in itertools.permutations(reps, 3):
-        assert metric(A, C) <= metric(A, B) + metric(B, C) + 1e-12
+    A, C = reps[0], reps[2]
+    reps += [(1 - t) * A + t * C for t in (0.25, 0.5, 0.75)]
+    return reps
+
+
+METRICS = {
+    "procrustes": lambda A, B: procrustes(A, B).distance,
+    **{
+        f"{kind}-{alpha}": functools.partial(
+            lambda A, B, alpha, kind: shape_distance(A, B, alpha=alpha, kind=kind).distance,
+            alpha=alpha,
+            kind=kind,
+        )
+        for alpha in (0.0, 0.25, 0.5, 0.75, 1.0)
+        for kind in ("angular", "euclidean")
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(METRICS))
+def test_metric_axioms(name):
+    metric = METRICS[name]
+    reps = _axiom_reps()
+    k = len(reps)
+    D = np.array(
+        [[metric(reps[i], reps[j]) if i != j else 0.0 for j in range(k)] for i in range(k)]
+    )
+    # Symmetry and positivity on distinct representations.
+    off = ~np.eye(k, dtype=bool)
+    assert np.allclose(D, D.T, rtol=1e-10, atol=0)
+    assert np.all(D[off] > 1e-3)
+    # Triangle inequality on every triple (336 ordered triples of 8 representations).
+    for i, j, m in itertools.permutations(range(k), 3):
+        assert D[i, m] <= D[i, j] + D[j, m] + 1e-12, (i, j, m)
+    # Identity of indiscernibles up to the group: rotation, scale, translation.
+    rng = np.random.default_rng(11)
+    for A in reps[:3]:
+        Q, _ = np.linalg.qr(rng.standard_normal((A.shape[1], A.shape[1])))
+        assert metric(A, A @ Q) == pytest.approx(0.0, abs=1e-7)
+        assert metric(2.5 * A @ Q + 1.0, A) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_from_moments():
@@ -148,14 +292,12 @@ def test_errors():
     with pytest.raises(ValueError, match="kind must be one of"):
         shape_distance(X, Y, kind="chord")
     const = np.ones((150, 3))
-    with pytest.raises(ValueError, match="Y has no variance"):
+    with pytest.raises(DegenerateError, match=r"Representation Y \(3 features\).*no variance"):
         procrustes(X, const)
-    with pytest.raises(ValueError, match="X has no variance"):
-        shape_distance(const, Y, alpha=0.5)
+    for alpha in (0.0, 0.5, 1.0):
+        with pytest.raises(DegenerateError, match=r"Representation X .*no variance"):
+            shape_distance(const, Y, alpha=alpha)
+        with pytest.raises(DegenerateError, match=r"Representation Y .*no variance"):
+            shape_distance(X, np.full((150, 2), 2.0), alpha=alpha)
     with pytest.raises(ValueError, match="same datapoints"):
         procrustes(X, Y[:10])
-
-
-def test_constant_side_with_full_whitening_is_an_error():
-    with pytest.raises(ValueError, match="X has no variance"):
-        shape_distance(np.full((150, 3), 2.0), _rep(15), alpha=0.0)

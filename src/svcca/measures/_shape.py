@@ -7,18 +7,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_option, check_real
-from svcca.measures._cca import cca_from_moments
+from svcca._validation import check_option, check_real, raise_degenerate
+from svcca.measures._linalg import Whitener, prune
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
 
 __all__ = ["ProcrustesResult", "ShapeResult", "procrustes", "shape_distance"]
 
 Kind = Literal["angular", "euclidean"]
-
-# Directions whose partial-whitening denominator is below this fraction of the largest
-# are treated as null directions (pseudo-inverse) rather than blown up.
-_RANK_RTOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -82,61 +78,72 @@ def check_alpha(alpha: Any) -> float:
     )
 
 
-def partial_whitening(S: np.ndarray, alpha: float, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenbasis ``V`` and diagonal ``d`` with ``Z = V diag(d) V^T`` the partial whitener.
-
-    ``S`` is a centred cross-product sum, rescaled to ``C = p S / tr(S)`` (mean eigenvalue
-    1) so that ``Z = (alpha I + (1 - alpha) C)^{-1/2}`` does not depend on the data's
-    overall scale. Null directions of the denominator get ``d = 0`` (pseudo-inverse).
-    """
+def _check_variance(S: np.ndarray, name: str) -> float:
+    """``tr(S)``, or :class:`DegenerateError` when every feature of ``name`` is constant."""
     tr = float(np.trace(S))
     if not tr > 0.0:
-        raise ValueError(
-            f"{name} has no variance (every feature is constant), so its shape is undefined. "
-            "Drop constant representations before comparing."
-        )
-    lam, V = np.linalg.eigh(S * (S.shape[0] / tr))
-    np.maximum(lam, 0.0, out=lam)
-    den = alpha + (1.0 - alpha) * lam
-    keep = den > _RANK_RTOL * den.max()
-    d = np.zeros_like(lam)
-    d[keep] = 1.0 / np.sqrt(den[keep])
-    return V, d
+        raise_degenerate(name, S.shape[0], "no variance, every feature is constant")
+    return tr
+
+
+def _prepared_side(
+    S: np.ndarray, alpha: float, name: str
+) -> tuple[np.ndarray, Whitener, np.ndarray, np.ndarray]:
+    """One side of the shape metric: ``(kept, white, P, g)``.
+
+    With ``W`` the whitener of the kept features (``W^T S W = I_r``, ``U = X W``) and
+    ``B`` its inverse factor (``X = U B``, ``B^T B = S``), ``B = P diag(sigma) R`` is an
+    SVD, and then ``B C^{-1/2} = c^{1/2} P R`` (``C = S / c``, ``c = tr(S) / p``), so
+
+        phi_alpha(X) = U (alpha B + (1 - alpha) c^{1/2} P R) = U P diag(g) R,
+        g = alpha sigma + (1 - alpha) sqrt(tr(S) / p).
+
+    Computed this way the whitening is CCA's (Cholesky of the correlation matrix, or its
+    truncated eigendecomposition on a rank-deficient side) and the only spectrum needed
+    is that of ``B`` (``sigma^2`` are the eigenvalues of ``S``), which is bounded in
+    ``g``: no eigenvalue of ``S`` is inverted, so the condition number of ``S`` is never
+    squared. ``R`` (orthonormal rows) never matters: every score is invariant to it.
+    """
+    p = S.shape[0]
+    tr = _check_variance(S, name)
+    kept, _ = prune(np.diag(S).copy(), 0.0)
+    white = Whitener.fit(S[np.ix_(kept, kept)])
+    Bt = white.colour(np.eye(white.rank))  # B^T, (p_kept, r)
+    _, sigma, Pt = np.linalg.svd(Bt, full_matrices=False)  # B^T = R^T diag(sigma) P^T
+    g = alpha * sigma + (1.0 - alpha) * np.sqrt(tr / p)
+    return kept, white, Pt.T, g
+
+
+def partial_whitening(S: np.ndarray, alpha: float, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A factor ``V`` (``p x r``) and weights ``d`` (``r``) of the partial whitening.
+
+    For centred data ``X`` with ``S = X^T X``, ``X V diag(d)`` equals
+    ``phi_alpha(X) = X (alpha I + (1 - alpha) C^{-1/2})`` (``C = p S / tr(S)``, mean
+    eigenvalue 1) up to an orthogonal map on the right, so it has the same Frobenius
+    norm and the same nuclear norms of cross products; ``r`` is the numerical rank of
+    ``S`` (directions it does not span are dropped; the data have no component there).
+    Raises :class:`~svcca.DegenerateError` naming ``name`` when ``S`` has no variance.
+    """
+    kept, white, P, g = _prepared_side(S, alpha, name)
+    V = np.zeros((S.shape[0], P.shape[1]))
+    V[kept] = white.weights(P)
+    return V, g
 
 
 def shape_score(m: Moments, alpha: float) -> float:
-    """``||Xt^T Yt||_* / (||Xt||_F ||Yt||_F)`` for the partially whitened data."""
+    """``||phi(X)^T phi(Y)||_* / (||phi(X)||_F ||phi(Y)||_F)`` from the moments."""
     if alpha == 1.0:
-        nx2, ny2 = float(np.trace(m.sxx)), float(np.trace(m.syy))
-        for name, v in (("X", nx2), ("Y", ny2)):
-            if not v > 0.0:
-                raise ValueError(
-                    f"{name} has no variance (every feature is constant), so its shape is "
-                    "undefined. Drop constant representations before comparing."
-                )
+        nx2, ny2 = _check_variance(m.sxx, "X"), _check_variance(m.syy, "Y")
         nuc = float(np.linalg.svd(m.sxy, compute_uv=False).sum())
         return float(min(nuc / np.sqrt(nx2 * ny2), 1.0))
-    if alpha == 0.0:
-        # Full whitening is CCA: use its Cholesky whitening, which keeps the scores of
-        # near-identical representations accurate to ~1e-15 (an eigendecomposition of
-        # the covariance would square its condition number).
-        for name, S in (("X", m.sxx), ("Y", m.syy)):
-            if not float(np.trace(S)) > 0.0:
-                raise ValueError(
-                    f"{name} has no variance (every feature is constant), so its shape is "
-                    "undefined. Drop constant representations before comparing."
-                )
-        res = cca_from_moments(m, epsilon=0.0, threshold=1.0)
-        return float(min(res.correlations.sum() / np.sqrt(res.rank_x * res.rank_y), 1.0))
-    Vx, dx = partial_whitening(m.sxx, alpha, "X")
-    Vy, dy = partial_whitening(m.syy, alpha, "Y")
-    lam_x = np.einsum("ij,jk,ki->i", Vx.T, m.sxx, Vx)
-    lam_y = np.einsum("ij,jk,ki->i", Vy.T, m.syy, Vy)
-    nx2 = float(np.sum(dx**2 * np.maximum(lam_x, 0.0)))
-    ny2 = float(np.sum(dy**2 * np.maximum(lam_y, 0.0)))
-    M = (Vx.T @ m.sxy @ Vy) * dx[:, None] * dy[None, :]
-    nuc = float(np.linalg.svd(M, compute_uv=False).sum())
-    return float(min(nuc / np.sqrt(nx2 * ny2), 1.0))
+    kx, wx, Px, gx = _prepared_side(m.sxx, alpha, "X")
+    ky, wy, Py, gy = _prepared_side(m.syy, alpha, "Y")
+    # U_x^T U_y = W_x^T S_xy W_y: the CCA whitened cross block (its singular values are
+    # the canonical correlations, so at alpha = 0 this is CCA exactly).
+    M = wy.apply_t(wx.apply_t(m.sxy[np.ix_(kx, ky)]).T).T
+    A = (Px.T @ M @ Py) * gx[:, None] * gy[None, :]
+    nuc = float(np.linalg.svd(A, compute_uv=False).sum())
+    return float(min(nuc / (np.linalg.norm(gx) * np.linalg.norm(gy)), 1.0))
 
 
 def procrustes(X: Any, Y: Any = None) -> ProcrustesResult:
@@ -209,22 +216,43 @@ def shape_distance(
 
     Notes
     -----
-    Each side is centred and mapped by :math:`Z = (\\alpha I + (1-\\alpha) C)^{-1/2}`,
-    where :math:`C = p\\, S_{xx} / \\mathrm{tr}\\, S_{xx}` is the covariance rescaled to
-    mean eigenvalue 1; then
+    Each side is centred and partially whitened (Williams et al. 2021):
 
-    .. math:: \\theta = \\arccos \\frac{\\|\\tilde X^T \\tilde Y\\|_*}
-              {\\|\\tilde X\\|_F\\, \\|\\tilde Y\\|_F}.
+    .. math:: \\phi_\\alpha(X) = X \\left(\\alpha I + (1-\\alpha)\\, C^{-1/2}\\right),
+              \\qquad C = p\\, \\frac{X^T X}{\\mathrm{tr}\\, X^T X},
 
-    Both the angle and the chord :math:`\\sqrt{2 - 2\\cos\\theta}` are metrics on
-    representations up to rotation (and, at ``alpha = 0``, any invertible linear map).
+    :math:`C` being the covariance rescaled to mean eigenvalue 1 (:math:`C^{-1/2}` a
+    pseudo-inverse on a rank-deficient side); then
 
-    .. warning:: Williams et al. (and ``netrep``) apply the partial whitening to the data
-       as given, so for ``0 < alpha < 1`` their distance changes if one representation is
-       multiplied by a constant. Here the covariance is first rescaled to mean eigenvalue
-       1, which makes every ``alpha`` invariant to isotropic scaling; the endpoints
-       ``alpha = 0`` and ``alpha = 1`` agree with theirs. Their "euclidean" kind is not
-       normalised; this one is, so that it is the Procrustes distance at ``alpha = 1``.
+    .. math:: \\theta = \\arccos \\frac{\\|\\phi_\\alpha(X)^T \\phi_\\alpha(Y)\\|_*}
+              {\\|\\phi_\\alpha(X)\\|_F\\, \\|\\phi_\\alpha(Y)\\|_F}.
+
+    The nuclear norm is the best rotation of one side onto the other. Since
+    :math:`\\phi_\\alpha(XQ) = \\phi_\\alpha(X) Q` for orthogonal :math:`Q`, the angle
+    and the chord :math:`\\sqrt{2 - 2\\cos\\theta}` are metrics on representations up to
+    rotation, isotropic scaling and translation (and, at ``alpha = 0``, any invertible
+    linear map).
+
+    .. warning:: The regularised whitener :math:`(\\alpha I + (1-\\alpha) C)^{-1/2}` (as
+       in ridge CCA) interpolates between the same endpoints but is a different
+       measure, not a rescaling of this one: its numbers for ``0 < alpha < 1`` differ.
+
+       With the plain sample covariance :math:`C = X^T X / n` of the paper's formula, or
+       the :math:`C = X^T X` of the centred data that ``netrep`` uses
+       (``LinearMetric(alpha, score_method="angular")``, by the paper's first author),
+       the distance for
+       ``0 < alpha < 1`` changes when a representation is multiplied by a constant,
+       because the two terms of :math:`\\phi_\\alpha` scale differently. Here :math:`C`
+       has mean eigenvalue 1, so every ``alpha`` is invariant to isotropic scaling.
+       Exactly: this angle is the paper's for each side scaled to
+       :math:`\\|X - \\bar X\\|_F^2 = n p` (mean feature variance 1, e.g. z-scored
+       features) and ``netrep``'s for each side scaled to
+       :math:`\\|X - \\bar X\\|_F^2 = p` (``p`` the side's own width; ``netrep``'s zero
+       padding of the narrower side changes nothing). On such data the numbers agree
+       (up to ``netrep``'s eigenvalue floor of 1e-7); on other data, rescale it that
+       way to reproduce theirs. The endpoints ``alpha = 0`` and ``alpha = 1`` agree
+       with theirs on any data. Their "euclidean" kind is not normalised; this one is,
+       so that it is the Procrustes distance at ``alpha = 1``.
 
     References
     ----------
