@@ -116,6 +116,25 @@ def learning_dynamics(
     )
     above = to_final >= threshold
     crossing = np.where(above.any(axis=1), above.argmax(axis=1), T - 1).astype(float)
+    finding = _dynamics_finding(layers, to_final, crossing, threshold)
+    shown = _spread(T, pane_epochs)
+    return LearningDynamics(
+        layers,
+        tuple(shown),
+        panes[list(shown)],
+        to_final,
+        crossing,
+        threshold,
+        tuple(r.name for r in runs),
+        finding,
+    )
+
+
+def _dynamics_finding(
+    layers: tuple[str, ...], to_final: np.ndarray, crossing: np.ndarray, threshold: float
+) -> str:
+    """The learning-dynamics finding: mean crossing epochs, similarity after epoch 1."""
+    T = to_final.shape[1]
     mean_cross = crossing.mean(axis=0)
     at1 = to_final[:, min(1, T - 1)].mean(0)
     cross_ok = bool(np.all(np.diff(mean_cross) >= 0))
@@ -138,21 +157,11 @@ def learning_dynamics(
     )
     finding = (
         f"Epoch at which each layer's linear CKA with its final self first reaches "
-        f"{threshold} (mean over {len(runs)} seeds): {parts}. After epoch {min(1, T - 1)}: "
+        f"{threshold} (mean over {len(to_final)} seeds): {parts}. After epoch {min(1, T - 1)}: "
         + ", ".join(f"{n} {v:.2f}" for n, v in zip(layers, at1, strict=True))
         + f". {verdict}"
     )
-    shown = _spread(T, pane_epochs)
-    return LearningDynamics(
-        layers,
-        tuple(shown),
-        panes[list(shown)],
-        to_final,
-        crossing,
-        threshold,
-        tuple(r.name for r in runs),
-        finding,
-    )
+    return finding
 
 
 def _spread(T: int, m: int) -> list[int]:
@@ -327,21 +336,26 @@ def compression(runs: Sequence[Run], data: Digits, *, layer: str = "fc1") -> Com
             H = _reconstruct((A_tr - mean) @ W[:, :k], A_tr, mean, (A_te - mean) @ W[:, :k])
             vals.append(acc(H))
         curves[name] = np.array(vals)
+    head_line = f"{layer} of {a_run.name} (full test accuracy {full:.3f}, {A_tr.shape[1]} neurons)"
+    return Compression(layer, ks, curves, full, _compression_finding(head_line, ks, curves, full))
 
+
+def _compression_finding(
+    head_line: str, ks: np.ndarray, curves: dict[str, np.ndarray], full: float
+) -> str:
     def first_k(v: np.ndarray) -> str:
         hit = np.flatnonzero(v >= 0.95 * full)
         return str(int(ks[hit[0]])) if hit.size else f">{int(ks[-1])}"
 
     names = list(curves)
-    finding = (
-        f"{layer} of {a_run.name} (full test accuracy {full:.3f}, {A_tr.shape[1]} neurons) "
+    return (
+        f"{head_line} "
         f"keeps 95% of it with k = {first_k(curves[names[0]])} CCA, "
         f"{first_k(curves[names[1]])} PLS and {first_k(curves[names[2]])} PCA directions; "
         f"at k = {int(ks[min(2, len(ks) - 1)])}: "
         + ", ".join(f"{n.split(' ')[0]} {v[min(2, len(ks) - 1)]:.3f}" for n, v in curves.items())
         + "."
     )
-    return Compression(layer, ks, curves, full, finding)
 
 
 # ---------------------------------------------------------------------------- 5. memorising

@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 import svcca
+from svcca.demo._train import Digits, Run
 
 __all__ = [
     "PAPER_CIFAR10",
@@ -128,63 +129,25 @@ def run_sanity(
 
     Writes ``sanity.md`` into ``out`` when given. Returns the table as Markdown too.
     """
-    import torch
-
-    from svcca.demo._analysis import final_activations
-    from svcca.demo._run import _per_class_subset, limit_blas_threads
-    from svcca.demo._train import LAYERS, load_digits_split, train
+    from svcca.demo._run import _per_class_subset, _pinned_threads
+    from svcca.demo._train import LAYERS, load_digits_split
 
     if seeds < 2:
         raise ValueError(f"seeds must be at least 2 to compare networks; got {seeds}.")
     epochs = epochs if epochs is not None else (5 if quick else 15)
     n_probe = n_probe if n_probe is not None else (200 if quick else 500)
     t0 = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    limits = limit_blas_threads(1)
     ckdir = os.path.join(os.fspath(out) if out is not None else ".", "checkpoints-sanity")
-    try:
+    layers = tuple(LAYERS["deep"])
+    with _pinned_threads(1):
         data = load_digits_split()
-        sel = _per_class_subset(data.y_test, n_probe // 10)
-        x = data.x_test[sel]
-        runs = [
-            train("deep", s, data, ckdir, epochs=epochs, every_epoch=False, width=width)
-            for s in range(seeds)
-        ]
-        layers = tuple(LAYERS["deep"])
-        nets = []
-        for r in runs:
-            acts = final_activations(r, x)
-            nets.append([acts[n].astype(np.float64) for n in layers])
+        x = data.x_test[_per_class_subset(data.y_test, n_probe // 10)]
+        runs, nets = _train_deep(data, x, ckdir, seeds=seeds, epochs=epochs, width=width)
         if progress:
             print(f"[{time.perf_counter() - t0:6.1f}s] trained {seeds} networks", file=sys.stderr)
-        hits = {name: 0 for name in PAPER_CIFAR10}
-        cases = 0
-        for i, a in enumerate(nets):
-            for j, b in enumerate(nets):
-                if i == j:
-                    continue
-                for name, M in similarity_matrices(a, b).items():
-                    hits[name] += int(np.sum(M.argmax(axis=1) == np.arange(len(layers))))
-                cases += len(layers)
-            if progress:
-                print(
-                    f"[{time.perf_counter() - t0:6.1f}s] queries from network {i} done",
-                    file=sys.stderr,
-                )
-        acc = {name: 100.0 * h / cases for name, h in hits.items()}
-    finally:
-        torch.set_num_threads(threads)
-        limits.restore_original_limits()
+        acc = _identification(nets, len(layers), progress, t0)
     seconds = time.perf_counter() - t0
-    test_acc = np.mean([r.test_accuracy[-1] for r in runs])
-    lines = [
-        "| measure | this run (digits, deep MLP) | Kornblith et al. 2019 (CIFAR-10) |",
-        "|---|---|---|",
-    ]
-    for name, v in acc.items():
-        ref = PAPER_CIFAR10.get(name)
-        lines.append(f"| {name} | {v:.1f}% | {'—' if ref is None else f'{ref}%'} |")
+    test_acc = float(np.mean([r.test_accuracy[-1] for r in runs]))
     note = (
         f"{seeds} MLPs with {len(layers)} BatchNorm+ReLU layers of width {width} trained on the "
         f"digits "
@@ -192,9 +155,59 @@ def run_sanity(
         f"held-out test images; accuracy over {seeds * (seeds - 1) * len(layers)} "
         f"(network pair, layer) cases; {seconds:.0f} s."
     )
-    md = "\n".join(["# Kornblith et al. 2019 Table 2 sanity check", "", note, "", *lines, ""])
+    md = _sanity_markdown(acc, note)
     if out is not None:
         os.makedirs(os.fspath(out), exist_ok=True)
         with open(os.path.join(os.fspath(out), "sanity.md"), "w") as fh:
             fh.write(md)
     return SanityResult(acc, seeds, layers, len(x), seconds, md)
+
+
+def _train_deep(
+    data: Digits, x: np.ndarray, ckdir: str, *, seeds: int, epochs: int, width: int
+) -> tuple[list[Run], list[list[np.ndarray]]]:
+    """Train ``seeds`` deep MLPs; each one's layers (float64) on the probe images ``x``."""
+    from svcca.demo._analysis import final_activations
+    from svcca.demo._train import LAYERS, train
+
+    runs = [
+        train("deep", s, data, ckdir, epochs=epochs, every_epoch=False, width=width)
+        for s in range(seeds)
+    ]
+    nets = []
+    for r in runs:
+        acts = final_activations(r, x)
+        nets.append([acts[n].astype(np.float64) for n in LAYERS["deep"]])
+    return runs, nets
+
+
+def _identification(
+    nets: list[list[np.ndarray]], n_layers: int, progress: bool, t0: float
+) -> dict[str, float]:
+    """Per measure, the % of (ordered network pair, layer) cases where the same layer wins."""
+    hits = {name: 0 for name in PAPER_CIFAR10}
+    cases = 0
+    for i, a in enumerate(nets):
+        for j, b in enumerate(nets):
+            if i == j:
+                continue
+            for name, M in similarity_matrices(a, b).items():
+                hits[name] += int(np.sum(M.argmax(axis=1) == np.arange(n_layers)))
+            cases += n_layers
+        if progress:
+            print(
+                f"[{time.perf_counter() - t0:6.1f}s] queries from network {i} done",
+                file=sys.stderr,
+            )
+    return {name: 100.0 * h / cases for name, h in hits.items()}
+
+
+def _sanity_markdown(acc: dict[str, float], note: str) -> str:
+    lines = [
+        "| measure | this run (digits, deep MLP) | Kornblith et al. 2019 (CIFAR-10) |",
+        "|---|---|---|",
+    ]
+    for name, v in acc.items():
+        ref = PAPER_CIFAR10.get(name)
+        lines.append(f"| {name} | {v:.1f}% | {'—' if ref is None else f'{ref}%'} |")
+    return "\n".join(["# Kornblith et al. 2019 Table 2 sanity check", "", note, "", *lines, ""])
