@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+import svcca
 from svcca.measures._cka import CKAResult, center_gram, cka
 from svcca.statistic._moments import Moments
 
@@ -97,11 +98,11 @@ def test_large_rbf_bandwidth_tends_to_linear_cka():
     )
 
 
-def test_constant_representation_scores_zero():
+def test_constant_representation_is_refused():
     X, _ = _related(n=50)
-    res = cka(X, np.ones((50, 3)))
-    assert res.score == 0.0
-    assert res.hsic_yy == 0.0
+    for kw in ({}, {"kernel": "rbf"}, {"debiased": True}, {"method": "sample"}):
+        with pytest.raises(svcca.DegenerateError, match=r"Representation Y \(3 features\)"):
+            cka(X, np.ones((50, 3)), **kw)
 
 
 # ---------------------------------------------------------------- agreement between paths

@@ -18,6 +18,7 @@ SRC = Path(svcca.__file__).parent
 LAYERS: dict[str, int] = {
     "svcca._validation": 0,
     "svcca._progress": 0,
+    "svcca._result": 0,
     "svcca.statistic": 1,
     "svcca.sources": 2,
     "svcca.measures": 3,

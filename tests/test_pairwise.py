@@ -139,12 +139,12 @@ def test_progress_bar_goes_to_stderr(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_a_constant_representation_scores_zero():
+def test_a_constant_representation_is_refused_by_name():
     reps = layers(seed=9, widths=(5, 6))
     reps["flat"] = np.ones((800, 3))
-    for measure in ("cca", "svcca", "pwcca", "pls"):
-        r = pairwise(reps, measure=measure)
-        assert r["flat", "l0"] == 0.0 and r["l1", "flat"] == 0.0
+    for measure in ("cca", "svcca", "pwcca", "pls", "cka_linear"):
+        with pytest.raises(svcca.DegenerateError, match=r"Representation 'flat' \(3 features\)"):
+            pairwise(reps, measure=measure)
 
 
 # ---------------------------------------------------------------------- bad input

@@ -7,6 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist, squareform
 from scipy.stats import pearsonr, spearmanr
 
+import svcca
 from svcca.measures._rsa import RSAResult, compare_rdms, rdm, rsa
 
 
@@ -46,7 +47,8 @@ def test_spearman_ignores_monotone_changes_of_dissimilarity():
     assert compare_rdms(Dx**2, Dy, compare="pearson") != pytest.approx(
         compare_rdms(Dx, Dy, compare="pearson"), rel=1e-3
     )
-    assert compare_rdms(Dx, np.zeros_like(Dx)) == 0.0
+    with pytest.raises(svcca.DegenerateError, match=r"Representation Dy has nothing to compare.*\(a constant RDM\)"):
+        compare_rdms(Dx, np.zeros_like(Dx))
 
 
 def test_errors():

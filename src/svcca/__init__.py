@@ -24,7 +24,7 @@ The package is layered; each layer imports only the ones above it in this list::
 """
 
 from svcca import compat, conv, stats  # noqa: E402  (engines and compat, after the core)
-from svcca._validation import SVCCAWarning
+from svcca._validation import DegenerateError, SVCCAWarning
 from svcca.engines import PairwiseResult, pairwise
 from svcca.measures import (
     CCAResult,
@@ -60,6 +60,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CCAResult",
     "CKAResult",
+    "DegenerateError",
     "MinibatchCKA",
     "Moments",
     "PCAResult",

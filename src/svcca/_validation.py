@@ -283,12 +283,13 @@ class DegenerateError(ValueError):
     """
 
 
-def raise_degenerate(name: str, p: int, detail: str) -> NoReturn:
-    """Refuse representation ``name`` (``p`` features) with what was left of it."""
+def raise_degenerate(name: str, p: int | None, detail: str) -> NoReturn:
+    """Refuse representation ``name`` (``p`` features, when known) with what was left of it."""
+    what = f"Representation {name}" + ("" if p is None else f" ({p} features)")
     raise DegenerateError(
-        f"Representation {name} has nothing to compare: {detail} (of {p} features). A "
-        "constant or dead layer has no similarity to anything; drop it from the "
-        "comparison, or lower epsilon if it pruned real neurons."
+        f"{what} has nothing to compare: {detail}. A "
+        "constant or dead layer has no similarity to anything (it is not 0): drop it from "
+        "the comparison, or lower epsilon if it pruned real neurons."
     )
 
 

@@ -11,6 +11,7 @@ small ``k x k`` eigenproblem.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,9 +19,27 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._progress import Progress as _Progress  # the one progress contract
-from svcca._validation import check_chunk_size, check_epsilon, check_int, check_keep, check_option
-from svcca.measures._linalg import NUMERICAL_RTOL, Whitener, flip_signs, prune, sym_eig_desc
-from svcca.measures._svcca import Variance
+from svcca._validation import (
+    SVCCAWarning,
+    check_chunk_size,
+    check_epsilon,
+    check_int,
+    check_keep,
+    check_option,
+    few_samples_message,
+    raise_degenerate,
+)
+from svcca.measures._cca import (
+    CCASide,
+    canonical_correlations,
+    prepare_side,
+    roundoff_bound,
+    svd_of_cross,
+)
+from svcca.measures._cka import cka_ratio
+from svcca.measures._pwcca import pwcca_weights
+from svcca.measures._svcca import Variance, reduce_side
+from svcca.measures._two_pass import FrequentDirections, ritz_side
 from svcca.sources._sources import (
     Source,
     _chunk_stats,
@@ -209,7 +228,7 @@ def _pass1_local(srcs: list[Source], n: int, rows: int, bar: _Progress) -> list[
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         for m, s in zip(moms, srcs, strict=True):
-            m._merge_in_place(
+            m.merge_in_place(
                 chunk_moments(s.read(start, stop), None, (f"Representation {s.name!r}", ""), start)
             )
         bar.update(1)
@@ -239,122 +258,112 @@ def _pass2_local(
     return total
 
 
-# ---------------------------------------------------------------------- per-pair work
-def _eig_correlations(M: np.ndarray) -> np.ndarray:
-    """Singular values of ``M`` via the smaller Gram matrix (as ``svcca.cca`` does)."""
-    if M.size == 0:
-        return np.zeros(0)
-    G = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
-    rho2 = np.linalg.eigvalsh(G)[::-1]
-    return np.sqrt(np.clip(rho2, 0.0, 1.0))
-
-
+# ---------------------------------------------------------------------- prepare / combine
 class _Rep:
-    """Per-representation quantities derived from its Gram matrix, computed once."""
+    """One representation's *prepare a side* step, done once for all its pairs.
 
-    __slots__ = ("kept", "white", "transform", "dim", "gram_norm")
+    ``transform`` (SVCCA's kept directions) projects every chunk in pass two; ``side``
+    is the measure's prepared side (:func:`svcca.measures._cca.prepare_side`, or the
+    reduced side of :func:`svcca.measures._svcca.reduce_side`); CKA and PLS need only
+    ``||S_xx||_F^2``. Each is the same call a single comparison makes.
+    """
 
-    def __init__(self, m: Moments, measure: str, keep: float | int, variance: str, eps: float):
-        from svcca.measures._svcca import n_directions
+    __slots__ = ("side", "transform", "dim", "gram_sq")
 
-        self.kept: np.ndarray | None = None
-        self.white: Whitener | None = None
+    def __init__(
+        self, name: str, m: Moments, measure: str, keep: float | int, variance: Variance, eps: float
+    ) -> None:
+        self.side: CCASide | None = None
         self.transform: np.ndarray | None = None
-        self.gram_norm = float(np.linalg.norm(m.sxx))
+        self.gram_sq = 0.0
         if measure == "svcca":
-            w, V = sym_eig_desc(m.sxx)
-            nonzero = w > (w[0] * NUMERICAL_RTOL if w.size and w[0] > 0 else 0.0)
-            w, V = w[nonzero], V[:, nonzero]
-            k = n_directions(w, keep, variance) if w.size else 0  # type: ignore[arg-type]
-            # Project on the kept directions and whiten them: the cross block of two
-            # such representations is the CCA matrix M of their reduced moments.
-            self.transform = V[:, :k] / np.sqrt(w[:k])
-            self.dim = k
+            red = reduce_side(m.sxx, m.mean_x, keep, variance, name)
+            self.transform, self.side, self.dim = red.directions, red.cca_side(), red.k
         elif measure in ("cca", "pwcca"):
-            self.kept, _ = prune(np.diag(m.sxx).copy(), eps)
-            if self.kept.size:
-                self.white = Whitener.fit(m.sxx[np.ix_(self.kept, self.kept)])
-            self.dim = self.white.rank if self.white is not None else 0
+            self.side = prepare_side(m.sxx, m.mean_x, eps, name)
+            self.dim = self.side.rank
         else:
+            self.gram_sq = float(np.sum(m.sxx * m.sxx))
+            if not self.gram_sq > 0:
+                raise_degenerate(name, m.p, "it is constant (its centred Gram matrix is zero)")
             self.dim = m.p
 
+    @classmethod
+    def of_side(cls, side: CCASide, dim: int) -> _Rep:
+        rep = cls.__new__(cls)
+        rep.side, rep.transform, rep.dim, rep.gram_sq = side, None, dim, 0.0
+        return rep
 
-def _pwcca_score(M: np.ndarray, rx: _Rep, ry: _Rep) -> float:
-    """PWCCA from the whitened cross block, following ``svcca.pwcca`` step by step."""
-    if M.size == 0:
-        return 0.0
-    assert rx.kept is not None and ry.kept is not None
-    side_x = rx.kept.size <= ry.kept.size
-    U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    U, V = flip_signs(U, Vt.T)
-    rho = np.clip(s, 0.0, 1.0)
-    white = rx.white if side_x else ry.white
-    assert white is not None and V is not None
-    proj = np.abs(white.colour(U if side_x else V)).sum(axis=0)
-    total = proj.sum()
-    weights = proj / total if total > 0 else np.full(proj.size, 1.0 / proj.size)
-    return float(weights @ rho)
+
+def _pair_score(measure: str, M: np.ndarray, si: CCASide, sj: CCASide) -> float:
+    """The combine step of one pair from its whitened cross block ``M``."""
+    tol = roundoff_bound(M, si, sj)
+    if measure == "pwcca":
+        U, rho, V = svd_of_cross(M, tol)
+        weights, _ = pwcca_weights(si, sj, U, V)
+        return float(weights @ rho)
+    return float(canonical_correlations(M, tol).mean())
 
 
 def _scores(
     C: np.ndarray,
     reps: list[_Rep],
-    moms: list[Moments],
+    widths: list[int],
     row_u: list[int],
     col_u: list[int],
     measure: str,
     square: bool,
     bar: _Progress,
 ) -> np.ndarray:
-    widths = [
-        r.transform.shape[1] if r.transform is not None else m.p
-        for r, m in zip(reps, moms, strict=True)
-    ]
+    """Every pair's score from the blocked cross-products ``C`` (rows x cols stripes)."""
     roff = np.concatenate([[0], np.cumsum([widths[u] for u in row_u])])
     coff = np.concatenate([[0], np.cumsum([widths[u] for u in col_u])])
     out = np.zeros((len(row_u), len(col_u)))
-    whitened = measure in ("cca", "pwcca")
+    whitened = measure in ("cca", "svcca", "pwcca")
     if whitened:
-        # Whiten every row stripe from the left, then every column stripe from the right:
-        # two batched triangular solves per representation instead of two per pair.
-        left = []
-        for i, u in enumerate(row_u):
-            r = reps[u]
-            stripe = C[roff[i] : roff[i + 1]]
-            left.append(
-                None if r.white is None else r.white.apply_t(stripe[r.kept])  # type: ignore[index]
-            )
+        # Whiten every row stripe from the left once (CCASide.left), then each pair's
+        # block from the right (CCASide.right): the two halves of whitened_cross.
+        left = [reps[u].side.left(C[roff[i] : roff[i + 1]]) for i, u in enumerate(row_u)]  # type: ignore[union-attr]
     for i, ui in enumerate(row_u):
         for j, uj in enumerate(col_u):
             if square and measure in _SYMMETRIC and j < i:
                 out[i, j] = out[j, i]
-                bar.update(1)
-                continue
-            ri, rj = reps[ui], reps[uj]
-            if measure == "svcca":
-                M = C[roff[i] : roff[i + 1], coff[j] : coff[j + 1]]
-                rho = _eig_correlations(M)
-                out[i, j] = float(rho.mean()) if rho.size else 0.0
             elif whitened:
-                L = left[i]
-                if L is None or rj.white is None:
-                    out[i, j] = 0.0
-                else:
-                    sub = L[:, coff[j] + rj.kept]  # type: ignore[operator]
-                    M = rj.white.apply_t(sub.T).T
-                    if measure == "cca":
-                        rho = _eig_correlations(M)
-                        out[i, j] = float(rho.mean()) if rho.size else 0.0
-                    else:
-                        out[i, j] = _pwcca_score(M, ri, rj)
+                si, sj = reps[ui].side, reps[uj].side
+                assert si is not None and sj is not None
+                M = sj.right(left[i][:, coff[j] : coff[j + 1]])
+                out[i, j] = _pair_score(measure, M, si, sj)
             else:
                 S = C[roff[i] : roff[i + 1], coff[j] : coff[j + 1]]
-                norm = ri.gram_norm * rj.gram_norm
-                score = float(np.sum(S * S) / norm) if norm > 0 else 0.0
-                # svcca.pls clips round-off above 1; svcca.cka reports the ratio as is.
-                out[i, j] = min(score, 1.0) if measure == "pls" else score
+                xy = float(np.sum(S * S))
+                out[i, j] = cka_ratio(xy, reps[ui].gram_sq, reps[uj].gram_sq, 1, 1, ("", ""))
             bar.update(1)
     return out
+
+
+def _warn_inflated(
+    n: int, names: list[str], reps: list[_Rep], row_u: list[int], col_u: list[int], measure: str
+) -> None:
+    """One warning naming every pair whose kept dimensions leave too few samples."""
+    if measure not in ("cca", "svcca", "pwcca"):
+        return
+    bad = [
+        (names[a], names[b], reps[a].dim, reps[b].dim)
+        for a in row_u
+        for b in col_u
+        if few_samples_message(n, reps[a].dim, reps[b].dim) is not None
+    ]
+    if not bad:
+        return
+    a, b, p, q = bad[0]
+    shown = ", ".join(f"({x!r}, {y!r})" for x, y, _, _ in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    warnings.warn(
+        f"{len(bad)} pairs have too few samples for their dimensions: {shown}{more}. For "
+        f"({a!r}, {b!r}): {few_samples_message(n, p, q)}",
+        SVCCAWarning,
+        stacklevel=3,
+    )
 
 
 def _sketched_svcca(
@@ -363,16 +372,14 @@ def _sketched_svcca(
     row_u: list[int],
     col_u: list[int],
     keep: float | int,
-    variance: str,
+    variance: Variance,
     ell: int,
     chunk_size: int | None,
     progress: bool | None,
-) -> tuple[np.ndarray, list[int]]:
+) -> tuple[np.ndarray, list[_Rep]]:
     """SVCCA for wide layers: Frequent Directions, then Rayleigh-Ritz in the sketches."""
-    from svcca.measures._two_pass import _choose_k, _FrequentDirections
-
     rows1 = _pass_rows(sum(s.p for s in srcs), n, chunk_size)
-    fds = [_FrequentDirections(s.p, min(ell, s.p)) for s in srcs]
+    fds = [FrequentDirections(s.p, min(ell, s.p)) for s in srcs]
     n_chunks = -(-n // rows1)
     bar = _Progress(progress, total=2 * n_chunks + len(row_u) * len(col_u), desc="pairs")
     try:
@@ -393,23 +400,30 @@ def _sketched_svcca(
         bar.retotal(n_chunks + -(-n // rows2) + len(row_u) * len(col_u))
         C = _pass2_local(srcs, n, rows2, args, bar)
         off = np.concatenate([[0], np.cumsum([b.shape[1] for b in bases])])
-        Q: list[np.ndarray] = []
-        dims: list[int] = []
-        for u, fd in enumerate(fds):
-            w, U = sym_eig_desc(C[off[u] : off[u + 1], off[u] : off[u + 1]])
-            k = _choose_k(w, fd.total, keep, variance, srcs[u].name)
-            Q.append(U[:, :k] / np.sqrt(w[:k]))
-            dims.append(k)
-        out = np.zeros((len(row_u), len(col_u)))
-        for i, ui in enumerate(row_u):
-            for j, uj in enumerate(col_u):
-                block = C[off[ui] : off[ui + 1], off[uj] : off[uj + 1]]
-                rho = _eig_correlations(Q[ui].T @ block @ Q[uj])
-                out[i, j] = float(rho.mean()) if rho.size else 0.0
-                bar.update(1)
+        sides = [
+            ritz_side(C[a:b, a:b], basis, fd.mean, fd.total, keep, variance, repr(s.name))
+            for a, b, basis, fd, s in zip(off[:-1], off[1:], bases, fds, srcs, strict=True)
+        ]
+        # The reduced cross blocks U_i^T C_ij U_j, laid out as _scores expects.
+        R = _reduced_blocks(C, off, [U for _, U in sides], row_u, col_u)
+        reps = [_Rep.of_side(red.cca_side(), red.k) for red, _ in sides]
+        widths = [rep.dim for rep in reps]
+        out = _scores(R, reps, widths, row_u, col_u, "svcca", row_u is col_u, bar)
     finally:
         bar.close()
-    return out, dims
+    return out, reps
+
+
+def _reduced_blocks(
+    C: np.ndarray, off: np.ndarray, Us: list[np.ndarray], row_u: list[int], col_u: list[int]
+) -> np.ndarray:
+    """``U_a^T C_ab U_b`` for every (row, col) pair of representations, as one matrix."""
+    return np.block(
+        [
+            [Us[a].T @ C[off[a] : off[a + 1], off[b] : off[b + 1]] @ Us[b] for b in col_u]
+            for a in row_u
+        ]
+    )
 
 
 # ---------------------------------------------------------------------- public
@@ -511,11 +525,69 @@ def pairwise(
                 f"sketch_size applies to measure='svcca' only (got measure={measure!r}); "
                 "CCA, PWCCA and CKA need every feature's full Gram matrix."
             )
-    row_items = _named(rows, "rows")
-    col_items = None if cols is None else _named(cols, "cols")
-    square = col_items is None
+    plan = _plan(rows, cols)
+    use_dask = any(is_dask_array(s.obj) for s in plan.srcs)
+    if sketch_size is not None:
+        if use_dask:
+            raise ValueError(
+                "sketch_size is not supported with dask inputs; compute on the cluster "
+                "without it, or pass NumPy arrays / memmaps."
+            )
+        values, reps = _sketched_svcca(
+            plan.srcs,
+            plan.n,
+            plan.row_u,
+            plan.col_u,
+            keep,
+            variance,
+            sketch_size,
+            chunk_size,
+            progress,
+        )
+        settings: dict[str, Any] = {"keep": keep, "variance": variance, "sketch_size": sketch_size}
+    else:
+        values, reps = _two_passes(plan, measure, keep, variance, epsilon, chunk_size, progress)
+        settings = (
+            {"keep": keep, "variance": variance}
+            if measure == "svcca"
+            else {"epsilon": epsilon}
+            if measure in ("cca", "pwcca")
+            else {}
+        )
+    _warn_inflated(plan.n, plan.names, reps, plan.row_u, plan.col_u, measure)
+    return PairwiseResult(
+        values=values,
+        rows=plan.row_labels,
+        cols=plan.col_labels,
+        measure=measure,
+        settings=settings,
+        n_samples=plan.n,
+        dims_rows=tuple(reps[u].dim for u in plan.row_u),
+        dims_cols=tuple(reps[u].dim for u in plan.col_u),
+    )
 
-    # Unique representations, by identity: a layer in both rows and cols is read once.
+
+@dataclass(frozen=True)
+class _Plan:
+    """The unique representations of a call (a layer in both rows and cols is read once)."""
+
+    srcs: list[Source]
+    names: list[str]
+    row_u: list[int]
+    col_u: list[int]  # the same list object as row_u when the matrix is square
+    row_labels: tuple[str, ...]
+    col_labels: tuple[str, ...]
+    n: int
+
+    @property
+    def square(self) -> bool:
+        return self.col_u is self.row_u
+
+
+def _plan(rows: Any, cols: Any) -> _Plan:
+    """Validate the representations and deduplicate them by identity."""
+    row_items = _named(rows, "rows")
+    col_items = row_items if cols is None else _named(cols, "cols")
     objs: list[Any] = []
     names: list[str] = []
     index: dict[int, int] = {}
@@ -528,85 +600,68 @@ def pairwise(
         return index[id(obj)]
 
     row_u = [uid(k, v) for k, v in row_items]
-    col_u = row_u if square else [uid(k, v) for k, v in col_items]  # type: ignore[union-attr]
+    col_u = row_u if cols is None else [uid(k, v) for k, v in col_items]
     srcs = [as_source(o, f"representation {nm!r}") for o, nm in zip(objs, names, strict=True)]
     for s, nm in zip(srcs, names, strict=True):
         s.name = nm
     n = check_same_n(srcs)
     if n < 2:
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
+    labels = (tuple(k for k, _ in row_items), tuple(k for k, _ in col_items))
+    return _Plan(srcs, names, row_u, col_u, labels[0], labels[1], n)
 
-    use_dask = any(is_dask_array(o) for o in objs)
-    if sketch_size is not None:
-        if use_dask:
-            raise ValueError(
-                "sketch_size is not supported with dask inputs; compute on the cluster "
-                "without it, or pass NumPy arrays / memmaps."
-            )
-        values, dims = _sketched_svcca(
-            srcs, n, row_u, col_u, keep, variance, int(sketch_size), chunk_size, progress
-        )
-        return PairwiseResult(
-            values=values,
-            rows=tuple(k for k, _ in row_items),
-            cols=tuple(k for k, _ in (row_items if square else col_items)),  # type: ignore[union-attr]
-            measure=measure,
-            settings={"keep": keep, "variance": variance, "sketch_size": int(sketch_size)},
-            n_samples=n,
-            dims_rows=tuple(dims[u] for u in row_u),
-            dims_cols=tuple(dims[u] for u in col_u),
-        )
-    width1 = sum(s.p for s in srcs)
-    rows1 = _pass_rows(width1, n, chunk_size)
-    n_chunks1 = -(-n // rows1)
-    n_pairs = len(row_u) * len(col_u)
-    bar = _Progress(progress, total=(n_chunks1 if not use_dask else 1) * 2 + n_pairs, desc="pairs")
+
+def _two_passes(
+    plan: _Plan,
+    measure: str,
+    keep: float | int,
+    variance: Variance,
+    epsilon: float,
+    chunk_size: int | None,
+    progress: bool | None,
+) -> tuple[np.ndarray, list[_Rep]]:
+    """Pass one: each representation's moments; prepare each side; pass two: the blocked
+    cross-products of the (transformed) representations; combine every pair."""
+    srcs, n = plan.srcs, plan.n
+    use_dask = any(is_dask_array(s.obj) for s in srcs)
+    rows1 = _pass_rows(sum(s.p for s in srcs), n, chunk_size)
+    n_chunks1 = 1 if use_dask else -(-n // rows1)
+    n_pairs = len(plan.row_u) * len(plan.col_u)
+    bar = _Progress(progress, total=2 * n_chunks1 + n_pairs, desc="pairs")
     try:
         if use_dask:
             from svcca.sources._dask import per_rep_moments_dask
 
-            moms = per_rep_moments_dask(
-                [s.obj if s.kind == "dask" else s.read(0, n) for s in srcs], names
-            )
+            moms = per_rep_moments_dask([_dask_or_array(s, n) for s in srcs], plan.names)
             bar.update(1)
         else:
             moms = _pass1_local(srcs, n, rows1, bar)
-        reps = [_Rep(m, measure, keep, variance, epsilon) for m in moms]
-        means = [m.mean_x for m in moms]
+        reps = [
+            _Rep(repr(nm), m, measure, keep, variance, epsilon)
+            for nm, m in zip(plan.names, moms, strict=True)
+        ]
         transforms = [r.transform for r in reps]
-        args = (means, transforms, row_u, None if square else col_u)
+        widths = [s.p if T is None else T.shape[1] for T, s in zip(transforms, srcs, strict=True)]
+        args = (
+            [m.mean_x for m in moms],
+            transforms,
+            plan.row_u,
+            None if plan.square else plan.col_u,
+        )
         if use_dask:
             from svcca.sources._dask import cross_products_dask
 
-            C = cross_products_dask(
-                [s.obj if s.kind == "dask" else s.read(0, n) for s in srcs], _cross_block, args
-            )
+            C = cross_products_dask([_dask_or_array(s, n) for s in srcs], _cross_block, args)
             bar.update(1)
         else:
-            width2 = sum(
-                t.shape[1] if t is not None else s.p for t, s in zip(transforms, srcs, strict=True)
-            )
-            rows2 = _pass_rows(width2, n, chunk_size)
-            bar.retotal(bar.total + -(-n // rows2) - n_chunks1)
+            rows2 = _pass_rows(sum(widths), n, chunk_size)
+            bar.retotal(2 * n_chunks1 + n_pairs + -(-n // rows2) - n_chunks1)
             C = _pass2_local(srcs, n, rows2, args, bar)
-        values = _scores(C, reps, moms, row_u, col_u, measure, square, bar)
+        values = _scores(C, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar)
     finally:
         bar.close()
+    return values, reps
 
-    settings: dict[str, Any]
-    if measure == "svcca":
-        settings = {"keep": keep, "variance": variance}
-    elif measure in ("cca", "pwcca"):
-        settings = {"epsilon": epsilon}
-    else:
-        settings = {}
-    return PairwiseResult(
-        values=values,
-        rows=tuple(k for k, _ in row_items),
-        cols=tuple(k for k, _ in (row_items if square else col_items)),  # type: ignore[union-attr]
-        measure=measure,
-        settings=settings,
-        n_samples=n,
-        dims_rows=tuple(reps[u].dim for u in row_u),
-        dims_cols=tuple(reps[u].dim for u in col_u),
-    )
+
+def _dask_or_array(s: Source, n: int) -> Any:
+    return s.obj if s.kind == "dask" else s.read(0, n)

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from svcca._result import readonly, result
 from svcca._validation import (
     as_representation,
     check_epsilon,
     check_probability,
+    raise_degenerate,
     warn_few_samples,
 )
-from svcca.measures._linalg import Pruned, Whitener, flip_signs, prune
+from svcca.measures._linalg import EPS, Pruned, Whitener, clip_roundoff, flip_signs, prune
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
 
-__all__ = ["CCAResult", "cca", "cca_from_moments", "project", "thresholded_mean"]
+__all__ = [
+    "CCAResult",
+    "CCASide",
+    "canonical_correlations",
+    "cca",
+    "cca_from_moments",
+    "cca_of_sides",
+    "prepare_side",
+    "project",
+    "roundoff_bound",
+    "svd_of_cross",
+    "thresholded_mean",
+    "whitened_cross",
+]
 
 
 def thresholded_mean(correlations: np.ndarray, threshold: float) -> float:
@@ -40,55 +55,161 @@ def thresholded_mean(correlations: np.ndarray, threshold: float) -> float:
     return float(np.mean(correlations[:count]))
 
 
-class _CCASolver:
-    """The whitened cross-product and its factors; weights are computed on first use."""
+# ---------------------------------------------------------------------- prepare a side
+class CCASide:
+    """One representation prepared for CCA: what is kept, and its whitening factor.
 
-    def __init__(self, m: Moments, epsilon: float) -> None:
-        self.moments = m
-        self.kept_x, self.pruned_x = prune(np.diag(m.sxx).copy(), epsilon)
-        self.kept_y, self.pruned_y = prune(np.diag(m.syy).copy(), epsilon)
-        self.wx: Whitener | None = None
-        self.wy: Whitener | None = None
-        self.M = np.zeros((0, 0))
-        if self.kept_x.size and self.kept_y.size:
-            kx, ky = self.kept_x, self.kept_y
-            self.wx = Whitener.fit(_submatrix(m.sxx, kx, kx))
-            self.wy = Whitener.fit(_submatrix(m.syy, ky, ky))
-            left = self.wx.apply_t(_submatrix(m.sxy, kx, ky))
-            self.M = self.wy.apply_t(left.T).T
+    Everything here depends on one side only (its ``S_xx`` block), so the pairwise
+    engine and the permutation test prepare each representation once and combine it
+    with many others.
+
+    Attributes
+    ----------
+    name : str
+        How errors and warnings refer to the representation.
+    p : int
+        Features before pruning.
+    kept : ndarray of int
+        Features kept (not constant, not below ``epsilon``).
+    pruned : Pruned
+        Features removed, and why.
+    white : Whitener
+        ``W`` with ``W^T S_kk W = I_r`` on the kept block.
+    mean : ndarray, shape (p,)
+        Feature means (a copy).
+    cond : float
+        How much the whitening amplifies errors of the cross blocks, squared: the
+        condition number of the whitened correlation block, or of the block itself when
+        its errors are normwise (SVCCA's reduced blocks).
+    """
+
+    __slots__ = ("name", "p", "kept", "pruned", "white", "mean", "cond")
+
+    def __init__(
+        self,
+        name: str,
+        p: int,
+        kept: np.ndarray,
+        pruned: Pruned,
+        white: Whitener,
+        mean: np.ndarray,
+        cond: float,
+    ) -> None:
+        self.name, self.p, self.kept, self.pruned = name, p, kept, pruned
+        self.white, self.mean, self.cond = white, mean, cond
+
+    @property
+    def rank(self) -> int:
+        """Dimensions left after pruning and removing linearly dependent features."""
+        return self.white.rank
+
+    def left(self, A: np.ndarray) -> np.ndarray:
+        """``W^T A[kept]`` for a cross block ``A`` with this side's ``p`` rows: ``(r, m)``."""
+        return self.white.apply_t(_rows(A, self.kept))
+
+    def right(self, B: np.ndarray) -> np.ndarray:
+        """``B[:, kept] W`` for a block ``B`` with this side's ``p`` columns: ``(m, r)``."""
+        return self.white.apply_t(_rows(B.T, self.kept)).T
+
+
+def prepare_side(
+    S: np.ndarray, mean: np.ndarray, epsilon: float, name: str, *, cond: float = 1.0
+) -> CCASide:
+    """Prune and whiten one side from its centred cross-product block ``S`` (``p x p``).
+
+    ``cond`` is a lower bound on :attr:`CCASide.cond` for blocks whose cross-product
+    errors are normwise rather than per feature (SVCCA passes its kept spectrum's
+    ``lambda_1 / lambda_k``).
+
+    Raises
+    ------
+    DegenerateError
+        When nothing is left to compare: every feature constant or pruned.
+    """
+    p = S.shape[0]
+    kept, pruned = prune(np.diag(S).copy(), epsilon)
+    if kept.size == 0:
+        reasons = {r: pruned.reasons.count(r) for r in dict.fromkeys(pruned.reasons)}
+        detail = ", ".join(f"{c} {r}" for r, c in reasons.items())
+        raise_degenerate(name, p, f"every feature was pruned ({detail})")
+    white = Whitener.fit(_submatrix(S, kept, kept))
+    mean = np.array(mean, dtype=np.float64)
+    return CCASide(name, p, kept, pruned, white, mean, max(white.cond, cond))
+
+
+# ---------------------------------------------------------------------- combine
+def whitened_cross(sx: CCASide, sy: CCASide, Sxy: np.ndarray) -> np.ndarray:
+    """``M = W_x^T S_xy W_y`` (kept rows and columns): its singular values are the CCs."""
+    return sy.right(sx.left(Sxy))
+
+
+def roundoff_bound(M: np.ndarray, sx: CCASide, sy: CCASide) -> float:
+    """Round-off bound on the correlations (singular values of ``M``, at most 1).
+
+    An error ``delta`` in the (correlation-scaled) cross block reaches ``M`` amplified
+    by ``||W_x|| ||W_y||``, i.e. ``sqrt(cond_x cond_y)``; the products that formed the
+    blocks and the backward-stable factorisations contribute ``delta ~ (r_x + r_y) eps``
+    and the Gram eigenvalues ``k eps``. A correlation beyond ``1 + bound`` is not
+    round-off.
+    """
+    k = max(M.shape) if M.size else 1
+    return 64 * EPS * (k + (sx.rank + sy.rank) * np.sqrt(sx.cond * sy.cond))
+
+
+def canonical_correlations(M: np.ndarray, tol: float) -> np.ndarray:
+    """Singular values of the whitened cross block ``M``, descending.
+
+    Computed as square roots of the eigenvalues of the smaller Gram matrix (``M M^T`` or
+    ``M^T M``): three times cheaper than the SVD at p = 2048, with an absolute error of
+    about ``eps / (2 rho)``, i.e. below 1e-10 for every correlation above 1e-6;
+    correlations that are exactly 0 come out below 2e-8. ``tol`` bounds the round-off
+    of ``M`` itself (:func:`roundoff_bound`); squared correlations outside
+    ``[-tol, 1 + tol]`` raise instead of being clipped.
+    """
+    if M.size == 0:
+        return np.zeros(0)
+    G = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
+    rho2 = np.linalg.eigvalsh(G)[::-1]
+    return np.sqrt(clip_roundoff(rho2, 0.0, 1.0, 2 * tol, "A squared canonical correlation"))
+
+
+def svd_of_cross(M: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``M = U diag(rho) V^T`` of a whitened cross block, deterministic signs.
+
+    ``rho`` are the canonical correlations (clipped to [0, 1] within the round-off bound
+    ``tol``, raising beyond it); ``U``, ``V`` the whitened canonical directions.
+    """
+    U, s, Vt = np.linalg.svd(M, full_matrices=False)
+    U, V = flip_signs(U, Vt.T)
+    assert V is not None
+    return U, clip_roundoff(s, 0.0, 1.0, tol, "A canonical correlation"), V
+
+
+class _CCASolver:
+    """Both prepared sides and their whitened cross block; the SVD is computed on first use.
+
+    Holds copies only (the sides' means and factors), never the caller's statistic.
+    """
+
+    def __init__(self, sx: CCASide, sy: CCASide, Sxy: np.ndarray) -> None:
+        self.sx, self.sy = sx, sy
+        self.M = whitened_cross(sx, sy, Sxy)
+        self.tol = roundoff_bound(self.M, sx, sy)
 
     def correlations(self) -> np.ndarray:
-        """Singular values of the whitened cross-product, descending.
-
-        Computed as square roots of the eigenvalues of the smaller Gram matrix
-        (``M M^T`` or ``M^T M``): three times cheaper than the SVD at p = 2048, with an
-        absolute error of about ``eps / (2 rho)``, i.e. below 1e-10 for every
-        correlation above 1e-6; correlations that are exactly 0 come out below 2e-8.
-        """
-        M = self.M
-        if M.size == 0:
-            return np.zeros(0)
-        G = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
-        rho2 = np.linalg.eigvalsh(G)[::-1]
-        return np.sqrt(np.clip(rho2, 0.0, 1.0))
+        return canonical_correlations(self.M, self.tol)
 
     @cached_property
     def svd(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``M = U diag(s) V^T`` with the thin factors and deterministic signs."""
-        U, s, Vt = np.linalg.svd(self.M, full_matrices=False)
-        U, V = flip_signs(U, Vt.T)
-        return U, np.clip(s, 0.0, 1.0), V  # type: ignore[return-value]
+        return svd_of_cross(self.M, self.tol)
 
     def full_weights(self, side: str) -> np.ndarray:
         """Weights over all original features (zeros for pruned ones), unit-norm variates."""
         U, _, V = self.svd
-        if side == "x":
-            kept, white, p, coords = self.kept_x, self.wx, self.moments.p, U
-        else:
-            kept, white, p, coords = self.kept_y, self.wy, self.moments.q, V
-        out = np.zeros((p, coords.shape[1]))
-        if white is not None:
-            out[kept] = white.weights(coords)
+        s, coords = (self.sx, U) if side == "x" else (self.sy, V)
+        out = np.zeros((s.p, coords.shape[1]))
+        out[s.kept] = s.white.weights(coords)
         return out
 
 
@@ -99,7 +220,12 @@ def _submatrix(S: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return S[np.ix_(rows, cols)]
 
 
-@dataclass(frozen=True)
+def _rows(A: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``A[rows]``, without a copy when every row is kept."""
+    return A if rows.size == A.shape[0] else A[rows]
+
+
+@result
 class CCAResult:
     """Canonical correlation analysis of two representations.
 
@@ -149,22 +275,22 @@ class CCAResult:
         rows of pruned features are zero. Signs follow a deterministic convention (largest
         whitened coordinate positive); the correlations do not depend on them.
         """
-        return self._solver.full_weights("x") * np.sqrt(self.n_samples - 1)
+        return readonly(self._solver.full_weights("x") * np.sqrt(self.n_samples - 1))
 
     @cached_property
     def weights_y(self) -> np.ndarray:
         """``(q, k)`` weights for Y, paired with :attr:`weights_x`."""
-        return self._solver.full_weights("y") * np.sqrt(self.n_samples - 1)
+        return readonly(self._solver.full_weights("y") * np.sqrt(self.n_samples - 1))
 
     @property
     def mean_x(self) -> np.ndarray:
         """Feature means of X on the fitted data, ``(p,)``."""
-        return self._solver.moments.mean_x
+        return self._solver.sx.mean
 
     @property
     def mean_y(self) -> np.ndarray:
         """Feature means of Y on the fitted data, ``(q,)``."""
-        return self._solver.moments.mean_y
+        return self._solver.sy.mean
 
     def transform(self, X: Any, Y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Canonical variates of these or new datapoints.
@@ -195,22 +321,33 @@ def project(A: Any, name: str, mean: np.ndarray, weights: np.ndarray) -> np.ndar
     return (np.asarray(A, dtype=np.float64) - mean) @ weights
 
 
-def cca_from_moments(m: Moments, *, epsilon: float, threshold: float) -> CCAResult:
-    """CCA of a validated statistic (no input checks)."""
-    solver = _CCASolver(m, epsilon)
+def cca_from_moments(
+    m: Moments, *, epsilon: float, threshold: float, names: tuple[str, str] = ("X", "Y")
+) -> CCAResult:
+    """CCA of a validated statistic (no argument checks): prepare both sides, combine once."""
+    sx = prepare_side(m.sxx, m.mean_x, epsilon, names[0])
+    sy = prepare_side(m.syy, m.mean_y, epsilon, names[1])
+    return cca_of_sides(sx, sy, m.sxy, m.n, threshold=threshold, epsilon=epsilon)
+
+
+def cca_of_sides(
+    sx: CCASide, sy: CCASide, Sxy: np.ndarray, n: int, *, threshold: float, epsilon: float
+) -> CCAResult:
+    """The :class:`CCAResult` of two prepared sides and their cross block."""
+    solver = _CCASolver(sx, sy, Sxy)
     rho = solver.correlations()
     return CCAResult(
         correlations=rho,
-        score=float(rho.mean()) if rho.size else 0.0,
-        mean_squared=float(np.mean(rho**2)) if rho.size else 0.0,
+        score=float(rho.mean()),
+        mean_squared=float(np.mean(rho**2)),
         thresholded_mean=thresholded_mean(rho, threshold),
         threshold=threshold,
-        n_samples=m.n,
-        n_features=(m.p, m.q),
-        rank_x=solver.wx.rank if solver.wx is not None else 0,
-        rank_y=solver.wy.rank if solver.wy is not None else 0,
-        pruned_x=solver.pruned_x,
-        pruned_y=solver.pruned_y,
+        n_samples=n,
+        n_features=(sx.p, sy.p),
+        rank_x=sx.rank,
+        rank_y=sy.rank,
+        pruned_x=sx.pruned,
+        pruned_y=sy.pruned,
         epsilon=epsilon,
         _solver=solver,
     )
@@ -282,5 +419,6 @@ def cca(
     epsilon = check_epsilon(epsilon)
     threshold = check_probability(threshold, "threshold")
     m = to_moments(X, Y)
-    warn_few_samples(m.n, m.p, m.q)
-    return cca_from_moments(m, epsilon=epsilon, threshold=threshold)
+    res = cca_from_moments(m, epsilon=epsilon, threshold=threshold)
+    warn_few_samples(m.n, res.rank_x, res.rank_y)
+    return res

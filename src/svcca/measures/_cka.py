@@ -8,12 +8,19 @@ computed in feature space when that is cheaper; RBF and debiased CKA need the sa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_bool, check_option, check_pair, check_real, raise_nonfinite
+from svcca._result import result
+from svcca._validation import (
+    check_bool,
+    check_option,
+    check_pair,
+    check_real,
+    raise_degenerate,
+    raise_nonfinite,
+)
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
 
@@ -33,7 +40,7 @@ Method = Literal["auto", "feature", "sample"]
 _CHUNK_ROWS = 8192
 
 
-@dataclass(frozen=True)
+@result
 class CKAResult:
     """Centred kernel alignment between two representations.
 
@@ -156,11 +163,22 @@ def check_finite(A: np.ndarray, name: str) -> None:
         raise_nonfinite(A, name)
 
 
-def _ratio(xy: float, xx: float, yy: float) -> float:
-    den = xx * yy
-    if not den > 0.0:
-        return 0.0
-    return float(xy / np.sqrt(den))
+def cka_ratio(xy: float, xx: float, yy: float, p: int, q: int, names: tuple[str, str]) -> float:
+    """``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))``, refusing a side with no self-similarity.
+
+    ``HSIC(K, K)`` is 0 exactly for a constant representation (its centred Gram matrix
+    is zero); the debiased estimator can also come out <= 0 on very few samples. Either
+    way there is nothing to normalise by, and CKA is undefined, not 0.
+    """
+    for hsic, name, width in ((xx, names[0], p), (yy, names[1], q)):
+        if not hsic > 0.0:
+            raise_degenerate(
+                name,
+                width,
+                f"its HSIC with itself is {hsic:.3g} (a constant layer, or too few samples "
+                "for the debiased estimator)",
+            )
+    return float(xy / np.sqrt(xx * yy))
 
 
 # ---------------------------------------------------------------------- linear paths
@@ -351,12 +369,12 @@ def cka(
                 "method='sample' needs the samples (n x n Gram matrices); a Moments object "
                 "only supports the feature-space computation."
             )
-        return _linear_cka_of_moments(to_moments(X, Y), "moments")
+        return linear_cka_of_moments(to_moments(X, Y), "moments")
 
     if kernel == "linear" and not debiased and method != "sample" and _streamed(X, Y):
         # Iterators of batches, dask arrays, torch tensors, h5py/zarr datasets: one pass
         # into the moments, never a full in-memory copy.
-        return _linear_cka_of_moments(to_moments(X, Y), "feature")
+        return linear_cka_of_moments(to_moments(X, Y), "feature")
     if Y is None:
         raise TypeError(
             "cka compares two representations: call it as cka(X, Y) with arrays of shape "
@@ -370,6 +388,9 @@ def cka(
         check_debiased_n(n)
 
     sigma_x = sigma_y = None
+    for M, name in ((A, "X"), (B, "Y")):  # O(n p): a constant layer has no kernel to centre
+        if not np.ptp(M, axis=0).any():
+            raise_degenerate(name, M.shape[1], "it is constant (every datapoint is the same)")
     if kernel == "rbf" or method == "sample":
         check_finite(A, "X")
         check_finite(B, "Y")
@@ -397,14 +418,14 @@ def cka(
         else:
             xy, xx, yy = _sample_space(gram_linear(A), gram_linear(B), debiased)
             where = "sample"
-    return CKAResult(
-        _ratio(xy, xx, yy), xy, xx, yy, kernel, debiased, bw, sigma_x, sigma_y, where, n, (p, q)
-    )
+    score = cka_ratio(xy, xx, yy, p, q, ("X", "Y"))
+    return CKAResult(score, xy, xx, yy, kernel, debiased, bw, sigma_x, sigma_y, where, n, (p, q))
 
 
-def _linear_cka_of_moments(m: Moments, method: str) -> CKAResult:
+def linear_cka_of_moments(
+    m: Moments, method: str, names: tuple[str, str] = ("X", "Y")
+) -> CKAResult:
     """Linear, biased CKA of a statistic (``method`` records how it was computed)."""
     xy, xx, yy = _linear_from_moments(m)
-    return CKAResult(
-        _ratio(xy, xx, yy), xy, xx, yy, "linear", False, None, None, None, method, m.n, (m.p, m.q)
-    )
+    score = cka_ratio(xy, xx, yy, m.p, m.q, names)
+    return CKAResult(score, xy, xx, yy, "linear", False, None, None, None, method, m.n, (m.p, m.q))

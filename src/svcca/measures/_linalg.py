@@ -5,22 +5,65 @@ Everything here works on ``p x p`` moment blocks, never on the data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.linalg as sla
 from scipy.linalg import lapack
 
-__all__ = ["Pruned", "Whitener", "flip_signs", "prune", "sym_eig_desc"]
+from svcca._result import result
+
+__all__ = [
+    "Pruned",
+    "Whitener",
+    "clip_roundoff",
+    "flip_signs",
+    "numerical_rank",
+    "prune",
+    "sym_eig_desc",
+]
 
 # Variance (relative to the largest in a layer) below which a feature is numerically
 # constant in float64, and the residual-variance fraction below which a feature is a
 # linear combination of the others. Both are far above float64 round-off in the
 # cross-products (about n * 1e-16) and far below any real signal.
 NUMERICAL_RTOL = 1e-12
+EPS = float(np.finfo(np.float64).eps)
 
 
-@dataclass(frozen=True)
+def clip_roundoff(values: np.ndarray, low: float, high: float, tol: float, what: str) -> np.ndarray:
+    """Clip ``values`` into ``[low, high]`` when they leave it by round-off only.
+
+    A quantity the math bounds (a correlation in [0, 1], an eigenvalue of a PSD matrix
+    >= 0) can come out a few ulps outside its range; that is clipped. Beyond ``tol`` it
+    is not round-off but a bug or an input outside float64's range, and clipping would
+    hide it: raise instead (the tolerance is the error bound of the computation that
+    produced ``values``, derived where it is called).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size:
+        lo, hi = float(values.min()), float(values.max())
+        if lo < low - tol or hi > high + tol:
+            bad = lo if lo < low - tol else hi
+            raise FloatingPointError(
+                f"{what} came out as {bad!r}, outside [{low}, {high}] by more than the "
+                f"round-off bound {tol:.3g} of its computation. This is a bug, or the "
+                "data overflow float64: please report it with the shapes and scales of "
+                "your inputs."
+            )
+    return np.clip(values, low, high)
+
+
+def numerical_rank(eigvals: np.ndarray) -> int:
+    """How many leading eigenvalues (descending) of a PSD matrix are numerically non-zero.
+
+    An eigenvalue below ``1e-12`` of the largest is numerically zero (a direction the
+    data do not span); an all-zero spectrum has rank 0.
+    """
+    if eigvals.size == 0 or not eigvals[0] > 0:
+        return 0
+    return int(np.sum(eigvals > eigvals[0] * NUMERICAL_RTOL))
+
+
+@result
 class Pruned:
     """Features removed before a comparison, and why.
 
@@ -91,7 +134,10 @@ def sym_eig_desc(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (descending, clipped at 0) and eigenvectors (deterministic signs) of PSD S."""
     w, V = np.linalg.eigh(S)
     w, V = w[::-1], V[:, ::-1]
-    np.maximum(w, 0.0, out=w)
+    # A backward-stable eigensolver gets every eigenvalue to ~ p eps ||S||: negative
+    # ones within that are round-off of zero (scikit-learn's _check_psd_eigenvalues).
+    top = float(abs(w[0])) if w.size else 0.0
+    w = clip_roundoff(w, 0.0, np.inf, 64 * max(S.shape[0], 1) * EPS * top, "An eigenvalue")
     V, _ = flip_signs(V)
     return w, V
 
@@ -109,9 +155,10 @@ class Whitener:
     Any such ``W`` gives the same canonical correlations.
     """
 
-    def __init__(self, std: np.ndarray, rank: int) -> None:
+    def __init__(self, std: np.ndarray, rank: int, cond: float) -> None:
         self.std = std
         self.rank = rank
+        self.cond = cond  # condition number (estimate) of the whitened correlation block
 
     @staticmethod
     def fit(S: np.ndarray) -> Whitener:
@@ -120,11 +167,13 @@ class Whitener:
         R = S / std[:, None] / std[None, :]
         L, info = lapack.dpotrf(R, lower=1, clean=1)
         if info == 0 and np.min(np.diag(L)) ** 2 > NUMERICAL_RTOL:
-            return _CholeskyWhitener(std, L)
+            # LAPACK's 1-norm estimate of 1 / cond(R), O(p^2) on the factor.
+            rcond, _ = lapack.dpocon(L, float(np.abs(R).sum(axis=0).max()), uplo="L")
+            return _CholeskyWhitener(std, L, 1.0 / max(float(rcond), EPS))
         w, V = sym_eig_desc(R)
-        tol = max(NUMERICAL_RTOL, w[0] * R.shape[0] * np.finfo(np.float64).eps)
+        tol = max(NUMERICAL_RTOL, w[0] * R.shape[0] * EPS)
         r = int(np.sum(w > tol))
-        return _EigenWhitener(std, V[:, :r], np.sqrt(w[:r]))
+        return _EigenWhitener(std, V[:, :r], np.sqrt(w[:r]), float(w[0] / w[r - 1]))
 
     def apply_t(self, A: np.ndarray) -> np.ndarray:
         """``W^T A`` for ``A`` of shape ``(p, m)``; returns ``(r, m)``."""
@@ -145,8 +194,8 @@ class Whitener:
 class _CholeskyWhitener(Whitener):
     """``W = D^{-1} L^{-T}`` with ``R = L L^T``."""
 
-    def __init__(self, std: np.ndarray, chol: np.ndarray) -> None:
-        super().__init__(std, std.size)
+    def __init__(self, std: np.ndarray, chol: np.ndarray, cond: float) -> None:
+        super().__init__(std, std.size, cond)
         self.chol = chol
 
     def apply_t(self, A: np.ndarray) -> np.ndarray:
@@ -165,8 +214,8 @@ class _CholeskyWhitener(Whitener):
 class _EigenWhitener(Whitener):
     """``W = D^{-1} V_r diag(root)^{-1}`` with ``R = V diag(root^2) V^T`` truncated."""
 
-    def __init__(self, std: np.ndarray, basis: np.ndarray, root: np.ndarray) -> None:
-        super().__init__(std, root.size)
+    def __init__(self, std: np.ndarray, basis: np.ndarray, root: np.ndarray, cond: float) -> None:
+        super().__init__(std, root.size, cond)
         self.basis = basis
         self.root = root
 

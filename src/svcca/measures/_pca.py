@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from svcca._result import result
+from svcca._validation import raise_degenerate
 from svcca.measures._cca import project
-from svcca.measures._linalg import sym_eig_desc
+from svcca.measures._linalg import numerical_rank, sym_eig_desc
 from svcca.sources._to_moments import to_moments
 
 __all__ = ["PCAResult", "pca"]
 
 
-@dataclass(frozen=True)
+@result
 class PCAResult:
     """Principal components of one representation.
 
@@ -65,7 +66,7 @@ def pca(X: Any) -> PCAResult:
     """
     m = to_moments(X, None, need_y=False)
     w, V = sym_eig_desc(m.sxx)
+    if numerical_rank(w) == 0:
+        raise_degenerate("X", m.p, "it is constant (no direction has any variance)")
     ev = w / (m.n - 1)
-    total = ev.sum()
-    ratio = ev / total if total > 0 else np.zeros_like(ev)
-    return PCAResult(ev, np.sqrt(w), ratio, V, m.mean_x)
+    return PCAResult(ev, np.sqrt(w), ev / ev.sum(), V, m.mean_x)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from svcca._result import result
 from svcca.measures._cca import project
+from svcca.measures._cka import linear_cka_of_moments
 from svcca.measures._linalg import flip_signs
 from svcca.sources._to_moments import to_moments
 
 __all__ = ["PLSResult", "pls"]
 
 
-@dataclass(frozen=True)
+@result
 class PLSResult:
     """Partial least squares between two representations.
 
@@ -78,9 +79,7 @@ def pls(X: Any, Y: Any = None) -> PLSResult:
     (3,)
     """
     m = to_moments(X, Y)
-    C = m.cov_xy
-    U, s, Vt = np.linalg.svd(C, full_matrices=False)
+    score = linear_cka_of_moments(m, "moments").score  # refuses a constant side
+    U, s, Vt = np.linalg.svd(m.cov_xy, full_matrices=False)
     U, V = flip_signs(U, Vt.T)
-    norm = np.linalg.norm(m.cov_xx) * np.linalg.norm(m.cov_yy)
-    score = float(np.sum(s**2) / norm) if norm > 0 else 0.0
-    return PLSResult(s, s**2, U, V, min(score, 1.0), m.mean_x, m.mean_y)  # type: ignore[arg-type]
+    return PLSResult(s, s**2, U, V, score, m.mean_x, m.mean_y)  # type: ignore[arg-type]

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from svcca._validation import check_epsilon
-from svcca.measures._cca import CCAResult, cca_from_moments
+from svcca._result import result
+from svcca._validation import check_epsilon, warn_few_samples
+from svcca.measures._cca import CCAResult, CCASide, cca_from_moments
 from svcca.sources._to_moments import to_moments
 
-__all__ = ["PWCCAResult", "pwcca"]
+__all__ = ["PWCCAResult", "pwcca", "pwcca_weights"]
 
 
-@dataclass(frozen=True)
+@result
 class PWCCAResult:
     """Projection-weighted CCA.
 
@@ -28,8 +28,9 @@ class PWCCAResult:
     correlations : ndarray, shape (k,)
         The canonical correlations the weights apply to, descending.
     weighted_by : {"x", "y"}
-        The side whose neurons define the weights: the one with fewer kept features
-        (``"x"`` on a tie).
+        The side whose neurons define the weights: the one of smaller rank (fewer
+        whitened dimensions after pruning; ``"x"`` on a tie), whose variates span its
+        whole space.
     cca : CCAResult
         The underlying CCA.
     """
@@ -64,8 +65,10 @@ def pwcca(X: Any, Y: Any = None, *, epsilon: float = 0.0) -> PWCCAResult:
     \\rho_i` (Morcos et al. 2018, Sec. 2.3). With whitening factor :math:`W` and
     whitened directions :math:`U` the inner products are the columns of
     :math:`S_{xx} W U`, so PWCCA is computed from the moments alone. The weighting side
-    is the one with fewer kept features (the first argument on a tie), whose variates
-    span its whole space.
+    is the one of smaller rank (``CCAResult.rank_x`` vs ``rank_y``: dimensions left
+    after pruning and removing linearly dependent neurons; the first argument on a
+    tie). There are ``min(rank_x, rank_y)`` canonical variates, so only on that side do
+    they span the whole space of the neurons, as the paper's weights assume.
 
     The score is invariant to permutations, sign flips and isotropic scaling of the
     neurons, and to any invertible map of the *other* side; it is not invariant to
@@ -94,14 +97,23 @@ def pwcca(X: Any, Y: Any = None, *, epsilon: float = 0.0) -> PWCCAResult:
     epsilon = check_epsilon(epsilon)
     m = to_moments(X, Y)
     res = cca_from_moments(m, epsilon=epsilon, threshold=0.98)
+    warn_few_samples(m.n, res.rank_x, res.rank_y)
     solver = res._solver
-    side = "x" if solver.kept_x.size <= solver.kept_y.size else "y"
-    if solver.M.size == 0:
-        return PWCCAResult(0.0, np.zeros(0), np.zeros(0), side, res)
     U, rho, V = solver.svd
-    white = solver.wx if side == "x" else solver.wy
-    assert white is not None
-    proj = np.abs(white.colour(U if side == "x" else V)).sum(axis=0)
-    total = proj.sum()
-    weights = proj / total if total > 0 else np.full(proj.size, 1.0 / proj.size)
+    weights, side = pwcca_weights(solver.sx, solver.sy, U, V)
     return PWCCAResult(float(weights @ rho), weights, rho, side, res)
+
+
+def pwcca_weights(sx: CCASide, sy: CCASide, U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, str]:
+    """PWCCA's weights from two prepared sides and the SVD ``M = U diag(rho) V^T``.
+
+    Returns the weights (non-negative, summing to 1) and the weighting side, ``"x"``
+    or ``"y"``: the one of smaller rank, ``"x"`` on a tie.
+    """
+    side = "x" if sx.rank <= sy.rank else "y"
+    white, coords = (sx.white, U) if side == "x" else (sy.white, V)
+    proj = np.abs(white.colour(coords)).sum(axis=0)
+    total = proj.sum()
+    # total > 0: the weighting side is not degenerate (prepare_side refused it), so each
+    # unit variate has a non-zero inner product with some neuron.
+    return proj / total, side

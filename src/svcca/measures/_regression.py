@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from svcca._result import result
 from svcca._validation import SVCCAWarning
-from svcca.measures._linalg import Whitener, prune
+from svcca.measures._cca import CCASide, prepare_side, roundoff_bound
+from svcca.measures._linalg import clip_roundoff
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
 
 __all__ = ["RegressionResult", "regression_fit"]
 
 
-@dataclass(frozen=True)
+@result
 class RegressionResult:
     """How well each representation is linearly predicted from the other.
 
@@ -46,27 +47,30 @@ class RegressionResult:
     n_features: tuple[int, int]
 
 
-def _explained(sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray) -> tuple[float, np.ndarray]:
-    """Total and per-target R^2 of regressing targets (covariance ``syy``) on predictors."""
-    q = syy.shape[0]
-    var_y = np.diag(syy).copy()
-    per = np.zeros(q)
-    kept_x, _ = prune(np.diag(sxx).copy(), 0.0)
-    kept_y, _ = prune(var_y, 0.0)
-    if kept_x.size == 0 or kept_y.size == 0:
-        return 0.0, per
-    W = Whitener.fit(sxx[np.ix_(kept_x, kept_x)])
-    A = W.apply_t(sxy[np.ix_(kept_x, kept_y)])  # (r, q_kept): whitened cross-products
+def explained(
+    sx: CCASide, sy: CCASide, sxy: np.ndarray, var_y: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Total and per-target R^2 of regressing ``y`` (variances ``var_y``) on ``x``.
+
+    ``sx`` is the predictor prepared for CCA (its whitening ``W``): the explained sum of
+    squares of target ``j`` is ``||W^T s_xj||^2``, the fit of least squares on the kept
+    predictors. Constant targets (pruned from ``sy``) have R^2 0 and add nothing.
+    """
+    A = sx.left(sxy[:, sy.kept])  # (r, q_kept): whitened cross-products
     fitted = np.einsum("ij,ij->j", A, A)  # explained sum of squares per target
-    per[kept_y] = np.clip(fitted / var_y[kept_y], 0.0, 1.0)
-    total = float(np.clip(fitted.sum() / var_y[kept_y].sum(), 0.0, 1.0))
+    tol = roundoff_bound(A, sx, sy)
+    per = np.zeros(var_y.size)
+    per[sy.kept] = clip_roundoff(fitted / var_y[sy.kept], 0.0, 1.0, tol, "A per-feature R^2")
+    total = float(clip_roundoff(fitted.sum() / var_y[sy.kept].sum(), 0.0, 1.0, tol, "R^2"))
     return total, per
 
 
 def regression_from_moments(m: Moments) -> RegressionResult:
-    """Regression fit of a validated statistic (no input checks)."""
-    r2_y, per_y = _explained(m.sxx, m.sxy, m.syy)
-    r2_x, per_x = _explained(m.syy, m.sxy.T, m.sxx)
+    """Regression fit of a validated statistic (no argument checks): prepare, combine twice."""
+    sx = prepare_side(m.sxx, m.mean_x, 0.0, "X")
+    sy = prepare_side(m.syy, m.mean_y, 0.0, "Y")
+    r2_y, per_y = explained(sx, sy, m.sxy, np.diag(m.syy))
+    r2_x, per_x = explained(sy, sx, m.sxy.T, np.diag(m.sxx))
     return RegressionResult(0.5 * (r2_y + r2_x), r2_y, r2_x, per_y, per_x, m.n, (m.p, m.q))
 
 

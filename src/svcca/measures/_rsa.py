@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import as_representation, check_option, check_pair
+from svcca._result import result
+from svcca._validation import as_representation, check_option, check_pair, raise_degenerate
 from svcca.measures._cka import check_finite
 
 __all__ = ["RSAResult", "rdm", "rsa", "compare_rdms"]
@@ -16,7 +16,7 @@ Metric = Literal["euclidean", "correlation"]
 Compare = Literal["spearman", "pearson"]
 
 
-@dataclass(frozen=True)
+@result
 class RSAResult:
     """Representational similarity analysis of two representations.
 
@@ -112,17 +112,23 @@ def _upper(D: np.ndarray) -> np.ndarray:
     return D[i, j]
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+def _pearson(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> float:
     a = a - a.mean()
     b = b - b.mean()
-    den = np.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b / den) if den > 0 else 0.0
+    aa, bb = float(a @ a), float(b @ b)
+    for ss, name in ((aa, names[0]), (bb, names[1])):
+        if not ss > 0:
+            raise_degenerate(
+                name, None, "every pair of its datapoints is equally dissimilar (a constant RDM)"
+            )
+    return float(a @ b / np.sqrt(aa * bb))
 
 
 def compare_rdms(Dx: np.ndarray, Dy: np.ndarray, *, compare: Compare = "spearman") -> float:
     """Correlation between the upper triangles (diagonal excluded) of two RDMs.
 
-    Returns 0 when either RDM is constant (no ranking to compare).
+    Raises :class:`~svcca.DegenerateError` when either RDM is constant (all
+    dissimilarities equal: nothing to rank or correlate).
     """
     compare = check_option(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
     Dx, Dy = np.asarray(Dx, dtype=np.float64), np.asarray(Dy, dtype=np.float64)
@@ -140,7 +146,7 @@ def compare_rdms(Dx: np.ndarray, Dy: np.ndarray, *, compare: Compare = "spearman
         from scipy.stats import rankdata  # scipy.stats is slow to import: only when used
 
         a, b = rankdata(a), rankdata(b)
-    return _pearson(a, b)
+    return _pearson(a, b, ("Dx", "Dy"))
 
 
 def rsa(
@@ -196,5 +202,10 @@ def rsa(
         raise ValueError(f"RSA needs at least 3 datapoints (2 distinct pairs); got {A.shape[0]}.")
     Dx = _rdm_checked(A, metric, "X")
     Dy = _rdm_checked(B, metric, "Y")
+    for D, name, width in ((Dx, "X", A.shape[1]), (Dy, "Y", B.shape[1])):
+        if np.ptp(_upper(D)) == 0:
+            raise_degenerate(
+                name, width, "all its datapoints are equally far apart (a constant RDM)"
+            )
     score = compare_rdms(Dx, Dy, compare=compare)
     return RSAResult(score, metric, compare, A.shape[0], (A.shape[1], B.shape[1]))

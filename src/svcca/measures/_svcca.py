@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_keep, check_option, check_probability
-from svcca.measures._cca import CCAResult, cca_from_moments, project
-from svcca.measures._linalg import NUMERICAL_RTOL, sym_eig_desc
+from svcca._result import readonly, result
+from svcca._validation import (
+    check_keep,
+    check_option,
+    check_probability,
+    raise_degenerate,
+    warn_few_samples,
+)
+from svcca.measures._cca import CCAResult, CCASide, cca_of_sides, prepare_side, project
+from svcca.measures._linalg import numerical_rank, sym_eig_desc
 from svcca.sources._to_moments import to_moments
-from svcca.statistic._moments import Moments
 
-__all__ = ["SVCCAResult", "n_directions", "svcca", "svcca_from_reduced"]
+__all__ = [
+    "ReducedSide",
+    "SVCCAResult",
+    "n_directions",
+    "reduce_side",
+    "svcca",
+    "svcca_from_reduced",
+]
 
 Variance = Literal["explained", "singular_values"]
 
 
-def n_directions(eigvals: np.ndarray, keep: float | int, variance: Variance) -> int:
-    """How many leading directions to keep.
+def n_directions(
+    eigvals: np.ndarray, keep: float | int, variance: Variance, total: float | None = None
+) -> int:
+    """How many leading directions to keep: SVCCA's keep rule, written once.
 
     Parameters
     ----------
@@ -28,22 +43,86 @@ def n_directions(eigvals: np.ndarray, keep: float | int, variance: Variance) -> 
         Non-zero eigenvalues of the centred cross-product (squared singular values of
         the centred data), descending.
     keep : float or int
-        A fraction in (0, 1] (the fewest leading directions whose share of the total
+        A fraction in (0, 1) (the fewest leading directions whose share of the total
         reaches it) or a count (capped at ``r``).
     variance : {"explained", "singular_values"}
         What the share is of: eigenvalues (true explained variance) or their square
         roots (the sum of singular values that google/svcca's tutorial used).
+    total : float, optional
+        The total variance when ``eigvals`` is not the whole spectrum (the two-pass
+        sketch); ``"explained"`` shares are measured against it.
     """
     r = eigvals.size
     if isinstance(keep, int):
         return min(keep, r)
-    weights = eigvals if variance == "explained" else np.sqrt(eigvals)
-    share = np.cumsum(weights) / weights.sum()
+    if variance == "explained":
+        share = np.cumsum(eigvals) / (eigvals.sum() if total is None else total)
+    else:
+        roots = np.sqrt(eigvals)
+        share = np.cumsum(roots) / roots.sum()
     # A share of 1.0 may come out as 1 - 1e-16: compare with a little slack.
     return min(int(np.searchsorted(share, keep - 1e-12, side="left")) + 1, r)
 
 
-@dataclass(frozen=True)
+class ReducedSide:
+    """One representation reduced to its kept singular directions (SVCCA's first step).
+
+    Attributes
+    ----------
+    name : str
+    eigvals : ndarray, shape (k,)
+        Variances (centred sums of squares) along the kept directions, descending.
+    directions : ndarray, shape (p, k)
+        Orthonormal kept directions in feature space.
+    mean : ndarray, shape (p,)
+    share : float
+        Fraction of the total variance the kept directions explain.
+    """
+
+    __slots__ = ("name", "eigvals", "directions", "mean", "share")
+
+    def __init__(
+        self, name: str, eigvals: np.ndarray, directions: np.ndarray, mean: np.ndarray, share: float
+    ) -> None:
+        self.name, self.eigvals, self.directions = name, eigvals, directions
+        self.mean, self.share = mean, share
+
+    @property
+    def k(self) -> int:
+        return int(self.eigvals.size)
+
+    def cca_side(self) -> CCASide:
+        """The reduced representation prepared for CCA (its block is ``diag(eigvals)``)."""
+        w = self.eigvals
+        return prepare_side(
+            np.diag(w), self.directions.T @ self.mean, 0.0, self.name, cond=float(w[0] / w[-1])
+        )
+
+
+def reduce_side(
+    S: np.ndarray, mean: np.ndarray, keep: float | int, variance: Variance, name: str
+) -> ReducedSide:
+    """Prepare one side for SVCCA: the leading eigenpairs of its block, chosen by ``keep``.
+
+    Directions with eigenvalue below 1e-12 of the largest are numerically zero and never
+    kept.
+
+    Raises
+    ------
+    DegenerateError
+        When the representation is constant (no direction has non-zero variance).
+    """
+    w, V = sym_eig_desc(S)
+    r = numerical_rank(w)
+    if r == 0:
+        raise_degenerate(name, S.shape[0], "it is constant (no direction has any variance)")
+    k = n_directions(w[:r], keep, variance)
+    return ReducedSide(
+        name, w[:k], V[:, :k], np.array(mean, dtype=np.float64), float(w[:k].sum() / w[:r].sum())
+    )
+
+
+@result
 class SVCCAResult:
     """SVCCA of two representations.
 
@@ -90,31 +169,18 @@ class SVCCAResult:
     @cached_property
     def weights_x(self) -> np.ndarray:
         """``(p, k)`` weights from centred X features to the canonical variates."""
-        return self.directions_x @ self.cca.weights_x
+        return readonly(self.directions_x @ self.cca.weights_x)
 
     @cached_property
     def weights_y(self) -> np.ndarray:
         """``(q, k)`` weights from centred Y features to the canonical variates."""
-        return self.directions_y @ self.cca.weights_y
+        return readonly(self.directions_y @ self.cca.weights_y)
 
     def transform(self, X: Any, Y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Canonical variates ``(X - mean_x) @ weights_x`` (and the same for ``Y``)."""
         u = project(X, "X", self.mean_x, self.weights_x)
         v = None if Y is None else project(Y, "Y", self.mean_y, self.weights_y)
         return u, v
-
-
-def _reduce(
-    S: np.ndarray, keep: float | int, variance: Variance
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Leading eigenpairs of a centred cross-product block, chosen by ``keep``."""
-    w, V = sym_eig_desc(S)
-    nonzero = w > (w[0] * NUMERICAL_RTOL if w.size and w[0] > 0 else 0.0)
-    w, V = w[nonzero], V[:, nonzero]
-    if w.size == 0:
-        return w, V, 0.0
-    k = n_directions(w, keep, variance)
-    return w[:k], V[:, :k], float(w[:k].sum() / w.sum())
 
 
 def svcca(
@@ -134,9 +200,12 @@ def svcca(
     ----------
     X : array_like, shape (n_samples, p), or Moments
     Y : array_like, shape (n_samples, q)
-    keep : float in (0, 1] or int >= 1, default 0.99
-        A fraction: keep the fewest leading directions whose share of the variance
-        reaches it. An int: keep that many directions (fewer if the rank is lower).
+    keep : float in (0, 1) or int >= 1, default 0.99
+        A float fraction: keep the fewest leading directions whose share of the
+        variance reaches it. An int count: keep that many directions (fewer if the
+        rank is lower). As in scikit-learn's ``PCA(n_components=...)``, ``keep=1.0``
+        is refused (it would read as "everything" next to ``keep=1``, one direction):
+        to compare the whole layers use :func:`svcca.cca`.
     variance : {"explained", "singular_values"}, default "explained"
         ``"explained"`` measures the share with squared singular values (true explained
         variance). ``"singular_values"`` sums the singular values themselves, the rule
@@ -179,26 +248,25 @@ def svcca(
     variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
     threshold = check_probability(threshold, "threshold")
     m = to_moments(X, Y)
-    wx, Vx, fx = _reduce(m.sxx, keep, variance)
-    wy, Vy, fy = _reduce(m.syy, keep, variance)
-    return svcca_from_reduced(
+    rx = reduce_side(m.sxx, m.mean_x, keep, variance, "X")
+    ry = reduce_side(m.syy, m.mean_y, keep, variance, "Y")
+    res = svcca_from_reduced(
         m.n,
-        (wx, Vx, m.mean_x, fx),
-        (wy, Vy, m.mean_y, fy),
-        Vx.T @ m.sxy @ Vy,
+        rx,
+        ry,
+        rx.directions.T @ m.sxy @ ry.directions,
         keep=keep,
         variance=variance,
         threshold=threshold,
     )
-
-
-Side = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+    warn_few_samples(m.n, rx.k, ry.k)
+    return res
 
 
 def svcca_from_reduced(
     n: int,
-    x: Side,
-    y: Side,
+    x: ReducedSide,
+    y: ReducedSide,
     sxy_reduced: np.ndarray,
     *,
     keep: float | int,
@@ -207,27 +275,27 @@ def svcca_from_reduced(
 ) -> SVCCAResult:
     """SVCCA once each side is reduced to its kept singular directions.
 
-    ``x`` and ``y`` are ``(eigenvalues (k,), directions (p, k), feature means (p,),
-    share of variance kept)``; ``sxy_reduced`` is ``V_x^T S_xy V_y``, shape
-    ``(k_x, k_y)``. The reduced statistic has diagonal blocks, so its CCA is cheap.
+    ``sxy_reduced`` is ``V_x^T S_xy V_y``, shape ``(k_x, k_y)``. The reduced blocks are
+    diagonal, so the CCA of the reduced statistic (:func:`svcca.cca`'s own two steps)
+    is cheap.
     """
-    (wx, Vx, mx, fx), (wy, Vy, my, fy) = x, y
-    reduced = Moments(n, Vx.T @ mx, Vy.T @ my, np.diag(wx), np.diag(wy), sxy_reduced)
-    inner = cca_from_moments(reduced, epsilon=0.0, threshold=threshold)
+    inner = cca_of_sides(
+        x.cca_side(), y.cca_side(), sxy_reduced, n, threshold=threshold, epsilon=0.0
+    )
     return SVCCAResult(
         correlations=inner.correlations,
         score=inner.score,
         mean_squared=inner.mean_squared,
         thresholded_mean=inner.thresholded_mean,
-        kept_x=wx.size,
-        kept_y=wy.size,
-        variance_kept_x=fx,
-        variance_kept_y=fy,
+        kept_x=x.k,
+        kept_y=y.k,
+        variance_kept_x=x.share,
+        variance_kept_y=y.share,
         keep=keep,
         variance=variance,
         cca=inner,
-        directions_x=Vx,
-        directions_y=Vy,
-        mean_x=mx,
-        mean_y=my,
+        directions_x=x.directions,
+        directions_y=y.directions,
+        mean_x=x.mean,
+        mean_y=y.mean,
     )

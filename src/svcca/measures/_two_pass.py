@@ -15,16 +15,18 @@ from svcca._validation import (
     check_keep,
     check_option,
     check_probability,
+    raise_degenerate,
+    warn_few_samples,
 )
-from svcca.measures._linalg import flip_signs, sym_eig_desc
-from svcca.measures._svcca import Variance, svcca_from_reduced
+from svcca.measures._linalg import flip_signs, numerical_rank, sym_eig_desc
+from svcca.measures._svcca import ReducedSide, Variance, n_directions, svcca_from_reduced
 from svcca.sources._sources import as_source, check_same_n
 from svcca.statistic._moments import Moments, _chunk_rows
 
 __all__ = ["svcca_two_pass"]
 
 
-class _FrequentDirections:
+class FrequentDirections:
     """Liberty's Frequent Directions sketch of the centred scatter of a stream of rows.
 
     Keeps ``B`` (at most ``2 l`` rows of width ``d``) with
@@ -130,29 +132,39 @@ def _batches_of(
     return gen2, sx.p, sy.p
 
 
-def _choose_k(eig: np.ndarray, total: float, keep: float | int, variance: str, side: str) -> int:
-    nonzero = eig > (eig[0] * 1e-12 if eig.size and eig[0] > 0 else 0.0)
-    r = int(nonzero.sum())
+def ritz_side(
+    S: np.ndarray,
+    basis: np.ndarray,
+    mean: np.ndarray,
+    total: float,
+    keep: float | int,
+    variance: Variance,
+    name: str,
+) -> tuple[ReducedSide, np.ndarray]:
+    """SVCCA's side from the exact moments ``S`` of the data projected on a sketched basis.
+
+    Rayleigh-Ritz: the exact variances inside the sketched subspace (``basis``, ``d x
+    l``) choose and rotate the kept directions with :func:`n_directions`, measured
+    against the exact ``total`` variance. Returns the side and the rotation ``U_k``
+    (``l x k``) from sketch coordinates to the kept directions.
+    """
+    w, U = sym_eig_desc(S)
+    r = numerical_rank(w)
     if r == 0:
-        return 0
-    if isinstance(keep, int):
-        return min(keep, r)
-    if variance == "explained":
-        share = np.cumsum(eig[:r]) / total
-    else:
-        # Without every singular value, the tutorial's convention cannot be normalised
-        # exactly; use the sketch's own values (a lower bound on the share).
-        share = np.cumsum(np.sqrt(eig[:r])) / np.sqrt(eig[:r]).sum()
-    k = int(np.searchsorted(share, keep - 1e-12, side="left")) + 1
-    if k > r:
+        raise_degenerate(name, basis.shape[0], "it is constant (no direction has any variance)")
+    # Without every singular value the tutorial's convention cannot be normalised
+    # exactly: "singular_values" uses the sketch's own values (a lower bound on the share).
+    k = n_directions(w[:r], keep, variance, total if variance == "explained" else None)
+    if not isinstance(keep, int) and variance == "explained" and w[:r].sum() < keep * total:
         warnings.warn(
-            f"The sketch of {side} holds {r} directions explaining {share[-1]:.4f} of the "
-            f"variance, less than keep={keep}; all {r} are kept. Pass a larger sketch_size "
-            "or keep as a count.",
+            f"The sketch of {name} holds {r} directions explaining "
+            f"{w[:r].sum() / total:.4f} of the variance, less than keep={keep}; all {r} are "
+            "kept. Pass a larger sketch_size or keep as a count.",
             SVCCAWarning,
             stacklevel=3,
         )
-    return min(k, r)
+    Uk = U[:, :k]
+    return ReducedSide(name, w[:k], basis @ Uk, mean, float(w[:k].sum() / total)), Uk
 
 
 def svcca_two_pass(
@@ -235,7 +247,7 @@ def svcca_two_pass(
             fix="The sketch must hold at least the kept directions.",
         )
         ell = int(sketch_size)
-    fx, fy = _FrequentDirections(p, min(ell, p)), _FrequentDirections(q, min(ell, q))
+    fx, fy = FrequentDirections(p, min(ell, p)), FrequentDirections(q, min(ell, q))
     for xb, yb in gen():  # pass one: sketches, means, total variances
         fx.update(xb)
         fy.update(yb)
@@ -250,25 +262,13 @@ def svcca_two_pass(
     for xb, yb in gen():
         a = (xb - fx.mean) @ Vx
         b = (yb - fy.mean) @ Vy
-        R._merge_in_place(
-            Moments(a.shape[0], np.zeros(lx), np.zeros(ly), a.T @ a, b.T @ b, a.T @ b)
-        )
+        R.merge_in_place(Moments(a.shape[0], np.zeros(lx), np.zeros(ly), a.T @ a, b.T @ b, a.T @ b))
     # Rayleigh-Ritz: the exact variances inside each subspace choose and rotate the kept
     # directions (more accurate than the sketch's own, shrunken, estimates).
-    wx, Ux = sym_eig_desc(R.sxx)
-    wy, Uy = sym_eig_desc(R.syy)
-    kx = _choose_k(wx, fx.total, keep, variance, "X")
-    ky = _choose_k(wy, fy.total, keep, variance, "Y")
-    Ux, Uy = Ux[:, :kx], Uy[:, :ky]
-    Vx, Vy = Vx @ Ux, Vy @ Uy
-    vkx = float(wx[:kx].sum() / fx.total) if kx and fx.total > 0 else 0.0
-    vky = float(wy[:ky].sum() / fy.total) if ky and fy.total > 0 else 0.0
-    return svcca_from_reduced(
-        n,
-        (wx[:kx], Vx, fx.mean, vkx),
-        (wy[:ky], Vy, fy.mean, vky),
-        Ux.T @ R.sxy @ Uy,
-        keep=keep,
-        variance=variance,
-        threshold=threshold,
+    rx, Ux = ritz_side(R.sxx, Vx, fx.mean, fx.total, keep, variance, "X")
+    ry, Uy = ritz_side(R.syy, Vy, fy.mean, fy.total, keep, variance, "Y")
+    res = svcca_from_reduced(
+        n, rx, ry, Ux.T @ R.sxy @ Uy, keep=keep, variance=variance, threshold=threshold
     )
+    warn_few_samples(n, rx.k, ry.k)
+    return res

@@ -36,7 +36,7 @@ def _block_stat(x: np.ndarray, y: np.ndarray | None, name: str) -> Stat:
 def _merge_stats(*stats: Stat) -> Stat:
     out = Moments(*stats[0])
     for s in stats[1:]:
-        out._merge_in_place(Moments(*s))
+        out.merge_in_place(Moments(*s))
     return (out.n, out.mean_x, out.mean_y, out.sxx, out.syy, out.sxy)
 
 

@@ -245,7 +245,7 @@ class Moments:
             self.n, self.mean_x, self.mean_y = batch.n, batch.mean_x, batch.mean_y
             self.sxx, self.syy, self.sxy = batch.sxx, batch.syy, batch.sxy
         else:
-            self._merge_in_place(batch)
+            self.merge_in_place(batch)
         return self
 
     def merge(self, other: Moments) -> Moments:
@@ -257,9 +257,7 @@ class Moments:
                 f"Cannot merge Moments of widths (p={self.p}, q={self.q}) and "
                 f"(p={other.p}, q={other.q}): they must describe the same representations."
             )
-        out = self.copy()
-        out._merge_in_place(other)
-        return out
+        return self.copy().merge_in_place(other)
 
     def copy(self) -> Moments:
         """A deep copy."""
@@ -272,9 +270,14 @@ class Moments:
             self.sxy.copy(),
         )
 
-    def _merge_in_place(self, other: Moments) -> None:
+    def merge_in_place(self, other: Moments) -> Moments:
+        """Add ``other``'s samples to this statistic in place (Chan et al.); returns ``self``.
+
+        ``other`` is left unchanged. Both must have the same widths (unchecked here, for
+        the hot loops that build a statistic chunk by chunk; :meth:`merge` checks).
+        """
         if other.n == 0:
-            return
+            return self
         if self.n == 0:
             self.n = other.n
             self.mean_x = other.mean_x.copy()
@@ -283,7 +286,7 @@ class Moments:
                 self.mean_y = other.mean_y.copy()
                 self.syy = other.syy.copy()
                 self.sxy = other.sxy.copy()
-            return
+            return self
         n = self.n + other.n
         f = self.n * other.n / n
         dx = other.mean_x - self.mean_x
@@ -298,6 +301,7 @@ class Moments:
             self.sxy += f * np.outer(dx, dy)
             self.mean_y += dy * (other.n / n)
         self.n = n
+        return self
 
     # ------------------------------------------------------------------ views
     def swap(self) -> Moments:
