@@ -48,17 +48,18 @@ class RegressionResult:
 
 
 def explained(
-    sx: CCASide, sy: CCASide, sxy: np.ndarray, var_y: np.ndarray
+    sx: CCASide, sy: CCASide, sxy: np.ndarray, var_y: np.ndarray, extra: float = 0.0
 ) -> tuple[float, np.ndarray]:
     """Total and per-target R^2 of regressing ``y`` (variances ``var_y``) on ``x``.
 
     ``sx`` is the predictor prepared for CCA (its whitening ``W``): the explained sum of
     squares of target ``j`` is ``||W^T s_xj||^2``, the fit of least squares on the kept
     predictors. Constant targets (pruned from ``sy``) have R^2 0 and add nothing.
+    ``extra`` widens the round-off bound for cross-products formed in lower precision.
     """
     A = sx.left(sxy[:, sy.kept])  # (r, q_kept): whitened cross-products
     fitted = np.einsum("ij,ij->j", A, A)  # explained sum of squares per target
-    tol = roundoff_bound(A, sx, sy)
+    tol = roundoff_bound(A, sx, sy) + extra
     per = np.zeros(var_y.size)
     per[sy.kept] = clip_roundoff(fitted / var_y[sy.kept], 0.0, 1.0, tol, "A per-feature R^2")
     total = float(clip_roundoff(fitted.sum() / var_y[sy.kept].sum(), 0.0, 1.0, tol, "R^2"))

@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from svcca.measures._cca import cca
+from svcca.measures._cca import (
+    CCASide,
+    canonical_correlations,
+    cca,
+    prepare_side,
+    roundoff_bound,
+    svd_of_cross,
+)
 from svcca.measures._cka import (
     center_gram,
     cka,
@@ -23,8 +30,8 @@ from svcca.measures._cka import (
     gram_linear,
     gram_rbf,
 )
-from svcca.measures._linalg import Whitener, prune
-from svcca.measures._regression import regression_fit
+from svcca.measures._linalg import EPS, clip_roundoff
+from svcca.measures._regression import explained, regression_fit
 from svcca.measures._rsa import rdm_unchecked, rsa
 from svcca.measures._shape import partial_whitening, procrustes, shape_distance
 
@@ -133,46 +140,48 @@ def _sq(C: np.ndarray) -> float:
     return float(np.einsum("ij,ij->", C, C, dtype=np.float64))
 
 
-def _cast(A: np.ndarray | None, dt: Any) -> np.ndarray | None:
-    return None if A is None else A.astype(dt, copy=False)
+def _whitened(A: np.ndarray, epsilon: float, name: str) -> tuple[CCASide, np.ndarray]:
+    """CCA's prepared side of ``A`` and the centred data in its whitened coordinates.
 
-
-def _whitened(A: np.ndarray, epsilon: float) -> np.ndarray | None:
-    """Centred ``A`` mapped to orthonormal columns (``A_w^T A_w = I``) after pruning."""
+    ``A_w = A_c[:, kept] W`` has orthonormal columns, so ``A_w^T B_w[perm]`` is the
+    whitened cross block of a permutation (:func:`svcca.measures._cca.whitened_cross`
+    applied to the data once instead of to every permutation's moments).
+    """
     Ac = _centred(A)
-    S = Ac.T @ Ac
-    kept, _ = prune(np.diag(S).copy(), epsilon)
-    if kept.size == 0:
-        return None
-    W = Whitener.fit(S[np.ix_(kept, kept)])
-    return Ac[:, kept] @ W.weights(np.eye(W.rank))
+    side = prepare_side(Ac.T @ Ac, np.zeros(A.shape[1]), epsilon, name)
+    return side, side.right(Ac)
+
+
+def _product_bound(n: int, dt: Any) -> float:
+    """Round-off of an inner product of unit vectors over ``n`` samples in dtype ``dt``."""
+    return float(n * np.finfo(dt).eps)
 
 
 def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], dt: Any) -> Scorer | None:
     eps = float(kw.get("epsilon", 0.0))
-    Xw, Yw = _cast(_whitened(X, eps), dt), _cast(_whitened(Y, eps), dt)
+    (sx, Xw), (sy, Yw) = _whitened(X, eps, "X"), _whitened(Y, eps, "Y")
+    Xw, Yw = Xw.astype(dt, copy=False), Yw.astype(dt, copy=False)
+    extra = _product_bound(X.shape[0], dt)
 
     def score(perm: np.ndarray) -> float:
-        if Xw is None or Yw is None:
-            return 0.0
         M = (Xw.T @ Yw[perm]).astype(np.float64, copy=False)
-        G = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
-        return float(np.mean(np.sqrt(np.clip(np.linalg.eigvalsh(G), 0.0, 1.0))))
+        tol = roundoff_bound(M, sx, sy) + extra
+        return float(canonical_correlations(M, tol).mean())
 
     return score
 
 
 def _shape_scorer(X: np.ndarray, Y: np.ndarray, alpha: float, dt: Any) -> Scorer:
+    extra = _product_bound(X.shape[0], dt)
     if alpha == 0.0:
-        Xw, Yw = _cast(_whitened(X, 0.0), dt), _cast(_whitened(Y, 0.0), dt)
-        rr = 0.0 if Xw is None or Yw is None else float(np.sqrt(Xw.shape[1] * Yw.shape[1]))
+        (sx, Xw), (sy, Yw) = _whitened(X, 0.0, "X"), _whitened(Y, 0.0, "Y")
+        Xw, Yw = Xw.astype(dt, copy=False), Yw.astype(dt, copy=False)
+        rr = float(np.sqrt(Xw.shape[1] * Yw.shape[1]))
 
         def score0(perm: np.ndarray) -> float:
-            if Xw is None or Yw is None:  # the observed call has already raised for this
-                return 0.0
             M = (Xw.T @ Yw[perm]).astype(np.float64, copy=False)
-            s = np.linalg.svd(M, compute_uv=False)
-            return float(min(np.clip(s, 0.0, 1.0).sum() / rr, 1.0))
+            _, s, _ = svd_of_cross(M, roundoff_bound(M, sx, sy) + extra)
+            return float(s.sum() / rr)
 
         return score0
     Xc, Yc = _centred(X), _centred(Y)
@@ -187,25 +196,28 @@ def _shape_scorer(X: np.ndarray, Y: np.ndarray, alpha: float, dt: Any) -> Scorer
     def score(perm: np.ndarray) -> float:
         M = (Xt @ Yl[perm]).astype(np.float64, copy=False)
         s = np.linalg.svd(M, compute_uv=False)
-        return float(min(s.sum() / den, 1.0))
+        # The nuclear norm of X^T Y is at most ||X||_F ||Y||_F (Cauchy-Schwarz).
+        tol = 64 * max(M.shape) * EPS + extra
+        return float(clip_roundoff(np.array([s.sum() / den]), 0.0, 1.0, tol, "A shape score")[0])
 
     return score
 
 
 def _regression_scorer(X: np.ndarray, Y: np.ndarray, dt: Any) -> Scorer:
     Xc, Yc = _centred(X), _centred(Y)
-    Xw, Yw = _cast(_whitened(X, 0.0), dt), _cast(_whitened(Y, 0.0), dt)
-    # Constant features carry no variance and add nothing to either total.
-    tx, ty = float(np.sum(Xc * Xc)), float(np.sum(Yc * Yc))
-    Xc, Yc = Xc.astype(dt, copy=False), Yc.astype(dt, copy=False)
+    Sxx, Syy = Xc.T @ Xc, Yc.T @ Yc
+    sx = prepare_side(Sxx, np.zeros(X.shape[1]), 0.0, "X")
+    sy = prepare_side(Syy, np.zeros(Y.shape[1]), 0.0, "Y")
+    var_x, var_y = np.diag(Sxx).copy(), np.diag(Syy).copy()
+    Xt, Yl = Xc.T.astype(dt, copy=False), Yc.astype(dt, copy=False)
+    extra = _product_bound(X.shape[0], dt) * float(np.sqrt(sx.cond * sy.cond))
 
     def score(perm: np.ndarray) -> float:
-        if Xw is None or Yw is None:
-            return 0.0
-        A = Xw.T @ Yc[perm]
-        B = Yw[perm].T @ Xc
-        r2y = min(_sq(A) / ty, 1.0)
-        r2x = min(_sq(B) / tx, 1.0)
+        # One p x q cross-product per permutation, then regression's own combine step
+        # in both directions.
+        Sxy = (Xt @ Yl[perm]).astype(np.float64, copy=False)
+        r2y, _ = explained(sx, sy, Sxy, var_y, extra)
+        r2x, _ = explained(sy, sx, Sxy.T, var_x, extra)
         return 0.5 * (r2y + r2x)
 
     return score
