@@ -164,22 +164,89 @@ def as_source(obj: Any, name: str) -> Source:
 def load_array(path: str | os.PathLike[str], name: str | None = None) -> np.ndarray:
     """Open an ``.npy`` file memory-mapped read-only, with an error naming the file.
 
-    Files that are not NumPy arrays, hold pickled objects, or are truncated raise a
-    ValueError that says which file and what is wrong with it.
+    The header is read first, so each way a file can be wrong raises a ValueError that
+    names the file and says what is wrong: a folder, an empty file, a file that is not
+    in the ``.npy`` format (text, other bytes), an ``.npz`` archive, a header that does
+    not parse, an array of Python objects (pickles are never loaded: unpickling can run
+    arbitrary code), or a file shorter than its header says (truncated).
     """
+    from numpy.lib import format as npy
+
     path = os.fspath(path)
-    label = name or path
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a folder, not a .npy file.")
     if not os.path.isfile(path):
-        raise ValueError(f"{label}: no such file {path!r}.")
+        where = f"{path!r}:" if name is None else f"{name}: {path!r}:"
+        raise ValueError(f"{where} no such file.")
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(len(npy.MAGIC_PREFIX))
+        if head != npy.MAGIC_PREFIX:
+            if size == 0:
+                raise ValueError(f"{path!r} is empty (0 bytes), not a NumPy .npy file.")
+            if npy.MAGIC_PREFIX.startswith(head):
+                raise ValueError(
+                    f"{path!r} is truncated: it ends inside the .npy signature ({size} bytes)."
+                )
+            if head.startswith(b"PK"):
+                raise ValueError(
+                    f"{path!r} holds several arrays (an .npz), not one .npy array; "
+                    "pass a single .npy file."
+                )
+            raise ValueError(
+                f"{path!r} is not a NumPy .npy file: it starts with {head!r}, not the .npy "
+                f"signature {npy.MAGIC_PREFIX!r}. Save each representation with numpy.save."
+            )
+        fh.seek(0)
+        try:
+            major, minor = npy.read_magic(fh)
+        except ValueError as exc:
+            raise ValueError(
+                f"{path!r} is truncated: it ends inside the .npy signature ({size} bytes)."
+            ) from exc
+        if major not in (1, 2, 3):
+            raise ValueError(
+                f"{path!r} has .npy format version {major}.{minor}, which this NumPy "
+                f"({np.__version__}) cannot read."
+            )
+        width = 2 if major == 1 else 4  # bytes of the header-length field
+        field = fh.read(width)
+        header_end = fh.tell() + int.from_bytes(field, "little")
+        if len(field) < width or size < header_end:
+            needs = f"{header_end} bytes" if len(field) == width else "more bytes"
+            raise ValueError(
+                f"{path!r} is truncated: its .npy header needs {needs}, the file has {size}. "
+                "Copy or save it again."
+            )
+        fh.seek(len(npy.MAGIC_PREFIX) + 2)
+        try:
+            read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+            shape, _, dtype = read_header(fh)
+        except Exception as exc:  # the header is a Python literal: many parse errors
+            raise ValueError(
+                f"{path!r} is not a valid .npy file: its header does not parse "
+                f"({type(exc).__name__}: {exc})."
+            ) from exc
+        offset = fh.tell()
+    if dtype.hasobject:
+        raise ValueError(
+            f"{path!r} holds Python objects (dtype {dtype}), which only unpickling could "
+            "read; pickles are never loaded (they can run arbitrary code). Save a numeric "
+            "array instead."
+        )
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size - offset < expected:
+        raise ValueError(
+            f"{path!r} is truncated: its header promises a {dtype} array of shape {shape} "
+            f"({expected} bytes of data), but the file holds {size - offset} bytes after the "
+            "header. Copy or save it again."
+        )
     try:
+        if expected == 0:  # an empty file region cannot be memory-mapped
+            return np.load(path, allow_pickle=False)
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(
-            f"{path!r} is not a readable .npy array (truncated, not an array, or pickled "
-            f"objects, which are never loaded): {exc}"
-        ) from exc
-    if not isinstance(arr, np.ndarray):
-        raise ValueError(f"{path!r} holds several arrays (an .npz); pass a single .npy file.")
+        raise ValueError(f"{path!r} could not be read as a .npy array: {exc}") from exc
     return arr
 
 
