@@ -81,7 +81,9 @@ def test_sketch_size_option(folder, tmp_path, capsys):
     ref = pairwise(arrays, measure="svcca", keep=3, sketch_size=5)
     np.testing.assert_allclose(data["values"], ref.values, atol=1e-15)
     assert main(["pairwise", str(d), "--measure", "cca", "--sketch-size", "5"]) == 2
-    assert "sketch_size applies to measure='svcca' only" in capsys.readouterr().err
+    assert "--sketch-size applies to --measure svcca only, not to cca" in capsys.readouterr().err
+    assert main(["pairwise", str(d), "--sketch-size", "0"]) == 2
+    assert "error: --sketch-size must be an int >= 1; got 0." in capsys.readouterr().err
 
 
 def test_heatmap_png(folder, tmp_path):
@@ -95,10 +97,19 @@ def test_heatmap_png(folder, tmp_path):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: p.write_text("hello"), r"bad\.npy' is not a readable \.npy array"),
-        (lambda p: p.write_bytes(b""), r"bad\.npy' is not a readable \.npy array"),
+        (lambda p: p.write_text("hello"), r"bad\.npy' is not a NumPy \.npy file"),
+        (lambda p: p.write_bytes(b""), r"bad\.npy' is empty \(0 bytes\), not a NumPy \.npy"),
         (lambda p: np.save(p, np.zeros(600)), r"bad\.npy': expected a 2-D array"),
-        (lambda p: np.save(p, np.zeros((599, 3))), r"Representation 'bad' has 599 samples"),
+        (
+            lambda p: np.save(p, np.zeros((599, 3))),
+            r"same datapoints in the same order: '.*layer0\.npy' has 600 rows and "
+            r"'.*bad\.npy' has 599",
+        ),
+        (
+            lambda p: np.save(p, np.array([None, 1], dtype=object), allow_pickle=True),
+            r"bad\.npy' holds Python objects \(dtype object\).* pickles are never loaded",
+        ),
+        (lambda p: np.save(p, np.ones((600, 2), "U3")), r"bad\.npy' holds values of dtype <U3"),
     ],
 )
 def test_bad_files_are_named(folder, tmp_path, capsys, make, message):
@@ -115,7 +126,10 @@ def test_truncated_file_is_named(folder, tmp_path, capsys):
     raw = (d / "layer1.npy").read_bytes()
     (tmp_path / "cut.npy").write_bytes(raw[: len(raw) - 100])
     assert main(["pairwise", str(d / "layer0.npy"), str(tmp_path / "cut.npy")]) == 2
-    assert "cut.npy' is not a readable .npy array" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert re.search(
+        r"cut\.npy' is truncated: .*\(38400 bytes of data\), but the file holds 38300", err
+    )
 
 
 @pytest.mark.parametrize(
@@ -123,8 +137,20 @@ def test_truncated_file_is_named(folder, tmp_path, capsys):
     [
         (["--output", "m.txt"], "--output must end in .csv or .json"),
         (["--heatmap", "m.jpg"], "--heatmap must name a .png"),
-        (["--keep", "lots"], "--keep must be a fraction"),
-        (["--chunk-size", "0"], "--chunk-size must be a positive integer"),
+        (["--keep", "lots"], "--keep must be a float in (0, 1) or an int >= 1; got 'lots'."),
+        (["--keep", "1.0"], "--keep must be a number in (0, 1); got 1.0."),
+        (["--variance", "all"], "--variance must be one of 'explained', 'singular_values'"),
+        (["--measure", "cca", "--epsilon", "-1"], "--epsilon must be a number in [0, 1); got -1."),
+        (["--epsilon", "0.1"], "--epsilon applies to --measure cca or pwcca only, not to svcca"),
+        (["--measure", "pls", "--keep", "3"], "--keep applies to --measure svcca only, not to pls"),
+        (["--chunk-size", "0"], "--chunk-size must be an int >= 1; got 0. Omit --chunk-size"),
+        (["--chunk-size", "1.5"], "--chunk-size must be an int >= 1; got 1.5."),
+        (["--measure", "bogus"], "--measure must be one of 'svcca', 'cca', 'pwcca', 'pls', "),
+        (
+            ["--measure", "cka_rbf"],
+            "--measure cka_rbf compares a single pair: use svcca compare A.npy B.npy "
+            "--measure cka_rbf. svcca pairwise offers svcca, cca, pwcca, pls, cka_linear.",
+        ),
         (["--output", "nowhere/m.csv"], "does not exist"),
     ],
 )
@@ -132,7 +158,9 @@ def test_bad_options(folder, tmp_path, capsys, monkeypatch, args, message):
     d, _ = folder
     monkeypatch.chdir(tmp_path)
     assert main(["pairwise", str(d), *args]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("svcca pairwise: error: ") and len(err.splitlines()) == 1
+    assert message in err
 
 
 def test_bad_inputs(tmp_path, capsys):
@@ -156,6 +184,78 @@ def test_bad_inputs(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((5, 2)))
     assert main(["pairwise", str(tmp_path / "x.npy"), str(tmp_path / "x.npy")]) == 2
     assert "given twice" in capsys.readouterr().err
+
+
+def test_settings_reach_the_engine(folder, capsys):
+    d, arrays = folder
+    for args, kwargs in [
+        (
+            ["--keep", "0.9", "--variance", "singular_values"],
+            {"keep": 0.9, "variance": "singular_values"},
+        ),
+        (["--measure", "pwcca", "--epsilon", "0.05"], {"measure": "pwcca", "epsilon": 0.05}),
+        (["--measure", "cka_linear"], {"measure": "cka_linear"}),
+    ]:
+        assert main(["pairwise", str(d), "--json", *args]) == 0
+        data = json.loads(capsys.readouterr().out)
+        ref = pairwise(arrays, **kwargs)
+        assert data["settings"] == dict(ref.settings)
+        np.testing.assert_allclose(data["values"], ref.values, rtol=0, atol=1e-15)
+
+
+def test_transposed_files_point_to_transpose(folder, tmp_path, capsys):
+    d, arrays = folder
+    t = tmp_path / "t"
+    t.mkdir()
+    for name, a in arrays.items():
+        np.save(t / f"{name}.npy", a.T)
+    assert main(["pairwise", str(t)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(
+        r"'.*layer0\.npy' has 6 rows and '.*layer1\.npy' has 8, but every file has 600 columns", err
+    )
+    assert (
+        "if the files are (neurons, datapoints), as google/svcca saves them, pass --transpose."
+        in err
+    )
+    assert "svcca.compat" not in err
+    assert main(["pairwise", str(d), "--transpose"]) == 2
+    assert "if the files are (datapoints, neurons), drop --transpose." in capsys.readouterr().err
+    # the columns are checked with the rows
+    assert main(["pairwise", str(d / "layer0.npy"), "--cols", str(t / "layer1.npy")]) == 2
+    assert "layer1.npy' looks saved the other way round" in capsys.readouterr().err
+
+
+def test_bad_npz_members(tmp_path, capsys):
+    ok = np.zeros((5, 2))
+    np.savez(tmp_path / "obj.npz", x=ok, y=np.array([None, 2], dtype=object))
+    assert main(["pairwise", str(tmp_path / "obj.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "obj.npz': array 'y' holds Python objects (dtype object)" in err
+    assert "pickles are never loaded" in err and "allow_pickle" not in err
+    np.savez(tmp_path / "cplx.npz", x=ok, y=ok.astype(complex))
+    assert main(["pairwise", str(tmp_path / "cplx.npz")]) == 2
+    assert "array 'y' holds values of dtype complex128" in capsys.readouterr().err
+
+
+def test_a_constant_layer_exits_2(folder, capsys):
+    d, _ = folder
+    np.save(d / "const.npy", np.zeros((600, 4)))
+    for measure in ("svcca", "cca", "pls"):
+        assert main(["pairwise", str(d), "--measure", measure]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("svcca pairwise: error: Representation 'const' (4 features) has ")
+        assert "nothing to compare" in err and len(err.splitlines()) == 1
+
+
+def test_warnings_are_one_plain_line(folder, tmp_path, capsys):
+    _, arrays = folder
+    for name, a in arrays.items():
+        np.save(tmp_path / f"{name}.npy", a[:12])
+    assert main(["pairwise", *(str(tmp_path / f"{k}.npy") for k in arrays)]) == 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("svcca pairwise: warning: ") and "too few samples" in line
+    assert "SVCCAWarning" not in line and ".py:" not in line
 
 
 def test_interrupted_run_leaves_no_output_files(folder, tmp_path, monkeypatch):

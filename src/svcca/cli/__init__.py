@@ -1,5 +1,6 @@
 """Layer 5, the ``svcca`` command line: ``svcca compare``, ``svcca pairwise``, ``svcca demo``."""
 
-from svcca.cli._main import UsageError, main, parse_keep
+from svcca.cli._main import main
+from svcca.cli._options import UsageError, parse_keep
 
 __all__ = ["UsageError", "main", "parse_keep"]

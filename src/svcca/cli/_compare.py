@@ -1,14 +1,30 @@
-"""``svcca compare A.npy B.npy``: one similarity between two saved representations."""
+"""``svcca compare A.npy B.npy``: one similarity between two saved representations.
+
+The measures and knobs are those of ``svcca pairwise`` (see ``svcca.cli._options``),
+plus the measures of a single pair. ``--method`` is the old name of ``--measure``: it
+still works, with a deprecation note on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
+import zipfile
 from typing import Any
 
 import numpy as np
+
+from svcca.cli._options import (
+    MEASURES,
+    UsageError,
+    add_measure_arguments,
+    check_same_datapoints,
+    load_representation,
+    resolve_measure,
+)
 
 HELP = "Compare two representations saved as .npy files (rows = datapoints)."
 
@@ -16,78 +32,127 @@ HELP = "Compare two representations saved as .npy files (rows = datapoints)."
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", metavar="A.npy", help="first representation, (n_samples, p)")
     parser.add_argument("b", metavar="B.npy", help="second representation, (n_samples, q)")
-    parser.add_argument(
-        "--method",
-        choices=("cca", "svcca", "pwcca"),
-        default="svcca",
-        help="similarity measure (default: svcca)",
-    )
-    parser.add_argument(
-        "--keep",
-        default="0.99",
-        help="svcca: fraction of variance in (0, 1] or a number of directions (default 0.99)",
-    )
-    parser.add_argument(
-        "--epsilon", type=float, default=0.0, help="cca/pwcca: relative variance pruning threshold"
-    )
-    parser.add_argument(
-        "--transpose",
-        action="store_true",
-        help="the files are (neurons, datapoints), as in google/svcca",
-    )
+    add_measure_arguments(parser, MEASURES)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    # The old name of --measure, kept working for scripts written against it.
+    parser.add_argument("--method", default=None, help=argparse.SUPPRESS)
 
 
 def _load(path: str, transpose: bool) -> np.ndarray:
-    from svcca.cli._main import UsageError
+    if os.path.isdir(path):
+        raise UsageError(
+            f"{path!r} is a folder; svcca compare takes two .npy files. To compare every "
+            f".npy file in a folder with every other, run: svcca pairwise {path}"
+        )
+    if os.path.isfile(path) and zipfile.is_zipfile(path):
+        raise UsageError(
+            f"{path!r} is an .npz archive (several arrays); svcca compare takes two .npy "
+            f"files. To compare the arrays inside it, run: svcca pairwise {path}"
+        )
+    return load_representation(path, transpose)
 
-    if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file")
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise UsageError(f"{path}: not a NumPy .npy array ({exc})") from exc
-    if not isinstance(arr, np.ndarray):
-        raise UsageError(f"{path}: expected a single .npy array, got an archive; save one array")
-    return arr.T if transpose else arr
+
+def _compute(measure: str, A: np.ndarray, B: np.ndarray, s: dict[str, Any]) -> dict[str, Any]:
+    """The score and what else each measure says about the pair, as JSON types."""
+    import svcca
+
+    if measure == "svcca":
+        r = svcca.svcca(A, B, keep=s["keep"], variance=s["variance"])
+        return {
+            "score": r.score,
+            "kept_a": r.kept_x,
+            "kept_b": r.kept_y,
+            "correlations": r.correlations.tolist(),
+        }
+    if measure == "cca":
+        c = svcca.cca(A, B, epsilon=s["epsilon"])
+        return {
+            "score": c.score,
+            "thresholded_mean": c.thresholded_mean,
+            "correlations": c.correlations.tolist(),
+            "pruned_a": c.pruned_x.indices.tolist(),
+            "pruned_b": c.pruned_y.indices.tolist(),
+        }
+    if measure == "pwcca":
+        w = svcca.pwcca(A, B, epsilon=s["epsilon"])
+        return {
+            "score": w.score,
+            "weighted_by": w.weighted_by,
+            "correlations": w.correlations.tolist(),
+        }
+    if measure == "pls":
+        p = svcca.pls(A, B)
+        return {"score": p.score, "singular_values": p.singular_values.tolist()}
+    if measure.startswith("cka_"):
+        kernel = "rbf" if measure.startswith("cka_rbf") else "linear"
+        debiased = measure.endswith("_debiased")
+        if kernel == "rbf":
+            k = svcca.cka(A, B, kernel="rbf", bandwidth=s["bandwidth"], debiased=debiased)
+        else:
+            k = svcca.cka(A, B, debiased=debiased)
+        out: dict[str, Any] = {"score": k.score}
+        if kernel == "rbf":
+            out.update(sigma_a=k.sigma_x, sigma_b=k.sigma_y)
+        return out
+    if measure == "procrustes":
+        q = svcca.procrustes(A, B)
+        return {"score": q.score, "distance": q.distance, "squared_distance": q.squared_distance}
+    if measure == "regression":
+        g = svcca.regression_fit(A, B)
+        return {"score": g.score, "r2_b_from_a": g.r2_y_given_x, "r2_a_from_b": g.r2_x_given_y}
+    assert measure == "rsa", measure
+    h = svcca.rsa(A, B)
+    return {"score": h.score, "metric": h.metric, "compare": h.compare}
+
+
+def _summary(measure: str, out: dict[str, Any]) -> str:
+    extra = ""
+    if measure == "svcca":
+        extra = f"  (kept {out['kept_a']} and {out['kept_b']} directions)"
+    elif measure == "procrustes":
+        extra = f"  (distance {out['distance']:.6f})"
+    elif measure == "regression":
+        ba, ab = out["r2_b_from_a"], out["r2_a_from_b"]
+        extra = f"  (R^2 of B from A {ba:.6f}, of A from B {ab:.6f})"
+    return f"{measure} similarity: {out['score']:.6f}{extra}"
 
 
 def run(args: argparse.Namespace) -> int:
-    import svcca
-    from svcca.cli._main import parse_keep
-
+    if args.method is not None:
+        if args.measure is not None and args.measure != args.method:
+            raise UsageError(
+                f"--method is the old name of --measure; got --measure {args.measure} and "
+                f"--method {args.method}. Pass --measure alone."
+            )
+        print(
+            f"svcca compare: warning: --method is deprecated; use --measure {args.method} "
+            "(the same names).",
+            file=sys.stderr,
+        )
+        args.measure = args.method
+    measure, settings = resolve_measure(args, "compare")
     A = _load(args.a, args.transpose)
     B = _load(args.b, args.transpose)
-    out: dict[str, Any] = {"method": args.method, "a": args.a, "b": args.b}
-    if args.method == "cca":
-        r = svcca.cca(A, B, epsilon=args.epsilon)
-        out.update(
-            score=r.score,
-            thresholded_mean=r.thresholded_mean,
-            correlations=r.correlations.tolist(),
-            pruned_a=r.pruned_x.indices.tolist(),
-            pruned_b=r.pruned_y.indices.tolist(),
-        )
-    elif args.method == "svcca":
-        r2 = svcca.svcca(A, B, keep=parse_keep(args.keep))
-        out.update(
-            score=r2.score,
-            kept_a=r2.kept_x,
-            kept_b=r2.kept_y,
-            correlations=r2.correlations.tolist(),
-        )
-    else:
-        r3 = svcca.pwcca(A, B, epsilon=args.epsilon)
-        out.update(
-            score=r3.score, weighted_by=r3.weighted_by, correlations=r3.correlations.tolist()
-        )
-    out["n_samples"] = int(A.shape[0])
+    check_same_datapoints([(args.a, A.shape), (args.b, B.shape)], args.transpose)
+    try:
+        result = _compute(measure, A, B, settings)
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        if re.search(r"\b[XY]\b", msg):  # the library's names for the two sides
+            msg += f" (X is {args.a!r}, Y is {args.b!r}.)"
+        raise UsageError(msg) from exc
+    out: dict[str, Any] = {
+        "measure": measure,
+        "method": measure,  # deprecated: the key of the days of --method
+        "settings": settings,
+        "a": args.a,
+        "b": args.b,
+        "n_samples": int(A.shape[0]),
+        **result,
+    }
     if args.json:
         json.dump(out, sys.stdout)
         sys.stdout.write("\n")
     else:
-        extra = ""
-        if args.method == "svcca":
-            extra = f"  (kept {out['kept_a']} and {out['kept_b']} directions)"
-        print(f"{args.method} similarity: {out['score']:.6f}{extra}")
+        print(_summary(measure, out))
     return 0

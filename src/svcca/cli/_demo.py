@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+from svcca.cli._options import UsageError
 
 HELP = (
     "Train a small CNN and MLP on scikit-learn's digits from several seeds and redraw the "
@@ -28,8 +31,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svcca.cli._main import UsageError
+    from svcca._validation import check_int
 
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(
+            f"--out {args.out!r} is an existing file; svcca demo writes a folder of figures, "
+            "checkpoints and an index.html there. Pass a folder (new or existing) instead."
+        )
+    if args.seeds is not None and not args.sanity:
+        raise UsageError("--seeds applies to --sanity only.")
+    if args.sanity and args.seeds is not None:
+        try:
+            check_int(
+                args.seeds,
+                "--seeds",
+                minimum=2,
+                fix="--sanity identifies layers across networks, so it needs at least 2.",
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     try:
         import svcca.demo  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -37,15 +57,11 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     if args.sanity:
         seeds = args.seeds if args.seeds is not None else 5
-        if seeds < 2:
-            raise UsageError(f"--seeds must be at least 2 to compare networks; got {seeds}.")
         from svcca.demo._sanity import run_sanity
 
         res = run_sanity(args.out, seeds=seeds, quick=args.quick, progress=progress)
         print(res.markdown)
         return 0
-    if args.seeds is not None:
-        raise UsageError("--seeds applies to --sanity only.")
     from svcca.demo import run_demo
 
     try:

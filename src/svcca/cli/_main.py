@@ -2,8 +2,15 @@
 
 Each subcommand lives in its own module ``svcca.cli._<name>`` exposing
 ``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported
-only when their command runs (``--help`` imports none of the heavy extras). Bad input
-exits with status 2 and a one-line error on stderr, never a traceback.
+only when their command runs (``--help`` imports none of the heavy extras). What
+``compare`` and ``pairwise`` share (the measure names, the knobs, reading a file) is in
+``svcca.cli._options``.
+
+Bad input, and any ValueError or TypeError of the library (a degenerate layer, NaN in
+the data), exits with status 2 and one line ``svcca <command>: error: <message>`` on
+stderr, never a traceback. Warnings (e.g. :class:`svcca.SVCCAWarning` for too few
+samples) are one line each, ``svcca <command>: warning: <message>``, without Python's
+source location.
 """
 
 from __future__ import annotations
@@ -11,7 +18,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from svcca.cli._options import UsageError
 
 __all__ = ["main"]
 
@@ -21,24 +32,6 @@ COMMANDS: dict[str, str] = {
     "pairwise": "svcca.cli._pairwise",
     "demo": "svcca.cli._demo",
 }
-
-
-class UsageError(Exception):
-    """Raised by a subcommand for bad input: reported in one line, exit status 2."""
-
-
-def parse_keep(text: str) -> float | int:
-    """``--keep``: an int count (``20``) or a fraction (``0.99``)."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise UsageError(
-            f"--keep must be a fraction like 0.99 or a count like 20; got {text!r}"
-        ) from None
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -63,6 +56,23 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _plain_warnings(prog: str) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints ``<prog>: warning: <message>``, once each."""
+    seen: set[str] = set()
+
+    def show(message: Any, category: Any, filename: str, lineno: int, *rest: Any) -> None:
+        text = _one_line(message) if isinstance(message, Warning) else " ".join(message.split())
+        if text not in seen:
+            seen.add(text)
+            print(f"{prog}: warning: {text}", file=sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``svcca`` console script and ``python -m svcca``."""
     parser = _build_parser()
@@ -70,14 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return 2
-    try:
-        return int(args._run(args) or 0)
-    except (UsageError, ValueError, TypeError, OSError) as exc:
-        print(f"svcca {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"svcca {args.command}: interrupted", file=sys.stderr)
-        return 130
+    prog = f"svcca {args.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = _plain_warnings(prog)
+        try:
+            return int(args._run(args) or 0)
+        except (UsageError, ValueError, TypeError, OSError, ImportError) as exc:
+            print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

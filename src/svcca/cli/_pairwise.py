@@ -22,6 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from svcca.cli._options import (
+    PAIRWISE_MEASURES,
+    UsageError,
+    add_measure_arguments,
+    check_same_datapoints,
+    load_representation,
+    parse_option,
+    resolve_measure,
+)
+
 HELP = "Compare every representation with every other (folder/list of .npy, or one .npz)."
 
 
@@ -38,31 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="INPUT",
         help="compare INPUTs (rows) against these (columns) instead of all pairs",
     )
-    parser.add_argument(
-        "--measure",
-        choices=("svcca", "cca", "pwcca", "pls", "cka_linear"),
-        default="svcca",
-        help="similarity measure (default: svcca)",
-    )
-    parser.add_argument(
-        "--keep",
-        default="0.99",
-        help="svcca: fraction of variance in (0, 1] or a number of directions (default 0.99)",
-    )
-    parser.add_argument(
-        "--variance",
-        choices=("explained", "singular_values"),
-        default="explained",
-        help="svcca: what --keep is a fraction of (default: explained variance)",
-    )
-    parser.add_argument(
-        "--epsilon", type=float, default=0.0, help="cca/pwcca: relative variance pruning threshold"
-    )
-    parser.add_argument(
-        "--transpose",
-        action="store_true",
-        help="files are (neurons, datapoints), as in google/svcca",
-    )
+    add_measure_arguments(parser, PAIRWISE_MEASURES)
     parser.add_argument(
         "-o",
         "--output",
@@ -71,10 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="JSON instead of CSV on stdout")
     parser.add_argument("--heatmap", metavar="PNG", help="also draw a heatmap (needs matplotlib)")
-    parser.add_argument("--chunk-size", type=int, default=None, help="samples per chunk")
+    parser.add_argument(
+        "--chunk-size", metavar="ROWS", default=None, help="samples per chunk, an int >= 1"
+    )
     parser.add_argument(
         "--sketch-size",
-        type=int,
+        metavar="K",
         default=None,
         help="svcca on very wide layers: sketch each layer to this many directions first",
     )
@@ -87,24 +75,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------- inputs
-def _usage(msg: str) -> Exception:
-    from svcca.cli._main import UsageError
+def _npz_member_dtype(data: Any, key: str) -> np.dtype:
+    """The dtype in the header of array ``key`` of an open ``.npz`` (nothing unpickled)."""
+    from numpy.lib import format as npy
 
-    return UsageError(msg)
-
-
-def _npy(path: str, transpose: bool) -> np.ndarray:
-    from svcca.sources._sources import load_array
-
-    try:
-        arr = load_array(path)
-    except ValueError as exc:
-        raise _usage(str(exc)) from exc
-    if arr.ndim != 2:
-        raise _usage(
-            f"{path!r}: expected a 2-D array (n_samples, n_features); got shape {arr.shape}"
-        )
-    return arr.T if transpose else arr
+    names = data.zip.namelist()
+    with data.zip.open(key + ".npy" if key + ".npy" in names else key) as fh:
+        major, _ = npy.read_magic(fh)
+        read = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+        return read(fh)[2]
 
 
 def _npz(path: str, transpose: bool) -> dict[str, np.ndarray]:
@@ -112,35 +91,48 @@ def _npz(path: str, transpose: bool) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             out = {}
             for key in data.files:
+                dtype = _npz_member_dtype(data, key)
+                if dtype.hasobject:
+                    raise UsageError(
+                        f"{path!r}: array {key!r} holds Python objects (dtype {dtype}), which "
+                        "only unpickling could read; pickles are never loaded (they can run "
+                        "arbitrary code). Save numeric arrays instead."
+                    )
                 arr = data[key]
-                if arr.ndim != 2:
-                    raise _usage(
+                if arr.dtype.kind not in "biuf":
+                    raise UsageError(
+                        f"{path!r}: array {key!r} holds values of dtype {arr.dtype}; the "
+                        "measures need real numbers (float, int or bool)."
+                    )
+                if arr.ndim != 2 or arr.size == 0:
+                    raise UsageError(
                         f"{path!r}: array {key!r} has shape {arr.shape}; every array must be "
-                        "2-D (n_samples, n_features)"
+                        "2-D (n_samples, n_features) and non-empty"
                     )
                 out[key] = arr.T if transpose else arr
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise _usage(f"{path!r} is not a readable .npz archive of arrays: {exc}") from exc
+        raise UsageError(f"{path!r} is not a readable .npz archive of arrays: {exc}") from exc
     if not out:
-        raise _usage(f"{path!r} holds no arrays")
+        raise UsageError(f"{path!r} holds no arrays")
     return out
 
 
-def _collect(inputs: list[str], transpose: bool) -> dict[str, np.ndarray]:
-    """Label -> array for a folder, .npy files, or one .npz."""
+def _collect(inputs: list[str], transpose: bool) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Label -> array for a folder, .npy files, or one .npz; and label -> where it came from."""
     if len(inputs) == 1 and inputs[0].endswith(".npz"):
         if not os.path.isfile(inputs[0]):
-            raise _usage(f"{inputs[0]}: no such file")
-        return _npz(inputs[0], transpose)
+            raise UsageError(f"{inputs[0]!r}: no such file.")
+        arrays = _npz(inputs[0], transpose)
+        return arrays, {key: f"{inputs[0]}[{key!r}]" for key in arrays}
     paths: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
             found = sorted(f for f in os.listdir(item) if f.endswith(".npy"))
             if not found:
-                raise _usage(f"{item}: folder holds no .npy files")
+                raise UsageError(f"{item}: folder holds no .npy files")
             paths.extend(os.path.join(item, f) for f in found)
         elif item.endswith(".npz"):
-            raise _usage(f"{item}: pass a single .npz alone, not mixed with other inputs")
+            raise UsageError(f"{item}: pass a single .npz alone, not mixed with other inputs")
         else:
             paths.append(item)
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
@@ -148,9 +140,9 @@ def _collect(inputs: list[str], transpose: bool) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for label, path in zip(labels, paths, strict=True):
         if label in out:
-            raise _usage(f"{path}: given twice")
-        out[label] = _npy(path, transpose)
-    return out
+            raise UsageError(f"{path}: given twice")
+        out[label] = load_representation(path, transpose)
+    return out, dict(zip(labels, paths, strict=True))
 
 
 # ---------------------------------------------------------------------- outputs
@@ -159,7 +151,7 @@ def _atomic(path: str, mode: str = "w") -> Iterator[Any]:
     """Open a temporary sibling of ``path``; rename it over ``path`` only on success."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise _usage(f"{path}: folder {directory!r} does not exist")
+        raise UsageError(f"{path}: folder {directory!r} does not exist")
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
         with open(tmp, mode, newline="" if "b" not in mode else None) as fh:
@@ -187,7 +179,7 @@ def _heatmap(result: Any, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise _usage("--heatmap needs matplotlib: pip install 'svcca[plot]'") from exc
+        raise UsageError("--heatmap needs matplotlib: pip install 'svcca[plot]'") from exc
     r, c = result.shape
     fig, ax = plt.subplots(figsize=(2.0 + 0.45 * c, 1.5 + 0.4 * r), constrained_layout=True)
     try:
@@ -216,27 +208,26 @@ def _heatmap(result: Any, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svcca.cli._main import parse_keep
     from svcca.engines._pairwise import pairwise
 
-    if args.chunk_size is not None and args.chunk_size < 1:
-        raise _usage(f"--chunk-size must be a positive integer; got {args.chunk_size}")
+    measure, settings = resolve_measure(args, "pairwise")
+    chunk_size = None if args.chunk_size is None else parse_option("--chunk-size", args.chunk_size)
     if args.output and os.path.splitext(args.output)[1].lower() not in (".csv", ".json"):
-        raise _usage(f"--output must end in .csv or .json; got {args.output!r}")
+        raise UsageError(f"--output must end in .csv or .json; got {args.output!r}")
     if args.heatmap and not args.heatmap.lower().endswith(".png"):
-        raise _usage(f"--heatmap must name a .png file; got {args.heatmap!r}")
-    rows = _collect(args.inputs, args.transpose)
-    cols = None if not args.cols else _collect(args.cols, args.transpose)
+        raise UsageError(f"--heatmap must name a .png file; got {args.heatmap!r}")
+    rows, where = _collect(args.inputs, args.transpose)
+    cols, where_cols = ({}, {}) if not args.cols else _collect(args.cols, args.transpose)
+    shapes = [(where[k], a.shape) for k, a in rows.items()]
+    shapes += [(where_cols[k], a.shape) for k, a in cols.items()]
+    check_same_datapoints(shapes, args.transpose)
     result = pairwise(
         rows,
-        cols,
-        measure=args.measure,
-        keep=parse_keep(args.keep),
-        variance=args.variance,
-        epsilon=args.epsilon,
-        chunk_size=args.chunk_size,
-        sketch_size=args.sketch_size,
+        cols or None,
+        measure=measure,  # type: ignore[arg-type]
+        chunk_size=chunk_size,
         progress=args.progress,
+        **settings,
     )
     as_json = args.json or (args.output or "").lower().endswith(".json")
     text = json.dumps(result.to_dict(), indent=1) + "\n" if as_json else _csv_text(result)

@@ -1,0 +1,273 @@
+"""What ``svcca compare`` and ``svcca pairwise`` share.
+
+One measure vocabulary (the names of :func:`svcca.pairwise`, plus the measures of a
+single pair), one set of knobs checked by the library's own validators (so a bad value
+reads "--keep must be ...; got ... ." as the Python API's "keep must be ..."), one way
+to read a file, and one check that the files hold the same datapoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MEASURES",
+    "PAIRWISE_MEASURES",
+    "SINGLE_PAIR_MEASURES",
+    "UsageError",
+    "add_measure_arguments",
+    "check_same_datapoints",
+    "load_representation",
+    "parse_keep",
+    "parse_option",
+    "resolve_measure",
+]
+
+
+class UsageError(Exception):
+    """Raised by a subcommand for bad input: reported in one line, exit status 2."""
+
+
+# Both commands: the measures of the pairwise engine (each side prepared once).
+PAIRWISE_MEASURES = ("svcca", "cca", "pwcca", "pls", "cka_linear")
+# `svcca compare` only: their cost or their statistic belongs to one pair.
+SINGLE_PAIR_MEASURES = (
+    "cka_linear_debiased",
+    "cka_rbf",
+    "cka_rbf_debiased",
+    "procrustes",
+    "regression",
+    "rsa",
+)
+MEASURES = PAIRWISE_MEASURES + SINGLE_PAIR_MEASURES
+
+MEASURE_HELP = {
+    "svcca": "SVCCA: mean canonical correlation of the leading SVD directions (--keep)",
+    "cca": "mean canonical correlation of the whole layers (--epsilon)",
+    "pwcca": "projection-weighted CCA, weighted by the first file (--epsilon)",
+    "pls": "partial least squares; its score is linear CKA",
+    "cka_linear": "linear CKA",
+    "cka_linear_debiased": "linear CKA, unbiased HSIC estimator",
+    "cka_rbf": "RBF-kernel CKA (--bandwidth)",
+    "cka_rbf_debiased": "RBF-kernel CKA, unbiased HSIC estimator (--bandwidth)",
+    "procrustes": "orthogonal Procrustes similarity (and distance)",
+    "regression": "linear regression R^2, averaged over both directions",
+    "rsa": "RSA: Spearman correlation of Euclidean dissimilarity matrices",
+}
+
+# option -> (attribute, the measures it applies to)
+KNOBS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "--keep": ("keep", ("svcca",)),
+    "--variance": ("variance", ("svcca",)),
+    "--epsilon": ("epsilon", ("cca", "pwcca")),
+    "--bandwidth": ("bandwidth", ("cka_rbf", "cka_rbf_debiased")),
+    "--sketch-size": ("sketch_size", ("svcca",)),
+}
+# the library's defaults, as the text a user would type
+DEFAULTS = {"--keep": "0.99", "--variance": "explained", "--epsilon": "0", "--bandwidth": "1.0"}
+VARIANCE = ("explained", "singular_values")
+
+
+def add_measure_arguments(parser: argparse.ArgumentParser, measures: Sequence[str]) -> None:
+    """``--measure`` and the knobs of those ``measures`` (values are checked in ``run``)."""
+    listing = "; ".join(f"{m}: {MEASURE_HELP[m]}" for m in measures)
+    parser.add_argument(
+        "--measure",
+        metavar="NAME",
+        default=None,
+        help=f"similarity measure (default: svcca). {listing}",
+    )
+    parser.add_argument(
+        "--keep",
+        metavar="K",
+        default=None,
+        help="svcca: fraction of variance in (0, 1) such as 0.99, or a number of "
+        "directions such as 20 (default 0.99)",
+    )
+    parser.add_argument(
+        "--variance",
+        metavar="{" + ",".join(VARIANCE) + "}",
+        default=None,
+        help="svcca: what a fractional --keep is a share of (default: explained)",
+    )
+    parser.add_argument(
+        "--epsilon",
+        metavar="EPS",
+        default=None,
+        help="cca, pwcca: prune neurons whose variance is below EPS times the largest, "
+        "EPS in [0, 1) (default 0: only constant neurons)",
+    )
+    if any(m in measures for m in KNOBS["--bandwidth"][1]):
+        parser.add_argument(
+            "--bandwidth",
+            metavar="B",
+            default=None,
+            help="cka_rbf, cka_rbf_debiased: RBF width as a fraction of the median "
+            "pairwise distance, > 0 (default 1.0)",
+        )
+    parser.add_argument(
+        "--transpose",
+        action="store_true",
+        help="the files are (neurons, datapoints), as google/svcca saves them",
+    )
+
+
+# ---------------------------------------------------------------------- knob values
+def _number(text: str) -> Any:
+    """``"20"`` -> 20, ``"0.99"`` -> 0.99; anything else stays text for the check to refuse."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _checked(check: Callable[[Any], Any], value: Any, flag: str, name: str) -> Any:
+    """Run the library's check; its message names ``name``, say ``flag`` instead."""
+    try:
+        return check(value)
+    except (TypeError, ValueError) as exc:
+        msg = str(exc)
+        if msg.startswith(name + " "):
+            msg = flag + msg[len(name) :]
+        raise UsageError(msg) from None
+
+
+def parse_keep(text: str) -> float | int:
+    """``--keep``: an int count (``20``) or a fraction in (0, 1) (``0.99``)."""
+    from svcca._validation import check_keep
+
+    try:
+        return check_keep(_number(text), "--keep")
+    except (TypeError, ValueError) as exc:  # the library's fix names its Python function
+        msg = str(exc).replace("use svcca.cca (", "use --measure cca (")
+        raise UsageError(msg) from None
+
+
+def parse_option(flag: str, text: str) -> Any:
+    """The value of knob ``flag`` given as ``text``, checked as the library checks it."""
+    from svcca._validation import check_epsilon, check_int, check_option
+
+    if flag == "--keep":
+        return parse_keep(text)
+    if flag == "--variance":
+        return _checked(lambda v: check_option(v, flag, VARIANCE), text, flag, flag)
+    if flag == "--epsilon":
+        return _checked(check_epsilon, _number(text), flag, "epsilon")
+    if flag == "--bandwidth":
+        from svcca.measures._cka import check_bandwidth
+
+        return _checked(check_bandwidth, _number(text), flag, "bandwidth")
+    if flag == "--chunk-size":  # check_chunk_size's fix ("Pass None") is for Python
+        fix = "Omit --chunk-size to choose it from the widths."
+        return _checked(lambda v: check_int(v, flag, fix=fix), _number(text), flag, flag)
+    if flag == "--sketch-size":
+        return _checked(lambda v: check_int(v, flag), _number(text), flag, flag)
+    raise AssertionError(flag)  # pragma: no cover
+
+
+def resolve_measure(args: argparse.Namespace, command: str) -> tuple[str, dict[str, Any]]:
+    """The measure and its settings; refuse an unknown name or a knob it does not take.
+
+    A knob given for a measure that ignores it is an error rather than silently
+    dropped: ``--keep 5`` with ``--measure cca`` would otherwise look like SVCCA.
+    """
+    from svcca._validation import check_option
+
+    offered = MEASURES if command == "compare" else PAIRWISE_MEASURES
+    measure = "svcca" if args.measure is None else args.measure
+    if command != "compare" and measure in SINGLE_PAIR_MEASURES:
+        raise UsageError(
+            f"--measure {measure} compares a single pair: use svcca compare A.npy B.npy "
+            f"--measure {measure}. svcca {command} offers " + ", ".join(PAIRWISE_MEASURES) + "."
+        )
+    _checked(lambda v: check_option(v, "--measure", offered), measure, "--measure", "--measure")
+    settings: dict[str, Any] = {}
+    for flag, (attr, applies) in KNOBS.items():
+        text = getattr(args, attr, None)
+        if measure not in applies:
+            if text is not None:
+                raise UsageError(
+                    f"{flag} applies to --measure {' or '.join(applies)} only, not to "
+                    f"{measure}; drop {flag} or change --measure."
+                )
+            continue
+        if text is None and flag not in DEFAULTS:
+            continue  # --sketch-size: off unless given
+        settings[attr] = parse_option(flag, DEFAULTS[flag] if text is None else text)
+    return measure, settings
+
+
+# ---------------------------------------------------------------------- files
+def load_representation(path: str, transpose: bool) -> np.ndarray:
+    """A ``.npy`` file memory-mapped as ``(n_samples, n_features)``, or a UsageError."""
+    from svcca.sources._sources import load_array
+
+    try:
+        arr = load_array(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if arr.dtype.kind not in "biuf":
+        what = "complex numbers" if arr.dtype.kind == "c" else f"values of dtype {arr.dtype}"
+        raise UsageError(
+            f"{path!r} holds {what}; the measures need real numbers (float, int or bool). "
+            "Save a real-valued array."
+        )
+    if arr.ndim != 2:
+        raise UsageError(
+            f"{path!r}: expected a 2-D array (n_samples, n_features); got shape {arr.shape}. "
+            "Save one row per datapoint (a single feature as shape (n, 1), a convolutional "
+            "layer flattened to (n, h*w*c))."
+        )
+    if arr.size == 0:
+        raise UsageError(
+            f"{path!r} is empty (shape {arr.shape}); it needs at least one datapoint and "
+            "one feature."
+        )
+    return arr.T if transpose else arr
+
+
+def check_same_datapoints(shapes: Sequence[tuple[str, tuple[int, int]]], transpose: bool) -> None:
+    """Every representation ``(label, shape as read)`` has the same number of datapoints.
+
+    When they do not, say why as far as the shapes tell: all the files agree on their
+    other axis (then they are all the other way round: ``--transpose``), one file is
+    the other way round, or the files hold different datapoints.
+    """
+    ns = [shape[0] for _, shape in shapes]
+    if len(set(ns)) <= 1:
+        return
+    axis, other = ("columns", "rows") if transpose else ("rows", "columns")
+    first_label, (n0, _) = shapes[0]
+    odd_label, (n1, _) = next(item for item in shapes if item[1][0] != n0)
+    counts = f"{first_label!r} has {n0} {axis} and {odd_label!r} has {n1}"
+    if len({shape[1] for _, shape in shapes}) == 1:
+        m = shapes[0][1][1]
+        if transpose:
+            fix = "if the files are (datapoints, neurons), drop --transpose."
+        else:
+            fix = (
+                "if the files are (neurons, datapoints), as google/svcca saves them, pass "
+                "--transpose."
+            )
+        raise UsageError(
+            f"The files must hold the same datapoints: {counts}, but every file has {m} "
+            f"{other}. The datapoints are the {axis}; {fix}"
+        )
+    most = max(ns, key=ns.count)  # the datapoints of most files (ties: the first file's)
+    flipped = [label for label, shape in shapes if shape[0] != most and shape[1] == most]
+    if flipped:
+        raise UsageError(
+            f"{flipped[0]!r} looks saved the other way round: its {other} match the {most} "
+            f"datapoints of the other files, its {axis} do not. Save it in the same "
+            "orientation as the others (--transpose flips every file, not one)."
+        )
+    raise UsageError(
+        f"The files must hold the same datapoints in the same order: {counts} (the "
+        f"datapoints are the {axis})."
+    )
