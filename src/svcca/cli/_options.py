@@ -48,7 +48,7 @@ MEASURES = PAIRWISE_MEASURES + SINGLE_PAIR_MEASURES
 MEASURE_HELP = {
     "svcca": "SVCCA: mean canonical correlation of the leading SVD directions (--keep)",
     "cca": "mean canonical correlation of the whole layers (--epsilon)",
-    "pwcca": "projection-weighted CCA, weighted by the first file (--epsilon)",
+    "pwcca": "projection-weighted CCA, weighted by the side of smaller rank (--epsilon)",
     "pls": "partial least squares; its score is linear CKA",
     "cka_linear": "linear CKA",
     "cka_linear_debiased": "linear CKA, unbiased HSIC estimator",
