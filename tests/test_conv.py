@@ -303,13 +303,9 @@ def test_result_fields():
         r.score = 0.0  # frozen
 
 
-def test_constant_layer_has_no_correlations():
+def test_constant_layer_is_refused():
     rng = np.random.default_rng(15)
     B = rng.standard_normal((50, 4, 4, 2))
-    for r in (
-        fourier_cca(np.ones((50, 4, 4, 3)), B),
-        fourier_cca(np.ones((50, 4, 4, 3)), B, keep=0.9),
-    ):
-        assert r.correlations.size == 0 and r.score == 0.0 and r.thresholded_mean == 0.0
-        assert (r.n_correlations == 0).all() and (r.frequency_scores == 0).all()
-        assert np.isnan(r.frequency_correlations).all()
+    for kw in ({}, {"keep": 0.9}):
+        with pytest.raises(svcca.DegenerateError, match=r"Representation A \(48 features\)"):
+            fourier_cca(np.ones((50, 4, 4, 3)), B, **kw)

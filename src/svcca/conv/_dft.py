@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_epsilon, check_keep, check_option, check_probability
+from svcca._validation import (
+    SVCCAWarning,
+    check_epsilon,
+    check_keep,
+    check_option,
+    check_probability,
+    few_samples_message,
+    raise_degenerate,
+)
 from svcca.conv._checks import (
     Layout,
     as_conv,
@@ -339,8 +348,31 @@ def fourier_cca(
     else:
         fx = svd_factor(m.sxx, m.grid.multiplicity, keep, variance)
         fy = svd_factor(m.syy, m.grid.multiplicity, keep, variance)
+    for f, name, shape in ((fx, "A", a.shape), (fy, "B", b.shape)):
+        if not f.rank.any():
+            raise_degenerate(name, int(np.prod(shape[1:])), "it is constant at every location")
+    _warn_inflated_frequencies(m.n, fx.rank, fy.rank)
     solver = _Solver(m, fx, fy)
     return _result(solver, a.shape, b.shape, layout, epsilon, keep, variance, threshold)
+
+
+def _warn_inflated_frequencies(n: int, rank_x: np.ndarray, rank_y: np.ndarray) -> None:
+    """One warning when some frequencies' channel counts leave too few samples.
+
+    Each frequency is a CCA of ``n`` (complex) samples of ``rank_x[f]`` and
+    ``rank_y[f]`` channels, so the rule of :func:`svcca.cca` applies per frequency.
+    """
+    bad = np.flatnonzero(rank_x + rank_y >= n - 1)
+    if bad.size == 0:
+        return
+    f = int(bad[0])
+    msg = few_samples_message(n, int(rank_x[f]), int(rank_y[f]))
+    warnings.warn(
+        f"{bad.size} of {rank_x.size} independent frequencies have too few samples for their "
+        f"channels: {msg}",
+        SVCCAWarning,
+        stacklevel=3,
+    )
 
 
 def _result(

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
-from svcca.measures._linalg import NUMERICAL_RTOL
+from svcca.measures._linalg import EPS, NUMERICAL_RTOL, clip_roundoff
+from svcca.measures._svcca import n_directions
 
 __all__ = ["Factor", "cca_factor", "correlations", "svd_factor", "whitened_cross"]
 
@@ -36,6 +37,7 @@ class Factor:
     kept: np.ndarray  # (R, c) bool, features kept after pruning
     rank: np.ndarray  # (R,) int
     variance_kept: float = 1.0
+    cond: float = 1.0  # the largest (estimated) condition number of a whitened block
 
     def left(self, B: np.ndarray, *, adjoint: bool = False) -> np.ndarray:
         """``P_f B_f`` (or ``P_f^H B_f`` with ``adjoint``) for every frequency."""
@@ -99,6 +101,7 @@ def cca_factor(S: np.ndarray, epsilon: float) -> Factor:
         good = d2.min(axis=1) > NUMERICAL_RTOL
     except np.linalg.LinAlgError:
         L = np.zeros_like(C)
+        d2 = np.ones((R, c))
     bad = ~good
     if bad.any():
         w, V = np.linalg.eigh(C[bad])
@@ -109,7 +112,12 @@ def cca_factor(S: np.ndarray, epsilon: float) -> Factor:
         # Pruned features are unit eigen-directions of C: make their rows of P vanish.
         P[bad] = Pb * kept[bad][:, None, :]
         rank[bad] = ok.sum(axis=1) - (~kept[bad]).sum(axis=1)
-    return Factor(L, good, P, std, kept, rank)
+    # lambda_max <= c for a correlation matrix and lambda_min <= min_i L_ii^2: c / d2 is
+    # an estimate of the condition number (exact for the eigendecomposed frequencies).
+    cond = float(c / d2[good].min()) if good.any() else 1.0
+    if bad.any():
+        cond = max(cond, float(np.max(w[:, -1] / np.where(ok, w, np.inf).min(axis=1))))
+    return Factor(L, good, P, std, kept, rank, cond=cond)
 
 
 def svd_factor(
@@ -128,21 +136,19 @@ def svd_factor(
     """
     R, c, _ = S.shape
     w, V = np.linalg.eigh(S)
-    w = np.maximum(w, 0.0)
-    top = float(w.max()) if w.size else 0.0
+    top = float(np.abs(w).max()) if w.size else 0.0
+    # eigh is backward stable: negative eigenvalues within c eps ||S_f|| are round-off.
+    w = clip_roundoff(w, 0.0, np.inf, 64 * c * EPS * top, "An eigenvalue of a frequency block")
     nonzero = w > top * NUMERICAL_RTOL if top > 0 else np.zeros_like(w, dtype=bool)
     mult = np.broadcast_to(multiplicity[:, None], w.shape)
     vals, mults = w[nonzero], mult[nonzero]
     order = np.argsort(-vals, kind="stable")
     selected = np.zeros(vals.size, dtype=bool)
     if vals.size:
-        weights = vals if variance == "explained" else np.sqrt(vals)
-        if isinstance(keep, int):
-            cum = np.cumsum(mults[order])
-            count = int(np.searchsorted(cum, keep, side="left")) + 1
-        else:
-            share = np.cumsum((weights * mults)[order]) / float(np.sum(weights * mults))
-            count = int(np.searchsorted(share, keep - 1e-12, side="left")) + 1
+        # SVCCA's keep rule on the pooled spectrum, each eigenvalue counted as often as
+        # the grid locations it stands for (the flattened layer's spectrum).
+        k = n_directions(np.repeat(vals[order], mults[order]), keep, variance)  # type: ignore[arg-type]
+        count = int(np.searchsorted(np.cumsum(mults[order]), k, side="left")) + 1
         selected[order[: min(count, vals.size)]] = True
     chosen = np.zeros_like(nonzero)
     chosen[nonzero] = selected
@@ -152,7 +158,9 @@ def svd_factor(
     frac = float(np.sum((w * mult)[chosen]) / total) if total > 0 else 0.0
     kept = np.ones((R, c), dtype=bool)
     none = np.zeros(R, dtype=bool)
-    return Factor(P, none, P, np.ones((R, c)), kept, chosen.sum(axis=1), frac)
+    # The reduced blocks' errors are normwise: amplified by the kept spectrum's spread.
+    cond = float(w[chosen].max() / w[chosen].min()) if chosen.any() else 1.0
+    return Factor(P, none, P, np.ones((R, c)), kept, chosen.sum(axis=1), frac, cond)
 
 
 def whitened_cross(Sxy: np.ndarray, fx: Factor, fy: Factor) -> np.ndarray:
@@ -167,7 +175,10 @@ def whitened_cross(Sxy: np.ndarray, fx: Factor, fy: Factor) -> np.ndarray:
 def correlations(M: np.ndarray, fx: Factor, fy: Factor) -> tuple[np.ndarray, np.ndarray]:
     """Per-frequency correlations ``(R, k)`` (NaN beyond each frequency's count) and counts."""
     s = np.linalg.svd(M, compute_uv=False)
-    np.clip(s, 0.0, 1.0, out=s)
+    # As in svcca.cca: round-off moves a correlation by ~ c eps amplified by the
+    # whitening; the pooled bound uses the largest channel count.
+    tol = 64 * EPS * (M.shape[-1] + M.shape[-2]) * max(fx.cond, fy.cond)
+    s = clip_roundoff(s, 0.0, 1.0, tol, "A per-frequency canonical correlation")
     count = np.minimum(fx.rank, fy.rank)
     s[np.arange(s.shape[1])[None, :] >= count[:, None]] = np.nan
     return s, count

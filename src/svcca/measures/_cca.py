@@ -147,13 +147,14 @@ def roundoff_bound(M: np.ndarray, sx: CCASide, sy: CCASide) -> float:
     """Round-off bound on the correlations (singular values of ``M``, at most 1).
 
     An error ``delta`` in the (correlation-scaled) cross block reaches ``M`` amplified
-    by ``||W_x|| ||W_y||``, i.e. ``sqrt(cond_x cond_y)``; the products that formed the
-    blocks and the backward-stable factorisations contribute ``delta ~ (r_x + r_y) eps``
-    and the Gram eigenvalues ``k eps``. A correlation beyond ``1 + bound`` is not
-    round-off.
+    by ``||W_x|| ||W_y|| <= sqrt(cond_x cond_y)``, and an error in a side's own block
+    moves the correlations by up to ``delta cond`` (first order); the products that
+    formed the blocks and the backward-stable factorisations contribute
+    ``delta ~ (r_x + r_y) eps`` and the Gram eigenvalues ``k eps``. A correlation beyond
+    ``1 + bound`` is not round-off.
     """
     k = max(M.shape) if M.size else 1
-    return 64 * EPS * (k + (sx.rank + sy.rank) * np.sqrt(sx.cond * sy.cond))
+    return 64 * EPS * (k + (sx.rank + sy.rank) * max(sx.cond, sy.cond))
 
 
 def canonical_correlations(M: np.ndarray, tol: float) -> np.ndarray:
