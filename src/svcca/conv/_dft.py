@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._result import result
 from svcca._validation import (
     SVCCAWarning,
     check_epsilon,
@@ -107,7 +108,7 @@ def _expand(grid: Grid, per_rep: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@result
 class FourierCCAResult:
     """DFT-CCA of two convolutional layers.
 

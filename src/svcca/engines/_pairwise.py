@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._progress import Progress as _Progress  # the one progress contract
+from svcca._result import result
 from svcca._validation import (
     SVCCAWarning,
     check_chunk_size,
@@ -60,7 +61,7 @@ _SYMMETRIC = {"cca", "svcca", "pls", "cka_linear"}
 _PASS_BYTES = 64 * 2**20
 
 
-@dataclass(frozen=True)
+@result
 class PairwiseResult:
     """A labelled matrix of similarities between named representations.
 

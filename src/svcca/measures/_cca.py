@@ -133,8 +133,7 @@ def prepare_side(
         detail = ", ".join(f"{c} {r}" for r, c in reasons.items())
         raise_degenerate(name, p, f"every feature was pruned ({detail})")
     white = Whitener.fit(_submatrix(S, kept, kept))
-    mean = np.array(mean, dtype=np.float64)
-    return CCASide(name, p, kept, pruned, white, mean, max(white.cond, cond))
+    return CCASide(name, p, kept, pruned, white, readonly(mean), max(white.cond, cond))
 
 
 # ---------------------------------------------------------------------- combine

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from svcca._result import result
 from svcca._validation import check_epsilon, check_probability
 from svcca.measures._cca import cca_from_moments
 from svcca.sources._to_moments import to_moments
@@ -14,7 +14,7 @@ from svcca.sources._to_moments import to_moments
 __all__ = ["BartlettResult", "bartlett"]
 
 
-@dataclass(frozen=True)
+@result
 class BartlettResult:
     """How many canonical correlations are significantly non-zero.
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from svcca._progress import Progress, check_progress
+from svcca._result import result
 from svcca._validation import check_int, check_option, check_real
 from svcca.stats._resampling import (
     Measure,
@@ -23,7 +23,7 @@ __all__ = ["DatapointsCurve", "NullBaseline", "datapoints_curve", "null_baseline
 NullKind = Literal["gaussian", "shuffle"]
 
 
-@dataclass(frozen=True)
+@result
 class NullBaseline:
     """A measure on data with no relation between the two sides.
 
@@ -44,7 +44,7 @@ class NullBaseline:
     shapes: tuple[tuple[int, int], tuple[int, int]]
 
 
-@dataclass(frozen=True)
+@result
 class DatapointsCurve:
     """The null level of a measure as the number of datapoints grows.
 

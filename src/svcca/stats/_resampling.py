@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from svcca._progress import Progress, check_progress
+from svcca._result import result
 from svcca._validation import check_int, check_option, check_pair, check_probability
 from svcca.statistic._moments import Moments
 from svcca.stats._kernels import fast_scorer
@@ -29,7 +29,7 @@ Precision = Literal["float64", "float32"]
 _PERM_BATCH = 64
 
 
-@dataclass(frozen=True)
+@result
 class PermutationResult:
     """A permutation test of the association between two representations.
 
@@ -57,7 +57,7 @@ class PermutationResult:
     vectorized: bool
 
 
-@dataclass(frozen=True)
+@result
 class BootstrapResult:
     """A bootstrap confidence interval over datapoints.
 
