@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
-from svcca.compat._cca_core import sum_threshold
-from svcca.conv._checks import as_conv, check_same_n
+from svcca._validation import SVCCAWarning, raise_degenerate, warn_few_samples
+from svcca.compat._cca_core import constant_neurons, sum_threshold
+from svcca.conv._checks import as_conv, check_same_n, raise_nonfinite_conv
 from svcca.conv._dft import FourierMoments, fourier_moments
 from svcca.conv._grid import Grid
 
@@ -25,10 +27,15 @@ def _inv_sqrt(S: np.ndarray, kept: np.ndarray) -> np.ndarray:
 
 
 def _kept(S: np.ndarray) -> np.ndarray:
-    """Features that are not numerically constant at each frequency (epsilon is 0)."""
+    """Features with power at each frequency (epsilon is 0).
+
+    A channel's power at a frequency counts when it is at least 1e-12 of the layer's
+    largest at any frequency: measured against the largest at the same frequency, the
+    FFT's round-off at a frequency where the layer has no power (spatially constant
+    maps, say) would pass for signal and give correlations of noise.
+    """
     var = np.real(np.diagonal(S, axis1=1, axis2=2))
-    top = var.max(axis=1, keepdims=True)
-    return var > 1e-12 * top
+    return var > 1e-12 * var.max()
 
 
 def _per_location(m: FourierMoments, compute_dirns: bool, A: Any, B: Any) -> list[dict]:
@@ -79,9 +86,11 @@ def _per_location(m: FourierMoments, compute_dirns: bool, A: Any, B: Any) -> lis
             "y_idxs": ym.copy(),
         }
         idx = sum_threshold(coefs, 0.98)
-        mean = np.float64(np.mean(coefs[:idx])) if k else np.float64(0.0)
+        # No power on one side at this frequency: no correlation to report (not 0).
+        mean = np.float64(np.mean(coefs[:idx])) if k else np.float64(np.nan)
+        total = np.float64(np.sum(coefs)) if k else np.float64(np.nan)
         d["mean"] = (mean, mean)
-        d["sum"] = (np.float64(np.sum(coefs)), np.float64(np.sum(coefs)))
+        d["sum"] = (total, total)
         if compute_dirns:
             d["cca_dirns1"] = dirns1[r]
             d["cca_dirns2"] = dirns2[r]
@@ -149,8 +158,15 @@ def fourier_ccas(
 
     - complex coefficients are handled (``np.place`` into a float array crashed);
     - ``compute_dirns`` is a keyword, not the ``epsilon`` slot: ``epsilon`` is 0, except
-      that channels with no power at a frequency (below 1e-12 of the largest) are
-      dropped there instead of making the SVD fail;
+      that channels with no power at a frequency (below 1e-12 of the layer's largest
+      power at any frequency) are dropped there instead of making the SVD fail; a
+      location where one layer has no power at all has no correlation: its row has an
+      empty ``cca_coef1`` and NaN ``mean`` and ``sum`` (not 0), with an
+      :class:`~svcca.SVCCAWarning`;
+    - a layer whose every neuron is constant over the datapoints raises
+      :class:`~svcca.DegenerateError` naming ``conv_acts1`` or ``conv_acts2``; NaN or
+      inf raises ``ValueError``; too few datapoints for the channels compared at a
+      frequency (``c1 + c2 >= n - 1``) warns that the coefficients are inflated;
     - the keys it read (``neuron_coeffs1/2``) never existed; the real ``coef_x/coef_y``
       are kept or dropped, and never passed through ``ifft2``;
     - ``cca_dirns`` are the canonical variates of the centred coefficients (the original
@@ -174,7 +190,25 @@ def fourier_ccas(
     a = as_conv(conv_acts1, "conv_acts1", "nhwc", allow_dense=False)
     b = as_conv(conv_acts2, "conv_acts2", "nhwc", allow_dense=False)
     check_same_n(a, b, ("conv_acts1", "conv_acts2"))
+    for name, arr in (("conv_acts1", a), ("conv_acts2", b)):
+        flat = arr.reshape(arr.shape[0], -1)
+        if not np.isfinite(flat).all():
+            raise_nonfinite_conv(arr, name)
+        if constant_neurons(flat.T).all():
+            raise_degenerate(name, flat.shape[1], "every neuron is constant over the datapoints")
     m = fourier_moments(a, b)
+    kx, ky = _kept(m.sxx).sum(axis=1), _kept(m.syy).sum(axis=1)
+    warn_few_samples(m.n, int(kx.max()), int(ky.max()))
+    silent = int(((kx == 0) | (ky == 0))[m.grid.loc_rep].sum())
+    if silent:
+        warnings.warn(
+            f"{silent} of the {m.grid.loc_rep.size} frequency locations have no power in "
+            "one of the layers (e.g. spatially constant maps), so they have no canonical "
+            "correlation: their rows have empty cca_coef1 and NaN mean and sum (use "
+            "np.nanmean to pool the others).",
+            SVCCAWarning,
+            stacklevel=2,
+        )
     reps = _per_location(m, compute_dirns, a, b)
     H, W = m.grid.shape
     rows = []
