@@ -474,8 +474,9 @@ def pairwise(
         kept directions and ``sketch_size`` is a few times their number). Not for dask
         inputs.
     progress : bool or None, default False
-        Show a progress bar on stderr (tqdm if installed). ``None``: only when stderr
-        is a terminal.
+        The library's one progress contract (:mod:`svcca._progress`): ``True`` always
+        shows a bar on stderr, ``False`` never, ``None`` only when stderr is a terminal;
+        without tqdm, a plain counter and one warning.
 
     Returns
     -------
