@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svcca.measures._cka import cka
-from svcca.measures._minibatch import MinibatchCKA
+from svcca import MinibatchCKA, cka
 
 
 def _data(n=8192, seed=0):

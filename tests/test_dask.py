@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca.engines._pairwise import pairwise
-from svcca.sources._dask import moments_from_dask
+from svcca import pairwise
+from svcca.sources._dask import moments_from_dask  # no public name
 
 da = pytest.importorskip("dask.array")
 

@@ -75,7 +75,8 @@ def test_keep_out_of_range(keep, exc, match):
 
 
 def test_bad_knobs():
-    with pytest.raises(ValueError, match="variance must be one of 'explained', 'singular_values'; got"):
+    match = "variance must be one of 'explained', 'singular_values'; got"
+    with pytest.raises(ValueError, match=match):
         svcca.svcca(X, Y, variance="energy")
     with pytest.raises(ValueError, match=r"epsilon must be a number in \[0, 1\)"):
         svcca.cca(X, Y, epsilon=-1.0)

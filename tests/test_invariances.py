@@ -8,11 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from svcca.measures._cca import cca
-from svcca.measures._cka import cka
-from svcca.measures._regression import regression_fit
-from svcca.measures._rsa import rsa
-from svcca.measures._shape import procrustes, shape_distance
+from svcca import cca, cka, procrustes, regression_fit, rsa, shape_distance
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "invariances.md"
 

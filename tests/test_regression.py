@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svcca._validation import SVCCAWarning
-from svcca.measures._regression import RegressionResult, regression_fit
-from svcca.statistic._moments import Moments
+from svcca import Moments, RegressionResult, SVCCAWarning, regression_fit
 
 
 def _lstsq_r2(P, T):

@@ -8,7 +8,7 @@ from scipy.spatial.distance import cdist, squareform
 from scipy.stats import pearsonr, spearmanr
 
 import svcca
-from svcca.measures._rsa import RSAResult, compare_rdms, rdm, rsa
+from svcca import RSAResult, compare_rdms, rdm, rsa
 
 
 def _data(seed=0, n=40):
@@ -47,7 +47,8 @@ def test_spearman_ignores_monotone_changes_of_dissimilarity():
     assert compare_rdms(Dx**2, Dy, compare="pearson") != pytest.approx(
         compare_rdms(Dx, Dy, compare="pearson"), rel=1e-3
     )
-    with pytest.raises(svcca.DegenerateError, match=r"Representation Dy has nothing to compare.*\(a constant RDM\)"):
+    match = r"Representation Dy has nothing to compare.*\(a constant RDM\)"
+    with pytest.raises(svcca.DegenerateError, match=match):
         compare_rdms(Dx, np.zeros_like(Dx))
 
 

@@ -8,13 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import chi2, kstest
 
-from svcca import stats
-from svcca.measures._cca import cca
-from svcca.measures._cka import cka
-from svcca.measures._regression import regression_fit
-from svcca.measures._rsa import rsa
-from svcca.measures._shape import procrustes, shape_distance
-from svcca.statistic._moments import Moments
+from svcca import Moments, cca, cka, procrustes, regression_fit, rsa, shape_distance, stats
 
 
 def _pair(seed=0, n=60, p=5, q=4, signal=1.0):

@@ -12,9 +12,8 @@ import pytest
 
 import svcca
 from svcca import svcca_two_pass
-from svcca.sources._sources import as_source, load_array, moments_from_sources
-from svcca.sources._to_moments import to_moments
-from svcca.statistic._moments import release_rows
+from svcca.sources import as_source, load_array, moments_from_sources, to_moments
+from svcca.statistic._moments import release_rows  # no public name
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca.engines._pairwise import pairwise
-from svcca.sources._sources import moments_array_api
+from svcca import pairwise
+from svcca.sources._sources import moments_array_api  # no public name
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("array_api_compat")
