@@ -157,8 +157,8 @@ def test_compat_no_longer_crashes():
     """Each of these raised in google/svcca (see its bug list)."""
     with pytest.raises(ValueError, match=r"epsilon must be a number in \[0, 1\)"):
         compat.get_cca_similarity(X.T, Y.T, epsilon=2.0)  # all pruned: ValueError before
-    d = compat.get_cca_similarity(np.ones((4, 50)), Y.T)  # constant layer
-    assert d["sum"] == (0.0, 0.0)
+    with pytest.raises(svcca.DegenerateError, match="acts1"):  # constant layer: not 0
+        compat.get_cca_similarity(np.ones((4, 50)), Y.T)
     d = compat.get_cca_similarity(X.T, Y.T, compute_coefs=False, compute_dirns=True)  # KeyError
     assert d["cca_dirns1"].shape == (4, 50) and "coef_x" not in d
     d = compat.get_cca_similarity(X.T, Y.T, threshold=0.0)  # NaN mean before
@@ -166,8 +166,5 @@ def test_compat_no_longer_crashes():
     d = compat.robust_cca_similarity(X.T, Y.T)  # arguments were shuffled
     np.testing.assert_allclose(d["cca_coef1"], svcca.cca(X, Y).correlations, atol=1e-5)
     assert "cca_dirns1" in d
-    assert compat.compute_pwcca(np.ones((4, 50)), Y.T) == (
-        0.0,
-        pytest.approx(np.zeros(0)),
-        pytest.approx(np.zeros(0)),
-    )
+    with pytest.raises(svcca.DegenerateError, match="acts1"):
+        compat.compute_pwcca(np.ones((4, 50)), Y.T)

@@ -306,7 +306,8 @@ def few_samples_message(n: int, p: int, q: int) -> str | None:
     """
     if p + q < n - 1:
         return None
-    forced = max(p + q - (n - 1), 0)
+    span = n - 1  # each side spans at most n - 1 dimensions after centring
+    forced = max(min(p, span) + min(q, span) - span, 0)
     null = min(max(p, q) / max(n - 1, 1), 1.0)
     return (
         f"{n} samples for {p} and {q} dimensions: with p + q >= n - 1 the canonical "
