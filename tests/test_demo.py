@@ -167,9 +167,6 @@ def test_run_sanity_needs_two_networks(tmp_path):
 
 def test_similarity_matrices_match_single_calls():
     from svcca.demo._sanity import PAPER_CIFAR10, similarity_matrices
-    from svcca.measures._cka import cka
-    from svcca.measures._regression import regression_fit
-    from svcca.measures._shape import procrustes
 
     X, Y = latent_pair(n=150, p=6, q=5, k=3)
     U, V = latent_pair(n=150, p=4, q=7, k=2)
@@ -180,10 +177,10 @@ def test_similarity_matrices_match_single_calls():
         "CCA (mean rho)": lambda P, Q: svcca.cca(P, Q).score,
         "SVCCA (mean rho)": lambda P, Q: svcca.svcca(P, Q, keep=0.99).score,
         "PWCCA": lambda P, Q: svcca.pwcca(P, Q).score,
-        "Linear regression": lambda P, Q: regression_fit(P, Q).r2_x_given_y,
-        "CKA (linear)": lambda P, Q: cka(P, Q).score,
-        "CKA (RBF 0.4)": lambda P, Q: cka(P, Q, kernel="rbf", bandwidth=0.4).score,
-        "Procrustes": lambda P, Q: procrustes(P, Q).score,
+        "Linear regression": lambda P, Q: svcca.regression_fit(P, Q).r2_x_given_y,
+        "CKA (linear)": lambda P, Q: svcca.cka(P, Q).score,
+        "CKA (RBF 0.4)": lambda P, Q: svcca.cka(P, Q, kernel="rbf", bandwidth=0.4).score,
+        "Procrustes": lambda P, Q: svcca.procrustes(P, Q).score,
     }
     for name, f in single.items():
         ref = np.array([[f(P, Q) for Q in b] for P in a])
