@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_option, check_real, raise_degenerate
+from svcca._validation import check_option, check_real, raise_degenerate, warn_few_samples
 from svcca.measures._linalg import Whitener, prune
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
@@ -272,6 +272,8 @@ def shape_distance(
     kind = check_option(kind, "kind", ("angular", "euclidean"))  # type: ignore[assignment]
     m = to_moments(X, Y)
     s = shape_score(m, a)
+    if a == 0.0:  # alpha = 0 is CCA: it inflates the same way with too few samples
+        warn_few_samples(m.n, m.p, m.q)
     angle = float(np.arccos(s))
     dist = angle if kind == "angular" else float(np.sqrt(max(2.0 - 2.0 * s, 0.0)))
     return ShapeResult(dist, s, angle, a, kind, m.n, (m.p, m.q))
