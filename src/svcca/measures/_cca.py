@@ -162,9 +162,10 @@ def canonical_correlations(M: np.ndarray, tol: float) -> np.ndarray:
     Computed as square roots of the eigenvalues of the smaller Gram matrix (``M M^T`` or
     ``M^T M``): three times cheaper than the SVD at p = 2048, with an absolute error of
     about ``eps / (2 rho)``, i.e. below 1e-10 for every correlation above 1e-6;
-    correlations that are exactly 0 come out below 2e-8. ``tol`` bounds the round-off
-    of ``M`` itself (:func:`roundoff_bound`); squared correlations outside
-    ``[-tol, 1 + tol]`` raise instead of being clipped.
+    correlations that are exactly 0 come out as about ``sqrt((p + q) eps)`` (1e-8 at
+    p + q = 10, 7e-7 at p = q = 2048). ``tol`` bounds the round-off of ``M`` itself
+    (:func:`roundoff_bound`); squared correlations outside ``[-tol, 1 + tol]`` raise
+    instead of being clipped.
     """
     if M.size == 0:
         return np.zeros(0)
@@ -393,7 +394,8 @@ def cca(
     square root. The correlations are the square roots of the eigenvalues of the
     smaller of :math:`M M^T` and :math:`M^T M`, accurate to about
     :math:`\epsilon / (2\rho)`: below 1e-10 for every correlation above 1e-6, and
-    within 2e-8 of 0 for exactly uncorrelated directions. The weights (one SVD of
+    within about :math:`\sqrt{(p + q)\epsilon}` of 0 for exactly uncorrelated
+    directions. The weights (one SVD of
     :math:`M`) are computed on first access.
 
     .. warning:: google/svcca's ``mean`` is the *thresholded* mean
