@@ -130,7 +130,12 @@ def main() -> None:
     quiet = _Progress(False, 0, "")
     rows1 = _pass_rows(sum(s.p for s in srcs), n, None)
     t_p1, moms = timed(lambda: _pass1_local(srcs, n, rows1, quiet))
-    t_eig, rr = timed(lambda: [_Rep(m, "svcca", 0.99, "explained", 0.0) for m in moms])
+    t_eig, rr = timed(
+        lambda: [
+            _Rep(repr(k), m, "svcca", 0.99, "explained", 0.0)
+            for k, m in zip(reps, moms, strict=True)
+        ]
+    )
     means = [m.mean_x for m in moms]
     trs = [r.transform for r in rr]
     row_u = list(range(len(srcs)))

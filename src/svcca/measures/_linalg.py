@@ -164,6 +164,10 @@ class Whitener:
     def fit(S: np.ndarray) -> Whitener:
         """Whiten the PSD block ``S`` (``p x p``, positive diagonal)."""
         std = np.sqrt(np.diag(S))
+        if not np.any(S - np.diag(np.diag(S))):
+            # Uncorrelated features (SVCCA's reduced blocks are diag(eigenvalues)): W = D^-1,
+            # no factorisation, no triangular solves per cross block.
+            return _DiagonalWhitener(std)
         R = S / std[:, None] / std[None, :]
         L, info = lapack.dpotrf(R, lower=1, clean=1)
         if info == 0 and np.min(np.diag(L)) ** 2 > NUMERICAL_RTOL:
@@ -209,6 +213,22 @@ class _CholeskyWhitener(Whitener):
 
     def colour(self, U: np.ndarray) -> np.ndarray:
         return (self.chol @ U) * self.std[:, None]
+
+
+class _DiagonalWhitener(Whitener):
+    """``W = D^{-1}``: the block is already diagonal (its correlation matrix is ``I``)."""
+
+    def __init__(self, std: np.ndarray) -> None:
+        super().__init__(std, std.size, 1.0)
+
+    def apply_t(self, A: np.ndarray) -> np.ndarray:
+        return A / self.std[:, None]
+
+    def weights(self, U: np.ndarray) -> np.ndarray:
+        return U / self.std[:, None]
+
+    def colour(self, U: np.ndarray) -> np.ndarray:
+        return U * self.std[:, None]
 
 
 class _EigenWhitener(Whitener):
