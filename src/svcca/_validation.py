@@ -23,7 +23,6 @@ __all__ = [
     "check_epsilon",
     "check_int",
     "check_keep",
-    "check_nonnegative",
     "check_option",
     "check_pair",
     "check_probability",
@@ -260,11 +259,6 @@ def check_epsilon(epsilon: Any) -> float:
 def check_probability(value: Any, name: str) -> float:
     """A real number in [0, 1]."""
     return check_real(value, name, low=0.0, high=1.0)
-
-
-def check_nonnegative(value: Any, name: str) -> float:
-    """A finite real number >= 0."""
-    return check_real(value, name, low=0.0)
 
 
 def check_chunk_size(value: Any, name: str = "chunk_size") -> int | None:
