@@ -245,3 +245,47 @@ def test_sketch_errors():
     da = pytest.importorskip("dask.array")
     with pytest.raises(ValueError, match="not supported with dask inputs"):
         pairwise({k: da.from_array(v, chunks=100) for k, v in reps.items()}, sketch_size=10)
+
+
+def test_tuple_keys_stay_tuples_and_give_a_multiindex():
+    base = layers(seed=15, widths=(5, 6, 7))
+    reps = {("e0", "fc1"): base["l0"], ("e0", "fc2"): base["l1"], ("e1", "fc1"): base["l2"]}
+    r = pairwise(reps, measure="cka_linear")
+    assert r.rows == r.cols == tuple(reps)
+    want = svcca.cka(base["l0"], base["l2"]).score
+    assert r[("e0", "fc1"), ("e1", "fc1")] == pytest.approx(want, abs=1e-12)
+    df = r.to_pandas()
+    assert df.index.nlevels == 2 and df.columns.nlevels == 2
+    assert list(df.index) == list(reps)
+    assert df.loc[("e0", "fc1"), ("e1", "fc1")] == r.values[0, 2]
+    assert df.loc["e0"].shape == (2, 3)  # first level selects epochs
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["rows"] == [["e0", "fc1"], ["e0", "fc2"], ["e1", "fc1"]]
+    with pytest.raises(KeyError, match=r"No column labelled \('e9', 'fc1'\)"):
+        r[("e0", "fc1"), ("e9", "fc1")]
+
+
+def test_keys_are_not_converted_to_strings():
+    base = layers(seed=16, widths=(5, 6))
+    r = pairwise({3: base["l0"], 5: base["l1"]}, {"last": base["l1"]}, measure="cka_linear")
+    assert r.rows == (3, 5) and r.cols == ("last",)
+    assert r[5, "last"] == pytest.approx(1.0, abs=1e-12)  # an int on an int-labelled axis: a label
+    assert r[3, 0] == r.values[0, 0]  # ...and a position on a string-labelled one
+    with pytest.raises(
+        KeyError, match=r"No row labelled 0; rows are \[3, 5\]\. Integers are labels"
+    ):
+        r[0, 0]
+    with pytest.raises(KeyError, match=r"column position must be in \[-1, 1\); got 1\."):
+        r[3, 1]
+    assert list(r.to_pandas().index) == [3, 5]
+    mixed = pairwise({"a": base["l0"], ("b", 1): base["l1"]}, measure="cka_linear")
+    assert mixed.rows == ("a", ("b", 1)) and mixed.to_pandas().index.nlevels == 1
+    assert json.loads(json.dumps(mixed.to_dict()))["rows"] == ["a", ["b", 1]]
+
+
+def test_tuple_labels_name_the_representation_in_errors():
+    base = layers(seed=17, widths=(5, 6))
+    bad = base["l1"].copy()
+    bad[7, 0] = np.inf
+    with pytest.raises(ValueError, match=r"Representation \('e1', 'fc1'\) contains NaN or inf"):
+        pairwise({("e0", "fc1"): base["l0"], ("e1", "fc1"): bad})

@@ -12,7 +12,7 @@ small ``k x k`` eigenproblem.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,8 +72,10 @@ class PairwiseResult:
         measure's ``.score`` (mean canonical correlation for ``"cca"`` and ``"svcca"``,
         the projection-weighted mean for ``"pwcca"`` with ``rows[i]`` as ``X``, linear
         CKA for ``"pls"`` and ``"cka_linear"``).
-    rows, cols : tuple of str
-        Labels, in order.
+    rows, cols : tuple
+        Labels, in order: the keys of the mappings given to :func:`pairwise`, as given
+        (strings, tuples such as ``("run0", "fc1")``, integers, ...), or ``"0"``,
+        ``"1"``, ... for a sequence.
     measure : str
         The measure used.
     settings : mapping
@@ -86,8 +88,8 @@ class PairwiseResult:
     """
 
     values: np.ndarray
-    rows: tuple[str, ...]
-    cols: tuple[str, ...]
+    rows: tuple[Hashable, ...]
+    cols: tuple[Hashable, ...]
     measure: str
     settings: Mapping[str, Any]
     n_samples: int
@@ -99,8 +101,15 @@ class PairwiseResult:
         """``(len(rows), len(cols))``."""
         return (len(self.rows), len(self.cols))
 
-    def __getitem__(self, key: tuple[str | int, str | int]) -> float:
-        """``result["conv1", "conv2"]`` (labels) or ``result[0, 1]`` (positions)."""
+    def __getitem__(self, key: tuple[Hashable, Hashable]) -> float:
+        """``result["conv1", "conv2"]`` (labels) or ``result[0, 1]`` (positions).
+
+        Labels are matched as given: ``result[("run0", "fc1"), ("run1", "fc1")]`` for
+        tuple labels. An integer is a position, except on an axis whose labels include
+        integers: there it is looked up as a label only (``.values[i, j]`` for
+        positions), so ``{3: X, 5: Y}`` is indexed ``result[3, 5]`` and never by a
+        position that happens to be a label too.
+        """
         if not (isinstance(key, tuple) and len(key) == 2):
             raise KeyError(f"Index with a (row, col) pair of labels or positions; got {key!r}.")
         i = self._index(key[0], self.rows, "row")
@@ -108,15 +117,33 @@ class PairwiseResult:
         return float(self.values[i, j])
 
     @staticmethod
-    def _index(k: str | int, labels: tuple[str, ...], what: str) -> int:
-        if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
-            return int(k)
-        if k not in labels:
-            raise KeyError(f"No {what} labelled {k!r}; {what}s are {list(labels)}.")
-        return labels.index(k)  # type: ignore[arg-type]
+    def _index(k: Hashable, labels: tuple[Hashable, ...], what: str) -> int:
+        is_int = isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+        int_labels = any(isinstance(x, int) and not isinstance(x, bool) for x in labels)
+        if is_int and not int_labels:
+            pos = int(k)  # type: ignore[call-overload]
+            if not -len(labels) <= pos < len(labels):
+                raise KeyError(
+                    f"A {what} position must be in [-{len(labels)}, {len(labels)}); got {pos}. "
+                    f"Use a label ({what}s are {list(labels)}) or a smaller position."
+                )
+            return pos
+        if k in labels:
+            return labels.index(k)
+        hint = (
+            " Integers are labels on this axis (its labels include integers); use "
+            ".values[i, j] for positions."
+            if is_int
+            else ""
+        )
+        raise KeyError(f"No {what} labelled {k!r}; {what}s are {list(labels)}.{hint}")
 
     def to_pandas(self) -> Any:
-        """The matrix as a ``pandas.DataFrame`` indexed by row and column labels."""
+        """The matrix as a ``pandas.DataFrame`` indexed by row and column labels.
+
+        Tuple labels of one length (``("run0", "fc1")``) become a ``pandas.MultiIndex``
+        (``df.loc[("run0", "fc1"), ("run1", "fc1")]``); other labels a plain index.
+        """
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -124,7 +151,9 @@ class PairwiseResult:
                 "to_pandas() needs pandas: pip install 'svcca[pandas]'. The values are in "
                 ".values, the labels in .rows and .cols."
             ) from exc
-        df = pd.DataFrame(self.values, index=list(self.rows), columns=list(self.cols))
+        df = pd.DataFrame(
+            self.values, index=_pandas_index(self.rows), columns=_pandas_index(self.cols)
+        )
         df.attrs["measure"] = self.measure
         df.attrs["settings"] = dict(self.settings)
         return df
@@ -135,18 +164,38 @@ class PairwiseResult:
             "measure": self.measure,
             "settings": dict(self.settings),
             "n_samples": self.n_samples,
-            "rows": list(self.rows),
-            "cols": list(self.cols),
+            "rows": [_plain_label(x) for x in self.rows],
+            "cols": [_plain_label(x) for x in self.cols],
             "dims_rows": list(self.dims_rows),
             "dims_cols": list(self.dims_cols),
             "values": self.values.tolist(),
         }
 
 
+def _pandas_index(labels: tuple[Hashable, ...]) -> Any:
+    import pandas as pd
+
+    if labels and all(isinstance(x, tuple) for x in labels):
+        if len({len(x) for x in labels}) == 1 and len(labels[0]) > 0:  # type: ignore[arg-type]
+            return pd.MultiIndex.from_tuples(list(labels))
+    return pd.Index(list(labels), tupleize_cols=False)
+
+
+def _plain_label(x: Hashable) -> Any:
+    """A label as JSON-ready Python: tuples as lists, NumPy scalars as Python, else str."""
+    if isinstance(x, tuple):
+        return [_plain_label(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if x is None or isinstance(x, (str, int, float, bool)):
+        return x
+    return str(x)
+
+
 # ---------------------------------------------------------------------- inputs
-def _named(reps: Any, what: str) -> list[tuple[str, Any]]:
+def _named(reps: Any, what: str) -> list[tuple[Hashable, Any]]:
     if isinstance(reps, Mapping):
-        items = [(str(k), v) for k, v in reps.items()]
+        items: list[tuple[Hashable, Any]] = list(reps.items())
     elif isinstance(reps, Sequence) and not isinstance(reps, (str, bytes, np.ndarray)):
         items = [(str(i), v) for i, v in enumerate(reps)]
     else:
@@ -343,7 +392,12 @@ def _scores(
 
 
 def _warn_inflated(
-    n: int, names: list[str], reps: list[_Rep], row_u: list[int], col_u: list[int], measure: str
+    n: int,
+    names: list[Hashable],
+    reps: list[_Rep],
+    row_u: list[int],
+    col_u: list[int],
+    measure: str,
 ) -> None:
     """One warning naming every pair whose kept dimensions leave too few samples."""
     if measure not in ("cca", "svcca", "pwcca"):
@@ -444,11 +498,13 @@ def pairwise(
 
     Parameters
     ----------
-    rows : mapping of str to representation, or sequence of representations
+    rows : mapping of labels to representations, or sequence of representations
         Each representation is ``(n_samples, p_i)``, all on the same datapoints: NumPy
         arrays, ``np.memmap`` files (``np.load(path, mmap_mode="r")``), paths to
-        ``.npy`` files, h5py/zarr datasets, torch tensors or dask arrays. A sequence is
-        labelled ``"0"``, ``"1"``, ...
+        ``.npy`` files, h5py/zarr datasets, torch tensors or dask arrays. The mapping's
+        keys are the result's labels as given (a tuple key such as ``("run0", "fc1")``
+        stays a tuple, and ``to_pandas()`` makes a MultiIndex of such keys); a
+        sequence is labelled ``"0"``, ``"1"``, ...
     cols : same, optional
         Omitted: all pairs of ``rows`` (a square, symmetric matrix for symmetric
         measures). Given: the rectangular matrix ``rows x cols`` (e.g. layers at a
@@ -574,11 +630,11 @@ class _Plan:
     """The unique representations of a call (a layer in both rows and cols is read once)."""
 
     srcs: list[Source]
-    names: list[str]
+    names: list[Hashable]
     row_u: list[int]
     col_u: list[int]  # the same list object as row_u when the matrix is square
-    row_labels: tuple[str, ...]
-    col_labels: tuple[str, ...]
+    row_labels: tuple[Hashable, ...]
+    col_labels: tuple[Hashable, ...]
     n: int
 
     @property
@@ -591,10 +647,10 @@ def _plan(rows: Any, cols: Any) -> _Plan:
     row_items = _named(rows, "rows")
     col_items = row_items if cols is None else _named(cols, "cols")
     objs: list[Any] = []
-    names: list[str] = []
+    names: list[Hashable] = []
     index: dict[int, int] = {}
 
-    def uid(name: str, obj: Any) -> int:
+    def uid(name: Hashable, obj: Any) -> int:
         if id(obj) not in index:
             index[id(obj)] = len(objs)
             objs.append(obj)
@@ -605,7 +661,7 @@ def _plan(rows: Any, cols: Any) -> _Plan:
     col_u = row_u if cols is None else [uid(k, v) for k, v in col_items]
     srcs = [as_source(o, f"representation {nm!r}") for o, nm in zip(objs, names, strict=True)]
     for s, nm in zip(srcs, names, strict=True):
-        s.name = nm
+        s.name = nm  # type: ignore[assignment]  # a label as given; messages show its repr
     n = check_same_n(srcs)
     if n < 2:
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
@@ -634,7 +690,9 @@ def _two_passes(
         if use_dask:
             from svcca.sources._dask import per_rep_moments_dask
 
-            moms = per_rep_moments_dask([_dask_or_array(s, n) for s in srcs], plan.names)
+            moms = per_rep_moments_dask(
+                [_dask_or_array(s, n) for s in srcs], [str(nm) for nm in plan.names]
+            )
             bar.update(1)
         else:
             moms = _pass1_local(srcs, n, rows1, bar)
