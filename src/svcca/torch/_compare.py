@@ -1,0 +1,493 @@
+"""One call, model against model: every layer of one model with every layer of another.
+
+:func:`compare` runs each batch through both models once and keeps no activation: it
+accumulates, in float64, each layer's count, mean and Gram matrix and the cross blocks
+of model A's layers against model B's (``sum(p_a) x sum(q_b)``, never a Gram matrix
+of all layers side by side), merged batch by batch with the same exact update as
+:class:`svcca.Moments`. What is left is the pairwise engine's own finish: each layer's
+prepared side (:class:`svcca.engines._pairwise._Rep`) and every pair's combine step
+(``_scores``), so each measure is the one implementation :func:`svcca.pairwise` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from svcca._progress import Progress, check_progress
+from svcca._validation import (
+    check_epsilon,
+    check_keep,
+    check_option,
+    raise_degenerate,
+)
+from svcca.engines._pairwise import (
+    MEASURES,
+    PairwiseResult,
+    _Rep,
+    _scores,
+    _warn_inflated,
+)
+from svcca.measures._minibatch import MinibatchCKA
+from svcca.measures._svcca import Variance
+from svcca.statistic._moments import Moments
+from svcca.torch._capture import (
+    Calls,
+    MaskOption,
+    Selector,
+    Sequence_,
+    capture_stream,
+    resolve_layers,
+)
+
+__all__ = ["COMPARE_MEASURES", "compare"]
+
+CompareMeasure = Literal["cka_linear", "cca", "svcca", "pwcca", "pls", "cka_minibatch"]
+COMPARE_MEASURES: tuple[str, ...] = (*MEASURES, "cka_minibatch")
+
+
+# ---------------------------------------------------------------------- accumulation
+class _CrossMoments:
+    """Per-layer moments plus the rows x cols cross blocks, merged exactly batch by batch.
+
+    ``moms[key]`` is a one-sided :class:`Moments` of a captured layer (the diagonal
+    blocks); ``cross`` holds :math:`\\sum (a - \\bar a)(b - \\bar b)^T` for the row
+    layers side by side against the column layers side by side. Each batch is centred on
+    its own means and merged with Chan et al.'s update, ``S = S_1 + S_2 + (n_1 n_2 / n)
+    d_a d_b^T``, as :meth:`Moments.merge_in_place` does for its own blocks.
+    """
+
+    def __init__(self, row_keys: list[str], col_keys: list[str], labels: Mapping[str, str]):
+        self.row_keys, self.col_keys, self.labels = row_keys, col_keys, labels
+        self.keys = list(dict.fromkeys([*row_keys, *col_keys]))
+        self.moms: dict[str, Moments] = {}
+        self.cross: np.ndarray | None = None
+        self.n = 0
+        self._a: np.ndarray | None = None
+        self._b: np.ndarray | None = None
+
+    def add(self, i: int, arrays: dict[str, np.ndarray]) -> None:
+        b = next(iter(arrays.values())).shape[0]
+        means = {}
+        for k in self.keys:
+            x = arrays[k]
+            mu = x.mean(axis=0)
+            if not np.isfinite(mu).all():
+                _raise_nonfinite(x, self.labels[k], i)
+            x -= mu  # the capture's own fresh array
+            means[k] = mu
+        A = self._panel("_a", [arrays[k] for k in self.row_keys], b)
+        B = (
+            A
+            if self.col_keys == self.row_keys
+            else self._panel("_b", [arrays[k] for k in self.col_keys], b)
+        )
+        part = A.T @ B
+        if self.cross is None:
+            self.cross = part
+            for k in self.keys:
+                x = arrays[k]
+                self.moms[k] = Moments(
+                    b, means[k], np.zeros(0), x.T @ x, np.zeros((0, 0)), np.zeros((x.shape[1], 0))
+                )
+            self.n = b
+            return
+        n = self.n + b
+        da = np.concatenate([means[k] - self.moms[k].mean_x for k in self.row_keys])
+        db = np.concatenate([means[k] - self.moms[k].mean_x for k in self.col_keys])
+        self.cross += part
+        self.cross += (self.n * b / n) * np.outer(da, db)
+        for k in self.keys:
+            x = arrays[k]
+            batch = Moments(
+                b, means[k], np.zeros(0), x.T @ x, np.zeros((0, 0)), np.zeros((x.shape[1], 0))
+            )
+            self.moms[k].merge_in_place(batch)
+        self.n = n
+
+    def _panel(self, attr: str, blocks: list[np.ndarray], b: int) -> np.ndarray:
+        """The centred blocks side by side, ``(b, sum p)``, in a buffer reused per batch."""
+        width = sum(x.shape[1] for x in blocks)
+        buf = getattr(self, attr)
+        if buf is None or buf.shape != (b, width):
+            buf = np.empty((b, width))
+            setattr(self, attr, buf)
+        off = 0
+        for x in blocks:
+            buf[:, off : off + x.shape[1]] = x
+            off += x.shape[1]
+        return buf
+
+
+def _raise_nonfinite(x: np.ndarray, label: str, batch: int) -> None:
+    rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    raise ValueError(
+        f"Layer {label} gave NaN or inf on batch {batch} (rows {rows[:5].tolist()} of the "
+        "batch, first shown); similarity of non-finite activations is undefined. Check the "
+        "inputs of that batch and the model's numerics (e.g. run it in float32, not float16)."
+    )
+
+
+def _finish_moments(
+    acc: _CrossMoments,
+    measure: str,
+    keep: float | int,
+    variance: Variance,
+    epsilon: float,
+) -> tuple[np.ndarray, list[_Rep], list[int], list[int]]:
+    """Each layer's prepared side, the (transformed) cross blocks, every pair's score."""
+    assert acc.cross is not None
+    uniq = acc.keys
+    reps = [_Rep(acc.labels[k], acc.moms[k], measure, keep, variance, epsilon) for k in uniq]
+    pos = {k: u for u, k in enumerate(uniq)}
+    row_u = [pos[k] for k in acc.row_keys]
+    col_u = row_u if acc.col_keys == acc.row_keys else [pos[k] for k in acc.col_keys]
+    widths = [
+        acc.moms[k].p if r.transform is None else r.transform.shape[1]
+        for k, r in zip(uniq, reps, strict=True)
+    ]
+    C = acc.cross
+    if measure == "svcca":  # pass two of pairwise, from the moments: T_i^T S_ij T_j
+        roff = np.concatenate([[0], np.cumsum([acc.moms[k].p for k in acc.row_keys])])
+        coff = np.concatenate([[0], np.cumsum([acc.moms[k].p for k in acc.col_keys])])
+        left = np.concatenate(
+            [reps[u].transform.T @ C[roff[i] : roff[i + 1]] for i, u in enumerate(row_u)]  # type: ignore[union-attr]
+        )
+        C = np.concatenate(
+            [left[:, coff[j] : coff[j + 1]] @ reps[u].transform for j, u in enumerate(col_u)],  # type: ignore[union-attr]
+            axis=1,
+        )
+    values = _scores(C, reps, widths, row_u, col_u, measure, col_u is row_u, Progress(False, 0, ""))
+    return values, reps, row_u, col_u
+
+
+# ---------------------------------------------------------------------- inputs
+def _layer_list(layers: Any, name: str) -> list[str]:
+    if isinstance(layers, str):
+        layers = [layers]
+    try:
+        out = list(layers)
+    except TypeError as exc:
+        raise TypeError(
+            f"{name} must be a list of module names (model.named_modules() names); got "
+            f"{type(layers).__name__}."
+        ) from exc
+    if not out:
+        raise ValueError(f"{name} is empty: name at least one module to compare.")
+    for s in out:
+        if not isinstance(s, str):
+            raise TypeError(f"{name} must hold str module names; got {s!r} ({type(s).__name__}).")
+    dup = sorted({s for s in out if out.count(s) > 1})
+    if dup:
+        raise ValueError(f"{name} lists {dup} more than once; name each module once.")
+    return out
+
+
+def _captured_names(
+    keys: Iterable[Any],
+    what: str,
+    la: list[str],
+    lb: list[str],
+    key_a: Callable[[str], str],
+    key_b: Callable[[str], str],
+) -> dict[Any, list[str]]:
+    """The captured names each user key stands for: a layer name means that layer in both
+    models (where it is one), ``"a.<name>"`` / ``"b.<name>"`` the layer of one model."""
+    out: dict[Any, list[str]] = {}
+    for k in keys:
+        names = []
+        if k in la:
+            names.append(key_a(k))
+        if k in lb:
+            names.append(key_b(k))
+        if not names and isinstance(k, str) and k[:2] in ("a.", "b."):
+            if k[2:] in (la if k[0] == "a" else lb):
+                names.append((key_a if k[0] == "a" else key_b)(k[2:]))
+        if not names:
+            raise ValueError(
+                f"{what} names {k!r}, which is in neither layers_a {la} nor layers_b {lb}; "
+                f"key {what} by a layer name (both models) or by 'a.<name>' / 'b.<name>' "
+                "(one model)."
+            )
+        out[k] = list(dict.fromkeys(names))
+    return out
+
+
+def _check_not_shared(model_a: Any, model_b: Any, la: list[str], lb: list[str]) -> None:
+    """Hooks on a module that both models call would fire for both: refuse such layers."""
+    in_a = {id(m) for m in model_a.modules()}
+    in_b = {id(m) for m in model_b.modules()}
+    for model, layers, other, which in ((model_a, la, in_b, "a"), (model_b, lb, in_a, "b")):
+        for name, mod in resolve_layers(model, layers).items():
+            if id(mod) in other:
+                raise ValueError(
+                    f"Layer {name!r} of model_{which} is a module that model_a and model_b "
+                    "share (the same object), so its activations cannot be told apart between "
+                    "the two models. Compare models that share no recorded module (e.g. "
+                    "copy.deepcopy one of them), or capture each model separately."
+                )
+
+
+# ---------------------------------------------------------------------- public
+def compare(
+    model_a: Any,
+    model_b: Any,
+    batches: Iterable[Any],
+    layers_a: Sequence[str] | str,
+    layers_b: Sequence[str] | str | None = None,
+    *,
+    measure: CompareMeasure = "cka_linear",
+    keep: float | int = 0.99,
+    variance: Literal["explained", "singular_values"] = "explained",
+    epsilon: float = 0.0,
+    select: Selector | Mapping[str, Selector] | None = None,
+    sequence: Sequence_ | None = None,
+    time_axis: int = 1,
+    conv: Literal["mean", "flatten"] = "mean",
+    mask: MaskOption = "auto",
+    calls: Calls = "raise",
+    datapoints: Callable[[Any], int] | None = None,
+    conv_layers: Sequence[str] = (),
+    forward: Callable[[Any, Any], Any] | None = None,
+    device: Any = None,
+    progress: bool | None = False,
+) -> PairwiseResult:
+    """Compare every layer of ``model_a`` with every layer of ``model_b``, in one pass.
+
+    Each batch runs through both models once; no activation outlives its batch. The
+    result equals ``svcca.pairwise(capture(model_a, ...), capture(model_b, ...))`` (to
+    round-off) without storing the activations: memory is ``O((sum p_a + sum q_b)^2)``
+    plus one batch, whatever the number of inputs.
+
+    Parameters
+    ----------
+    model_a, model_b : torch.nn.Module
+        The two models (e.g. two training seeds, or a model and its fine-tuned copy). The
+        same object twice compares a model's layers with each other (each run once).
+    batches : iterable
+        Batches as :func:`svcca.torch.capture` takes them, iterated once (a one-shot
+        iterator is fine); both models see the same batch.
+    layers_a : list of str
+        Module names of ``model_a`` (``model_a.named_modules()``): the result's rows.
+    layers_b : list of str, optional
+        Module names of ``model_b``: the columns. Default: the names of ``layers_a``.
+    measure : {"cka_linear", "cca", "svcca", "pwcca", "pls", "cka_minibatch"}
+        The first five are :func:`svcca.pairwise`'s, from the accumulated moments and
+        exact; ``"cka_minibatch"`` is :class:`svcca.MinibatchCKA` over the batches as
+        given (unbiased HSIC averaged over batches; batches of at least 4 rows).
+    keep, variance
+        SVCCA's directions per layer, as in :func:`svcca.svcca`.
+    epsilon : float, default 0.0
+        Relative variance pruning for ``"cca"`` and ``"pwcca"``, as in :func:`svcca.cca`.
+    select : selector or dict, optional
+        As in :func:`svcca.torch.capture`. A dict keyed by layer name applies to that
+        layer in both models; ``"a.<name>"`` / ``"b.<name>"`` keys apply to one model.
+    conv_layers : list of str, optional
+        As in :func:`svcca.torch.capture`, with names as for ``select``.
+    sequence, time_axis, mask, calls, datapoints, forward, device
+        As in :func:`svcca.torch.capture` (``forward(model, batch)`` is called for each
+        model). Errors from the capture name ``model_a``'s layers ``"a.<name>"`` and
+        ``model_b``'s ``"b.<name>"``.
+    conv : {"mean", "flatten"}, default "mean"
+        Conv maps must be reduced to 2-D here (average pool, or flatten).
+    progress : bool or None, default False
+        A bar over the batches on stderr (the contract of :mod:`svcca._progress`).
+
+    Returns
+    -------
+    PairwiseResult
+        ``.values[i, j]`` compares ``layers_a[i]`` of ``model_a`` with ``layers_b[j]`` of
+        ``model_b``; ``.rows`` and ``.cols`` are the layer names; plot it with
+        ``svcca.plot.heatmap(result)``.
+
+    Raises
+    ------
+    ValueError
+        For a measure that needs the samples themselves (RBF or debiased full-data CKA,
+        RSA: capture and call it), ``conv="keep"``, a layer both models share, a
+        constant layer (``DegenerateError``) or non-finite activations, and the errors of
+        :func:`svcca.torch.capture`.
+
+    Notes
+    -----
+    One pass accumulates, per layer, :math:`n`, the mean and :math:`S_{ii}`, and the
+    cross blocks :math:`S_{ab}` of every row layer against every column layer, each
+    batch centred on its own mean and merged exactly (Chan, Golub and LeVeque). The
+    pairwise engine then prepares each layer once and combines every pair: for SVCCA
+    the cross block is :math:`T_a^T S_{ab} T_b` with :math:`T` the kept directions
+    scaled to unit variance, which is what its second pass over the data computes.
+
+    Examples
+    --------
+    >>> import torch, svcca.torch
+    >>> nn = torch.nn
+    >>> def net(seed):
+    ...     torch.manual_seed(seed)
+    ...     return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 4))
+    >>> x = torch.randn(400, 5).split(100)
+    >>> r = svcca.torch.compare(net(0), net(1), x, ["0", "1", "2"])
+    >>> r.shape, r.rows
+    ((3, 3), ('0', '1', '2'))
+    """
+    import torch
+
+    measure = check_option(  # type: ignore[assignment]
+        measure,
+        "measure",
+        COMPARE_MEASURES,
+        fix=(
+            "compare streams the moments (or minibatch CKA), never the samples; for RBF or "
+            "debiased full-data CKA, RSA or shape metrics, capture the layers with "
+            "svcca.torch.capture and call that measure."
+        ),
+    )
+    keep = check_keep(keep)
+    variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
+    epsilon = check_epsilon(epsilon)
+    if conv not in ("mean", "flatten"):
+        raise ValueError(
+            f"conv must be 'mean' or 'flatten' in compare; got {conv!r}. Compare conv maps "
+            "as maps by capturing them (conv='keep') and using svcca.conv."
+        )
+    check_progress(progress)
+    la = _layer_list(layers_a, "layers_a")
+    lb = la if layers_b is None else _layer_list(layers_b, "layers_b")
+    for m, nm in ((model_a, "model_a"), (model_b, "model_b")):
+        if not isinstance(m, torch.nn.Module):
+            raise TypeError(f"{nm} must be a torch.nn.Module; got {type(m).__name__}.")
+
+    same = model_b is model_a
+    if same:
+        target, run = model_a, forward
+
+        def key_a(s: str) -> str:
+            return s
+
+        key_b = key_a
+    else:
+        from svcca.torch._stream import _two_models
+
+        _check_not_shared(model_a, model_b, la, lb)
+        resolve_layers(model_a, la)  # unknown names are reported against their own model
+        resolve_layers(model_b, lb)
+        if forward is None:
+            from svcca.torch._capture import _default_forward
+
+            forward = _default_forward
+        target = _two_models(model_a, model_b, forward)
+        run = _run_pair
+
+        def key_a(s: str) -> str:
+            return f"a.{s}" if s else "a"
+
+        def key_b(s: str) -> str:
+            return f"b.{s}" if s else "b"
+
+    row_keys = [key_a(s) for s in la]
+    col_keys = [key_b(s) for s in lb]
+    wanted = list(dict.fromkeys([*row_keys, *col_keys]))
+    labels = {key_a(s): f"{s!r} of model_a" for s in la}
+    labels.update({key_b(s): f"{s!r} of model_b" for s in lb})
+    if same:
+        labels.update({s: repr(s) for s in wanted})
+    sel: Any = select
+    if isinstance(select, Mapping):
+        where = _captured_names(select, "select", la, lb, key_a, key_b)
+        sel = {c: select[k] for k, cs in where.items() for c in cs}
+    cl = [conv_layers] if isinstance(conv_layers, str) else list(conv_layers)
+    where = _captured_names(cl, "conv_layers", la, lb, key_a, key_b)
+    cl = [c for cs in where.values() for c in cs]
+
+    mb = MinibatchCKA() if measure == "cka_minibatch" else None
+    acc = _CrossMoments(row_keys, col_keys, labels)
+
+    def callback(i: int, arrays: dict[str, np.ndarray]) -> None:
+        if mb is not None:
+            for k in wanted:
+                if not np.isfinite(arrays[k]).all():
+                    _raise_nonfinite(arrays[k], labels[k], i)
+            mb.update([arrays[k] for k in row_keys], [arrays[k] for k in col_keys])
+        else:
+            acc.add(i, arrays)
+
+    capture_stream(
+        target,
+        batches,
+        wanted,
+        callback,
+        select=sel,
+        sequence=sequence,
+        time_axis=time_axis,
+        conv=conv,
+        dtype=np.float64,
+        mask=mask,
+        calls=calls,
+        datapoints=datapoints,
+        conv_layers=cl,
+        forward=run,
+        device=device,
+        progress=progress,
+        desc="compare",
+    )
+    n = mb.n_samples if mb is not None else acc.n
+    if n == 0:
+        raise ValueError("batches was empty: there was nothing to run the models on.")
+    if n < 2:
+        raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
+    if mb is not None:
+        return _minibatch_result(mb, la, lb, labels, row_keys, col_keys)
+    values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon)
+    _warn_inflated(n, [*la, *lb] if not same else list(wanted), reps, row_u, col_u, measure)
+    settings: dict[str, Any] = (
+        {"keep": keep, "variance": variance}
+        if measure == "svcca"
+        else {"epsilon": epsilon}
+        if measure in ("cca", "pwcca")
+        else {}
+    )
+    return PairwiseResult(
+        values=values,
+        rows=tuple(la),
+        cols=tuple(lb),
+        measure=measure,
+        settings=settings,
+        n_samples=n,
+        dims_rows=tuple(reps[u].dim for u in row_u),
+        dims_cols=tuple(reps[u].dim for u in col_u),
+    )
+
+
+def _run_pair(model: Any, batch: Any) -> Any:
+    return model(batch)
+
+
+def _minibatch_result(
+    mb: MinibatchCKA,
+    la: list[str],
+    lb: list[str],
+    labels: Mapping[str, str],
+    row_keys: list[str],
+    col_keys: list[str],
+) -> PairwiseResult:
+    assert mb.sum_xx is not None and mb.sum_yy is not None and mb.widths is not None
+    for sums, keys, widths in (
+        (mb.sum_xx, row_keys, mb.widths[0]),
+        (mb.sum_yy, col_keys, mb.widths[1]),
+    ):
+        for s, k, p in zip(sums, keys, widths, strict=True):
+            if not s > 0:
+                raise_degenerate(
+                    labels[k], p, "it is constant within every batch (its HSIC with itself is 0)"
+                )
+    return PairwiseResult(
+        values=mb.scores(),
+        rows=tuple(la),
+        cols=tuple(lb),
+        measure="cka_minibatch",
+        settings={},
+        n_samples=mb.n_samples,
+        dims_rows=tuple(mb.widths[0]),
+        dims_cols=tuple(mb.widths[1]),
+    )
