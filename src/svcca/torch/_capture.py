@@ -6,12 +6,19 @@ requested modules, runs the model batch by batch in ``eval()`` mode under
 reduced to the requested shape) to a callback, and always removes the hooks and restores
 every module's train/eval mode in ``finally``. The destinations (memory, disk, moments)
 are callbacks on top of it.
+
+The invariant every path keeps: a recorded array has one row per datapoint of the batch
+(one per real token with ``sequence="samples"``), or the capture raises
+:class:`CaptureError` saying what came, what was expected and which option to change.
+The number of datapoints ``n`` of a batch is read from the batch itself (see
+:func:`batch_datapoints`); padding marked by an ``attention_mask`` never counts.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,27 +26,123 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._progress import Progress, check_progress
+from svcca._validation import SVCCAWarning, check_option
 
 __all__ = [
     "CaptureError",
     "CaptureOptions",
+    "CaptureWarning",
+    "RNNState",
+    "batch_datapoints",
     "capture",
     "capture_stream",
     "resolve_layers",
+    "rnn_state",
 ]
 
-Sequence_ = Literal["samples", "mean", "last", "keep"]
+Sequence_ = Literal["samples", "mean", "last", "first", "keep"]
 Conv = Literal["keep", "mean", "flatten"]
+Calls = Literal["raise", "each"]
 Selector = int | str | tuple | Callable[[Any], Any]
+MaskOption = Literal["auto"] | Callable[[Any], Any] | None
+
+_SEQUENCES = ("samples", "mean", "last", "first", "keep")
+#: Keys of a mapping batch whose first dimension is the number of datapoints, in order.
+BATCH_KEYS = ("input_ids", "inputs_embeds", "pixel_values", "input_values", "input_features")
 
 
 class CaptureError(ValueError):
     """The model could not be run on a batch, or a module's output could not be used."""
 
 
+class CaptureWarning(SVCCAWarning):
+    """A capture ran, but its rows may not mean what the caller expects (see the message)."""
+
+
+@dataclass(frozen=True)
+class RNNState:
+    """Selector for the final state of an ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``.
+
+    Made by :func:`rnn_state`; see there.
+    """
+
+    state: Literal["h", "c"] = "h"
+    layers: Literal["last", "all"] = "last"
+
+    def __call__(self, output: Any, module: Any = None) -> Any:
+        import torch
+
+        if module is None or not isinstance(module, torch.nn.RNNBase):
+            kind = "no module" if module is None else type(module).__name__
+            raise CaptureError(
+                f"rnn_state() picks the final state of an nn.RNN, nn.LSTM or nn.GRU; it was "
+                f"given the output of {kind}. Use it as select= for an RNN module only."
+            )
+        hidden = output[1]
+        if isinstance(hidden, tuple):  # LSTM: (h, c)
+            h = hidden[0] if self.state == "h" else hidden[1]
+        elif self.state == "c":
+            raise CaptureError(
+                f"rnn_state(state='c') needs an nn.LSTM (which has a cell state); "
+                f"{type(module).__name__} has only h. Use state='h'."
+            )
+        else:
+            h = hidden
+        if h.ndim != 3:
+            raise CaptureError(
+                f"rnn_state() expects the state of a batched {type(module).__name__}, "
+                f"(num_layers * directions, n, hidden); got shape {tuple(h.shape)}. Feed "
+                "batched inputs (unbatched inputs give 2-D states)."
+            )
+        dirs = 2 if module.bidirectional else 1
+        if self.layers == "last":
+            h = h[-dirs:]  # the last layer, both directions if bidirectional
+        return h.permute(1, 0, 2).reshape(h.shape[1], -1)
+
+
+def rnn_state(
+    *, state: Literal["h", "c"] = "h", layers: Literal["last", "all"] = "last"
+) -> RNNState:
+    """A ``select=`` value that records an RNN's final state as ``(n, features)``.
+
+    PyTorch returns an RNN's final state ``h`` as ``(num_layers * directions, n, hidden)``
+    whatever ``batch_first`` says, so neither ``select`` paths nor ``sequence=`` can take
+    it per datapoint. This selector does.
+
+    Parameters
+    ----------
+    state : {"h", "c"}, default "h"
+        The hidden state, or an ``nn.LSTM``'s cell state.
+    layers : {"last", "all"}, default "last"
+        ``"last"``: the last layer's state, ``(n, directions * hidden)`` (both directions
+        side by side for a bidirectional RNN, forward first); ``"all"``: every layer's,
+        ``(n, num_layers * directions * hidden)``, layer by layer.
+
+    Examples
+    --------
+    >>> import torch, svcca.torch
+    >>> lstm = torch.nn.LSTM(3, 5, num_layers=2, batch_first=True)
+    >>> net = torch.nn.Sequential()
+    >>> net.add_module("rnn", lstm)
+    >>> acts = svcca.torch.capture(net, [torch.randn(10, 7, 3)], ["rnn"],
+    ...                            forward=lambda m, x: m.rnn(x),
+    ...                            select=svcca.torch.rnn_state())
+    >>> acts["rnn"].shape
+    (10, 5)
+    """
+    check_option(state, "state", ("h", "c"))
+    check_option(layers, "layers", ("last", "all"))
+    return RNNState(state, layers)
+
+
 @dataclass(frozen=True)
 class CaptureOptions:
-    """How module outputs are picked and shaped (validated once, shared by all paths)."""
+    """How module outputs are picked and shaped (validated once, shared by all paths).
+
+    Every knob of :func:`capture_stream` except the run itself (``forward``, ``device``,
+    ``progress``) lives here; :meth:`kwargs` gives them back as keyword arguments, so a
+    caller can validate once and forward them: ``capture_stream(..., **opts.kwargs())``.
+    """
 
     layers: tuple[str, ...]
     select: Mapping[str, Selector]
@@ -47,17 +150,25 @@ class CaptureOptions:
     time_axis: int
     conv: Conv
     dtype: np.dtype
+    mask: MaskOption = "auto"
+    calls: Calls = "raise"
+    datapoints: Callable[[Any], int] | None = None
+    conv_layers: tuple[str, ...] = ()
 
     @classmethod
     def make(
         cls,
         layers: Sequence[str] | str,
         *,
-        select: Selector | Mapping[str, Selector] | None,
-        sequence: Sequence_ | None,
-        time_axis: int,
-        conv: Conv,
-        dtype: Any,
+        select: Selector | Mapping[str, Selector] | None = None,
+        sequence: Sequence_ | None = None,
+        time_axis: int = 1,
+        conv: Conv = "keep",
+        dtype: Any = np.float32,
+        mask: MaskOption = "auto",
+        calls: Calls = "raise",
+        datapoints: Callable[[Any], int] | None = None,
+        conv_layers: Sequence[str] = (),
     ) -> CaptureOptions:
         if isinstance(layers, str):
             layers = [layers]
@@ -91,14 +202,13 @@ class CaptureOptions:
             sel = {name: select for name in layers}
         for s in sel.values():
             _check_selector(s)
-        if sequence not in (None, "samples", "mean", "last", "keep"):
+        if sequence is not None and sequence not in _SEQUENCES:
             raise ValueError(
-                f"sequence must be one of 'samples', 'mean', 'last', 'keep' or None; got "
-                f"{sequence!r}."
+                f"sequence must be one of 'samples', 'mean', 'last', 'first', 'keep' or None; "
+                f"got {sequence!r}."
             )
-        if conv not in ("keep", "mean", "flatten"):
-            raise ValueError(f"conv must be one of 'keep', 'mean', 'flatten'; got {conv!r}.")
-        if time_axis not in (0, 1):
+        check_option(conv, "conv", ("keep", "mean", "flatten"))
+        if isinstance(time_axis, bool) or time_axis not in (0, 1):
             raise ValueError(
                 f"time_axis must be 1 for (batch, time, features) outputs (batch_first=True) "
                 f"or 0 for (time, batch, features) (PyTorch's default for nn.LSTM and "
@@ -107,7 +217,46 @@ class CaptureOptions:
         dt = np.dtype(dtype)
         if dt.kind != "f":
             raise ValueError(f"dtype must be a floating dtype such as float32; got {dt}.")
-        return cls(layers, sel, sequence, time_axis, conv, dt)
+        if not (mask is None or mask == "auto" or callable(mask)):
+            raise TypeError(
+                f"mask must be 'auto' (use a mapping batch's 'attention_mask'), None (count "
+                f"every position) or a callable batch -> (n, T) mask; got {mask!r}."
+            )
+        check_option(
+            calls,
+            "calls",
+            ("raise", "each"),
+            "'raise' refuses a module that runs more than once per forward pass; 'each' "
+            "records every call as '<name>#0', '<name>#1', ...",
+        )
+        if datapoints is not None and not callable(datapoints):
+            raise TypeError(
+                f"datapoints must be a callable batch -> number of datapoints; got {datapoints!r}."
+            )
+        if isinstance(conv_layers, str):
+            conv_layers = [conv_layers]
+        conv_names = tuple(conv_layers)
+        stray = sorted(set(conv_names) - set(layers))
+        if stray:
+            raise ValueError(
+                f"conv_layers names {stray}, which are not in layers {list(layers)}; list "
+                "recorded layers whose 3-D outputs are (n, channels, length) maps."
+            )
+        return cls(layers, sel, sequence, time_axis, conv, dt, mask, calls, datapoints, conv_names)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of :func:`capture_stream` (all but ``layers``)."""
+        return {
+            "select": dict(self.select),
+            "sequence": self.sequence,
+            "time_axis": self.time_axis,
+            "conv": self.conv,
+            "dtype": self.dtype,
+            "mask": self.mask,
+            "calls": self.calls,
+            "datapoints": self.datapoints,
+            "conv_layers": self.conv_layers,
+        }
 
 
 def _check_selector(s: Any) -> None:
@@ -117,17 +266,35 @@ def _check_selector(s: Any) -> None:
         return
     raise TypeError(
         "select must be an int (tuple position), a str (dict key or attribute), a tuple of "
-        f"those (a path into nested outputs) or a callable; got {s!r}."
+        f"those (a path into nested outputs), svcca.torch.rnn_state() or a callable; got {s!r}."
     )
 
 
+_CALL = re.compile(r"(.*)#(\d+)")
+
+
+def _split_call(name: str, modules: Mapping[str, Any]) -> tuple[str, int | None]:
+    """``"block#1"`` -> ``("block", 1)`` (the second call); an exact module name wins."""
+    if name in modules:
+        return name, None
+    m = _CALL.fullmatch(name)
+    if m and m.group(1) in modules:
+        return m.group(1), int(m.group(2))
+    return name, None
+
+
 def resolve_layers(model: Any, layers: Sequence[str]) -> dict[str, Any]:
-    """Map each requested name to its module, with near matches for unknown names."""
+    """Map each requested name to its module, with near matches for unknown names.
+
+    ``"<name>#<k>"`` names the ``k``-th call (0-based) of a module that runs more than
+    once per forward pass.
+    """
     modules = dict(model.named_modules())
     out: dict[str, Any] = {}
     for name in layers:
-        if name in modules:
-            out[name] = modules[name]
+        base, _ = _split_call(name, modules)
+        if base in modules:
+            out[name] = modules[base]
             continue
         names = [n for n in modules if n]
         near = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
@@ -144,31 +311,195 @@ def _describe(obj: Any, depth: int = 0) -> str:
     shape = getattr(obj, "shape", None)
     if shape is not None:
         return f"{type(obj).__name__}{tuple(shape)}"
+    if obj is None:
+        return "None"
     if depth > 2:
         return type(obj).__name__
     if isinstance(obj, Mapping):
         inner = ", ".join(f"{k!r}: {_describe(v, depth + 1)}" for k, v in list(obj.items())[:6])
-        return f"{type(obj).__name__}{{{inner}}}"
+        more = ", ..." if len(obj) > 6 else ""
+        return f"{type(obj).__name__}{{{inner}{more}}}"
     if isinstance(obj, (tuple, list)):
         inner = ", ".join(_describe(v, depth + 1) for v in obj[:6])
-        return f"{type(obj).__name__}({inner})"
+        more = ", ..." if len(obj) > 6 else ""
+        return f"{type(obj).__name__}({inner}{more})"
     return type(obj).__name__
 
 
-def _pick(output: Any, selector: Selector | None, layer: str) -> Any:
+# ---------------------------------------------------------------------------- batches
+
+
+def _lead_tensor(batch: Any) -> Any:
+    """The tensor whose size gives a batch's number of datapoints, or None."""
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, Mapping):
+        for key in BATCH_KEYS:
+            if isinstance(batch.get(key), torch.Tensor):
+                return batch[key]
+        for v in batch.values():
+            if isinstance(v, torch.Tensor):
+                return v
+        return None
+    if isinstance(batch, (tuple, list)) and batch:
+        return _lead_tensor(batch[0])
+    return None
+
+
+def batch_datapoints(batch: Any, *, time_axis: int = 1) -> int | None:
+    """How many datapoints a batch holds, as the capture reads it (None: cannot tell).
+
+    The first dimension of the batch if it is a tensor, of its first element if it is a
+    tuple or list (a DataLoader's ``(inputs, labels)``), or of a mapping's
+    ``input_ids`` / ``inputs_embeds`` / ``pixel_values`` / ``input_values`` /
+    ``input_features`` (the first of those present, else its first tensor value). With
+    ``time_axis=0`` the inputs are time-major too, ``(T, n, ...)``, and ``n`` is their
+    second dimension.
+    """
+    t = _lead_tensor(batch)
+    if t is None or t.ndim == 0:
+        return None
+    if time_axis == 0:
+        return int(t.shape[1]) if t.ndim >= 2 else None
+    return int(t.shape[0])
+
+
+@dataclass
+class _Batch:
+    """What the capture knows about the batch being run."""
+
+    index: int
+    n: int
+    mask: Any  # (n, T) bool tensor or None
+    mask_source: str
+
+
+def _inspect_batch(batch: Any, i: int, opts: CaptureOptions) -> _Batch:
+    import torch
+
+    if opts.datapoints is not None:
+        n = opts.datapoints(batch)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise CaptureError(
+                f"datapoints(batch) must return the batch's number of datapoints, an int >= "
+                f"1; got {n!r} on batch {i}."
+            )
+        n = int(n)
+    else:
+        got = batch_datapoints(batch, time_axis=opts.time_axis)
+        if got is None:
+            raise CaptureError(
+                f"Cannot tell how many datapoints batch {i} ({_describe(batch)}) holds: it "
+                "has no tensor to read it from (a tensor, a tuple whose first element is one, "
+                "or a mapping with 'input_ids' or 'pixel_values'). Pass datapoints=lambda "
+                "batch: <count> so that every output can be checked for one row per "
+                "datapoint."
+            )
+        n = got
+    if opts.mask is None:
+        return _Batch(i, n, None, "")
+    if opts.mask == "auto":
+        if not isinstance(batch, Mapping) or batch.get("attention_mask") is None:
+            return _Batch(i, n, None, "")
+        raw, source = batch["attention_mask"], "the batch's attention_mask"
+    else:
+        raw, source = opts.mask(batch), "mask(batch)"
+        if raw is None:
+            return _Batch(i, n, None, "")
+    m = torch.as_tensor(raw)
+    if m.ndim != 2 or m.shape[0] != n:
+        raise CaptureError(
+            f"{source} must be (n, T) = ({n}, T) for batch {i} with {n} datapoints (1 for a "
+            f"real token, 0 for padding); got shape {tuple(m.shape)}. Pass mask=None to count "
+            "every position, or mask=lambda batch: ... to give it."
+        )
+    if m.dtype != torch.bool:
+        if m.is_floating_point() or m.is_complex() or bool(((m != 0) & (m != 1)).any()):
+            raise CaptureError(
+                f"{source} must hold only 0/1 (or bool) values on batch {i}; got dtype "
+                f"{m.dtype} with other values. An additive (0 / -inf) mask must be converted "
+                "first: mask=lambda batch: batch['mask'] == 0."
+            )
+        m = m != 0
+    empty = (~m.any(dim=1)).nonzero().flatten().tolist()
+    if empty:
+        raise CaptureError(
+            f"{source} on batch {i} marks no real token for datapoints {empty[:10]} (rows of "
+            "the batch): they have nothing to record. Drop them from the data."
+        )
+    return _Batch(i, n, m, source)
+
+
+def _warn_if_shuffled(batches: Any) -> None:
+    try:
+        from torch.utils.data import DataLoader, RandomSampler
+    except ImportError:  # pragma: no cover - torch always has it
+        return
+    if not isinstance(batches, DataLoader):
+        return
+    samplers = [batches.sampler, getattr(batches.batch_sampler, "sampler", None)]
+    shuffles = any(
+        isinstance(s, RandomSampler) or getattr(s, "shuffle", False) is True for s in samplers
+    )
+    if shuffles:
+        warnings.warn(
+            "batches is a DataLoader that shuffles (shuffle=True or a random sampler): every "
+            "pass visits the datapoints in another order, so this capture's rows do not line "
+            "up with another capture's (another model, layer set or checkpoint), and scores "
+            "between them compare unrelated datapoints. Capture with shuffle=False.",
+            CaptureWarning,
+            stacklevel=4,
+        )
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def _is_rnn_state(picked: Any, output: Any, module: Any) -> bool:
+    """Whether ``picked`` is the final state of an RNN module's ``(out, h | (h, c))``."""
+    import torch
+
+    if not isinstance(module, torch.nn.RNNBase):
+        return False
+    if not isinstance(output, tuple) or len(output) != 2:
+        return False
+    hidden = output[1]
+    parts = hidden if isinstance(hidden, tuple) else (hidden,)
+    return any(picked is p for p in parts)
+
+
+def _pick(output: Any, selector: Selector | None, layer: str, module: Any = None) -> Any:
     import torch
 
     if selector is None:
         if isinstance(output, torch.Tensor):
             return output
+        hint = ""
+        if isinstance(module, torch.nn.RNNBase):
+            hint = (
+                f" For this {type(module).__name__}: select=0 for the output sequence (with "
+                "sequence=...), select=svcca.torch.rnn_state() for the final hidden state."
+            )
         raise CaptureError(
             f"Module {layer!r} returned {_describe(output)}, not one tensor. Choose the "
             f"element to record with select={{{layer!r}: ...}}: an int for a tuple position "
-            "(e.g. 0 for an LSTM's output sequence), a str for a dict key or attribute, a "
-            "tuple such as (1, 0) for a nested element (an LSTM's final hidden state h), "
-            "or a callable."
+            "(e.g. 0 for an LSTM's output sequence), a str for a dict key or attribute "
+            "(e.g. 'last_hidden_state'), a tuple such as (0, 'x') for a nested element, "
+            f"svcca.torch.rnn_state() for an RNN's final state, or a callable.{hint}"
         )
-    if callable(selector) and not isinstance(selector, (str, tuple)):
+    if isinstance(selector, RNNState):
+        picked = selector(output, module)
+    elif isinstance(output, torch.Tensor) and not callable(selector):
+        raise CaptureError(
+            f"Module {layer!r} returned a plain tensor {_describe(output)}, so select="
+            f"{selector!r} would index its first (batch) dimension and record datapoint "
+            f"{selector!r} instead of picking an output. Drop select for this layer (in "
+            "transformers 5, GPT2Block and BertLayer return a tensor, not a tuple), or give a "
+            "callable to reshape it."
+        )
+    elif callable(selector) and not isinstance(selector, (str, tuple)):
         picked = selector(output)
     else:
         path = selector if isinstance(selector, tuple) else (selector,)
@@ -189,44 +520,177 @@ def _pick(output: Any, selector: Selector | None, layer: str) -> Any:
             f"select={selector!r} picked {_describe(picked)} from module {layer!r}; it must "
             f"pick a tensor. The whole output is {_describe(output)}."
         )
+    if not isinstance(selector, RNNState) and _is_rnn_state(picked, output, module):
+        raise CaptureError(
+            f"select={selector!r} picked the final state of {type(module).__name__} "
+            f"{layer!r}, {_describe(picked)}: (num_layers * directions, n, hidden) whatever "
+            "batch_first says, so its first axis is not the datapoints. Use select="
+            "svcca.torch.rnn_state() for the last layer's state as (n, hidden), or "
+            "rnn_state(layers='all') for every layer's."
+        )
     return picked
 
 
-def _shape(t: Any, opts: CaptureOptions, layer: str) -> Any:
-    """Reduce a picked tensor to what is recorded (still a torch tensor)."""
-    if t.ndim == 2:
-        return t
-    if t.ndim == 1:
-        return t.reshape(-1, 1)
-    if t.ndim == 3:
-        if opts.sequence is None:
-            raise CaptureError(
-                f"Module {layer!r} returned a 3-D tensor of shape {tuple(t.shape)}. Say how "
-                "to treat the sequence axis: sequence='samples' (every time step a sample, "
-                "as in the SVCCA paper's RNN figures), 'mean' (average over time), 'last' "
-                "(the last step) or 'keep'; and time_axis=1 for (batch, time, features) or 0 "
-                "for (time, batch, features)."
-            )
-        if opts.time_axis == 0:
-            t = t.transpose(0, 1)
-        if opts.sequence == "samples":
-            return t.reshape(-1, t.shape[-1])
-        if opts.sequence == "mean":
-            return t.mean(dim=1)
-        if opts.sequence == "last":
-            return t[:, -1, :]
-        return t
-    if t.ndim == 4:
-        if opts.conv == "mean":
-            return t.mean(dim=(2, 3))
-        if opts.conv == "flatten":
-            return t.reshape(t.shape[0], -1)
-        return t
-    raise CaptureError(
-        f"Module {layer!r} returned a {t.ndim}-D tensor of shape {tuple(t.shape)}; only 2-D "
-        "(batch, features), 3-D sequence and 4-D (batch, channels, height, width) outputs "
-        "are supported. Use select=callable to reshape it."
+def is_conv_module(module: Any) -> bool:
+    """Whether a module's 3-D output is a channels-first map ``(n, c, L)``, by its type."""
+    import torch.nn as nn
+    from torch.nn.modules import batchnorm, conv, instancenorm, pooling
+
+    kinds = (
+        conv._ConvNd,
+        pooling._MaxPoolNd,
+        pooling._AvgPoolNd,
+        pooling._AdaptiveAvgPoolNd,
+        pooling._AdaptiveMaxPoolNd,
+        pooling._LPPoolNd,
+        pooling._MaxUnpoolNd,
+        batchnorm._BatchNorm,
+        instancenorm._InstanceNorm,
+        nn.GroupNorm,
+        nn.Upsample,
     )
+    return isinstance(module, kinds)
+
+
+def _is_elementwise(module: Any) -> bool:
+    """Activations, dropout and identity keep their input's layout (a conv map stays one)."""
+    import torch.nn as nn
+    from torch.nn.modules import activation, dropout
+
+    if isinstance(module, (nn.Identity, dropout._DropoutNd, dropout.AlphaDropout)):
+        return True
+    return type(module).__module__ == activation.__name__ and not isinstance(
+        module, (nn.MultiheadAttention, nn.Linear)
+    )
+
+
+def _rows_error(
+    layer: str, t: Any, n: int, b: _Batch, what: str, fix: str, kind: str = "Module"
+) -> CaptureError:
+    return CaptureError(
+        f"{kind} {layer!r} gave {_describe(t)} on batch {b.index}, but the batch holds {n} "
+        f"datapoints: {what}. {fix}"
+    )
+
+
+def _masked_index(mask: Any, which: str) -> Any:
+    import torch
+
+    T = mask.shape[1]
+    pos = torch.arange(T, device=mask.device)
+    if which == "first":
+        return torch.where(mask, pos, T).min(dim=1).values
+    return torch.where(mask, pos, -1).max(dim=1).values
+
+
+def _reduce(
+    t: Any, layer: str, opts: CaptureOptions, b: _Batch, *, conv_map: bool, kind: str = "Module"
+) -> Any:
+    """Reduce a picked tensor to what is recorded, checking one row per datapoint."""
+    import torch
+
+    n = b.n
+    if t.ndim == 0:
+        raise _rows_error(
+            layer,
+            t,
+            n,
+            b,
+            "a scalar has no row per datapoint",
+            "Record a module whose output keeps the batch dimension.",
+            kind,
+        )
+    if t.ndim > 5:
+        raise CaptureError(
+            f"{kind} {layer!r} returned a {t.ndim}-D tensor of shape {tuple(t.shape)}; only "
+            "2-D (batch, features), 3-D sequences or (n, c, L) maps, 4-D (n, c, h, w) and 5-D "
+            "(n, c, d, h, w) outputs are supported. Use select=callable to reshape it."
+        )
+    if t.ndim <= 2:
+        if t.shape[0] != n:
+            raise _rows_error(
+                layer,
+                t,
+                n,
+                b,
+                f"its first axis has {t.shape[0]}",
+                "If the module returns several outputs, select picked one that is not per "
+                "datapoint; a module whose output mixes or drops datapoints cannot be "
+                "recorded.",
+                kind,
+            )
+        return t.reshape(n, -1)
+    if conv_map or t.ndim >= 4:
+        if t.shape[0] != n:
+            raise _rows_error(
+                layer,
+                t,
+                n,
+                b,
+                f"its first axis has {t.shape[0]}",
+                "Conv maps are recorded channels-first, (n, c, ...) as PyTorch's conv "
+                "modules produce them; reshape others with select=callable.",
+                kind,
+            )
+        if opts.conv == "mean":
+            return t.sum(dim=tuple(range(2, t.ndim)), dtype=torch.float64) / float(
+                np.prod(t.shape[2:])
+            )
+        if opts.conv == "flatten":
+            return t.reshape(n, -1)
+        return t
+    # a 3-D sequence
+    if opts.sequence is None:
+        raise CaptureError(
+            f"{kind} {layer!r} returned a 3-D tensor of shape {tuple(t.shape)}. Say how to "
+            "treat the sequence axis: sequence='samples' (every real token a sample, as in "
+            "the SVCCA paper's RNN figures), 'mean' (average over real tokens), 'last' (the "
+            "last real token), 'first' (the first, e.g. BERT's CLS) or 'keep'; and "
+            "time_axis=1 for (batch, time, features) or 0 for (time, batch, features). If it "
+            "is a (n, channels, length) map, as after a Conv1d, name it in conv_layers=[...]."
+        )
+    batch_axis = 0 if opts.time_axis == 1 else 1
+    if t.shape[batch_axis] != n:
+        other = 1 - batch_axis
+        fix = (
+            f"With time_axis={opts.time_axis} the batch is axis {batch_axis}; "
+            + (
+                f"axis {other} has {n}, so pass time_axis={1 - opts.time_axis}. "
+                if t.shape[other] == n
+                else ""
+            )
+            + "If this is an RNN's final state (num_layers * directions, n, hidden), use "
+            "select=svcca.torch.rnn_state(); if select picked it from a tuple, pick another "
+            "element."
+        )
+        raise _rows_error(layer, t, n, b, f"axis {batch_axis} has {t.shape[batch_axis]}", fix, kind)
+    if opts.time_axis == 0:
+        t = t.transpose(0, 1)
+    if opts.sequence == "keep":
+        return t
+    mask = b.mask
+    if mask is not None:
+        if mask.shape[1] != t.shape[1]:
+            raise CaptureError(
+                f"{b.mask_source} on batch {b.index} covers {mask.shape[1]} positions, but "
+                f"{kind.lower()} {layer!r} gave {t.shape[1]} time steps ({_describe(t)}, "
+                "batch-major). Pass mask=None to count every position, or "
+                "mask=lambda batch: ... that matches this output."
+            )
+        mask = mask.to(t.device)
+    if opts.sequence == "samples":
+        if mask is None:
+            return t.reshape(-1, t.shape[-1])
+        return t[mask]
+    if opts.sequence == "mean":
+        if mask is None:
+            return t.sum(dim=1, dtype=torch.float64) / t.shape[1]
+        w = mask.to(torch.float64)
+        return (t.to(torch.float64) * w[:, :, None]).sum(dim=1) / w.sum(dim=1, keepdim=True)
+    if mask is None:
+        return t[:, -1, :] if opts.sequence == "last" else t[:, 0, :]
+    idx = _masked_index(mask, opts.sequence)
+    return t[torch.arange(n, device=t.device), idx]
 
 
 def _default_forward(model: Any, batch: Any) -> Any:
@@ -251,15 +715,248 @@ def _move(batch: Any, device: Any) -> Any:
     return batch
 
 
-def _batch_shape(batch: Any) -> str:
-    return _describe(batch)
-
-
 def _total(batches: Any) -> int | None:
     try:
         return len(batches)
     except TypeError:
         return None
+
+
+def _train_mode_modules(model: Any) -> list[str]:
+    return [n or "(the model)" for n, m in model.named_modules() if m.training]
+
+
+def _warn_train_mode(model: Any, names: list[str]) -> None:
+    shown = ", ".join(repr(n) for n in names[:5]) + (" ..." if len(names) > 5 else "")
+    warnings.warn(
+        f"forward left {len(names)} module(s) of {type(model).__name__} in train mode during "
+        f"the capture ({shown}): dropout and batch norm then change the activations from "
+        "run to run. The capture calls model.eval() before the first batch; do not call "
+        "model.train() in forward=.",
+        CaptureWarning,
+        stacklevel=4,
+    )
+
+
+Extract = Callable[[Any, _Batch], dict[str, Any]]
+
+
+def run_capture(
+    model: Any,
+    batches: Iterable[Any],
+    opts: CaptureOptions,
+    callback: Callable[[int, dict[str, np.ndarray]], None],
+    *,
+    forward: Callable[[Any, Any], Any] | None,
+    device: Any,
+    skip: int,
+    progress: bool | None,
+    desc: str,
+    extract: Extract | None = None,
+) -> int:
+    """The loop under every capture: hooks on ``opts.layers`` or ``extract(output, batch)``."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    if isinstance(batches, (torch.Tensor, np.ndarray)):
+        raise TypeError(
+            "batches must be an iterable of batches (a DataLoader or a list of tensors), not "
+            "one tensor: wrap a single batch as [x], or split it with torch.split(x, 256)."
+        )
+    show = check_progress(progress)
+    run = forward if forward is not None else _default_forward
+    _warn_if_shuffled(batches)
+
+    modules: dict[str, Any] = {}
+    targets: dict[str, list[tuple[str, int | None]]] = {}  # module name -> (layer, call)
+    if extract is None:
+        named = dict(model.named_modules())
+        resolved = resolve_layers(model, opts.layers)
+        for layer in opts.layers:
+            base, k = _split_call(layer, named)
+            modules[base] = resolved[layer]
+            targets.setdefault(base, []).append((layer, k))
+
+    state: dict[str, Any] = {"batch": None, "train": []}
+    current: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    marks: set[tuple[int, tuple[int, ...]]] = set()  # conv-map outputs seen in this pass
+
+    def key(t: Any) -> tuple[int, tuple[int, ...]]:
+        return (t.data_ptr(), tuple(t.shape))
+
+    def mark_hook(module: Any, args: Any, output: Any) -> None:
+        if not isinstance(output, torch.Tensor) or output.ndim != 3:
+            return
+        if is_conv_module(module):
+            marks.add(key(output))
+        elif args and isinstance(args[0], torch.Tensor) and key(args[0]) in marks:
+            if output.shape == args[0].shape:
+                marks.add(key(output))
+
+    def make_hook(base: str) -> Callable[..., None]:
+        module = modules[base]
+
+        def hook(mod: Any, args: Any, output: Any) -> None:
+            k = counts.get(base, 0)
+            counts[base] = k + 1
+            if mod.training:
+                state["train"].append(base or "(the model)")
+            for layer, want in targets[base]:
+                if want is not None and want != k:
+                    continue
+                if want is None and k > 0 and opts.calls == "raise":
+                    continue  # reported after the forward pass, with every call counted
+                name = layer if want is not None or k == 0 else f"{layer}#{k}"
+                picked = _pick(output, opts.select.get(layer), layer, module)
+                conv_map = picked.ndim == 3 and (
+                    layer in opts.conv_layers
+                    or is_conv_module(module)
+                    or (picked is output and key(output) in marks)
+                )
+                current[name] = _reduce(
+                    picked.detach(), layer, opts, state["batch"], conv_map=conv_map
+                )
+
+        return hook
+
+    modes = {m: m.training for m in model.modules()}
+    handles = []
+    seen = 0
+    names: list[str] | None = None
+    warned_train = False
+    bar = Progress(show, _total(batches), desc)
+    try:
+        if extract is None:
+            if any(_is_elementwise(m) for m in modules.values()):
+                for m in model.modules():
+                    if is_conv_module(m) or _is_elementwise(m):
+                        handles.append(m.register_forward_hook(mark_hook))
+            for base in targets:
+                handles.append(modules[base].register_forward_hook(make_hook(base)))
+        model.eval()
+        with torch.no_grad():
+            for i, batch in enumerate(batches):
+                seen = i + 1
+                bar.update(1)
+                if i < skip:
+                    continue
+                current.clear()
+                counts.clear()
+                marks.clear()
+                state["train"] = []
+                moved = _move(batch, device)
+                info = _inspect_batch(moved, i, opts)
+                state["batch"] = info
+                try:
+                    output = run(model, moved)
+                except CaptureError:
+                    raise
+                except Exception as exc:
+                    raise CaptureError(
+                        f"{type(model).__name__} failed on batch {i} ({_describe(batch)}): "
+                        f"{type(exc).__name__}: {exc}. Check that the batch has the shape and "
+                        "dtype the model expects, or pass forward=lambda model, batch: ... to "
+                        "say how a batch is fed to it."
+                    ) from exc
+                if extract is not None:
+                    current.update(extract(output, info))
+                    order = list(current)
+                else:
+                    _check_calls(targets, counts, opts, i)
+                    order = _recorded_names(opts, targets, counts, current)
+                del output
+                left = state["train"] or _train_mode_modules(model)
+                if left and not warned_train:
+                    _warn_train_mode(model, left)
+                    warned_train = True
+                if names is None:
+                    names = order
+                elif order != names:
+                    raise CaptureError(
+                        f"Batch {i} recorded {order}, but batch 0 recorded {names}: the modules "
+                        "ran a different number of times. Record the calls by name "
+                        "('<module>#<k>') that every batch makes."
+                    )
+                arrays = {
+                    n: current[n].to("cpu", dtype=torch.float64).numpy().astype(opts.dtype)
+                    for n in names
+                }
+                current.clear()
+                _check_rows(arrays, i)
+                callback(i, arrays)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes.items():
+            m.training = mode
+        bar.close()
+        current.clear()
+        marks.clear()
+    return seen
+
+
+def _recorded_names(
+    opts: CaptureOptions,
+    targets: Mapping[str, list[tuple[str, int | None]]],
+    counts: Mapping[str, int],
+    current: dict[str, Any],
+) -> list[str]:
+    """Names in ``opts.layers`` order; with ``calls="each"`` repeated modules get ``#k``."""
+    base_of = {layer: base for base, specs in targets.items() for layer, _ in specs}
+    want_of = {layer: want for specs in targets.values() for layer, want in specs}
+    order: list[str] = []
+    for layer in opts.layers:
+        c = counts[base_of[layer]]
+        if want_of[layer] is None and c > 1:  # calls == "each" (else _check_calls raised)
+            current[f"{layer}#0"] = current.pop(layer)
+            order.extend(f"{layer}#{k}" for k in range(c))
+        else:
+            order.append(layer)
+    return order
+
+
+def _check_calls(
+    targets: Mapping[str, list[tuple[str, int | None]]],
+    counts: Mapping[str, int],
+    opts: CaptureOptions,
+    i: int,
+) -> None:
+    missing = [
+        layer for base, specs in targets.items() for layer, _ in specs if not counts.get(base)
+    ]
+    if missing:
+        raise CaptureError(
+            f"Modules {missing} did not run in the forward pass on batch {i}; "
+            "record modules that the model actually calls."
+        )
+    for base, specs in targets.items():
+        c = counts[base]
+        for layer, want in specs:
+            if want is not None and want >= c:
+                raise CaptureError(
+                    f"{layer!r} asks for call {want} (0-based) of module {base!r}, which ran "
+                    f"{c} time(s) in the forward pass on batch {i}."
+                )
+            if want is None and c > 1 and opts.calls == "raise":
+                calls = ", ".join(repr(f"{layer}#{k}") for k in range(c))
+                raise CaptureError(
+                    f"Module {layer!r} ran {c} times in one forward pass (batch {i}), so its "
+                    f"name does not say which call to record. Name each call (0-based, in call "
+                    f"order): layers=[{calls}], or pass calls='each' to record every call as "
+                    f"its own layer {calls}."
+                )
+
+
+def _check_rows(arrays: dict[str, np.ndarray], i: int) -> None:
+    rows = {n: a.shape[0] for n, a in arrays.items()}
+    if len(set(rows.values())) > 1:
+        raise CaptureError(
+            f"On batch {i} the recorded layers give different numbers of samples {rows}; "
+            "representations compared with each other must share samples. Use the same "
+            "sequence option for all of them, or capture them separately."
+        )
 
 
 def capture_stream(
@@ -273,6 +970,10 @@ def capture_stream(
     time_axis: int = 1,
     conv: Conv = "keep",
     dtype: Any = np.float32,
+    mask: MaskOption = "auto",
+    calls: Calls = "raise",
+    datapoints: Callable[[Any], int] | None = None,
+    conv_layers: Sequence[str] = (),
     forward: Callable[[Any, Any], Any] | None = None,
     device: Any = None,
     skip: int = 0,
@@ -293,7 +994,9 @@ def capture_stream(
     layers : list of str
         Module names from ``model.named_modules()``; ``""`` is the model itself.
     callback : callable ``(batch_index, {layer: ndarray}) -> None``
-    select, sequence, time_axis, conv, dtype, forward, device, progress
+    select, sequence, time_axis, conv, dtype, mask, calls, datapoints, conv_layers
+        As in :func:`capture`.
+    forward, device, progress
         As in :func:`capture`.
     skip : int, default 0
         Batches at the start to pass over without running the model (used to resume).
@@ -303,87 +1006,46 @@ def capture_stream(
     int
         Number of batches seen (including skipped ones).
     """
-    import torch
-
     opts = CaptureOptions.make(
-        layers, select=select, sequence=sequence, time_axis=time_axis, conv=conv, dtype=dtype
+        layers,
+        select=select,
+        sequence=sequence,
+        time_axis=time_axis,
+        conv=conv,
+        dtype=dtype,
+        mask=mask,
+        calls=calls,
+        datapoints=datapoints,
+        conv_layers=conv_layers,
     )
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
-    if isinstance(batches, (torch.Tensor, np.ndarray)):
-        raise TypeError(
-            "batches must be an iterable of batches (a DataLoader or a list of tensors), not "
-            "one tensor: wrap a single batch as [x], or split it with torch.split(x, 256)."
-        )
-    show = check_progress(progress)
-    modules = resolve_layers(model, opts.layers)
-    run = forward if forward is not None else _default_forward
-
-    current: dict[str, Any] = {}
-
-    def make_hook(name: str) -> Callable[..., None]:
-        def hook(module: Any, args: Any, output: Any) -> None:
-            picked = _pick(output, opts.select.get(name), name)
-            current[name] = _shape(picked.detach(), opts, name)
-
-        return hook
-
-    modes = {m: m.training for m in model.modules()}
-    handles = []
-    seen = 0
-    bar = Progress(show, _total(batches), desc)
-    try:
-        for name, module in modules.items():
-            handles.append(module.register_forward_hook(make_hook(name)))
-        model.eval()
-        with torch.no_grad():
-            for i, batch in enumerate(batches):
-                seen = i + 1
-                bar.update(1)
-                if i < skip:
-                    continue
-                current.clear()
-                try:
-                    run(model, _move(batch, device))
-                except CaptureError:
-                    raise
-                except Exception as exc:
-                    raise CaptureError(
-                        f"{type(model).__name__} failed on batch {i} ({_batch_shape(batch)}): "
-                        f"{type(exc).__name__}: {exc}. Check that the batch has the shape and "
-                        "dtype the model expects, or pass forward=lambda model, batch: ... to "
-                        "say how a batch is fed to it."
-                    ) from exc
-                missing = [n for n in opts.layers if n not in current]
-                if missing:
-                    raise CaptureError(
-                        f"Modules {missing} did not run in the forward pass on batch {i}; "
-                        "record modules that the model actually calls."
-                    )
-                arrays = {
-                    n: current[n].to("cpu", dtype=torch.float64).numpy().astype(opts.dtype)
-                    for n in opts.layers
-                }
-                _check_rows(arrays, i)
-                callback(i, arrays)
-    finally:
-        for h in handles:
-            h.remove()
-        for m, mode in modes.items():
-            m.training = mode
-        bar.close()
-        current.clear()
-    return seen
+    return run_capture(
+        model,
+        batches,
+        opts,
+        callback,
+        forward=forward,
+        device=device,
+        skip=skip,
+        progress=progress,
+        desc=desc,
+    )
 
 
-def _check_rows(arrays: dict[str, np.ndarray], i: int) -> None:
-    rows = {n: a.shape[0] for n, a in arrays.items()}
-    if len(set(rows.values())) > 1:
-        raise CaptureError(
-            f"On batch {i} the recorded layers give different numbers of samples {rows}; "
-            "representations compared with each other must share samples. Use the same "
-            "sequence option for all of them, or capture them separately."
-        )
+def stack(chunks: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Join each layer's per-batch arrays along the first axis."""
+    if not chunks:
+        raise ValueError("batches was empty: there was nothing to run the model on.")
+    out = {}
+    for n in chunks:
+        try:
+            out[n] = np.concatenate(chunks[n], axis=0)
+        except ValueError as exc:
+            raise CaptureError(
+                f"Layer {n!r} gave batches of incompatible shapes "
+                f"{sorted({a.shape[1:] for a in chunks[n]})}: {exc}. Sequences of different "
+                "lengths need sequence='samples', 'mean', 'last' or 'first'."
+            ) from exc
+    return out
 
 
 def capture(
@@ -396,6 +1058,10 @@ def capture(
     time_axis: int = 1,
     conv: Conv = "keep",
     dtype: Any = np.float32,
+    mask: MaskOption = "auto",
+    calls: Calls = "raise",
+    datapoints: Callable[[Any], int] | None = None,
+    conv_layers: Sequence[str] = (),
     forward: Callable[[Any, Any], Any] | None = None,
     device: Any = None,
     progress: bool | None = False,
@@ -406,38 +1072,69 @@ def capture(
     always removed (also on error). The model runs in ``eval()`` mode under
     ``torch.no_grad()``; each module's train/eval mode is restored afterwards.
 
+    Every recorded array has one row per datapoint of the batches (one per real token
+    with ``sequence="samples"``); an output that does not is refused with
+    :class:`CaptureError`. The number of datapoints of a batch is read from the batch
+    (:func:`batch_datapoints`), or given by ``datapoints=``.
+
     Parameters
     ----------
     model : torch.nn.Module
     batches : iterable
         A DataLoader or any iterable of batches: a tensor, a tuple whose first element is
-        the input (``(x, y)`` from a DataLoader), or a dict of keyword arguments.
+        the input (``(x, y)`` from a DataLoader), or a dict of keyword arguments. A
+        shuffling DataLoader warns (:class:`CaptureWarning`): its rows would not line up
+        with another capture's.
     layers : list of str
         Names from ``model.named_modules()``, e.g. ``["features.0", "classifier"]``.
-        An unknown name raises ``ValueError`` listing near matches.
+        An unknown name raises ``ValueError`` listing near matches. A module that runs
+        more than once per forward pass is refused unless each call is named,
+        ``"block#0"``, ``"block#1"`` (0-based, in call order), or ``calls="each"``.
     select : int, str, tuple, callable, or dict of them, optional
         How to pick one tensor from a module whose output is a tuple, dict or object:
         an int (tuple position), a str (dict key or attribute, e.g.
-        ``"last_hidden_state"``), a tuple path (``(1, 0)`` picks ``h`` out of an LSTM's
-        ``(output, (h, c))``) or a callable. A dict gives a selector per layer.
-    sequence : {"samples", "mean", "last", "keep"}, optional
-        For 3-D outputs (sequences): ``"samples"`` makes every time step a sample,
-        ``(n * T, d)`` (the SVCCA paper's RNN comparisons), ``"mean"`` averages over time,
-        ``"last"`` takes the final step, ``"keep"`` returns ``(n, T, d)``. Required when a
-        recorded output is 3-D.
+        ``"last_hidden_state"``), a tuple path, :func:`rnn_state` for an RNN's final
+        state, or a callable. A dict gives a selector per layer. A module that returns a
+        plain tensor takes no ``select`` (an int would index the batch): it is an error.
+    sequence : {"samples", "mean", "last", "first", "keep"}, optional
+        For 3-D sequence outputs: ``"samples"`` makes every real token a sample,
+        ``(n_tokens, d)`` (the SVCCA paper's RNN comparisons), ``"mean"`` averages over
+        real tokens, ``"last"`` takes the last real token, ``"first"`` the first (BERT's
+        and ViT's CLS), ``"keep"`` returns ``(n, T, d)`` with padding left in. Required
+        when a recorded output is a 3-D sequence.
     time_axis : {1, 0}, default 1
         Where the time axis is: 1 for ``batch_first=True`` modules, 0 for PyTorch's default
-        ``(T, n, d)`` layout of ``nn.LSTM`` / ``nn.TransformerEncoderLayer``. The result
-        is always batch-major.
+        ``(T, n, d)`` layout of ``nn.LSTM`` / ``nn.TransformerEncoderLayer`` (the inputs
+        are then read as ``(T, n, ...)`` too, to count datapoints). The result is always
+        batch-major.
     conv : {"keep", "mean", "flatten"}, default "keep"
-        For 4-D ``(n, c, h, w)`` outputs: keep them for the convolutional strategies in
-        :mod:`svcca.conv` (layout ``"nchw"``), average-pool over space to ``(n, c)``, or
-        flatten to ``(n, c*h*w)``. The reduction happens per batch, on the fly.
+        For channels-first maps: 4-D ``(n, c, h, w)`` and 5-D ``(n, c, d, h, w)`` outputs,
+        and 3-D ``(n, c, L)`` outputs of conv-type modules (``Conv1d``, pooling,
+        batch/instance/group norm, and activations or dropout applied to one of those):
+        keep them for :mod:`svcca.conv` (layout ``"nchw"``), average over space to
+        ``(n, c)``, or flatten to ``(n, c * ...)``. Reduced per batch, on the fly.
     dtype : numpy dtype, default float32
         Storage dtype of the recorded arrays.
+    mask : "auto", None or callable, default "auto"
+        Which positions of a sequence are real tokens, for ``sequence="samples"``,
+        ``"mean"``, ``"last"`` and ``"first"``. ``"auto"``: a mapping batch's
+        ``attention_mask`` (the HuggingFace convention), if it has one; a callable
+        ``batch -> (n, T)`` 0/1 or bool mask for other conventions; ``None`` counts every
+        position.
+    calls : {"raise", "each"}, default "raise"
+        A named module that runs more than once per forward pass: refuse it, or record
+        every call as ``"<name>#0"``, ``"<name>#1"``, ... (a module called once keeps its
+        name).
+    datapoints : callable ``batch -> int``, optional
+        The batch's number of datapoints, when it cannot be read from the batch (e.g. a
+        custom ``forward`` on batches that are not tensors).
+    conv_layers : list of str, optional
+        Recorded layers whose 3-D outputs are ``(n, c, L)`` maps although their module
+        type does not say so (e.g. a custom residual block of ``Conv1d`` layers).
     forward : callable ``(model, batch) -> output``, optional
         How to run the model on a batch (default: ``model(x)`` for a tensor, the first
-        element of a tuple, ``model(**batch)`` for a dict).
+        element of a tuple, ``model(**batch)`` for a dict). It must leave the model in
+        eval mode (a :class:`CaptureWarning` says when it does not).
     device : torch.device or str, optional
         Move each batch there before running the model.
     progress : bool or None, default False
@@ -448,7 +1145,7 @@ def capture(
     -------
     dict of str to ndarray
         For each layer, in the order given, its activations over all batches stacked
-        along the first axis, ``(n_samples, n_features)`` (or ``(n, c, h, w)``, or
+        along the first axis, ``(n_samples, n_features)`` (or ``(n, c, ...)``, or
         ``(n, T, d)``, when kept).
 
     Raises
@@ -456,7 +1153,7 @@ def capture(
     ValueError
         For an unknown layer name (with near matches). :class:`CaptureError` (a
         ``ValueError``) when the model fails on a batch, naming the batch and its shape,
-        or when an output needs ``select``/``sequence``.
+        when an output needs ``select``/``sequence``, or has no row per datapoint.
 
     Examples
     --------
@@ -482,23 +1179,15 @@ def capture(
         time_axis=time_axis,
         conv=conv,
         dtype=dtype,
+        mask=mask,
+        calls=calls,
+        datapoints=datapoints,
+        conv_layers=conv_layers,
         forward=forward,
         device=device,
         progress=progress,
     )
-    if not chunks:
-        raise ValueError("batches was empty: there was nothing to run the model on.")
-    out = {}
-    for n in chunks:
-        try:
-            out[n] = np.concatenate(chunks[n], axis=0)
-        except ValueError as exc:
-            raise CaptureError(
-                f"Layer {n!r} gave batches of incompatible shapes "
-                f"{sorted({a.shape[1:] for a in chunks[n]})}: {exc}. Sequences of different "
-                "lengths need sequence='samples', 'mean' or 'last'."
-            ) from exc
-    return out
+    return stack(chunks)
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")

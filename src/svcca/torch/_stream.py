@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from svcca.statistic._moments import Moments
-from svcca.torch._capture import Conv, Selector, Sequence_, capture, capture_stream
+from svcca.torch._capture import (
+    Calls,
+    CaptureError,
+    Conv,
+    MaskOption,
+    Selector,
+    Sequence_,
+    capture,
+    capture_stream,
+)
 
 __all__ = ["capture_checkpoints", "capture_moments", "load_checkpoint"]
 
@@ -42,6 +52,10 @@ def capture_moments(
     sequence: Sequence_ | None = None,
     time_axis: int = 1,
     conv: Conv = "mean",
+    mask: MaskOption = "auto",
+    calls: Calls = "raise",
+    datapoints: Callable[[Any], int] | None = None,
+    conv_layers: Sequence[str] = (),
     forward: Callable[[Any, Any], Any] | None = None,
     device: Any = None,
     progress: bool | None = False,
@@ -64,9 +78,10 @@ def capture_moments(
         A second model run on the same batches (e.g. another training seed).
     conv : {"mean", "flatten"}, default "mean"
         Conv outputs must be reduced to 2-D here ("keep" is not possible).
-    select, sequence, time_axis, forward, device, progress
-        As for :func:`svcca.torch.capture` (``select`` keys for ``other`` are
-        ``"b.<name>"``).
+    select, sequence, time_axis, mask, calls, datapoints, conv_layers, forward, device, progress
+        As for :func:`svcca.torch.capture` (``select`` and ``conv_layers`` keys for
+        ``other`` are ``"b.<name>"``). With ``calls="each"``, pairs name the calls of a
+        repeated module, ``"block#1"``.
 
     Returns
     -------
@@ -86,22 +101,7 @@ def capture_moments(
             "capture_moments needs 2-D activations: use conv='mean' or conv='flatten' (or "
             "capture conv maps with capture() and compare them with svcca.conv)."
         )
-    if isinstance(pairs, (str, tuple)) and not (
-        isinstance(pairs, tuple) and all(isinstance(p, tuple) for p in pairs)
-    ):
-        pairs = [pairs]  # type: ignore[list-item]
-    pairs = list(pairs)
-    if not pairs:
-        raise ValueError("pairs is empty: give at least one (x_layer, y_layer) pair.")
-    for p in pairs:
-        ok = isinstance(p, str) or (
-            isinstance(p, tuple) and len(p) == 2 and all(isinstance(s, str) for s in p)
-        )
-        if not ok:
-            raise TypeError(
-                f"Each entry of pairs must be a (x_layer, y_layer) tuple of str or one str; "
-                f"got {p!r}."
-            )
+    pairs = check_pairs(pairs)
     run = forward
     target = model
     if other is not None and other is not model:
@@ -116,10 +116,14 @@ def capture_moments(
         def yname(s: str) -> str:
             return f"b.{s}" if s else "b"
 
+        def rename(k: str) -> str:
+            return k if k.startswith("b.") or k == "b" else xname(k)
+
         if isinstance(select, Mapping):
-            select = {
-                (k if k.startswith("b.") or k == "b" else xname(k)): v for k, v in select.items()
-            }
+            select = {rename(k): v for k, v in select.items()}
+        conv_layers = [
+            rename(k) for k in ([conv_layers] if isinstance(conv_layers, str) else conv_layers)
+        ]
     else:
 
         def xname(s: str) -> str:
@@ -132,19 +136,10 @@ def capture_moments(
         for n in names:
             if n not in wanted:
                 wanted.append(n)
-    stats: dict[Pair, Moments | None] = {p: None for p in pairs}
-
-    def accumulate(i: int, arrays: dict[str, np.ndarray]) -> None:
-        for p in pairs:
-            if isinstance(p, str):
-                x, y = arrays[xname(p)], None
-            else:
-                x, y = arrays[xname(p[0])], arrays[yname(p[1])]
-            m = stats[p]
-            if m is None:
-                m = stats[p] = Moments.empty(x.shape[1], 0 if y is None else y.shape[1])
-            m.update(x, y, _batch_label=f" (layer pair {p!r}, batch {i})")
-
+    if calls == "each":
+        # the recorded names are only known once the model ran: record every call
+        wanted = list(dict.fromkeys(_CALL_SUFFIX.sub("", n) for n in wanted))
+    accumulate, stats = pair_accumulator(pairs, xname, yname)
     capture_stream(
         target,
         batches,
@@ -155,11 +150,75 @@ def capture_moments(
         time_axis=time_axis,
         conv=conv,
         dtype=np.float64,
+        mask=mask,
+        calls=calls,
+        datapoints=datapoints,
+        conv_layers=conv_layers,
         forward=run,
         device=device,
         progress=progress,
         desc="moments",
     )
+    return finished(stats)
+
+
+_CALL_SUFFIX = re.compile(r"#\d+$")
+
+
+def check_pairs(pairs: Any) -> list[Pair]:
+    """``pairs`` as a list of ``(x, y)`` tuples of str or single str, validated."""
+    if isinstance(pairs, (str, tuple)) and not (
+        isinstance(pairs, tuple) and all(isinstance(p, tuple) for p in pairs)
+    ):
+        pairs = [pairs]
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("pairs is empty: give at least one (x_layer, y_layer) pair.")
+    for p in pairs:
+        ok = isinstance(p, str) or (
+            isinstance(p, tuple) and len(p) == 2 and all(isinstance(s, str) for s in p)
+        )
+        if not ok:
+            raise TypeError(
+                f"Each entry of pairs must be a (x_layer, y_layer) tuple of str or one str; "
+                f"got {p!r}."
+            )
+    return pairs
+
+
+def pair_accumulator(
+    pairs: Sequence[Pair],
+    xname: Callable[[str], str] = str,
+    yname: Callable[[str], str] = str,
+) -> tuple[Callable[[int, dict[str, np.ndarray]], None], dict[Pair, Moments | None]]:
+    """A capture callback that updates one :class:`Moments` per pair, and the pairs."""
+    stats: dict[Pair, Moments | None] = {p: None for p in pairs}
+
+    def get(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+        if name not in arrays:
+            raise CaptureError(
+                f"pairs name {name!r}, but the capture recorded {list(arrays)}; name one of "
+                "those (a module that ran several times is recorded as '<name>#0', "
+                "'<name>#1', ...)."
+            )
+        return arrays[name]
+
+    def accumulate(i: int, arrays: dict[str, np.ndarray]) -> None:
+        for p in pairs:
+            if isinstance(p, str):
+                x, y = get(arrays, xname(p)), None
+            else:
+                x, y = get(arrays, xname(p[0])), get(arrays, yname(p[1]))
+            m = stats[p]
+            if m is None:
+                m = stats[p] = Moments.empty(x.shape[1], 0 if y is None else y.shape[1])
+            m.update(x, y, _batch_label=f" (layer pair {p!r}, batch {i})")
+
+    return accumulate, stats
+
+
+def finished(stats: dict[Pair, Moments | None]) -> dict[Pair, Moments]:
+    """The accumulated statistics, or the empty-batches error."""
     if any(m is None for m in stats.values()):
         raise ValueError("batches was empty: there was nothing to run the model on.")
     return stats  # type: ignore[return-value]
