@@ -42,10 +42,17 @@ def _matrix(a: Any, name: str, ndim: int = 2) -> np.ndarray:
     return arr
 
 
+def _label_text(label: Any) -> str:
+    """A label as drawn: a tuple key (e.g. ``("e0", "fc1")``) reads ``"e0/fc1"``."""
+    if isinstance(label, tuple):
+        return "/".join(_label_text(part) for part in label)
+    return str(label)
+
+
 def _labels(labels: Sequence[Any] | None, n: int, name: str) -> list[str]:
     if labels is None:
         return [str(i) for i in range(n)]
-    labels = [str(s) for s in labels]
+    labels = [_label_text(s) for s in labels]
     if len(labels) != n:
         raise ValueError(f"{name} has {len(labels)} labels for {n} rows/columns.")
     return labels
@@ -90,6 +97,7 @@ def heatmap(
     title: str = "",
     xlabel: str = "",
     ylabel: str = "",
+    cbar_label: str | None = None,
     vmin: float | None = 0.0,
     vmax: float | None = 1.0,
     cmap: str = "viridis",
@@ -99,31 +107,63 @@ def heatmap(
 
     Parameters
     ----------
-    matrix : array_like, shape (r, c)
+    matrix : array_like, shape (r, c), or PairwiseResult
+        A :class:`svcca.engines.PairwiseResult` (what :func:`svcca.pairwise` returns)
+        brings its own ``values``, row and column labels and measure name. Tuple labels
+        (keys such as ``("e0", "fc1")``) are drawn joined by ``/``: ``"e0/fc1"``.
+    row_labels, col_labels : sequence, optional
+        Tick labels; for a PairwiseResult they replace its own.
+    cbar_label : str, optional
+        Label of the colour bar; for a PairwiseResult its measure by default.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``fig.axes[0].images[0].get_array()`` is ``matrix``.
+        ``fig.axes[0].images[0].get_array()`` is ``matrix``; ``fig.axes[1]`` is the
+        colour bar.
 
     Examples
     --------
-    >>> import numpy as np, svcca.plot
+    >>> import numpy as np, svcca, svcca.plot
     >>> fig = svcca.plot.heatmap(np.eye(3), row_labels=["a", "b", "c"])
     >>> np.array_equal(fig.axes[0].images[0].get_array(), np.eye(3))
     True
+    >>> rng = np.random.default_rng(0)
+    >>> reps = {("e0", "fc1"): rng.standard_normal((50, 4)),
+    ...         ("e1", "fc1"): rng.standard_normal((50, 3))}
+    >>> fig = svcca.plot.heatmap(svcca.pairwise(reps, measure="cka_linear"))
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['e0/fc1', 'e1/fc1']
+    >>> fig.axes[1].get_ylabel()
+    'cka_linear'
     """
-    M = _matrix(matrix, "matrix")
+    M, row_labels, col_labels, measure = _unpack_pairwise(matrix, row_labels, col_labels)
+    if cbar_label is None:
+        cbar_label = measure
     rows = _labels(row_labels, M.shape[0], "row_labels")
     cols = _labels(col_labels, M.shape[1], "col_labels")
-    fig = _figure(1.2 + 0.55 * M.shape[1], 1.0 + 0.45 * M.shape[0])
+    fig = _figure(1.6 + 0.55 * M.shape[1], 1.6 + 0.45 * M.shape[0])
     ax = fig.add_subplot()
     im = _draw_heatmap(ax, M, rows, cols, vmin=vmin, vmax=vmax, cmap=cmap, annotate=annotate)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    fig.colorbar(im, ax=ax, shrink=0.8)
+    cbar = fig.colorbar(im, ax=ax, shrink=0.8)
+    cbar.set_label(cbar_label)
     return fig
+
+
+def _unpack_pairwise(
+    matrix: Any, row_labels: Sequence[Any] | None, col_labels: Sequence[Any] | None
+) -> tuple[np.ndarray, Sequence[Any] | None, Sequence[Any] | None, str]:
+    """``(values, row labels, column labels, measure)`` of a PairwiseResult or an array."""
+    from svcca.engines import PairwiseResult
+
+    if isinstance(matrix, PairwiseResult):
+        rows = matrix.rows if row_labels is None else row_labels
+        cols = matrix.cols if col_labels is None else col_labels
+        return _matrix(matrix.values, "matrix"), rows, cols, matrix.measure
+    return _matrix(matrix, "matrix"), row_labels, col_labels, ""
 
 
 def learning_dynamics(
@@ -133,6 +173,7 @@ def learning_dynamics(
     layers: Sequence[str] | None = None,
     final_label: str = "final",
     title: str = "",
+    cbar_label: str = "similarity",
     cmap: str = "viridis",
 ) -> Any:
     """A row of heatmap panes: every layer at step t against every layer at the end.
@@ -146,7 +187,13 @@ def learning_dynamics(
     ----------
     panes : array_like, shape (T, L, L)
     steps : sequence of T labels (e.g. epochs), optional
+        Pane titles.
     layers : sequence of L names, optional
+    final_label : str, default "final"
+        What the columns are compared with (e.g. ``"epoch 15"``): written once, under
+        the row of panes.
+    cbar_label : str, default "similarity"
+        The measure, written on the colour bar.
 
     Returns
     -------
@@ -168,7 +215,7 @@ def learning_dynamics(
     T, L = P.shape[0], P.shape[1]
     names = _labels(layers, L, "layers")
     step_labels = _labels(steps, T, "steps")
-    fig = _figure(0.6 + 1.55 * T, 2.3 + 0.08 * L)
+    fig = _figure(0.9 + 1.55 * T, 2.5 + 0.08 * L)
     axes = fig.subplots(1, T, squeeze=False)[0]
     im = None
     for t, ax in enumerate(axes):
@@ -176,9 +223,10 @@ def learning_dynamics(
         ax.set_title(f"{step_labels[t]}", fontsize=9)
         ax.set_xticks(range(L), names if T <= 6 or L <= 6 else [], rotation=90, fontsize=7)
         ax.set_yticks(range(L), names if t == 0 else [], fontsize=7)
-        ax.set_xlabel(final_label, fontsize=8)
-    axes[0].set_ylabel("at this step", fontsize=8)
-    fig.colorbar(im, ax=list(axes), shrink=0.8)
+    axes[0].set_ylabel("layer at the pane's step", fontsize=8)
+    fig.supxlabel(f"layer at {final_label}", fontsize=9)
+    cbar = fig.colorbar(im, ax=list(axes), shrink=0.8)
+    cbar.set_label(cbar_label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -192,6 +240,7 @@ def convergence_curves(
     threshold: float | None = None,
     title: str = "Similarity of each layer to its final self",
     xlabel: str = "epoch",
+    ylabel: str = "similarity to final",
 ) -> Any:
     """One line per layer: its similarity to the final network's same layer over time.
 
@@ -219,7 +268,7 @@ def convergence_curves(
         ax.axhline(threshold, color="0.4", ls=":", lw=0.8)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("similarity to final")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return fig
@@ -231,6 +280,7 @@ def class_sensitivity(
     layers: Sequence[str] | None = None,
     classes: Sequence[Any] | None = None,
     title: str = "Similarity of each class's logit to each layer",
+    cbar_label: str = "canonical correlation",
 ) -> Any:
     """Layer x class heatmap of how strongly each layer carries each class's logit.
 
@@ -250,6 +300,7 @@ def class_sensitivity(
         ylabel="layer",
         vmin=None,
         vmax=None,
+        cbar_label=cbar_label,
         cmap="magma",
         annotate=True,
     )
@@ -269,6 +320,8 @@ def interpretability(
     k: int = 3,
     smooth: int = 1,
     class_names: Sequence[Any] | None = None,
+    directions_label: str = "top CCA directions",
+    neuron_labels: Mapping[str, Sequence[Any]] | None = None,
 ) -> Any:
     """Raw neurons against the top CCA directions, over datapoints sorted by class.
 
@@ -288,13 +341,19 @@ def interpretability(
         Neurons and directions drawn per pane.
     smooth : int, default 1
         Width of a moving average along the datapoints (1: none), for readability.
+    directions_label : str, default "top CCA directions"
+        What the directions are (e.g. ``"top SVCCA directions"``): the right-hand
+        panes' title; each line is labelled "direction i" in the legend.
+    neuron_labels : dict of str to sequence, optional
+        For each network, the names of its raw columns in the legend (e.g. the
+        neurons' indices in the layer); default "neuron 1", "neuron 2", ...
 
     Returns
     -------
     matplotlib.figure.Figure
-        A grid with one row per network and two columns (raw neurons, CCA directions);
+        A grid with one row per network and two columns (raw neurons, directions);
         line ``i`` of each pane has y-data ``A[order, i]`` (smoothed), ``order`` the
-        class sort.
+        class sort, and a legend entry.
     """
     y = np.asarray(labels)
     if y.ndim != 1:
@@ -304,10 +363,14 @@ def interpretability(
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive int; got {k!r}.")
     order, bounds = _sorted_by_class(y)
-    fig = _figure(10, 1.9 * len(networks) + 0.6)
+    fig = _figure(11, 1.9 * len(networks) + 0.6)
     grid = fig.subplots(len(networks), 2, squeeze=False, sharex=True)
     for r, (name, (raw, dirs)) in enumerate(networks.items()):
-        for c, (A, what) in enumerate(((raw, "raw neurons"), (dirs, "top CCA directions"))):
+        panes = (
+            (raw, "raw neurons", _neuron_names(neuron_labels, name, raw, k), "activation"),
+            (dirs, directions_label, None, "canonical variate"),
+        )
+        for c, (A, what, line_names, ylabel) in enumerate(panes):
             A = _matrix(A, f"{what} of {name!r}")
             if A.shape[0] != y.size:
                 raise ValueError(
@@ -315,19 +378,39 @@ def interpretability(
                 )
             ax = grid[r][c]
             for i in range(min(k, A.shape[1])):
-                ax.plot(_moving_average(A[order, i], smooth), lw=0.9, label=f"{i + 1}")
+                label = line_names[i] if line_names else f"direction {i + 1}"
+                ax.plot(_moving_average(A[order, i], smooth), lw=0.9, label=label)
             for b in bounds:
                 ax.axvline(b - 0.5, color="0.4", ls=":", lw=0.8)
             ax.set_title(f"{name}: {what}", fontsize=9)
-            ax.set_yticks([])
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     centres = np.r_[0, bounds] + np.diff(np.r_[0, bounds, y.size]) / 2
     names = _labels(class_names, len(centres), "class_names") if class_names else None
     if names is None:
         names = [str(v) for v in np.unique(y)]
+    smoothed = f"; each line a moving average over {smooth} datapoints" if smooth > 1 else ""
     for ax in grid[-1]:
         ax.set_xticks(centres, names, fontsize=8)
-        ax.set_xlabel("datapoints, sorted by class")
+        ax.set_xlabel(f"datapoints, sorted by class{smoothed}", fontsize=8)
     return fig
+
+
+def _neuron_names(
+    neuron_labels: Mapping[str, Sequence[Any]] | None, name: str, raw: Any, k: int
+) -> list[str]:
+    """Legend names of the ``min(k, p)`` raw columns drawn for network ``name``."""
+    drawn = min(k, np.shape(raw)[1]) if np.ndim(raw) == 2 else 0
+    given = None if neuron_labels is None else neuron_labels.get(name)
+    if given is None:
+        return [f"neuron {i + 1}" for i in range(drawn)]
+    if len(given) < drawn:
+        raise ValueError(
+            f"neuron_labels[{name!r}] has {len(given)} names for the {drawn} raw columns "
+            "drawn; give one per column."
+        )
+    return [f"neuron {_label_text(g)}" for g in given[:drawn]]
 
 
 def _moving_average(v: np.ndarray, w: int) -> np.ndarray:
@@ -369,6 +452,8 @@ def compression_curves(
     if chance is not None:
         ax.axhline(chance, color="0.5", ls=":", lw=0.8, label="chance")
     ax.set_xscale("log", base=2)
+    ax.set_xticks(x, [f"{v:g}" for v in x])  # every k drawn, the last one included
+    ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy")
     ax.set_title(title, fontsize=10)
@@ -431,7 +516,7 @@ def coefficient_curves(
     baselines : dict of str to array_like, optional
         Drawn dashed in the colour of the curve with the same key.
     """
-    fig = _figure(5.2, 3.4)
+    fig = _figure(7.4, 3.4)
     ax = fig.add_subplot()
     baselines = dict(baselines or {})
     for name, v in curves.items():
@@ -454,7 +539,9 @@ def coefficient_curves(
     ax.set_xlabel("CCA direction (sorted)")
     ax.set_ylabel("canonical correlation")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")  # curves fall from 1 at the left
+    # Outside the axes: the curves run from the top left to the bottom right and the
+    # baselines along the bottom, so no corner inside is free on every run.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 
