@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "svcca._validation": 0,
     "svcca._progress": 0,
     "svcca._result": 0,
+    "svcca._threads": 0,
     "svcca.statistic": 1,
     "svcca.sources": 2,
     "svcca.measures": 3,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 import sys
 import warnings
-from typing import Any, NoReturn, get_args
+from typing import Any, Literal, NoReturn, get_args
 
 import numpy as np
 
@@ -25,9 +25,11 @@ __all__ = [
     "check_keep",
     "check_option",
     "check_pair",
+    "check_precision",
     "check_probability",
     "check_real",
     "few_samples_message",
+    "precision_eps",
     "is_torch_tensor",
     "raise_degenerate",
     "raise_nonfinite",
@@ -216,6 +218,25 @@ def check_option(value: Any, name: str, options: Any, fix: str = "") -> str:
     if not isinstance(value, str) or value not in choices:
         _fail(ValueError, name, "one of " + ", ".join(repr(c) for c in choices), value, fix)
     return value
+
+
+Precision = Literal["float64", "float32"]
+
+
+def check_precision(value: Any) -> Precision:
+    """``"float64"`` (the default everywhere) or ``"float32"`` (float32 products, float64 sums)."""
+    return check_option(  # type: ignore[return-value]
+        value,
+        "precision",
+        Precision,
+        "float32 halves the cost of the cross-products of float32 activations; see "
+        "svcca.Moments for its accuracy.",
+    )
+
+
+def precision_eps(precision: Precision) -> float:
+    """Unit round-off of the products taken at ``precision`` (2^-52 or 2^-23)."""
+    return float(np.finfo(np.float32 if precision == "float32" else np.float64).eps)
 
 
 def check_bool(value: Any, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import field
 from functools import cached_property
 from typing import Any
@@ -9,16 +10,31 @@ from typing import Any
 import numpy as np
 
 from svcca._result import readonly, result
+from svcca._threads import dense_steps
 from svcca._validation import (
+    Precision,
+    SVCCAWarning,
     as_representation,
     check_epsilon,
     check_probability,
     raise_degenerate,
     warn_few_samples,
 )
-from svcca.measures._linalg import EPS, Pruned, Whitener, clip_roundoff, flip_signs, prune
+from svcca.measures._linalg import (
+    EPS,
+    Pruned,
+    Whitener,
+    clip_roundoff,
+    flip_signs,
+    prune,
+    rank_rtol,
+)
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
+
+# Condition number of a side's whitened block past which float32 sums (relative error
+# ~1e-5) can move its canonical correlations by more than ~0.1: prepare_side warns.
+FLOAT32_COND_LIMIT = 1e5
 
 __all__ = [
     "CCAResult",
@@ -81,9 +97,11 @@ class CCASide:
         How much the whitening amplifies errors of the cross blocks, squared: the
         condition number of the whitened correlation block, or of the block itself when
         its errors are normwise (SVCCA's reduced blocks).
+    eps : float
+        Unit round-off of the products the block was summed from (``Moments.eps``).
     """
 
-    __slots__ = ("name", "p", "kept", "pruned", "white", "mean", "cond")
+    __slots__ = ("name", "p", "kept", "pruned", "white", "mean", "cond", "eps")
 
     def __init__(
         self,
@@ -94,9 +112,10 @@ class CCASide:
         white: Whitener,
         mean: np.ndarray,
         cond: float,
+        eps: float = EPS,
     ) -> None:
         self.name, self.p, self.kept, self.pruned = name, p, kept, pruned
-        self.white, self.mean, self.cond = white, mean, cond
+        self.white, self.mean, self.cond, self.eps = white, mean, cond, eps
 
     @property
     def rank(self) -> int:
@@ -113,13 +132,21 @@ class CCASide:
 
 
 def prepare_side(
-    S: np.ndarray, mean: np.ndarray, epsilon: float, name: str, *, cond: float = 1.0
+    S: np.ndarray,
+    mean: np.ndarray,
+    epsilon: float,
+    name: str,
+    *,
+    cond: float = 1.0,
+    eps: float = EPS,
 ) -> CCASide:
     """Prune and whiten one side from its centred cross-product block ``S`` (``p x p``).
 
     ``cond`` is a lower bound on :attr:`CCASide.cond` for blocks whose cross-product
     errors are normwise rather than per feature (SVCCA passes its kept spectrum's
-    ``lambda_1 / lambda_k``).
+    ``lambda_1 / lambda_k``). ``eps`` is the unit round-off of the products behind ``S``
+    (``Moments.eps``); for float32 sums a warning says when the whitening amplifies
+    their round-off past 1e-2.
 
     Raises
     ------
@@ -132,8 +159,33 @@ def prepare_side(
         reasons = {r: pruned.reasons.count(r) for r in dict.fromkeys(pruned.reasons)}
         detail = ", ".join(f"{c} {r}" for r, c in reasons.items())
         raise_degenerate(name, p, f"every feature was pruned ({detail})")
-    white = Whitener.fit(_submatrix(S, kept, kept))
-    return CCASide(name, p, kept, pruned, white, readonly(mean), max(white.cond, cond))
+    white = Whitener.fit(_submatrix(S, kept, kept), eps)
+    side = CCASide(name, p, kept, pruned, white, readonly(mean), max(white.cond, cond), eps)
+    if eps > EPS:
+        _warn_float32(side, kept.size - white.rank)
+    return side
+
+
+def _warn_float32(side: CCASide, dropped: int) -> None:
+    """Warn when float32 sums cannot resolve a side: directions lost, or amplified error."""
+    if dropped:
+        what = (
+            f"{dropped} of its {side.kept.size} directions have eigenvalues below float32's "
+            f"resolution ({rank_rtol(side.eps):.1e} of the largest) and were dropped"
+        )
+    elif side.cond > FLOAT32_COND_LIMIT:
+        what = (
+            f"its whitened block has condition number {side.cond:.3g}, so the round-off of "
+            f"float32 cross-products (about {64 * side.eps:.0e} relative) can move the "
+            f"canonical correlations by up to about {min(64 * side.eps * side.cond, 1):.2g}"
+        )
+    else:
+        return
+    warnings.warn(
+        f"{side.name}: {what}. Use precision='float64' for this layer.",
+        SVCCAWarning,
+        stacklevel=4,
+    )
 
 
 # ---------------------------------------------------------------------- combine
@@ -153,7 +205,8 @@ def roundoff_bound(M: np.ndarray, sx: CCASide, sy: CCASide) -> float:
     ``1 + bound`` is not round-off.
     """
     k = max(M.shape) if M.size else 1
-    return 64 * EPS * (k + (sx.rank + sy.rank) * max(sx.cond, sy.cond))
+    eps = max(sx.eps, sy.eps)
+    return 64 * eps * (k + (sx.rank + sy.rank) * max(sx.cond, sy.cond))
 
 
 def canonical_correlations(M: np.ndarray, tol: float) -> np.ndarray:
@@ -326,8 +379,8 @@ def cca_from_moments(
     m: Moments, *, epsilon: float, threshold: float, names: tuple[str, str] = ("X", "Y")
 ) -> CCAResult:
     """CCA of a validated statistic (no argument checks): prepare both sides, combine once."""
-    sx = prepare_side(m.sxx, m.mean_x, epsilon, names[0])
-    sy = prepare_side(m.syy, m.mean_y, epsilon, names[1])
+    sx = prepare_side(m.sxx, m.mean_x, epsilon, names[0], eps=m.eps)
+    sy = prepare_side(m.syy, m.mean_y, epsilon, names[1], eps=m.eps)
     return cca_of_sides(sx, sy, m.sxy, m.n, threshold=threshold, epsilon=epsilon)
 
 
@@ -360,6 +413,7 @@ def cca(
     *,
     epsilon: float = 0.0,
     threshold: float = 0.98,
+    precision: Precision = "float64",
 ) -> CCAResult:
     r"""Canonical correlation analysis between two representations of the same datapoints.
 
@@ -376,6 +430,12 @@ def cca(
         always pruned as numerically constant.
     threshold : float, default 0.98
         Fraction of the correlations' sum used for :attr:`CCAResult.thresholded_mean`.
+    precision : {"float64", "float32"}, default "float64"
+        How the cross-products of array inputs are taken. ``"float32"`` (float32
+        products, float64 sums) is about twice as fast on float32 activations; its
+        errors are near 1e-5 relative (see :class:`~svcca.Moments`); do not use it
+        for ill-conditioned layers (a warning says when). A Moments input keeps its
+        own.
 
     Returns
     -------
@@ -420,7 +480,8 @@ def cca(
     """
     epsilon = check_epsilon(epsilon)
     threshold = check_probability(threshold, "threshold")
-    m = to_moments(X, Y)
-    res = cca_from_moments(m, epsilon=epsilon, threshold=threshold)
+    m = to_moments(X, Y, precision=precision)
+    with dense_steps(max(m.p, m.q)):
+        res = cca_from_moments(m, epsilon=epsilon, threshold=threshold)
     warn_few_samples(m.n, res.rank_x, res.rank_y)
     return res

@@ -14,9 +14,11 @@ import numpy as np
 
 from svcca._result import result
 from svcca._validation import (
+    Precision,
     check_bool,
     check_option,
     check_pair,
+    check_precision,
     check_real,
     raise_degenerate,
     raise_nonfinite,
@@ -283,6 +285,7 @@ def cka(
     bandwidth: float = 1.0,
     debiased: bool = False,
     method: Method = "auto",
+    precision: Precision = "float64",
 ) -> CKAResult:
     """Centred kernel alignment between two representations of the same datapoints.
 
@@ -304,6 +307,11 @@ def cka(
     method : {"auto", "feature", "sample"}, default "auto"
         Linear kernel only: compute from ``p x q`` cross-products or from ``n x n`` Gram
         matrices. "auto" picks the cheaper for the shapes; both give the same number.
+    precision : {"float64", "float32"}, default "float64"
+        Linear, biased CKA only: how the cross-products are taken. ``"float32"``
+        (float32 products of chunks of at most 4096 rows, float64 sums; always the
+        feature-space path) is about twice as fast on float32 activations and moves the
+        score by about 1e-6 (see :class:`~svcca.Moments`). A Moments input keeps its own.
 
     Returns
     -------
@@ -357,6 +365,13 @@ def cka(
     method = check_option(method, "method", ("auto", "feature", "sample"))  # type: ignore[assignment]
     debiased = check_bool(debiased, "debiased")
     bw = check_bandwidth(bandwidth) if kernel == "rbf" else None
+    precision = check_precision(precision)
+    if precision == "float32" and (kernel != "linear" or debiased or method == "sample"):
+        raise ValueError(
+            "precision='float32' applies to linear, biased CKA, which is computed from "
+            "the cross-products; RBF, debiased and sample-space CKA are computed in "
+            "float64. Leave precision='float64' for them."
+        )
 
     if isinstance(X, Moments):
         if kernel != "linear" or debiased:
@@ -374,7 +389,7 @@ def cka(
     if kernel == "linear" and not debiased and method != "sample" and _streamed(X, Y):
         # Iterators of batches, dask arrays, torch tensors, h5py/zarr datasets: one pass
         # into the moments, never a full in-memory copy.
-        return linear_cka_of_moments(to_moments(X, Y), "feature")
+        return linear_cka_of_moments(to_moments(X, Y, precision=precision), "feature")
     if Y is None:
         raise TypeError(
             "cka compares two representations: call it as cka(X, Y) with arrays of shape "
@@ -406,10 +421,10 @@ def cka(
         where = "sample"
     else:
         use_feature = method == "feature" or (
-            method == "auto" and feature_space_is_cheaper(n, p, q)
+            method == "auto" and (precision == "float32" or feature_space_is_cheaper(n, p, q))
         )
         if use_feature:
-            m = Moments.from_arrays(A, B)
+            m = Moments.from_arrays(A, B, precision=precision)
             if debiased:
                 xy, xx, yy = _linear_debiased_feature(A, B, m)
             else:

@@ -18,6 +18,7 @@ __all__ = [
     "flip_signs",
     "numerical_rank",
     "prune",
+    "rank_rtol",
     "sym_eig_desc",
 ]
 
@@ -27,6 +28,16 @@ __all__ = [
 # cross-products (about n * 1e-16) and far below any real signal.
 NUMERICAL_RTOL = 1e-12
 EPS = float(np.finfo(np.float64).eps)
+
+
+def rank_rtol(eps: float = EPS) -> float:
+    """Eigenvalue (relative to the largest) below which a direction is numerically zero.
+
+    ``1e-12`` for float64 statistics. Sums of float32 products (``eps`` = 2^-23) carry
+    errors near ``1e-5`` of the largest eigenvalue, so there a direction needs
+    ``1e3 eps ~ 1.2e-4`` of it to be told from round-off.
+    """
+    return NUMERICAL_RTOL if eps <= EPS else max(NUMERICAL_RTOL, 1e3 * eps)
 
 
 def clip_roundoff(values: np.ndarray, low: float, high: float, tol: float, what: str) -> np.ndarray:
@@ -52,15 +63,15 @@ def clip_roundoff(values: np.ndarray, low: float, high: float, tol: float, what:
     return np.clip(values, low, high)
 
 
-def numerical_rank(eigvals: np.ndarray) -> int:
+def numerical_rank(eigvals: np.ndarray, eps: float = EPS) -> int:
     """How many leading eigenvalues (descending) of a PSD matrix are numerically non-zero.
 
-    An eigenvalue below ``1e-12`` of the largest is numerically zero (a direction the
-    data do not span); an all-zero spectrum has rank 0.
+    An eigenvalue below :func:`rank_rtol` (``1e-12`` in float64) of the largest is
+    numerically zero (a direction the data do not span); an all-zero spectrum has rank 0.
     """
     if eigvals.size == 0 or not eigvals[0] > 0:
         return 0
-    return int(np.sum(eigvals > eigvals[0] * NUMERICAL_RTOL))
+    return int(np.sum(eigvals > eigvals[0] * rank_rtol(eps)))
 
 
 @result
@@ -130,14 +141,19 @@ def flip_signs(u: np.ndarray, v: np.ndarray | None = None) -> tuple[np.ndarray, 
     return u * signs, (None if v is None else v * signs[: v.shape[1]])
 
 
-def sym_eig_desc(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (descending, clipped at 0) and eigenvectors (deterministic signs) of PSD S."""
+def sym_eig_desc(S: np.ndarray, eps: float = EPS) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending, clipped at 0) and eigenvectors (deterministic signs) of PSD S.
+
+    ``eps`` is the unit round-off of the products ``S`` was summed from.
+    """
     w, V = np.linalg.eigh(S)
     w, V = w[::-1], V[:, ::-1]
     # A backward-stable eigensolver gets every eigenvalue to ~ p eps ||S||: negative
     # ones within that are round-off of zero (scikit-learn's _check_psd_eigenvalues).
     top = float(abs(w[0])) if w.size else 0.0
-    w = clip_roundoff(w, 0.0, np.inf, 64 * max(S.shape[0], 1) * EPS * top, "An eigenvalue")
+    w = clip_roundoff(
+        w, 0.0, np.inf, 64 * max(S.shape[0], 1) * max(eps, EPS) * top, "An eigenvalue"
+    )
     V, _ = flip_signs(V)
     return w, V
 
@@ -161,8 +177,12 @@ class Whitener:
         self.cond = cond  # condition number (estimate) of the whitened correlation block
 
     @staticmethod
-    def fit(S: np.ndarray) -> Whitener:
-        """Whiten the PSD block ``S`` (``p x p``, positive diagonal)."""
+    def fit(S: np.ndarray, eps: float = EPS) -> Whitener:
+        """Whiten the PSD block ``S`` (``p x p``, positive diagonal).
+
+        ``eps`` is the unit round-off of the products ``S`` was summed from: it sets the
+        eigenvalue below which a direction is collinear (:func:`rank_rtol`).
+        """
         std = np.sqrt(np.diag(S))
         if not np.any(S - np.diag(np.diag(S))):
             # Uncorrelated features (SVCCA's reduced blocks are diag(eigenvalues)): W = D^-1,
@@ -170,12 +190,13 @@ class Whitener:
             return _DiagonalWhitener(std)
         R = S / std[:, None] / std[None, :]
         L, info = lapack.dpotrf(R, lower=1, clean=1)
-        if info == 0 and np.min(np.diag(L)) ** 2 > NUMERICAL_RTOL:
+        rtol = rank_rtol(eps)
+        if info == 0 and np.min(np.diag(L)) ** 2 > rtol:
             # LAPACK's 1-norm estimate of 1 / cond(R), O(p^2) on the factor.
             rcond, _ = lapack.dpocon(L, float(np.abs(R).sum(axis=0).max()), uplo="L")
             return _CholeskyWhitener(std, L, 1.0 / max(float(rcond), EPS))
-        w, V = sym_eig_desc(R)
-        tol = max(NUMERICAL_RTOL, w[0] * R.shape[0] * EPS)
+        w, V = sym_eig_desc(R, eps)
+        tol = max(rtol, w[0] * R.shape[0] * max(eps, EPS))
         r = int(np.sum(w > tol))
         return _EigenWhitener(std, V[:, :r], np.sqrt(w[:r]), float(w[0] / w[r - 1]))
 

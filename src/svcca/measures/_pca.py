@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from svcca._result import result
+from svcca._threads import dense_steps
 from svcca._validation import raise_degenerate
 from svcca.measures._cca import project
 from svcca.measures._linalg import numerical_rank, sym_eig_desc
@@ -65,7 +66,8 @@ def pca(X: Any) -> PCAResult:
     [9.0, 4.0, 1.0]
     """
     m = to_moments(X, None, need_y=False)
-    w, V = sym_eig_desc(m.sxx)
+    with dense_steps(m.p):
+        w, V = sym_eig_desc(m.sxx)
     if numerical_rank(w) == 0:
         raise_degenerate("X", m.p, "it is constant (no direction has any variance)")
     ev = w / (m.n - 1)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from svcca._result import result
+from svcca._threads import dense_steps
 from svcca._validation import SVCCAWarning
 from svcca.measures._cca import CCASide, prepare_side, roundoff_bound
 from svcca.measures._linalg import clip_roundoff
@@ -127,4 +128,5 @@ def regression_fit(X: Any, Y: Any = None) -> RegressionResult:
             SVCCAWarning,
             stacklevel=2,
         )
-    return regression_from_moments(m)
+    with dense_steps(max(m.p, m.q)):
+        return regression_from_moments(m)

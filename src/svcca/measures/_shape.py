@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._threads import dense_steps
 from svcca._validation import check_option, check_real, raise_degenerate, warn_few_samples
 from svcca.measures._linalg import Whitener, prune
 from svcca.sources._to_moments import to_moments
@@ -189,7 +190,8 @@ def procrustes(X: Any, Y: Any = None) -> ProcrustesResult:
     0.0
     """
     m = to_moments(X, Y)
-    s = shape_score(m, 1.0)
+    with dense_steps(max(m.p, m.q)):
+        s = shape_score(m, 1.0)
     sq = max(2.0 - 2.0 * s, 0.0)
     return ProcrustesResult(float(np.sqrt(sq)), sq, s, m.n, (m.p, m.q))
 
@@ -271,7 +273,8 @@ def shape_distance(
     a = check_alpha(alpha)
     kind = check_option(kind, "kind", ("angular", "euclidean"))  # type: ignore[assignment]
     m = to_moments(X, Y)
-    s = shape_score(m, a)
+    with dense_steps(max(m.p, m.q)):
+        s = shape_score(m, a)
     if a == 0.0:  # alpha = 0 is CCA: it inflates the same way with too few samples
         warn_few_samples(m.n, m.p, m.q)
     angle = float(np.arccos(s))

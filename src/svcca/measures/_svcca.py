@@ -9,7 +9,9 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._result import readonly, result
+from svcca._threads import dense_steps
 from svcca._validation import (
+    Precision,
     check_keep,
     check_option,
     check_probability,
@@ -17,7 +19,7 @@ from svcca._validation import (
     warn_few_samples,
 )
 from svcca.measures._cca import CCAResult, CCASide, cca_of_sides, prepare_side, project
-from svcca.measures._linalg import numerical_rank, sym_eig_desc
+from svcca.measures._linalg import EPS, numerical_rank, sym_eig_desc
 from svcca.sources._to_moments import to_moments
 
 __all__ = [
@@ -79,13 +81,19 @@ class ReducedSide:
         Fraction of the total variance the kept directions explain.
     """
 
-    __slots__ = ("name", "eigvals", "directions", "mean", "share")
+    __slots__ = ("name", "eigvals", "directions", "mean", "share", "eps")
 
     def __init__(
-        self, name: str, eigvals: np.ndarray, directions: np.ndarray, mean: np.ndarray, share: float
+        self,
+        name: str,
+        eigvals: np.ndarray,
+        directions: np.ndarray,
+        mean: np.ndarray,
+        share: float,
+        eps: float = EPS,
     ) -> None:
         self.name, self.eigvals, self.directions = name, eigvals, directions
-        self.mean, self.share = mean, share
+        self.mean, self.share, self.eps = mean, share, eps
 
     @property
     def k(self) -> int:
@@ -95,30 +103,46 @@ class ReducedSide:
         """The reduced representation prepared for CCA (its block is ``diag(eigvals)``)."""
         w = self.eigvals
         return prepare_side(
-            np.diag(w), self.directions.T @ self.mean, 0.0, self.name, cond=float(w[0] / w[-1])
+            np.diag(w),
+            self.directions.T @ self.mean,
+            0.0,
+            self.name,
+            cond=float(w[0] / w[-1]),
+            eps=self.eps,
         )
 
 
 def reduce_side(
-    S: np.ndarray, mean: np.ndarray, keep: float | int, variance: Variance, name: str
+    S: np.ndarray,
+    mean: np.ndarray,
+    keep: float | int,
+    variance: Variance,
+    name: str,
+    *,
+    eps: float = EPS,
 ) -> ReducedSide:
     """Prepare one side for SVCCA: the leading eigenpairs of its block, chosen by ``keep``.
 
-    Directions with eigenvalue below 1e-12 of the largest are numerically zero and never
-    kept.
+    Directions with eigenvalue below 1e-12 of the largest (``rank_rtol(eps)``: 1.2e-4
+    for float32 sums) are numerically zero and never kept.
 
     Raises
     ------
     DegenerateError
         When the representation is constant (no direction has non-zero variance).
     """
-    w, V = sym_eig_desc(S)
-    r = numerical_rank(w)
+    w, V = sym_eig_desc(S, eps)
+    r = numerical_rank(w, eps)
     if r == 0:
         raise_degenerate(name, S.shape[0], "it is constant (no direction has any variance)")
     k = n_directions(w[:r], keep, variance)
     return ReducedSide(
-        name, w[:k], V[:, :k], np.array(mean, dtype=np.float64), float(w[:k].sum() / w[:r].sum())
+        name,
+        w[:k],
+        V[:, :k],
+        np.array(mean, dtype=np.float64),
+        float(w[:k].sum() / w[:r].sum()),
+        eps,
     )
 
 
@@ -190,6 +214,7 @@ def svcca(
     keep: float | int = 0.99,
     variance: Variance = "explained",
     threshold: float = 0.98,
+    precision: Precision = "float64",
 ) -> SVCCAResult:
     """Singular Vector CCA (Raghu et al. 2017).
 
@@ -212,6 +237,12 @@ def svcca(
         google/svcca's tutorial used; it keeps more directions for the same ``keep``.
     threshold : float, default 0.98
         For :attr:`SVCCAResult.thresholded_mean`.
+    precision : {"float64", "float32"}, default "float64"
+        How the cross-products of array inputs are taken. ``"float32"`` (float32
+        products, float64 sums) is about twice as fast on float32 activations; its
+        errors are near 1e-5 relative (see :class:`~svcca.Moments`); do not use it
+        for ill-conditioned layers (a warning says when). A Moments input keeps its
+        own.
 
     Returns
     -------
@@ -247,18 +278,19 @@ def svcca(
     keep = check_keep(keep)
     variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
     threshold = check_probability(threshold, "threshold")
-    m = to_moments(X, Y)
-    rx = reduce_side(m.sxx, m.mean_x, keep, variance, "X")
-    ry = reduce_side(m.syy, m.mean_y, keep, variance, "Y")
-    res = svcca_from_reduced(
-        m.n,
-        rx,
-        ry,
-        rx.directions.T @ m.sxy @ ry.directions,
-        keep=keep,
-        variance=variance,
-        threshold=threshold,
-    )
+    m = to_moments(X, Y, precision=precision)
+    with dense_steps(max(m.p, m.q)):
+        rx = reduce_side(m.sxx, m.mean_x, keep, variance, "X", eps=m.eps)
+        ry = reduce_side(m.syy, m.mean_y, keep, variance, "Y", eps=m.eps)
+        res = svcca_from_reduced(
+            m.n,
+            rx,
+            ry,
+            rx.directions.T @ m.sxy @ ry.directions,
+            keep=keep,
+            variance=variance,
+            threshold=threshold,
+        )
     warn_few_samples(m.n, rx.k, ry.k)
     return res
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._validation import Precision
 from svcca.statistic._moments import Moments
 
 __all__ = ["moments_from_dask", "per_rep_moments_dask", "cross_products_dask"]
@@ -24,12 +25,18 @@ __all__ = ["moments_from_dask", "per_rep_moments_dask", "cross_products_dask"]
 Stat = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _block_stat(x: np.ndarray, y: np.ndarray | None, name: str) -> Stat:
-    from svcca.sources._sources import chunk_moments
+def _block_stat(
+    x: np.ndarray, y: np.ndarray | None, name: str, precision: Precision = "float64"
+) -> Stat:
+    from svcca.sources._sources import chunk_moments, moments_from_sources
 
-    xb = np.array(x, dtype=np.float64, copy=True)
-    yb = None if y is None else np.array(y, dtype=np.float64, copy=True)
-    m = chunk_moments(xb, yb, (name, "Y"))
+    if precision == "float32":  # the one float32 accumulator, on the worker
+        m = moments_from_sources(np.asarray(x), None if y is None else np.asarray(y),
+                                 names=(name, "Y"), precision=precision)
+    else:
+        xb = np.array(x, dtype=np.float64, copy=True)
+        yb = None if y is None else np.array(y, dtype=np.float64, copy=True)
+        m = chunk_moments(xb, yb, (name, "Y"))
     return (m.n, m.mean_x, m.mean_y, m.sxx, m.syy, m.sxy)
 
 
@@ -75,7 +82,9 @@ def _aligned(arrays: Sequence[Any], row_chunks: tuple[int, ...] | None = None) -
     return out
 
 
-def moments_from_dask(X: Any, Y: Any = None, *, split_every: int = 8) -> Moments:
+def moments_from_dask(
+    X: Any, Y: Any = None, *, split_every: int = 8, precision: Precision = "float64"
+) -> Moments:
     """The :class:`Moments` of dask arrays, computed blockwise and tree-reduced.
 
     Parameters
@@ -84,6 +93,8 @@ def moments_from_dask(X: Any, Y: Any = None, *, split_every: int = 8) -> Moments
     Y : dask.array.Array, shape (n, q), optional
     split_every : int, default 8
         Fan-in of the reduction tree.
+    precision : {"float64", "float32"}, default "float64"
+        How each block's products are taken (see :class:`~svcca.Moments`).
     """
     import dask
     from dask import delayed
@@ -98,9 +109,12 @@ def moments_from_dask(X: Any, Y: Any = None, *, split_every: int = 8) -> Moments
     arrays = _aligned(arrays)
     xs = arrays[0].to_delayed().ravel()
     ys = arrays[1].to_delayed().ravel() if Y is not None else [None] * len(xs)
-    parts = [delayed(_block_stat, pure=True)(x, y, "X") for x, y in zip(xs, ys, strict=True)]
+    parts = [
+        delayed(_block_stat, pure=True)(x, y, "X", precision)
+        for x, y in zip(xs, ys, strict=True)
+    ]
     (stat,) = dask.compute(_tree(parts, _merge_stats, split_every))
-    return Moments(*stat)
+    return Moments(*stat, precision=precision)
 
 
 def per_rep_moments_dask(

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import as_representation, is_torch_tensor, tensor_to_numpy
+from svcca._validation import Precision, as_representation, is_torch_tensor, tensor_to_numpy
 from svcca.statistic._moments import Accumulator, Moments, _chunk_rows, release_rows
 
 __all__ = [
@@ -295,7 +295,12 @@ def chunk_moments(xb: np.ndarray, yb: np.ndarray | None, names: tuple[str, str],
 
 
 def moments_from_sources(
-    X: Any, Y: Any = None, *, chunk_size: int | None = None, names: tuple[str, str] = ("X", "Y")
+    X: Any,
+    Y: Any = None,
+    *,
+    chunk_size: int | None = None,
+    names: tuple[str, str] = ("X", "Y"),
+    precision: Precision = "float64",
 ) -> Moments:
     """Moments of two representations read chunk by chunk (memory constant in ``n``)."""
     sx = X if isinstance(X, Source) else as_source(X, names[0])
@@ -303,14 +308,14 @@ def moments_from_sources(
     if Y is not None:
         sy = Y if isinstance(Y, Source) else as_source(Y, names[1])
         check_same_n([sx, sy])
-    acc = Accumulator(sx.p, 0 if sy is None else sy.p)
-    rows = min(_chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size), sx.n)
-    xbuf = np.empty((rows, sx.p))
-    ybuf = None if sy is None else np.empty((rows, sy.p))
+    acc = Accumulator(sx.p, 0 if sy is None else sy.p, precision)
+    rows = min(_chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision), sx.n)
+    xbuf = np.empty((rows, sx.p), dtype=acc.dtype)
+    ybuf = None if sy is None else np.empty((rows, sy.p), dtype=acc.dtype)
     for start in range(0, sx.n, rows):
         stop = min(start + rows, sx.n)
-        xb = sx.read(start, stop, xbuf)
-        yb = None if sy is None else sy.read(start, stop, ybuf)
+        xb = _as(sx.read(start, stop, xbuf), acc.dtype)
+        yb = None if sy is None else _as(sy.read(start, stop, ybuf), acc.dtype)
         bad = acc.add(xb, yb)
         if bad is not None:
             block = xb if bad == "x" else yb
@@ -319,12 +324,20 @@ def moments_from_sources(
     return acc.finish()
 
 
-def moments_array_api(X: Any, Y: Any = None, *, chunk_size: int | None = None) -> Moments:
+def _as(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``block`` as a C-contiguous array of ``dtype`` (no copy when it already is one)."""
+    return np.ascontiguousarray(block, dtype=dtype)
+
+
+def moments_array_api(
+    X: Any, Y: Any = None, *, chunk_size: int | None = None, precision: Precision = "float64"
+) -> Moments:
     """Moments of torch (or other array-API) arrays computed where the data live.
 
-    Every chunk is cast to float64, centred and multiplied on the array's own device
-    (a GPU tensor never travels to the host); only the ``(p + q)^2`` result is copied
-    to NumPy at the end.
+    Every chunk is cast to float64 (float32 with ``precision="float32"``: chunks of at
+    most 4096 rows, their products added into float64 sums), centred on its own mean
+    and multiplied on the array's own device (a GPU tensor never travels to the host);
+    only the ``(p + q)^2`` result is copied to NumPy at the end.
     """
     try:
         from array_api_compat import array_namespace, to_device
@@ -354,20 +367,24 @@ def moments_array_api(X: Any, Y: Any = None, *, chunk_size: int | None = None) -
             )
     else:
         xp = array_namespace(X)
-    rows = _chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size)
+    rows = _chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision)
     f64 = xp.float64
+    work = xp.float32 if precision == "float32" else f64
     state: dict[str, Any] = {}
     n = 0
     for start in range(0, sx.n, rows):
         stop = min(start + rows, sx.n)
-        xb = xp.astype(X[start:stop, ...], f64)
+        # Centred on the chunk mean in the working dtype; the merge below uses that same
+        # (rounded) mean, so its rounding cancels exactly.
+        xb = xp.astype(X[start:stop, ...], work)
         mx = xp.mean(xb, axis=0)
         xb = xb - mx
+        mx = xp.astype(mx, f64)
         parts = {"x": (xb, mx)}
         if sy is not None:
-            yb = xp.astype(Y[start:stop, ...], f64)
+            yb = xp.astype(Y[start:stop, ...], work)
             my = xp.mean(yb, axis=0)
-            parts["y"] = (yb - my, my)
+            parts["y"] = (yb - my, xp.astype(my, f64))
         finite = xp.all(xp.isfinite(mx))
         if sy is not None:
             finite = xp.logical_and(finite, xp.all(xp.isfinite(parts["y"][1])))
@@ -380,6 +397,7 @@ def moments_array_api(X: Any, Y: Any = None, *, chunk_size: int | None = None) -
         grams = {k: xp.matmul(xp.matrix_transpose(v[0]), v[0]) for k, v in parts.items()}
         if sy is not None:
             grams["xy"] = xp.matmul(xp.matrix_transpose(parts["x"][0]), parts["y"][0])
+        grams = {k: xp.astype(g, f64) for k, g in grams.items()}
         if n == 0:
             state = {"mx": mx, "sxx": grams["x"]}
             if sy is not None:
@@ -409,6 +427,7 @@ def moments_array_api(X: Any, Y: Any = None, *, chunk_size: int | None = None) -
             host(state["sxx"]),
             np.zeros((0, 0)),
             np.zeros((sx.p, 0)),
+            precision=precision,
         )
     assert q > 0
     return Moments(
@@ -418,13 +437,16 @@ def moments_array_api(X: Any, Y: Any = None, *, chunk_size: int | None = None) -
         host(state["sxx"]),
         host(state["syy"]),
         host(state["sxy"]),
+        precision=precision,
     )
 
 
-def moments_from_iterators(X: Iterator[Any], Y: Iterator[Any] | None) -> Moments:
+def moments_from_iterators(
+    X: Iterator[Any], Y: Iterator[Any] | None, *, precision: Precision = "float64"
+) -> Moments:
     """Moments from an iterator of batches (``X`` alone, ``(x, y)`` pairs, or two iterators)."""
     if Y is None:
-        return Moments.from_batches(X)
+        return Moments.from_batches(X, precision=precision)
     sentinel = object()
 
     def pairs() -> Iterator[tuple[Any, Any]]:
@@ -442,4 +464,4 @@ def moments_from_iterators(X: Iterator[Any], Y: Iterator[Any] | None) -> Moments
             yield xb, yb
             i += 1
 
-    return Moments.from_batches(pairs())
+    return Moments.from_batches(pairs(), precision=precision)

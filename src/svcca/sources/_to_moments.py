@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from svcca._validation import as_representation, check_pair
+from svcca._validation import Precision, as_representation, check_pair, check_precision
 from svcca.statistic._moments import Moments
 
 __all__ = ["to_moments"]
@@ -32,8 +32,15 @@ def _check_n(m: Moments) -> Moments:
     return m
 
 
-def to_moments(X: Any, Y: Any, *, need_y: bool = True) -> Moments:
-    """The statistic of ``(X, Y)``, or ``X`` itself when it already is a :class:`Moments`."""
+def to_moments(
+    X: Any, Y: Any, *, need_y: bool = True, precision: Precision = "float64"
+) -> Moments:
+    """The statistic of ``(X, Y)``, or ``X`` itself when it already is a :class:`Moments`.
+
+    ``precision`` (checked here) says how the products of arrays are taken; a
+    :class:`Moments` input keeps its own.
+    """
+    precision = check_precision(precision)
     if isinstance(X, Moments):
         if Y is not None:
             raise TypeError(
@@ -59,7 +66,7 @@ def to_moments(X: Any, Y: Any, *, need_y: bool = True) -> Moments:
             )
         from svcca.sources._sources import moments_from_iterators
 
-        m = moments_from_iterators(X, Y)
+        m = moments_from_iterators(X, Y, precision=precision)
         if need_y and not m.has_y:
             raise TypeError(
                 "This measure compares two representations: the iterator must yield (x, y) "
@@ -80,14 +87,14 @@ def to_moments(X: Any, Y: Any, *, need_y: bool = True) -> Moments:
         if is_dask_array(X) or is_dask_array(Y):
             from svcca.sources._dask import moments_from_dask
 
-            return _check_n(moments_from_dask(X, Y))
+            return _check_n(moments_from_dask(X, Y, precision=precision))
         if is_torch_tensor(X) and (Y is None or is_torch_tensor(Y)):
             from svcca.sources._sources import moments_array_api
 
-            return _check_n(moments_array_api(X, Y))
+            return _check_n(moments_array_api(X, Y, precision=precision))
         from svcca.sources._sources import moments_from_sources
 
-        return _check_n(moments_from_sources(X, Y))
+        return _check_n(moments_from_sources(X, Y, precision=precision))
 
     if need_y:
         A, B = check_pair(X, Y)
@@ -97,4 +104,4 @@ def to_moments(X: Any, Y: Any, *, need_y: bool = True) -> Moments:
         raise ValueError(
             f"At least 2 samples are needed to compare representations; got {A.shape[0]}."
         )
-    return Moments.from_arrays(A, B)
+    return Moments.from_arrays(A, B, precision=precision)

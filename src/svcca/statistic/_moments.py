@@ -18,18 +18,33 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
-from svcca._validation import as_representation, check_chunk_size, raise_nonfinite
+from svcca._validation import (
+    Precision,
+    as_representation,
+    check_chunk_size,
+    check_precision,
+    precision_eps,
+    raise_nonfinite,
+)
 
 __all__ = ["Moments"]
 
 # Rows per chunk are chosen so that one float64 chunk of [X Y] is about this many bytes:
 # large enough for an efficient GEMM, small enough to keep memory O(p^2 + chunk).
 _CHUNK_BYTES = 32 * 2**20
+# float32 products of one chunk are dot products of up to this many terms; their
+# round-off grows with the length (about sqrt(rows) eps_32 typically, rows eps_32 at
+# worst), so chunks stay short and the sums across chunks are float64.
+FLOAT32_CHUNK_ROWS = 4096
 
 
-def _chunk_rows(width: int, chunk_size: int | None) -> int:
+def _chunk_rows(width: int, chunk_size: int | None, precision: Precision = "float64") -> int:
     """Rows per chunk: ``chunk_size`` (checked: an int >= 1) or one chosen from the width."""
     chunk_size = check_chunk_size(chunk_size)
+    if precision == "float32":
+        if chunk_size is not None:
+            return min(chunk_size, FLOAT32_CHUNK_ROWS)
+        return max(256, min(FLOAT32_CHUNK_ROWS, _CHUNK_BYTES // (4 * max(width, 1))))
     if chunk_size is not None:
         return chunk_size
     return max(256, _CHUNK_BYTES // (8 * max(width, 1)))
@@ -62,9 +77,23 @@ class Moments:
         Column means.
     sxx, syy, sxy : ndarray, shapes (p, p), (q, q), (p, q)
         Centred cross-product sums.
+    precision : {"float64", "float32"}, default "float64"
+        How the cross-products were taken (see Notes); the measures read it to size their
+        round-off tolerances (:attr:`eps`).
 
     Notes
     -----
+    With ``precision="float32"`` each chunk of at most 4096 rows is shifted (in float32)
+    by the first chunk's mean, its products are taken by float32 BLAS (``ssyrk`` /
+    ``sgemm``: twice the float64 rate) and added into float64 sums; the means and the
+    final correction are float64. The entries then carry a relative error of about
+    ``sqrt(4096) eps_32 ~ 1e-5`` instead of ``1e-15``. Linear CKA and PLS scores move
+    by about that much; a canonical correlation moves by up to that times the condition
+    number of the whitened blocks, so do not use float32 for CCA, SVCCA or PWCCA of
+    layers whose correlation matrix is ill-conditioned (condition number above ~1e4;
+    the measures warn when it exceeds 1e5), nor when inputs are float64 data that need
+    more than 7 significant digits.
+
     Two partial statistics ``a`` and ``b`` merge exactly with
     ``S = S_a + S_b + (n_a n_b / n) d d^T`` where ``d`` is the difference of their means
     (Chan, Golub & LeVeque 1979). Each batch is centred on its own mean before its
@@ -87,7 +116,7 @@ class Moments:
     True
     """
 
-    __slots__ = ("n", "mean_x", "mean_y", "sxx", "syy", "sxy")
+    __slots__ = ("n", "mean_x", "mean_y", "sxx", "syy", "sxy", "precision")
 
     def __init__(
         self,
@@ -97,7 +126,10 @@ class Moments:
         sxx: np.ndarray,
         syy: np.ndarray,
         sxy: np.ndarray,
+        *,
+        precision: Precision = "float64",
     ) -> None:
+        self.precision: Precision = check_precision(precision)
         self.n = int(n)
         self.mean_x = np.asarray(mean_x, dtype=np.float64)
         self.mean_y = np.asarray(mean_y, dtype=np.float64)
@@ -116,7 +148,7 @@ class Moments:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def empty(cls, p: int, q: int = 0) -> Moments:
+    def empty(cls, p: int, q: int = 0, *, precision: Precision = "float64") -> Moments:
         """An empty statistic for ``p`` features of X and ``q`` of Y (``q = 0``: no Y)."""
         for name, v in (("p", p), ("q", q)):
             if not isinstance(v, (int, np.integer)) or v < 0:
@@ -130,10 +162,18 @@ class Moments:
             np.zeros((p, p)),
             np.zeros((q, q)),
             np.zeros((p, q)),
+            precision=precision,
         )
 
     @classmethod
-    def from_arrays(cls, X: Any, Y: Any = None, *, chunk_size: int | None = None) -> Moments:
+    def from_arrays(
+        cls,
+        X: Any,
+        Y: Any = None,
+        *,
+        chunk_size: int | None = None,
+        precision: Precision = "float64",
+    ) -> Moments:
         """Accumulate the statistic of ``X`` (and ``Y``) in one pass over row chunks.
 
         Parameters
@@ -144,16 +184,20 @@ class Moments:
             Rows per chunk. The default keeps each float64 chunk near 32 MiB, so memory
             stays at the inputs plus ``O((p + q)^2)`` plus one chunk, and ``np.memmap``
             inputs are read straight through.
+        precision : {"float64", "float32"}, default "float64"
+            ``"float32"``: float32 products of chunks of at most 4096 rows, float64 sums
+            (about twice as fast; entries accurate to about 1e-5 relative, see Notes of
+            :class:`Moments`).
         """
         X = as_representation(X, "X")
         q = 0
         if Y is not None:
             Y = as_representation(Y, "Y")
             q = Y.shape[1]
-        return cls.empty(X.shape[1], q).update(X, Y, chunk_size=chunk_size)
+        return cls.empty(X.shape[1], q, precision=precision).update(X, Y, chunk_size=chunk_size)
 
     @classmethod
-    def from_batches(cls, batches: Iterable[Any]) -> Moments:
+    def from_batches(cls, batches: Iterable[Any], *, precision: Precision = "float64") -> Moments:
         """Accumulate from an iterable of ``X`` batches or ``(X, Y)`` pairs."""
         m: Moments | None = None
         for i, batch in enumerate(batches):
@@ -164,7 +208,7 @@ class Moments:
             xb = as_representation(xb, f"X of batch {i}")
             yb = None if yb is None else as_representation(yb, f"Y of batch {i}")
             if m is None:
-                m = cls.empty(xb.shape[1], 0 if yb is None else yb.shape[1])
+                m = cls.empty(xb.shape[1], 0 if yb is None else yb.shape[1], precision=precision)
             m.update(xb, yb, _batch_label=f" (batch {i})")
         if m is None:
             raise ValueError("from_batches received no batches; give it at least one.")
@@ -180,6 +224,11 @@ class Moments:
     def q(self) -> int:
         """Number of features of Y (0 when there is no Y)."""
         return int(self.mean_y.shape[0])
+
+    @property
+    def eps(self) -> float:
+        """Unit round-off of the products behind the sums (2^-52, or 2^-23 for float32)."""
+        return precision_eps(self.precision)
 
     @property
     def has_y(self) -> bool:
@@ -227,12 +276,12 @@ class Moments:
                 "These Moments were built without a Y representation (q=0), but update() "
                 "received a Y batch. Build them with Moments.empty(p, q) to track both."
             )
-        rows = min(_chunk_rows(self.p + self.q, chunk_size), X.shape[0])
-        acc = Accumulator(self.p, self.q)
+        rows = min(_chunk_rows(self.p + self.q, chunk_size, self.precision), X.shape[0])
+        acc = Accumulator(self.p, self.q, self.precision)
         # One buffer per side, reused by every chunk: fresh large arrays would cost a
         # page fault per 4 KiB on every chunk.
-        xbuf = np.empty((rows, self.p))
-        ybuf = np.empty((rows, self.q)) if self.has_y else None
+        xbuf = np.empty((rows, self.p), dtype=acc.dtype)
+        ybuf = np.empty((rows, self.q), dtype=acc.dtype) if self.has_y else None
         for start in range(0, X.shape[0], rows):
             stop = min(start + rows, X.shape[0])
             xb = _read_rows(X, start, stop, xbuf)
@@ -268,14 +317,18 @@ class Moments:
             self.sxx.copy(),
             self.syy.copy(),
             self.sxy.copy(),
+            precision=self.precision,
         )
 
     def merge_in_place(self, other: Moments) -> Moments:
         """Add ``other``'s samples to this statistic in place (Chan et al.); returns ``self``.
 
         ``other`` is left unchanged. Both must have the same widths (unchecked here, for
-        the hot loops that build a statistic chunk by chunk; :meth:`merge` checks).
+        the hot loops that build a statistic chunk by chunk; :meth:`merge` checks). The
+        result's :attr:`precision` is the lower of the two.
         """
+        if other.precision == "float32":
+            self.precision = "float32"
         if other.n == 0:
             return self
         if self.n == 0:
@@ -315,6 +368,7 @@ class Moments:
             self.syy.copy(),
             self.sxx.copy(),
             self.sxy.T.copy(),
+            precision=self.precision,
         )
 
     def _ddof1(self) -> float:
@@ -351,6 +405,7 @@ class Moments:
                 sxx=self.sxx,
                 syy=self.syy,
                 sxy=self.sxy,
+                precision=np.str_(self.precision),
             )
             os.replace(tmp, path)
         except BaseException:
@@ -370,16 +425,18 @@ class Moments:
                     raise ValueError(
                         f"{os.fspath(path)!r} is not a saved Moments file: it lacks {missing}."
                     )
-                return cls(*(data[k] for k in keys))
+                precision = str(data["precision"]) if "precision" in data.files else "float64"
+                return cls(*(data[k] for k in keys), precision=precision)  # type: ignore[arg-type]
         except (OSError, EOFError, ValueError) as exc:
             raise ValueError(f"Could not read Moments from {os.fspath(path)!r}: {exc}") from exc
 
     def __repr__(self) -> str:
-        return f"Moments(n={self.n}, p={self.p}, q={self.q})"
+        tail = "" if self.precision == "float64" else f", precision={self.precision!r}"
+        return f"Moments(n={self.n}, p={self.p}, q={self.q}{tail})"
 
 
 def _read_rows(A: np.ndarray, start: int, stop: int, buffer: np.ndarray) -> np.ndarray:
-    """Rows ``start:stop`` of ``A`` copied as float64 into the front of ``buffer``.
+    """Rows ``start:stop`` of ``A`` copied (converted to its dtype) into the front of ``buffer``.
 
     When ``A`` is a read-only ``np.memmap`` (or a view of one), the file pages behind the
     rows just copied are handed back to the kernel, so reading a file straight through
@@ -392,7 +449,7 @@ def _read_rows(A: np.ndarray, start: int, stop: int, buffer: np.ndarray) -> np.n
 
 
 class Accumulator:
-    """One pass of cross-product sums over float64 chunks, accumulated in place.
+    """One pass of cross-product sums over row chunks, accumulated in place.
 
     Every chunk is shifted by the first chunk's mean ``c`` and its products are added
     into the running sums by BLAS (``syrk``/``gemm`` with ``beta = 1``: no temporaries,
@@ -403,10 +460,17 @@ class Accumulator:
     hence ``d^2 / var <= n / r`` and the relative error stays below about
     ``(n / r) eps`` even when the first chunk is an outlying cluster (1e-12 for ten
     million rows in chunks of a thousand).
+
+    With ``precision="float32"`` the chunks are float32 (``c`` rounded to float32, so
+    ``x - c`` is exact to float32's round-off of the centred value), each chunk's
+    products are taken by ``ssyrk``/``sgemm`` into a float32 scratch block and added
+    into the float64 sums; the column sums are float64 throughout.
     """
 
-    def __init__(self, p: int, q: int) -> None:
+    def __init__(self, p: int, q: int, precision: Precision = "float64") -> None:
         self.p, self.q = p, q
+        self.precision: Precision = precision
+        self.dtype = np.dtype(np.float32 if precision == "float32" else np.float64)
         self.n = 0
         self.shift_x: np.ndarray | None = None
         self.shift_y: np.ndarray | None = None
@@ -415,58 +479,86 @@ class Accumulator:
         self.sxx = np.zeros((p, p), order="F")
         self.syy = np.zeros((q, q), order="F")
         self.sxy = np.zeros((p, q), order="F")
+        self._scratch: dict[str, np.ndarray] = {}
 
     def add(self, xb: np.ndarray, yb: np.ndarray | None = None) -> str | None:
-        """Add a fresh C-contiguous float64 chunk (changed in place).
+        """Add a fresh C-contiguous chunk of :attr:`dtype` (changed in place).
 
         Returns ``"x"`` or ``"y"`` when that side's chunk holds NaN or inf (nothing is
         added then), else None.
         """
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
             if self.shift_x is None:
-                shift_x = xb.mean(axis=0)
-                shift_y = None if yb is None else yb.mean(axis=0)
+                shift_x = xb.mean(axis=0, dtype=np.float64).astype(self.dtype)
+                shift_y = None if yb is None else yb.mean(axis=0, dtype=np.float64)
                 if not np.isfinite(shift_x).all():
                     return "x"
                 if shift_y is not None and not np.isfinite(shift_y).all():
                     return "y"
-                self.shift_x, self.shift_y = shift_x, shift_y
+                self.shift_x = shift_x
+                self.shift_y = None if shift_y is None else shift_y.astype(self.dtype)
             xb -= self.shift_x
-            sx = xb.sum(axis=0)
+            sx = xb.sum(axis=0, dtype=np.float64)
             if yb is not None:
                 yb -= self.shift_y
-                sy = yb.sum(axis=0)
+                sy = yb.sum(axis=0, dtype=np.float64)
         if not np.isfinite(sx).all():
             return "x"
         if yb is not None:
             if not np.isfinite(sy).all():
                 return "y"
             self.sum_y += sy
-            self.syy = blas.dsyrk(1.0, yb.T, beta=1.0, c=self.syy, overwrite_c=1)
-            self.sxy = blas.dgemm(1.0, xb.T, yb.T, beta=1.0, c=self.sxy, trans_b=1, overwrite_c=1)
+            self.syy = self._syrk(yb, self.syy, "yy")
+            self.sxy = self._gemm(xb, yb, self.sxy)
         self.sum_x += sx
-        self.sxx = blas.dsyrk(1.0, xb.T, beta=1.0, c=self.sxx, overwrite_c=1)
+        self.sxx = self._syrk(xb, self.sxx, "xx")
         self.n += xb.shape[0]
         return None
+
+    def _syrk(self, a: np.ndarray, S: np.ndarray, key: str) -> np.ndarray:
+        """``S += upper(a^T a)`` (the lower triangle of ``S`` is filled by :meth:`finish`)."""
+        if self.dtype == np.float64:
+            return blas.dsyrk(1.0, a.T, beta=1.0, c=S, overwrite_c=1)
+        c = self._scratch.get(key)
+        if c is None:  # zeros: ssyrk never writes the lower triangle
+            c = self._scratch[key] = np.zeros(S.shape, dtype=np.float32, order="F")
+        c = blas.ssyrk(1.0, a.T, beta=0.0, c=c, overwrite_c=1)
+        S += c
+        return S
+
+    def _gemm(self, a: np.ndarray, b: np.ndarray, S: np.ndarray) -> np.ndarray:
+        """``S += a^T b``."""
+        if self.dtype == np.float64:
+            return blas.dgemm(1.0, a.T, b.T, beta=1.0, c=S, trans_b=1, overwrite_c=1)
+        c = self._scratch.get("xy")
+        if c is None:
+            c = self._scratch["xy"] = np.zeros(S.shape, dtype=np.float32, order="F")
+        c = blas.sgemm(1.0, a.T, b.T, beta=0.0, c=c, trans_b=1, overwrite_c=1)
+        S += c
+        return S
 
     def finish(self) -> Moments:
         """The :class:`Moments` of everything added (takes over this object's arrays)."""
         if self.n == 0 or self.shift_x is None:
-            return Moments.empty(self.p, self.q)
+            return Moments.empty(self.p, self.q, precision=self.precision)
         n = float(self.n)
         dx = self.sum_x / n
+        mean_x = self.shift_x.astype(np.float64) + dx
         # In-place rank-1 corrections (BLAS ger): no p x p temporaries.
         sxx = blas.dger(-n, dx, dx, a=_from_upper(self.sxx), overwrite_a=1)
         if self.q == 0 or self.shift_y is None:
-            return Moments(self.n, self.shift_x + dx, np.zeros(0), sxx, self.syy, self.sxy)
+            return Moments(
+                self.n, mean_x, np.zeros(0), sxx, self.syy, self.sxy, precision=self.precision
+            )
         dy = self.sum_y / n
         return Moments(
             self.n,
-            self.shift_x + dx,
-            self.shift_y + dy,
+            mean_x,
+            self.shift_y.astype(np.float64) + dy,
             sxx,
             blas.dger(-n, dy, dy, a=_from_upper(self.syy), overwrite_a=1),
             blas.dger(-n, dx, dy, a=self.sxy, overwrite_a=1),
+            precision=self.precision,
         )
 
 

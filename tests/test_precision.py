@@ -1,0 +1,177 @@
+"""precision="float32": float32 products, float64 sums, and error bounds from the math.
+
+The bound on one chunk's entries is Higham's for a dot product of ``r`` terms,
+``|fl(x^T y) - x^T y| <= gamma_r sum |x_k| |y_k|`` with ``gamma_r = r u / (1 - r u)``,
+``u = 2^-24`` (the inputs are float32, so converting them costs nothing; the shift
+``x - c`` rounds each centred value once more: ``r + 2`` terms in all). The float64
+sums across chunks add nothing at this scale.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import svcca
+from svcca._threads import SMALL_BLOCK, dense_steps, one_thread_pays
+from svcca.statistic._moments import FLOAT32_CHUNK_ROWS
+
+U32 = float(np.finfo(np.float32).eps) / 2
+
+
+def _data(n=6000, p=24, q=16, offset=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, 8))
+    X = Z @ rng.standard_normal((8, p)) + 0.5 * rng.standard_normal((n, p)) + offset
+    Y = Z @ rng.standard_normal((8, q)) + 0.5 * rng.standard_normal((n, q)) - offset
+    return X.astype(np.float32), Y.astype(np.float32)
+
+
+def test_moments_entries_within_the_dot_product_bound_with_a_large_offset():
+    # A large mean (offset 1e3, std ~3) is where unshifted float32 products lose all
+    # digits; shifted by the first chunk's mean they keep the bound of centred data.
+    X, Y = _data(offset=1e3)
+    m64 = svcca.Moments.from_arrays(X, Y)
+    m32 = svcca.Moments.from_arrays(X, Y, precision="float32")
+    r = FLOAT32_CHUNK_ROWS + 2
+    gamma = r * U32 / (1 - r * U32)
+    for key, A, B in (("sxx", X, X), ("syy", Y, Y), ("sxy", X, Y)):
+        a = np.abs(A - A[:FLOAT32_CHUNK_ROWS].mean(axis=0, dtype=np.float64))
+        b = np.abs(B - B[:FLOAT32_CHUNK_ROWS].mean(axis=0, dtype=np.float64))
+        bound = gamma * (a.T @ b) + 1e-9 * np.abs(getattr(m64, key)).max()
+        err = np.abs(getattr(m32, key) - getattr(m64, key))
+        assert (err <= bound).all(), (key, float((err / bound).max()))
+    np.testing.assert_allclose(m32.mean_x, m64.mean_x, rtol=0, atol=1e-9 * 1e3)
+    assert m32.precision == "float32" and m64.precision == "float64"
+    # The float32 path is really float32: its error is far above float64 round-off.
+    assert np.abs(m32.sxx - m64.sxx).max() > 1e3 * np.finfo(np.float64).eps * np.abs(m64.sxx).max()
+
+
+@pytest.mark.parametrize("how", ["batches", "memmap", "iterator", "torch"])
+def test_every_input_path_accumulates_in_float32(how, tmp_path):
+    X, Y = _data(n=5000)
+    ref = svcca.Moments.from_arrays(X, Y, precision="float32")
+    if how == "batches":
+        m = svcca.Moments.empty(X.shape[1], Y.shape[1], precision="float32")
+        for s in range(0, 5000, 1700):
+            m.update(X[s : s + 1700], Y[s : s + 1700])
+    elif how == "memmap":
+        np.save(tmp_path / "x.npy", X)
+        np.save(tmp_path / "y.npy", Y)
+        xm = np.load(tmp_path / "x.npy", mmap_mode="r")
+        ym = np.load(tmp_path / "y.npy", mmap_mode="r")
+        from svcca.sources._to_moments import to_moments
+
+        m = to_moments(xm, ym, precision="float32")
+    elif how == "iterator":
+        from svcca.sources._to_moments import to_moments
+
+        m = to_moments(iter(np.array_split(X, 3)), iter(np.array_split(Y, 3)), precision="float32")
+    else:
+        torch = pytest.importorskip("torch")
+        from svcca.sources._to_moments import to_moments
+
+        m = to_moments(torch.from_numpy(X), torch.from_numpy(Y), precision="float32")
+    assert m.precision == "float32"
+    scale = np.abs(ref.sxx).max()
+    # Different chunkings round differently: both within 2x the one-chunk bound.
+    tol = 2 * (FLOAT32_CHUNK_ROWS + 2) * U32 * 20 * scale
+    for key in ("sxx", "syy", "sxy"):
+        np.testing.assert_allclose(getattr(m, key), getattr(ref, key), rtol=0, atol=tol)
+
+
+def test_dask_path_accumulates_in_float32():
+    da = pytest.importorskip("dask.array")
+    X, Y = _data(n=4000)
+    from svcca.sources._to_moments import to_moments
+
+    m = to_moments(
+        da.from_array(X, chunks=(1500, -1)),
+        da.from_array(Y, chunks=(1500, -1)),
+        precision="float32",
+    )
+    ref = svcca.Moments.from_arrays(X, Y)
+    assert m.precision == "float32"
+    tol = 2 * (FLOAT32_CHUNK_ROWS + 2) * U32 * 20 * np.abs(ref.sxx).max()
+    np.testing.assert_allclose(m.sxy, ref.sxy, rtol=0, atol=tol)
+
+
+def test_scores_move_by_the_entry_error_times_the_conditioning():
+    X, Y = _data()
+    m64 = svcca.Moments.from_arrays(X, Y)
+    m32 = svcca.Moments.from_arrays(X, Y, precision="float32")
+    # delta: the measured relative error of the blocks (an independent quantity).
+    delta = max(
+        np.linalg.norm(getattr(m32, k) - getattr(m64, k)) / np.linalg.norm(getattr(m64, k))
+        for k in ("sxx", "syy", "sxy")
+    )
+    # Linear CKA = ||Sxy||^2 / (||Sxx|| ||Syy||): relative error <= 2 d + d + d (first order).
+    a, b = svcca.cka(m64).score, svcca.cka(X, Y, precision="float32").score
+    assert abs(a - b) <= 5 * delta * a
+    assert svcca.pls(X, Y, precision="float32").score == pytest.approx(b, rel=1e-12)
+    # CCA: each correlation moves by at most ~ delta * cond of the correlation blocks.
+    c64, c32 = svcca.cca(m64), svcca.cca(X, Y, precision="float32")
+    cond = max(np.linalg.cond(np.corrcoef(X.T)), np.linalg.cond(np.corrcoef(Y.T)))
+    np.testing.assert_allclose(c32.correlations, c64.correlations, rtol=0, atol=8 * delta * cond)
+    for f in (svcca.svcca, svcca.pwcca):
+        assert abs(f(X, Y, precision="float32").score - f(m64).score) <= 8 * delta * cond
+
+
+def test_collinear_neurons_are_found_in_float32_too():
+    # A neuron that duplicates another: float32 sums leave an eigenvalue of ~1e-7, which
+    # the float64 rank tolerance (1e-12) would take for a direction, and whitening would
+    # turn into a spurious correlation near 1. The float32 tolerance (1.2e-4) drops it.
+    X, Y = _data()
+    Xd = np.hstack([X, X[:, :1] * 2.0]).astype(np.float32)
+    r64 = svcca.cca(Xd, Y)
+    with pytest.warns(svcca.SVCCAWarning, match="1 of its 25 directions .* were dropped"):
+        r32 = svcca.cca(Xd, Y, precision="float32")
+    assert r32.rank_x == r64.rank_x == X.shape[1]
+    np.testing.assert_allclose(r32.correlations, r64.correlations, rtol=0, atol=1e-4)
+
+
+def test_ill_conditioned_layer_warns_in_float32_only():
+    rng = np.random.default_rng(3)
+    n = 4000
+    base = rng.standard_normal((n, 6))
+    # Columns 1e-3 apart: the correlation block has condition number ~1e6.
+    X = np.hstack([base, base[:, :3] + 1e-3 * rng.standard_normal((n, 3))]).astype(np.float32)
+    Y = (base @ rng.standard_normal((6, 5)) + rng.standard_normal((n, 5))).astype(np.float32)
+    with pytest.warns(svcca.SVCCAWarning, match=r"precision='float64'"):
+        svcca.cca(X, Y, precision="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        svcca.cca(X, Y)
+
+
+def test_precision_is_checked_and_kept_by_merge_save_load(tmp_path):
+    X, Y = _data(n=600)
+    with pytest.raises(
+        ValueError, match=r"precision must be one of 'float64', 'float32'; got 'half'"
+    ):
+        svcca.cca(X, Y, precision="half")
+    with pytest.raises(ValueError, match="RBF, debiased and sample-space CKA"):
+        svcca.cka(X, Y, kernel="rbf", precision="float32")
+    a = svcca.Moments.from_arrays(X[:300], Y[:300], precision="float32")
+    b = svcca.Moments.from_arrays(X[300:], Y[300:])
+    assert b.merge(a).precision == "float32" and a.merge(b).precision == "float32"
+    assert "precision='float32'" in repr(a) and "precision" not in repr(b)
+    a.save(tmp_path / "m.npz")
+    back = svcca.Moments.load(tmp_path / "m.npz")
+    assert back.precision == "float32" and back.eps == float(np.finfo(np.float32).eps)
+    assert a.swap().precision == a.copy().precision == "float32"
+
+
+def test_dense_steps_run_on_one_thread_for_small_blocks():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    with dense_steps(64):
+        inside = [
+            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+        ]
+    after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert inside and all(t == 1 for t in inside)
+    assert after == before
+    assert one_thread_pays(SMALL_BLOCK)
