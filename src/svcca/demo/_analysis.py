@@ -90,9 +90,11 @@ class LearningDynamics:
     panes: np.ndarray  # (T', L, L), first run: layer i at epoch t vs layer j at the end
     to_final: np.ndarray  # (runs, T, L): each layer at epoch t vs itself at the end
     crossing: np.ndarray  # (runs, L): first epoch where to_final >= threshold
+    own_row: np.ndarray  # (L,) first run: first epoch from which row i peaks at column i
     threshold: float
     run_names: tuple[str, ...]
-    finding: str
+    finding: str  # what the first run's panes show
+    convergence_finding: str  # what the to_final curves over all runs show
 
 
 def learning_dynamics(
@@ -116,7 +118,7 @@ def learning_dynamics(
     )
     above = to_final >= threshold
     crossing = np.where(above.any(axis=1), above.argmax(axis=1), T - 1).astype(float)
-    finding = _dynamics_finding(layers, to_final, crossing, threshold)
+    own = own_row_epochs(panes)
     shown = _spread(T, pane_epochs)
     return LearningDynamics(
         layers,
@@ -124,44 +126,101 @@ def learning_dynamics(
         panes[list(shown)],
         to_final,
         crossing,
+        own,
         threshold,
         tuple(r.name for r in runs),
-        finding,
+        _panes_finding(runs[0].name, layers, panes, own),
+        _dynamics_finding(layers, to_final, crossing, threshold),
+    )
+
+
+def own_row_epochs(panes: np.ndarray) -> np.ndarray:
+    """Per layer, the first step from which its row of every pane peaks on the diagonal.
+
+    ``out[i]`` is the smallest ``t`` such that for every step ``s >= t`` layer ``i`` at
+    step ``s`` is more similar to its own final self than to any other final layer
+    (``panes[s, i, i] > panes[s, i, j]`` for all ``j != i``), shape ``(L,)``. The last
+    pane is the final network against itself, so ``out[i] <= T - 1``.
+    """
+    T, L = panes.shape[0], panes.shape[1]
+    diag = np.diagonal(panes, axis1=1, axis2=2)  # (T, L)
+    off = np.where(np.eye(L, dtype=bool), -np.inf, panes).max(axis=2)  # (T, L)
+    peaks = diag > off
+    out = np.full(L, T - 1)
+    for i in range(L):
+        misses = np.flatnonzero(~peaks[:, i])
+        out[i] = 0 if misses.size == 0 else min(int(misses[-1]) + 1, T - 1)
+    return out
+
+
+def _bottom_up(values: np.ndarray, rising: bool) -> bool:
+    """Do ``values`` (one per layer, input first) never decrease (``rising``) / increase?"""
+    d = np.diff(values)
+    return bool(np.all(d >= 0) if rising else np.all(d <= 0))
+
+
+def _panes_finding(run: str, layers: tuple[str, ...], panes: np.ndarray, own: np.ndarray) -> str:
+    """The panes' finding (first run): where each row peaks, and the first pane's diagonal."""
+    d0 = np.diagonal(panes[0])
+    order = "in depth order" if _bottom_up(own.astype(float), rising=True) else "not in depth order"
+    return (
+        f"In {run}'s panes, each row's brightest entry is on the diagonal (the layer is "
+        f"closer to its own final self than to any other final layer) from this epoch on: "
+        + ", ".join(f"{n} {int(e)}" for n, e in zip(layers, own, strict=True))
+        + f" ({order}). At epoch 0 the diagonal reads "
+        + ", ".join(f"{n} {v:.2f}" for n, v in zip(layers, d0, strict=True))
+        + "."
     )
 
 
 def _dynamics_finding(
     layers: tuple[str, ...], to_final: np.ndarray, crossing: np.ndarray, threshold: float
 ) -> str:
-    """The learning-dynamics finding: mean crossing epochs, similarity after epoch 1."""
+    """The convergence finding: mean crossing epochs, similarity after epoch 1, verdict."""
     T = to_final.shape[1]
+    e1 = min(1, T - 1)
     mean_cross = crossing.mean(axis=0)
-    at1 = to_final[:, min(1, T - 1)].mean(0)
-    cross_ok = bool(np.all(np.diff(mean_cross) >= 0))
-    at1_ok = bool(np.all(np.diff(at1) <= 0))
-    parts = ", ".join(f"{n} {c:.1f}" for n, c in zip(layers, mean_cross, strict=True))
-    if cross_ok:
-        verdict = "Lower layers reach it no later than higher ones"
-    else:
-        late = [
-            f"{layers[i]} after {layers[i + 1]}"
-            for i in range(len(layers) - 1)
-            if mean_cross[i] > mean_cross[i + 1]
-        ]
-        verdict = f"The crossing order is bottom-up except {', '.join(late)}"
-    verdict += (
-        f"; after epoch {min(1, T - 1)} the similarity falls with depth at every step "
-        "(lower layers are closer to their final state): the paper's bottom-up convergence."
-        if at1_ok
-        else f"; after epoch {min(1, T - 1)} it does not fall with depth at every step."
+    at1 = to_final[:, e1].mean(0)
+    cross_ok = _bottom_up(mean_cross, rising=True)
+    at1_ok = _bottom_up(at1, rising=False)
+    late = ", ".join(
+        f"{layers[i]} ({mean_cross[i]:.1f}) after {layers[i + 1]} ({mean_cross[i + 1]:.1f})"
+        for i in range(len(layers) - 1)
+        if mean_cross[i] > mean_cross[i + 1]
     )
-    finding = (
-        f"Epoch at which each layer's linear CKA with its final self first reaches "
-        f"{threshold} (mean over {len(to_final)} seeds): {parts}. After epoch {min(1, T - 1)}: "
+    rises = ", ".join(
+        f"{layers[i + 1]} ({at1[i + 1]:.3f}) above {layers[i]} ({at1[i]:.3f})"
+        for i in range(len(layers) - 1)
+        if at1[i + 1] > at1[i]
+    )
+    if cross_ok and at1_ok:
+        verdict = (
+            "Both orders are bottom-up (no layer settles before the one below it), the "
+            "paper's finding."
+        )
+    elif at1_ok:
+        verdict = (
+            f"The epoch-{e1} similarity falls with depth (bottom-up, as in the paper), "
+            f"but the crossings are not in depth order: {late}."
+        )
+    elif cross_ok:
+        verdict = (
+            f"The crossings are in depth order (bottom-up, as in the paper), but the "
+            f"epoch-{e1} similarity does not fall with depth: {rises}."
+        )
+    else:
+        verdict = (
+            f"Neither order is strictly bottom-up on this run: crossings {late}; at "
+            f"epoch {e1} {rises}."
+        )
+    return (
+        f"Mean over {len(to_final)} seeds, the epoch at which each layer's linear CKA "
+        f"with its final self first reaches {threshold}: "
+        + ", ".join(f"{n} {c:.1f}" for n, c in zip(layers, mean_cross, strict=True))
+        + f"; its value after epoch {e1}: "
         + ", ".join(f"{n} {v:.2f}" for n, v in zip(layers, at1, strict=True))
         + f". {verdict}"
     )
-    return finding
 
 
 def _spread(T: int, m: int) -> list[int]:
@@ -189,11 +248,12 @@ def logit_correlation(A: np.ndarray, z: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class ClassSensitivity:
-    layers: tuple[str, ...]
+    layers: tuple[str, ...]  # the layers drawn (the one the logits are linear in left out)
     classes: tuple[int, ...]
     matrix: np.ndarray  # (L, C), mean over runs
     per_run: np.ndarray  # (runs, L, C)
-    closest_pair: tuple[int, int]
+    linear_layer: str  # the layer the logits are an affine function of
+    linear_min: float  # its smallest correlation with a logit over classes and runs
     finding: str
 
 
@@ -202,31 +262,42 @@ def class_sensitivity(runs: Sequence[Run], x: np.ndarray) -> ClassSensitivity:
 
     Conv layers go through DFT-CCA (:func:`svcca.conv.fourier_cca`, as the SVCCA
     README does it); against a single logit only the zero-frequency block can
-    correlate, so this is the CCA of the layer's spatial mean with the logit.
+    correlate, so this is the CCA of the layer's spatial mean with the logit. The layer
+    just below the logits is measured but not drawn: a logit is an affine function of
+    it (``logits = W h + b``), so its correlation is 1 by construction; the finding
+    reports the measured value.
     """
-    layers = tuple(LAYERS[runs[0].arch][:-1])
-    per_run = np.zeros((len(runs), len(layers), 10))
+    names = tuple(LAYERS[runs[0].arch][:-1])
+    per_run = np.zeros((len(runs), len(names), 10))
     for r, run in enumerate(runs):
         acts = final_activations(run, x, conv="keep", dtype=np.float64)
         logits = acts[LAYERS[run.arch][-1]]
-        for i, name in enumerate(layers):
+        for i, name in enumerate(names):
             for c in range(10):
                 per_run[r, i, c] = logit_correlation(acts[name], logits[:, c])
+    linear_min = float(per_run[:, -1].min())
+    per_run = per_run[:, :-1]
+    layers = names[:-1]
     M = per_run.mean(axis=0)
-    # Which two classes have the most alike profile over layers (and over runs)?
-    prof = per_run.transpose(2, 0, 1).reshape(10, -1)
-    d = np.linalg.norm(prof[:, None] - prof[None], axis=2) + np.eye(10) * 1e9
-    a, b = np.unravel_index(np.argmin(d), d.shape)
-    first = M[0]
+    parts = [
+        f"{n} {M[i].min():.2f} (digit {int(M[i].argmin())}) to {M[i].max():.2f} (digit "
+        f"{int(M[i].argmax())}), mean {M[i].mean():.2f}"
+        for i, n in enumerate(layers)
+    ]
     finding = (
-        f"DFT-CCA of a digit's logit with {layers[0]} ranges "
-        f"from {first.min():.2f} (digit {int(first.argmin())}) to {first.max():.2f} (digit "
-        f"{int(first.argmax())}), mean {first.mean():.2f}; "
-        + ", ".join(f"{n} {M[i].mean():.2f}" for i, n in enumerate(layers[1:], 1))
-        + f". Digits {min(a, b)} and {max(a, b)} have the most alike profiles across "
-        f"layers and seeds."
+        f"Mean over {len(runs)} seeds, a digit's logit correlates with "
+        + "; ".join(parts)
+        + (
+            f"; across digits the {layers[0]} and {layers[1]} values correlate r = "
+            f"{np.corrcoef(M[0], M[1])[0, 1]:.2f}"
+            if len(layers) >= 2
+            else ""
+        )
+        + f". {names[-1]} is left out of the figure: every logit is an affine function of "
+        f"it, so its correlation is 1 by construction (measured: at least {linear_min:.6f} "
+        f"over digits and seeds)."
     )
-    return ClassSensitivity(layers, tuple(range(10)), M, per_run, (int(a), int(b)), finding)
+    return ClassSensitivity(layers, tuple(range(10)), M, per_run, names[-1], linear_min, finding)
 
 
 # ---------------------------------------------------------------------------- 3. interpret
@@ -237,7 +308,9 @@ class Interpretability:
     layer: str
     labels: np.ndarray  # (n,)
     raw: dict[str, np.ndarray]  # name -> (n, k) the k highest-variance neurons
-    directions: dict[str, np.ndarray]  # name -> (n, k) top canonical variates
+    neurons: dict[str, np.ndarray]  # name -> (k,) their indices in the layer
+    directions: dict[str, np.ndarray]  # name -> (n, k) top SVCCA canonical variates
+    kept: tuple[int, int]  # SVCCA directions kept on each side
     top_correlations: np.ndarray
     neuron_match: float
     finding: str
@@ -246,6 +319,7 @@ class Interpretability:
 def interpretability(
     runs: Sequence[Run], x: np.ndarray, y: np.ndarray, *, layer: str = "fc1", k: int = 3
 ) -> Interpretability:
+    """Two seeds' top SVCCA directions at ``layer`` against their highest-variance neurons."""
     a_run, b_run = runs[0], runs[1]
     A = final_activations(a_run, x, conv="flatten")[layer].astype(np.float64)
     B = final_activations(b_run, x, conv="flatten")[layer].astype(np.float64)
@@ -253,28 +327,38 @@ def interpretability(
     u, v = res.transform(A, B)
     if v is None:  # pragma: no cover - transform returns both when given both
         raise RuntimeError("SVCCAResult.transform returned no Y variates.")
-    raw = {}
+    raw, neurons = {}, {}
     for name, M in ((a_run.name, A), (b_run.name, B)):
         top = np.argsort(M.var(axis=0))[::-1][:k]
-        raw[name] = M[:, top]
+        raw[name], neurons[name] = M[:, top], top
     # How well does each neuron of A match its best neuron in B (|Pearson r|)?
     alive_a, alive_b = A[:, A.std(0) > 0], B[:, B.std(0) > 0]
     za = (alive_a - alive_a.mean(0)) / alive_a.std(0)
     zb = (alive_b - alive_b.mean(0)) / alive_b.std(0)
     corr = np.abs(za.T @ zb) / len(za)
-    match = float(corr.max(axis=1).mean())
+    best = corr.max(axis=1)
+    match = float(best.mean())
     top = res.correlations[:k]
+    beaten = int(np.sum(best >= top[-1]))
     finding = (
-        f"Between {a_run.name} and {b_run.name} at {layer}, the top {k} SVCCA directions "
-        f"correlate {', '.join(f'{c:.3f}' for c in top)}, while a neuron's best match in "
-        f"the other network correlates only {match:.2f} on average: the runs share "
-        f"directions, not neurons."
+        f"Between {a_run.name} and {b_run.name} at {layer} (SVCCA keeps {res.kept_x} and "
+        f"{res.kept_y} of {A.shape[1]} directions), the top {k} SVCCA directions correlate "
+        f"{', '.join(f'{c:.3f}' for c in top)}; a neuron's best match in the other network "
+        f"correlates {match:.2f} on average, and {beaten} of {len(best)} live neurons "
+        f"match as well as direction {k}"
+        + (
+            ": the runs share directions more closely than single neurons."
+            if match < top[-1]
+            else ": here single neurons match as closely as the directions."
+        )
     )
     return Interpretability(
         layer,
         np.asarray(y),
         raw,
+        neurons,
         {a_run.name: u[:, :k], b_run.name: v[:, :k]},
+        (res.kept_x, res.kept_y),
         top,
         match,
         finding,
@@ -390,11 +474,11 @@ def generalising_vs_memorising(
     g, m = out[names[0]].mean(0), out[names[1]].mean(0)
     more = int(np.sum(g > m))
     finding = (
-        f"PWCCA within {names[0]} networks (train/test accuracy "
-        f"{accs[names[0]][0]:.2f}/{accs[names[0]][1]:.2f}) vs within {names[1]} networks "
+        f"Mean PWCCA between pairs of networks trained on {names[0]} (train/test accuracy "
+        f"{accs[names[0]][0]:.2f}/{accs[names[0]][1]:.2f}) vs on {names[1]} "
         f"({accs[names[1]][0]:.2f}/{accs[names[1]][1]:.2f}), per layer: "
         + ", ".join(f"{n} {a:.2f} vs {b:.2f}" for n, a, b in zip(layers, g, m, strict=True))
-        + f"; the generalising group is more alike in {more} of {len(layers)} layers."
+        + f"; the {names[0]} networks are more alike in {more} of {len(layers)} layers."
     )
     return GroupSimilarity(layers, out, accs, finding)
 

@@ -167,7 +167,8 @@ class _Figures:
 
         files = sp.save(f, os.path.join(self.out, name), formats=self.formats)
         self.done.append(Figure(name, title, tuple(os.path.basename(p) for p in files), finding))
-        self.log(f"figure {name}: {finding}")
+        # The finding itself is the CLI's output (stdout); progress only says where it is.
+        self.log(f"figure {name}: {', '.join(os.path.basename(p) for p in files)}")
 
 
 # ---------------------------------------------------------------------------- training
@@ -242,14 +243,16 @@ def _learning_dynamics(
     ld = an.learning_dynamics(
         runs, data.x_all[_per_class_subset(data.y_all, cfg.dynamics_per_class)]
     )
+    last = len(runs[0].checkpoints) - 1
     figures.add(
         f"learning_dynamics_{arch.lower()}",
-        f"Learning dynamics ({arch})",
+        f"Learning dynamics ({arch}, {runs[0].name})",
         sp.learning_dynamics(
             ld.panes,
             steps=[f"epoch {e}" for e in ld.epochs],
             layers=ld.layers,
-            final_label=f"epoch {len(runs[0].checkpoints) - 1}",
+            final_label=f"epoch {last} (final)",
+            cbar_label="linear CKA",
             title=f"{arch} ({runs[0].name}): linear CKA of each layer during "
             "training (rows) with each layer at the end (columns)",
         ),
@@ -258,15 +261,16 @@ def _learning_dynamics(
     ep = np.arange(ld.to_final.shape[1])
     figures.add(
         f"convergence_{arch.lower()}",
-        f"Each layer's similarity to its final self ({arch})",
+        f"Each layer's similarity to its final self ({arch}, {len(runs)} seeds)",
         sp.convergence_curves(
             ep,
             {n: ld.to_final[:, :, i].mean(0) for i, n in enumerate(ld.layers)},
             spread={n: ld.to_final[:, :, i].std(0) for i, n in enumerate(ld.layers)},
             threshold=ld.threshold,
             title=f"{arch}: linear CKA with the final layer, mean ± sd over {len(runs)} seeds",
+            ylabel=f"linear CKA with epoch {last}",
         ),
-        ld.finding,
+        ld.convergence_finding,
     )
 
 
@@ -281,8 +285,8 @@ def _class_sensitivity(cnn: list[Run], probe: np.ndarray, figures: _Figures) -> 
             cs.matrix,
             layers=cs.layers,
             classes=cs.classes,
-            title=f"CNN: (DFT-)CCA of each digit's logit with each layer "
-            f"(mean over {len(cnn)} seeds)",
+            title=f"CNN: DFT-CCA of each digit's logit with each conv layer "
+            f"(mean of {len(cnn)} seeds)",
         ),
         cs.finding,
     )
@@ -295,9 +299,14 @@ def _interpretability(cnn: list[Run], data: Digits, figures: _Figures) -> None:
     it = an.interpretability(cnn, data.x_all[sel], data.y_all[sel])
     figures.add(
         "interpretability",
-        "Interpretability across runs (CNN, fc1)",
+        f"Interpretability across runs (CNN, {it.layer})",
         sp.interpretability(
-            {n: (it.raw[n], it.directions[n]) for n in it.raw}, it.labels, k=3, smooth=5
+            {n: (it.raw[n], it.directions[n]) for n in it.raw},
+            it.labels,
+            k=3,
+            smooth=5,
+            directions_label="top SVCCA directions",
+            neuron_labels={n: v.tolist() for n, v in it.neurons.items()},
         ),
         it.finding,
     )
