@@ -9,10 +9,19 @@ Layout of ``directory``::
 Every file is written under a temporary name and renamed when complete, so a capture
 killed at any moment leaves only finished files; calling :func:`capture_to_disk` again
 with the same arguments skips the finished batches and goes on.
+
+The manifest records a fingerprint of what was captured: a SHA-256 of the model (its
+module tree and every ``state_dict`` tensor's name, dtype, shape and bytes), the layers
+and every capture option, and the data (a SHA-256 of the first batch and the number of
+batches when the iterable has a length). A call whose fingerprint differs from the one
+on disk raises, naming what differs, instead of resuming or returning the old arrays;
+``overwrite=True`` discards the old capture.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -23,9 +32,12 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._progress import check_progress
+from svcca._validation import is_torch_tensor
 from svcca.torch._capture import (
+    Calls,
     CaptureOptions,
     Conv,
+    MaskOption,
     Selector,
     Sequence_,
     capture_stream,
@@ -36,7 +48,7 @@ __all__ = ["DiskCapture", "capture_to_disk", "load_capture"]
 
 Format = Literal["safetensors", "npy"]
 _MANIFEST = "manifest.json"
-_VERSION = 1
+_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,10 @@ class DiskCapture:
         Batches captured in total.
     resumed_from : int
         Batches that were already on disk when this call started (0 for a fresh capture).
+    fingerprint : dict
+        What the capture was made of: ``"model"`` (SHA-256 of the module tree and the
+        state dict), ``"first_batch"`` (SHA-256 of the first batch) and ``"n_batches"``
+        (the iterable's length, or None when it had none).
     """
 
     directory: str
@@ -65,6 +81,7 @@ class DiskCapture:
     format: Format
     n_batches: int
     resumed_from: int
+    fingerprint: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def load(self, layer: str, *, mmap: bool = True) -> np.ndarray:
         """One layer's activations (memory-mapped for ``.npy`` unless ``mmap=False``)."""
@@ -85,10 +102,120 @@ def _read(path: str, fmt: str, *, mmap: bool) -> np.ndarray:
     return load_file(path)["activations"]
 
 
-def _selector_id(s: Any) -> str:
-    if callable(s) and not isinstance(s, (str, tuple)):
-        return f"callable {getattr(s, '__qualname__', type(s).__name__)}"
-    return repr(s)
+# ---------------------------------------------------------------------- fingerprints
+def _code_digest(code: Any) -> str:
+    """SHA-256 of a code object's bytecode and constants (nested code objects recursed)."""
+    h = hashlib.sha256(code.co_code)
+    for c in code.co_consts:
+        h.update((_code_digest(c) if hasattr(c, "co_code") else repr(c)).encode())
+    h.update(repr(code.co_names).encode())
+    return h.hexdigest()[:16]
+
+
+def _option_id(v: Any) -> Any:
+    """A JSON value standing for a capture option (equal after a round trip through JSON).
+
+    A function is named by its qualified name and a digest of its bytecode, so an edited
+    lambda counts as another option; other callables by their type.
+    """
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, np.dtype):
+        return v.str
+    if isinstance(v, Mapping):
+        return {str(k): _option_id(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(v, (tuple, list)):
+        return [_option_id(x) for x in v]
+    if callable(v):
+        name = f"{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', type(v).__qualname__)}"
+        code = getattr(v, "__code__", None)
+        return f"callable {name}" + (f" {_code_digest(code)}" if code is not None else "")
+    return f"{type(v).__qualname__} {v!r}"
+
+
+def _feed(h: Any, obj: Any) -> None:
+    """Hash the structure and bytes of a batch (tensors, arrays, mappings, sequences)."""
+    if is_torch_tensor(obj):
+        t = obj.detach().cpu()
+        if t.layout != _strided():
+            t = t.to_dense()
+        if t.is_quantized:
+            t = t.dequantize()
+        t = t.contiguous()
+        h.update(f"tensor {t.dtype} {tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(_uint8()).numpy())
+    elif isinstance(obj, np.ndarray):
+        h.update(f"array {obj.dtype.str} {obj.shape};".encode())
+        if obj.dtype.hasobject:
+            h.update(repr(obj.tolist()).encode())
+        else:
+            h.update(np.ascontiguousarray(obj).reshape(-1).view(np.uint8))
+    elif isinstance(obj, Mapping):
+        h.update(b"{")
+        for k, v in obj.items():
+            h.update(f"{k!r}:".encode())
+            _feed(h, v)
+        h.update(b"}")
+    elif isinstance(obj, (tuple, list)):
+        h.update(b"[")
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    elif obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        h.update(f"{type(obj).__name__} {obj!r};".encode())
+    else:  # an object whose content we cannot read: its type at least
+        h.update(f"object {type(obj).__module__}.{type(obj).__qualname__};".encode())
+
+
+def _strided() -> Any:
+    import torch
+
+    return torch.strided
+
+
+def _uint8() -> Any:
+    import torch
+
+    return torch.uint8
+
+
+def model_digest(model: Any) -> str:
+    """SHA-256 of a model: its module tree (names and types) and every state-dict entry
+    (name, dtype, shape and bytes of each tensor: parameters and buffers)."""
+    h = hashlib.sha256()
+    for name, mod in model.named_modules():
+        h.update(f"module {name!r} {type(mod).__module__}.{type(mod).__qualname__};".encode())
+    for name, value in model.state_dict().items():
+        h.update(f"state {name!r};".encode())
+        _feed(h, value)
+    return h.hexdigest()
+
+
+def batch_digest(batch: Any) -> str:
+    """SHA-256 of one batch's structure, dtypes, shapes and bytes."""
+    h = hashlib.sha256()
+    _feed(h, batch)
+    return h.hexdigest()
+
+
+def _first_batch(batches: Iterable[Any]) -> tuple[Any, Iterable[Any], bool]:
+    """The first batch, the batches to run (the same iterable when it can be iterated
+    again, so a DataLoader stays a DataLoader), and whether there was one."""
+    it = iter(batches)
+    sentinel = object()
+    first = next(it, sentinel)
+    if first is sentinel:
+        return None, batches, False
+    if it is batches:  # a one-shot iterator: put the first batch back in front
+        return first, itertools.chain([first], it), True
+    return first, batches, True
+
+
+def _length(batches: Any) -> int | None:
+    try:
+        return int(len(batches))
+    except TypeError:
+        return None
 
 
 def _write_atomic_json(path: str, obj: Any) -> None:
@@ -137,6 +264,10 @@ def capture_to_disk(
     time_axis: int = 1,
     conv: Conv = "keep",
     dtype: Any = np.float32,
+    mask: MaskOption = "auto",
+    calls: Calls = "raise",
+    datapoints: Callable[[Any], int] | None = None,
+    conv_layers: Sequence[str] = (),
     forward: Callable[[Any, Any], Any] | None = None,
     device: Any = None,
     progress: bool | None = False,
@@ -152,10 +283,9 @@ def capture_to_disk(
     Parameters
     ----------
     directory : path
-        Created if missing. If it holds an unfinished capture of the same layers and
-        options, the batches already on disk are skipped (the model is not run on them),
-        so ``batches`` must yield the same batches in the same order as before. If it
-        holds a finished one, it is returned without running the model.
+        Created if missing. If it holds an unfinished capture with the same fingerprint
+        (below), the batches already on disk are skipped (the model is not run on them);
+        if it holds a finished one, it is returned without running the model.
     format : {"npy", "safetensors"}, default "npy"
     overwrite : bool, default False
         Discard whatever capture ``directory`` holds instead of resuming it.
@@ -163,21 +293,49 @@ def capture_to_disk(
     Returns
     -------
     DiskCapture
-        Paths, shapes, and ``.load(layer)`` / ``.arrays()``.
+        Paths, shapes, ``.fingerprint``, and ``.load(layer)`` / ``.arrays()``.
 
     Raises
     ------
     ValueError
-        When ``directory`` holds a capture made with other layers or options (and
-        ``overwrite`` is False), or for the errors :func:`capture` raises.
+        When ``directory`` holds a capture with another fingerprint (and ``overwrite``
+        is False), or for the errors :func:`capture` raises.
+
+    Notes
+    -----
+    The fingerprint is a SHA-256 of the model (module names and types, and every
+    ``state_dict`` tensor's name, dtype, shape and bytes), the layers and every capture
+    option (``select``, ``sequence``, ``time_axis``, ``conv``, ``dtype``, ``mask``,
+    ``calls``, ``datapoints``, ``conv_layers``, ``forward``, and the format; a function
+    by its name and bytecode), and the data: a SHA-256 of the first batch and the number
+    of batches (when ``len(batches)`` exists). Resuming with another model, other
+    weights, other options or other data therefore raises instead of returning stale
+    arrays; the fix is another directory, or ``overwrite=True``. A loader that shuffles
+    or augments at random yields another first batch on every pass, so its captures
+    cannot be resumed (nor lined up with another capture). Batches after the first are
+    not hashed (that would read the data twice): the batch count and the first batch
+    are the check. The first batch is read once more than the capture needs (a
+    re-iterable such as a DataLoader is iterated again from the start).
     """
     if format not in ("safetensors", "npy"):
         raise ValueError(f"format must be 'npy' or 'safetensors'; got {format!r}.")
     opts = CaptureOptions.make(
-        layers, select=select, sequence=sequence, time_axis=time_axis, conv=conv, dtype=dtype
+        layers,
+        select=select,
+        sequence=sequence,
+        time_axis=time_axis,
+        conv=conv,
+        dtype=dtype,
+        mask=mask,
+        calls=calls,
+        datapoints=datapoints,
+        conv_layers=conv_layers,
     )
     check_progress(progress)  # also when a finished capture is returned without a run
     directory = os.fspath(directory)
+    first, batches, any_batch = _first_batch(batches)
+    if not any_batch:
+        raise ValueError("batches was empty: there was nothing to run the model on.")
     os.makedirs(directory, exist_ok=True)
     manifest_path = os.path.join(directory, _MANIFEST)
     parts_dir = os.path.join(directory, "parts")
@@ -185,28 +343,28 @@ def capture_to_disk(
         "version": _VERSION,
         "layers": list(opts.layers),
         "format": format,
-        "sequence": opts.sequence,
-        "time_axis": opts.time_axis,
-        "conv": opts.conv,
-        "dtype": opts.dtype.str,
-        "select": {k: _selector_id(v) for k, v in sorted(opts.select.items())},
+        **{k: _option_id(v) for k, v in opts.kwargs().items()},
+        "forward": _option_id(forward),
     }
-    manifest: dict[str, Any] = {**signature, "batches_done": 0, "rows": [], "complete": False}
+    fingerprint = {
+        "model": model_digest(model),
+        "first_batch": batch_digest(first),
+        "n_batches": _length(batches),
+    }
+    manifest: dict[str, Any] = {
+        **signature,
+        "fingerprint": fingerprint,
+        "batches_done": 0,
+        "rows": [],
+        "complete": False,
+    }
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:
             old = json.load(f)
         if overwrite:
             _clear(directory, old)
         else:
-            differs = {k: (old.get(k), v) for k, v in signature.items() if old.get(k) != v}
-            if differs:
-                detail = "; ".join(
-                    f"{k}: on disk {a!r}, now {b!r}" for k, (a, b) in differs.items()
-                )
-                raise ValueError(
-                    f"{directory!r} holds a capture made with other settings ({detail}). Use "
-                    "another directory, or overwrite=True to discard it."
-                )
+            _check_same(directory, old, signature, fingerprint)
             manifest = old
     ext = "safetensors" if format == "safetensors" else "npz"
     stems = {n: file_stem(n) for n in opts.layers}
@@ -230,11 +388,7 @@ def capture_to_disk(
             batches,
             opts.layers,
             write,
-            select=opts.select,
-            sequence=opts.sequence,
-            time_axis=opts.time_axis,
-            conv=opts.conv,
-            dtype=opts.dtype,
+            **opts.kwargs(),
             forward=forward,
             device=device,
             skip=resumed_from,
@@ -264,7 +418,47 @@ def capture_to_disk(
         format=format,
         n_batches=int(manifest["batches_done"]),
         resumed_from=resumed_from,
+        fingerprint=dict(manifest["fingerprint"]),
     )
+
+
+def _check_same(
+    directory: str, old: Mapping[str, Any], signature: Mapping[str, Any], fp: Mapping[str, Any]
+) -> None:
+    """Raise unless the capture on disk was made of the same model, options and data."""
+    fix = "Use another directory, or overwrite=True to discard it and capture anew."
+    if old.get("version") != _VERSION:
+        raise ValueError(
+            f"{directory!r} holds a capture in manifest version {old.get('version')!r} "
+            f"(this version writes {_VERSION}, with a fingerprint of the model and the data), "
+            f"so it cannot be checked against this call. {fix}"
+        )
+    differs = {k: (old.get(k), v) for k, v in signature.items() if old.get(k) != v}
+    if differs:
+        detail = "; ".join(f"{k}: on disk {a!r}, now {b!r}" for k, (a, b) in differs.items())
+        raise ValueError(
+            f"{directory!r} holds a capture made with other settings ({detail}). {fix}"
+        )
+    was = old.get("fingerprint") or {}
+    if was.get("model") != fp["model"]:
+        raise ValueError(
+            f"{directory!r} holds a capture of another model: the model's modules or weights "
+            f"differ (SHA-256 on disk {str(was.get('model'))[:12]}..., now "
+            f"{fp['model'][:12]}...). {fix}"
+        )
+    if was.get("first_batch") != fp["first_batch"]:
+        raise ValueError(
+            f"{directory!r} holds a capture of other data: the first batch differs (SHA-256 "
+            f"on disk {str(was.get('first_batch'))[:12]}..., now {fp['first_batch'][:12]}...). "
+            "A DataLoader that shuffles or augments at random yields another first batch "
+            f"on every pass; capture with a fixed order and fixed transforms. {fix}"
+        )
+    count = old.get("batches_done") if old.get("complete") else was.get("n_batches")
+    if count is not None and fp["n_batches"] is not None and count != fp["n_batches"]:
+        raise ValueError(
+            f"{directory!r} holds a capture of other data: {count} batches on disk, but "
+            f"batches has {fp['n_batches']}. {fix}"
+        )
 
 
 def _join(
@@ -334,4 +528,5 @@ def load_capture(directory: str | os.PathLike[str]) -> DiskCapture:
         format=m["format"],
         n_batches=int(m["batches_done"]),
         resumed_from=int(m["batches_done"]),
+        fingerprint=dict(m.get("fingerprint") or {}),
     )

@@ -1,0 +1,213 @@
+"""capture_to_disk never resumes (or returns) a capture of another model, options or data."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+import svcca.torch as st  # noqa: E402
+from svcca.torch._disk import batch_digest, model_digest  # noqa: E402  (private helpers)
+
+torch.set_num_threads(1)
+
+
+def mlp(seed: int = 0, act: type[nn.Module] = nn.ReLU) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 10), act(), nn.Linear(10, 3))
+
+
+def data(n: int = 60, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return list(torch.randn(n, 6, generator=g).split(20))
+
+
+def outputs(net: nn.Module, batches) -> np.ndarray:
+    """The model's own outputs, batch by batch: the truth for layer ``""``."""
+    with torch.no_grad():
+        return torch.cat([net(b) for b in batches]).numpy()
+
+
+class Flaky:
+    """Batches that raise after ``fail_at`` batches (an interrupted capture)."""
+
+    def __init__(self, batches, fail_at):
+        self.batches, self.fail_at = batches, fail_at
+
+    def __iter__(self):
+        for i, b in enumerate(self.batches):
+            if i == self.fail_at:
+                raise KeyboardInterrupt("simulated kill")
+            yield b
+
+
+def test_another_model_in_a_finished_capture_raises_then_overwrite_recaptures(tmp_path):
+    x = data()
+    first = st.capture_to_disk(mlp(0), x, [""], tmp_path)
+    np.testing.assert_array_equal(first.load(""), outputs(mlp(0), x))
+    other = mlp(1)
+    with pytest.raises(
+        ValueError,
+        match=r"holds a capture of another model: the model's "
+        r"modules or weights differ .* or overwrite=True",
+    ):
+        st.capture_to_disk(other, x, [""], tmp_path)
+    res = st.capture_to_disk(other, x, [""], tmp_path, overwrite=True)
+    assert res.resumed_from == 0
+    np.testing.assert_array_equal(res.load(""), outputs(other, x))
+    assert not np.allclose(res.load(""), outputs(mlp(0), x))
+    # the same weights in another object are the same model: returned as finished
+    again = st.capture_to_disk(copy.deepcopy(other), x, [""], tmp_path)
+    assert again.resumed_from == len(x)
+
+
+def test_another_model_in_an_unfinished_capture_raises(tmp_path):
+    x = data(100)
+    with pytest.raises(KeyboardInterrupt):
+        st.capture_to_disk(mlp(0), Flaky(x, fail_at=2), ["1"], tmp_path)
+    net = mlp(0)
+    with torch.no_grad():
+        net[2].bias[0] += 1e-3  # one weight changed, even one not feeding the layer
+    with pytest.raises(ValueError, match="holds a capture of another model"):
+        st.capture_to_disk(net, x, ["1"], tmp_path)
+    res = st.capture_to_disk(mlp(0), x, ["1"], tmp_path)  # the right model resumes
+    assert res.resumed_from == 2 and res.n_batches == 5
+    np.testing.assert_array_equal(res.load("1"), st.capture(mlp(0), x, ["1"])["1"])
+
+
+def test_architecture_without_weights_is_part_of_the_model(tmp_path):
+    x = data()
+    st.capture_to_disk(mlp(0), x, [""], tmp_path)
+    with pytest.raises(ValueError, match="another model"):
+        st.capture_to_disk(mlp(0, act=nn.Tanh), x, [""], tmp_path)  # same state dict
+
+
+def test_other_data_raises(tmp_path):
+    net = mlp(0)
+    st.capture_to_disk(net, data(seed=0), [""], tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=r"holds a capture of other data: the first batch "
+        r"differs .*shuffles or augments",
+    ):
+        st.capture_to_disk(net, data(seed=1), [""], tmp_path)
+    # the same first batch, but more batches than were captured
+    longer = data(seed=0) + data(seed=2)
+    with pytest.raises(ValueError, match=r"other data: 3 batches on disk, but batches has 6"):
+        st.capture_to_disk(net, longer, [""], tmp_path)
+    res = st.capture_to_disk(net, longer, [""], tmp_path, overwrite=True)
+    np.testing.assert_array_equal(res.load(""), outputs(net, longer))
+
+
+def test_declared_batch_count_of_an_unfinished_capture(tmp_path):
+    x = data(100)
+
+    class Sized(Flaky):
+        def __len__(self):
+            return len(self.batches)
+
+    with pytest.raises(KeyboardInterrupt):
+        st.capture_to_disk(mlp(0), Sized(x, fail_at=2), ["1"], tmp_path)
+    with pytest.raises(ValueError, match=r"5 batches on disk, but batches has 4"):
+        st.capture_to_disk(mlp(0), x[:4], ["1"], tmp_path)
+
+
+def test_every_option_is_in_the_fingerprint(tmp_path):
+    net = mlp(0)
+    x = data()
+    st.capture_to_disk(net, x, ["1"], tmp_path, forward=lambda m, b: m(b))
+    with pytest.raises(ValueError, match=r"other settings \(forward: on disk 'callable "):
+        st.capture_to_disk(net, x, ["1"], tmp_path, forward=lambda m, b: m(b * 2))
+    with pytest.raises(ValueError, match=r"other settings \(dtype: on disk '<f4', now '<f8'"):
+        st.capture_to_disk(net, x, ["1"], tmp_path, dtype=np.float64, forward=lambda m, b: m(b))
+    res = st.capture_to_disk(net, x, ["1"], tmp_path, forward=lambda m, b: m(b))
+    assert res.resumed_from == 3  # the same source: the same option
+    with open(tmp_path / "manifest.json") as f:
+        manifest = json.load(f)
+    for key in (
+        "select",
+        "sequence",
+        "time_axis",
+        "conv",
+        "dtype",
+        "mask",
+        "calls",
+        "datapoints",
+        "conv_layers",
+        "forward",
+        "layers",
+        "format",
+    ):
+        assert key in manifest, key
+
+
+def test_fingerprint_is_recorded_and_loaded(tmp_path):
+    net = mlp(3)
+    x = data()
+    res = st.capture_to_disk(net, x, ["1"], tmp_path)
+    want = {"model": model_digest(net), "first_batch": batch_digest(x[0]), "n_batches": 3}
+    assert res.fingerprint == want
+    assert st.load_capture(tmp_path).fingerprint == want
+
+
+def test_one_shot_iterator_keeps_its_first_batch(tmp_path):
+    net = mlp(0)
+    x = data()
+    res = st.capture_to_disk(net, iter(x), [""], tmp_path)
+    np.testing.assert_array_equal(res.load(""), outputs(net, x))
+    assert res.fingerprint["n_batches"] is None
+    again = st.capture_to_disk(net, iter(x), [""], tmp_path)
+    assert again.resumed_from == 3
+
+
+def test_old_manifest_cannot_be_checked(tmp_path):
+    net = mlp(0)
+    x = data()
+    st.capture_to_disk(net, x, [""], tmp_path)
+    path = tmp_path / "manifest.json"
+    m = json.loads(path.read_text())
+    m["version"] = 1
+    path.write_text(json.dumps(m))
+    with pytest.raises(ValueError, match=r"manifest version 1 \(this version writes 2"):
+        st.capture_to_disk(net, x, [""], tmp_path)
+    assert st.capture_to_disk(net, x, [""], tmp_path, overwrite=True).resumed_from == 0
+
+
+def test_a_shuffling_loader_is_never_resumed(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    ds = TensorDataset(torch.randn(60, 6, generator=g))
+    loader = DataLoader(ds, batch_size=20, shuffle=True, generator=g)
+    net = mlp(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the capture's own warning about shuffling
+        st.capture_to_disk(net, loader, [""], tmp_path)
+        with pytest.raises(ValueError, match="first batch differs"):
+            st.capture_to_disk(net, loader, [""], tmp_path)
+
+
+def test_digests_of_batch_structures():
+    t = torch.arange(6.0).reshape(2, 3)
+    assert batch_digest(t) == batch_digest(t.clone())
+    assert batch_digest(t) != batch_digest(t.double())  # dtype counts
+    assert batch_digest(t) != batch_digest(t.reshape(3, 2))  # shape counts
+    assert batch_digest(t.t()) == batch_digest(t.t().contiguous())  # layout does not
+    d = {"input_ids": torch.tensor([[1, 2, 3]]), "attention_mask": torch.tensor([[1, 1, 0]])}
+    d2 = {**d, "attention_mask": torch.tensor([[1, 1, 1]])}
+    assert batch_digest(d) != batch_digest(d2)
+    assert batch_digest((t, torch.tensor([0, 1]))) != batch_digest((t, torch.tensor([1, 0])))
+    assert batch_digest(t.bfloat16()) != batch_digest(t.half())  # bfloat16 has no NumPy dtype
+    assert batch_digest(np.ones(3)) != batch_digest(np.ones(3, dtype=np.float32))
+    net = nn.BatchNorm1d(3)
+    before = model_digest(net)
+    net.train()
+    with torch.no_grad():
+        net(torch.randn(8, 3))  # running statistics are buffers: part of the model
+    assert model_digest(net) != before
