@@ -175,3 +175,44 @@ def test_dense_steps_run_on_one_thread_for_small_blocks():
     assert inside and all(t == 1 for t in inside)
     assert after == before
     assert one_thread_pays(SMALL_BLOCK)
+
+
+@pytest.mark.parametrize("measure", ["cca", "svcca", "pwcca", "cka_linear"])
+def test_pairwise_float32_is_the_single_calls_float32(measure):
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((5000, 6))
+    reps = {
+        f"l{i}": np.tanh(
+            Z @ rng.standard_normal((6, 20)) + 0.3 * rng.standard_normal((5000, 20))
+        ).astype(np.float32)
+        for i in range(3)
+    }
+    r32 = svcca.pairwise(reps, measure=measure, precision="float32")
+    r64 = svcca.pairwise(reps, measure=measure)
+    single = {"cca": svcca.cca, "svcca": svcca.svcca, "pwcca": svcca.pwcca, "cka_linear": svcca.cka}
+    f = single[measure]
+    # Both passes chunk differently from one Moments pass: equal to float32 round-off
+    # amplified by the conditioning (corrcoef's condition numbers here are below 100).
+    cond = max(np.linalg.cond(np.corrcoef(v.T)) for v in reps.values())
+    tol32 = 64 * 2 * (FLOAT32_CHUNK_ROWS + 2) * U32 * cond
+    for a in reps:
+        for b in reps:
+            one = f(reps[a], reps[b], precision="float32").score
+            assert abs(r32[a, b] - one) <= tol32, (a, b)
+            assert abs(r32[a, b] - r64[a, b]) <= tol32, (a, b)
+    assert not np.array_equal(r32.values, r64.values)
+
+
+def test_pairwise_float32_through_dask_and_refused_with_sketch():
+    da = pytest.importorskip("dask.array")
+    X, Y = _data(n=3000)
+    reps = {"x": X, "y": Y}
+    ref = svcca.pairwise(reps, measure="cca", precision="float32").values
+    got = svcca.pairwise(
+        {k: da.from_array(v, chunks=(1000, -1)) for k, v in reps.items()},
+        measure="cca",
+        precision="float32",
+    ).values
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="sketch_size runs Frequent Directions in float64"):
+        svcca.pairwise(reps, sketch_size=20, precision="float32")

@@ -48,7 +48,7 @@ def _merge_stats(*stats: Stat) -> Stat:
 
 
 def _sum(*arrays: np.ndarray) -> np.ndarray:
-    out = np.array(arrays[0], copy=True)
+    out = np.array(arrays[0], dtype=np.float64, copy=True)
     for a in arrays[1:]:
         out += a
     return out
@@ -118,7 +118,11 @@ def moments_from_dask(
 
 
 def per_rep_moments_dask(
-    arrays: Sequence[Any], names: Sequence[str], *, split_every: int = 8
+    arrays: Sequence[Any],
+    names: Sequence[str],
+    *,
+    split_every: int = 8,
+    precision: Precision = "float64",
 ) -> list[Moments]:
     """Moments (X side only) of each representation, all in one dask computation."""
     import dask
@@ -127,10 +131,13 @@ def per_rep_moments_dask(
     arrays = _aligned(arrays)
     roots = []
     for a, name in zip(arrays, names, strict=True):
-        parts = [delayed(_block_stat, pure=True)(b, None, name) for b in a.to_delayed().ravel()]
+        parts = [
+            delayed(_block_stat, pure=True)(b, None, name, precision)
+            for b in a.to_delayed().ravel()
+        ]
         roots.append(_tree(parts, _merge_stats, split_every))
     stats = dask.compute(*roots)
-    return [Moments(*s) for s in stats]
+    return [Moments(*s, precision=precision) for s in stats]
 
 
 def cross_products_dask(
@@ -139,11 +146,12 @@ def cross_products_dask(
     fn_args: tuple[Any, ...],
     *,
     split_every: int = 8,
+    dtype: Any = np.float64,
 ) -> np.ndarray:
     """Sum over row blocks of ``block_fn(list_of_blocks, *fn_args)``, tree-reduced.
 
     ``fn_args`` (means and projections, small) enter the graph once and are shared by
-    every block task.
+    every block task. Blocks reach ``block_fn`` as ``dtype`` copies; the sum is float64.
     """
     import dask
     from dask import delayed
@@ -152,11 +160,14 @@ def cross_products_dask(
     blocks = [a.to_delayed().ravel() for a in arrays]
     shared = delayed(fn_args, pure=True)
     parts = [
-        delayed(_apply, pure=True)(block_fn, list(row), shared) for row in zip(*blocks, strict=True)
+        delayed(_apply, pure=True)(block_fn, list(row), shared, dtype)
+        for row in zip(*blocks, strict=True)
     ]
     (total,) = dask.compute(_tree(parts, _sum, split_every))
     return total
 
 
-def _apply(fn: Callable[..., np.ndarray], blocks: list[np.ndarray], args: tuple[Any, ...]):
-    return fn([np.array(b, dtype=np.float64, copy=True) for b in blocks], *args)
+def _apply(
+    fn: Callable[..., np.ndarray], blocks: list[np.ndarray], args: tuple[Any, ...], dtype: Any
+) -> np.ndarray:
+    return fn([np.array(b, dtype=dtype, copy=True) for b in blocks], *args)
