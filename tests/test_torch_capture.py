@@ -205,9 +205,16 @@ def test_lstm_tuple_output_needs_select_and_sequence():
         model, batches, ["lstm"], forward=fwd, select={"lstm": 0}, sequence="last", time_axis=0
     )["lstm"]
     np.testing.assert_allclose(last, h[-1].numpy(), atol=1e-6)
-    # The final hidden state through a nested path: h has shape (layers, n, d).
-    h_last = st.capture(model, batches, ["lstm"], forward=fwd, select=lambda o: o[1][0][-1])["lstm"]
+    # The final hidden state: h has shape (layers, n, d); the batches are (T, n, d), so
+    # time_axis=0 also says where the datapoints of the input are.
+    h_last = st.capture(
+        model, batches, ["lstm"], forward=fwd, select=lambda o: o[1][0][-1], time_axis=0
+    )["lstm"]
     np.testing.assert_allclose(h_last, h[-1].numpy(), atol=1e-6)
+    h_sel = st.capture(model, batches, ["lstm"], forward=fwd, select=st.rnn_state(), time_axis=0)[
+        "lstm"
+    ]
+    np.testing.assert_allclose(h_sel, h[-1].numpy(), atol=1e-6)
     kept = st.capture(
         model, batches, ["lstm"], forward=fwd, select=0, sequence="keep", time_axis=0
     )["lstm"]
@@ -309,10 +316,18 @@ def test_conv_outputs_kept_or_reduced():
     np.testing.assert_allclose(flat, ref.reshape(20, -1), rtol=0, atol=atol)
 
 
-def test_five_d_output_refused():
+def test_five_d_conv_maps_reduced_and_six_d_refused():
+    torch.manual_seed(0)
     net = nn.Sequential(nn.Conv3d(1, 2, 1))
-    with pytest.raises(st.CaptureError, match="5-D tensor"):
-        st.capture(net, [torch.randn(2, 1, 3, 3, 3)], ["0"])
+    x = torch.randn(4, 1, 3, 3, 3)
+    ref = forward_batches(net, [x]).numpy()
+    kept = st.capture(net, [x], ["0"])["0"]
+    np.testing.assert_array_equal(kept, ref)
+    mean = st.capture(net, [x], ["0"], conv="mean", dtype=np.float64)["0"]
+    np.testing.assert_allclose(mean, ref.mean(axis=(2, 3, 4)), rtol=0, atol=float32_tol(ref, 27))
+    six = nn.Sequential(nn.Flatten(0, 0))  # passes a 6-D input through unchanged
+    with pytest.raises(st.CaptureError, match="6-D tensor"):
+        st.capture(six, [torch.randn(2, 1, 1, 1, 1, 1)], ["0"])
 
 
 # ---------------------------------------------------------------------------- disk

@@ -564,6 +564,19 @@ def _is_elementwise(module: Any) -> bool:
     )
 
 
+def _check_batch_first(module: Any, layer: str, opts: CaptureOptions) -> None:
+    """A module that says its layout (``batch_first``) must agree with ``time_axis``."""
+    first = getattr(module, "batch_first", None)
+    if isinstance(first, bool) and first != (opts.time_axis == 1):
+        layout = "(n, T, d)" if first else "(T, n, d)"
+        raise CaptureError(
+            f"Module {layer!r} ({type(module).__name__}) has batch_first={first}: its "
+            f"sequences are {layout}, but time_axis={opts.time_axis} reads them the other "
+            f"way round, mixing datapoints with time steps. Pass time_axis="
+            f"{1 if first else 0}."
+        )
+
+
 def _rows_error(
     layer: str, t: Any, n: int, b: _Batch, what: str, fix: str, kind: str = "Module"
 ) -> CaptureError:
@@ -815,6 +828,10 @@ def run_capture(
                     or is_conv_module(module)
                     or (picked is output and key(output) in marks)
                 )
+                if conv_map and picked is output:
+                    marks.add(key(output))  # activations applied to it stay conv maps
+                if picked.ndim == 3 and not conv_map and opts.sequence is not None:
+                    _check_batch_first(module, layer, opts)
                 current[name] = _reduce(
                     picked.detach(), layer, opts, state["batch"], conv_map=conv_map
                 )
