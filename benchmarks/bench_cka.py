@@ -15,7 +15,7 @@ and the permutation test with ``--permutations`` permutations:
             would take hours)
   svcca     svcca.stats.permutation_test(cka, X, Y): centring and ||X^T X||, ||Y^T Y||
             once, then one p x n x q product per permutation
-With ``--float32`` it also times the test with ``dtype="float32"``.
+With ``--float32`` it also times the test with ``precision="float32"``.
 It checks that the two agree (score, and the null values on the same permutations),
 then prints times and ratios.
 """
@@ -70,7 +70,9 @@ def main() -> None:
     ap.add_argument("--permutations", type=int, default=1000)
     ap.add_argument("--baseline-permutations", type=int, default=3)
     ap.add_argument(
-        "--float32", action="store_true", help="also time permutation_test(..., dtype='float32')"
+        "--float32",
+        action="store_true",
+        help="also time permutation_test(..., precision='float32')",
     )
     args = ap.parse_args()
     n, p = args.n, args.p
@@ -118,7 +120,7 @@ def main() -> None:
     print(f"  p-value {pt.pvalue:.4f}, null mean {pt.null_distribution.mean():.2e}")
     if args.float32:
         t32, p32 = timed(
-            lambda: stats.permutation_test(cka, X, Y, n_permutations=B, seed=1, dtype="float32")
+            lambda: stats.permutation_test(cka, X, Y, n_permutations=B, seed=1, precision="float32")
         )
         err = np.max(np.abs(p32.null_distribution - pt.null_distribution))
         print(f"  svcca float32            {t32:8.1f} s   ({t32 / B * 1e3:.1f} ms each)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -9,7 +10,14 @@ import numpy as np
 
 from svcca._progress import Progress, check_progress
 from svcca._result import result
-from svcca._validation import check_int, check_option, check_pair, check_probability
+from svcca._validation import (
+    Precision,
+    check_int,
+    check_option,
+    check_pair,
+    check_precision,
+    check_probability,
+)
 from svcca.statistic._moments import Moments
 from svcca.stats._kernels import fast_scorer
 
@@ -23,7 +31,6 @@ __all__ = [
 
 Measure = Callable[..., Any]
 Alternative = Literal["greater", "less"]
-Precision = Literal["float64", "float32"]
 
 # Permutations drawn per call to the generator (bounds memory at this many x n ints).
 _PERM_BATCH = 64
@@ -162,8 +169,9 @@ def permutation_test(
     seed: int | np.random.Generator | None = None,
     alternative: Alternative = "greater",
     vectorized: bool = True,
-    dtype: Precision = "float64",
+    precision: Precision = "float64",
     progress: bool | None = False,
+    dtype: Precision | None = None,
 ) -> PermutationResult:
     """Permutation test: is the measured similarity larger than chance pairing gives?
 
@@ -185,7 +193,7 @@ def permutation_test(
         (:func:`~svcca.cka`, :func:`~svcca.cca`, :func:`~svcca.procrustes`,
         :func:`~svcca.shape_distance`, :func:`~svcca.regression_fit`,
         :func:`~svcca.rsa`). False calls the measure in full each time (same numbers).
-    dtype : {"float64", "float32"}, default "float64"
+    precision : {"float64", "float32"}, default "float64"
         Precision of the per-permutation products on the vectorised path (sums are
         always accumulated in float64; RSA and the plain loop ignore it). "float32" was
         1.3-2x faster per permutation for linear CKA at n=10000, p=q=512, and its null
@@ -195,6 +203,8 @@ def permutation_test(
     progress : bool or None, default False
         Show a progress bar on stderr (tqdm if installed, else a one-line
         counter). None: only when stderr is a terminal.
+    dtype : {"float64", "float32"}, optional
+        Deprecated name of ``precision`` (the library's one name for it).
 
     Returns
     -------
@@ -231,11 +241,14 @@ def permutation_test(
     progress = check_progress(progress)
     B_ = check_int(n_permutations, "n_permutations")
     alternative = check_option(alternative, "alternative", ("greater", "less"))  # type: ignore[assignment]
-    dt = (
-        np.float32
-        if check_option(dtype, "dtype", ("float64", "float32")) == "float32"
-        else np.float64
-    )
+    if dtype is not None:
+        warnings.warn(
+            "permutation_test(dtype=...) is now precision=..., as everywhere in svcca.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        precision = dtype
+    dt = np.float32 if check_precision(precision) == "float32" else np.float64
     A, B = check_arrays(X, Y)
     rng = np.random.default_rng(seed)
     stat = score_of(measure(A, B), measure)
