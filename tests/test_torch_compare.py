@@ -286,3 +286,21 @@ def test_docstring_example():
 
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0 and res.attempted > 0
+
+
+def test_result_draws_as_a_heatmap():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import svcca.plot
+
+    r = st.compare(mlp(0), mlp(1), batches(100, (6,), 50), ["1", "3"], ["5"])
+    fig = svcca.plot.heatmap(r)
+    try:
+        np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), r.values)
+        assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["1", "3"]
+    finally:
+        plt.close(fig)
