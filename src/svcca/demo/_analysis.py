@@ -294,8 +294,8 @@ def class_sensitivity(runs: Sequence[Run], x: np.ndarray) -> ClassSensitivity:
             else ""
         )
         + f". {names[-1]} is left out of the figure: every logit is an affine function of "
-        f"it, so its correlation is 1 by construction (measured: at least {linear_min:.6f} "
-        f"over digits and seeds)."
+        f"it, so its correlation is 1 by construction (measured: within "
+        f"{max(abs(1 - linear_min), np.finfo(float).eps):.0e} of 1 for every digit and seed)."
     )
     return ClassSensitivity(layers, tuple(range(10)), M, per_run, names[-1], linear_min, finding)
 
@@ -421,7 +421,12 @@ def compression(runs: Sequence[Run], data: Digits, *, layer: str = "fc1") -> Com
             vals.append(acc(H))
         curves[name] = np.array(vals)
     head_line = f"{layer} of {a_run.name} (full test accuracy {full:.3f}, {A_tr.shape[1]} neurons)"
-    return Compression(layer, ks, curves, full, _compression_finding(head_line, ks, curves, full))
+    available = ", ".join(f"{n.split(' ')[0]} {w.shape[1]}" for n, w in weights.items())
+    finding = (
+        _compression_finding(head_line, ks, curves, full)
+        + f" k runs to {kmax}, the fewest directions a method has ({available})."
+    )
+    return Compression(layer, ks, curves, full, finding)
 
 
 def _compression_finding(
@@ -478,7 +483,8 @@ def generalising_vs_memorising(
         f"{accs[names[0]][0]:.2f}/{accs[names[0]][1]:.2f}) vs on {names[1]} "
         f"({accs[names[1]][0]:.2f}/{accs[names[1]][1]:.2f}), per layer: "
         + ", ".join(f"{n} {a:.2f} vs {b:.2f}" for n, a, b in zip(layers, g, m, strict=True))
-        + f"; the {names[0]} networks are more alike in {more} of {len(layers)} layers."
+        + f"; the networks trained on {names[0]} are more alike in {more} of {len(layers)} "
+        "layers."
     )
     return GroupSimilarity(layers, out, accs, finding)
 
@@ -508,8 +514,8 @@ def coefficients(runs: Sequence[Run], x: np.ndarray, *, seed: int = 0) -> Coeffi
         curves[key], baselines[key] = rho, base.correlations
         above = int(np.sum(rho > base.correlations.max()))
         parts.append(
-            f"{name}: mean {rho.mean():.2f} vs {base.correlations.mean():.2f} for random data, "
-            f"{above} of {rho.size} coefficients above the largest random one"
+            f"{name} mean {rho.mean():.2f} vs {base.correlations.mean():.2f} for Gaussian data "
+            f"of the same sizes, {above} of {rho.size} coefficients above the largest random one"
         )
     finding = f"SVCCA between {runs[0].name} and {runs[1].name}: " + "; ".join(parts) + "."
     return Coefficients(curves, baselines, finding)
