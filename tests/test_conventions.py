@@ -1015,3 +1015,49 @@ def test_conventions_change_the_number(key, default, at_least):
     """On the fixed data each convention moves the number by at least what the page says."""
     X, Y = CASES["main"]
     assert abs(default(X, Y) - PINNED["main"][key]) >= at_least
+
+
+# ======================================================== the page's code blocks
+
+PAGE = Path(__file__).parent.parent / "docs" / "conventions.md"
+
+# variable defined by the page's blocks -> the pinned number it must equal (``main``)
+PAGE_VALUES = {
+    "google_mean": ("google_cca_mean", "cca"),
+    "kornblith_r2": ("kornblith_cca", "cca"),
+    "repsim_yanai": ("repsim_cca_yanai", "cca"),
+    "repsim_pillai": ("repsim_cca_pillai", "cca"),
+    "ccazoo_score": ("ccazoo_cca_score", "cca"),
+    "netrep_cca_angle": ("netrep_angular_alpha0", "cca"),
+    "anatome_svcca": ("anatome_svcca_distance", "cca"),
+    "tutorial_svcca": ("google_tutorial_svcca_k10", "tutorial"),
+    "repsim_svcca_yanai": ("repsim_svcca_yanai", "cca"),
+    "anatome_pwcca": ("anatome_pwcca_distance", "cca"),
+    "repsim_pwcca": ("repsim_pwcca", "cca"),
+    "ckatorch_rbf": ("ckatorch_rbf", "gram"),
+    "repsim_rbf": ("repsim_cka_rbf_gretton", "gram"),
+    "repsim_song": ("repsim_cka_linear_song", "gram"),
+    "repsim_lange": ("repsim_cka_linear_lange", "gram"),
+    "platonic_cka": ("platonic_cka_ip", "gram"),
+    "rsatoolbox_corr": ("rsatoolbox_euclidean_corr", "gram"),
+}
+
+
+def page_blocks() -> list[str]:
+    text = PAGE.read_text(encoding="utf-8")
+    return [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+
+
+def test_page_code_runs_and_gives_the_pinned_numbers():
+    """Every ``python`` block of docs/conventions.md runs, in order, on ``main``, and the
+    numbers it computes are the peers' pinned numbers."""
+    X, Y = CASES["main"]
+    ns: dict = {"X": X, "Y": Y}
+    blocks = page_blocks()
+    assert len(blocks) >= 6
+    for block in blocks:
+        exec(compile(block, str(PAGE), "exec"), ns)  # noqa: S102 - our own page
+    for name, (key, kind) in PAGE_VALUES.items():
+        pinned = PINNED["main"][key]
+        assert abs(float(ns[name]) - pinned) <= bound(kind, X, Y, key, pinned), name
+    assert abs(ns["by_smaller"] - ns["pw"].score) <= bound("cca", X, Y, "", 1.0)
