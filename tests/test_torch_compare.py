@@ -304,3 +304,105 @@ def test_result_draws_as_a_heatmap():
         assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["1", "3"]
     finally:
         plt.close(fig)
+
+
+def pairwise_of_captures(a, b, x, la, lb, measure="cka_linear", **opts):
+    """The two-step reference: capture each model (float64, as compare keeps), then pairwise."""
+    A = st.capture(a, x, la, dtype=np.float64, **opts)
+    B = st.capture(b, x, lb, dtype=np.float64, **opts)
+    return svcca.pairwise(A, B, measure=measure)
+
+
+def test_attention_mask_and_mask_option_are_forwarded():
+    class Tok(nn.Module):
+        def __init__(self, seed):
+            super().__init__()
+            torch.manual_seed(seed)
+            self.emb = nn.Embedding(20, 8)
+            self.lin = nn.Linear(8, 6)
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.lin(torch.tanh(self.emb(input_ids)))
+
+    g = torch.Generator().manual_seed(9)
+    x = []
+    for _ in range(4):
+        ids = torch.randint(0, 20, (30, 7), generator=g)
+        keep = torch.arange(7) < torch.randint(2, 8, (30, 1), generator=g)  # right padding
+        x.append({"input_ids": ids, "attention_mask": keep.long()})
+    a, b = Tok(0), Tok(1)
+    layers = ["emb", "lin"]
+    for mask in ("auto", None):
+        r = st.compare(a, b, x, layers, sequence="mean", mask=mask)
+        ref = pairwise_of_captures(a, b, x, layers, layers, sequence="mean", mask=mask)
+        np.testing.assert_allclose(r.values, ref.values, rtol=0, atol=tol(factor=2 * 120))
+    masked = st.compare(a, b, x, layers, sequence="samples")
+    assert masked.n_samples == int(sum(int(d["attention_mask"].sum()) for d in x))  # real tokens
+    padded = st.compare(a, b, x, layers, sequence="samples", mask=None)
+    assert padded.n_samples == 4 * 30 * 7
+
+
+def test_conv_layers_are_forwarded_with_per_model_keys():
+    class Res(nn.Module):  # a (n, c, L) map from a module that is not conv-type itself
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(2, 4, 3, padding=1)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x)) + x.repeat(1, 2, 1)
+
+    def net(seed):
+        torch.manual_seed(seed)
+        return nn.Sequential(Res(), nn.Flatten(), nn.Linear(4 * 9, 3))
+
+    a, b = net(0), net(1)
+    x = batches(120, (2, 9), 40, seed=6)
+    r = st.compare(a, b, x, ["0", "2"], conv_layers=["0"])
+    ref = pairwise_of_captures(a, b, x, ["0", "2"], ["0", "2"], conv="mean", conv_layers=["0"])
+    np.testing.assert_allclose(r.values, ref.values, rtol=0, atol=tol(factor=2 * 120))
+    one = st.compare(a, b, x, ["0"], ["2"], conv_layers=["a.0"])  # model_a's layer only
+    assert one.values[0, 0] == pytest.approx(ref.values[0, 1], abs=tol(factor=2 * 120))
+    with pytest.raises(ValueError, match="conv_layers names 'zz', which is in neither"):
+        st.compare(a, b, x, ["0"], conv_layers=["zz"])
+
+
+def test_repeated_calls_are_named_or_expanded():
+    class Twice(nn.Module):
+        def __init__(self, seed):
+            super().__init__()
+            torch.manual_seed(seed)
+            self.inp = nn.Linear(6, 8)
+            self.blk = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.blk(torch.tanh(self.blk(torch.tanh(self.inp(x)))))
+
+    a, b = Twice(0), Twice(1)
+    x = batches(100, (6,), 25, seed=7)
+    r = st.compare(a, b, x, ["blk"], ["inp", "blk"], calls="each")
+    assert r.rows == ("blk#0", "blk#1") and r.cols == ("inp", "blk#0", "blk#1")
+    A = st.capture(a, x, ["blk"], calls="each", dtype=np.float64)
+    B = st.capture(b, x, ["inp", "blk"], calls="each", dtype=np.float64)
+    ref = svcca.pairwise(A, B, measure="cka_linear")
+    assert ref.rows == r.rows and ref.cols == r.cols
+    np.testing.assert_allclose(r.values, ref.values, rtol=0, atol=tol(factor=2 * 100))
+    named = st.compare(a, b, x, ["blk#1"], ["blk#0"])
+    assert named.values[0, 0] == pytest.approx(r["blk#1", "blk#0"], abs=tol(factor=2 * 100))
+    with pytest.raises(ValueError, match=r"Module 'a\.blk' ran 2 times"):
+        st.compare(a, b, x, ["blk"])
+
+
+def test_memory_does_not_grow_with_the_number_of_inputs():
+    import tracemalloc
+
+    a, b = mlp(0), mlp(1)
+    peaks = []
+    for n in (1000, 8000):
+        x = batches(n, (6,), 100, seed=8)
+        tracemalloc.start()
+        st.compare(a, b, x, ["1", "3", "5"], measure="cca")
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # stored activations would take 8000 x 66 float64 (4 MiB) on the larger run alone;
+    # what compare keeps is one batch and 33 x 33 sums
+    assert peaks[1] < 1.5 * peaks[0] + 2**18, peaks

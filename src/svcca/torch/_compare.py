@@ -11,7 +11,7 @@ prepared side (:class:`svcca.engines._pairwise._Rep`) and every pair's combine s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -385,13 +385,11 @@ def compare(
         def key_b(s: str) -> str:
             return f"b.{s}" if s else "b"
 
-    row_keys = [key_a(s) for s in la]
-    col_keys = [key_b(s) for s in lb]
-    wanted = list(dict.fromkeys([*row_keys, *col_keys]))
-    labels = {key_a(s): f"{s!r} of model_a" for s in la}
-    labels.update({key_b(s): f"{s!r} of model_b" for s in lb})
-    if same:
-        labels.update({s: repr(s) for s in wanted})
+    row_req = [key_a(s) for s in la]
+    col_req = [key_b(s) for s in lb]
+    wanted = list(dict.fromkeys([*row_req, *col_req]))
+    user = {key_a(s): (s, "model_a") for s in la}
+    user.update({key_b(s): (s, "model_b") for s in lb})
     sel: Any = select
     if isinstance(select, Mapping):
         where = _captured_names(select, "select", la, lb, key_a, key_b)
@@ -401,16 +399,25 @@ def compare(
     cl = [c for cs in where.values() for c in cs]
 
     mb = MinibatchCKA() if measure == "cka_minibatch" else None
-    acc = _CrossMoments(row_keys, col_keys, labels)
+    plan: dict[str, Any] = {}
+
+    def setup(arrays: dict[str, np.ndarray]) -> None:
+        # With calls="each" a module that runs k times gives "<name>#0" ... "<name>#k-1".
+        rows, cols = _expand(row_req, arrays, user), _expand(col_req, arrays, user)
+        labels = {k: (repr(nm) if same else f"{nm!r} of {which}") for k, nm, which in rows + cols}
+        plan.update(rows=rows, cols=cols, labels=labels)
+        plan["acc"] = _CrossMoments([k for k, _, _ in rows], [k for k, _, _ in cols], labels)
 
     def callback(i: int, arrays: dict[str, np.ndarray]) -> None:
-        if mb is not None:
-            for k in wanted:
-                if not np.isfinite(arrays[k]).all():
-                    _raise_nonfinite(arrays[k], labels[k], i)
-            mb.update([arrays[k] for k in row_keys], [arrays[k] for k in col_keys])
-        else:
-            acc.add(i, arrays)
+        if not plan:
+            setup(arrays)
+        if mb is None:
+            plan["acc"].add(i, arrays)
+            return
+        for k in plan["acc"].keys:
+            if not np.isfinite(arrays[k]).all():
+                _raise_nonfinite(arrays[k], plan["labels"][k], i)
+        mb.update([arrays[k] for k, _, _ in plan["rows"]], [arrays[k] for k, _, _ in plan["cols"]])
 
     capture_stream(
         target,
@@ -431,15 +438,19 @@ def compare(
         progress=progress,
         desc="compare",
     )
-    n = mb.n_samples if mb is not None else acc.n
-    if n == 0:
+    if not plan:
         raise ValueError("batches was empty: there was nothing to run the models on.")
+    acc: _CrossMoments = plan["acc"]
+    row_names = tuple(nm for _, nm, _ in plan["rows"])
+    col_names = tuple(nm for _, nm, _ in plan["cols"])
+    n = mb.n_samples if mb is not None else acc.n
     if n < 2:
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
     if mb is not None:
-        return _minibatch_result(mb, la, lb, labels, row_keys, col_keys)
+        return _minibatch_result(mb, row_names, col_names, acc)
     values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon)
-    _warn_inflated(n, [*la, *lb] if not same else list(wanted), reps, row_u, col_u, measure)
+    names: list[Hashable] = list(acc.keys)  # "a.<name>" / "b.<name>", as capture errors say
+    _warn_inflated(n, names, reps, row_u, col_u, measure)
     settings: dict[str, Any] = (
         {"keep": keep, "variance": variance}
         if measure == "svcca"
@@ -449,8 +460,8 @@ def compare(
     )
     return PairwiseResult(
         values=values,
-        rows=tuple(la),
-        cols=tuple(lb),
+        rows=row_names,
+        cols=col_names,
         measure=measure,
         settings=settings,
         n_samples=n,
@@ -459,32 +470,50 @@ def compare(
     )
 
 
+def _expand(
+    requested: list[str], arrays: Mapping[str, np.ndarray], user: Mapping[str, tuple[str, str]]
+) -> list[tuple[str, str, str]]:
+    """``(captured key, layer name as the result shows it, model)`` for each output."""
+    out = []
+    for k in requested:
+        name, which = user[k]
+        if k in arrays:
+            out.append((k, name, which))
+            continue
+        calls = sorted(
+            (int(x[len(k) + 1 :]), x)
+            for x in arrays
+            if x.startswith(k + "#") and x[len(k) + 1 :].isdigit()
+        )
+        if not calls:  # pragma: no cover - capture_stream raises for a module that did not run
+            raise ValueError(f"The capture gave no output for {k!r}; it gave {list(arrays)}.")
+        out.extend((x, f"{name}#{c}", which) for c, x in calls)
+    return out
+
+
 def _run_pair(model: Any, batch: Any) -> Any:
     return model(batch)
 
 
 def _minibatch_result(
-    mb: MinibatchCKA,
-    la: list[str],
-    lb: list[str],
-    labels: Mapping[str, str],
-    row_keys: list[str],
-    col_keys: list[str],
+    mb: MinibatchCKA, rows: tuple[str, ...], cols: tuple[str, ...], acc: _CrossMoments
 ) -> PairwiseResult:
     assert mb.sum_xx is not None and mb.sum_yy is not None and mb.widths is not None
     for sums, keys, widths in (
-        (mb.sum_xx, row_keys, mb.widths[0]),
-        (mb.sum_yy, col_keys, mb.widths[1]),
+        (mb.sum_xx, acc.row_keys, mb.widths[0]),
+        (mb.sum_yy, acc.col_keys, mb.widths[1]),
     ):
         for s, k, p in zip(sums, keys, widths, strict=True):
             if not s > 0:
                 raise_degenerate(
-                    labels[k], p, "it is constant within every batch (its HSIC with itself is 0)"
+                    acc.labels[k],
+                    p,
+                    "it is constant within every batch (its HSIC with itself is 0)",
                 )
     return PairwiseResult(
         values=mb.scores(),
-        rows=tuple(la),
-        cols=tuple(lb),
+        rows=rows,
+        cols=cols,
         measure="cka_minibatch",
         settings={},
         n_samples=mb.n_samples,
