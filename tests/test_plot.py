@@ -202,6 +202,7 @@ def test_convergence_curves():
     lines = {ln.get_label(): ln for ln in fig.axes[0].lines}
     np.testing.assert_array_equal(lines["l2"].get_ydata(), curves["l2"])
     assert len(fig.axes[0].collections) == 1  # one shaded band
+    assert lines["level 0.9"].get_ydata() == [0.9, 0.9]  # the crossing level, in the legend
     assert fig.axes[0].get_ylabel() == "similarity to final"
     fig = sp.convergence_curves(steps, curves, ylabel="linear CKA with the end")
     assert fig.axes[0].get_ylabel() == "linear CKA with the end"

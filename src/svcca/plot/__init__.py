@@ -3,7 +3,8 @@
 ``import svcca`` never imports this package; ``import svcca.plot`` does not import
 matplotlib either. Each function takes precomputed numbers and returns a
 ``matplotlib.figure.Figure`` (built without pyplot, so no window opens and no backend
-is switched); :func:`save` writes PNG and SVG.
+is switched); :func:`save` writes PNG and SVG. :func:`heatmap` also takes the
+:class:`svcca.PairwiseResult` of :func:`svcca.pairwise` as it is (values, labels, measure).
 """
 
 from svcca.plot._figures import (

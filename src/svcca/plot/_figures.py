@@ -265,7 +265,7 @@ def convergence_curves(
             s = _matrix(spread[name], f"spread {name!r}", 1)
             ax.fill_between(x, v - s, v + s, color=line.get_color(), alpha=0.2, lw=0)
     if threshold is not None:
-        ax.axhline(threshold, color="0.4", ls=":", lw=0.8)
+        ax.axhline(threshold, color="0.4", ls=":", lw=0.8, label=f"level {threshold:g}")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
