@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -270,6 +272,20 @@ def test_constant_and_nonfinite_layers_are_refused_by_name():
             r"\(rows \[7\]",
         ):
             st.compare(a, b, bad, ["1"], measure=measure)
+
+
+def test_activations_too_large_to_average_are_refused():
+    big = nn.Linear(1, 1).double()
+    with torch.no_grad():
+        big.weight.fill_(1e308)
+        big.bias.zero_()
+    x = [torch.ones(50, 1, dtype=torch.float64)]
+    with pytest.raises(
+        ValueError,
+        match=r"Layer '' of model_a gave activations on batch 0 "
+        r"too large to average in float64 \(up to 1e\+308\)",
+    ):
+        st.compare(big, copy.deepcopy(big), x, [""])
 
 
 def test_few_samples_warning_names_the_pairs():

@@ -73,7 +73,8 @@ class _CrossMoments:
         means = {}
         for k in self.keys:
             x = arrays[k]
-            mu = x.mean(axis=0)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked right below
+                mu = x.mean(axis=0)
             if not np.isfinite(mu).all():
                 _raise_nonfinite(x, self.labels[k], i)
             x -= mu  # the capture's own fresh array
@@ -123,6 +124,11 @@ class _CrossMoments:
 
 def _raise_nonfinite(x: np.ndarray, label: str, batch: int) -> None:
     rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if rows.size == 0:  # every entry finite, but their mean overflowed
+        raise ValueError(
+            f"Layer {label} gave activations on batch {batch} too large to average in "
+            f"float64 (up to {float(np.abs(x).max()):.3g}); check the model's numerics."
+        )
     raise ValueError(
         f"Layer {label} gave NaN or inf on batch {batch} (rows {rows[:5].tolist()} of the "
         "batch, first shown); similarity of non-finite activations is undefined. Check the "
@@ -258,8 +264,10 @@ def compare(
 
     Each batch runs through both models once; no activation outlives its batch. The
     result equals ``svcca.pairwise(capture(model_a, ...), capture(model_b, ...))`` (to
-    round-off) without storing the activations: memory is ``O((sum p_a + sum q_b)^2)``
-    plus one batch, whatever the number of inputs.
+    round-off; activations are kept in float64, as ``capture(..., dtype=np.float64)``
+    records them) without storing the activations: memory is
+    ``O(sum(p_a) sum(q_b) + sum(p_i^2))`` float64 numbers plus one batch, whatever the
+    number of inputs.
 
     Parameters
     ----------
@@ -288,8 +296,9 @@ def compare(
         As in :func:`svcca.torch.capture`, with names as for ``select``.
     sequence, time_axis, mask, calls, datapoints, forward, device
         As in :func:`svcca.torch.capture` (``forward(model, batch)`` is called for each
-        model). Errors from the capture name ``model_a``'s layers ``"a.<name>"`` and
-        ``model_b``'s ``"b.<name>"``.
+        model; with ``calls="each"`` a module that runs ``k`` times gives rows or columns
+        ``"<name>#0"`` ... ``"<name>#k-1"``). Errors from the capture name ``model_a``'s
+        layers ``"a.<name>"`` and ``model_b``'s ``"b.<name>"``.
     conv : {"mean", "flatten"}, default "mean"
         Conv maps must be reduced to 2-D here (average pool, or flatten).
     progress : bool or None, default False
