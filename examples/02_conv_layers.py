@@ -43,7 +43,7 @@ def main() -> None:
     B = conv(A, rng.standard_normal((3, 3, 5, 6)) / 3)
     print(f"Layers {A.shape[1:]} and {B.shape[1:]} on {len(A)} translation-invariant datapoints")
 
-    dft = fourier_cca(A, B)
+    dft = fourier_cca(A, B, layout="nhwc")
     flat = svcca.cca(A.reshape(len(A), -1), B.reshape(len(B), -1))
     print(f"  DFT-CCA mean rho {dft.score:.6f}; CCA of the flattened layers {flat.score:.6f}")
     top_d, top_f = np.sort(dft.correlations)[::-1][:5], flat.correlations[:5]
@@ -53,11 +53,11 @@ def main() -> None:
     assert np.allclose(np.sort(dft.correlations)[::-1], flat.correlations, atol=1e-6)
 
     for strategy in ("avgpool", "flatten"):
-        r = compare(A, B, strategy=strategy, measure="cca")
+        r = compare(A, B, strategy=strategy, measure="cca", layout="nhwc")
         print(f"  strategy {strategy!r:10s}: mean rho {r.score:.3f}")
 
     small = B[:, ::2, ::2]  # a layer with half the spatial resolution
-    r = fourier_cca(A, small)
+    r = fourier_cca(A, small, layout="nhwc")
     print(
         f"  {A.shape[1:3]} vs {small.shape[1:3]} maps: compared on shared frequencies, "
         f"mean rho {r.score:.3f}"

@@ -854,7 +854,7 @@ def test_pooled_mean_matches_reference(results):
 @pytest.mark.parametrize("case", list(CASES))
 def test_agrees_with_fourier_cca(case, inputs, results):
     """Two code paths: symmetric inverse square roots (compat) and Cholesky (fourier_cca)."""
-    r = fourier_cca(inputs["conv1"], inputs[CASES[case][0]])
+    r = fourier_cca(inputs["conv1"], inputs[CASES[case][0]], layout="nhwc")
     got = np.stack(list(results[case]["cca_coef1"]))
     H, W, k = r.frequency_correlations.shape
     np.testing.assert_allclose(r.frequency_correlations.reshape(H * W, k), got, atol=1e-12)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
 import svcca
 import svcca.conv._grid as grid_module
-from svcca.conv import fourier_cca
+from svcca.conv import fourier_cca as _fourier_cca
+
+# Every map built in this module is (n, h, w, c): name that layout once (fourier_cca and
+# compare require it for 4-D maps; a call may still pass layout="nchw").
+fourier_cca = partial(_fourier_cca, layout="nhwc")
 
 
 def conv_layer(rng, m: int, h: int, w: int, c1: int, c2: int):

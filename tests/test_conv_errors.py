@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
-from svcca.conv import compare, fourier_cca, reduce_pair
+from svcca.conv import compare as _compare
+from svcca.conv import fourier_cca as _fourier_cca
+from svcca.conv import reduce_pair as _reduce_pair
+
+# Every map built in this module is (n, h, w, c): name that layout once (fourier_cca and
+# compare require it for 4-D maps; a call may still pass layout="nchw").
+fourier_cca = partial(_fourier_cca, layout="nhwc")
+compare = partial(_compare, layout="nhwc")
+reduce_pair = partial(_reduce_pair, layout="nhwc")
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +144,25 @@ def test_result_methods(maps):
         r.spatial_weights(0, 0, side="z")
     with pytest.raises(IndexError, match=r"location \(4, 0\) is outside the 4 x 4"):
         r.spatial_weights(4, 0)
+
+
+def test_a_4d_map_needs_its_layout():
+    # Read as NHWC, an NCHW map swaps channels for a spatial axis and gives a plausible
+    # wrong number: the layout of a 4-D map is never assumed.
+    A = np.random.default_rng(0).standard_normal((30, 3, 4, 4))
+    for call in (
+        lambda: _fourier_cca(A, A),
+        lambda: _compare(A, A, strategy="avgpool"),
+        lambda: _reduce_pair(A, A, strategy="flatten"),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"A is a 4-D map of shape \(30, 3, 4, 4\), and "
+            r"layout was not given.*capture\(conv='keep'\) are channels-first: "
+            r"layout='nchw'",
+        ):
+            call()
+    # Dense layers have no layout to get wrong.
+    d = A.reshape(30, -1)
+    assert _fourier_cca(d, d).score == pytest.approx(1.0)
+    assert _fourier_cca(A, A, layout="nchw").score == pytest.approx(1.0)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
 import svcca
-from svcca.conv import compare, fourier_cca, reduce_pair
+from svcca.conv import compare as _compare
+from svcca.conv import fourier_cca as _fourier_cca
+from svcca.conv import reduce_pair as _reduce_pair
 from svcca.conv._strategies import _interpolate, _measures, _resize_matrix
+
+# Every map built in this module is (n, h, w, c): name that layout once (fourier_cca and
+# compare require it for 4-D maps; a call may still pass layout="nchw").
+fourier_cca = partial(_fourier_cca, layout="nhwc")
+compare = partial(_compare, layout="nhwc")
+reduce_pair = partial(_reduce_pair, layout="nhwc")
 
 
 @pytest.fixture(scope="module")

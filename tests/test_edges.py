@@ -121,7 +121,9 @@ def test_a_constant_layer_is_refused_on_the_other_paths():
         svcca.svcca_two_pass(CONST, Y, keep=2)
     with pytest.raises(svcca.DegenerateError, match="Representation A"):
         conv.fourier_cca(
-            np.ones((60, 3, 3, 2)), np.random.default_rng(0).normal(size=(60, 3, 3, 2))
+            np.ones((60, 3, 3, 2)),
+            np.random.default_rng(0).normal(size=(60, 3, 3, 2)),
+            layout="nhwc",
         )
     with pytest.raises(svcca.DegenerateError):
         stats.permutation_test(svcca.cca, CONST, Y, n_permutations=10, seed=0)
@@ -140,7 +142,9 @@ def test_epsilon_must_lie_in_0_1(eps):
         lambda: svcca.pwcca(X, Y, epsilon=eps),
         lambda: svcca.pairwise({"x": X, "y": Y}, measure="cca", epsilon=eps),
         lambda: stats.bartlett(X, Y, epsilon=eps),
-        lambda: conv.fourier_cca(X.reshape(400, 1, 1, 6), Y.reshape(400, 1, 1, 5), epsilon=eps),
+        lambda: conv.fourier_cca(
+            X.reshape(400, 1, 1, 6), Y.reshape(400, 1, 1, 5), epsilon=eps, layout="nhwc"
+        ),
     ):
         with pytest.raises(ValueError, match=pattern):
             call()
@@ -211,7 +215,7 @@ def test_independent_30_by_25_data_warn_on_every_path():
         inflated[0].message
     )
     with pytest.warns(svcca.SVCCAWarning, match="frequencies have too few samples"):
-        conv.fourier_cca(A.reshape(30, 1, 1, 25), B.reshape(30, 1, 1, 25))
+        conv.fourier_cca(A.reshape(30, 1, 1, 25), B.reshape(30, 1, 1, 25), layout="nhwc")
 
 
 def test_the_warning_states_the_independent_data_value():

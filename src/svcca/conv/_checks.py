@@ -22,23 +22,26 @@ _LAYOUT_HELP = (
 )
 
 
-def check_layout(layout: Any) -> Layout:
-    """``layout`` is one of the two supported strings."""
-    if layout not in ("nhwc", "nchw"):
+def check_layout(layout: Any) -> Layout | None:
+    """``layout`` is one of the two supported strings, or None (then no map may be 4-D)."""
+    if layout is not None and layout not in ("nhwc", "nchw"):
         raise ValueError(f"layout must be 'nhwc' or 'nchw'; got {layout!r}. {_LAYOUT_HELP}")
     return layout  # type: ignore[no-any-return]
 
 
-def _describe_shape(layout: Layout) -> str:
+def _describe_shape(layout: Layout | None) -> str:
+    if layout is None:
+        return "(n, height, width, channels) or (n, channels, height, width)"
     return "(n, height, width, channels)" if layout == "nhwc" else "(n, channels, height, width)"
 
 
-def as_conv(x: Any, name: str, layout: Layout, *, allow_dense: bool) -> np.ndarray:
+def as_conv(x: Any, name: str, layout: Layout | None, *, allow_dense: bool) -> np.ndarray:
     """Return ``x`` as a real ``(n, h, w, c)`` array (a view when possible, never a copy).
 
     A 2-D ``(n, d)`` array (a dense layer) becomes an ``(n, 1, 1, d)`` map when
     ``allow_dense``; a ``(n, c, h, w)`` array is transposed (as a view) when
-    ``layout == "nchw"``.
+    ``layout == "nchw"``. A 4-D array with ``layout=None`` is refused: read in the wrong
+    layout, channels become a spatial axis and every number is wrong.
     """
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(
@@ -79,6 +82,12 @@ def as_conv(x: Any, name: str, layout: Layout, *, allow_dense: bool) -> np.ndarr
         raise ValueError(
             f"{name} must be 4-D {_describe_shape(layout)}{dense}; got a {arr.ndim}-D array "
             f"of shape {arr.shape}. {fix}"
+        )
+    elif layout is None:
+        raise ValueError(
+            f"{name} is a 4-D map of shape {arr.shape}, and layout was not given. "
+            f"{_LAYOUT_HELP} Maps recorded by svcca.torch.capture(conv='keep') are "
+            "channels-first: layout='nchw'."
         )
     elif layout == "nchw":
         arr = arr.transpose(0, 2, 3, 1)

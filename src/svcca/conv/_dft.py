@@ -259,7 +259,7 @@ def fourier_cca(
     A: Any,
     B: Any,
     *,
-    layout: Layout = "nhwc",
+    layout: Layout | None = None,
     epsilon: float = 0.0,
     keep: float | int | None = None,
     variance: Variance = "explained",
@@ -276,8 +276,11 @@ def fourier_cca(
         Activations of the second layer on the same datapoints. The spatial sizes may
         differ, also for non-square maps: the layers are compared on the frequencies
         both represent, an ``min(h1, h2) x min(w1, w2)`` grid.
-    layout : {"nhwc", "nchw"}, default "nhwc"
-        Axis order of both inputs; never guessed.
+    layout : {"nhwc", "nchw"}
+        Axis order of both inputs, required for 4-D maps: never guessed (a map read in
+        the wrong layout gives a plausible wrong number). PyTorch and
+        :func:`svcca.torch.capture` give ``"nchw"``; TensorFlow and JAX ``"nhwc"``. Two
+        dense ``(n, d)`` inputs need none.
     epsilon : float, default 0.0
         At each frequency, prune channels whose power is below ``epsilon`` times that
         frequency's largest (as :func:`svcca.cca` does per layer). Channels below 1e-12
@@ -330,7 +333,7 @@ def fourier_cca(
     >>> rng = np.random.default_rng(0)
     >>> A = rng.standard_normal((500, 8, 8, 4))
     >>> B = A @ rng.standard_normal((4, 3))     # a 1x1 convolution of A
-    >>> r = fourier_cca(A, B)
+    >>> r = fourier_cca(A, B, layout="nhwc")
     >>> r.frequency_correlations.shape, round(r.score, 6)
     ((8, 8, 3), 1.0)
     """
@@ -354,7 +357,10 @@ def fourier_cca(
             raise_degenerate(name, int(np.prod(shape[1:])), "it is constant at every location")
     _warn_inflated_frequencies(m.n, fx.rank, fy.rank)
     solver = _Solver(m, fx, fy)
-    return _result(solver, a.shape, b.shape, layout, epsilon, keep, variance, threshold)
+    # Dense inputs only (1 x 1 maps): both layouts read them alike.
+    return _result(
+        solver, a.shape, b.shape, layout or "nhwc", epsilon, keep, variance, threshold
+    )
 
 
 def _warn_inflated_frequencies(n: int, rank_x: np.ndarray, rank_y: np.ndarray) -> None:

@@ -86,7 +86,7 @@ def reduce_pair(
     B: Any,
     *,
     strategy: Literal["flatten", "avgpool", "interpolate"],
-    layout: Layout = "nhwc",
+    layout: Layout | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The 2-D representations a spatial strategy turns two layers into.
 
@@ -126,7 +126,7 @@ def compare(
     *,
     strategy: Strategy = "dft",
     measure: str | Callable[..., Any] = "cca",
-    layout: Layout = "nhwc",
+    layout: Layout | None = None,
     **options: Any,
 ) -> Any:
     """Compare two convolutional layers with a chosen spatial strategy and measure.
@@ -150,7 +150,9 @@ def compare(
         ``"shape_distance"``, ``"regression_fit"``, ``"rsa"``, where installed), or any
         ``f(X, Y, **options)`` on ``(n, p)``, ``(n, q)`` arrays. ``"dft"`` supports
         ``"cca"`` and ``"svcca"`` only.
-    layout : {"nhwc", "nchw"}, default "nhwc"
+    layout : {"nhwc", "nchw"}
+        Axis order of both inputs, required for 4-D maps (never guessed; PyTorch and
+        :func:`svcca.torch.capture` give ``"nchw"``).
     **options
         Passed to the measure (for ``"dft"``: to :func:`svcca.conv.fourier_cca`, e.g.
         ``keep=0.99`` for SVCCA, ``epsilon``).
@@ -168,7 +170,7 @@ def compare(
     >>> rng = np.random.default_rng(0)
     >>> A = rng.standard_normal((300, 6, 6, 4))
     >>> B = A @ rng.standard_normal((4, 4))
-    >>> round(compare(A, B, strategy="avgpool", measure="cca").score, 6)
+    >>> round(compare(A, B, strategy="avgpool", measure="cca", layout="nhwc").score, 6)
     1.0
     """
     if strategy not in _STRATEGIES:
