@@ -114,7 +114,7 @@ def test_declared_batch_count_of_an_unfinished_capture(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         st.capture_to_disk(mlp(0), Sized(x, fail_at=2), ["1"], tmp_path)
-    with pytest.raises(ValueError, match=r"5 batches on disk, but batches has 4"):
+    with pytest.raises(ValueError, match=r"an unfinished capture of 5 batches, but batches has 4"):
         st.capture_to_disk(mlp(0), x[:4], ["1"], tmp_path)
 
 

@@ -453,11 +453,13 @@ def _check_same(
             "A DataLoader that shuffles or augments at random yields another first batch "
             f"on every pass; capture with a fixed order and fixed transforms. {fix}"
         )
-    count = old.get("batches_done") if old.get("complete") else was.get("n_batches")
+    done = bool(old.get("complete"))
+    count = old.get("batches_done") if done else was.get("n_batches")
     if count is not None and fp["n_batches"] is not None and count != fp["n_batches"]:
+        what = f"{count} batches on disk" if done else f"an unfinished capture of {count} batches"
         raise ValueError(
-            f"{directory!r} holds a capture of other data: {count} batches on disk, but "
-            f"batches has {fp['n_batches']}. {fix}"
+            f"{directory!r} holds a capture of other data: {what}, but batches has "
+            f"{fp['n_batches']}. {fix}"
         )
 
 
