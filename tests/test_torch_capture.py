@@ -535,7 +535,9 @@ def test_dataloader_and_conv_maps_feed_dft_cca():
     acts = st.capture(net, loader, ["1", "3"], dtype=np.float64)
     assert acts["1"].shape == (64, 4, 8, 8) and acts["3"].shape == (64, 6, 8, 8)
     res = fourier_cca(acts["1"], acts["3"], layout="nchw")
-    nhwc = fourier_cca(acts["1"].transpose(0, 2, 3, 1), acts["3"].transpose(0, 2, 3, 1))
+    nhwc = fourier_cca(
+        acts["1"].transpose(0, 2, 3, 1), acts["3"].transpose(0, 2, 3, 1), layout="nhwc"
+    )
     assert res.score == pytest.approx(nhwc.score, abs=1e-10)
     assert 0.0 < res.score <= 1.0
 
@@ -568,3 +570,171 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+# ---------------------------------------------------------------------------- one row per datapoint
+
+
+def test_datapoints_read_from_the_batch_or_given():
+    x = data(10)
+    assert st.batch_datapoints(x) == 10
+    assert st.batch_datapoints((x, torch.zeros(10))) == 10
+    assert st.batch_datapoints({"scale": 2.0, "input_ids": torch.zeros(4, 7)}) == 4
+    assert st.batch_datapoints({"a": 1.0, "b": torch.zeros(3, 2)}) == 3
+    assert st.batch_datapoints(torch.zeros(7, 5, 2), time_axis=0) == 5
+    assert st.batch_datapoints([1.0, 2.0]) is None
+    net = mlp()
+    with pytest.raises(
+        st.CaptureError, match=r"Cannot tell how many datapoints batch 0.*datapoints="
+    ):
+        st.capture(net, [[1.0]], ["0"], forward=lambda m, b: m(x))
+    got = st.capture(net, [[1.0]], ["0"], forward=lambda m, b: m(x), datapoints=lambda b: 10)
+    assert got["0"].shape == (10, 16)
+    with pytest.raises(st.CaptureError, match=r"datapoints\(batch\) must return .* got 0"):
+        st.capture(net, [x], ["0"], datapoints=lambda b: 0)
+    with pytest.raises(TypeError, match="datapoints must be a callable"):
+        st.capture(net, [x], ["0"], datapoints=10)
+
+
+def test_outputs_without_a_row_per_datapoint_are_refused():
+    class Odd(nn.Module):
+        def __init__(self, out):
+            super().__init__()
+            self.out = out
+
+        def forward(self, x):
+            return self.out(x)
+
+    x = data(6)
+    with pytest.raises(st.CaptureError, match=r"'' gave Tensor\(\) .*a scalar has no row"):
+        st.capture(Odd(lambda x: x.sum()), [x], [""])
+    with pytest.raises(st.CaptureError, match=r"gave Tensor\(6\) .*holds 6|gave Tensor\(1, 6\)"):
+        st.capture(Odd(lambda x: x.sum(0, keepdim=True)), [x], [""])
+    with pytest.raises(st.CaptureError, match=r"first axis has 2.*channels-first"):
+        st.capture(Odd(lambda x: torch.zeros(2, 1, 3, 3)), [x], [""])
+    with pytest.raises(st.CaptureError, match=r"axis 0 has 4"):
+        st.capture(Odd(lambda x: torch.zeros(4, 5, 3)), [x], [""], sequence="mean")
+    one = st.capture(Odd(lambda x: x.sum(1)), [x], [""])[""]
+    assert one.shape == (6, 1)
+
+
+def test_select_on_a_plain_tensor_is_refused():
+    with pytest.raises(st.CaptureError, match=r"plain tensor Tensor\(4, 16\), so select=0"):
+        st.capture(mlp(), [data(4)], ["0"], select=0)
+    # a callable may reshape a tensor
+    got = st.capture(mlp(), [data(4)], ["0"], select=lambda t: t[:, :3])["0"]
+    assert got.shape == (4, 3)
+
+
+def seq_net():
+    torch.manual_seed(0)
+    enc = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, batch_first=True)
+    return nn.Sequential(enc)
+
+
+def test_mask_options_and_errors():
+    net = seq_net()
+    x = torch.randn(4, 5, 8)
+    m = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [0, 1, 1, 1, 0]])
+    net.eval()
+    with torch.no_grad():
+        ref = net(x).numpy()
+    w = m.numpy().astype(bool)
+    want = {
+        "mean": (ref * w[:, :, None]).sum(1) / w.sum(1, keepdims=True),
+        "last": ref[np.arange(4), [2, 4, 0, 3]],
+        "first": ref[np.arange(4), [0, 0, 0, 1]],
+        "samples": ref[w],
+    }
+    fwd = {"forward": lambda mod, b: mod(b["x"])}
+    for how, expected in want.items():
+        got = st.capture(net, [{"x": x, "attention_mask": m}], ["0"], sequence=how, **fwd)["0"]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=tol(np.float32, factor=20))
+        given = st.capture(net, [(x, m)], ["0"], sequence=how, mask=lambda b: b[1].bool())["0"]
+        np.testing.assert_array_equal(given, got)
+    off = st.capture(net, [{"x": x, "attention_mask": m}], ["0"], sequence="mean", mask=None, **fwd)
+    np.testing.assert_allclose(off["0"], ref.mean(1), rtol=0, atol=tol(np.float32, factor=20))
+    bad = [
+        (torch.ones(4, 5, 1), r"must be \(n, T\) = \(4, T\).*got shape \(4, 5, 1\)"),
+        (torch.full((4, 5), 2), "only 0/1"),
+        (torch.zeros(4, 5), "only 0/1"),  # a float mask: additive masks are not 0/1 masks
+        (torch.tensor([[1, 1, 0, 0, 0]] * 3 + [[0] * 5]), r"no real token for datapoints \[3\]"),
+        (torch.ones(4, 3, dtype=torch.bool), r"covers 3 positions.*gave 5 time steps"),
+    ]
+    for mask, match in bad:
+        with pytest.raises(st.CaptureError, match=match):
+            st.capture(net, [(x, mask)], ["0"], sequence="mean", mask=lambda b: b[1])
+    with pytest.raises(TypeError, match="mask must be 'auto'"):
+        st.capture(net, [x], ["0"], sequence="mean", mask="attention_mask")
+
+
+def test_calls_option_and_a_module_run_twice():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 6)
+
+        def forward(self, x):
+            return self.lin(torch.tanh(self.lin(x)))
+
+    net = Twice()
+    x = data(8)
+    with pytest.raises(st.CaptureError, match=r"'lin' ran 2 times .*\['lin#0', 'lin#1'\].*calls="):
+        st.capture(net, [x], ["lin"])
+    each = st.capture(net, [x], ["lin"], calls="each")
+    with torch.no_grad():
+        first = net.lin(x)
+        second = net.lin(torch.tanh(first))
+    np.testing.assert_array_equal(each["lin#0"], first.numpy())
+    np.testing.assert_array_equal(each["lin#1"], second.numpy())
+    named = st.capture(net, [x], ["lin#1", ""])
+    np.testing.assert_array_equal(named["lin#1"], second.numpy())
+    stats = st.capture_moments(net, [x], [("lin#0", "lin#1")], calls="each")
+    assert stats[("lin#0", "lin#1")].n == 8
+    with pytest.raises(st.CaptureError, match=r"pairs name 'lin'.*'lin#0'"):
+        st.capture_moments(net, [x], [("lin", "")], calls="each")
+    with pytest.raises(ValueError, match="calls must be one of 'raise', 'each'"):
+        st.capture(net, [x], ["lin"], calls="all")
+
+
+def test_runs_that_cannot_be_trusted_warn():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    ds = TensorDataset(data(32), torch.zeros(32))
+    with pytest.warns(st.CaptureWarning, match="DataLoader that shuffles"):
+        st.capture(mlp(), DataLoader(ds, batch_size=8, shuffle=True), ["1"])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        st.capture(mlp(), DataLoader(ds, batch_size=8), ["1"])
+    net = mlp()
+
+    def train_forward(m, b):
+        m.train()
+        return m(b)
+
+    with pytest.warns(st.CaptureWarning, match=r"left 7 module\(s\) of Sequential in train mode"):
+        st.capture(net, [data(8)], ["1"], forward=train_forward)
+    assert net.training  # the caller's mode is restored as always
+
+
+def test_capture_options_forward_as_keywords():
+    opts = st._capture.CaptureOptions.make(["1"], sequence="mean", mask=None, calls="each")
+    again = st._capture.CaptureOptions.make(["1"], **opts.kwargs())
+    assert again == opts
+    with pytest.raises(ValueError, match="state must be one of"):
+        st.rnn_state(state="x")
+
+
+def test_summary_lists_every_module():
+    net = mlp()
+    s = st.summary(net, data(5))
+    assert [m.name for m in s.modules] == ["", "0", "1", "2", "3", "4", "5"]
+    assert all(m.capture == "ready" and m.calls == 1 for m in s.modules)
+    assert s["3"].type == "Linear" and s["3"].output == "Tensor(5, 8)"
+    with pytest.raises(st.CaptureError, match="failed on the batch"):
+        st.summary(net, torch.randn(5, 2))
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        st.summary(lambda x: x, data(5))
+    assert hooks_left(net) == 0

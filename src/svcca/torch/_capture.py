@@ -884,7 +884,7 @@ def run_capture(
                     _check_calls(targets, counts, opts, i)
                     order = _recorded_names(opts, targets, counts, current)
                 del output
-                left = state["train"] or _train_mode_modules(model)
+                left = _train_mode_modules(model) or state["train"]
                 if left and not warned_train:
                     _warn_train_mode(model, left)
                     warned_train = True
