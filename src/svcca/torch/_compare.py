@@ -378,9 +378,7 @@ def compare(
     else:
         from svcca.torch._stream import _two_models
 
-        _check_not_shared(model_a, model_b, la, lb)
-        resolve_layers(model_a, la)  # unknown names are reported against their own model
-        resolve_layers(model_b, lb)
+        _check_not_shared(model_a, model_b, la, lb)  # also: unknown names, per model
         if forward is None:
             from svcca.torch._capture import _default_forward
 
