@@ -216,3 +216,25 @@ def test_pairwise_float32_through_dask_and_refused_with_sketch():
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="sketch_size runs Frequent Directions in float64"):
         svcca.pairwise(reps, sketch_size=20, precision="float32")
+
+
+def test_fourier_cca_float32_within_its_moments_error_times_the_conditioning():
+    from svcca.conv import fourier_cca
+    from svcca.conv._dft import fourier_moments
+
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((5000, 6, 6, 8)).astype(np.float32)
+    B = (A @ rng.standard_normal((8, 6)) + rng.standard_normal((5000, 6, 6, 6))).astype(np.float32)
+    m64, m32 = fourier_moments(A, B), fourier_moments(A, B, "float32")
+    delta = max(
+        np.abs(getattr(m32, k) - getattr(m64, k)).max() / np.abs(getattr(m64, k)).max()
+        for k in ("sxx", "syy", "sxy")
+    )
+    assert 0 < delta < 64 * (FLOAT32_CHUNK_ROWS + 2) * U32
+    cond = max(np.linalg.cond(S).max() for S in (m64.sxx, m64.syy))
+    a = fourier_cca(A, B, layout="nhwc")
+    b = fourier_cca(A, B, layout="nhwc", precision="float32")
+    np.testing.assert_allclose(
+        b.frequency_correlations, a.frequency_correlations, rtol=0, atol=8 * delta * cond
+    )
+    assert abs(a.score - b.score) <= 8 * delta * cond

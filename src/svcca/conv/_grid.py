@@ -21,8 +21,11 @@ and cropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from svcca.statistic._moments import FLOAT32_CHUNK_ROWS
 
 __all__ = ["Grid", "SideDFT", "make_grid", "signed_frequencies"]
 
@@ -170,36 +173,41 @@ class SideDFT:
             self.bins_w[j : j + 1], self.size[1]
         )
 
-    def apply_split(self, A: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
+    def apply_split(
+        self, A: np.ndarray, mean: np.ndarray | None, dtype: Any = np.float64
+    ) -> np.ndarray:
         """``(2, R, n, c)``: real and imaginary parts of the DFT of ``A - mean``.
 
-        ``A`` is ``(n, h, w, c)``. Per chunk of samples: one transposed, centred float64
-        copy ``(w, h, nb, c)``, one real product along the width, then for each block of
-        columns two real products along the height that write straight into the result.
+        ``A`` is ``(n, h, w, c)``. Per chunk of samples: one transposed, centred copy
+        ``(w, h, nb, c)`` in ``dtype``, one real product along the width, then for each
+        block of columns two real products along the height that write straight into the
+        result (of ``dtype``; float32 sums run over at most ``h + w`` terms).
         """
         n, h, w, c = A.shape
         R = self.grid.n_reps
-        out = np.empty((2, R, n, c))
-        rows_per_chunk = max(1, _CHUNK_BYTES // (8 * h * w * c))
+        dtype = np.dtype(dtype)
+        out = np.empty((2, R, n, c), dtype=dtype)
+        w1 = self.w1.astype(dtype, copy=False)
+        k_re = [k.astype(dtype, copy=False) for k in self.k_re]
+        k_im = [k.astype(dtype, copy=False) for k in self.k_im]
+        rows_per_chunk = max(1, _CHUNK_BYTES // (dtype.itemsize * h * w * c))
         shift = None if mean is None else mean.transpose(1, 0, 2)[:, :, None, :]
         ncols = self.w1.shape[0] // 2
         for n0 in range(0, n, rows_per_chunk):
             n1 = min(n, n0 + rows_per_chunk)
             nb = n1 - n0
-            buf = np.empty((w, h, nb, c))
+            buf = np.empty((w, h, nb, c), dtype=dtype)
             src = A[n0:n1].transpose(2, 1, 0, 3)
             if shift is None:
                 buf[...] = src
             else:
                 np.subtract(src, shift, out=buf)
             # (2 ncols, w) @ (w, h nb c): per column, [Re; Im] stacked over the height.
-            T = (self.w1 @ buf.reshape(w, -1)).reshape(ncols, 2 * h, nb * c)
+            T = (w1 @ buf.reshape(w, -1)).reshape(ncols, 2 * h, nb * c)
             del buf
-            for (c0, c1, rows, r0), k_re, k_im in zip(
-                self.grid.blocks, self.k_re, self.k_im, strict=True
-            ):
+            for (c0, c1, rows, r0), kr, ki in zip(self.grid.blocks, k_re, k_im, strict=True):
                 r1 = r0 + (c1 - c0) * rows.size
-                for part, k in ((0, k_re), (1, k_im)):
+                for part, k in ((0, kr), (1, ki)):
                     dst = out[part, r0:r1, n0:n1, :].reshape(c1 - c0, rows.size, nb * c)
                     if np.may_share_memory(dst, out):
                         np.matmul(k, T[c0:c1], out=dst)
@@ -223,8 +231,18 @@ def cross(X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
     Real arithmetic on the real and imaginary planes: ``Re = Xr^T Yr + Xi^T Yi``,
     ``Im = Xr^T Yi - Xi^T Yr``; for ``Y = X`` (Hermitian) the imaginary part is
     ``G - G^T`` with ``G = Xr^T Xi``, so it costs three products instead of four.
-    Returns ``(R, p, q)`` complex.
+    Returns ``(R, p, q)`` complex128. Float32 parts are multiplied in chunks of at most
+    4096 samples whose products are summed in float64.
     """
+    n = X.shape[2]
+    if X.dtype == np.float32 and n > FLOAT32_CHUNK_ROWS:
+        total = None
+        for s in range(0, n, FLOAT32_CHUNK_ROWS):
+            e = s + FLOAT32_CHUNK_ROWS
+            part = cross(X[:, :, s:e], None if Y is None else Y[:, :, s:e])
+            total = part if total is None else total + part
+        assert total is not None
+        return total
     Xr, Xi = X[0], X[1]
     if Y is None:
         re = np.matmul(_t(Xr), Xr)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
-from svcca.measures._linalg import EPS, NUMERICAL_RTOL, clip_roundoff
+from svcca.measures._linalg import EPS, NUMERICAL_RTOL, clip_roundoff, rank_rtol
 from svcca.measures._svcca import n_directions
 
 __all__ = ["Factor", "cca_factor", "correlations", "svd_factor", "whitened_cross"]
@@ -38,6 +38,7 @@ class Factor:
     rank: np.ndarray  # (R,) int
     variance_kept: float = 1.0
     cond: float = 1.0  # the largest (estimated) condition number of a whitened block
+    eps: float = EPS  # unit round-off of the products behind the blocks
 
     def left(self, B: np.ndarray, *, adjoint: bool = False) -> np.ndarray:
         """``P_f B_f`` (or ``P_f^H B_f`` with ``adjoint``) for every frequency."""
@@ -75,14 +76,17 @@ def _relative_keep(var: np.ndarray, epsilon: float) -> np.ndarray:
     return (rel >= max(epsilon, NUMERICAL_RTOL)) & (var > 0)
 
 
-def cca_factor(S: np.ndarray, epsilon: float) -> Factor:
+def cca_factor(S: np.ndarray, epsilon: float, eps: float = EPS) -> Factor:
     """Whiten each frequency's correlation matrix, by Cholesky where it is well conditioned.
 
     Features below ``epsilon`` (relative to the frequency's largest variance, at least
     1e-12) are pruned. A frequency whose correlation matrix is numerically singular
     (a feature within 1e-12 of the span of the others) falls back to an eigendecomposition
     truncated to the numerically non-zero eigenvalues, as :class:`svcca.cca` does.
+    ``eps`` is the unit round-off of the products behind ``S``: it sets that threshold
+    (:func:`svcca.measures._linalg.rank_rtol`, 1e-12 for float64 sums).
     """
+    rtol = rank_rtol(eps)
     R, c, _ = S.shape
     var = np.real(np.diagonal(S, axis1=1, axis2=2)).copy()
     kept = _relative_keep(var, epsilon)
@@ -98,14 +102,14 @@ def cca_factor(S: np.ndarray, epsilon: float) -> Factor:
     try:
         L = np.linalg.cholesky(C)
         d2 = np.real(np.diagonal(L, axis1=1, axis2=2)) ** 2
-        good = d2.min(axis=1) > NUMERICAL_RTOL
+        good = d2.min(axis=1) > rtol
     except np.linalg.LinAlgError:
         L = np.zeros_like(C)
         d2 = np.ones((R, c))
     bad = ~good
     if bad.any():
         w, V = np.linalg.eigh(C[bad])
-        tol = np.maximum(NUMERICAL_RTOL, w[:, -1:] * c * np.finfo(np.float64).eps)
+        tol = np.maximum(rtol, w[:, -1:] * c * max(eps, EPS))
         ok = w > tol
         scale = np.where(ok, 1.0 / np.sqrt(np.where(ok, w, 1.0)), 0.0)
         Pb = scale[:, :, None] * np.conj(V.transpose(0, 2, 1))
@@ -117,7 +121,7 @@ def cca_factor(S: np.ndarray, epsilon: float) -> Factor:
     cond = float(c / d2[good].min()) if good.any() else 1.0
     if bad.any():
         cond = max(cond, float(np.max(w[:, -1] / np.where(ok, w, np.inf).min(axis=1))))
-    return Factor(L, good, P, std, kept, rank, cond=cond)
+    return Factor(L, good, P, std, kept, rank, cond=cond, eps=eps)
 
 
 def svd_factor(
@@ -125,6 +129,7 @@ def svd_factor(
     multiplicity: np.ndarray,
     keep: float | int,
     variance: str,
+    eps: float = EPS,
 ) -> Factor:
     """SVCCA's reduction: keep the leading principal directions of the whole layer.
 
@@ -138,8 +143,10 @@ def svd_factor(
     w, V = np.linalg.eigh(S)
     top = float(np.abs(w).max()) if w.size else 0.0
     # eigh is backward stable: negative eigenvalues within c eps ||S_f|| are round-off.
-    w = clip_roundoff(w, 0.0, np.inf, 64 * c * EPS * top, "An eigenvalue of a frequency block")
-    nonzero = w > top * NUMERICAL_RTOL if top > 0 else np.zeros_like(w, dtype=bool)
+    w = clip_roundoff(
+        w, 0.0, np.inf, 64 * c * max(eps, EPS) * top, "An eigenvalue of a frequency block"
+    )
+    nonzero = w > top * rank_rtol(eps) if top > 0 else np.zeros_like(w, dtype=bool)
     mult = np.broadcast_to(multiplicity[:, None], w.shape)
     vals, mults = w[nonzero], mult[nonzero]
     order = np.argsort(-vals, kind="stable")
@@ -160,7 +167,7 @@ def svd_factor(
     none = np.zeros(R, dtype=bool)
     # The reduced blocks' errors are normwise: amplified by the kept spectrum's spread.
     cond = float(w[chosen].max() / w[chosen].min()) if chosen.any() else 1.0
-    return Factor(P, none, P, np.ones((R, c)), kept, chosen.sum(axis=1), frac, cond)
+    return Factor(P, none, P, np.ones((R, c)), kept, chosen.sum(axis=1), frac, cond, eps)
 
 
 def whitened_cross(Sxy: np.ndarray, fx: Factor, fy: Factor) -> np.ndarray:
@@ -177,7 +184,7 @@ def correlations(M: np.ndarray, fx: Factor, fy: Factor) -> tuple[np.ndarray, np.
     s = np.linalg.svd(M, compute_uv=False)
     # As in svcca.cca: round-off moves a correlation by ~ c eps amplified by the
     # whitening; the pooled bound uses the largest channel count.
-    tol = 64 * EPS * (M.shape[-1] + M.shape[-2]) * max(fx.cond, fy.cond)
+    tol = 64 * max(fx.eps, fy.eps) * (M.shape[-1] + M.shape[-2]) * max(fx.cond, fy.cond)
     s = clip_roundoff(s, 0.0, 1.0, tol, "A per-frequency canonical correlation")
     count = np.minimum(fx.rank, fy.rank)
     s[np.arange(s.shape[1])[None, :] >= count[:, None]] = np.nan
