@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import warnings
 
@@ -128,6 +129,30 @@ def test_every_option_is_in_the_fingerprint(tmp_path):
         st.capture_to_disk(net, x, ["1"], tmp_path, dtype=np.float64, forward=lambda m, b: m(b))
     res = st.capture_to_disk(net, x, ["1"], tmp_path, forward=lambda m, b: m(b))
     assert res.resumed_from == 3  # the same source: the same option
+
+    class Pick:  # a callable selector whose repr says what it picks
+        def __init__(self, scale):
+            self.scale = scale
+
+        def __call__(self, out):
+            return out * self.scale
+
+        def __repr__(self):
+            return f"Pick({self.scale})"
+
+    st.capture_to_disk(net, x, ["1"], tmp_path / "sel", select=Pick(1))
+    with pytest.raises(
+        ValueError,
+        match=r"other settings \(select: on disk \{'1': 'callable "
+        r".*Pick\(1\)'\}, now \{'1': 'callable .*Pick\(2\)'\}",
+    ):
+        st.capture_to_disk(net, x, ["1"], tmp_path / "sel", select=Pick(2))
+    fwd = functools.partial(lambda m, b, k: m(b * k), k=1.0)
+    st.capture_to_disk(net, x, ["1"], tmp_path / "partial", forward=fwd)
+    with pytest.raises(ValueError, match=r"other settings \(forward: on disk \['partial'"):
+        st.capture_to_disk(
+            net, x, ["1"], tmp_path / "partial", forward=functools.partial(fwd, k=2.0)
+        )
     with open(tmp_path / "manifest.json") as f:
         manifest = json.load(f)
     for key in (

@@ -20,6 +20,7 @@ on disk raises, naming what differs, instead of resuming or returning the old ar
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -116,7 +117,9 @@ def _option_id(v: Any) -> Any:
     """A JSON value standing for a capture option (equal after a round trip through JSON).
 
     A function is named by its qualified name and a digest of its bytecode, so an edited
-    lambda counts as another option; other callables by their type.
+    lambda counts as another option; ``functools.partial`` by its function and arguments;
+    other callables by their type and repr (e.g. ``RNNState(state='h', layers='last')``),
+    or their type alone when the repr is only an address.
     """
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
@@ -126,10 +129,16 @@ def _option_id(v: Any) -> Any:
         return {str(k): _option_id(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
     if isinstance(v, (tuple, list)):
         return [_option_id(x) for x in v]
+    if isinstance(v, functools.partial):
+        return ["partial", _option_id(v.func), _option_id(list(v.args)), _option_id(v.keywords)]
     if callable(v):
-        name = f"{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', type(v).__qualname__)}"
         code = getattr(v, "__code__", None)
-        return f"callable {name}" + (f" {_code_digest(code)}" if code is not None else "")
+        if code is not None:  # a function, lambda or method: its name and its code
+            name = f"{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', '')}"
+            return f"callable {name} {_code_digest(code)}"
+        kind = f"{type(v).__module__}.{type(v).__qualname__}"
+        text = repr(v)  # a callable object: its repr, unless that is only an address
+        return f"callable {kind}" + ("" if " at 0x" in text else f" {text}")
     return f"{type(v).__qualname__} {v!r}"
 
 
