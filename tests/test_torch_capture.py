@@ -738,3 +738,36 @@ def test_summary_lists_every_module():
     with pytest.raises(TypeError, match="torch.nn.Module"):
         st.summary(lambda x: x, data(5))
     assert hooks_left(net) == 0
+
+
+def test_batches_must_record_the_same_layers_and_shapes():
+    class Loop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 6)
+
+        def forward(self, x):
+            for _ in range(len(x) // 4):  # 4 rows: one call; 8 rows: two calls
+                x = self.lin(x)
+            return x
+
+    batches = [data(4), data(8)]
+    with pytest.raises(st.CaptureError, match=r"Batch 1 recorded \['lin#0', 'lin#1'\].*\['lin'\]"):
+        st.capture(Loop(), batches, ["lin"], calls="each")
+    seq = nn.Sequential(nn.Identity())
+    with pytest.raises(st.CaptureError, match=r"incompatible shapes.*sequence='samples'"):
+        st.capture(seq, [torch.randn(2, 3, 4), torch.randn(2, 5, 4)], ["0"], sequence="keep")
+
+
+def test_rnn_state_needs_batched_inputs():
+    net = nn.Sequential()
+    net.add_module("rnn", nn.GRU(3, 4))
+    with pytest.raises(st.CaptureError, match=r"state of a batched GRU.*got shape \(1, 4\)"):
+        st.capture(
+            net,
+            [torch.randn(5, 3)],
+            ["rnn"],
+            select=st.rnn_state(),
+            forward=lambda m, b: m.rnn(b),
+            datapoints=lambda b: 1,
+        )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -564,6 +565,27 @@ def _is_elementwise(module: Any) -> bool:
     )
 
 
+class ConvMarks:
+    """The tensors of one forward pass known to be conv maps, by identity.
+
+    Weak references, so nothing is kept alive, and a freed tensor whose memory another
+    tensor reuses is never mistaken for it (as a ``data_ptr`` key would be).
+    """
+
+    def __init__(self) -> None:
+        self._refs: dict[int, Any] = {}
+
+    def add(self, t: Any) -> None:
+        self._refs[id(t)] = weakref.ref(t)
+
+    def __contains__(self, t: Any) -> bool:
+        r = self._refs.get(id(t))
+        return r is not None and r() is t
+
+    def clear(self) -> None:
+        self._refs.clear()
+
+
 def _check_batch_first(module: Any, layer: str, opts: CaptureOptions) -> None:
     """A module that says its layout (``batch_first``) must agree with ``time_axis``."""
     first = getattr(module, "batch_first", None)
@@ -794,19 +816,16 @@ def run_capture(
     state: dict[str, Any] = {"batch": None, "train": []}
     current: dict[str, Any] = {}
     counts: dict[str, int] = {}
-    marks: set[tuple[int, tuple[int, ...]]] = set()  # conv-map outputs seen in this pass
-
-    def key(t: Any) -> tuple[int, tuple[int, ...]]:
-        return (t.data_ptr(), tuple(t.shape))
+    marks = ConvMarks()  # conv-map outputs seen in this forward pass
 
     def mark_hook(module: Any, args: Any, output: Any) -> None:
         if not isinstance(output, torch.Tensor) or output.ndim != 3:
             return
         if is_conv_module(module):
-            marks.add(key(output))
-        elif args and isinstance(args[0], torch.Tensor) and key(args[0]) in marks:
+            marks.add(output)
+        elif args and isinstance(args[0], torch.Tensor) and args[0] in marks:
             if output.shape == args[0].shape:
-                marks.add(key(output))
+                marks.add(output)
 
     def make_hook(base: str) -> Callable[..., None]:
         module = modules[base]
@@ -826,10 +845,10 @@ def run_capture(
                 conv_map = picked.ndim == 3 and (
                     layer in opts.conv_layers
                     or is_conv_module(module)
-                    or (picked is output and key(output) in marks)
+                    or (picked is output and output in marks)
                 )
                 if conv_map and picked is output:
-                    marks.add(key(output))  # activations applied to it stay conv maps
+                    marks.add(output)  # activations applied to it stay conv maps
                 if picked.ndim == 3 and not conv_map and opts.sequence is not None:
                     _check_batch_first(module, layer, opts)
                 current[name] = _reduce(

@@ -9,6 +9,7 @@ from svcca._result import result
 from svcca.torch._capture import (
     CaptureError,
     CaptureOptions,
+    ConvMarks,
     _default_forward,
     _describe,
     _inspect_batch,
@@ -198,10 +199,7 @@ def summary(
     run = forward if forward is not None else _default_forward
     calls: dict[str, int] = {}
     first: dict[str, tuple[str, str]] = {}
-    marks: set[tuple[int, tuple[int, ...]]] = set()
-
-    def key(t: Any) -> tuple[int, tuple[int, ...]]:
-        return (t.data_ptr(), tuple(t.shape))
+    marks = ConvMarks()
 
     def make_hook(name: str) -> Callable[..., None]:
         def hook(module: Any, args: Any, output: Any) -> None:
@@ -212,11 +210,11 @@ def summary(
                     _is_elementwise(module)
                     and bool(args)
                     and isinstance(args[0], torch.Tensor)
-                    and key(args[0]) in marks
+                    and args[0] in marks
                     and args[0].shape == output.shape
                 )
                 if conv_map:
-                    marks.add(key(output))
+                    marks.add(output)
             if name not in first:
                 first[name] = (_describe(output), _advice(output, module, n, time_axis, conv_map))
 
