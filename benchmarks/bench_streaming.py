@@ -14,6 +14,8 @@ file-backed pages of the memmaps) and its wall time. Side by side:
   (``posix_fadvise(DONTNEED)``), so every page comes from the disk.
 - ``no release``: the same run with page release switched off, on the first quarter of
   the rows, to show what reading a memmap straight through costs in memory.
+- ``float32``: the warm streamed run again with ``precision="float32"`` (float32 chunk
+  products, float64 sums), against both the float64 and the float32 GEMM rates.
 
 Run: ``python benchmarks/bench_streaming.py [--n 2000000] [--features 256] [--dir /tmp]``.
 """
@@ -45,13 +47,14 @@ CHILD = textwrap.dedent(
                 return int(line.split()[1]) / 1024
 
     a, b, rows, release = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+    precision = sys.argv[5]
     if not release:
         mom.release_rows = lambda *args: None
     X = np.load(a, mmap_mode="r")[:rows]
     Y = np.load(b, mmap_mode="r")[:rows]
     before = hwm()
     t = time.perf_counter()
-    r = svcca.cca(X, Y)
+    r = svcca.cca(X, Y, precision=precision)
     dt = time.perf_counter() - t
     print(json.dumps({"seconds": dt, "hwm_mb": hwm(), "hwm_before_mb": before,
                       "score": r.score, "rows": rows}))
@@ -75,11 +78,17 @@ GEMM_CHILD = textwrap.dedent(
         t = time.perf_counter()
         Z.T @ Z
         best = min(best, time.perf_counter() - t)
+    Z = Z.astype(np.float32)
+    best32 = np.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        Z.T @ Z
+        best32 = min(best32, time.perf_counter() - t)
     del Z
     t = time.perf_counter()
     svcca.Moments.from_arrays(X, Y)
     mem = time.perf_counter() - t
-    print(json.dumps({"gemm_rate": g / best, "moments_rate": g / mem}))
+    print(json.dumps({"gemm_rate": g / best, "gemm32_rate": g / best32, "moments_rate": g / mem}))
     """
 )
 
@@ -111,8 +120,8 @@ def run_child(script: str, *argv: object) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def child(a: str, b: str, rows: int, release: bool) -> dict:
-    return run_child(CHILD, a, b, rows, "1" if release else "0")
+def child(a: str, b: str, rows: int, release: bool, precision: str = "float64") -> dict:
+    return run_child(CHILD, a, b, rows, "1" if release else "0", precision)
 
 
 def main() -> None:
@@ -174,6 +183,19 @@ def main() -> None:
             f"peak RSS {max(warm['hwm_mb'], cold['hwm_mb']):.0f} MB (target < 1024)"
         )
         assert abs(warm["score"] - cold["score"]) < 1e-12
+        w32 = child(a, b, n, True, "float32")
+        rate32 = n / w32["seconds"]
+        gemm32 = (before["gemm32_rate"] + after["gemm32_rate"]) / 2
+        print(
+            f"float32, warm cache  : {rate32 / 1e6:6.3f} M rows/s  "
+            f"peak RSS {w32['hwm_mb']:7.1f} MB "
+            f"(score differs from float64 by {abs(w32['score'] - warm['score']):.1e}); "
+            f"float32 GEMM rate {gemm32 / 1e6:.3f} M rows/s"
+        )
+        print(
+            f"RATIO gemm64/streamed-float32-warm = {gemm_rate / rate32:.2f}  "
+            f"gemm32/streamed-float32-warm = {gemm32 / rate32:.2f}"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
