@@ -422,3 +422,26 @@ def test_memory_does_not_grow_with_the_number_of_inputs():
     # stored activations would take 8000 x 66 float64 (4 MiB) on the larger run alone;
     # what compare keeps is one batch and 33 x 33 sums
     assert peaks[1] < 1.5 * peaks[0] + 2**18, peaks
+
+
+def test_docs_section_runs():
+    """docs/torch.md's "Model against model" example, as written."""
+    import re
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "torch.md").read_text()
+    section = text.split("## Model against model", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert blocks
+    namespace: dict = {}
+    try:
+        for code in blocks:
+            exec(compile(code, "docs/torch.md", "exec"), namespace)  # the blocks assert
+    finally:
+        plt.close("all")
