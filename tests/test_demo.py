@@ -227,14 +227,33 @@ def test_compression_ticks_reach_the_last_k(tiny_demo):
     assert [t.get_text() for t in ax.get_xticklabels()] == [f"{k:g}" for k in ks]
 
 
-def test_coefficient_legend_covers_no_curve(tiny_demo):
+def _renderer(fig):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = tiny_demo.figures["coefficients"]
     FigureCanvasAgg(fig).draw()
-    renderer = fig.canvas.get_renderer()
+    return fig.canvas.get_renderer()
+
+
+def test_coefficient_legend_covers_no_curve(tiny_demo):
+    fig = tiny_demo.figures["coefficients"]
+    renderer = _renderer(fig)
     ax = fig.axes[0]
     assert not ax.get_legend().get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+
+
+def test_no_title_or_label_is_cut_off(tiny_demo):
+    for name, fig in tiny_demo.figures.items():
+        renderer = _renderer(fig)
+        texts = [fig._suptitle, fig._supxlabel] + [
+            t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)
+        ]
+        for t in texts:
+            if t is None or not t.get_text():
+                continue
+            box = t.get_window_extent(renderer)
+            inside = box.x0 >= -1 and box.y0 >= -1
+            inside = inside and box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1
+            assert inside, f"{name}: {t.get_text()!r} runs off the figure"
 
 
 def test_logits_are_linear_in_the_last_hidden_layer():
@@ -306,54 +325,3 @@ def test_class_sensitivity_dft_cca_is_cca_of_the_spatial_mean():
     ref = multiple_correlation(A.mean(axis=(2, 3)), z)
     assert dft == pytest.approx(ref, abs=1e-9)
     assert an.logit_correlation(A, z) == pytest.approx(ref, abs=1e-9)
-
-
-def test_identification_accuracy_counts_argmax_hits():
-    from svcca.demo._sanity import identification_accuracy
-
-    base = [rng.standard_normal((50, 3)) for _ in range(4)]
-    nets = [[b + 0.01 * rng.standard_normal(b.shape) for b in base] for _ in range(3)]
-    perfect = identification_accuracy(nets, lambda X, Y: -np.abs(X - Y).sum())
-    assert perfect == 1.0
-    always_first = identification_accuracy(nets, lambda X, Y: float(Y is nets[0][0]))
-    assert always_first == pytest.approx(0.25)  # right only for layer 0
-
-
-@pytest.mark.slow
-def test_run_sanity_tiny(tmp_path):
-    from svcca.demo._sanity import PAPER_CIFAR10, run_sanity
-
-    res = run_sanity(tmp_path, seeds=2, epochs=1, n_probe=100, width=16)
-    assert set(res.accuracy) == set(PAPER_CIFAR10)
-    assert all(0.0 <= v <= 100.0 for v in res.accuracy.values())
-    text = (tmp_path / "sanity.md").read_text()
-    assert "| CKA (linear) |" in text and "99.3%" in text
-
-
-def test_run_sanity_needs_two_networks(tmp_path):
-    from svcca.demo._sanity import run_sanity
-
-    with pytest.raises(ValueError, match="at least 2"):
-        run_sanity(tmp_path, seeds=1)
-
-
-def test_similarity_matrices_match_single_calls():
-    from svcca.demo._sanity import PAPER_CIFAR10, similarity_matrices
-
-    X, Y = latent_pair(n=150, p=6, q=5, k=3)
-    U, V = latent_pair(n=150, p=4, q=7, k=2)
-    a, b = [X, U], [Y, V]
-    mats = similarity_matrices(a, b)
-    assert list(mats) == list(PAPER_CIFAR10)
-    single = {
-        "CCA (mean rho)": lambda P, Q: svcca.cca(P, Q).score,
-        "SVCCA (mean rho)": lambda P, Q: svcca.svcca(P, Q, keep=0.99).score,
-        "PWCCA": lambda P, Q: svcca.pwcca(P, Q).score,
-        "Linear regression": lambda P, Q: svcca.regression_fit(P, Q).r2_x_given_y,
-        "CKA (linear)": lambda P, Q: svcca.cka(P, Q).score,
-        "CKA (RBF 0.4)": lambda P, Q: svcca.cka(P, Q, kernel="rbf", bandwidth=0.4).score,
-        "Procrustes": lambda P, Q: svcca.procrustes(P, Q).score,
-    }
-    for name, f in single.items():
-        ref = np.array([[f(P, Q) for Q in b] for P in a])
-        np.testing.assert_allclose(mats[name], ref, atol=1e-8, err_msg=name)

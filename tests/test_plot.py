@@ -271,3 +271,16 @@ def test_docstring_examples():
 
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 2 and result.failed == 0
+
+
+def test_long_titles_wrap_inside_the_figure():
+    title = "a long title that says exactly what is drawn and on which data " * 3
+    for fig, text in (
+        (sp.learning_dynamics(rng.random((2, 3, 3)), title=title), lambda f: f._suptitle),
+        (sp.compression_curves([1, 2], {"x": [0.1, 0.2]}, title=title), lambda f: f.axes[0].title),
+        (sp.heatmap(np.eye(2), title=title), lambda f: f.axes[0].title),
+    ):
+        renderer = _drawn(fig)
+        box = text(fig).get_window_extent(renderer)
+        assert "\n" in text(fig).get_text()
+        assert box.x0 >= -1 and box.x1 <= fig.bbox.x1 + 1, text(fig).get_text()

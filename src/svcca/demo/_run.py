@@ -267,8 +267,7 @@ def _learning_dynamics(
             {n: ld.to_final[:, :, i].mean(0) for i, n in enumerate(ld.layers)},
             spread={n: ld.to_final[:, :, i].std(0) for i, n in enumerate(ld.layers)},
             threshold=ld.threshold,
-            title=f"{arch}: linear CKA of each layer with itself at the end, mean ± sd over "
-            f"{len(runs)} seeds",
+            title=f"{arch}: each layer vs itself at the end (mean ± sd, {len(runs)} seeds)",
             ylabel=f"linear CKA with epoch {last}",
         ),
         ld.convergence_finding,

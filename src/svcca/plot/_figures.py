@@ -35,6 +35,14 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def _wrap(title: str, width: float, fontsize: float = 10) -> str:
+    """``title`` broken into lines that fit ``width`` inches at ``fontsize`` points."""
+    import textwrap
+
+    chars = max(20, int(width * 72 / (0.55 * fontsize)))  # about 0.55 em per character
+    return "\n".join(textwrap.fill(line, chars) for line in title.split("\n"))
+
+
 def _matrix(a: Any, name: str, ndim: int = 2) -> np.ndarray:
     arr = np.asarray(a, dtype=np.float64)
     if arr.ndim != ndim:
@@ -145,7 +153,7 @@ def heatmap(
     fig = _figure(1.6 + 0.55 * M.shape[1], 1.6 + 0.45 * M.shape[0])
     ax = fig.add_subplot()
     im = _draw_heatmap(ax, M, rows, cols, vmin=vmin, vmax=vmax, cmap=cmap, annotate=annotate)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, fig.get_figwidth() - 1.4), fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     cbar = fig.colorbar(im, ax=ax, shrink=0.8)
@@ -228,7 +236,7 @@ def learning_dynamics(
     cbar = fig.colorbar(im, ax=list(axes), shrink=0.8)
     cbar.set_label(cbar_label, fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrap(title, fig.get_figwidth()), fontsize=10)
     return fig
 
 
@@ -269,7 +277,7 @@ def convergence_curves(
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, 4.6), fontsize=10)
     ax.legend(fontsize=8)
     return fig
 
@@ -456,7 +464,7 @@ def compression_curves(
     ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, 4.6), fontsize=10)
     ax.legend(fontsize=8)
     return fig
 
@@ -492,7 +500,7 @@ def group_similarity(
     ax.set_xticks(x, list(layers))
     ax.set_xlabel("layer")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, 4.6), fontsize=10)
     ax.legend(fontsize=8)
     return fig
 
@@ -538,7 +546,7 @@ def coefficient_curves(
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("CCA direction (sorted)")
     ax.set_ylabel("canonical correlation")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, 4.6), fontsize=10)
     # Outside the axes: the curves run from the top left to the bottom right and the
     # baselines along the bottom, so no corner inside is free on every run.
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
