@@ -738,10 +738,7 @@ RECIPES = {
     # PWCCA
     "google_pwcca": (lambda X, Y: svcca.compat.compute_pwcca(X.T, Y.T)[0], "cca"),
     "anatome_pwcca_distance": (anatome_pwcca_recipe, "cca"),
-    "repsim_pwcca": (
-        lambda X, Y: 0.5 * (pwcca_weighted_by_first(X, Y) + pwcca_weighted_by_first(Y, X)),
-        "cca",
-    ),
+    "repsim_pwcca": (lambda X, Y: svcca.pwcca(X, Y, weight_by="mean").score, "cca"),
     # CKA
     "kornblith_cka_linear": (lambda X, Y: svcca.cka(X, Y).score, "gram"),
     "kornblith_cka_linear_debiased": (lambda X, Y: svcca.cka(X, Y, debiased=True).score, "gram"),
@@ -1061,3 +1058,19 @@ def test_page_code_runs_and_gives_the_pinned_numbers():
         pinned = PINNED["main"][key]
         assert abs(float(ns[name]) - pinned) <= bound(kind, X, Y, key, pinned), name
     assert abs(ns["by_smaller"] - ns["pw"].score) <= bound("cca", X, Y, "", 1.0)
+    assert abs(ns["by_first"] - pwcca_weighted_by_first(X, Y)) <= bound("cca", X, Y, "", 1.0)
+
+
+@pytest.mark.parametrize("case", ["main", "swapped"])
+def test_pwcca_weight_by_is_the_written_out_weighting(case):
+    X, Y = CASES[case]
+    tol = bound("cca", X, Y, "", 1.0)
+    first, second = pwcca_weighted_by_first(X, Y), pwcca_weighted_by_first(Y, X)
+    assert abs(svcca.pwcca(X, Y, weight_by="x").score - first) <= tol
+    assert abs(svcca.pwcca(X, Y, weight_by="y").score - second) <= tol
+    mean = svcca.pwcca(X, Y, weight_by="mean")
+    assert mean.weighted_by == "mean" and abs(mean.score - 0.5 * (first + second)) <= tol
+    default = svcca.pwcca(X, Y)
+    assert default.score == svcca.pwcca(X, Y, weight_by=default.weighted_by).score
+    with pytest.raises(ValueError, match="weight_by must be one of 'smaller', 'x', 'y', 'mean'"):
+        svcca.pwcca(X, Y, weight_by="both")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from svcca._result import result
 from svcca._threads import dense_steps
-from svcca._validation import Precision, check_epsilon, warn_few_samples
+from svcca._validation import Precision, check_epsilon, check_option, warn_few_samples
 from svcca.measures._cca import CCAResult, CCASide, cca_from_moments
 from svcca.sources._to_moments import to_moments
 
@@ -28,10 +28,10 @@ class PWCCAResult:
         canonical variate accounts for.
     correlations : ndarray, shape (k,)
         The canonical correlations the weights apply to, descending.
-    weighted_by : {"x", "y"}
-        The side whose neurons define the weights: the one of smaller rank (fewer
-        whitened dimensions after pruning; ``"x"`` on a tie), whose variates span its
-        whole space.
+    weighted_by : {"x", "y", "mean"}
+        The side whose neurons define the weights: by default the one of smaller rank
+        (fewer whitened dimensions after pruning; ``"x"`` on a tie), whose variates span
+        its whole space; ``"mean"`` when the weights of both sides were averaged.
     cca : CCAResult
         The underlying CCA.
     """
@@ -43,8 +43,16 @@ class PWCCAResult:
     cca: CCAResult
 
 
+WeightBy = Literal["smaller", "x", "y", "mean"]
+
+
 def pwcca(
-    X: Any, Y: Any = None, *, epsilon: float = 0.0, precision: Precision = "float64"
+    X: Any,
+    Y: Any = None,
+    *,
+    epsilon: float = 0.0,
+    weight_by: WeightBy = "smaller",
+    precision: Precision = "float64",
 ) -> PWCCAResult:
     """Projection-weighted CCA between two representations.
 
@@ -54,6 +62,13 @@ def pwcca(
     Y : array_like, shape (n_samples, q)
     epsilon : float, default 0.0
         Relative variance threshold for pruning, as in :func:`svcca.cca`.
+    weight_by : {"smaller", "x", "y", "mean"}, default "smaller"
+        Whose neurons weigh the correlations. ``"smaller"``: the side of smaller rank,
+        the only one whose ``min(rank_x, rank_y)`` variates span all of it, as the
+        paper's weights assume. ``"x"``: always the first argument (google/svcca's and
+        anatome's convention, for layers of equal width the same number); ``"y"`` the
+        second; ``"mean"``: the average of both weightings (repsim's ``pwcca``). See
+        docs/conventions.md.
     precision : {"float64", "float32"}, default "float64"
         How the cross-products of array inputs are taken. ``"float32"`` (float32
         products, float64 sums) is about twice as fast on float32 activations; its
@@ -104,23 +119,34 @@ def pwcca(
     1.0
     """
     epsilon = check_epsilon(epsilon)
+    weight_by = check_option(weight_by, "weight_by", WeightBy)  # type: ignore[assignment]
     m = to_moments(X, Y, precision=precision)
     with dense_steps(max(m.p, m.q)):
         res = cca_from_moments(m, epsilon=epsilon, threshold=0.98)
         warn_few_samples(m.n, res.rank_x, res.rank_y)
         solver = res._solver
         U, rho, V = solver.svd
-        weights, side = pwcca_weights(solver.sx, solver.sy, U, V)
+        weights, side = pwcca_weights(solver.sx, solver.sy, U, V, weight_by)
     return PWCCAResult(float(weights @ rho), weights, rho, side, res)
 
 
-def pwcca_weights(sx: CCASide, sy: CCASide, U: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, str]:
+def pwcca_weights(
+    sx: CCASide,
+    sy: CCASide,
+    U: np.ndarray,
+    V: np.ndarray,
+    weight_by: WeightBy = "smaller",
+) -> tuple[np.ndarray, str]:
     """PWCCA's weights from two prepared sides and the SVD ``M = U diag(rho) V^T``.
 
-    Returns the weights (non-negative, summing to 1) and the weighting side, ``"x"``
-    or ``"y"``: the one of smaller rank, ``"x"`` on a tie.
+    Returns the weights (non-negative, summing to 1) and the weighting side, ``"x"``,
+    ``"y"`` (by default the one of smaller rank, ``"x"`` on a tie) or ``"mean"``.
     """
-    side = "x" if sx.rank <= sy.rank else "y"
+    if weight_by == "mean":
+        wx, _ = pwcca_weights(sx, sy, U, V, "x")
+        wy, _ = pwcca_weights(sx, sy, U, V, "y")
+        return 0.5 * (wx + wy), "mean"
+    side = weight_by if weight_by in ("x", "y") else "x" if sx.rank <= sy.rank else "y"
     white, coords = (sx.white, U) if side == "x" else (sy.white, V)
     proj = np.abs(white.colour(coords)).sum(axis=0)
     total = proj.sum()
