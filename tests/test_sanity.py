@@ -178,6 +178,15 @@ def test_plain_cnn_shapes_and_centring():
             assert model(x).shape == (3, 10)
 
 
+def test_cli_study_flag_errors(capsys):
+    from svcca.cli import main
+
+    assert main(["demo", "--study"]) == 2
+    assert "--study applies to --sanity only" in capsys.readouterr().err
+    assert main(["demo", "--sanity", "--study", "--quick"]) == 2
+    assert "--study has no quick mode" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_run_sanity_tiny_writes_json_and_markdown(tmp_path):
     res = sn.run_sanity(tmp_path, seeds=2, epochs=1, n_probe=60, width=2, depth=3)

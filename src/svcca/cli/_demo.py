@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead, run the Kornblith et al. 2019 Table 2 layer-identification check",
     )
     parser.add_argument("--seeds", type=int, default=None, help="networks for --sanity (>= 2)")
+    parser.add_argument(
+        "--study",
+        action="store_true",
+        help="with --sanity: the same check across depths, widths, datapoints and the MLP",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -55,11 +60,19 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise UsageError(str(exc)) from exc
     progress = not args.quiet
+    if args.study and not args.sanity:
+        raise UsageError("--study applies to --sanity only: svcca demo --sanity --study.")
+    if args.study and args.quick:
+        raise UsageError("--study has no quick mode (about an hour on 2 cores); drop --quick.")
     if args.sanity:
-        seeds = args.seeds if args.seeds is not None else 5
-        from svcca.demo._sanity import run_sanity
+        from svcca.demo._sanity import run_sanity, run_study
 
-        res = run_sanity(args.out, seeds=seeds, quick=args.quick, progress=progress)
+        if args.study:
+            run_study(args.out, seeds=args.seeds or 3, progress=progress)
+            with open(os.path.join(args.out, "study.md")) as fh:
+                print(fh.read())
+            return 0
+        res = run_sanity(args.out, seeds=args.seeds, quick=args.quick, progress=progress)
         print(res.markdown)
         return 0
     from svcca.demo import run_demo
