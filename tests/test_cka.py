@@ -240,3 +240,25 @@ def test_errors():
 def test_large_offsets_do_not_cost_accuracy(kw):
     X, Y = _related(n=80, p=5, q=4)
     assert cka(X + 1e6, Y - 3e5, **kw).score == pytest.approx(cka(X, Y, **kw).score, rel=1e-8)
+
+
+def test_rbf_sigma_is_an_absolute_width_and_its_errors():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 5))
+    Y = X @ rng.standard_normal((5, 4)) + rng.standard_normal((80, 4))
+    r = svcca.cka(X, Y, kernel="rbf", bandwidth=0.7)
+    same = svcca.cka(X, Y, kernel="rbf", sigma=(r.sigma_x, r.sigma_y))
+    assert same.score == pytest.approx(r.score, rel=1e-12)
+    assert same.bandwidth is None and same.sigma_x == pytest.approx(r.sigma_x)
+    # An absolute width makes the score depend on the data's scale; the median rule not.
+    assert svcca.cka(2 * X, Y, kernel="rbf", sigma=1.0).score != pytest.approx(
+        svcca.cka(X, Y, kernel="rbf", sigma=1.0).score
+    )
+    with pytest.raises(ValueError, match="does not apply to kernel='linear'"):
+        svcca.cka(X, Y, sigma=1.0)
+    with pytest.raises(ValueError, match="not both"):
+        svcca.cka(X, Y, kernel="rbf", sigma=1.0, bandwidth=0.5)
+    with pytest.raises(ValueError, match=r"a \(sigma_x, sigma_y\) pair"):
+        svcca.cka(X, Y, kernel="rbf", sigma=(1.0, 2.0, 3.0))
+    with pytest.raises(ValueError, match="sigma must be a number > 0"):
+        svcca.cka(X, Y, kernel="rbf", sigma=0.0)

@@ -370,12 +370,26 @@ def lower_median(D: np.ndarray) -> float:
     return float(np.sort(D, axis=None)[(D.size - 1) // 2])
 
 
+def rbf_widths(X, Y, width2) -> tuple[float, float]:
+    """Absolute per-side RBF widths from a squared-width rule ``width2(D)``."""
+    return float(np.sqrt(width2(sq_dists(X)))), float(np.sqrt(width2(sq_dists(Y))))
+
+
 def rbf_recipe(X, Y, width2, debiased=False):
-    """RBF CKA with per-side squared widths ``width2(D)`` via :func:`gram_features`."""
-    Dx, Dy = sq_dists(X), sq_dists(Y)
-    Fx = gram_features(np.exp(-Dx / (2.0 * width2(Dx))))
-    Fy = gram_features(np.exp(-Dy / (2.0 * width2(Dy))))
-    return svcca.cka(Fx, Fy, debiased=debiased).score
+    """RBF CKA with per-side squared widths ``width2(D)`` (``svcca.cka(sigma=...)``)."""
+    sigma = rbf_widths(X, Y, width2)
+    return svcca.cka(X, Y, kernel="rbf", sigma=sigma, debiased=debiased).score
+
+
+def test_rbf_sigma_equals_the_kernel_matrix_written_out():
+    """``sigma=`` against the Gram matrix built by hand (an independent code path)."""
+    X, Y = CASES["main"]
+    for width2 in (lower_median, upper_median):
+        Dx, Dy = sq_dists(X), sq_dists(Y)
+        Fx = gram_features(np.exp(-Dx / (2.0 * width2(Dx))))
+        Fy = gram_features(np.exp(-Dy / (2.0 * width2(Dy))))
+        by_hand = svcca.cka(Fx, Fy).score
+        assert abs(rbf_recipe(X, Y, width2) - by_hand) <= bound("gram", X, Y, "", 1.0)
 
 
 def netrep_scaled(X: np.ndarray, Y: np.ndarray, alpha: float) -> float:
@@ -403,9 +417,9 @@ def platonic_recipe(X: np.ndarray, Y: np.ndarray, unbiased: bool = False) -> flo
 
 
 def platonic_rbf_recipe(X: np.ndarray, Y: np.ndarray, sigma: float = 1.0) -> float:
-    Fx = gram_features(np.exp(-sq_dists(X) / (2 * sigma**2)))
-    Fy = gram_features(np.exp(-sq_dists(Y) / (2 * sigma**2)))
-    return platonic_recipe(Fx, Fy)
+    r = svcca.cka(X, Y, kernel="rbf", sigma=sigma)
+    s = (X.shape[0] - 1) ** 2  # its biased HSIC is trace(KHLH)
+    return s * r.hsic_xy / (s * np.sqrt(r.hsic_xx * r.hsic_yy) + 1e-6)
 
 
 def orthonormal_basis(A: np.ndarray) -> np.ndarray:
@@ -415,10 +429,10 @@ def orthonormal_basis(A: np.ndarray) -> np.ndarray:
 
 
 def repsim_rbf_song_recipe(X: np.ndarray, Y: np.ndarray) -> float:
-    Dx, Dy = sq_dists(X), sq_dists(Y)
-    Fx = gram_features(np.exp(-Dx / (2.0 * upper_median(Dx))))
-    Fy = gram_features(np.exp(-Dy / (2.0 * upper_median(Dy))))
-    return repsim_song_recipe(Fx, Fy)
+    sigma = rbf_widths(X, Y, upper_median)
+    u = svcca.cka(X, Y, kernel="rbf", sigma=sigma, debiased=True)
+    b = svcca.cka(X, Y, kernel="rbf", sigma=sigma)
+    return u.hsic_xy / np.sqrt(b.hsic_xx * b.hsic_yy)
 
 
 def rdm_cosine(X: np.ndarray, Y: np.ndarray) -> float:

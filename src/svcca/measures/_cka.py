@@ -106,22 +106,28 @@ def _sq_distances(A: np.ndarray) -> np.ndarray:
     return D
 
 
-def gram_rbf(A: np.ndarray, bandwidth: float = 1.0) -> tuple[np.ndarray, float]:
+def gram_rbf(
+    A: np.ndarray, bandwidth: float = 1.0, sigma: float | None = None
+) -> tuple[np.ndarray, float]:
     """RBF Gram matrix with Kornblith's median heuristic, and the width used.
 
     ``K_ij = exp(-||a_i - a_j||^2 / (2 sigma^2))`` with ``sigma^2 = bandwidth^2 * median``
     of the squared distances over the full ``n x n`` matrix (zeros on the diagonal
-    included), as in Kornblith et al.'s reference code.
+    included), as in Kornblith et al.'s reference code, or the absolute ``sigma`` given.
     """
     D = _sq_distances(A)
-    med = float(np.median(D))
-    if med <= 0.0:
-        raise ValueError(
-            "RBF CKA sets its width from the median pairwise squared distance, which is 0 "
-            "here: more than half the pairs of datapoints are identical. Remove duplicate "
-            "datapoints or use kernel='linear'."
-        )
-    sigma2 = bandwidth**2 * med
+    if sigma is not None:
+        sigma2 = sigma**2
+    else:
+        med = float(np.median(D))
+        if med <= 0.0:
+            raise ValueError(
+                "RBF CKA sets its width from the median pairwise squared distance, which is "
+                "0 here: more than half the pairs of datapoints are identical. Remove "
+                "duplicate datapoints, give an absolute width with sigma=, or use "
+                "kernel='linear'."
+            )
+        sigma2 = bandwidth**2 * med
     D *= -1.0 / (2.0 * sigma2)
     np.exp(D, out=D)
     return D, float(np.sqrt(sigma2))
@@ -258,6 +264,27 @@ def check_bandwidth(bandwidth: Any) -> float:
     )
 
 
+def check_sigma(sigma: Any, kernel: str, bandwidth: Any) -> tuple[float, float] | None:
+    """``sigma`` as one absolute RBF width per side, or None."""
+    if sigma is None:
+        return None
+    if kernel != "rbf":
+        raise ValueError(f"sigma is an RBF width; it does not apply to kernel={kernel!r}.")
+    if bandwidth != 1.0:
+        raise ValueError(
+            f"Give the RBF width either relative to the median distance (bandwidth=) or "
+            f"absolute (sigma=), not both; got bandwidth={bandwidth!r} and sigma={sigma!r}."
+        )
+    pair = sigma if isinstance(sigma, tuple) else (sigma, sigma)
+    if len(pair) != 2:
+        raise ValueError(f"sigma must be a float or a (sigma_x, sigma_y) pair; got {sigma!r}.")
+    fix = "It is the absolute RBF width, exp(-||a - b||^2 / (2 sigma^2))."
+    return (
+        check_real(pair[0], "sigma", low=0.0, low_open=True, fix=fix),
+        check_real(pair[1], "sigma", low=0.0, low_open=True, fix=fix),
+    )
+
+
 def check_debiased_n(n: int) -> None:
     if n < 4:
         raise ValueError(
@@ -286,6 +313,7 @@ def cka(
     debiased: bool = False,
     method: Method = "auto",
     precision: Precision = "float64",
+    sigma: float | tuple[float, float] | None = None,
 ) -> CKAResult:
     """Centred kernel alignment between two representations of the same datapoints.
 
@@ -312,6 +340,11 @@ def cka(
         (float32 products of chunks of at most 4096 rows, float64 sums; always the
         feature-space path) is about twice as fast on float32 activations and moves the
         score by about 1e-6 (see :class:`~svcca.Moments`). A Moments input keeps its own.
+    sigma : float or (float, float), optional
+        RBF only: absolute widths ``sigma`` (one for both sides, or one per side) in
+        place of the median rule, for conventions that fix the width (platonic-rep's
+        ``rbf_sigma=1``) or compute their own median (docs/conventions.md). The score
+        then depends on the data's scale. Not together with ``bandwidth``.
 
     Returns
     -------
@@ -365,6 +398,9 @@ def cka(
     method = check_option(method, "method", ("auto", "feature", "sample"))  # type: ignore[assignment]
     debiased = check_bool(debiased, "debiased")
     bw = check_bandwidth(bandwidth) if kernel == "rbf" else None
+    widths = check_sigma(sigma, kernel, bandwidth)
+    if widths is not None:
+        bw = None
     precision = check_precision(precision)
     if precision == "float32" and (kernel != "linear" or debiased or method == "sample"):
         raise ValueError(
@@ -415,8 +451,8 @@ def cka(
                 "method='feature' exists only for the linear kernel; RBF CKA is computed "
                 "from n x n Gram matrices (leave method='auto')."
             )
-        Kx, sigma_x = gram_rbf(A, bw)  # type: ignore[arg-type]
-        Ky, sigma_y = gram_rbf(B, bw)  # type: ignore[arg-type]
+        Kx, sigma_x = gram_rbf(A, bw or 1.0, None if widths is None else widths[0])
+        Ky, sigma_y = gram_rbf(B, bw or 1.0, None if widths is None else widths[1])
         xy, xx, yy = _sample_space(Kx, Ky, debiased)
         where = "sample"
     else:
