@@ -445,3 +445,22 @@ def test_docs_section_runs():
             exec(compile(code, "docs/torch.md", "exec"), namespace)  # the blocks assert
     finally:
         plt.close("all")
+
+
+def test_a_shuffling_loader_is_fine_here():
+    """Both models see each batch together and moments do not depend on the order, so the
+    capture's shuffling warning (meant for captures compared with other captures) is not
+    given, and the result is the unshuffled one."""
+    import warnings
+
+    from torch.utils.data import DataLoader, TensorDataset
+
+    ds = TensorDataset(batches(300, (6,), 300, seed=10)[0])
+    a, b = mlp(0), mlp(1)
+    ordered = st.compare(a, b, DataLoader(ds, batch_size=50), ["1", "3"], measure="cca")
+    loader = DataLoader(ds, batch_size=50, shuffle=True, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shuffled = st.compare(a, b, loader, ["1", "3"], measure="cca")
+    A = st.capture(a, DataLoader(ds, batch_size=50), ["1", "3"])
+    np.testing.assert_allclose(shuffled.values, ordered.values, rtol=0, atol=bound("cca", 300, A))

@@ -11,6 +11,7 @@ prepared side (:class:`svcca.engines._pairwise._Rep`) and every pair's combine s
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ from svcca.measures._svcca import Variance
 from svcca.statistic._moments import Moments
 from svcca.torch._capture import (
     Calls,
+    CaptureWarning,
     MaskOption,
     Selector,
     Sequence_,
@@ -426,25 +428,32 @@ def compare(
                 _raise_nonfinite(arrays[k], plan["labels"][k], i)
         mb.update([arrays[k] for k, _, _ in plan["rows"]], [arrays[k] for k, _, _ in plan["cols"]])
 
-    capture_stream(
-        target,
-        batches,
-        wanted,
-        callback,
-        select=sel,
-        sequence=sequence,
-        time_axis=time_axis,
-        conv=conv,
-        dtype=np.float64,
-        mask=mask,
-        calls=calls,
-        datapoints=datapoints,
-        conv_layers=cl,
-        forward=run,
-        device=device,
-        progress=progress,
-        desc="compare",
-    )
+    with warnings.catch_warnings():
+        # Both models see each batch together, so a shuffling loader cannot misalign
+        # their rows, and moments do not depend on the order: that warning is for
+        # captures compared with other captures, not for this one.
+        warnings.filterwarnings(
+            "ignore", message="batches is a DataLoader that shuffles", category=CaptureWarning
+        )
+        capture_stream(
+            target,
+            batches,
+            wanted,
+            callback,
+            select=sel,
+            sequence=sequence,
+            time_axis=time_axis,
+            conv=conv,
+            dtype=np.float64,
+            mask=mask,
+            calls=calls,
+            datapoints=datapoints,
+            conv_layers=cl,
+            forward=run,
+            device=device,
+            progress=progress,
+            desc="compare",
+        )
     if not plan:
         raise ValueError("batches was empty: there was nothing to run the models on.")
     acc: _CrossMoments = plan["acc"]
