@@ -79,7 +79,9 @@ def _extractor(opts: CaptureOptions) -> Callable[[Any, _Batch], dict[str, Any]]:
                 f"The model's output on batch {b.index} has no hidden_states "
                 f"({_describe(output)}). hidden_states() needs a HuggingFace-style model that "
                 "returns them for output_hidden_states=True (with return_dict on); a custom "
-                "forward= must pass output_hidden_states=True itself."
+                "forward= must pass output_hidden_states=True itself. Encoder-decoder models "
+                "(encoder_hidden_states, decoder_hidden_states): capture their blocks with "
+                "svcca.torch.capture()."
             )
         names = hidden_state_names(len(hs))
         return {
