@@ -708,6 +708,18 @@ def test_runs_that_cannot_be_trusted_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         st.capture(mlp(), DataLoader(ds, batch_size=8), ["1"])
+        # moments of one pass do not depend on the order: no warning, the same statistic
+        net = mlp()
+        shuffled = st.capture_moments(net, DataLoader(ds, batch_size=8, shuffle=True), ["1"])
+        ordered = st.capture_moments(net, DataLoader(ds, batch_size=8), ["1"])
+        # Other batch compositions may round each float32 activation differently, by up
+        # to 6 eps |a| (a dot product of fan_in 6 terms), and so its deviation from the
+        # mean by 2 x 6 eps max|a|; sxx sums 32 centred products of two deviations (each
+        # at most 2 max|a|): 2 x 12 x 2 = 48 eps max|a|^2 per term, twice for two runs.
+        acts = st.capture(net, DataLoader(ds, batch_size=8), ["1"], dtype=np.float64)["1"]
+        scale = 32 * float(np.abs(acts).max()) ** 2
+        atol = tol(np.float32, scale=scale, factor=96)
+        np.testing.assert_allclose(shuffled["1"].sxx, ordered["1"].sxx, rtol=0, atol=atol)
     net = mlp()
 
     def train_forward(m, b):

@@ -16,11 +16,12 @@ The number of datapoints ``n`` of a batch is read from the batch itself (see
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -433,6 +434,21 @@ def _inspect_batch(batch: Any, i: int, opts: CaptureOptions) -> _Batch:
     return _Batch(i, n, m, source)
 
 
+_SHUFFLE_MESSAGE = "batches is a DataLoader that shuffles"
+
+
+@contextlib.contextmanager
+def order_free() -> Iterator[None]:
+    """No shuffling-loader warning inside: for results that do not depend on the order.
+
+    Moments accumulated in one pass (every layer of the pass sees each batch together)
+    are the same whatever order the datapoints come in.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SHUFFLE_MESSAGE, category=CaptureWarning)
+        yield
+
+
 def _warn_if_shuffled(batches: Any) -> None:
     try:
         from torch.utils.data import DataLoader, RandomSampler
@@ -446,7 +462,7 @@ def _warn_if_shuffled(batches: Any) -> None:
     )
     if shuffles:
         warnings.warn(
-            "batches is a DataLoader that shuffles (shuffle=True or a random sampler): every "
+            f"{_SHUFFLE_MESSAGE} (shuffle=True or a random sampler): every "
             "pass visits the datapoints in another order, so this capture's rows do not line "
             "up with another capture's (another model, layer set or checkpoint), and scores "
             "between them compare unrelated datapoints. Capture with shuffle=False.",

@@ -17,6 +17,7 @@ from svcca.torch._capture import (
     _Batch,
     _describe,
     _reduce,
+    order_free,
     run_capture,
     stack,
 )
@@ -245,18 +246,19 @@ def hidden_state_moments(
         )
     pairs = check_pairs(pairs)
     accumulate, stats = pair_accumulator(pairs)
-    hidden_states_stream(
-        model,
-        batches,
-        accumulate,
-        sequence=sequence,
-        conv=conv,
-        dtype=np.float64,
-        mask=mask,
-        datapoints=datapoints,
-        forward=forward,
-        device=device,
-        progress=progress,
-        desc="hidden-state moments",
-    )
+    with order_free():  # moments of one pass do not depend on the order of the datapoints
+        hidden_states_stream(
+            model,
+            batches,
+            accumulate,
+            sequence=sequence,
+            conv=conv,
+            dtype=np.float64,
+            mask=mask,
+            datapoints=datapoints,
+            forward=forward,
+            device=device,
+            progress=progress,
+            desc="hidden-state moments",
+        )
     return finished(stats)

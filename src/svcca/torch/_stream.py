@@ -20,6 +20,7 @@ from svcca.torch._capture import (
     Sequence_,
     capture,
     capture_stream,
+    order_free,
 )
 
 __all__ = ["capture_checkpoints", "capture_moments", "load_checkpoint"]
@@ -140,25 +141,26 @@ def capture_moments(
         # the recorded names are only known once the model ran: record every call
         wanted = list(dict.fromkeys(_CALL_SUFFIX.sub("", n) for n in wanted))
     accumulate, stats = pair_accumulator(pairs, xname, yname)
-    capture_stream(
-        target,
-        batches,
-        wanted,
-        accumulate,
-        select=select,
-        sequence=sequence,
-        time_axis=time_axis,
-        conv=conv,
-        dtype=np.float64,
-        mask=mask,
-        calls=calls,
-        datapoints=datapoints,
-        conv_layers=conv_layers,
-        forward=run,
-        device=device,
-        progress=progress,
-        desc="moments",
-    )
+    with order_free():  # moments of one pass do not depend on the order of the datapoints
+        capture_stream(
+            target,
+            batches,
+            wanted,
+            accumulate,
+            select=select,
+            sequence=sequence,
+            time_axis=time_axis,
+            conv=conv,
+            dtype=np.float64,
+            mask=mask,
+            calls=calls,
+            datapoints=datapoints,
+            conv_layers=conv_layers,
+            forward=run,
+            device=device,
+            progress=progress,
+            desc="moments",
+        )
     return finished(stats)
 
 
