@@ -464,3 +464,25 @@ def test_a_shuffling_loader_is_fine_here():
         shuffled = st.compare(a, b, loader, ["1", "3"], measure="cca")
     A = st.capture(a, DataLoader(ds, batch_size=50), ["1", "3"])
     np.testing.assert_allclose(shuffled.values, ordered.values, rtol=0, atol=bound("cca", 300, A))
+
+
+@pytest.mark.parametrize("measure", MOMENT_MEASURES)
+def test_float32_precision_equals_pairwise_of_float32_captures(measure):
+    # float32 products of at most 4096 rows into float64 sums, on both paths: they agree
+    # to float32 round-off (64 sqrt(r) eps_32 of each entry, times the conditioning),
+    # and differ from the float64 result by the same order, not more.
+    a, b = mlp(0), mlp(1)
+    x = batches(3000, (6,), 500)
+    la, lb = ["1", "3", "5"], ["1", "3", "5"]
+    kw = {"keep": 4} if measure == "svcca" else {}
+    r32 = st.compare(a, b, x, la, lb, measure=measure, precision="float32", **kw)
+    r64 = st.compare(a, b, x, la, lb, measure=measure, **kw)
+    A, B = st.capture(a, x, la), st.capture(b, x, lb)
+    ref = svcca.pairwise(A, B, measure=measure, precision="float32", **kw)
+    c = 1.0 if measure in ("cka_linear", "pls") else cond({**A, **B})
+    bound32 = tol(np.float32, cond=c, factor=64 * 64)
+    np.testing.assert_allclose(r32.values, ref.values, rtol=0, atol=bound32)
+    np.testing.assert_allclose(r32.values, r64.values, rtol=0, atol=bound32)
+    assert not np.array_equal(r32.values, r64.values)
+    with pytest.raises(ValueError, match="minibatch CKA accumulates"):
+        st.compare(a, b, x, la, lb, measure="cka_minibatch", precision="float32")

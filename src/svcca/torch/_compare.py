@@ -18,10 +18,13 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._progress import Progress, check_progress
+from svcca._threads import dense_steps
 from svcca._validation import (
+    Precision,
     check_epsilon,
     check_keep,
     check_option,
+    check_precision,
     raise_degenerate,
 )
 from svcca.engines._pairwise import (
@@ -33,7 +36,7 @@ from svcca.engines._pairwise import (
 )
 from svcca.measures._minibatch import MinibatchCKA
 from svcca.measures._svcca import Variance
-from svcca.statistic._moments import Moments
+from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
 from svcca.torch._capture import (
     Calls,
     CaptureWarning,
@@ -61,8 +64,16 @@ class _CrossMoments:
     d_a d_b^T``, as :meth:`Moments.merge_in_place` does for its own blocks.
     """
 
-    def __init__(self, row_keys: list[str], col_keys: list[str], labels: Mapping[str, str]):
+    def __init__(
+        self,
+        row_keys: list[str],
+        col_keys: list[str],
+        labels: Mapping[str, str],
+        precision: Precision = "float64",
+    ):
         self.row_keys, self.col_keys, self.labels = row_keys, col_keys, labels
+        self.precision: Precision = precision
+        self.dtype = np.dtype(np.float32 if precision == "float32" else np.float64)
         self.keys = list(dict.fromkeys([*row_keys, *col_keys]))
         self.moms: dict[str, Moments] = {}
         self.cross: np.ndarray | None = None
@@ -76,25 +87,23 @@ class _CrossMoments:
         for k in self.keys:
             x = arrays[k]
             with np.errstate(over="ignore", invalid="ignore"):  # checked right below
-                mu = x.mean(axis=0)
+                mu = x.mean(axis=0, dtype=np.float64).astype(self.dtype)
             if not np.isfinite(mu).all():
                 _raise_nonfinite(x, self.labels[k], i)
             x -= mu  # the capture's own fresh array
-            means[k] = mu
+            # The (rounded) mean actually subtracted: the merge below then stays exact.
+            means[k] = mu.astype(np.float64)
         A = self._panel("_a", [arrays[k] for k in self.row_keys], b)
         B = (
             A
             if self.col_keys == self.row_keys
             else self._panel("_b", [arrays[k] for k in self.col_keys], b)
         )
-        part = A.T @ B
+        part = _products(A, B)
         if self.cross is None:
             self.cross = part
             for k in self.keys:
-                x = arrays[k]
-                self.moms[k] = Moments(
-                    b, means[k], np.zeros(0), x.T @ x, np.zeros((0, 0)), np.zeros((x.shape[1], 0))
-                )
+                self.moms[k] = self._moments(b, means[k], arrays[k])
             self.n = b
             return
         n = self.n + b
@@ -103,25 +112,39 @@ class _CrossMoments:
         self.cross += part
         self.cross += (self.n * b / n) * np.outer(da, db)
         for k in self.keys:
-            x = arrays[k]
-            batch = Moments(
-                b, means[k], np.zeros(0), x.T @ x, np.zeros((0, 0)), np.zeros((x.shape[1], 0))
-            )
-            self.moms[k].merge_in_place(batch)
+            self.moms[k].merge_in_place(self._moments(b, means[k], arrays[k]))
         self.n = n
+
+    def _moments(self, b: int, mean: np.ndarray, x: np.ndarray) -> Moments:
+        """A one-sided statistic of a centred batch ``x``."""
+        p = x.shape[1]
+        S = _products(x, x)
+        return Moments(
+            b, mean, np.zeros(0), S, np.zeros((0, 0)), np.zeros((p, 0)), precision=self.precision
+        )
 
     def _panel(self, attr: str, blocks: list[np.ndarray], b: int) -> np.ndarray:
         """The centred blocks side by side, ``(b, sum p)``, in a buffer reused per batch."""
         width = sum(x.shape[1] for x in blocks)
         buf = getattr(self, attr)
         if buf is None or buf.shape != (b, width):
-            buf = np.empty((b, width))
+            buf = np.empty((b, width), dtype=self.dtype)
             setattr(self, attr, buf)
         off = 0
         for x in blocks:
             buf[:, off : off + x.shape[1]] = x
             off += x.shape[1]
         return buf
+
+
+def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a^T b`` summed in float64; float32 inputs in chunks of at most 4096 rows."""
+    if a.dtype == np.float64:
+        return a.T @ b
+    out = np.zeros((a.shape[1], b.shape[1]))
+    for s in range(0, a.shape[0], FLOAT32_CHUNK_ROWS):
+        out += a[s : s + FLOAT32_CHUNK_ROWS].T @ b[s : s + FLOAT32_CHUNK_ROWS]
+    return out
 
 
 def _raise_nonfinite(x: np.ndarray, label: str, batch: int) -> None:
@@ -261,6 +284,7 @@ def compare(
     forward: Callable[[Any, Any], Any] | None = None,
     device: Any = None,
     progress: bool | None = False,
+    precision: Precision = "float64",
 ) -> PairwiseResult:
     """Compare every layer of ``model_a`` with every layer of ``model_b``, in one pass.
 
@@ -305,6 +329,11 @@ def compare(
         Conv maps must be reduced to 2-D here (average pool, or flatten).
     progress : bool or None, default False
         A bar over the batches on stderr (the contract of :mod:`svcca._progress`).
+    precision : {"float64", "float32"}, default "float64"
+        ``"float32"``: activations are captured in float32 and their products taken in
+        float32 (chunks of at most 4096 rows) into float64 sums, as
+        ``pairwise(..., precision="float32")`` does (docs/precision.md). Not for
+        ``measure="cka_minibatch"``.
 
     Returns
     -------
@@ -357,6 +386,12 @@ def compare(
     keep = check_keep(keep)
     variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
     epsilon = check_epsilon(epsilon)
+    precision = check_precision(precision)
+    if precision == "float32" and measure == "cka_minibatch":
+        raise ValueError(
+            "precision='float32' is for the moments-based measures; minibatch CKA "
+            "accumulates per-batch HSICs in float64. Leave precision='float64' for it."
+        )
     if conv not in ("mean", "flatten"):
         raise ValueError(
             f"conv must be 'mean' or 'flatten' in compare; got {conv!r}. Compare conv maps "
@@ -415,7 +450,9 @@ def compare(
         rows, cols = _expand(row_req, arrays, user), _expand(col_req, arrays, user)
         labels = {k: (repr(nm) if same else f"{nm!r} of {which}") for k, nm, which in rows + cols}
         plan.update(rows=rows, cols=cols, labels=labels)
-        plan["acc"] = _CrossMoments([k for k, _, _ in rows], [k for k, _, _ in cols], labels)
+        plan["acc"] = _CrossMoments(
+            [k for k, _, _ in rows], [k for k, _, _ in cols], labels, precision
+        )
 
     def callback(i: int, arrays: dict[str, np.ndarray]) -> None:
         if not plan:
@@ -444,7 +481,7 @@ def compare(
             sequence=sequence,
             time_axis=time_axis,
             conv=conv,
-            dtype=np.float64,
+            dtype=np.float32 if precision == "float32" else np.float64,
             mask=mask,
             calls=calls,
             datapoints=datapoints,
@@ -464,7 +501,8 @@ def compare(
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
     if mb is not None:
         return _minibatch_result(mb, row_names, col_names, acc)
-    values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon)
+    with dense_steps(max(m.p for m in acc.moms.values())):
+        values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon)
     names: list[Hashable] = list(acc.keys)  # "a.<name>" / "b.<name>", as capture errors say
     _warn_inflated(n, names, reps, row_u, col_u, measure)
     settings: dict[str, Any] = (
