@@ -783,3 +783,29 @@ def test_rnn_state_needs_batched_inputs():
             forward=lambda m, b: m.rnn(b),
             datapoints=lambda b: 1,
         )
+
+
+def test_capture_moments_float32_is_moments_of_float32_arrays():
+    net = mlp()
+    batches = list(data(300).split(64))
+    acts = st.capture(net, batches, ["1", "4"])  # float32, as the float32 path records
+    m = st.capture_moments(net, batches, [("1", "4")], precision="float32")[("1", "4")]
+    ref = svcca.Moments.from_batches(
+        zip(
+            np.split(acts["1"], [64, 128, 192, 256]),
+            np.split(acts["4"], [64, 128, 192, 256]),
+            strict=True,
+        ),
+        precision="float32",
+    )
+    assert m.precision == "float32" and m.n == 300
+    # Same float32 batches, same float32 products, float64 sums: to float64 round-off.
+    scale = float(np.abs(ref.sxx).max())
+    np.testing.assert_allclose(
+        m.sxx, ref.sxx, rtol=0, atol=tol(np.float64, scale=scale, factor=300)
+    )
+    np.testing.assert_allclose(
+        m.sxy, ref.sxy, rtol=0, atol=tol(np.float64, scale=scale, factor=300)
+    )
+    with pytest.raises(ValueError, match="precision must be one of"):
+        st.capture_moments(net, batches, [("1", "4")], precision="float16")

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._validation import Precision, check_precision
 from svcca.statistic._moments import Moments
 from svcca.torch._capture import (
     CaptureError,
@@ -221,6 +222,7 @@ def hidden_state_moments(
     forward: Callable[[Any, Any], Any] | None = None,
     device: Any = None,
     progress: bool | None = False,
+    precision: Precision = "float64",
 ) -> dict[Pair, Moments]:
     """:class:`svcca.Moments` of pairs of hidden states, no activation stored.
 
@@ -232,6 +234,10 @@ def hidden_state_moments(
     sequence, conv, mask, datapoints, forward, device, progress
         As for :func:`hidden_states` (``sequence="keep"`` and ``conv="keep"`` are not
         2-D and cannot be accumulated).
+    precision : {"float64", "float32"}, default "float64"
+        ``"float32"``: activations recorded in float32 and their products taken in
+        float32 chunks of at most 4096 rows, added into float64 sums
+        (:class:`svcca.Moments`, docs/precision.md).
 
     Returns
     -------
@@ -245,7 +251,8 @@ def hidden_state_moments(
             "conv='mean' or 'flatten')."
         )
     pairs = check_pairs(pairs)
-    accumulate, stats = pair_accumulator(pairs)
+    precision = check_precision(precision)
+    accumulate, stats = pair_accumulator(pairs, precision=precision)
     with order_free():  # moments of one pass do not depend on the order of the datapoints
         hidden_states_stream(
             model,
@@ -253,7 +260,7 @@ def hidden_state_moments(
             accumulate,
             sequence=sequence,
             conv=conv,
-            dtype=np.float64,
+            dtype=np.float32 if precision == "float32" else np.float64,
             mask=mask,
             datapoints=datapoints,
             forward=forward,

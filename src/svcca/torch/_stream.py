@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._validation import Precision, check_precision
 from svcca.statistic._moments import Moments
 from svcca.torch._capture import (
     Calls,
@@ -60,6 +61,7 @@ def capture_moments(
     forward: Callable[[Any, Any], Any] | None = None,
     device: Any = None,
     progress: bool | None = False,
+    precision: Precision = "float64",
 ) -> dict[Pair, Moments]:
     """Accumulate :class:`svcca.Moments` of layer pairs while the model runs.
 
@@ -83,6 +85,10 @@ def capture_moments(
         As for :func:`svcca.torch.capture` (``select`` and ``conv_layers`` keys for
         ``other`` are ``"b.<name>"``). With ``calls="each"``, pairs name the calls of a
         repeated module, ``"block#1"``.
+    precision : {"float64", "float32"}, default "float64"
+        ``"float32"``: activations recorded in float32 and their products taken in
+        float32 chunks of at most 4096 rows, added into float64 sums
+        (:class:`svcca.Moments`, docs/precision.md).
 
     Returns
     -------
@@ -103,6 +109,7 @@ def capture_moments(
             "capture conv maps with capture() and compare them with svcca.conv)."
         )
     pairs = check_pairs(pairs)
+    precision = check_precision(precision)
     run = forward
     target = model
     if other is not None and other is not model:
@@ -140,7 +147,7 @@ def capture_moments(
     if calls == "each":
         # the recorded names are only known once the model ran: record every call
         wanted = list(dict.fromkeys(_CALL_SUFFIX.sub("", n) for n in wanted))
-    accumulate, stats = pair_accumulator(pairs, xname, yname)
+    accumulate, stats = pair_accumulator(pairs, xname, yname, precision)
     with order_free():  # moments of one pass do not depend on the order of the datapoints
         capture_stream(
             target,
@@ -151,7 +158,7 @@ def capture_moments(
             sequence=sequence,
             time_axis=time_axis,
             conv=conv,
-            dtype=np.float64,
+            dtype=np.float32 if precision == "float32" else np.float64,
             mask=mask,
             calls=calls,
             datapoints=datapoints,
@@ -192,6 +199,7 @@ def pair_accumulator(
     pairs: Sequence[Pair],
     xname: Callable[[str], str] = str,
     yname: Callable[[str], str] = str,
+    precision: Precision = "float64",
 ) -> tuple[Callable[[int, dict[str, np.ndarray]], None], dict[Pair, Moments | None]]:
     """A capture callback that updates one :class:`Moments` per pair, and the pairs."""
     stats: dict[Pair, Moments | None] = {p: None for p in pairs}
@@ -213,7 +221,8 @@ def pair_accumulator(
                 x, y = get(arrays, xname(p[0])), get(arrays, yname(p[1]))
             m = stats[p]
             if m is None:
-                m = stats[p] = Moments.empty(x.shape[1], 0 if y is None else y.shape[1])
+                q = 0 if y is None else y.shape[1]
+                m = stats[p] = Moments.empty(x.shape[1], q, precision=precision)
             m.update(x, y, _batch_label=f" (layer pair {p!r}, batch {i})")
 
     return accumulate, stats
