@@ -102,6 +102,8 @@ def test_identify_agrees_with_the_reference_rule():
             got = found.accuracy[key]
             assert got == pytest.approx(100 * sn.identification_accuracy(nets, f)), key
     assert set(found.spread) == set(found.adjacent) == set(sn.MEASURES)
+    for key in sn.MEASURES:  # every case is one query of one layer
+        assert np.mean(found.per_layer[key]) == pytest.approx(found.accuracy[key]), key
     # the same-layer CKA is the mean diagonal of the cross-network linear CKA
     same = [
         svcca.cka(a[k], b[k]).score

@@ -239,6 +239,7 @@ class _Identification:
     accuracy: dict[str, float]  # % of cases right
     spread: dict[str, float]  # sd of that % over the ordered network pairs
     adjacent: dict[str, float]  # % of the misses that picked a neighbouring layer
+    per_layer: dict[str, list[float]]  # % right for queries of each layer
     same_layer_cka: float  # linear CKA of a layer with the same layer of another seed
     neighbour_cka: float  # linear CKA of a layer with the next one, same network
 
@@ -253,6 +254,7 @@ def _identify(
     per_pair: dict[str, list[float]] = {k: [] for k in MEASURES}
     near = {k: 0 for k in MEASURES}
     miss = {k: 0 for k in MEASURES}
+    layer_hits = {k: np.zeros(L) for k in MEASURES}
     same: list[float] = []
     neighbour: list[float] = []
     with warnings.catch_warnings():
@@ -270,6 +272,7 @@ def _identify(
                         pick = Q.argmax(axis=1)
                         right = pick == np.arange(L)
                         per_pair[key].append(100.0 * np.mean(right))
+                        layer_hits[key] += right
                         miss[key] += int(np.sum(~right))
                         near[key] += int(np.sum(np.abs(pick - np.arange(L))[~right] == 1))
             if progress:
@@ -284,6 +287,7 @@ def _identify(
         accuracy={k: float(np.mean(v)) for k, v in per_pair.items()},
         spread={k: float(np.std(v)) for k, v in per_pair.items()},
         adjacent={k: 100.0 * near[k] / miss[k] if miss[k] else float("nan") for k in MEASURES},
+        per_layer={k: (100.0 * v / len(per_pair[k])).tolist() for k, v in layer_hits.items()},
         same_layer_cka=float(np.mean(same)),
         neighbour_cka=float(np.mean(neighbour)),
     )
@@ -297,7 +301,8 @@ class SanityResult:
     ``accuracy`` maps each key of :data:`MEASURES` to the % of (ordered network pair,
     layer) cases it gets right; ``spread`` is the standard deviation of that % over
     the ordered pairs; ``adjacent`` the % of its misses that chose a neighbouring
-    layer. ``same_layer_cka`` is the mean linear CKA of a layer with the same layer of
+    layer; ``per_layer`` the % right for the queries of each layer. ``same_layer_cka``
+    is the mean linear CKA of a layer with the same layer of
     another network, ``neighbour_cka`` that of a layer with the next layer of its own
     network.
     """
@@ -305,6 +310,7 @@ class SanityResult:
     accuracy: dict[str, float]
     spread: dict[str, float]
     adjacent: dict[str, float]
+    per_layer: dict[str, list[float]]
     same_layer_cka: float
     neighbour_cka: float
     networks: int
@@ -444,6 +450,7 @@ def _result(
         found.accuracy,
         found.spread,
         found.adjacent,
+        found.per_layer,
         found.same_layer_cka,
         found.neighbour_cka,
         len(runs),
@@ -517,6 +524,7 @@ def _as_json(res: SanityResult) -> dict[str, Any]:
         "accuracy": res.accuracy,
         "spread": res.spread,
         "adjacent_share_of_misses": res.adjacent,
+        "per_layer": res.per_layer,
         "same_layer_cka": res.same_layer_cka,
         "neighbour_cka": res.neighbour_cka,
         "networks": res.networks,
@@ -570,7 +578,12 @@ def _sanity_markdown(res: SanityResult) -> str:
     cka = (
         f"Linear CKA of a layer with the same layer of another network: "
         f"{res.same_layer_cka:.3f} on average; with the next layer of its own network: "
-        f"{res.neighbour_cka:.3f}."
+        f"{res.neighbour_cka:.3f}. Linear CKA finds each layer ("
+        + ", ".join(
+            f"{name} {v:.0f}%"
+            for name, v in zip(res.layers, res.per_layer["cka_linear"], strict=True)
+        )
+        + ")."
     )
     return "\n".join(
         [
