@@ -236,3 +236,27 @@ def test_digests_of_batch_structures():
     with torch.no_grad():
         net(torch.randn(8, 3))  # running statistics are buffers: part of the model
     assert model_digest(net) != before
+
+
+def test_calls_each_records_every_call_to_disk(tmp_path):
+    """With calls="each" the names ('lin#0', 'lin#1') are known only once the model ran:
+    the files, the returned capture and load_capture use the recorded names."""
+
+    class Twice(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.out = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(self.lin(torch.tanh(self.lin(x))))
+
+    net = Twice()
+    x = list(torch.randn(40, 4, generator=torch.Generator().manual_seed(0)).split(10))
+    cap = st.capture_to_disk(net, x, ["lin", "out"], tmp_path, calls="each")
+    ref = st.capture(net, x, ["lin", "out"], calls="each")
+    assert cap.layers == ("lin#0", "lin#1", "out") == tuple(ref)
+    for k, a in cap.arrays().items():
+        np.testing.assert_array_equal(a, ref[k])
+    again = st.capture_to_disk(net, x, ["lin", "out"], tmp_path, calls="each")
+    assert again.resumed_from == 4 and again.layers == cap.layers
+    assert st.load_capture(tmp_path).layers == cap.layers

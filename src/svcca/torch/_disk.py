@@ -376,10 +376,7 @@ def capture_to_disk(
             _check_same(directory, old, signature, fingerprint)
             manifest = old
     ext = "safetensors" if format == "safetensors" else "npz"
-    stems = {n: file_stem(n) for n in opts.layers}
-    files = {n: os.path.join(directory, f"{stems[n]}.{format}") for n in opts.layers}
-    if len(set(stems.values())) != len(stems):
-        raise ValueError(f"Layer names {list(opts.layers)} map to clashing file names {stems}.")
+    _files(directory, opts.layers, format)  # clashing names fail before any work
     resumed_from = int(manifest["batches_done"])
 
     if not manifest["complete"]:
@@ -390,6 +387,8 @@ def capture_to_disk(
             manifest["batches_done"] = i + 1
             manifest["rows"].append(int(next(iter(arrays.values())).shape[0]))
             manifest["shapes"] = {n: list(a.shape[1:]) for n, a in arrays.items()}
+            # With calls="each" the recorded names ("block#0", ...) are the model's to say.
+            manifest["recorded"] = list(arrays)
             _write_atomic_json(manifest_path, manifest)
 
         seen = capture_stream(
@@ -411,24 +410,35 @@ def capture_to_disk(
             )
         if manifest["batches_done"] == 0:
             raise ValueError("batches was empty: there was nothing to run the model on.")
-        _join(manifest, opts.layers, files, parts_dir, ext, format)
+        recorded = tuple(manifest.get("recorded", opts.layers))
+        files = _files(directory, recorded, format)
+        _join(manifest, recorded, files, parts_dir, ext, format)
         manifest["complete"] = True
         manifest["files"] = {n: os.path.basename(p) for n, p in files.items()}
         _write_atomic_json(manifest_path, manifest)
         shutil.rmtree(parts_dir, ignore_errors=True)
 
     n = int(sum(manifest["rows"]))
-    shapes = {name: (n, *manifest["shapes"][name]) for name in opts.layers}
+    recorded = tuple(manifest.get("recorded", opts.layers))
+    shapes = {name: (n, *manifest["shapes"][name]) for name in recorded}
     return DiskCapture(
         directory=directory,
-        layers=opts.layers,
-        files=files,
+        layers=recorded,
+        files=_files(directory, recorded, format),
         shapes=shapes,
         format=format,
         n_batches=int(manifest["batches_done"]),
         resumed_from=resumed_from,
         fingerprint=dict(manifest["fingerprint"]),
     )
+
+
+def _files(directory: str, layers: Sequence[str], fmt: str) -> dict[str, str]:
+    """Each layer's file in ``directory``; refuses names that clash once made file-safe."""
+    stems = {n: file_stem(n) for n in layers}
+    if len(set(stems.values())) != len(stems):
+        raise ValueError(f"Layer names {list(layers)} map to clashing file names {stems}.")
+    return {n: os.path.join(directory, f"{stems[n]}.{fmt}") for n in layers}
 
 
 def _check_same(
@@ -530,7 +540,7 @@ def load_capture(directory: str | os.PathLike[str]) -> DiskCapture:
             "done); run capture_to_disk again with the same arguments to finish it."
         )
     n = int(sum(m["rows"]))
-    layers = tuple(m["layers"])
+    layers = tuple(m.get("recorded", m["layers"]))
     return DiskCapture(
         directory=directory,
         layers=layers,
