@@ -11,7 +11,6 @@ prepared side (:class:`svcca.engines._pairwise._Rep`) and every pair's combine s
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -39,11 +38,11 @@ from svcca.measures._svcca import Variance
 from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
 from svcca.torch._capture import (
     Calls,
-    CaptureWarning,
     MaskOption,
     Selector,
     Sequence_,
     capture_stream,
+    order_free,
     resolve_layers,
 )
 
@@ -465,13 +464,10 @@ def compare(
                 _raise_nonfinite(arrays[k], plan["labels"][k], i)
         mb.update([arrays[k] for k, _, _ in plan["rows"]], [arrays[k] for k, _, _ in plan["cols"]])
 
-    with warnings.catch_warnings():
-        # Both models see each batch together, so a shuffling loader cannot misalign
-        # their rows, and moments do not depend on the order: that warning is for
-        # captures compared with other captures, not for this one.
-        warnings.filterwarnings(
-            "ignore", message="batches is a DataLoader that shuffles", category=CaptureWarning
-        )
+    # Both models see each batch together, so a shuffling loader cannot misalign their
+    # rows, and moments do not depend on the order: that warning is for captures compared
+    # with other captures, not for this one.
+    with order_free():
         capture_stream(
             target,
             batches,
