@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from bench_core import original  # google/svcca's algorithm, written out once
 
 import svcca
 
@@ -99,20 +100,8 @@ def kornblith_cka(X: np.ndarray, Y: np.ndarray) -> float:
 
 
 def original_cca(X: np.ndarray, Y: np.ndarray) -> float:
-    """google/svcca's cca_core algorithm written out (numpy float64)."""
-    acts1, acts2 = X.T.astype(np.float64), Y.T.astype(np.float64)
-    p = acts1.shape[0]
-    cov = np.cov(acts1, acts2)
-    sxx, sxy, syy = cov[:p, :p], cov[:p, p:], cov[p:, p:]
-    xmax, ymax = np.max(np.abs(sxx)), np.max(np.abs(syy))
-    sxx, syy, sxy = sxx / xmax, syy / ymax, sxy / np.sqrt(xmax * ymax)
-
-    def invsqrt(a: np.ndarray) -> np.ndarray:
-        w, v = np.linalg.eigh(np.linalg.pinv(a))
-        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-    arr = invsqrt(sxx) @ sxy @ invsqrt(syy)
-    return float(np.linalg.svd(arr)[1].mean())
+    """google/svcca's cca_core algorithm written out (numpy float64, bench_core's copy)."""
+    return float(original(X.astype(np.float64), Y.astype(np.float64)).mean())
 
 
 # ---------------------------------------------------------------------- timing
