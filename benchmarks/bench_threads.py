@@ -6,9 +6,9 @@ From one ``Moments`` (p = 512, q = 384 by default) it times ``svcca.svcca`` plus
 ``svcca.pwcca`` (eigendecompositions, Cholesky factors, triangular solves: no pass over
 the data) three ways, interleaved, best of ``--repeat``:
 
-  shipped   svcca._threads.dense_steps as it is (one BLAS thread for blocks up to 2048,
-            or whenever the machine is busy)
-  default   dense_steps switched off: OpenBLAS's default threads (one per core)
+  shipped   svcca._threads as it is (one BLAS thread for blocks up to 2048, the idle
+            cores for larger ones and for the products)
+  default   svcca._threads switched off: OpenBLAS's default threads (one per core)
   one       the whole call under threadpool_limits(1)
 
 then again with ``--busy`` processes spinning on the cores (the "busy machine" case),
@@ -35,12 +35,12 @@ import svcca._threads as threads
 
 @contextlib.contextmanager
 def _default_threads() -> Iterator[None]:
-    saved = threads.one_thread_pays
-    threads.one_thread_pays = lambda size: False  # type: ignore[assignment]
+    saved = threads._threadpools
+    threads._threadpools = lambda: None  # type: ignore[assignment]  # no limits at all
     try:
         yield
     finally:
-        threads.one_thread_pays = saved  # type: ignore[assignment]
+        threads._threadpools = saved  # type: ignore[assignment]
 
 
 @contextlib.contextmanager

@@ -1,15 +1,21 @@
-"""BLAS threads for the small dense steps after the cross-products.
+"""BLAS threads where they pay: the large products on the free cores, small steps on one.
 
-The products over the samples (``n x p`` by ``n x q``) are large and use every BLAS
-thread. What follows them, eigendecompositions, Cholesky factors and triangular solves
-of ``p x p`` blocks, is small: there OpenBLAS's threads cost more in synchronisation
-than they save (an eigendecomposition of a 512 x 512 block takes 2x longer on two threads
-than on one on a quiet two-core machine), and on a busy machine, where the threads wait
-for cores other processes hold, it collapses (10-100x slower). :func:`dense_steps` runs
-such a step on one BLAS thread unless the blocks are large *and* the machine is idle.
+Two kinds of work follow each other in every measure. The products over the samples
+(``n x p`` by ``n x q``) are large; what follows them, eigendecompositions, Cholesky
+factors and triangular solves of ``p x p`` blocks, is small. Measured on the project's
+2-core machine with OpenBLAS (``benchmarks/bench_threads.py``):
 
-threadpoolctl (a small pure-Python package) does the switching; without it every step
-keeps the default threads.
+- on small blocks OpenBLAS's threads cost more in synchronisation than they save (an
+  eigendecomposition of a 512 x 512 block is 2x slower on two threads than on one);
+- when another process keeps one core busy, a multi-threaded BLAS call waits for a
+  core it cannot have and collapses: a ``syrk`` of 8192 x 256 took 260 ms on two
+  threads against 26 ms on one, an ``eigh`` of 64 x 64 60 ms against 2 ms.
+
+So :func:`dense_steps` runs the small steps on one thread, and :func:`products` gives a
+product at most as many threads as there are idle cores (the runnable tasks in
+``/proc/loadavg`` at the time of the call, this one excluded), and one thread when the
+product is too small to gain from more. Without threadpoolctl (a small pure-Python
+package) or on platforms without ``/proc/loadavg``, the defaults are kept.
 """
 
 from __future__ import annotations
@@ -19,18 +25,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["SMALL_BLOCK", "dense_steps", "one_thread_pays"]
+__all__ = ["SMALL_BLOCK", "SMALL_PRODUCT", "dense_steps", "free_cores", "products"]
 
-# Largest block dimension for which one thread is always used. Above it two or more
-# threads help a p x p eigendecomposition on an idle machine (benchmarks/bench_threads.py).
+# Largest block dimension of a dense step that always runs on one thread. Above it more
+# threads help a p x p eigendecomposition on an idle machine (bench_threads.py).
 SMALL_BLOCK = 2048
+# Multiply-adds of one BLAS call below which one thread is as fast as two (a few ms).
+SMALL_PRODUCT = 2e7
 
 _controller: Any = None
+_default_threads = 1
 
 
 def _threadpools() -> Any:
     """The process's ThreadpoolController (created once), or None without threadpoolctl."""
-    global _controller
+    global _controller, _default_threads
     if _controller is None:
         try:
             from threadpoolctl import ThreadpoolController
@@ -38,39 +47,68 @@ def _threadpools() -> Any:
             _controller = False
         else:
             _controller = ThreadpoolController()
+            blas = [p.num_threads for p in _controller.lib_controllers if p.user_api == "blas"]
+            _default_threads = max(blas, default=1)
     return _controller or None
 
 
-def _busy() -> bool:
-    """Whether other work holds the cores (1-minute load average >= the cores we have)."""
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - platforms without affinity
+
+
+def free_cores() -> int:
+    """Cores not taken by other runnable tasks right now (at least 1).
+
+    Reads the count of runnable tasks from ``/proc/loadavg`` (this thread is one of
+    them); where that file does not exist every core counts as free.
+    """
+    cores = _cores()
     try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # pragma: no cover - platforms without it
-        return False
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return load >= (cores or 1)
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return cores
+    return max(1, cores - max(running - 1, 0))
 
 
-def one_thread_pays(size: int) -> bool:
-    """Whether dense steps on ``size x size`` blocks should run on one BLAS thread."""
-    return size <= SMALL_BLOCK or _busy()
+@contextmanager
+def _limit(threads: int) -> Iterator[None]:
+    pools = _threadpools()
+    if pools is None or threads >= _default_threads:
+        yield
+        return
+    with pools.limit(limits=threads, user_api="blas"):
+        yield
 
 
 @contextmanager
 def dense_steps(size: int) -> Iterator[None]:
-    """Run the enclosed small dense linear algebra on one BLAS thread when that pays.
+    """Run the enclosed small dense linear algebra on one BLAS thread.
 
     Parameters
     ----------
     size : int
-        The largest block dimension the enclosed steps factorise (``max(p, q)``).
+        The largest block dimension the enclosed steps factorise (``max(p, q)``); above
+        :data:`SMALL_BLOCK` they get the free cores (:func:`free_cores`).
 
-    Nested uses are cheap (a few tens of microseconds each) and restore the previous
-    limits on exit, errors included.
+    Nested uses are cheap (tens of microseconds) and restore the previous limits on
+    exit, errors included.
     """
-    pools = _threadpools() if one_thread_pays(size) else None
-    if pools is None:
+    with _limit(1 if size <= SMALL_BLOCK else free_cores()):
         yield
-        return
-    with pools.limit(limits=1, user_api="blas"):
+
+
+@contextmanager
+def products(work: float) -> Iterator[None]:
+    """Run the enclosed BLAS products on the idle cores, or one thread when small.
+
+    Parameters
+    ----------
+    work : float
+        Multiply-adds of the largest single BLAS call inside (e.g. ``rows * p * q`` of
+        one chunk); below :data:`SMALL_PRODUCT` one thread is used.
+    """
+    with _limit(1 if work < SMALL_PRODUCT else free_cores()):
         yield

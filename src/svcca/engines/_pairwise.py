@@ -20,7 +20,7 @@ import numpy as np
 
 from svcca._progress import Progress as _Progress  # the one progress contract
 from svcca._result import result
-from svcca._threads import dense_steps
+from svcca._threads import dense_steps, products
 from svcca._validation import (
     Precision,
     SVCCAWarning,
@@ -750,7 +750,8 @@ def _two_passes(
             )
             bar.update(1)
         else:
-            moms = _pass1_local(srcs, n, rows1, bar, precision)
+            with products(rows1 * max(s.p for s in srcs) ** 2 / 2):
+                moms = _pass1_local(srcs, n, rows1, bar, precision)
         with dense_steps(max(s.p for s in srcs)):
             reps = [
                 _Rep(repr(nm), m, measure, keep, variance, epsilon)
@@ -774,7 +775,10 @@ def _two_passes(
         else:
             rows2 = _pass_rows(sum(widths), n, chunk_size, precision)
             bar.retotal(2 * n_chunks1 + n_pairs + -(-n // rows2) - n_chunks1)
-            C = _pass2_local(srcs, n, rows2, args, bar, dtype)
+            rw = [widths[u] for u in plan.row_u]
+            cw = rw if plan.square else [widths[u] for u in plan.col_u]
+            with products(rows2 * sum(rw) * sum(cw)):
+                C = _pass2_local(srcs, n, rows2, args, bar, dtype)
         with dense_steps(max(widths)):
             values = _scores(C, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar)
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._threads import products
 from svcca._validation import Precision, as_representation, is_torch_tensor, tensor_to_numpy
 from svcca.statistic._moments import Accumulator, Moments, _chunk_rows, release_rows
 
@@ -312,15 +313,16 @@ def moments_from_sources(
     rows = min(_chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision), sx.n)
     xbuf = np.empty((rows, sx.p), dtype=acc.dtype)
     ybuf = None if sy is None else np.empty((rows, sy.p), dtype=acc.dtype)
-    for start in range(0, sx.n, rows):
-        stop = min(start + rows, sx.n)
-        xb = _as(sx.read(start, stop, xbuf), acc.dtype)
-        yb = None if sy is None else _as(sy.read(start, stop, ybuf), acc.dtype)
-        bad = acc.add(xb, yb)
-        if bad is not None:
-            block = xb if bad == "x" else yb
-            assert block is not None
-            _raise_nonfinite_rows(block, names[0] if bad == "x" else names[1], start)
+    with products(rows * (sx.p + (0 if sy is None else sy.p)) ** 2 / 2):
+        for start in range(0, sx.n, rows):
+            stop = min(start + rows, sx.n)
+            xb = _as(sx.read(start, stop, xbuf), acc.dtype)
+            yb = None if sy is None else _as(sy.read(start, stop, ybuf), acc.dtype)
+            bad = acc.add(xb, yb)
+            if bad is not None:
+                block = xb if bad == "x" else yb
+                assert block is not None
+                _raise_nonfinite_rows(block, names[0] if bad == "x" else names[1], start)
     return acc.finish()
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
+from svcca._threads import products
 from svcca._validation import (
     Precision,
     as_representation,
@@ -282,13 +283,15 @@ class Moments:
         # page fault per 4 KiB on every chunk.
         xbuf = np.empty((rows, self.p), dtype=acc.dtype)
         ybuf = np.empty((rows, self.q), dtype=acc.dtype) if self.has_y else None
-        for start in range(0, X.shape[0], rows):
-            stop = min(start + rows, X.shape[0])
-            xb = _read_rows(X, start, stop, xbuf)
-            yb = None if ybuf is None else _read_rows(Y, start, stop, ybuf)
-            bad = acc.add(xb, yb)
-            if bad is not None:
-                raise_nonfinite(np.asarray(X if bad == "x" else Y), bad.upper() + _batch_label)
+        with products(rows * (self.p + self.q) ** 2 / 2):
+            for start in range(0, X.shape[0], rows):
+                stop = min(start + rows, X.shape[0])
+                xb = _read_rows(X, start, stop, xbuf)
+                yb = None if ybuf is None else _read_rows(Y, start, stop, ybuf)
+                bad = acc.add(xb, yb)
+                if bad is not None:
+                    side = np.asarray(X if bad == "x" else Y)
+                    raise_nonfinite(side, bad.upper() + _batch_label)
         batch = acc.finish()
         if self.n == 0:  # adopt the fresh arrays instead of copying them
             self.n, self.mean_x, self.mean_y = batch.n, batch.mean_x, batch.mean_y

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._progress import Progress, check_progress
-from svcca._threads import dense_steps
+from svcca._threads import dense_steps, products
 from svcca._validation import (
     Precision,
     check_epsilon,
@@ -81,7 +81,14 @@ class _CrossMoments:
         self._b: np.ndarray | None = None
 
     def add(self, i: int, arrays: dict[str, np.ndarray]) -> None:
+        """Merge one batch (its arrays are centred in place)."""
         b = next(iter(arrays.values())).shape[0]
+        wa = sum(arrays[k].shape[1] for k in self.row_keys)
+        wb = sum(arrays[k].shape[1] for k in self.col_keys)
+        with products(b * wa * wb):
+            self._add(i, arrays, b)
+
+    def _add(self, i: int, arrays: dict[str, np.ndarray], b: int) -> None:
         means = {}
         for k in self.keys:
             x = arrays[k]
