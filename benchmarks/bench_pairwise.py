@@ -59,13 +59,25 @@ def timed(f, repeat: int = 1):
     return best, out
 
 
-def prepare_floor(rows: dict[str, np.ndarray], cols: dict[str, np.ndarray], dims: dict[str, int]):
-    """Centred float64 data and projected panels of the engine's sizes (values irrelevant)."""
-    centred = [np.asarray(v, dtype=np.float64) - v.mean(axis=0) for v in rows.values()]
+def prepare_floor(
+    rows: dict[str, np.ndarray],
+    cols: dict[str, np.ndarray],
+    dims: dict[str, int],
+    dtype: type = np.float64,
+):
+    """Centred data and projected panels of the engine's sizes, in ``dtype`` (values
+    irrelevant)."""
+    centred = [
+        (np.asarray(v, dtype=np.float64) - v.mean(axis=0)).astype(dtype) for v in rows.values()
+    ]
     rng = np.random.default_rng(1)
     by_name = dict(zip(rows, centred, strict=True))
-    A = np.hstack([c @ rng.standard_normal((c.shape[1], dims[k])) for k, c in by_name.items()])
-    B = np.hstack([by_name[k] @ rng.standard_normal((by_name[k].shape[1], dims[k])) for k in cols])
+
+    def proj(c: np.ndarray, k: str) -> np.ndarray:
+        return c @ rng.standard_normal((c.shape[1], dims[k])).astype(dtype)
+
+    A = np.hstack([proj(c, k) for k, c in by_name.items()])
+    B = np.hstack([proj(by_name[k], k) for k in cols])
     return centred, A, B
 
 
@@ -86,6 +98,13 @@ def main() -> None:
     ap.add_argument("--baseline-pairs", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3, help="engine/floor alternations")
     ap.add_argument("--dask", action="store_true", help="also run the pane on a LocalCluster")
+    ap.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        default="float64",
+        help="the engine's precision; the floor is timed in the same dtype (and, for "
+        "float32, also in float64)",
+    )
     args = ap.parse_args()
 
     print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
@@ -103,14 +122,21 @@ def main() -> None:
 
     # Engine and floor alternate (best of --rounds each), so a shared machine's changing
     # load hits both alike.
-    res = pairwise(reps, cols, measure="svcca")
+    prec = args.precision
+    res = pairwise(reps, cols, measure="svcca", precision=prec)
     dims = dict(zip(res.rows, res.dims_rows, strict=True))
-    floor_data = prepare_floor(reps, final, dims)
-    t_engine = t_gram = t_gemm = np.inf
+    dt = np.float32 if prec == "float32" else np.float64
+    floor_data = prepare_floor(reps, final, dims, dt)
+    floor64 = prepare_floor(reps, final, dims) if prec == "float32" else None
+    t_engine = t_gram = t_gemm = t_floor64 = np.inf
     for _ in range(args.rounds):
-        t_engine = min(t_engine, timed(lambda: pairwise(reps, cols, measure="svcca"))[0])
+        t_engine = min(
+            t_engine, timed(lambda: pairwise(reps, cols, measure="svcca", precision=prec))[0]
+        )
         tg, tm = floor_time(*floor_data)
         t_gram, t_gemm = min(t_gram, tg), min(t_gemm, tm)
+        if floor64 is not None:
+            t_floor64 = min(t_floor64, sum(floor_time(*floor64)))
     t_floor = t_gram + t_gemm
     kr, kc = floor_data[1].shape[1], floor_data[2].shape[1]
     print(
@@ -118,8 +144,14 @@ def main() -> None:
         f"{min(res.dims_rows)}..{max(res.dims_rows)})"
     )
     print(
-        f"floor    : {t_floor:8.2f} s  (Grams {t_gram:.2f} s + one {kr}x{kc} GEMM {t_gemm:.2f} s)"
+        f"floor    : {t_floor:8.2f} s  ({np.dtype(dt).name}: Grams {t_gram:.2f} s + one "
+        f"{kr}x{kc} GEMM {t_gemm:.2f} s)"
     )
+    if floor64 is not None:
+        print(
+            f"floor64  : {t_floor64:8.2f} s  (the same in float64; engine/floor64 = "
+            f"{t_engine / t_floor64:.2f})"
+        )
 
     # stage breakdown of the engine (same code path, timed piece by piece)
     from svcca.engines._pairwise import _cross_block, _pass1_local, _pass_rows, _Progress, _Rep
@@ -128,8 +160,8 @@ def main() -> None:
     srcs = [as_source(v, k) for k, v in reps.items()]
     n = args.n
     quiet = _Progress(False, 0, "")
-    rows1 = _pass_rows(sum(s.p for s in srcs), n, None)
-    t_p1, moms = timed(lambda: _pass1_local(srcs, n, rows1, quiet))
+    rows1 = _pass_rows(sum(s.p for s in srcs), n, None, prec)
+    t_p1, moms = timed(lambda: _pass1_local(srcs, n, rows1, quiet, prec))
     t_eig, rr = timed(
         lambda: [
             _Rep(repr(k), m, "svcca", 0.99, "explained", 0.0)
@@ -137,18 +169,18 @@ def main() -> None:
         ]
     )
     means = [m.mean_x for m in moms]
-    trs = [r.transform for r in rr]
+    trs = [r.transform.astype(dt) for r in rr]
     row_u = list(range(len(srcs)))
     col_u = row_u[-len(cols) :]
 
     def p2():
-        rows2 = _pass_rows(sum(t.shape[1] for t in trs), n, None)
+        rows2 = _pass_rows(sum(t.shape[1] for t in trs), n, None, prec)
         out = None
         work: dict = {}
         for s0 in range(0, n, rows2):
-            blocks = [s.read(s0, min(s0 + rows2, n)) for s in srcs]
+            blocks = [s.read(s0, min(s0 + rows2, n)).astype(dt) for s in srcs]
             part = _cross_block(blocks, means, trs, row_u, col_u, work)
-            out = part.copy() if out is None else out + part
+            out = part.astype(np.float64) if out is None else out + part
         return out
 
     t_p2, _ = timed(p2)
