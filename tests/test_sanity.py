@@ -199,3 +199,30 @@ def test_run_sanity_tiny_writes_json_and_markdown(tmp_path):
     assert saved["networks"] == 2 and saved["datapoints"] == 60
     text = (tmp_path / "sanity.md").read_text()
     assert "| CKA (linear) |" in text and "99.3%" in text
+
+
+@pytest.mark.slow
+def test_run_study_tiny_writes_table_and_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    kw = dict(depths=(3,), widths=(), datapoints=(40, 60), base_depth=2, base_width=2)
+    rows = sn.run_study(tmp_path, seeds=2, epochs=1, mlp_epochs=1, mlp_datapoints=40, **kw)
+    labels = [r.setup["label"] for r in rows]
+    assert labels == ["datapoints=40", "datapoints=60", "conv=mean", "depth=3", "MLP"]
+    saved = json.loads((tmp_path / "study.json").read_text())
+    assert [r["setup"]["label"] for r in saved] == labels
+    table = (tmp_path / "study.md").read_text()
+    assert table == sn.study_table(saved) and table.count("\n") == len(rows) + 2
+    assert (tmp_path / "study.png").stat().st_size > 1000
+    # the datapoint rows share networks: the larger probe set starts with the smaller
+    assert rows[0].test_accuracy == rows[1].test_accuracy
+
+
+@pytest.mark.slow
+def test_cli_sanity_quick(tmp_path, capsys):
+    from svcca.cli import main
+
+    assert main(["demo", "--sanity", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    assert "| CKA (linear) |" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "sanity.json").read_text())
+    assert saved["networks"] == 3 and saved["datapoints"] == 300
+    assert set(saved["accuracy"]) == set(sn.MEASURES)

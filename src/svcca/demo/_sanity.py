@@ -351,7 +351,7 @@ def probe_images(arch: Arch, n: int, seed: int = 0) -> np.ndarray:
 
 def _defaults(arch: str, quick: bool) -> dict[str, Any]:
     if arch == "plain":
-        return {"epochs": 6 if quick else 20, "n_probe": 449 if quick else 1347, "width": 8}
+        return {"epochs": 6 if quick else 20, "n_probe": 300 if quick else 1347, "width": 8}
     return {"epochs": 5 if quick else 15, "n_probe": 200 if quick else 449, "width": 256}
 
 
@@ -388,7 +388,7 @@ def run_sanity(
         A conv layer as its ``c * h * w`` flattened map (Kornblith et al.) or its
         spatial mean (``c`` features).
     n_probe : int, optional
-        Held-out datapoints (:func:`probe_images`); default 1347 (449 quick) for the CNN.
+        Held-out datapoints (:func:`probe_images`); default 1347 (300 quick) for the CNN.
     keep : float, default 0.99
         SVCCA's share of each layer's variance (Kornblith et al. follow Raghu et al.).
 
