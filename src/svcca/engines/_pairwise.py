@@ -573,8 +573,8 @@ def pairwise(
     precision : {"float64", "float32"}, default "float64"
         How the products of both passes are taken: ``"float32"`` multiplies float32
         chunks of at most 4096 rows and adds them into float64 sums (about twice the
-        float64 rate; scores move by about 1e-6 for CKA and by the whitened blocks'
-        condition number times 1e-5 for the CCA family, see :class:`~svcca.Moments`).
+        float64 rate; scores move by about 1e-8 for CKA and by the whitened blocks'
+        condition number times 1e-7 for the CCA family, see :class:`~svcca.Moments`).
         Not with ``sketch_size``.
 
     Returns

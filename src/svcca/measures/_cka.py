@@ -339,7 +339,7 @@ def cka(
         Linear, biased CKA only: how the cross-products are taken. ``"float32"``
         (float32 products of chunks of at most 4096 rows, float64 sums; always the
         feature-space path) is about twice as fast on float32 activations and moves the
-        score by about 1e-6 (see :class:`~svcca.Moments`). A Moments input keeps its own.
+        score by about 1e-8 (see :class:`~svcca.Moments`). A Moments input keeps its own.
     sigma : float or (float, float), optional
         RBF only: absolute widths ``sigma`` (one for both sides, or one per side) in
         place of the median rule, for conventions that fix the width (platonic-rep's

@@ -62,7 +62,7 @@ def pls(X: Any, Y: Any = None, *, precision: Precision = "float64") -> PLSResult
     precision : {"float64", "float32"}, default "float64"
         How the cross-products of array inputs are taken. ``"float32"`` (float32
         products, float64 sums) is about twice as fast on float32 activations; its
-        errors are near 1e-5 relative (see :class:`~svcca.Moments`). A Moments input
+        errors are near 1e-7 of the entries (see :class:`~svcca.Moments`). A Moments input
         keeps its own.
 
     Returns

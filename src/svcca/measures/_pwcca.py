@@ -72,7 +72,7 @@ def pwcca(
     precision : {"float64", "float32"}, default "float64"
         How the cross-products of array inputs are taken. ``"float32"`` (float32
         products, float64 sums) is about twice as fast on float32 activations; its
-        errors are near 1e-5 relative (see :class:`~svcca.Moments`); do not use it
+        errors are near 1e-7 of the entries (see :class:`~svcca.Moments`); do not use it
         for ill-conditioned layers (a warning says when). A Moments input keeps its
         own.
 
