@@ -740,8 +740,8 @@ def study_figure(rows: Sequence[dict[str, Any]], root: str) -> list[str]:
         ax.set_xticks(xs)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("corresponding layer found (%)")
-    groups = [("MLP", "MLP"), ("conv=mean", "CNN, spatial mean")]
-    bars = [(by[k], name) for k, name in groups if k in by] + [(ref, "CNN, flattened")]
+    groups = [("MLP", "MLP"), ("conv=mean", "CNN,\nspatial mean")]
+    bars = [(by[k], name) for k, name in groups if k in by] + [(ref, "CNN,\nflattened")]
     ax = axes[3]
     w = 0.8 / len(STUDY_MEASURES)
     for m, k in enumerate(STUDY_MEASURES):
