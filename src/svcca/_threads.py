@@ -12,8 +12,8 @@ factors and triangular solves of ``p x p`` blocks, is small. Measured on the pro
   threads against 26 ms on one, an ``eigh`` of 64 x 64 60 ms against 2 ms.
 
 So :func:`dense_steps` runs the small steps on one thread, and :func:`products` gives a
-product at most as many threads as there are idle cores (the runnable tasks in
-``/proc/loadavg`` at the time of the call, this one excluded), and one thread when the
+product at most as many threads as there are idle cores (the runnable tasks of other
+processes at the time of the call, from ``/proc``), and one thread when the
 product is too small to gain from more. Without threadpoolctl (a small pure-Python
 package) or on platforms without ``/proc/loadavg``, the defaults are kept.
 """
@@ -58,11 +58,29 @@ def _cores() -> int:
     return os.cpu_count() or 1  # pragma: no cover - platforms without affinity
 
 
-def free_cores() -> int:
-    """Cores not taken by other runnable tasks right now (at least 1).
+def _running_here() -> int:
+    """Threads of this process that are runnable now (BLAS workers still spinning too)."""
+    n = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:  # pragma: no cover - not Linux
+        return 1
+    for t in tasks:
+        try:
+            with open(f"/proc/self/task/{t}/stat") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        n += stat[stat.rindex(")") + 2] == "R"
+    return max(n, 1)
 
-    Reads the count of runnable tasks from ``/proc/loadavg`` (this thread is one of
-    them); where that file does not exist every core counts as free.
+
+def free_cores() -> int:
+    """Cores not taken by other processes' runnable tasks right now (at least 1).
+
+    The runnable tasks of the whole machine (``/proc/loadavg``) minus this process's own
+    (``/proc/self/task``: its BLAS workers spin for a while after each call and must not
+    count as other work); where those files do not exist every core counts as free.
     """
     cores = _cores()
     try:
@@ -70,7 +88,7 @@ def free_cores() -> int:
             running = int(f.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
         return cores
-    return max(1, cores - max(running - 1, 0))
+    return max(1, cores - max(running - _running_here(), 0))
 
 
 @contextmanager
