@@ -55,18 +55,19 @@ class Factor:
 def _tri_solve(L: np.ndarray, B: np.ndarray, adjoint: bool) -> np.ndarray:
     """``L^{-1} B`` or ``L^{-H} B`` for stacks of lower-triangular ``L``.
 
-    SciPy >= 1.15 solves stacks directly (LAPACK ``trtrs`` per matrix, about a third of
-    the work of an inverse); older SciPy falls back to NumPy's stacked inverse.
+    One LAPACK ``trtrs`` per matrix (about a third of the work of an inverse), called
+    directly: half the time of ``scipy.linalg.solve_triangular``'s batched wrapper for
+    the 130 64 x 64 blocks of a 16 x 16 map.
     """
-    try:
-        return sla.solve_triangular(
-            L, B, lower=True, trans="C" if adjoint else "N", check_finite=False
-        )
-    except ValueError:  # SciPy without batch support
-        Linv = np.linalg.inv(L)
-        if adjoint:
-            Linv = np.conj(Linv.transpose(0, 2, 1))
-        return np.matmul(Linv, B)
+    dtype = np.result_type(L, B)
+    (trtrs,) = sla.get_lapack_funcs(("trtrs",), dtype=dtype)
+    out = np.empty(B.shape, dtype=dtype)
+    trans = 2 if adjoint else 0
+    for i in range(L.shape[0]):
+        out[i], info = trtrs(L[i], B[i], lower=1, trans=trans)
+        if info != 0:  # pragma: no cover - the factors come from a successful Cholesky
+            raise np.linalg.LinAlgError(f"trtrs failed on frequency block {i} (info {info}).")
+    return out
 
 
 def _relative_keep(var: np.ndarray, epsilon: float) -> np.ndarray:
