@@ -149,7 +149,7 @@ def test_result_methods(maps):
 def test_a_4d_map_needs_its_layout():
     # Read as NHWC, an NCHW map swaps channels for a spatial axis and gives a plausible
     # wrong number: the layout of a 4-D map is never assumed.
-    A = np.random.default_rng(0).standard_normal((30, 3, 4, 4))
+    A = np.random.default_rng(0).standard_normal((200, 3, 4, 4))
     for call in (
         lambda: _fourier_cca(A, A),
         lambda: _compare(A, A, strategy="avgpool"),
@@ -157,12 +157,12 @@ def test_a_4d_map_needs_its_layout():
     ):
         with pytest.raises(
             ValueError,
-            match=r"A is a 4-D map of shape \(30, 3, 4, 4\), and "
+            match=r"A is a 4-D map of shape \(200, 3, 4, 4\), and "
             r"layout was not given.*capture\(conv='keep'\) are channels-first: "
             r"layout='nchw'",
         ):
             call()
     # Dense layers have no layout to get wrong.
-    d = A.reshape(30, -1)
+    d = A.reshape(200, -1)
     assert _fourier_cca(d, d).score == pytest.approx(1.0)
     assert _fourier_cca(A, A, layout="nchw").score == pytest.approx(1.0)
