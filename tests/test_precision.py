@@ -244,3 +244,59 @@ def test_fourier_cca_float32_within_its_moments_error_times_the_conditioning():
         b.frequency_correlations, a.frequency_correlations, rtol=0, atol=8 * delta * cond
     )
     assert abs(a.score - b.score) <= 8 * delta * cond
+
+
+def test_float64_inputs_are_shifted_before_the_float32_cast():
+    # A constant neuron at 1e6 + 0.3 (float64): cast before the shift it became a step
+    # function (0 in the first chunk, c - fl32(c) after) and a fake correlation of 1.
+    rng = np.random.default_rng(1)
+    n = 10000
+    X, Y = rng.standard_normal((n, 8)), rng.standard_normal((n, 6))
+    Xc = np.c_[X, np.full(n, 1e6 + 0.3)]
+    Yc = np.c_[Y, np.full(n, 1e6 + 0.3)]
+    a, b = svcca.cca(Xc, Yc), svcca.cca(Xc, Yc, precision="float32")
+    assert b.rank_x == a.rank_x == 8 and b.correlations.max() < 0.2
+    assert abs(a.score - b.score) < 1e-5
+    # Tiny structure on a large mean, float64: the centred values keep their digits.
+    Z = X * 1e-3 + 1e6
+    m64, m32 = svcca.Moments.from_arrays(Z), svcca.Moments.from_arrays(Z, precision="float32")
+    err = np.abs(m32.sxx - m64.sxx).max() / np.abs(m64.sxx).max()
+    assert err < 64 * (FLOAT32_CHUNK_ROWS + 2) * U32
+    np.testing.assert_allclose(m32.mean_x, m64.mean_x, rtol=1e-15)
+
+
+@pytest.mark.parametrize("path", ["pairwise", "torch", "sources"])
+def test_large_means_on_every_float32_path(path):
+    # float32 activations with means of +-1e6 and spread ~3: a chunk centred on a
+    # float32-rounded mean is off-centre by the rounding (~0.03) and the merge must not
+    # see it. Every path agrees with float64 to float32 round-off of the centred values.
+    A, B = _data(n=9000, offset=1e6)
+    ref = svcca.pwcca(A, B).score
+    tol = 64 * (FLOAT32_CHUNK_ROWS + 2) * U32 * 100  # cond of these blocks < 100
+    if path == "pairwise":
+        got = svcca.pairwise({"a": A, "b": B}, measure="pwcca", precision="float32")["a", "b"]
+    elif path == "torch":
+        torch = pytest.importorskip("torch")
+        from svcca.sources._to_moments import to_moments
+
+        m = to_moments(torch.from_numpy(A), torch.from_numpy(B), precision="float32")
+        got = svcca.pwcca(m).score
+    else:
+        from svcca.sources._sources import moments_from_sources
+
+        got = svcca.pwcca(moments_from_sources(A, B, precision="float32")).score
+    assert abs(got - ref) <= tol
+
+
+def test_values_float32_products_cannot_hold_are_refused():
+    from svcca.statistic._moments import Float32RangeError
+
+    X, Y = _data(n=3000)
+    for scale in (1e18, 1e-22):
+        with pytest.raises(Float32RangeError, match="Use precision='float64'"):
+            svcca.cka(X.astype(np.float64) * scale, Y, precision="float32")
+        svcca.cka(X.astype(np.float64) * scale, Y)  # float64 handles them
+    big = X.astype(np.float64)
+    big[5, 0] = 1e39  # finite in float64, inf once cast
+    with pytest.raises(Float32RangeError, match="beyond float32's range"):
+        svcca.cca(big, Y, precision="float32")

@@ -229,8 +229,13 @@ def _cross_block(
     row_u: list[int],
     col_u: list[int] | None,
     work: dict[str, np.ndarray] | None = None,
+    dtype: Any = None,
 ) -> np.ndarray:
     """``A^T B`` for one chunk: A (B) the centred, transformed row (column) reps side by side.
+
+    The blocks are centred on the exact means in their own dtype (float64 as read) and
+    only then cast to the product dtype ``dtype`` (default: the blocks'), so float32
+    products never see a rounded mean.
 
     The transposed panels ``A^T`` (and ``B^T``) are written in place, one C-contiguous
     row block per representation, so no concatenation copy is made; a representation
@@ -243,7 +248,7 @@ def _cross_block(
         b.shape[1] if t is None else t.shape[1] for b, t in zip(blocks, transforms, strict=True)
     ]
 
-    dtype = blocks[0].dtype
+    dtype = np.dtype(blocks[0].dtype if dtype is None else dtype)
 
     def buffer(key: str, shape: tuple[int, int]) -> np.ndarray:
         if work is None:
@@ -262,11 +267,13 @@ def _cross_block(
                 dst[:] = done[u]
             else:
                 b = blocks[u]
-                b -= means[u].astype(dtype, copy=False)
+                b -= means[u]
                 T = transforms[u]
                 if T is None:
                     dst[:] = b.T
                 else:
+                    if b.dtype != dtype:
+                        b = b.astype(dtype)
                     np.matmul(T.T, b.T, out=dst)
                 done[u] = dst
             off += width[u]
@@ -299,12 +306,13 @@ def _pass1_local(
 def _pass1_float32(srcs: list[Source], n: int, rows: int, bar: _Progress) -> list[Moments]:
     """Pass one with float32 products (the one float32 accumulator, per representation)."""
     accs = [Accumulator(s.p, 0, "float32") for s in srcs]
-    bufs = [np.empty((rows, s.p), dtype=np.float32) for s in srcs]
+    # Read as float64: each chunk is shifted before it is cast (Accumulator.add_raw).
+    bufs = [np.empty((rows, s.p)) for s in srcs]
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         for acc, s, buf in zip(accs, srcs, bufs, strict=True):
-            block = np.ascontiguousarray(s.read(start, stop, buf), dtype=np.float32)
-            if acc.add(block) is not None:
+            block = s.read(start, stop, buf)
+            if acc.add_raw(block) is not None:
                 _chunk_stats(block, f"Representation {s.name!r}", start)  # names the rows
         bar.update(1)
     return [acc.finish() for acc in accs]
@@ -318,17 +326,14 @@ def _pass2_local(
     bar: _Progress,
     dtype: Any = np.float64,
 ) -> np.ndarray:
-    means, transforms, row_u, col_u = args
+    means, transforms, row_u, col_u = args[:4]
     total: np.ndarray | None = None
     work: dict[str, np.ndarray] = {}
-    bufs = [np.empty((rows, s.p), dtype=dtype) for s in srcs]
+    bufs = [np.empty((rows, s.p)) for s in srcs]  # float64: centred before any cast
     for start in range(0, n, rows):
         stop = min(start + rows, n)
-        blocks = [
-            np.ascontiguousarray(s.read(start, stop, buf), dtype=dtype)
-            for s, buf in zip(srcs, bufs, strict=True)
-        ]
-        part = _cross_block(blocks, means, transforms, row_u, col_u, work)
+        blocks = [s.read(start, stop, buf) for s, buf in zip(srcs, bufs, strict=True)]
+        part = _cross_block(blocks, means, transforms, row_u, col_u, work, dtype)
         if total is None:
             total = part.astype(np.float64)  # float64 sums, also of float32 chunk products
         else:
@@ -768,8 +773,9 @@ def _two_passes(
         if use_dask:
             from svcca.sources._dask import cross_products_dask
 
+            # Blocks reach the tasks as float64 copies; (work, dtype) ride along in args.
             C = cross_products_dask(
-                [_dask_or_array(s, n) for s in srcs], _cross_block, args, dtype=dtype
+                [_dask_or_array(s, n) for s in srcs], _cross_block, (*args, None, dtype)
             )
             bar.update(1)
         else:

@@ -146,12 +146,11 @@ def cross_products_dask(
     fn_args: tuple[Any, ...],
     *,
     split_every: int = 8,
-    dtype: Any = np.float64,
 ) -> np.ndarray:
     """Sum over row blocks of ``block_fn(list_of_blocks, *fn_args)``, tree-reduced.
 
     ``fn_args`` (means and projections, small) enter the graph once and are shared by
-    every block task. Blocks reach ``block_fn`` as ``dtype`` copies; the sum is float64.
+    every block task. Blocks reach ``block_fn`` as float64 copies; the sum is float64.
     """
     import dask
     from dask import delayed
@@ -160,7 +159,7 @@ def cross_products_dask(
     blocks = [a.to_delayed().ravel() for a in arrays]
     shared = delayed(fn_args, pure=True)
     parts = [
-        delayed(_apply, pure=True)(block_fn, list(row), shared, dtype)
+        delayed(_apply, pure=True)(block_fn, list(row), shared)
         for row in zip(*blocks, strict=True)
     ]
     (total,) = dask.compute(_tree(parts, _sum, split_every))
@@ -168,6 +167,6 @@ def cross_products_dask(
 
 
 def _apply(
-    fn: Callable[..., np.ndarray], blocks: list[np.ndarray], args: tuple[Any, ...], dtype: Any
+    fn: Callable[..., np.ndarray], blocks: list[np.ndarray], args: tuple[Any, ...]
 ) -> np.ndarray:
-    return fn([np.array(b, dtype=dtype, copy=True) for b in blocks], *args)
+    return fn([np.array(b, dtype=np.float64, copy=True) for b in blocks], *args)

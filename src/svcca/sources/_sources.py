@@ -19,7 +19,13 @@ import numpy as np
 
 from svcca._threads import products
 from svcca._validation import Precision, as_representation, is_torch_tensor, tensor_to_numpy
-from svcca.statistic._moments import Accumulator, Moments, _chunk_rows, release_rows
+from svcca.statistic._moments import (
+    Accumulator,
+    Float32RangeError,
+    Moments,
+    _chunk_rows,
+    release_rows,
+)
 
 __all__ = [
     "Source",
@@ -311,24 +317,26 @@ def moments_from_sources(
         check_same_n([sx, sy])
     acc = Accumulator(sx.p, 0 if sy is None else sy.p, precision)
     rows = min(_chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision), sx.n)
-    xbuf = np.empty((rows, sx.p), dtype=acc.dtype)
-    ybuf = None if sy is None else np.empty((rows, sy.p), dtype=acc.dtype)
+    # Rows are read as float64 and shifted before any cast to float32 (add_raw).
+    xbuf = np.empty((rows, sx.p))
+    ybuf = None if sy is None else np.empty((rows, sy.p))
     with products(rows * (sx.p + (0 if sy is None else sy.p)) ** 2 / 2):
         for start in range(0, sx.n, rows):
             stop = min(start + rows, sx.n)
-            xb = _as(sx.read(start, stop, xbuf), acc.dtype)
-            yb = None if sy is None else _as(sy.read(start, stop, ybuf), acc.dtype)
-            bad = acc.add(xb, yb)
+            xb = sx.read(start, stop, xbuf)
+            yb = None if sy is None else sy.read(start, stop, ybuf)
+            bad = acc.add_raw(xb, yb, scratch=True)
             if bad is not None:
                 block = xb if bad == "x" else yb
                 assert block is not None
-                _raise_nonfinite_rows(block, names[0] if bad == "x" else names[1], start)
+                name = names[0] if bad == "x" else names[1]
+                if precision == "float32" and np.isfinite(block).all():
+                    raise Float32RangeError(
+                        f"{name} has values beyond float32's range in rows {start}:{stop}. "
+                        "Use precision='float64', or rescale the activations."
+                    )
+                _raise_nonfinite_rows(block, name, start)
     return acc.finish()
-
-
-def _as(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``block`` as a C-contiguous array of ``dtype`` (no copy when it already is one)."""
-    return np.ascontiguousarray(block, dtype=dtype)
 
 
 def moments_array_api(
@@ -376,17 +384,16 @@ def moments_array_api(
     n = 0
     for start in range(0, sx.n, rows):
         stop = min(start + rows, sx.n)
-        # Centred on the chunk mean in the working dtype; the merge below uses that same
-        # (rounded) mean, so its rounding cancels exactly.
-        xb = xp.astype(X[start:stop, ...], work)
+        # Centred on the exact float64 chunk mean, then cast to the working dtype: a
+        # rounded mean would leave the chunk off-centre by its rounding error.
+        xb = xp.astype(X[start:stop, ...], f64)
         mx = xp.mean(xb, axis=0)
-        xb = xb - mx
-        mx = xp.astype(mx, f64)
+        xb = xp.astype(xb - mx, work)
         parts = {"x": (xb, mx)}
         if sy is not None:
-            yb = xp.astype(Y[start:stop, ...], work)
+            yb = xp.astype(Y[start:stop, ...], f64)
             my = xp.mean(yb, axis=0)
-            parts["y"] = (yb - my, xp.astype(my, f64))
+            parts["y"] = (xp.astype(yb - my, work), my)
         finite = xp.all(xp.isfinite(mx))
         if sy is not None:
             finite = xp.logical_and(finite, xp.all(xp.isfinite(parts["y"][1])))

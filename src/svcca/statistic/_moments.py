@@ -287,13 +287,24 @@ class Moments:
         with products(rows * (self.p + self.q) ** 2 / 2):
             for start in range(0, X.shape[0], rows):
                 stop = min(start + rows, X.shape[0])
-                # After the first chunk the shift is known: read and shift in one pass.
-                xb = _read_rows(X, start, stop, xbuf, acc.shift_x)
-                yb = None if ybuf is None else _read_rows(Y, start, stop, ybuf, acc.shift_y)
-                bad = acc.add(xb, yb, shifted=acc.shift_x is not None)
+                bad = None
+                if acc.shift_x is None:  # the first chunk's float64 means
+                    bad = acc.set_shift(X[start:stop], None if Y is None else Y[start:stop])
+                if bad is None:
+                    # Shift (in float64) and cast in one pass, then the products.
+                    xb = _read_rows(X, start, stop, xbuf, acc.shift_x)  # type: ignore[arg-type]
+                    yb = None
+                    if ybuf is not None:
+                        yb = _read_rows(Y, start, stop, ybuf, acc.shift_y)  # type: ignore[arg-type]
+                    try:
+                        bad = acc.add(xb, yb)
+                    except Float32RangeError as exc:
+                        raise Float32RangeError(
+                            str(exc).replace("X has", f"X{_batch_label} has", 1)
+                        ) from None
                 if bad is not None:
                     side = np.asarray(X if bad == "x" else Y)
-                    raise_nonfinite(side, bad.upper() + _batch_label)
+                    _raise_bad(side, bad.upper() + _batch_label, self.precision)
         batch = acc.finish()
         if self.n == 0:  # adopt the fresh arrays instead of copying them
             self.n, self.mean_x, self.mean_y = batch.n, batch.mean_x, batch.mean_y
@@ -440,26 +451,55 @@ class Moments:
         return f"Moments(n={self.n}, p={self.p}, q={self.q}{tail})"
 
 
-def _read_rows(
-    A: np.ndarray,
-    start: int,
-    stop: int,
-    buffer: np.ndarray,
-    shift: np.ndarray | None = None,
-) -> np.ndarray:
-    """Rows ``start:stop`` of ``A`` (minus ``shift``) written into the front of ``buffer``.
+def _raise_bad(side: np.ndarray, name: str, precision: Precision) -> None:
+    """A chunk's sums were not finite: NaN/inf in the data, or values past float32."""
+    if precision == "float32" and np.isfinite(side).all():
+        raise Float32RangeError(
+            f"{name} has values of magnitude up to {float(np.max(np.abs(side))):.3g}, "
+            "beyond float32's range once centred. Use precision='float64', or rescale the "
+            "activations."
+        )
+    raise_nonfinite(side, name)
 
-    Converting to the buffer's dtype and subtracting the shift is one pass over the rows.
+
+def _shifted(rows: Any, shift: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``rows - shift`` computed in float64 (``shift`` is float64) and written, rounded
+    once, into ``out`` (of the working dtype): one pass over the rows."""
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported by add()
+        np.subtract(rows, shift, out=out, casting="unsafe")
+    return out
+
+
+class Float32RangeError(ValueError):
+    """float32 products cannot hold the centred values (beyond ~1e18 or below ~1e-18)."""
+
+
+# Centred values beyond 2^60 (1.2e18) square past float32's range (3.4e38) once summed
+# over a chunk; below 2^-60 their products (< 7.5e-37) are subnormal or zero.
+_F32_HIGH, _F32_LOW = 2.0**60, 2.0**-60
+
+
+def _check_float32_range(a: np.ndarray, name: str) -> None:
+    top = float(np.max(np.abs(a))) if a.size else 0.0
+    if top > _F32_HIGH or 0.0 < top < _F32_LOW:
+        raise Float32RangeError(
+            f"{name} has values of magnitude {top:.3g} about its mean: float32 products "
+            f"{'overflow' if top > _F32_HIGH else 'lose their digits (subnormal)'} at "
+            "that scale. Use precision='float64', or rescale the activations."
+        )
+
+
+def _read_rows(
+    A: np.ndarray, start: int, stop: int, buffer: np.ndarray, shift: np.ndarray
+) -> np.ndarray:
+    """Rows ``start:stop`` of ``A`` minus ``shift``, written into the front of ``buffer``.
+
+    Subtracting the (float64) shift and converting to the buffer's dtype is one pass.
     When ``A`` is a read-only ``np.memmap`` (or a view of one), the file pages behind the
     rows just read are handed back to the kernel, so reading a file straight through
     keeps resident memory at one chunk instead of growing to the file's size.
     """
-    out = buffer[: stop - start]
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported by add()
-        if shift is None:
-            np.copyto(out, A[start:stop], casting="unsafe")
-        else:
-            np.subtract(A[start:stop], shift, out=out, casting="unsafe")
+    out = _shifted(A[start:stop], shift, buffer[: stop - start])
     release_rows(A, start, stop)
     return out
 
@@ -477,10 +517,13 @@ class Accumulator:
     ``(n / r) eps`` even when the first chunk is an outlying cluster (1e-12 for ten
     million rows in chunks of a thousand).
 
-    With ``precision="float32"`` the chunks are float32 (``c`` rounded to float32, so
-    ``x - c`` is exact to float32's round-off of the centred value), each chunk's
-    products are taken by ``ssyrk``/``sgemm`` into a float32 scratch block and added
-    into the float64 sums; the column sums are float64 throughout.
+    The shift ``c`` is float64 and is subtracted from the rows *before* they are cast to
+    the working dtype, so with ``precision="float32"`` each centred value is rounded to
+    float32 once, whatever the input's dtype (float64 activations with a mean of 1e6 keep
+    their digits); each chunk's products are taken by ``ssyrk``/``sgemm`` into a float32
+    scratch block and added into the float64 sums. float32 products cannot hold values
+    beyond about 1e18 or below 1e-18 after centring: such a chunk is refused
+    (:class:`Float32RangeError`) rather than overflowed or flushed to zero.
     """
 
     def __init__(self, p: int, q: int, precision: Precision = "float64") -> None:
@@ -497,39 +540,70 @@ class Accumulator:
         self.sxy = np.zeros((p, q), order="F")
         self._scratch: dict[str, np.ndarray] = {}
 
-    def add(
-        self, xb: np.ndarray, yb: np.ndarray | None = None, *, shifted: bool = False
-    ) -> str | None:
-        """Add a fresh C-contiguous chunk of :attr:`dtype` (changed in place).
+    def set_shift(self, xb: Any, yb: Any = None) -> str | None:
+        """Take the float64 column means of a first chunk (any real dtype) as the shift.
 
-        ``shifted``: the chunk was already shifted by :attr:`shift_x` / :attr:`shift_y`
-        (read with :func:`_read_rows`'s ``shift``, which saves a pass). Returns ``"x"``
-        or ``"y"`` when that side's chunk holds NaN or inf (nothing is added then), else
-        None.
+        Returns ``"x"`` or ``"y"`` when that side's chunk holds NaN or inf, else None.
+        """
+        with np.errstate(invalid="ignore", over="ignore"):
+            shift_x = np.asarray(np.mean(xb, axis=0, dtype=np.float64))
+            shift_y = None if yb is None else np.asarray(np.mean(yb, axis=0, dtype=np.float64))
+        if not np.isfinite(shift_x).all():
+            return "x"
+        if shift_y is not None and not np.isfinite(shift_y).all():
+            return "y"
+        self.shift_x, self.shift_y = shift_x, shift_y
+        return None
+
+    def add_raw(self, xb: Any, yb: Any = None, *, scratch: bool = False) -> str | None:
+        """Add a chunk of rows of any real dtype: shifted (in float64), then cast.
+
+        The rows are not modified, unless ``scratch`` says they are a buffer of the
+        working dtype the caller no longer needs (then they are shifted in place).
+        """
+        if self.shift_x is None:
+            bad = self.set_shift(xb, yb)
+            if bad is not None:
+                return bad
+
+        def work(a: Any, key: str) -> np.ndarray:
+            if scratch and isinstance(a, np.ndarray) and a.dtype == self.dtype:
+                return a
+            return self._work(key, a.shape)
+
+        xw = _shifted(xb, self.shift_x, work(xb, "xw"))  # type: ignore[arg-type]
+        yw = None
+        if yb is not None:
+            yw = _shifted(yb, self.shift_y, work(yb, "yw"))  # type: ignore[arg-type]
+        return self.add(xw, yw)
+
+    def _work(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape[0] < shape[0] or buf.shape[1:] != shape[1:]:
+            buf = self._scratch[key] = np.empty(shape, dtype=self.dtype)
+        return buf[: shape[0]]
+
+    def add(self, xb: np.ndarray, yb: np.ndarray | None = None) -> str | None:
+        """Add a C-contiguous chunk of :attr:`dtype` already shifted by :attr:`shift_x`
+        (and :attr:`shift_y`): :func:`_read_rows` with the shift, or :meth:`add_raw`.
+
+        Returns ``"x"`` or ``"y"`` when that side's chunk holds NaN or inf (nothing is
+        added then), else None; raises :class:`Float32RangeError` for float32 chunks
+        whose values the float32 products cannot hold.
         """
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
-            if self.shift_x is None:
-                shift_x = xb.mean(axis=0, dtype=np.float64).astype(self.dtype)
-                shift_y = None if yb is None else yb.mean(axis=0, dtype=np.float64)
-                if not np.isfinite(shift_x).all():
-                    return "x"
-                if shift_y is not None and not np.isfinite(shift_y).all():
-                    return "y"
-                self.shift_x = shift_x
-                self.shift_y = None if shift_y is None else shift_y.astype(self.dtype)
-                shifted = False
-            if not shifted:
-                xb -= self.shift_x
-                if yb is not None:
-                    yb -= self.shift_y
             sx = self._column_sums(xb)
-            if yb is not None:
-                sy = self._column_sums(yb)
+            sy = None if yb is None else self._column_sums(yb)
         if not np.isfinite(sx).all():
             return "x"
+        if sy is not None and not np.isfinite(sy).all():
+            return "y"
+        if self.dtype == np.float32:
+            _check_float32_range(xb, "X")
+            if yb is not None:
+                _check_float32_range(yb, "Y")
         if yb is not None:
-            if not np.isfinite(sy).all():
-                return "y"
+            assert sy is not None
             self.sum_y += sy
             self.syy = self._syrk(yb, self.syy, "yy")
             self.sxy = self._gemm(xb, yb, self.sxy)

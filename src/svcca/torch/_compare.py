@@ -93,12 +93,13 @@ class _CrossMoments:
         for k in self.keys:
             x = arrays[k]
             with np.errstate(over="ignore", invalid="ignore"):  # checked right below
-                mu = x.mean(axis=0, dtype=np.float64).astype(self.dtype)
+                mu = x.mean(axis=0, dtype=np.float64)
             if not np.isfinite(mu).all():
                 _raise_nonfinite(x, self.labels[k], i)
-            x -= mu  # the capture's own fresh array
-            # The (rounded) mean actually subtracted: the merge below then stays exact.
-            means[k] = mu.astype(np.float64)
+            # The capture's own fresh array, centred on the exact float64 mean (computed
+            # in float64, rounded once into x): no rounded mean enters the merge below.
+            np.subtract(x, mu, out=x, casting="unsafe")
+            means[k] = mu
         A = self._panel("_a", [arrays[k] for k in self.row_keys], b)
         B = (
             A
