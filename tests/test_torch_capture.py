@@ -186,9 +186,9 @@ def test_lstm_tuple_output_needs_select_and_sequence():
         return m.lstm(b)
 
     with pytest.raises(st.CaptureError, match=r"returned tuple\(Tensor\(9, 6, 7\).*select="):
-        st.capture(model, batches, ["lstm"], forward=fwd)
+        st.capture(model, batches, ["lstm"], forward=fwd, time_axis=0)
     with pytest.raises(st.CaptureError, match="sequence='samples'"):
-        st.capture(model, batches, ["lstm"], forward=fwd, select=0)
+        st.capture(model, batches, ["lstm"], forward=fwd, select=0, time_axis=0)
     with torch.no_grad():
         out, (h, c) = lstm(x)
     ref = out.transpose(0, 1)  # (n, T, d)
@@ -220,9 +220,9 @@ def test_lstm_tuple_output_needs_select_and_sequence():
     )["lstm"]
     np.testing.assert_allclose(kept, ref.numpy(), atol=1e-6)
     with pytest.raises(st.CaptureError, match=r"select=\(5,\) does not apply"):
-        st.capture(model, batches, ["lstm"], forward=fwd, select=(5,))
+        st.capture(model, batches, ["lstm"], forward=fwd, select=(5,), time_axis=0)
     with pytest.raises(st.CaptureError, match="must pick a tensor"):
-        st.capture(model, batches, ["lstm"], forward=fwd, select=1)
+        st.capture(model, batches, ["lstm"], forward=fwd, select=1, time_axis=0)
 
 
 def test_transformer_encoder_layer_sequences():

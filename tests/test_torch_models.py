@@ -107,6 +107,49 @@ def test_rnn_wrong_time_axis_is_an_error_that_names_the_fix():
         st.capture(net, [x], ["rnn"], forward=lambda m, b: m.rnn(b), time_axis=0)
 
 
+class TimeMajorNet(nn.Module):
+    """A time-major LSTM (PyTorch's default) under a head: the head's output is (T, n, d)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(3, 5)
+        self.head = nn.Linear(5, 4)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+def test_a_time_major_model_needs_time_axis_0_for_every_module():
+    torch.manual_seed(0)
+    net = TimeMajorNet().eval()
+    x = torch.randn(7, 10, 3)  # (T, n, features)
+    # Read batch-major, the input gives n = 7 and so does the head's output (7, 10, 4): the
+    # rows would be time steps. The LSTM inside says its layout, so the capture refuses.
+    with pytest.raises(st.CaptureError, match=r"'rnn' \(LSTM\).*batch_first=False.*time_axis=0"):
+        st.capture(net, [x], ["head"], sequence="mean")
+    with pytest.raises(st.CaptureError, match="or datapoints=lambda batch"):
+        st.capture(net, [x], ["head"], sequence="last")
+    with torch.no_grad():
+        out = net(x).double()  # (T, n, 4)
+    got = st.capture(net, [x], ["head"], sequence="mean", time_axis=0, dtype=np.float64)["head"]
+    assert got.shape == (10, 4)
+    np.testing.assert_allclose(got, out.mean(0).numpy(), rtol=0, atol=f32_tol(out.numpy(), 5 + 7))
+
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0), 1).eval()
+    xe = torch.randn(6, 10, 8)  # (T, n, d)
+    layers = ["layers.0.norm2", "layers.0.linear2"]
+    with pytest.raises(st.CaptureError, match=r"'layers.0.self_attn' \(MultiheadAttention\)"):
+        st.capture(enc, [xe], layers, sequence="mean")
+    with torch.no_grad():
+        ref = enc(xe).double()  # the last sublayer, norm2, is the encoder's output
+    acts = st.capture(enc, [xe], layers, sequence="mean", time_axis=0, dtype=np.float64)
+    assert acts["layers.0.linear2"].shape == (10, 8)
+    np.testing.assert_allclose(
+        acts["layers.0.norm2"], ref.mean(0).numpy(), rtol=0, atol=f32_tol(ref.numpy(), 16 + 6)
+    )
+
+
 # ---------------------------------------------------------------------------- conv nets
 
 

@@ -615,6 +615,37 @@ def _check_batch_first(module: Any, layer: str, opts: CaptureOptions) -> None:
         )
 
 
+def check_model_layout(model: Any, opts: CaptureOptions) -> None:
+    """Every module of ``model`` that says its layout (``batch_first``) must agree with
+    ``time_axis``: the datapoints of a batch are counted along the inputs' axis
+    ``1 - time_axis``, and a time-major model read batch-major (or the reverse) would make
+    the rows time steps. Checked once per capture; ``datapoints=`` takes the count from the
+    caller instead (a model that transposes its inputs inside), and the recorded modules'
+    own sequences are still checked one by one.
+    """
+    if opts.datapoints is not None:
+        return
+    want = opts.time_axis == 1
+    wrong = [
+        (name or "(the model)", type(m).__name__)
+        for name, m in model.named_modules()
+        if isinstance(getattr(m, "batch_first", None), bool) and m.batch_first != want
+    ]
+    if not wrong:
+        return
+    shown = ", ".join(f"{name!r} ({kind})" for name, kind in wrong[:3])
+    more = f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
+    layout = "(n, T, ...)" if not want else "(T, n, ...)"
+    raise CaptureError(
+        f"Module {shown}{more} of {type(model).__name__} has batch_first={not want}: its "
+        f"sequences are {layout}, but time_axis={opts.time_axis} reads the inputs and "
+        f"sequence outputs the other way round, so datapoints would be counted along the "
+        f"time axis and rows would be time steps. Pass time_axis={0 if want else 1}, or "
+        "datapoints=lambda batch: <count> if the model's inputs are laid out as time_axis "
+        "says and it transposes them inside."
+    )
+
+
 def _rows_error(
     layer: str, t: Any, n: int, b: _Batch, what: str, fix: str, kind: str = "Module"
 ) -> CaptureError:
@@ -821,6 +852,7 @@ def run_capture(
 
     modules: dict[str, Any] = {}
     targets: dict[str, list[tuple[str, int | None]]] = {}  # module name -> (layer, call)
+    check_model_layout(model, opts)
     if extract is None:
         named = dict(model.named_modules())
         resolved = resolve_layers(model, opts.layers)
