@@ -300,3 +300,18 @@ def test_values_float32_products_cannot_hold_are_refused():
     big[5, 0] = 1e39  # finite in float64, inf once cast
     with pytest.raises(Float32RangeError, match="beyond float32's range"):
         svcca.cca(big, Y, precision="float32")
+
+
+def test_fourier_cca_float32_warns_where_it_cannot_resolve_a_channel():
+    from svcca.conv import fourier_cca
+
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((3000, 4, 4, 6))
+    B = A[..., :4] @ rng.standard_normal((4, 5)) + rng.standard_normal((3000, 4, 4, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", svcca.SVCCAWarning)
+        fourier_cca(A, B, layout="nhwc", precision="float32")  # well resolved: silent
+    # A channel 1e-3 away from another: float64 resolves it, float32 cannot.
+    A2 = np.concatenate([A, A[..., :1] + 1e-3 * rng.standard_normal((3000, 4, 4, 1))], axis=3)
+    with pytest.warns(svcca.SVCCAWarning, match="A: .* below float32's resolution"):
+        fourier_cca(A2, B, layout="nhwc", precision="float32")

@@ -38,8 +38,8 @@ from svcca.conv._solve import (
     svd_factor,
     whitened_cross,
 )
-from svcca.measures._cca import thresholded_mean
-from svcca.measures._linalg import EPS
+from svcca.measures._cca import FLOAT32_COND_LIMIT, thresholded_mean
+from svcca.measures._linalg import EPS, rank_rtol
 
 __all__ = ["FourierCCAResult", "fourier_cca", "fourier_moments"]
 
@@ -378,11 +378,38 @@ def fourier_cca(
         if not f.rank.any():
             raise_degenerate(name, int(np.prod(shape[1:])), "it is constant at every location")
     _warn_inflated_frequencies(m.n, fx.rank, fy.rank)
+    if m.eps > EPS:
+        for f, name in ((fx, "A"), (fy, "B")):
+            _warn_float32_frequencies(f, name, keep is None)
     with dense_steps(max(a.shape[3], b.shape[3])):
         solver = _Solver(m, fx, fy)
     # Dense inputs only (1 x 1 maps): both layouts read them alike.
     return _result(
         solver, a.shape, b.shape, layout or "nhwc", epsilon, keep, variance, threshold
+    )
+
+
+def _warn_float32_frequencies(f: Factor, name: str, whitened: bool) -> None:
+    """float32 sums: say when frequencies lost directions or their whitening amplifies
+    the round-off (as :func:`svcca.measures._cca.prepare_side` does for dense layers)."""
+    dropped = int((f.kept.sum(axis=1) - f.rank).sum()) if whitened else 0
+    if dropped:
+        what = (
+            f"{dropped} channel directions (summed over frequencies) have power below "
+            f"float32's resolution ({rank_rtol(f.eps):.1e} of each frequency's largest) and "
+            "were dropped (exact duplicates are dropped in float64 too; real weak channels "
+            "are not)"
+        )
+    elif f.cond > FLOAT32_COND_LIMIT:
+        what = (
+            f"a frequency block has condition number {f.cond:.3g}, so the round-off of "
+            f"float32 cross-products can move its correlations by up to about "
+            f"{min(64 * f.eps * f.cond, 1):.2g}"
+        )
+    else:
+        return
+    warnings.warn(
+        f"{name}: {what}. Use precision='float64' for this layer.", SVCCAWarning, stacklevel=3
     )
 
 

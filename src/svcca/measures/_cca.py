@@ -171,7 +171,9 @@ def _warn_float32(side: CCASide, dropped: int) -> None:
     if dropped:
         what = (
             f"{dropped} of its {side.kept.size} directions have eigenvalues below float32's "
-            f"resolution ({rank_rtol(side.eps):.1e} of the largest) and were dropped"
+            f"resolution ({rank_rtol(side.eps):.1e} of the largest) and were dropped (exact "
+            "duplicates or linear combinations of other neurons are dropped in float64 too; "
+            "real small-variance directions are not)"
         )
     elif side.cond > FLOAT32_COND_LIMIT:
         what = (
