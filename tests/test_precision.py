@@ -289,16 +289,14 @@ def test_large_means_on_every_float32_path(path):
 
 
 def test_values_float32_products_cannot_hold_are_refused():
-    from svcca.statistic._moments import Float32RangeError
-
     X, Y = _data(n=3000)
     for scale in (1e18, 1e-22):
-        with pytest.raises(Float32RangeError, match="Use precision='float64'"):
+        with pytest.raises(svcca.Float32RangeError, match="Use precision='float64'"):
             svcca.cka(X.astype(np.float64) * scale, Y, precision="float32")
         svcca.cka(X.astype(np.float64) * scale, Y)  # float64 handles them
     big = X.astype(np.float64)
     big[5, 0] = 1e39  # finite in float64, inf once cast
-    with pytest.raises(Float32RangeError, match="beyond float32's range"):
+    with pytest.raises(svcca.Float32RangeError, match="beyond float32's range"):
         svcca.cca(big, Y, precision="float32")
 
 

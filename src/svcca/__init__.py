@@ -53,7 +53,7 @@ from svcca.measures import (
     svcca,
     svcca_two_pass,
 )
-from svcca.statistic import Moments
+from svcca.statistic import Float32RangeError, Moments
 
 __version__ = "0.1.0"
 
@@ -61,6 +61,7 @@ __all__ = [
     "CCAResult",
     "CKAResult",
     "DegenerateError",
+    "Float32RangeError",
     "MinibatchCKA",
     "Moments",
     "PCAResult",

@@ -4,6 +4,6 @@ Counts, means and centred cross-product sums of two representations, accumulated
 float64 in one pass and merged exactly (Chan et al.). Imports nothing above it.
 """
 
-from svcca.statistic._moments import Moments
+from svcca.statistic._moments import Float32RangeError, Moments
 
-__all__ = ["Moments"]
+__all__ = ["Float32RangeError", "Moments"]
