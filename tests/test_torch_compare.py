@@ -486,3 +486,10 @@ def test_float32_precision_equals_pairwise_of_float32_captures(measure):
     assert not np.array_equal(r32.values, r64.values)
     with pytest.raises(ValueError, match="minibatch CKA accumulates"):
         st.compare(a, b, x, la, lb, measure="cka_minibatch", precision="float32")
+
+
+def test_cka_minibatch_names_a_last_batch_too_small():
+    a, b = mlp(0), mlp(1)
+    x = batches(203, (6,), 50)  # the last batch has 3 rows
+    with pytest.raises(ValueError, match=r"Batch 4 holds 3 datapoints.*drop_last=True"):
+        st.compare(a, b, x, ["1"], ["1"], measure="cka_minibatch")

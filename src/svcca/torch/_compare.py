@@ -470,6 +470,13 @@ def compare(
         for k in plan["acc"].keys:
             if not np.isfinite(arrays[k]).all():
                 _raise_nonfinite(arrays[k], plan["labels"][k], i)
+        rows = next(iter(arrays.values())).shape[0]
+        if rows < 4:
+            raise ValueError(
+                f"Batch {i} holds {rows} datapoints; minibatch CKA's unbiased HSIC needs at "
+                "least 4 in every batch. A last batch this small is usually the remainder "
+                "of the dataset: DataLoader(..., drop_last=True) leaves it out."
+            )
         mb.update([arrays[k] for k, _, _ in plan["rows"]], [arrays[k] for k, _, _ in plan["cols"]])
 
     # Both models see each batch together, so a shuffling loader cannot misalign their
