@@ -122,6 +122,9 @@ def capture_moments(
             return f"a.{s}" if s else "a"
 
         def yname(s: str) -> str:
+            # "fc1" names a module of other; "b.fc1" (select's key form) is taken as is.
+            if s == "b" or s.startswith("b."):
+                return s
             return f"b.{s}" if s else "b"
 
         def rename(k: str) -> str:
