@@ -356,6 +356,107 @@ def vit(tf):
     return tf.ViTModel(cfg).eval()
 
 
+def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    w = mask.double()[:, :, None]
+    return ((h.double() * w).sum(1) / w.sum(1)).numpy()
+
+
+class EncDec(nn.Module):
+    """An encoder-decoder with HuggingFace keyword names, small enough for the fast suite."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Embedding(20, 4)
+        self.dec = nn.Embedding(20, 4)
+
+    def forward(self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask=None):
+        memory = self.enc(input_ids) * attention_mask[:, :, None]
+        return self.dec(decoder_input_ids) + memory.sum(1, keepdim=True)
+
+
+def test_encoder_decoder_mask_auto_is_refused():
+    torch.manual_seed(0)
+    model = EncDec().eval()
+    enc_mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    b = {
+        "input_ids": torch.randint(0, 20, (2, 3)),
+        "attention_mask": enc_mask,
+        "decoder_input_ids": torch.randint(0, 20, (2, 3)),
+    }
+    with pytest.raises(st.CaptureError, match=r"decoder inputs \(decoder_input_ids\).*separate"):
+        st.capture(model, [b], ["dec"], sequence="mean")
+    with torch.no_grad():
+        dec = model.dec(b["decoder_input_ids"]).double()
+        enc = model.enc(b["input_ids"]).double()
+    got = st.capture(model, [b], ["dec"], sequence="mean", mask=None, dtype=np.float64)["dec"]
+    np.testing.assert_allclose(
+        got, dec.mean(1).numpy(), rtol=0, atol=tol(scale=3 * dec.abs().max())
+    )
+    got = st.capture(
+        model, [b], ["enc"], sequence="mean", mask=lambda b: b["attention_mask"], dtype=np.float64
+    )["enc"]
+    np.testing.assert_allclose(
+        got, masked_mean(enc, enc_mask), rtol=0, atol=tol(scale=3 * enc.abs().max())
+    )
+    assert st.capture(model, [b], ["dec"], sequence="keep")["dec"].shape == (2, 3, 4)
+
+
+@pytest.mark.slow  # importing BART's modeling code takes ~2 s
+def test_encoder_decoder_batches_need_a_mask_per_side(tf):
+    torch.manual_seed(0)
+    cfg = tf.BartConfig(
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        vocab_size=100,
+        max_position_embeddings=32,
+    )
+    bart = tf.BartModel(cfg).eval()
+    enc_mask = torch.tensor([[1] * 6, [1] * 3 + [0] * 3, [1] * 2 + [0] * 4, [1] * 5 + [0]])
+    dec_mask = torch.tensor([[1] * 6, [1] * 6, [1] * 4 + [0] * 2, [1] * 6])
+    ids = torch.randint(3, 100, (4, 6)) * enc_mask + (1 - enc_mask)  # pad id 1
+    dec = torch.randint(3, 100, (4, 6))  # as long as the encoder inputs
+    b = {"input_ids": ids, "attention_mask": enc_mask, "decoder_input_ids": dec}
+    layers = ["encoder.layers.0", "decoder.layers.0"]
+    # The encoder's attention_mask fits the decoder's outputs too: "auto" would use it there.
+    with pytest.raises(st.CaptureError, match=r"decoder inputs \(decoder_input_ids\).*"):
+        st.capture(bart, [b], layers[1:], sequence="mean")
+    bd = {**b, "decoder_attention_mask": dec_mask}
+    with pytest.raises(
+        st.CaptureError,
+        match=r"decoder_input_ids, decoder_attention_mask.*mask=lambda b: b\['attention_mask'\]",
+    ):
+        st.capture(bart, [bd], layers[:1], sequence="samples")
+    with torch.no_grad():
+        out = bart(**b, output_hidden_states=True)
+    enc_h, dec_h = out.encoder_hidden_states[1], out.decoder_hidden_states[1]
+    kw = {"sequence": "mean", "dtype": np.float64}
+    enc = st.capture(bart, [b], layers[:1], mask=lambda b: b["attention_mask"], **kw)
+    np.testing.assert_allclose(
+        enc[layers[0]], masked_mean(enc_h, enc_mask), rtol=0, atol=f32_tol(enc_h.numpy(), 6)
+    )
+    dec_all = st.capture(bart, [b], layers[1:], mask=None, **kw)[layers[1]]
+    np.testing.assert_allclose(
+        dec_all,
+        dec_h.double().mean(1).numpy(),
+        rtol=0,
+        atol=tol(scale=6 * float(dec_h.abs().max())),
+    )
+    with torch.no_grad():
+        dec_h = bart(**bd, output_hidden_states=True).decoder_hidden_states[1]
+    dec_pad = st.capture(bart, [bd], layers[1:], mask=lambda b: b["decoder_attention_mask"], **kw)
+    np.testing.assert_allclose(
+        dec_pad[layers[1]], masked_mean(dec_h, dec_mask), rtol=0, atol=f32_tol(dec_h.numpy(), 6)
+    )
+    # sequence="keep" uses no mask, so nothing needs saying
+    kept = st.capture(bart, [b], layers[1:], sequence="keep")[layers[1]]
+    np.testing.assert_array_equal(kept, out.decoder_hidden_states[1].numpy())
+
+
 def token_batches(n: int = 20, T: int = 7, size: int = 8, seed: int = 0) -> list[dict]:
     """Right-padded token batches: lengths 1..T, padding id 0, attention_mask 0 there."""
     g = torch.Generator().manual_seed(seed)

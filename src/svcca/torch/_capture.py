@@ -51,6 +51,8 @@ MaskOption = Literal["auto"] | Callable[[Any], Any] | None
 _SEQUENCES = ("samples", "mean", "last", "first", "keep")
 #: Keys of a mapping batch whose first dimension is the number of datapoints, in order.
 BATCH_KEYS = ("input_ids", "inputs_embeds", "pixel_values", "input_values", "input_features")
+#: Keys of a mapping batch that feed an encoder-decoder model's decoder.
+DECODER_KEYS = ("decoder_input_ids", "decoder_inputs_embeds", "decoder_attention_mask")
 
 
 class CaptureError(ValueError):
@@ -403,7 +405,20 @@ def _inspect_batch(batch: Any, i: int, opts: CaptureOptions) -> _Batch:
     if opts.mask is None:
         return _Batch(i, n, None, "")
     if opts.mask == "auto":
-        if not isinstance(batch, Mapping) or batch.get("attention_mask") is None:
+        if not isinstance(batch, Mapping):
+            return _Batch(i, n, None, "")
+        decoder = [k for k in DECODER_KEYS if batch.get(k) is not None]
+        if decoder and opts.sequence not in (None, "keep"):
+            raise CaptureError(
+                f"Batch {i} has decoder inputs ({', '.join(decoder)}) besides the encoder's: "
+                "an encoder-decoder model has two sequences, and mask='auto' cannot tell "
+                "which one a recorded module's positions belong to (the encoder's "
+                "attention_mask would mask decoder outputs of the same length). Say it: "
+                "mask=lambda b: b['attention_mask'] for encoder layers, mask=lambda b: "
+                "b['decoder_attention_mask'] (or mask=None when the decoder inputs have no "
+                "padding) for decoder layers, and capture the two in separate calls."
+            )
+        if batch.get("attention_mask") is None:
             return _Batch(i, n, None, "")
         raw, source = batch["attention_mask"], "the batch's attention_mask"
     else:
@@ -1202,7 +1217,9 @@ def capture(
     mask : "auto", None or callable, default "auto"
         Which positions of a sequence are real tokens, for ``sequence="samples"``,
         ``"mean"``, ``"last"`` and ``"first"``. ``"auto"``: a mapping batch's
-        ``attention_mask`` (the HuggingFace convention), if it has one; a callable
+        ``attention_mask`` (the HuggingFace convention), if it has one (a batch with
+        decoder inputs, ``decoder_input_ids`` / ``decoder_inputs_embeds`` /
+        ``decoder_attention_mask``, is refused: say which mask with a callable); a callable
         ``batch -> (n, T)`` 0/1 or bool mask for other conventions; ``None`` counts every
         position.
     calls : {"raise", "each"}, default "raise"
