@@ -611,7 +611,7 @@ def test_outputs_without_a_row_per_datapoint_are_refused():
     with pytest.raises(st.CaptureError, match=r"gave Tensor\(6\) .*holds 6|gave Tensor\(1, 6\)"):
         st.capture(Odd(lambda x: x.sum(0, keepdim=True)), [x], [""])
     with pytest.raises(st.CaptureError, match=r"first axis has 2.*channels-first"):
-        st.capture(Odd(lambda x: torch.zeros(2, 1, 3, 3)), [x], [""])
+        st.capture(Odd(lambda x: torch.zeros(2, 1, 3, 3)), [x], [""], conv_layers=[""])
     with pytest.raises(st.CaptureError, match=r"axis 0 has 4"):
         st.capture(Odd(lambda x: torch.zeros(4, 5, 3)), [x], [""], sequence="mean")
     one = st.capture(Odd(lambda x: x.sum(1)), [x], [""])[""]

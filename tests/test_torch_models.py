@@ -245,6 +245,88 @@ def test_resnet_style_cnn_blocks():
     assert res.score == pytest.approx(1.0, abs=1e-6)
 
 
+class NextBlock(nn.Module):
+    """A ConvNeXt block: its Linear layers and LayerNorm run channels-last, (n, h, w, c)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.norm = nn.LayerNorm(c)
+        self.pwconv1 = nn.Linear(c, 2 * c)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(2 * c, c)
+
+    def forward(self, x):
+        h = self.dwconv(x).permute(0, 2, 3, 1)
+        h = self.pwconv2(self.act(self.pwconv1(self.norm(h))))
+        return x + h.permute(0, 3, 1, 2)
+
+
+def test_channels_last_maps_are_not_read_as_nchw():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), NextBlock(4), nn.ReLU()).eval()
+    x = torch.randn(6, 3, 5, 7)
+    for layer in ["1.norm", "1.pwconv1", "1.act", "1"]:
+        with pytest.raises(
+            st.CaptureError,
+            match=rf"'{re.escape(layer)}' .*not a conv-type module.*channels-last \(n, h, w, c\)"
+            rf".*conv_layers=\['{re.escape(layer)}'\].*t.permute\(0, 3, 1, 2\)",
+        ):
+            st.capture(net, [x], [layer], conv="mean")
+    out: dict[str, torch.Tensor] = {}
+    hooks = [
+        net.get_submodule(name).register_forward_hook(
+            lambda m, a, o, name=name: out.__setitem__(name, o.double())
+        )
+        for name in ["1.pwconv1", "1", "2"]
+    ]
+    with torch.no_grad():
+        net(x)
+    for h in hooks:
+        h.remove()
+    pw = st.capture(
+        net,
+        [x],
+        ["1.pwconv1"],
+        conv="mean",
+        select=lambda t: t.permute(0, 3, 1, 2),
+        dtype=np.float64,
+    )["1.pwconv1"]
+    assert pw.shape == (6, 8)  # the 8 channels, each averaged over the 5 x 7 positions
+    ref = out["1.pwconv1"].numpy()
+    np.testing.assert_allclose(
+        pw, ref.mean(axis=(1, 2)), rtol=0, atol=tol(scale=35 * abs(ref).max())
+    )
+    # the block's output is channels-first again, as the caller can say; the ReLU after it
+    # follows the block
+    got = st.capture(net, [x], ["1", "2"], conv="mean", conv_layers=["1"], dtype=np.float64)
+    for name in ["1", "2"]:
+        ref = out[name].numpy()
+        np.testing.assert_allclose(
+            got[name], ref.mean(axis=(2, 3)), rtol=0, atol=tol(scale=35 * abs(ref).max())
+        )
+    s = st.summary(net, x)
+    assert s["0"].capture.startswith("conv=")
+    assert s["1.dwconv"].capture.startswith("conv=")
+    for name in ["1.norm", "1.pwconv1", "1.act", "1", "2"]:
+        assert s[name].capture.startswith("layout unknown (maybe channels-last)"), name
+    assert "permute(0, 3, 1, 2)" in s["1.pwconv1"].capture
+
+
+@pytest.mark.slow  # importing ConvNeXt's modeling code takes seconds
+def test_hf_convnext_channels_last_outputs(tf):
+    torch.manual_seed(0)
+    cfg = tf.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, image_size=32)
+    model = tf.ConvNextModel(cfg).eval()
+    px = torch.randn(4, 3, 32, 32)
+    pw = next(n for n, _ in model.named_modules() if n.endswith("pwconv1"))
+    with pytest.raises(st.CaptureError, match="channels-last"):
+        st.capture(model, [px], [pw], conv="mean")
+    assert not st.summary(model, px)[pw].capture.startswith("conv=")
+    conv = next(n for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
+    assert st.capture(model, [px], [conv], conv="mean")[conv].shape[0] == 4
+
+
 # ---------------------------------------------------------------------------- nn.Transformer
 
 

@@ -244,7 +244,8 @@ class CaptureOptions:
         if stray:
             raise ValueError(
                 f"conv_layers names {stray}, which are not in layers {list(layers)}; list "
-                "recorded layers whose 3-D outputs are (n, channels, length) maps."
+                "recorded layers whose outputs are channels-first maps, (n, c, L) or "
+                "(n, c, h, w)."
             )
         return cls(layers, sel, sequence, time_axis, conv, dt, mask, calls, datapoints, conv_names)
 
@@ -566,7 +567,7 @@ def _pick(output: Any, selector: Selector | None, layer: str, module: Any = None
 def is_conv_module(module: Any) -> bool:
     """Whether a module's 3-D output is a channels-first map ``(n, c, L)``, by its type."""
     import torch.nn as nn
-    from torch.nn.modules import batchnorm, conv, instancenorm, pooling
+    from torch.nn.modules import batchnorm, conv, instancenorm, padding, pooling
 
     kinds = (
         conv._ConvNd,
@@ -576,12 +577,42 @@ def is_conv_module(module: Any) -> bool:
         pooling._AdaptiveMaxPoolNd,
         pooling._LPPoolNd,
         pooling._MaxUnpoolNd,
+        padding._ConstantPadNd,
+        padding._ReflectionPadNd,
+        padding._ReplicationPadNd,
+        padding._CircularPadNd,
+        nn.PixelShuffle,
+        nn.PixelUnshuffle,
         batchnorm._BatchNorm,
         instancenorm._InstanceNorm,
         nn.GroupNorm,
         nn.Upsample,
     )
     return isinstance(module, kinds)
+
+
+def is_conv_block(module: Any) -> bool:
+    """Whether a 4-D / 5-D output of ``module`` is a channels-first map, by its type.
+
+    A conv-type module (:func:`is_conv_module`), or a block built of them: a module with
+    a conv-type descendant and none that works on the last axis (``Linear``,
+    ``LayerNorm``, attention), the way a ResNet block or stage is. A block that has such a
+    descendant (a ConvNeXt layer runs its ``Linear`` layers channels-last) is not, nor is
+    any other module: its 4-D output may be ``(n, h, w, c)``.
+    """
+    import torch.nn as nn
+
+    if is_conv_module(module):
+        return True
+    last_axis = (nn.Linear, nn.Bilinear, nn.LayerNorm, nn.RMSNorm, nn.MultiheadAttention)
+    found = False
+    for m in module.modules():
+        if m is module:
+            continue
+        if isinstance(m, last_axis):
+            return False
+        found = found or is_conv_module(m)
+    return found
 
 
 def _is_elementwise(module: Any) -> bool:
@@ -615,6 +646,25 @@ class ConvMarks:
 
     def clear(self) -> None:
         self._refs.clear()
+
+
+def _reshaped(selector: Any) -> bool:
+    """A callable ``select`` (not :func:`rnn_state`) says the layout of what it returns."""
+    return callable(selector) and not isinstance(selector, (str, tuple, RNNState))
+
+
+def _layout_error(layer: str, module: Any, t: Any) -> CaptureError:
+    perm = "(0, 3, 1, 2)" if t.ndim == 4 else "(0, 4, 1, 2, 3)"
+    spatial = "h, w" if t.ndim == 4 else "d, h, w"
+    return CaptureError(
+        f"Module {layer!r} ({type(module).__name__}) returned {_describe(t)}, a {t.ndim}-D "
+        f"tensor, but it is not a conv-type module (Conv, pooling, batch/instance/group norm, "
+        f"upsampling, or a block made only of those), so its layout is unknown: it may be "
+        f"channels-last (n, {spatial}, c), as a Linear or LayerNorm applied to a permuted map "
+        f"gives it (ConvNeXt), and conv= would then reduce over the channels. If it is "
+        f"channels-first (n, c, {spatial}), say so with conv_layers=[{layer!r}]; if it is "
+        f"channels-last, pass select={{{layer!r}: lambda t: t.permute{perm}}}."
+    )
 
 
 def _check_batch_first(module: Any, layer: str, opts: CaptureOptions) -> None:
@@ -882,9 +932,9 @@ def run_capture(
     marks = ConvMarks()  # conv-map outputs seen in this forward pass
 
     def mark_hook(module: Any, args: Any, output: Any) -> None:
-        if not isinstance(output, torch.Tensor) or output.ndim != 3:
+        if not isinstance(output, torch.Tensor) or output.ndim not in (3, 4, 5):
             return
-        if is_conv_module(module):
+        if is_conv_module(module) or (output.ndim > 3 and is_conv_block(module)):
             marks.add(output)
         elif args and isinstance(args[0], torch.Tensor) and args[0] in marks:
             if output.shape == args[0].shape:
@@ -904,12 +954,17 @@ def run_capture(
                 if want is None and k > 0 and opts.calls == "raise":
                     continue  # reported after the forward pass, with every call counted
                 name = layer if want is not None or k == 0 else f"{layer}#{k}"
-                picked = _pick(output, opts.select.get(layer), layer, module)
-                conv_map = picked.ndim == 3 and (
+                selector = opts.select.get(layer)
+                picked = _pick(output, selector, layer, module)
+                conv_map = picked.ndim in (3, 4, 5) and (
                     layer in opts.conv_layers
                     or is_conv_module(module)
                     or (picked is output and output in marks)
+                    or (picked.ndim > 3 and picked is output and is_conv_block(module))
+                    or (picked.ndim > 3 and _reshaped(selector))
                 )
+                if picked.ndim in (4, 5) and not conv_map:
+                    raise _layout_error(layer, module, picked)
                 if conv_map and picked is output:
                     marks.add(output)  # activations applied to it stay conv maps
                 if picked.ndim == 3 and not conv_map and opts.sequence is not None:
@@ -930,7 +985,7 @@ def run_capture(
         if extract is None:
             if any(_is_elementwise(m) for m in modules.values()):
                 for m in model.modules():
-                    if is_conv_module(m) or _is_elementwise(m):
+                    if is_conv_module(m) or _is_elementwise(m) or is_conv_block(m):
                         handles.append(m.register_forward_hook(mark_hook))
             for base in targets:
                 handles.append(modules[base].register_forward_hook(make_hook(base)))
@@ -1207,11 +1262,15 @@ def capture(
         are then read as ``(T, n, ...)`` too, to count datapoints). The result is always
         batch-major.
     conv : {"keep", "mean", "flatten"}, default "keep"
-        For channels-first maps: 4-D ``(n, c, h, w)`` and 5-D ``(n, c, d, h, w)`` outputs,
-        and 3-D ``(n, c, L)`` outputs of conv-type modules (``Conv1d``, pooling,
-        batch/instance/group norm, and activations or dropout applied to one of those):
+        For channels-first maps, 3-D ``(n, c, L)``, 4-D ``(n, c, h, w)`` and 5-D
+        ``(n, c, d, h, w)`` outputs of conv-type modules (convolutions, pooling, padding,
+        batch/instance/group norm, upsampling, activations or dropout applied to one of
+        those; for 4-D and 5-D also blocks built only of such modules, as in a ResNet):
         keep them for :mod:`svcca.conv` (layout ``"nchw"``), average over space to
-        ``(n, c)``, or flatten to ``(n, c * ...)``. Reduced per batch, on the fly.
+        ``(n, c)``, or flatten to ``(n, c * ...)``. Reduced per batch, on the fly. A 4-D
+        or 5-D output of another module (a ``Linear`` or ``LayerNorm`` may give
+        channels-last ``(n, h, w, c)``, as in ConvNeXt) is refused unless ``conv_layers``
+        names it or a callable ``select`` returns it (permuted to channels-first).
     dtype : numpy dtype, default float32
         Storage dtype of the recorded arrays.
     mask : "auto", None or callable, default "auto"
@@ -1230,8 +1289,9 @@ def capture(
         The batch's number of datapoints, when it cannot be read from the batch (e.g. a
         custom ``forward`` on batches that are not tensors).
     conv_layers : list of str, optional
-        Recorded layers whose 3-D outputs are ``(n, c, L)`` maps although their module
-        type does not say so (e.g. a custom residual block of ``Conv1d`` layers).
+        Recorded layers whose outputs are channels-first maps, ``(n, c, L)`` or
+        ``(n, c, h, w)``, although their module type does not say so (e.g. a custom
+        residual block of ``Conv1d`` layers, a ConvNeXt layer).
     forward : callable ``(model, batch) -> output``, optional
         How to run the model on a batch (default: ``model(x)`` for a tensor, the first
         element of a tuple, ``model(**batch)`` for a dict). It must leave the model in

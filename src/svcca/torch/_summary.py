@@ -15,6 +15,7 @@ from svcca.torch._capture import (
     _inspect_batch,
     _is_elementwise,
     _move,
+    is_conv_block,
     is_conv_module,
 )
 
@@ -113,8 +114,16 @@ def _tensor_advice(t: Any, n: int, time_axis: int, conv_map: bool) -> str | None
         return None
     if t.ndim <= 2:
         return "ready" if t.shape[0] == n else None
-    if t.ndim >= 4 or conv_map:
+    if conv_map:
         return _CONV if t.shape[0] == n else None
+    if t.ndim >= 4:
+        if t.shape[0] != n:
+            return None
+        perm = "(0, 3, 1, 2)" if t.ndim == 4 else "(0, 4, 1, 2, 3)"
+        return (
+            f"layout unknown (maybe channels-last): conv_layers=[name] if (n, c, ...), or "
+            f"select=lambda t: t.permute{perm} if (n, ..., c); then {_CONV}"
+        )
     if time_axis == 1 and t.shape[0] == n:
         return _SEQ
     if t.shape[1] == n:
@@ -205,8 +214,9 @@ def summary(
         def hook(module: Any, args: Any, output: Any) -> None:
             calls[name] = calls.get(name, 0) + 1
             conv_map = False
-            if isinstance(output, torch.Tensor) and output.ndim == 3:
-                conv_map = is_conv_module(module) or (
+            if isinstance(output, torch.Tensor) and output.ndim in (3, 4, 5):
+                conv_map = is_conv_module(module) or (output.ndim > 3 and is_conv_block(module))
+                conv_map = conv_map or (
                     _is_elementwise(module)
                     and bool(args)
                     and isinstance(args[0], torch.Tensor)
