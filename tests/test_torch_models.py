@@ -150,6 +150,61 @@ def test_a_time_major_model_needs_time_axis_0_for_every_module():
     )
 
 
+def test_packed_sequence_batches_and_outputs():
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 5, batch_first=True, bidirectional=True, num_layers=2)
+    net = nn.Sequential()
+    net.add_module("rnn", lstm)
+    net.eval()
+    x = torch.randn(6, 7, 3)
+    lens = torch.tensor([7, 3, 5, 2, 7, 1])
+    packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+    assert st.batch_datapoints(packed) is None  # its .data is (25, 3)
+    assert st.batch_datapoints((packed, torch.zeros(6))) is None
+    with pytest.raises(
+        st.CaptureError,
+        match=r"Batch 0 is a torch.nn.utils.rnn.PackedSequence.*only its \.data.*cannot be read"
+        r".*forward=lambda m, b: m\(b\).*datapoints=.*rnn_state\(\)",
+    ):
+        st.capture(net, [packed], ["rnn"], select=st.rnn_state())
+    with pytest.raises(st.CaptureError, match=r"a tuple that starts with a torch.nn.utils.rnn"):
+        st.capture(net, [(packed, torch.zeros(6))], ["rnn"], forward=lambda m, b: m(b[0]))
+    with pytest.raises(st.CaptureError, match="PackedSequence"):
+        st.summary(net, packed)
+    kw = {"forward": lambda m, b: m(b), "datapoints": lambda b: int(b.batch_sizes[0])}
+    with torch.no_grad():
+        out, (h, _) = lstm(packed)
+    state = st.capture(net, [packed], ["rnn"], select=st.rnn_state(), **kw)["rnn"]
+    np.testing.assert_array_equal(state, torch.cat([h[-2], h[-1]], 1).numpy())
+    with pytest.raises(
+        st.CaptureError, match=r"through select=0, a PackedSequence.*pad_packed_sequence\(out\[0\]"
+    ):
+        st.capture(net, [packed], ["rnn"], select=0, sequence="mean", **kw)
+    padded = pad_packed_sequence(out, batch_first=True)[0].double()  # (6, 7, 10)
+    real = torch.arange(7)[None] < lens[:, None]
+    mean = st.capture(
+        net,
+        [packed],
+        ["rnn"],
+        select=lambda o: pad_packed_sequence(o[0], batch_first=True)[0],
+        sequence="mean",
+        mask=lambda b: real,
+        dtype=np.float64,
+        **kw,
+    )["rnn"]
+    ref = torch.stack([padded[i, : lens[i]].mean(0) for i in range(6)]).numpy()
+    np.testing.assert_allclose(mean, ref, rtol=0, atol=tol(scale=7 * abs(ref).max()))
+
+    class Packs(nn.Module):  # a module whose output is a PackedSequence
+        def forward(self, b):
+            return b
+
+    with pytest.raises(st.CaptureError, match=r"'' returned a PackedSequence.*Unpack it"):
+        st.capture(Packs(), [packed], [""], **kw)
+
+
 # ---------------------------------------------------------------------------- conv nets
 
 

@@ -334,10 +334,47 @@ def _describe(obj: Any, depth: int = 0) -> str:
 # ---------------------------------------------------------------------------- batches
 
 
+def _is_packed(x: Any) -> bool:
+    from torch.nn.utils.rnn import PackedSequence
+
+    return isinstance(x, PackedSequence)
+
+
+def _packed_in(batch: Any) -> bool:
+    """Whether a batch is a PackedSequence, or a tuple / list that starts with one."""
+    if _is_packed(batch):
+        return True
+    return isinstance(batch, (tuple, list)) and bool(batch) and _is_packed(batch[0])
+
+
+def check_packed(batch: Any, i: int, opts: CaptureOptions, forward: Any) -> None:
+    """Refuse a PackedSequence batch that would be fed or counted the namedtuple way."""
+    if not _packed_in(batch) or (forward is not None and opts.datapoints is not None):
+        return
+    what = []
+    if forward is None:
+        what.append(
+            "the default forward would feed the model only its .data, (total tokens, "
+            "features), as if it were a batch of that many datapoints"
+        )
+    if opts.datapoints is None:
+        what.append("the number of datapoints (sequences) cannot be read from it")
+    raise CaptureError(
+        f"Batch {i} is {'' if _is_packed(batch) else 'a tuple that starts with '}a "
+        f"torch.nn.utils.rnn.PackedSequence, a namedtuple: {'; '.join(what)}. Pass "
+        "forward=lambda m, b: m(b) (or m(b[0]) for a tuple) to feed it whole, "
+        "datapoints=lambda b: int(b.batch_sizes[0]) for its number of sequences, and "
+        "select=svcca.torch.rnn_state() to record an RNN's final state (its output sequence "
+        "is packed too: unpack it in select= with torch.nn.utils.rnn.pad_packed_sequence)."
+    )
+
+
 def _lead_tensor(batch: Any) -> Any:
     """The tensor whose size gives a batch's number of datapoints, or None."""
     import torch
 
+    if _is_packed(batch):
+        return None  # its .data is (total tokens, features)
     if isinstance(batch, torch.Tensor):
         return batch
     if isinstance(batch, Mapping):
@@ -361,7 +398,8 @@ def batch_datapoints(batch: Any, *, time_axis: int = 1) -> int | None:
     ``input_ids`` / ``inputs_embeds`` / ``pixel_values`` / ``input_values`` /
     ``input_features`` (the first of those present, else its first tensor value). With
     ``time_axis=0`` the inputs are time-major too, ``(T, n, ...)``, and ``n`` is their
-    second dimension.
+    second dimension. A ``PackedSequence`` (whose ``.data`` is ``(total tokens, ...)``)
+    gives None.
     """
     t = _lead_tensor(batch)
     if t is None or t.ndim == 0:
@@ -503,12 +541,27 @@ def _is_rnn_state(picked: Any, output: Any, module: Any) -> bool:
     return any(picked is p for p in parts)
 
 
+def _packed_output_error(layer: str, output: Any, selector: Any) -> CaptureError:
+    where = "returned" if selector is None else f"gave, through select={selector!r},"
+    path = "out" if selector is None else "out[0]" if selector in (0, (0,)) else "..."
+    return CaptureError(
+        f"Module {layer!r} {where} a PackedSequence (the whole output is "
+        f"{_describe(output)}): its .data is (total tokens, features), not one row per "
+        "datapoint. Unpack it in select: select={"
+        f"{layer!r}: lambda out: torch.nn.utils.rnn.pad_packed_sequence({path}, "
+        "batch_first=True)[0]} with sequence='samples'/'mean'/'last' and mask=lambda b: ... "
+        "for the real steps, or select=svcca.torch.rnn_state() for an RNN's final state."
+    )
+
+
 def _pick(output: Any, selector: Selector | None, layer: str, module: Any = None) -> Any:
     import torch
 
     if selector is None:
         if isinstance(output, torch.Tensor):
             return output
+        if _is_packed(output):
+            raise _packed_output_error(layer, output, None)
         hint = ""
         if isinstance(module, torch.nn.RNNBase):
             hint = (
@@ -548,6 +601,8 @@ def _pick(output: Any, selector: Selector | None, layer: str, module: Any = None
                     f"select={selector!r} does not apply to the output of module {layer!r}, "
                     f"which is {_describe(output)} (failed at {step!r}: {exc})."
                 ) from exc
+    if _is_packed(picked):
+        raise _packed_output_error(layer, output, selector)
     if not isinstance(picked, torch.Tensor):
         raise CaptureError(
             f"select={selector!r} picked {_describe(picked)} from module {layer!r}; it must "
@@ -853,7 +908,7 @@ def _move(batch: Any, device: Any) -> Any:
 
     if device is None:
         return batch
-    if isinstance(batch, torch.Tensor):
+    if isinstance(batch, torch.Tensor) or _is_packed(batch):
         return batch.to(device)
     if isinstance(batch, Mapping):
         return {k: _move(v, device) for k, v in batch.items()}
@@ -1000,6 +1055,7 @@ def run_capture(
                 counts.clear()
                 marks.clear()
                 state["train"] = []
+                check_packed(batch, i, opts, forward)
                 moved = _move(batch, device)
                 info = _inspect_batch(moved, i, opts)
                 state["batch"] = info

@@ -15,6 +15,7 @@ from svcca.torch._capture import (
     _inspect_batch,
     _is_elementwise,
     _move,
+    check_packed,
     is_conv_block,
     is_conv_module,
 )
@@ -203,6 +204,7 @@ def summary(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
     opts = CaptureOptions.make([""], time_axis=time_axis, datapoints=datapoints, mask=None)
+    check_packed(batch, 0, opts, forward)
     moved = _move(batch, device)
     n = _inspect_batch(moved, 0, opts).n
     run = forward if forward is not None else _default_forward
