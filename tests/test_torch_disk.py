@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 import svcca.torch as st  # noqa: E402
+from conftest import tol  # noqa: E402
 from svcca.torch._disk import batch_digest, model_digest  # noqa: E402  (private helpers)
 
 torch.set_num_threads(1)
@@ -260,3 +261,41 @@ def test_calls_each_records_every_call_to_disk(tmp_path):
     again = st.capture_to_disk(net, x, ["lin", "out"], tmp_path, calls="each")
     assert again.resumed_from == 4 and again.layers == cap.layers
     assert st.load_capture(tmp_path).layers == cap.layers
+
+
+@pytest.mark.parametrize("lengths", [(1, 5), (5, 1)])
+def test_sequences_of_different_lengths_are_refused_as_they_are_written(tmp_path, lengths):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3))
+    batches = [torch.randn(2, t, 4) for t in lengths]
+    # In memory the batches cannot be stacked either; on disk the first batch's rows
+    # were broadcast into the last batch's shape.
+    with pytest.raises(st.CaptureError, match="incompatible shapes"):
+        st.capture(net, batches, ["0"], sequence="keep")
+    with pytest.raises(
+        st.CaptureError,
+        match=rf"'0' gave \({lengths[1]}, 3\) per datapoint on batch 1, but \({lengths[0]}, 3\) "
+        r"on the first batch.*sequence='samples'",
+    ):
+        st.capture_to_disk(net, batches, ["0"], tmp_path, sequence="keep")
+    assert not list(tmp_path.glob("*.safetensors"))
+    same = [torch.randn(2, 5, 4), torch.randn(3, 5, 4)]
+    got = st.capture_to_disk(net, same, ["0"], tmp_path / "same", sequence="keep")
+    np.testing.assert_array_equal(got.load("0"), torch.cat([net(b) for b in same]).detach())
+
+
+def test_conv_maps_of_different_sizes_are_refused_also_after_a_resume(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1))
+    batches = [torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4), torch.randn(2, 1, 6, 6)]
+    with pytest.raises(KeyboardInterrupt):
+        st.capture_to_disk(net, Flaky(batches, 2), ["0"], tmp_path, conv="keep")
+    with pytest.raises(st.CaptureError, match=r"\(2, 6, 6\) per datapoint on batch 2.*conv='mean'"):
+        st.capture_to_disk(net, batches, ["0"], tmp_path, conv="keep")
+    mean = st.capture_to_disk(net, batches, ["0"], tmp_path / "mean", conv="mean")
+    with torch.no_grad():
+        ref = torch.cat([net(b).double().mean((2, 3)) for b in batches]).numpy()
+    # stored as float32: one rounding of each mean
+    np.testing.assert_allclose(
+        mean.load("0"), ref, rtol=0, atol=tol(np.float32, scale=abs(ref).max(), factor=1.0)
+    )

@@ -36,6 +36,7 @@ from svcca._progress import check_progress
 from svcca._validation import is_torch_tensor
 from svcca.torch._capture import (
     Calls,
+    CaptureError,
     CaptureOptions,
     Conv,
     MaskOption,
@@ -383,6 +384,7 @@ def capture_to_disk(
         os.makedirs(parts_dir, exist_ok=True)
 
         def write(i: int, arrays: dict[str, np.ndarray]) -> None:
+            _check_shapes(manifest.get("shapes"), arrays, i)
             _save_part(os.path.join(parts_dir, f"{i:08d}.{ext}"), arrays, format)
             manifest["batches_done"] = i + 1
             manifest["rows"].append(int(next(iter(arrays.values())).shape[0]))
@@ -515,6 +517,25 @@ def _join(
 
             save_file({"activations": out}, tmp)
         os.replace(tmp, files[name])
+
+
+def _check_shapes(
+    shapes: Mapping[str, list[int]] | None, arrays: Mapping[str, np.ndarray], i: int
+) -> None:
+    """Each batch's per-datapoint shapes must be those of the first batch written."""
+    if not shapes:
+        return
+    for name, a in arrays.items():
+        want = shapes.get(name)
+        if want is not None and list(a.shape[1:]) != list(want):
+            raise CaptureError(
+                f"Layer {name!r} gave {tuple(a.shape[1:])} per datapoint on batch {i}, but "
+                f"{tuple(want)} on the first batch: the batches of one layer file must "
+                "share every axis but the first (rows would be misaligned or broadcast). "
+                "Sequences of different lengths need sequence='samples', 'mean', 'last' or "
+                "'first'; conv maps of different sizes need conv='mean'; or pad the inputs "
+                "to one size."
+            )
 
 
 def _clear(directory: str, manifest: Mapping[str, Any]) -> None:
