@@ -360,6 +360,20 @@ def test_channels_last_maps_are_not_read_as_nchw():
         np.testing.assert_allclose(
             got[name], ref.mean(axis=(2, 3)), rtol=0, atol=tol(scale=35 * abs(ref).max())
         )
+
+    class Both(nn.Module):  # a block of conv-type modules: what it returns is channels-first
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 1)
+
+        def forward(self, x):
+            return {"map": self.conv(x), "x": x}
+
+    two = Both().eval()
+    both = st.capture(two, [x], [""], select="map", conv="mean", dtype=np.float64)[""]
+    with torch.no_grad():
+        want = two.conv(x).double().mean((2, 3)).numpy()
+    np.testing.assert_allclose(both, want, rtol=0, atol=tol(np.float32, scale=abs(want).max()))
     s = st.summary(net, x)
     assert s["0"].capture.startswith("conv=")
     assert s["1.dwconv"].capture.startswith("conv=")

@@ -1015,7 +1015,7 @@ def run_capture(
                     layer in opts.conv_layers
                     or is_conv_module(module)
                     or (picked is output and output in marks)
-                    or (picked.ndim > 3 and picked is output and is_conv_block(module))
+                    or (picked.ndim > 3 and is_conv_block(module))
                     or (picked.ndim > 3 and _reshaped(selector))
                 )
                 if picked.ndim in (4, 5) and not conv_map:
