@@ -132,6 +132,10 @@ def test_a_time_major_model_needs_time_axis_0_for_every_module():
         st.capture(net, [x], ["head"], sequence="last")
     with torch.no_grad():
         out = net(x).double()  # (T, n, 4)
+    with pytest.raises(st.CaptureError, match=r"'rnn' \(LSTM\).*time_axis=0"):
+        st.summary(net, x)
+    s = st.summary(net, x, time_axis=0)
+    assert s.datapoints == 10 and s["head"].capture.startswith("time_axis=0, sequence=")
     got = st.capture(net, [x], ["head"], sequence="mean", time_axis=0, dtype=np.float64)["head"]
     assert got.shape == (10, 4)
     np.testing.assert_allclose(got, out.mean(0).numpy(), rtol=0, atol=f32_tol(out.numpy(), 5 + 7))

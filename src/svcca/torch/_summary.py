@@ -15,6 +15,7 @@ from svcca.torch._capture import (
     _inspect_batch,
     _is_elementwise,
     _move,
+    check_model_layout,
     check_packed,
     is_conv_block,
     is_conv_module,
@@ -204,6 +205,7 @@ def summary(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
     opts = CaptureOptions.make([""], time_axis=time_axis, datapoints=datapoints, mask=None)
+    check_model_layout(model, opts)  # a time-major model read batch-major miscounts n
     check_packed(batch, 0, opts, forward)
     moved = _move(batch, device)
     n = _inspect_batch(moved, 0, opts).n
