@@ -1316,7 +1316,9 @@ def capture(
         Where the time axis is: 1 for ``batch_first=True`` modules, 0 for PyTorch's default
         ``(T, n, d)`` layout of ``nn.LSTM`` / ``nn.TransformerEncoderLayer`` (the inputs
         are then read as ``(T, n, ...)`` too, to count datapoints). The result is always
-        batch-major.
+        batch-major. Every module of the model that has a ``batch_first`` attribute
+        (RNNs, transformer layers, ``nn.MultiheadAttention``) must agree with it, or the
+        capture raises :class:`CaptureError` (unless ``datapoints=`` gives the count).
     conv : {"keep", "mean", "flatten"}, default "keep"
         For channels-first maps, 3-D ``(n, c, L)``, 4-D ``(n, c, h, w)`` and 5-D
         ``(n, c, d, h, w)`` outputs of conv-type modules (convolutions, pooling, padding,
