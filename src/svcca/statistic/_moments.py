@@ -463,8 +463,16 @@ def _raise_bad(side: np.ndarray, name: str, precision: Precision) -> None:
 
 
 def _shifted(rows: Any, shift: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``rows - shift`` computed in float64 (``shift`` is float64) and written, rounded
-    once, into ``out`` (of the working dtype): one pass over the rows."""
+    """``rows - shift`` written, rounded once, into ``out`` (of the working dtype): one pass.
+
+    Rows of another dtype than ``out`` (float64 or int rows of a float32 accumulator) are
+    shifted in float64 before the cast, so the cast never rounds away the digits the
+    mean would cancel. Rows already of ``out``'s dtype are shifted in that dtype by a
+    shift that :meth:`Accumulator.set_shift` made exactly representable in it.
+    """
+    rows = np.asarray(rows)
+    if rows.dtype == out.dtype:
+        shift = shift.astype(out.dtype)
     with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported by add()
         np.subtract(rows, shift, out=out, casting="unsafe")
     return out
@@ -480,7 +488,7 @@ _F32_HIGH, _F32_LOW = 2.0**60, 2.0**-60
 
 
 def _check_float32_range(a: np.ndarray, name: str) -> None:
-    top = float(np.max(np.abs(a))) if a.size else 0.0
+    top = max(float(a.max()), -float(a.min())) if a.size else 0.0
     if top > _F32_HIGH or 0.0 < top < _F32_LOW:
         raise Float32RangeError(
             f"{name} has values of magnitude {top:.3g} about its mean: float32 products "
@@ -552,6 +560,13 @@ class Accumulator:
             return "x"
         if shift_y is not None and not np.isfinite(shift_y).all():
             return "y"
+        # float32 rows of a float32 accumulator subtract a float32-representable shift
+        # (one float32 pass, see _shifted); the shift recorded is that value, exactly.
+        if self.dtype == np.float32:
+            if getattr(xb, "dtype", None) == np.float32:
+                shift_x = shift_x.astype(np.float32).astype(np.float64)
+            if shift_y is not None and getattr(yb, "dtype", None) == np.float32:
+                shift_y = shift_y.astype(np.float32).astype(np.float64)
         self.shift_x, self.shift_y = shift_x, shift_y
         return None
 
@@ -598,7 +613,9 @@ class Accumulator:
             return "x"
         if sy is not None and not np.isfinite(sy).all():
             return "y"
-        if self.dtype == np.float32:
+        if self.dtype == np.float32 and self.n == 0:
+            # The first chunk sets the scale; later overflow shows as non-finite sums
+            # (finish checks them), and later tiny chunks weigh nothing beside it.
             _check_float32_range(xb, "X")
             if yb is not None:
                 _check_float32_range(yb, "Y")
@@ -651,6 +668,14 @@ class Accumulator:
         """The :class:`Moments` of everything added (takes over this object's arrays)."""
         if self.n == 0 or self.shift_x is None:
             return Moments.empty(self.p, self.q, precision=self.precision)
+        if self.dtype == np.float32:
+            for name, S in (("X", self.sxx), ("Y", self.syy), ("X and Y", self.sxy)):
+                if not np.isfinite(S).all():
+                    raise Float32RangeError(
+                        f"The float32 cross-products of {name} overflowed (values beyond "
+                        "about 1e18 about their mean). Use precision='float64', or rescale "
+                        "the activations."
+                    )
         n = float(self.n)
         dx = self.sum_x / n
         mean_x = self.shift_x.astype(np.float64) + dx
