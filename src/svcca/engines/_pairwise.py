@@ -306,16 +306,25 @@ def _pass1_local(
 def _pass1_float32(srcs: list[Source], n: int, rows: int, bar: _Progress) -> list[Moments]:
     """Pass one with float32 products (the one float32 accumulator, per representation)."""
     accs = [Accumulator(s.p, 0, "float32") for s in srcs]
-    # Read as float64: each chunk is shifted before it is cast (Accumulator.add_raw).
-    bufs = [np.empty((rows, s.p)) for s in srcs]
+    # float32 sources are read as they are and shifted in float32 by a float32 shift;
+    # others are read as float64 and shifted before the cast (Accumulator.add_raw).
+    bufs = [
+        np.empty((rows, s.p), dtype=np.float32 if _dtype(s) == np.float32 else np.float64)
+        for s in srcs
+    ]
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         for acc, s, buf in zip(accs, srcs, bufs, strict=True):
             block = s.read(start, stop, buf)
-            if acc.add_raw(block) is not None:
+            if acc.add_raw(block, scratch=True) is not None:
                 _chunk_stats(block, f"Representation {s.name!r}", start)  # names the rows
         bar.update(1)
     return [acc.finish() for acc in accs]
+
+
+def _dtype(s: Source) -> Any:
+    """The dtype a source holds (None when it does not say)."""
+    return getattr(s.obj, "dtype", None)
 
 
 def _pass2_local(
