@@ -657,7 +657,7 @@ def test_mask_options_and_errors():
     bad = [
         (torch.ones(4, 5, 1), r"must be \(n, T\) = \(4, T\).*got shape \(4, 5, 1\)"),
         (torch.full((4, 5), 2), "only 0/1"),
-        (torch.zeros(4, 5), "only 0/1"),  # a float mask: additive masks are not 0/1 masks
+        (torch.zeros(4, 5), "floating-point mask .* > 0 for a 0/1 mask, == 0 for an additive"),
         (torch.tensor([[1, 1, 0, 0, 0]] * 3 + [[0] * 5]), r"no real token for datapoints \[3\]"),
         (torch.ones(4, 3, dtype=torch.bool), r"covers 3 positions.*gave 5 time steps"),
     ]

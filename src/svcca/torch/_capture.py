@@ -472,7 +472,14 @@ def _inspect_batch(batch: Any, i: int, opts: CaptureOptions) -> _Batch:
             "every position, or mask=lambda batch: ... to give it."
         )
     if m.dtype != torch.bool:
-        if m.is_floating_point() or m.is_complex() or bool(((m != 0) & (m != 1)).any()):
+        if m.is_floating_point() or m.is_complex():
+            raise CaptureError(
+                f"{source} on batch {i} is a floating-point mask (dtype {m.dtype}); it is not "
+                "read as 0/1 because an additive mask (0 for real tokens, -inf or -1e9 for "
+                "padding) is floating point too. Say which: mask=lambda batch: "
+                "batch['attention_mask'] > 0 for a 0/1 mask, == 0 for an additive one."
+            )
+        if bool(((m != 0) & (m != 1)).any()):
             raise CaptureError(
                 f"{source} must hold only 0/1 (or bool) values on batch {i}; got dtype "
                 f"{m.dtype} with other values. An additive (0 / -inf) mask must be converted "
