@@ -29,6 +29,7 @@ __all__ = [
     "check_probability",
     "check_real",
     "few_samples_message",
+    "precision_dtype",
     "precision_eps",
     "is_torch_tensor",
     "raise_degenerate",
@@ -234,9 +235,14 @@ def check_precision(value: Any) -> Precision:
     )
 
 
+def precision_dtype(precision: Precision) -> np.dtype:
+    """The dtype products are taken in at ``precision``."""
+    return np.dtype(np.float32 if precision == "float32" else np.float64)
+
+
 def precision_eps(precision: Precision) -> float:
     """Unit round-off of the products taken at ``precision`` (2^-52 or 2^-23)."""
-    return float(np.finfo(np.float32 if precision == "float32" else np.float64).eps)
+    return float(np.finfo(precision_dtype(precision)).eps)
 
 
 def check_bool(value: Any, name: str) -> bool:

@@ -20,6 +20,7 @@ from svcca._validation import (
     check_precision,
     check_probability,
     few_samples_message,
+    precision_dtype,
     precision_eps,
     raise_degenerate,
 )
@@ -80,7 +81,7 @@ def fourier_moments(
     grid = make_grid(A.shape[1:3], B.shape[1:3])
     dx, dy = SideDFT(A.shape[1:3], grid), SideDFT(B.shape[1:3], grid)
     mx, my = _mean_map(A, "A"), _mean_map(B, "B")
-    dtype = np.float32 if precision == "float32" else np.float64
+    dtype = precision_dtype(precision)
     X = dx.apply_split(A, mx, dtype)
     Y = dy.apply_split(B, my, dtype)
     sxx, syy, sxy = cross(X), cross(Y), cross(X, Y)
@@ -384,9 +385,7 @@ def fourier_cca(
     with dense_steps(max(a.shape[3], b.shape[3])):
         solver = _Solver(m, fx, fy)
     # Dense inputs only (1 x 1 maps): both layouts read them alike.
-    return _result(
-        solver, a.shape, b.shape, layout or "nhwc", epsilon, keep, variance, threshold
-    )
+    return _result(solver, a.shape, b.shape, layout or "nhwc", epsilon, keep, variance, threshold)
 
 
 def _warn_float32_frequencies(f: Factor, name: str, whitened: bool) -> None:

@@ -31,6 +31,7 @@ from svcca._validation import (
     check_option,
     check_precision,
     few_samples_message,
+    precision_dtype,
     raise_degenerate,
 )
 from svcca.measures._cca import (
@@ -49,10 +50,14 @@ from svcca.sources._sources import (
     _chunk_stats,
     as_source,
     check_same_n,
-    chunk_moments,
     is_dask_array,
 )
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Accumulator, Moments
+from svcca.statistic._moments import (
+    FLOAT32_CHUNK_ROWS,
+    Accumulator,
+    Float32RangeError,
+    Moments,
+)
 
 __all__ = ["PairwiseResult", "pairwise"]
 
@@ -290,26 +295,15 @@ def _cross_block(
 def _pass1_local(
     srcs: list[Source], n: int, rows: int, bar: _Progress, precision: Precision
 ) -> list[Moments]:
-    if precision == "float32":
-        return _pass1_float32(srcs, n, rows, bar)
-    moms = [Moments.empty(s.p) for s in srcs]
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        for m, s in zip(moms, srcs, strict=True):
-            m.merge_in_place(
-                chunk_moments(s.read(start, stop), None, (f"Representation {s.name!r}", ""), start)
-            )
-        bar.update(1)
-    return moms
+    """Pass one: each representation's Moments, by the one Accumulator.
 
-
-def _pass1_float32(srcs: list[Source], n: int, rows: int, bar: _Progress) -> list[Moments]:
-    """Pass one with float32 products (the one float32 accumulator, per representation)."""
-    accs = [Accumulator(s.p, 0, "float32") for s in srcs]
-    # float32 sources are read as they are and shifted in float32 by a float32 shift;
-    # others are read as float64 and shifted before the cast (Accumulator.add_raw).
+    Rows are read as float64 and shifted before any cast, except float32 sources of a
+    float32 pass, which are read as they are and shifted in float32 by a float32 shift.
+    """
+    accs = [Accumulator(s.p, 0, precision) for s in srcs]
+    f32 = precision == "float32"
     bufs = [
-        np.empty((rows, s.p), dtype=np.float32 if _dtype(s) == np.float32 else np.float64)
+        np.empty((rows, s.p), dtype=np.float32 if f32 and _dtype(s) == np.float32 else float)
         for s in srcs
     ]
     for start in range(0, n, rows):
@@ -317,7 +311,12 @@ def _pass1_float32(srcs: list[Source], n: int, rows: int, bar: _Progress) -> lis
         for acc, s, buf in zip(accs, srcs, bufs, strict=True):
             block = s.read(start, stop, buf)
             if acc.add_raw(block, scratch=True) is not None:
-                _chunk_stats(block, f"Representation {s.name!r}", start)  # names the rows
+                name = f"Representation {s.name!r}"
+                _chunk_stats(block, name, start)  # names the rows holding NaN or inf
+                raise Float32RangeError(
+                    f"{name} has values beyond float32's range in rows {start}:{stop}. Use "
+                    "precision='float64', or rescale the activations."
+                )
         bar.update(1)
     return [acc.finish() for acc in accs]
 
@@ -748,7 +747,7 @@ def _two_passes(
     cross-products of the (transformed) representations; combine every pair."""
     srcs, n = plan.srcs, plan.n
     use_dask = any(is_dask_array(s.obj) for s in srcs)
-    dtype = np.dtype(np.float32 if precision == "float32" else np.float64)
+    dtype = precision_dtype(precision)
     rows1 = _pass_rows(sum(s.p for s in srcs), n, chunk_size, precision)
     n_chunks1 = 1 if use_dask else -(-n // rows1)
     n_pairs = len(plan.row_u) * len(plan.col_u)

@@ -24,6 +24,7 @@ from svcca._validation import (
     as_representation,
     check_chunk_size,
     check_precision,
+    precision_dtype,
     precision_eps,
     raise_nonfinite,
 )
@@ -537,7 +538,7 @@ class Accumulator:
     def __init__(self, p: int, q: int, precision: Precision = "float64") -> None:
         self.p, self.q = p, q
         self.precision: Precision = precision
-        self.dtype = np.dtype(np.float32 if precision == "float32" else np.float64)
+        self.dtype = precision_dtype(precision)
         self.n = 0
         self.shift_x: np.ndarray | None = None
         self.shift_y: np.ndarray | None = None

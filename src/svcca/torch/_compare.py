@@ -24,6 +24,7 @@ from svcca._validation import (
     check_keep,
     check_option,
     check_precision,
+    precision_dtype,
     raise_degenerate,
 )
 from svcca.engines._pairwise import (
@@ -72,7 +73,7 @@ class _CrossMoments:
     ):
         self.row_keys, self.col_keys, self.labels = row_keys, col_keys, labels
         self.precision: Precision = precision
-        self.dtype = np.dtype(np.float32 if precision == "float32" else np.float64)
+        self.dtype = precision_dtype(precision)
         self.keys = list(dict.fromkeys([*row_keys, *col_keys]))
         self.moms: dict[str, Moments] = {}
         self.cross: np.ndarray | None = None
@@ -492,7 +493,7 @@ def compare(
             sequence=sequence,
             time_axis=time_axis,
             conv=conv,
-            dtype=np.float32 if precision == "float32" else np.float64,
+            dtype=precision_dtype(precision),
             mask=mask,
             calls=calls,
             datapoints=datapoints,

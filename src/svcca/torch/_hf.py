@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import Precision, check_precision
+from svcca._validation import Precision, check_precision, precision_dtype
 from svcca.statistic._moments import Moments
 from svcca.torch._capture import (
     CaptureError,
@@ -260,7 +260,7 @@ def hidden_state_moments(
             accumulate,
             sequence=sequence,
             conv=conv,
-            dtype=np.float32 if precision == "float32" else np.float64,
+            dtype=precision_dtype(precision),
             mask=mask,
             datapoints=datapoints,
             forward=forward,

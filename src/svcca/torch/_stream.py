@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import Precision, check_precision
+from svcca._validation import Precision, check_precision, precision_dtype
 from svcca.statistic._moments import Moments
 from svcca.torch._capture import (
     Calls,
@@ -161,7 +161,7 @@ def capture_moments(
             sequence=sequence,
             time_axis=time_axis,
             conv=conv,
-            dtype=np.float32 if precision == "float32" else np.float64,
+            dtype=precision_dtype(precision),
             mask=mask,
             calls=calls,
             datapoints=datapoints,
