@@ -2,7 +2,7 @@
 
 A tensor becomes NumPy in one place (``svcca._validation.tensor_to_numpy``, used by
 ``as_representation``, ``Source.read`` and conv's ``as_conv``; the device path
-``moments_array_api`` detaches the same way). So every measure must give, for a tensor,
+``moments_of_tensors`` detaches the same way). So every measure must give, for a tensor,
 the number it gives for the float64 NumPy array of *the same values*:
 
 - a float32 tensor with ``requires_grad=True``: its own values, in float64;
@@ -196,7 +196,7 @@ def test_two_pass_svcca_and_bartlett_take_the_same_tensors(kind):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", list(MEASURES))
 def test_cuda_tensors_score_like_the_float64_array_of_their_values(name, kind):
-    # The device path: moments on the GPU (moments_array_api), samples copied to the host
+    # The device path: moments on the GPU (moments_of_tensors), samples copied to the host
     # by tensor_to_numpy. Selected on purpose with -m gpu.
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")

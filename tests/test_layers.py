@@ -20,6 +20,8 @@ LAYERS: dict[str, int] = {
     "svcca._progress": 0,
     "svcca._result": 0,
     "svcca._threads": 0,
+    "svcca._device": 0,
+    "svcca._dense": 0,
     "svcca.statistic": 1,
     "svcca.sources": 2,
     "svcca.measures": 3,

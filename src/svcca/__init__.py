@@ -24,6 +24,7 @@ The package is layered; each layer imports only the ones above it in this list::
 """
 
 from svcca import compat, conv, stats  # noqa: E402  (engines and compat, after the core)
+from svcca._device import DeviceMemoryError, on_device
 from svcca._validation import DegenerateError, SVCCAWarning
 from svcca.engines import PairwiseResult, pairwise
 from svcca.measures import (
@@ -61,6 +62,7 @@ __all__ = [
     "CCAResult",
     "CKAResult",
     "DegenerateError",
+    "DeviceMemoryError",
     "Float32RangeError",
     "MinibatchCKA",
     "Moments",
@@ -80,6 +82,7 @@ __all__ = [
     "compare_rdms",
     "compat",
     "conv",
+    "on_device",
     "pairwise",
     "pca",
     "pls",

@@ -102,19 +102,28 @@ def _limit(threads: int) -> Iterator[None]:
 
 
 @contextmanager
-def dense_steps(size: int) -> Iterator[None]:
-    """Run the enclosed small dense linear algebra on one BLAS thread.
+def dense_steps(size: int, device: Any = None) -> Iterator[None]:
+    """Run the enclosed small dense linear algebra on one BLAS thread, or on a device.
 
     Parameters
     ----------
     size : int
         The largest block dimension the enclosed steps factorise (``max(p, q)``); above
         :data:`SMALL_BLOCK` they get the free cores (:func:`free_cores`).
+    device : str or torch.device, optional
+        Where the statistic was accumulated (``Moments.device``). Its cubic kernels
+        (:mod:`svcca._dense`) run on the device :func:`svcca._device.chosen` picks: an
+        ``svcca.on_device`` block's, else ``device`` unless it is the CPU (omitted: the
+        enclosing block's).
 
     Nested uses are cheap (tens of microseconds) and restore the previous limits on
     exit, errors included.
     """
-    with _limit(1 if size <= SMALL_BLOCK else free_cores()):
+    from svcca._dense import dense_on, device_in_use
+    from svcca._device import chosen
+
+    where = chosen(device_in_use() if device is None else device)
+    with _limit(1 if size <= SMALL_BLOCK else free_cores()), dense_on(where):
         yield
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._result import readonly, result
 from svcca._threads import dense_steps
 from svcca._validation import (
@@ -224,8 +225,7 @@ def canonical_correlations(M: np.ndarray, tol: float) -> np.ndarray:
     """
     if M.size == 0:
         return np.zeros(0)
-    G = M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
-    rho2 = np.linalg.eigvalsh(G)[::-1]
+    rho2 = _dense.eigvalsh(_dense.smaller_gram(M))[::-1]
     return np.sqrt(clip_roundoff(rho2, 0.0, 1.0, 2 * tol, "A squared canonical correlation"))
 
 
@@ -235,7 +235,7 @@ def svd_of_cross(M: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray, np.
     ``rho`` are the canonical correlations (clipped to [0, 1] within the round-off bound
     ``tol``, raising beyond it); ``U``, ``V`` the whitened canonical directions.
     """
-    U, s, Vt = np.linalg.svd(M, full_matrices=False)
+    U, s, Vt = _dense.svd(M)
     U, V = flip_signs(U, Vt.T)
     assert V is not None
     return U, clip_roundoff(s, 0.0, 1.0, tol, "A canonical correlation"), V
@@ -483,7 +483,7 @@ def cca(
     epsilon = check_epsilon(epsilon)
     threshold = check_probability(threshold, "threshold")
     m = to_moments(X, Y, precision=precision)
-    with dense_steps(max(m.p, m.q)):
+    with dense_steps(max(m.p, m.q), m.device):
         res = cca_from_moments(m, epsilon=epsilon, threshold=threshold)
     warn_few_samples(m.n, res.rank_x, res.rank_y)
     return res

@@ -6,9 +6,9 @@ Everything here works on ``p x p`` moment blocks, never on the data.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg as sla
 from scipy.linalg import lapack
 
+import svcca._dense as _dense
 from svcca._result import result
 
 __all__ = [
@@ -146,7 +146,7 @@ def sym_eig_desc(S: np.ndarray, eps: float = EPS) -> tuple[np.ndarray, np.ndarra
 
     ``eps`` is the unit round-off of the products ``S`` was summed from.
     """
-    w, V = np.linalg.eigh(S)
+    w, V = _dense.eigh(S)
     w, V = w[::-1], V[:, ::-1]
     # A backward-stable eigensolver gets every eigenvalue to ~ p eps ||S||: negative
     # ones within that are round-off of zero (scikit-learn's _check_psd_eigenvalues).
@@ -189,7 +189,7 @@ class Whitener:
             # no factorisation, no triangular solves per cross block.
             return _DiagonalWhitener(std)
         R = S / std[:, None] / std[None, :]
-        L, info = lapack.dpotrf(R, lower=1, clean=1)
+        L, info = _dense.cholesky(R)
         rtol = rank_rtol(eps)
         if info == 0 and np.min(np.diag(L)) ** 2 > rtol:
             # LAPACK's 1-norm estimate of 1 / cond(R), O(p^2) on the factor.
@@ -221,19 +221,17 @@ class _CholeskyWhitener(Whitener):
 
     def __init__(self, std: np.ndarray, chol: np.ndarray, cond: float) -> None:
         super().__init__(std, std.size, cond)
+        chol.flags.writeable = False  # uploaded to a device once, however often it is used
         self.chol = chol
 
     def apply_t(self, A: np.ndarray) -> np.ndarray:
-        return sla.solve_triangular(
-            self.chol, A / self.std[:, None], lower=True, check_finite=False
-        )
+        return _dense.solve_lower(self.chol, A / self.std[:, None])
 
     def weights(self, U: np.ndarray) -> np.ndarray:
-        B = sla.solve_triangular(self.chol, U, lower=True, trans="T", check_finite=False)
-        return B / self.std[:, None]
+        return _dense.solve_lower(self.chol, U, trans=True) / self.std[:, None]
 
     def colour(self, U: np.ndarray) -> np.ndarray:
-        return (self.chol @ U) * self.std[:, None]
+        return _dense.matmul(self.chol, U) * self.std[:, None]
 
 
 class _DiagonalWhitener(Whitener):
@@ -257,14 +255,17 @@ class _EigenWhitener(Whitener):
 
     def __init__(self, std: np.ndarray, basis: np.ndarray, root: np.ndarray, cond: float) -> None:
         super().__init__(std, root.size, cond)
-        self.basis = basis
+        self.basis = np.ascontiguousarray(basis)
+        self.basis.flags.writeable = False
+        self.basis_t = np.ascontiguousarray(basis.T)
+        self.basis_t.flags.writeable = False
         self.root = root
 
     def apply_t(self, A: np.ndarray) -> np.ndarray:
-        return (self.basis.T @ (A / self.std[:, None])) / self.root[:, None]
+        return _dense.matmul(self.basis_t, A / self.std[:, None]) / self.root[:, None]
 
     def weights(self, U: np.ndarray) -> np.ndarray:
-        return (self.basis @ (U / self.root[:, None])) / self.std[:, None]
+        return _dense.matmul(self.basis, U / self.root[:, None]) / self.std[:, None]
 
     def colour(self, U: np.ndarray) -> np.ndarray:
-        return (self.basis @ (U * self.root[:, None])) * self.std[:, None]
+        return _dense.matmul(self.basis, U * self.root[:, None]) * self.std[:, None]

@@ -66,7 +66,7 @@ def pca(X: Any) -> PCAResult:
     [9.0, 4.0, 1.0]
     """
     m = to_moments(X, None, need_y=False)
-    with dense_steps(m.p):
+    with dense_steps(m.p, m.device):
         w, V = sym_eig_desc(m.sxx)
     if numerical_rank(w) == 0:
         raise_degenerate("X", m.p, "it is constant (no direction has any variance)")

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._result import result
 from svcca._threads import dense_steps
 from svcca._validation import Precision
@@ -87,7 +88,7 @@ def pls(X: Any, Y: Any = None, *, precision: Precision = "float64") -> PLSResult
     """
     m = to_moments(X, Y, precision=precision)
     score = linear_cka_of_moments(m, "moments").score  # refuses a constant side
-    with dense_steps(max(m.p, m.q)):
-        U, s, Vt = np.linalg.svd(m.cov_xy, full_matrices=False)
+    with dense_steps(max(m.p, m.q), m.device):
+        U, s, Vt = _dense.svd(m.cov_xy)
     U, V = flip_signs(U, Vt.T)
     return PLSResult(s, s**2, U, V, score, m.mean_x, m.mean_y)  # type: ignore[arg-type]

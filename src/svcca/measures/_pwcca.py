@@ -121,7 +121,7 @@ def pwcca(
     epsilon = check_epsilon(epsilon)
     weight_by = check_option(weight_by, "weight_by", WeightBy)  # type: ignore[assignment]
     m = to_moments(X, Y, precision=precision)
-    with dense_steps(max(m.p, m.q)):
+    with dense_steps(max(m.p, m.q), m.device):
         res = cca_from_moments(m, epsilon=epsilon, threshold=0.98)
         warn_few_samples(m.n, res.rank_x, res.rank_y)
         solver = res._solver

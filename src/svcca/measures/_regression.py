@@ -128,5 +128,5 @@ def regression_fit(X: Any, Y: Any = None) -> RegressionResult:
             SVCCAWarning,
             stacklevel=2,
         )
-    with dense_steps(max(m.p, m.q)):
+    with dense_steps(max(m.p, m.q), m.device):
         return regression_from_moments(m)

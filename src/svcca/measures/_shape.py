@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._threads import dense_steps
 from svcca._validation import check_option, check_real, raise_degenerate, warn_few_samples
 from svcca.measures._linalg import Whitener, prune
@@ -110,7 +111,7 @@ def _prepared_side(
     kept, _ = prune(np.diag(S).copy(), 0.0)
     white = Whitener.fit(S[np.ix_(kept, kept)])
     Bt = white.colour(np.eye(white.rank))  # B^T, (p_kept, r)
-    _, sigma, Pt = np.linalg.svd(Bt, full_matrices=False)  # B^T = R^T diag(sigma) P^T
+    _, sigma, Pt = _dense.svd(Bt)  # B^T = R^T diag(sigma) P^T
     g = alpha * sigma + (1.0 - alpha) * np.sqrt(tr / p)
     return kept, white, Pt.T, g
 
@@ -135,15 +136,15 @@ def shape_score(m: Moments, alpha: float) -> float:
     """``||phi(X)^T phi(Y)||_* / (||phi(X)||_F ||phi(Y)||_F)`` from the moments."""
     if alpha == 1.0:
         nx2, ny2 = _check_variance(m.sxx, "X"), _check_variance(m.syy, "Y")
-        nuc = float(np.linalg.svd(m.sxy, compute_uv=False).sum())
+        nuc = float(_dense.svdvals(m.sxy).sum())
         return float(min(nuc / np.sqrt(nx2 * ny2), 1.0))
     kx, wx, Px, gx = _prepared_side(m.sxx, alpha, "X")
     ky, wy, Py, gy = _prepared_side(m.syy, alpha, "Y")
     # U_x^T U_y = W_x^T S_xy W_y: the CCA whitened cross block (its singular values are
     # the canonical correlations, so at alpha = 0 this is CCA exactly).
     M = wy.apply_t(wx.apply_t(m.sxy[np.ix_(kx, ky)]).T).T
-    A = (Px.T @ M @ Py) * gx[:, None] * gy[None, :]
-    nuc = float(np.linalg.svd(A, compute_uv=False).sum())
+    A = _dense.matmul(Px.T, M, Py) * gx[:, None] * gy[None, :]
+    nuc = float(_dense.svdvals(A).sum())
     return float(min(nuc / (np.linalg.norm(gx) * np.linalg.norm(gy)), 1.0))
 
 
@@ -190,7 +191,7 @@ def procrustes(X: Any, Y: Any = None) -> ProcrustesResult:
     0.0
     """
     m = to_moments(X, Y)
-    with dense_steps(max(m.p, m.q)):
+    with dense_steps(max(m.p, m.q), m.device):
         s = shape_score(m, 1.0)
     sq = max(2.0 - 2.0 * s, 0.0)
     return ProcrustesResult(float(np.sqrt(sq)), sq, s, m.n, (m.p, m.q))
@@ -273,7 +274,7 @@ def shape_distance(
     a = check_alpha(alpha)
     kind = check_option(kind, "kind", ("angular", "euclidean"))  # type: ignore[assignment]
     m = to_moments(X, Y)
-    with dense_steps(max(m.p, m.q)):
+    with dense_steps(max(m.p, m.q), m.device):
         s = shape_score(m, a)
     if a == 0.0:  # alpha = 0 is CCA: it inflates the same way with too few samples
         warn_few_samples(m.n, m.p, m.q)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._result import readonly, result
 from svcca._threads import dense_steps
 from svcca._validation import (
@@ -279,14 +280,14 @@ def svcca(
     variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
     threshold = check_probability(threshold, "threshold")
     m = to_moments(X, Y, precision=precision)
-    with dense_steps(max(m.p, m.q)):
+    with dense_steps(max(m.p, m.q), m.device):
         rx = reduce_side(m.sxx, m.mean_x, keep, variance, "X", eps=m.eps)
         ry = reduce_side(m.syy, m.mean_y, keep, variance, "Y", eps=m.eps)
         res = svcca_from_reduced(
             m.n,
             rx,
             ry,
-            rx.directions.T @ m.sxy @ ry.directions,
+            _dense.matmul(rx.directions.T, m.sxy, ry.directions),
             keep=keep,
             variance=variance,
             threshold=threshold,

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from svcca._threads import products
-from svcca._validation import Precision, as_representation, is_torch_tensor, tensor_to_numpy
+from svcca._validation import (
+    Precision,
+    as_representation,
+    check_chunk_size,
+    is_torch_tensor,
+    tensor_to_numpy,
+)
 from svcca.statistic._moments import (
     Accumulator,
     Float32RangeError,
@@ -339,115 +345,41 @@ def moments_from_sources(
     return acc.finish()
 
 
-def moments_array_api(
+def moments_of_tensors(
     X: Any, Y: Any = None, *, chunk_size: int | None = None, precision: Precision = "float64"
 ) -> Moments:
-    """Moments of torch (or other array-API) arrays computed where the data live.
+    """Moments of torch tensors, accumulated on their device.
 
-    Every chunk is cast to float64 (float32 with ``precision="float32"``: chunks of at
-    most 4096 rows, their products added into float64 sums), centred on its own mean
-    and multiplied on the array's own device (a GPU tensor never travels to the host);
-    only the ``(p + q)^2`` result is copied to NumPy at the end.
+    Chunks (planned from the device's free memory, at most ``chunk_size`` rows) are
+    shifted and multiplied where the tensors live by the one device accumulator
+    (:class:`~svcca.statistic._torch_moments.TorchAccumulator`: float64, or float32
+    products into float64 sums); only the ``(p + q)^2`` result is copied to the host. A
+    GPU tensor never travels to the host. Inside ``svcca.on_device(None)`` the tensors
+    are read to the host in chunks instead; inside ``svcca.on_device(d)`` they must be
+    on ``d``.
     """
-    try:
-        from array_api_compat import array_namespace, to_device
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Torch tensors need the array-api-compat package: pip install array-api-compat "
-            "(or pass NumPy arrays)."
-        ) from exc
+    from svcca._device import chosen, host_forced
+    from svcca.statistic._torch_moments import TorchAccumulator
+
     sx = as_source(X, "X")
     sy = None if Y is None else as_source(Y, "Y")
-    # Read, never differentiated through (as tensor_to_numpy does on the host path); any
-    # dtype, bfloat16 included, is cast to float64 chunk by chunk on the device below.
-    X = X.detach() if is_torch_tensor(X) else X
-    Y = Y.detach() if is_torch_tensor(Y) else Y
     if sy is not None:
         check_same_n([sx, sy])
-        try:
-            xp = array_namespace(X, Y)
-        except TypeError as exc:
-            raise TypeError(
-                f"X and Y come from different array libraries ({type(X).__name__} and "
-                f"{type(Y).__name__}); convert one so both are the same kind: {exc}"
-            ) from exc
-        if getattr(X, "device", None) != getattr(Y, "device", None):
+        if X.device != Y.device:
             raise ValueError(
                 f"X is on {X.device} and Y on {Y.device}; move both to one device first."
             )
-    else:
-        xp = array_namespace(X)
-    rows = _chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision)
-    f64 = xp.float64
-    work = xp.float32 if precision == "float32" else f64
-    state: dict[str, Any] = {}
-    n = 0
-    for start in range(0, sx.n, rows):
-        stop = min(start + rows, sx.n)
-        # Centred on the exact float64 chunk mean, then cast to the working dtype: a
-        # rounded mean would leave the chunk off-centre by its rounding error.
-        xb = xp.astype(X[start:stop, ...], f64)
-        mx = xp.mean(xb, axis=0)
-        xb = xp.astype(xb - mx, work)
-        parts = {"x": (xb, mx)}
-        if sy is not None:
-            yb = xp.astype(Y[start:stop, ...], f64)
-            my = xp.mean(yb, axis=0)
-            parts["y"] = (xp.astype(yb - my, work), my)
-        finite = xp.all(xp.isfinite(mx))
-        if sy is not None:
-            finite = xp.logical_and(finite, xp.all(xp.isfinite(parts["y"][1])))
-        if not bool(finite):
-            raise ValueError(
-                f"X or Y contains NaN or inf in rows {start}:{stop}. Remove or impute those "
-                "samples in both representations before comparing."
-            )
-        nb = stop - start
-        grams = {k: xp.matmul(xp.matrix_transpose(v[0]), v[0]) for k, v in parts.items()}
-        if sy is not None:
-            grams["xy"] = xp.matmul(xp.matrix_transpose(parts["x"][0]), parts["y"][0])
-        grams = {k: xp.astype(g, f64) for k, g in grams.items()}
-        if n == 0:
-            state = {"mx": mx, "sxx": grams["x"]}
-            if sy is not None:
-                state.update(my=parts["y"][1], syy=grams["y"], sxy=grams["xy"])
-        else:
-            tot = n + nb
-            f = n * nb / tot
-            dx = mx - state["mx"]
-            state["sxx"] = state["sxx"] + grams["x"] + f * (dx[:, None] * dx[None, :])
-            state["mx"] = state["mx"] + dx * (nb / tot)
-            if sy is not None:
-                dy = parts["y"][1] - state["my"]
-                state["syy"] = state["syy"] + grams["y"] + f * (dy[:, None] * dy[None, :])
-                state["sxy"] = state["sxy"] + grams["xy"] + f * (dx[:, None] * dy[None, :])
-                state["my"] = state["my"] + dy * (nb / tot)
-        n += nb
-
-    def host(a: Any) -> np.ndarray:
-        return np.asarray(to_device(a, "cpu"), dtype=np.float64)
-
-    q = 0 if sy is None else sy.p
-    if sy is None:
-        return Moments(
-            n,
-            host(state["mx"]),
-            np.zeros(0),
-            host(state["sxx"]),
-            np.zeros((0, 0)),
-            np.zeros((sx.p, 0)),
-            precision=precision,
-        )
-    assert q > 0
-    return Moments(
-        n,
-        host(state["mx"]),
-        host(state["my"]),
-        host(state["sxx"]),
-        host(state["syy"]),
-        host(state["sxy"]),
-        precision=precision,
-    )
+    if host_forced():
+        return moments_from_sources(X, Y, chunk_size=chunk_size, precision=precision)
+    # an on_device() block's device (tensors elsewhere are refused), else their own
+    acc = TorchAccumulator(sx.p, 0 if sy is None else sy.p, chosen(X.device) or X.device, precision)
+    most = check_chunk_size(chunk_size)
+    if most is not None:
+        acc.rows = max(1, min(acc.rows, most))
+    # Read, never differentiated through; any dtype (bfloat16 included) is cast chunk by
+    # chunk on the device.
+    acc.add(X.detach(), None if Y is None else Y.detach())
+    return acc.finish()
 
 
 def moments_from_iterators(

@@ -7,8 +7,8 @@ each accepts the same inputs:
 - NumPy arrays and ``np.memmap`` files (``np.load(path, mmap_mode="r")``), read in row
   chunks whose file pages are released, so memory stays constant in ``n``;
 - dask arrays: moments per block on the workers, merged up a tree (``svcca.sources._dask``);
-- torch tensors (CPU or CUDA): moments computed on the tensor's device through the
-  array API, only the small result copied to the host;
+- torch tensors (CPU or CUDA): moments accumulated on the tensors' device (svcca._device),
+  only the small result copied to the host;
 - h5py / zarr datasets (anything with ``shape``, ``dtype`` and row slicing), read in
   chunks;
 - iterators of batches: ``f(iter_of_x_batches, iter_of_y_batches)`` or
@@ -89,9 +89,9 @@ def to_moments(
 
             return _check_n(moments_from_dask(X, Y, precision=precision))
         if is_torch_tensor(X) and (Y is None or is_torch_tensor(Y)):
-            from svcca.sources._sources import moments_array_api
+            from svcca.sources._sources import moments_of_tensors
 
-            return _check_n(moments_array_api(X, Y, precision=precision))
+            return _check_n(moments_of_tensors(X, Y, precision=precision))
         from svcca.sources._sources import moments_from_sources
 
         return _check_n(moments_from_sources(X, Y, precision=precision))

@@ -82,6 +82,11 @@ class Moments:
     precision : {"float64", "float32"}, default "float64"
         How the cross-products were taken (see Notes); the measures read it to size their
         round-off tolerances (:attr:`eps`).
+    device : str, optional
+        Where the sums were accumulated (``"cuda:0"``), None on the host. The measures
+        run their small dense steps there too unless ``svcca.on_device`` says otherwise
+        (``svcca._device``); the arrays themselves are always NumPy, on the host. Not
+        saved by :meth:`save`.
 
     Notes
     -----
@@ -119,7 +124,7 @@ class Moments:
     True
     """
 
-    __slots__ = ("n", "mean_x", "mean_y", "sxx", "syy", "sxy", "precision")
+    __slots__ = ("n", "mean_x", "mean_y", "sxx", "syy", "sxy", "precision", "device")
 
     def __init__(
         self,
@@ -131,8 +136,10 @@ class Moments:
         sxy: np.ndarray,
         *,
         precision: Precision = "float64",
+        device: str | None = None,
     ) -> None:
         self.precision: Precision = check_precision(precision)
+        self.device = None if device is None else str(device)
         self.n = int(n)
         self.mean_x = np.asarray(mean_x, dtype=np.float64)
         self.mean_y = np.asarray(mean_y, dtype=np.float64)
@@ -335,6 +342,7 @@ class Moments:
             self.syy.copy(),
             self.sxy.copy(),
             precision=self.precision,
+            device=self.device,
         )
 
     def merge_in_place(self, other: Moments) -> Moments:
@@ -346,6 +354,8 @@ class Moments:
         """
         if other.precision == "float32":
             self.precision = "float32"
+        if self.device is None:
+            self.device = other.device
         if other.n == 0:
             return self
         if self.n == 0:
@@ -386,6 +396,7 @@ class Moments:
             self.sxx.copy(),
             self.sxy.T.copy(),
             precision=self.precision,
+            device=self.device,
         )
 
     def _ddof1(self) -> float:
@@ -449,6 +460,7 @@ class Moments:
 
     def __repr__(self) -> str:
         tail = "" if self.precision == "float64" else f", precision={self.precision!r}"
+        tail += "" if self.device is None else f", device={self.device!r}"
         return f"Moments(n={self.n}, p={self.p}, q={self.q}{tail})"
 
 
@@ -489,7 +501,11 @@ _F32_HIGH, _F32_LOW = 2.0**60, 2.0**-60
 
 
 def _check_float32_range(a: np.ndarray, name: str) -> None:
-    top = max(float(a.max()), -float(a.min())) if a.size else 0.0
+    check_float32_top(max(float(a.max()), -float(a.min())) if a.size else 0.0, name)
+
+
+def check_float32_top(top: float, name: str) -> None:
+    """Refuse a chunk whose largest centred magnitude ``top`` float32 products cannot hold."""
     if top > _F32_HIGH or 0.0 < top < _F32_LOW:
         raise Float32RangeError(
             f"{name} has values of magnitude {top:.3g} about its mean: float32 products "

@@ -1,0 +1,213 @@
+"""The cubic kernels of the small dense steps, on the host or on a torch device.
+
+Every measure's prepare-a-side and combine steps are written once, in NumPy, on
+``p x p`` blocks. Their cost is in a handful of kernels: symmetric eigendecompositions,
+SVDs, Cholesky factors, triangular solves and products of ``p x p`` blocks, all
+``O(p^3)``; the rest (scaling by standard deviations, pruning rules, sign flips, clipping
+round-off) is ``O(p^2)`` glue. The kernels here run on the host (NumPy/LAPACK, exactly
+the calls the measures made before) or, inside :func:`dense_on`, on a torch device in
+float64: the operands are uploaded, the kernel runs there, the result comes back as a
+NumPy array. Read-only operands (the factors of a prepared side, which the pairwise
+engine combines with every other side) are uploaded once per block and kept on the
+device until it ends.
+
+Outside :func:`dense_on` nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.linalg import lapack
+
+from svcca._device import DeviceMemoryError, format_bytes, free_bytes
+
+__all__ = [
+    "cholesky",
+    "dense_on",
+    "device_in_use",
+    "eigh",
+    "eigvalsh",
+    "matmul",
+    "smaller_gram",
+    "solve_lower",
+    "svd",
+    "svdvals",
+]
+
+
+class _Device:
+    """A torch device and the operands already uploaded to it (by identity)."""
+
+    def __init__(self, dev: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.dev = dev
+        self.cache: dict[int, tuple[weakref.ref[np.ndarray], Any]] = {}
+
+    def up(self, a: np.ndarray) -> Any:
+        """``a`` as a float64 tensor on the device; read-only arrays are uploaded once."""
+        key = id(a)
+        hit = self.cache.get(key)
+        if hit is not None and hit[0]() is a:
+            return hit[1]
+        frozen = isinstance(a, np.ndarray) and not a.flags.writeable
+        # torch refuses to wrap read-only memory: those are copied (once, then cached)
+        host = np.array(a, dtype=np.float64, order="C", copy=frozen or None)
+        t = self.torch.from_numpy(host).to(self.dev)
+        if frozen:
+            self.cache[key] = (weakref.ref(a), t)
+        return t
+
+    @staticmethod
+    def down(t: Any) -> np.ndarray:
+        return np.asarray(t.cpu().numpy(), dtype=np.float64)
+
+    def run(self, what: str, shape: tuple[int, ...], fn: Any) -> Any:
+        """``fn()``, with a CUDA out-of-memory error turned into what to do about it."""
+        try:
+            return fn()
+        except self.torch.cuda.OutOfMemoryError as exc:
+            free = free_bytes(self.dev)
+            raise DeviceMemoryError(
+                f"The {what} of a {' x '.join(map(str, shape))} float64 block ran out of "
+                f"memory on {self.dev} ({format_bytes(free)} free after it failed). Free "
+                "memory on the device, or run the small steps on the host: "
+                "with svcca.on_device(None): ..."
+            ) from exc
+
+
+_DENSE: ContextVar[_Device | None] = ContextVar("svcca_dense", default=None)
+
+
+@contextmanager
+def dense_on(device: Any) -> Iterator[None]:
+    """Run the kernels inside the block on ``device`` (a ``torch.device``; None: host)."""
+    current = _DENSE.get()
+    if device is None:
+        token = _DENSE.set(None)
+    elif current is not None and current.dev == device:
+        token = _DENSE.set(current)  # nested: keep what is already uploaded
+    else:
+        token = _DENSE.set(_Device(device))
+    try:
+        yield
+    finally:
+        _DENSE.reset(token)
+
+
+def device_in_use() -> Any:
+    """The ``torch.device`` the kernels run on now, or None (host)."""
+    d = _DENSE.get()
+    return None if d is None else d.dev
+
+
+def _on(*arrays: np.ndarray) -> _Device | None:
+    """The device to run on, or None for the host (also for empty operands)."""
+    d = _DENSE.get()
+    if d is None or any(a.size == 0 for a in arrays):
+        return None
+    return d
+
+
+def eigh(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of the symmetric ``S``."""
+    d = _on(S)
+    if d is None:
+        return np.linalg.eigh(S)
+    w, V = d.run("eigendecomposition", S.shape, lambda: d.torch.linalg.eigh(d.up(S)))
+    return d.down(w), d.down(V)
+
+
+def eigvalsh(S: np.ndarray) -> np.ndarray:
+    """Eigenvalues (ascending) of the symmetric ``S``."""
+    d = _on(S)
+    if d is None:
+        return np.linalg.eigvalsh(S)
+    return d.down(d.run("eigenvalues", S.shape, lambda: d.torch.linalg.eigvalsh(d.up(S))))
+
+
+def svd(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``M = U diag(s) Vt``."""
+    d = _on(M)
+    if d is None:
+        return np.linalg.svd(M, full_matrices=False)
+    U, s, Vt = d.run("SVD", M.shape, lambda: d.torch.linalg.svd(d.up(M), full_matrices=False))
+    return d.down(U), d.down(s), d.down(Vt)
+
+
+def svdvals(M: np.ndarray) -> np.ndarray:
+    """Singular values of ``M``, descending."""
+    d = _on(M)
+    if d is None:
+        return np.linalg.svd(M, compute_uv=False)
+    return d.down(d.run("singular values", M.shape, lambda: d.torch.linalg.svdvals(d.up(M))))
+
+
+def cholesky(R: np.ndarray) -> tuple[np.ndarray, int]:
+    """Lower Cholesky factor of ``R`` (upper triangle zero) and LAPACK's ``info``.
+
+    ``info > 0``: the leading minor of that order is not positive definite (the factor
+    is then unusable).
+    """
+    d = _on(R)
+    if d is None:
+        L, info = lapack.dpotrf(R, lower=1, clean=1)
+        return L, int(info)
+    L, info = d.run("Cholesky factor", R.shape, lambda: d.torch.linalg.cholesky_ex(d.up(R)))
+    return d.down(L), int(info.item())
+
+
+def solve_lower(L: np.ndarray, B: np.ndarray, *, trans: bool = False) -> np.ndarray:
+    """``L^{-1} B`` (``L^{-T} B`` with ``trans``) for lower-triangular ``L``."""
+    d = _on(L, B)
+    if d is None:
+        return sla.solve_triangular(
+            L, B, lower=True, trans="T" if trans else "N", check_finite=False
+        )
+
+    def solve() -> Any:
+        Lt, Bt = d.up(L), d.up(B)
+        if trans:
+            return d.torch.linalg.solve_triangular(Lt.mT, Bt, upper=True)
+        return d.torch.linalg.solve_triangular(Lt, Bt, upper=False)
+
+    return d.down(d.run("triangular solve", B.shape, solve))
+
+
+def smaller_gram(M: np.ndarray) -> np.ndarray:
+    """The smaller of ``M M^T`` and ``M^T M`` (on the host, NumPy's ``syrk``)."""
+    d = _on(M)
+    if d is None:
+        return M @ M.T if M.shape[0] <= M.shape[1] else M.T @ M
+
+    def gram() -> Any:
+        t = d.up(M)
+        return t @ t.mT if M.shape[0] <= M.shape[1] else t.mT @ t
+
+    return d.down(d.run("Gram product", M.shape, gram))
+
+
+def matmul(*factors: np.ndarray) -> np.ndarray:
+    """The product of ``factors`` left to right (``A @ B @ ...``)."""
+    d = _on(*factors)
+    if d is None:
+        out = factors[0]
+        for f in factors[1:]:
+            out = out @ f
+        return out
+
+    def product() -> Any:
+        out = d.up(factors[0])
+        for f in factors[1:]:
+            out = out @ d.up(f)
+        return out
+
+    return d.down(d.run("product", factors[0].shape, product))

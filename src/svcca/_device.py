@@ -1,0 +1,268 @@
+"""Where the dense work runs: a torch device, its free memory, exact float32 products.
+
+svcca computes where the data live. Moments of tensors are accumulated on their
+device; captures of a model whose outputs are on a GPU accumulate on that GPU; the
+small ``p x p`` steps of a statistic built on a GPU run on that GPU (``svcca._dense``).
+Work on CPU-resident data takes the host path (NumPy and SciPy's BLAS, tuned in
+``svcca._threads``). :func:`on_device` says explicitly where the dense work runs:
+``on_device("cuda:1")``, ``on_device("cpu")`` (the torch code on the CPU: what the test
+suite runs where there is no GPU) or ``on_device(None)`` (the host path always).
+
+Device memory is planned, not hoped for: :func:`plan_rows` sizes chunks from the free
+memory and raises :class:`DeviceMemoryError` (what was needed, what was free, which
+argument lowers it) before an allocation could fail. ``SVCCA_DEVICE_MEMORY`` (bytes,
+or with a ``K``/``M``/``G`` suffix) caps what svcca may use of a device, for a GPU shared
+with a training job.
+
+Torch is imported only when a device is named or a tensor is met.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+__all__ = [
+    "DeviceMemoryError",
+    "chosen",
+    "exact_products",
+    "format_bytes",
+    "free_bytes",
+    "on_device",
+    "plan_rows",
+    "resolve",
+]
+
+_AUTO: Any = object()  # no on_device() in force: work runs where the data live
+_WHERE: ContextVar[Any] = ContextVar("svcca_device", default=_AUTO)
+# Share of the free memory a plan may fill: the rest covers the allocator's rounding and
+# torch's own workspaces (cuBLAS, cuSOLVER) that a plan cannot see.
+_USABLE = 0.8
+
+
+class DeviceMemoryError(MemoryError):
+    """The work does not fit in the free memory of its device (raised before allocating)."""
+
+
+def resolve(device: Any) -> Any:
+    """``device`` as a ``torch.device`` (checked: torch installed, CUDA present), or None.
+
+    Accepts ``None``, a string (``"cpu"``, ``"cuda"``, ``"cuda:1"``) or a
+    ``torch.device``; a bare ``"cuda"`` means the current CUDA device.
+    """
+    if device is None:
+        return None
+    if not isinstance(device, str) and type(device).__name__ != "device":
+        raise TypeError(
+            f"device must be None, a string such as 'cuda:0' or 'cpu', or a torch.device; "
+            f"got {device!r} ({type(device).__name__})."
+        )
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"device={device!r} runs the dense work through torch, which is not installed: "
+            "pip install 'svcca[torch]', or use on_device(None) for the NumPy path."
+        ) from exc
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a device torch knows; write 'cpu', 'cuda' or 'cuda:0'."
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was asked for, but torch.cuda.is_available() is False "
+                "here: no CUDA device (or a CPU-only torch). Use 'cpu', or None for NumPy."
+            )
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        elif dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                f"device(s), numbered from 0."
+            )
+    return dev
+
+
+@contextmanager
+def on_device(device: Any) -> Iterator[None]:
+    """Run svcca's dense work inside the block on ``device``.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        ``"cuda"``, ``"cuda:1"``: the moments of tensors and captures are accumulated
+        there (activations on another device are refused, not moved silently) and the
+        small ``p x p`` steps of every measure (eigendecompositions, Cholesky factors,
+        triangular solves, SVDs, Gram products) run there in float64. ``"cpu"``: the same
+        torch code on the CPU. ``None``: the NumPy/SciPy path always, whatever the data.
+
+    Without it, work runs where the data live: on the GPU for GPU tensors and for
+    statistics accumulated there, on the host path for everything else. Results are the
+    same NumPy-backed objects either way.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> X = np.random.default_rng(0).standard_normal((500, 6))
+    >>> with svcca.on_device(None):
+    ...     r = svcca.cca(X, X[:, ::-1])
+    >>> round(r.score, 6)
+    1.0
+    """
+    token = _WHERE.set(resolve(device))
+    try:
+        yield
+    finally:
+        _WHERE.reset(token)
+
+
+def chosen(data_device: Any = None) -> Any:
+    """The ``torch.device`` the dense work runs on, or None for the host path.
+
+    :func:`on_device`'s device when one is in force; else ``data_device`` (where the
+    data live: a tensor's ``.device`` or a statistic's) unless that is the CPU.
+    """
+    where = _WHERE.get()
+    if where is not _AUTO:
+        return where
+    if data_device is None:
+        return None
+    dev = resolve(data_device)
+    return None if dev.type == "cpu" else dev
+
+
+def host_forced() -> bool:
+    """Whether an ``on_device(None)`` block is in force (the host path always)."""
+    return _WHERE.get() is None
+
+
+def format_bytes(b: float) -> str:
+    """``1536 -> '1.5 KiB'``: sizes in messages."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(b) < 1024 or unit == "GiB":
+            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
+        b /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def _cap() -> int | None:
+    """``SVCCA_DEVICE_MEMORY`` in bytes, or None when unset."""
+    raw = os.environ.get("SVCCA_DEVICE_MEMORY", "").strip()
+    if not raw:
+        return None
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}
+    unit = raw[-1].upper()
+    try:
+        value = float(raw[:-1]) * scale[unit] if unit in scale else float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(
+            f"SVCCA_DEVICE_MEMORY={raw!r} must be a positive number of bytes, optionally "
+            "with a K, M or G suffix (e.g. 8G)."
+        )
+    return int(value)
+
+
+def free_bytes(device: Any) -> int:
+    """Bytes free on ``device`` now (``torch.cuda.mem_get_info``; the host's available
+    memory for the CPU), capped by ``SVCCA_DEVICE_MEMORY``."""
+    dev = resolve(device)
+    if dev is not None and dev.type == "cuda":
+        import torch
+
+        free = int(torch.cuda.mem_get_info(dev)[0])
+    else:
+        free = _host_available()
+    cap = _cap()
+    return free if cap is None else min(free, cap)
+
+
+def _host_available() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        pass
+    try:  # pragma: no cover - not Linux
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 2**40
+
+
+def plan_rows(
+    *,
+    fixed: int,
+    per_row: int,
+    device: Any,
+    what: str,
+    lower: str,
+    most: int | None = None,
+    least: int = 1,
+) -> int:
+    """Rows per chunk that fit on ``device``: at most ``most``, at least ``least``.
+
+    Parameters
+    ----------
+    fixed : int
+        Bytes the work holds whatever the chunk (sums, factors, buffers of ``p x p``).
+    per_row : int
+        Bytes each row of a chunk adds (its copies in the working dtype).
+    what : str
+        The work, for the message (``"Moments of 4096 + 4096 features in float32"``).
+    lower : str
+        Which argument lowers the need (the message's fix).
+
+    Raises
+    ------
+    DeviceMemoryError
+        When ``fixed + least * per_row`` exceeds the usable share (80%) of the free memory.
+    """
+    free = free_bytes(device)
+    usable = int(_USABLE * free)
+    need = fixed + least * per_row
+    if need > usable:
+        raise DeviceMemoryError(
+            f"{what} needs {format_bytes(need)} on {resolve(device) or 'the host'} "
+            f"({format_bytes(fixed)} held, {format_bytes(per_row)} per row of a chunk of at "
+            f"least {least}); {format_bytes(free)} is free there and svcca plans for "
+            f"{_USABLE:.0%} of it. {lower}"
+        )
+    rows = (usable - fixed) // max(per_row, 1)
+    return int(rows if most is None else max(least, min(rows, most)))
+
+
+@contextmanager
+def exact_products(device: Any) -> Iterator[None]:
+    """float32 products inside the block in full float32, never TF32.
+
+    A user (or a library) may have set ``torch.backends.cuda.matmul.allow_tf32`` or
+    ``torch.set_float32_matmul_precision("high")`` for training; TF32 keeps 10 mantissa
+    bits (relative error 2^-11, 4000x float32's), which would enter every cross-product
+    silently, and at that resolution the rank tolerance of the CCA family
+    (``1e3 eps``) would exceed the largest eigenvalue. The previous settings are
+    restored on exit.
+    """
+    dev = resolve(device)
+    if dev is None or dev.type != "cuda":
+        yield
+        return
+    import torch
+
+    matmul = torch.backends.cuda.matmul
+    before = (matmul.allow_tf32, torch.get_float32_matmul_precision())
+    matmul.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before[1])
+        matmul.allow_tf32 = before[0]

@@ -1,0 +1,226 @@
+"""The one accumulation algorithm of :class:`Moments`, run on a torch device.
+
+:class:`TorchAccumulator` is :class:`svcca.statistic._moments.Accumulator` with the
+data left where they are (a GPU, or the CPU under ``svcca.on_device("cpu")``): each
+chunk is shifted by the first chunk's float64 mean, its products are taken on the
+device (float64, or float32 products of at most 4096 rows added into float64 sums;
+never TF32) and added into float64 sums held there. Only :meth:`finish` copies anything
+to the host: the ``(p + q)^2`` sums, once.
+
+Device memory is planned when the accumulator is made: the sums plus a chunk must fit
+in the free memory (:func:`svcca._device.plan_rows`), else
+:class:`~svcca.DeviceMemoryError` says what was needed and how to need less. Batches
+larger than the planned chunk are split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from svcca._device import exact_products, format_bytes, plan_rows
+from svcca._validation import Precision, check_precision, precision_eps
+from svcca.statistic._moments import (
+    FLOAT32_CHUNK_ROWS,
+    Float32RangeError,
+    Moments,
+    check_float32_top,
+)
+
+__all__ = ["TorchAccumulator"]
+
+
+class TorchAccumulator:
+    """Cross-product sums of ``(x, y)`` batches (torch tensors) on their device.
+
+    Parameters
+    ----------
+    p, q : int
+        Features of X and of Y (``q = 0``: X alone).
+    device : torch.device
+        Where the sums live and every batch must be.
+    precision : {"float64", "float32"}
+        float64 products, or float32 products of chunks of at most 4096 rows into
+        float64 sums (``Moments`` Notes).
+    names : (str, str)
+        How messages name X and Y.
+    """
+
+    def __init__(
+        self,
+        p: int,
+        q: int,
+        device: Any,
+        precision: Precision = "float64",
+        names: tuple[str, str] = ("X", "Y"),
+    ) -> None:
+        import torch
+
+        self.torch = torch
+        self.p, self.q, self.device = p, q, torch.device(device)
+        self.precision: Precision = check_precision(precision)
+        self.names = names
+        f32 = precision == "float32"
+        self.work = torch.float32 if f32 else torch.float64
+        size = 4 if f32 else 8
+        blocks = p * p + q * q + p * q
+        # float64 sums, float32 scratch products, and per row of a chunk its shifted
+        # copies (and the float64 intermediate of a float64 input).
+        self.rows = plan_rows(
+            fixed=8 * (blocks + 2 * (p + q)) + (4 * blocks if f32 else 0),
+            per_row=(size + 8) * (p + q),
+            device=self.device,
+            what=f"Moments of {p}{f' + {q}' if q else ''} features in {precision}",
+            lower=(
+                "Compare fewer or narrower layers per call (each pair's sums are "
+                f"{format_bytes(8 * blocks)}), use precision='float32' for smaller "
+                "chunks, or accumulate on the host: with svcca.on_device(None): ..."
+            ),
+            most=FLOAT32_CHUNK_ROWS if f32 else 1 << 16,
+            least=min(256, FLOAT32_CHUNK_ROWS),
+        )
+        z: dict[str, Any] = {"dtype": torch.float64, "device": self.device}
+        self.n = 0
+        self.shift_x: Any = None
+        self.shift_y: Any = None
+        self.sum_x = torch.zeros(p, **z)
+        self.sum_y = torch.zeros(q, **z)
+        self.sxx = torch.zeros((p, p), **z)
+        self.syy = torch.zeros((q, q), **z)
+        self.sxy = torch.zeros((p, q), **z)
+
+    def add(self, xb: Any, yb: Any = None, *, label: str = "") -> None:
+        """Add a batch: ``xb`` (rows, p) and ``yb`` (rows, q) tensors on :attr:`device`.
+
+        ``label`` ends messages (``" (layer pair ('a', 'b'), batch 3)"``).
+        """
+        for t, name in ((xb, self.names[0]), (yb, self.names[1])):
+            if t is not None and t.device != self.device:
+                raise ValueError(
+                    f"{name} is on {t.device}, but these moments accumulate on {self.device}"
+                    f"{label}; move the model (or the tensors) to one device, or name it "
+                    "with svcca.on_device(...)."
+                )
+        with self.torch.no_grad(), exact_products(self.device):
+            for start in range(0, xb.shape[0], self.rows):
+                stop = min(start + self.rows, xb.shape[0])
+                self._chunk(
+                    xb[start:stop].detach(),
+                    None if yb is None else yb[start:stop].detach(),
+                    f" in rows {self.n}:{self.n + stop - start}{label}",
+                )
+
+    def _shifted(self, a: Any, shift: Any) -> Any:
+        torch = self.torch
+        if self.work == torch.float32 and a.dtype in (torch.float32, torch.float16, torch.bfloat16):
+            # exact in float32 (shift is float32-representable): rounded once, by the minus
+            return a.to(torch.float32) - shift.to(torch.float32)
+        return (a.to(torch.float64) - shift).to(self.work)
+
+    def _first_shift(self, a: Any, name: str, where: str) -> Any:
+        torch = self.torch
+        shift = a.to(torch.float64).mean(dim=0)
+        if not bool(torch.isfinite(shift).all()):
+            raise ValueError(
+                f"{name} contains NaN or inf{where}. Remove or impute those samples in both "
+                "representations before comparing."
+            )
+        if self.work == torch.float32 and a.dtype != torch.float64:
+            shift = shift.to(torch.float32).to(torch.float64)  # what _shifted subtracts
+        return shift
+
+    def _chunk(self, xc: Any, yc: Any, where: str) -> None:
+        torch = self.torch
+        nx, ny = self.names
+        if self.shift_x is None:
+            self.shift_x = self._first_shift(xc, nx, where)
+            if yc is not None:
+                self.shift_y = self._first_shift(yc, ny, where)
+        xs = self._shifted(xc, self.shift_x)
+        ys = None if yc is None else self._shifted(yc, self.shift_y)
+        sx = xs.sum(dim=0, dtype=torch.float64)
+        sy = None if ys is None else ys.sum(dim=0, dtype=torch.float64)
+        finite = torch.isfinite(sx).all()
+        if sy is not None:
+            finite = finite & torch.isfinite(sy).all()
+        if not bool(finite):  # one synchronisation per chunk
+            bad_x = not bool(torch.isfinite(xs).all())
+            raise ValueError(
+                f"{nx if bad_x else ny} contains NaN or inf{where}. Remove or impute those "
+                "samples in both representations before comparing."
+            )
+        if self.work == torch.float32 and self.n == 0:
+            # the first chunk sets the scale (as on the host); later overflow shows in
+            # the sums' finiteness at finish
+            check_float32_top(float(xs.abs().max()), f"{nx}{where}")
+            if ys is not None:
+                check_float32_top(float(ys.abs().max()), f"{ny}{where}")
+        self._product(self.sxx, xs, xs)
+        self.sum_x += sx
+        if ys is not None:
+            assert sy is not None
+            self._product(self.syy, ys, ys)
+            self._product(self.sxy, xs, ys)
+            self.sum_y += sy
+        self.n += xs.shape[0]
+
+    def _product(self, S: Any, a: Any, b: Any) -> None:
+        """``S += a^T b`` (float64 ``S``; float32 ``a``, ``b`` multiply in float32)."""
+        if a.dtype == self.torch.float64:
+            S.addmm_(a.mT, b)
+        else:
+            S += a.mT @ b
+
+    def finish(self) -> Moments:
+        """The :class:`Moments` of everything added, copied to the host once."""
+        torch = self.torch
+        device = str(self.device)
+        if self.n == 0 or self.shift_x is None:
+            return Moments.empty(self.p, self.q, precision=self.precision)
+        if self.work == torch.float32:
+            for name, S in ((self.names[0], self.sxx), (self.names[1], self.syy)):
+                if not bool(torch.isfinite(S).all()):
+                    raise Float32RangeError(
+                        f"The float32 cross-products of {name} overflowed (values beyond "
+                        "about 1e18 about their mean). Use precision='float64', or rescale "
+                        "the activations."
+                    )
+        n = float(self.n)
+
+        def host(t: Any) -> np.ndarray:
+            return np.asarray(t.cpu().numpy(), dtype=np.float64)
+
+        def gram(S: Any, d: Any) -> Any:
+            S = S - n * torch.outer(d, d)
+            return 0.5 * (S + S.mT)  # a GEMM's a^T a is symmetric only to round-off
+
+        dx = self.sum_x / n
+        mean_x = host(self.shift_x + dx)
+        sxx = host(gram(self.sxx, dx))
+        if self.q == 0:
+            return Moments(
+                self.n,
+                mean_x,
+                np.zeros(0),
+                sxx,
+                np.zeros((0, 0)),
+                np.zeros((self.p, 0)),
+                precision=self.precision,
+                device=device,
+            )
+        dy = self.sum_y / n
+        return Moments(
+            self.n,
+            mean_x,
+            host(self.shift_y + dy),
+            sxx,
+            host(gram(self.syy, dy)),
+            host(self.sxy - n * torch.outer(dx, dy)),
+            precision=self.precision,
+            device=device,
+        )
+
+    @property
+    def eps(self) -> float:
+        return precision_eps(self.precision)
