@@ -962,8 +962,15 @@ def run_capture(
     progress: bool | None,
     desc: str,
     extract: Extract | None = None,
+    on_device: bool = False,
 ) -> int:
-    """The loop under every capture: hooks on ``opts.layers`` or ``extract(output, batch)``."""
+    """The loop under every capture: hooks on ``opts.layers`` or ``extract(output, batch)``.
+
+    ``callback`` receives NumPy arrays of ``opts.dtype``; with ``on_device`` (a callback
+    that accumulates torch tensors) it receives the reduced tensors as they are, on
+    their device, whenever the work runs there (:func:`accumulates_on`): GPU outputs,
+    or any inside ``svcca.on_device(...)``.
+    """
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -1096,10 +1103,13 @@ def run_capture(
                         "ran a different number of times. Record the calls by name "
                         "('<module>#<k>') that every batch makes."
                     )
-                arrays = {
-                    n: current[n].to("cpu", dtype=torch.float64).numpy().astype(opts.dtype)
-                    for n in names
-                }
+                if on_device and accumulates_on(current[names[0]]) is not None:
+                    arrays = {n: current[n] for n in names}  # no host copy
+                else:
+                    arrays = {
+                        n: current[n].to("cpu", dtype=torch.float64).numpy().astype(opts.dtype)
+                        for n in names
+                    }
                 current.clear()
                 _check_rows(arrays, i)
                 callback(i, arrays)
@@ -1112,6 +1122,18 @@ def run_capture(
         current.clear()
         marks.clear()
     return seen
+
+
+def accumulates_on(t: Any) -> Any:
+    """The device a capture of ``t`` (a recorded tensor) accumulates on, or None (host).
+
+    ``svcca.on_device``'s device when one is in force (``None`` there: the host), else
+    ``t``'s own device unless it is the CPU: a GPU model's activations never travel to
+    the host, a CPU model's take the host path (NumPy and SciPy's BLAS).
+    """
+    from svcca._device import chosen
+
+    return chosen(t.device)
 
 
 def _recorded_names(
@@ -1196,6 +1218,7 @@ def capture_stream(
     skip: int = 0,
     progress: bool | None = False,
     desc: str = "capture",
+    device_tensors: bool = False,
 ) -> int:
     """Run ``model`` over ``batches`` and pass each batch's activations to ``callback``.
 
@@ -1217,6 +1240,11 @@ def capture_stream(
         As in :func:`capture`.
     skip : int, default 0
         Batches at the start to pass over without running the model (used to resume).
+    device_tensors : bool, default False
+        For a callback that accumulates torch tensors: when the work runs on a device
+        (the outputs are on a GPU, or an ``svcca.on_device(...)`` block names one), it
+        receives the reduced outputs as detached tensors on their device, in the model's
+        dtype, and nothing is copied to the host; otherwise NumPy arrays as always.
 
     Returns
     -------
@@ -1245,6 +1273,7 @@ def capture_stream(
         skip=skip,
         progress=progress,
         desc=desc,
+        on_device=device_tensors,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._progress import Progress, check_progress
 from svcca._threads import dense_steps, products
 from svcca._validation import (
@@ -78,6 +79,7 @@ class _CrossMoments:
         self.moms: dict[str, Moments] = {}
         self.cross: np.ndarray | None = None
         self.n = 0
+        self.device = None  # the host
         self._a: np.ndarray | None = None
         self._b: np.ndarray | None = None
 
@@ -145,6 +147,107 @@ class _CrossMoments:
         return buf
 
 
+class _DeviceCrossMoments:
+    """:class:`_CrossMoments` with the data left on their device (no host copy per batch).
+
+    Each layer's own block is a :class:`~svcca.statistic._torch_moments.TorchAccumulator`
+    (the shifted-data algorithm of :class:`svcca.Moments`: shift by the first batch's
+    float64 mean, float64 sums, float32 products of at most 4096 rows); the cross
+    blocks of the row layers against the column layers are summed on the device from
+    the same shifted rows, ``C = sum (a - c_a)(b - c_b)^T``, and corrected once at the
+    end, ``C - n d_a d_b^T`` with ``d = mean - c``. :meth:`finish` copies the blocks to
+    the host once and leaves this object with the attributes of :class:`_CrossMoments`.
+    """
+
+    def __init__(
+        self,
+        row_keys: list[str],
+        col_keys: list[str],
+        labels: Mapping[str, str],
+        precision: Precision,
+        arrays: Mapping[str, Any],
+    ) -> None:
+        from svcca._device import format_bytes, plan_rows
+        from svcca.statistic._torch_moments import TorchAccumulator
+
+        self.row_keys, self.col_keys, self.labels = row_keys, col_keys, labels
+        self.precision: Precision = precision
+        self.keys = list(dict.fromkeys([*row_keys, *col_keys]))
+        first = arrays[self.keys[0]]
+        import torch
+
+        self.torch = torch
+        self.device = first.device
+        self.work = torch.float32 if precision == "float32" else torch.float64
+        width = {k: arrays[k].shape[1] for k in self.keys}
+        wa = sum(width[k] for k in row_keys)
+        wb = sum(width[k] for k in col_keys)
+        size = 4 if precision == "float32" else 8
+        self.rows = plan_rows(
+            fixed=(8 + (size if precision == "float32" else 0)) * wa * wb
+            + sum(12 * p * p for p in width.values()),
+            per_row=2 * size * (wa + wb),
+            device=self.device,
+            what=(
+                f"compare's cross blocks ({wa} x {wb} features) and per-layer sums of "
+                f"{len(self.keys)} layers in {precision}"
+            ),
+            lower=(
+                f"The cross blocks alone take {format_bytes(8 * wa * wb)}: compare fewer or "
+                "narrower layers per call (layers_a / layers_b, or conv='mean' for conv maps), "
+                "or run on the host: with svcca.on_device(None): ..."
+            ),
+            most=FLOAT32_CHUNK_ROWS if precision == "float32" else 1 << 16,
+            least=min(256, FLOAT32_CHUNK_ROWS),
+        )
+        self.accs = {
+            k: TorchAccumulator(width[k], 0, self.device, precision, (f"Layer {labels[k]}", ""))
+            for k in self.keys
+        }
+        self.sums = torch.zeros((wa, wb), dtype=torch.float64, device=self.device)
+        self.moms: dict[str, Moments] = {}
+        self.cross: np.ndarray | None = None
+        self.n = 0
+
+    def add(self, i: int, arrays: dict[str, Any]) -> None:
+        """Add one batch of tensors (each layer's rows on :attr:`device`)."""
+        from svcca._device import exact_products
+
+        label = f" (batch {i})"
+        for k in self.keys:
+            self.accs[k].add(arrays[k], label=label)
+        b = arrays[self.keys[0]].shape[0]
+        with self.torch.no_grad(), exact_products(self.device):
+            for s in range(0, b, self.rows):
+                A = self._panel(self.row_keys, arrays, s)
+                B = A if self.col_keys == self.row_keys else self._panel(self.col_keys, arrays, s)
+                if self.work == self.torch.float64:
+                    self.sums.addmm_(A.mT, B)
+                else:
+                    self.sums += A.mT @ B
+        self.n += b
+
+    def _panel(self, keys: list[str], arrays: Mapping[str, Any], s: int) -> Any:
+        """Rows ``s:s + rows`` of the layers ``keys`` side by side, shifted as their sums are."""
+        return self.torch.cat(
+            [
+                self.accs[k]._shifted(arrays[k][s : s + self.rows], self.accs[k].shift_x)
+                for k in keys
+            ],
+            dim=1,
+        )
+
+    def finish(self) -> None:
+        """Copy the corrected blocks to the host: :attr:`moms` and :attr:`cross`."""
+        torch = self.torch
+        n = float(self.n)
+        d = {k: self.accs[k].sum_x / n for k in self.keys}
+        da = torch.cat([d[k] for k in self.row_keys])
+        db = torch.cat([d[k] for k in self.col_keys])
+        self.cross = np.asarray((self.sums - n * torch.outer(da, db)).cpu().numpy())
+        self.moms = {k: acc.finish() for k, acc in self.accs.items()}
+
+
 def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a^T b`` summed in float64; float32 inputs in chunks of at most 4096 rows."""
     if a.dtype == np.float64:
@@ -170,7 +273,7 @@ def _raise_nonfinite(x: np.ndarray, label: str, batch: int) -> None:
 
 
 def _finish_moments(
-    acc: _CrossMoments,
+    acc: _CrossMoments | _DeviceCrossMoments,
     measure: str,
     keep: float | int,
     variance: Variance,
@@ -191,11 +294,12 @@ def _finish_moments(
     if measure == "svcca":  # pass two of pairwise, from the moments: T_i^T S_ij T_j
         roff = np.concatenate([[0], np.cumsum([acc.moms[k].p for k in acc.row_keys])])
         coff = np.concatenate([[0], np.cumsum([acc.moms[k].p for k in acc.col_keys])])
+        T: list[np.ndarray] = [r.transform for r in reps]  # type: ignore[misc]
         left = np.concatenate(
-            [reps[u].transform.T @ C[roff[i] : roff[i + 1]] for i, u in enumerate(row_u)]  # type: ignore[union-attr]
+            [_dense.matmul(T[u].T, C[roff[i] : roff[i + 1]]) for i, u in enumerate(row_u)]
         )
         C = np.concatenate(
-            [left[:, coff[j] : coff[j + 1]] @ reps[u].transform for j, u in enumerate(col_u)],  # type: ignore[union-attr]
+            [_dense.matmul(left[:, coff[j] : coff[j + 1]], T[u]) for j, u in enumerate(col_u)],
             axis=1,
         )
     values = _scores(C, reps, widths, row_u, col_u, measure, col_u is row_u, Progress(False, 0, ""))
@@ -458,9 +562,11 @@ def compare(
         rows, cols = _expand(row_req, arrays, user), _expand(col_req, arrays, user)
         labels = {k: (repr(nm) if same else f"{nm!r} of {which}") for k, nm, which in rows + cols}
         plan.update(rows=rows, cols=cols, labels=labels)
-        plan["acc"] = _CrossMoments(
-            [k for k, _, _ in rows], [k for k, _, _ in cols], labels, precision
-        )
+        keys = ([k for k, _, _ in rows], [k for k, _, _ in cols])
+        if isinstance(next(iter(arrays.values())), np.ndarray):
+            plan["acc"] = _CrossMoments(*keys, labels, precision)
+        else:  # the capture's work runs on a device: so does the accumulation
+            plan["acc"] = _DeviceCrossMoments(*keys, labels, precision, arrays)
 
     def callback(i: int, arrays: dict[str, np.ndarray]) -> None:
         if not plan:
@@ -502,10 +608,13 @@ def compare(
             device=device,
             progress=progress,
             desc="compare",
+            device_tensors=mb is None,
         )
     if not plan:
         raise ValueError("batches was empty: there was nothing to run the models on.")
-    acc: _CrossMoments = plan["acc"]
+    acc = plan["acc"]
+    if isinstance(acc, _DeviceCrossMoments):
+        acc.finish()
     row_names = tuple(nm for _, nm, _ in plan["rows"])
     col_names = tuple(nm for _, nm, _ in plan["cols"])
     n = mb.n_samples if mb is not None else acc.n
@@ -513,7 +622,7 @@ def compare(
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
     if mb is not None:
         return _minibatch_result(mb, row_names, col_names, acc)
-    with dense_steps(max(m.p for m in acc.moms.values())):
+    with dense_steps(max(m.p for m in acc.moms.values()), acc.device):
         values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon)
     names: list[Hashable] = list(acc.keys)  # "a.<name>" / "b.<name>", as capture errors say
     _warn_inflated(n, names, reps, row_u, col_u, measure)

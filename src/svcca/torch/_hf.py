@@ -109,12 +109,14 @@ def hidden_states_stream(
     skip: int = 0,
     progress: bool | None = False,
     desc: str = "hidden states",
+    device_tensors: bool = False,
 ) -> int:
     """Pass each batch's hidden states, reduced, to ``callback(i, {name: ndarray})``.
 
     The streaming form of :func:`hidden_states` (same options), e.g. to feed
-    :class:`svcca.MinibatchCKA` without keeping activations. Returns the number of
-    batches seen.
+    :class:`svcca.MinibatchCKA` without keeping activations. ``device_tensors`` as in
+    :func:`svcca.torch.capture_stream` (tensors on their device, no host copy, when the
+    work runs on a device). Returns the number of batches seen.
     """
     opts = _options(sequence, conv, dtype, mask, datapoints)
     return run_capture(
@@ -128,6 +130,7 @@ def hidden_states_stream(
         progress=progress,
         desc=desc,
         extract=_extractor(opts),
+        on_device=device_tensors,
     )
 
 
@@ -267,5 +270,6 @@ def hidden_state_moments(
             device=device,
             progress=progress,
             desc="hidden-state moments",
+            device_tensors=True,
         )
     return finished(stats)

@@ -170,6 +170,7 @@ def capture_moments(
             device=device,
             progress=progress,
             desc="moments",
+            device_tensors=True,
         )
     return finished(stats)
 
@@ -203,9 +204,15 @@ def pair_accumulator(
     xname: Callable[[str], str] = str,
     yname: Callable[[str], str] = str,
     precision: Precision = "float64",
-) -> tuple[Callable[[int, dict[str, np.ndarray]], None], dict[Pair, Moments | None]]:
-    """A capture callback that updates one :class:`Moments` per pair, and the pairs."""
-    stats: dict[Pair, Moments | None] = {p: None for p in pairs}
+) -> tuple[Callable[[int, dict[str, Any]], None], dict[Pair, Moments | None]]:
+    """A capture callback that updates one :class:`Moments` per pair, and the pairs.
+
+    NumPy batches update host :class:`Moments`; tensor batches (a capture with
+    ``device_tensors=True`` whose work runs on a device) one
+    :class:`~svcca.statistic._torch_moments.TorchAccumulator` per pair on that device,
+    finished into :class:`Moments` when the statistics are read (:func:`finished`).
+    """
+    stats: dict[Pair, Any] = {p: None for p in pairs}
 
     def get(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
         if name not in arrays:
@@ -223,19 +230,30 @@ def pair_accumulator(
             else:
                 x, y = get(arrays, xname(p[0])), get(arrays, yname(p[1]))
             m = stats[p]
+            label = f" (layer pair {p!r}, batch {i})"
             if m is None:
                 q = 0 if y is None else y.shape[1]
-                m = stats[p] = Moments.empty(x.shape[1], q, precision=precision)
-            m.update(x, y, _batch_label=f" (layer pair {p!r}, batch {i})")
+                if isinstance(x, np.ndarray):
+                    m = Moments.empty(x.shape[1], q, precision=precision)
+                else:
+                    from svcca.statistic._torch_moments import TorchAccumulator
+
+                    m = TorchAccumulator(x.shape[1], q, x.device, precision)
+                stats[p] = m
+            if isinstance(m, Moments):
+                m.update(x, y, _batch_label=label)
+            else:
+                m.add(x, y, label=label)
 
     return accumulate, stats
 
 
-def finished(stats: dict[Pair, Moments | None]) -> dict[Pair, Moments]:
-    """The accumulated statistics, or the empty-batches error."""
+def finished(stats: dict[Pair, Any]) -> dict[Pair, Moments]:
+    """The accumulated statistics (device sums copied to the host once), or the
+    empty-batches error."""
     if any(m is None for m in stats.values()):
         raise ValueError("batches was empty: there was nothing to run the model on.")
-    return stats  # type: ignore[return-value]
+    return {p: m if isinstance(m, Moments) else m.finish() for p, m in stats.items()}
 
 
 def load_checkpoint(model: Any, checkpoint: Any, *, key: str | None = None) -> Any:
