@@ -747,6 +747,11 @@ def _two_passes(
     cross-products of the (transformed) representations; combine every pair."""
     srcs, n = plan.srcs, plan.n
     use_dask = any(is_dask_array(s.obj) for s in srcs)
+    dev = _tensor_device(srcs)
+    if dev is not None:
+        return _two_passes_device(
+            plan, dev, measure, keep, variance, epsilon, chunk_size, progress, precision
+        )
     dtype = precision_dtype(precision)
     rows1 = _pass_rows(sum(s.p for s in srcs), n, chunk_size, precision)
     n_chunks1 = 1 if use_dask else -(-n // rows1)
@@ -795,6 +800,120 @@ def _two_passes(
                 C = _pass2_local(srcs, n, rows2, args, bar, dtype)
         with dense_steps(max(widths)):
             values = _scores(C, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar)
+    finally:
+        bar.close()
+    return values, reps
+
+
+# ---------------------------------------------------------------------- on a device
+def _tensor_device(srcs: list[Source]) -> Any:
+    """The device both passes run on: torch tensors all on one device whose work runs
+    there (a GPU, or any inside ``svcca.on_device``); None for the host passes."""
+    from svcca._device import chosen
+
+    if not all(s.kind == "torch" for s in srcs):
+        return None
+    devices = {s.obj.device for s in srcs}
+    if len(devices) > 1:
+        raise ValueError(
+            f"The representations are torch tensors on {sorted(map(str, devices))}; move them "
+            "to one device (or to NumPy arrays) first."
+        )
+    return chosen(devices.pop())
+
+
+def _two_passes_device(
+    plan: _Plan,
+    dev: Any,
+    measure: str,
+    keep: float | int,
+    variance: Variance,
+    epsilon: float,
+    chunk_size: int | None,
+    progress: bool | None,
+    precision: Precision,
+) -> tuple[np.ndarray, list[_Rep]]:
+    """:func:`_two_passes` with the tensors' chunks never leaving their device.
+
+    Pass one is one :class:`~svcca.statistic._torch_moments.TorchAccumulator` per
+    representation; pass two the same blocked ``A^T B`` as :func:`_cross_block`, its
+    chunks centred on the exact float64 means before any cast, summed in float64 on the
+    device. Between and after them the prepare and combine steps are the host ones,
+    their cubic kernels on ``dev`` (:mod:`svcca._dense`).
+    """
+    import torch
+
+    from svcca._device import exact_products, format_bytes, plan_rows
+    from svcca.statistic._torch_moments import TorchAccumulator
+
+    srcs, n = plan.srcs, plan.n
+    most = check_chunk_size(chunk_size)
+    accs = [
+        TorchAccumulator(s.p, 0, dev, precision, (f"Representation {s.name!r}", "")) for s in srcs
+    ]
+    rows1 = min(a.rows for a in accs) if most is None else min(most, *(a.rows for a in accs))
+    bar = _Progress(progress, total=-(-n // rows1), desc="pairs")
+    try:
+        for start in range(0, n, rows1):
+            stop = min(start + rows1, n)
+            for acc, s in zip(accs, srcs, strict=True):
+                acc.add(s.obj[start:stop])
+            bar.update(1)
+        moms = [acc.finish() for acc in accs]
+        del accs
+        with dense_steps(max(s.p for s in srcs), dev):
+            reps = [
+                _Rep(repr(nm), m, measure, keep, variance, epsilon)
+                for nm, m in zip(plan.names, moms, strict=True)
+            ]
+        f32 = precision == "float32"
+        work = torch.float32 if f32 else torch.float64
+        transforms = [
+            None if r.transform is None else torch.from_numpy(r.transform).to(dev, work)
+            for r in reps
+        ]
+        means = [torch.from_numpy(m.mean_x).to(dev) for m in moms]
+        widths = [s.p if T is None else T.shape[1] for T, s in zip(transforms, srcs, strict=True)]
+        wr = sum(widths[u] for u in plan.row_u)
+        wc = wr if plan.square else sum(widths[u] for u in plan.col_u)
+        size = 4 if f32 else 8
+        rows2 = plan_rows(
+            fixed=(8 + (4 if f32 else 0)) * wr * wc,
+            per_row=(8 + size) * sum(s.p for s in srcs) + size * (wr + wc),
+            device=dev,
+            what=f"pairwise's cross blocks ({wr} x {wc}) in {precision}",
+            lower=(
+                f"They take {format_bytes(8 * wr * wc)}: compare fewer or narrower "
+                "representations per call (rows and cols), or run on the host: with "
+                "svcca.on_device(None): ..."
+            ),
+            most=FLOAT32_CHUNK_ROWS if f32 else (most or 1 << 16),
+            least=min(256, n),
+        )
+        if most is not None:
+            rows2 = min(rows2, most)
+        bar.retotal(-(-n // rows1) + -(-n // rows2) + len(plan.row_u) * len(plan.col_u))
+        C = torch.zeros((wr, wc), dtype=torch.float64, device=dev)
+        need = list(dict.fromkeys([*plan.row_u, *plan.col_u]))
+        with torch.no_grad(), exact_products(dev):
+            for start in range(0, n, rows2):
+                stop = min(start + rows2, n)
+                part = {}
+                for u in need:
+                    b = (srcs[u].obj[start:stop].detach().to(torch.float64) - means[u]).to(work)
+                    T = transforms[u]
+                    part[u] = b if T is None else b @ T
+                A = torch.cat([part[u] for u in plan.row_u], dim=1)
+                B = A if plan.square else torch.cat([part[u] for u in plan.col_u], dim=1)
+                if f32:
+                    C += A.mT @ B
+                else:
+                    C.addmm_(A.mT, B)
+                bar.update(1)
+        host = np.asarray(C.cpu().numpy())
+        del C
+        with dense_steps(max(widths), dev):
+            values = _scores(host, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar)
     finally:
         bar.close()
     return values, reps

@@ -10,6 +10,7 @@ elsewhere and merged.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 from collections.abc import Iterable
@@ -208,13 +209,19 @@ class Moments:
 
     @classmethod
     def from_batches(cls, batches: Iterable[Any], *, precision: Precision = "float64") -> Moments:
-        """Accumulate from an iterable of ``X`` batches or ``(X, Y)`` pairs."""
+        """Accumulate from an iterable of ``X`` batches or ``(X, Y)`` pairs.
+
+        Batches of torch tensors are summed on their device (a GPU's never reach the
+        host; ``svcca.on_device`` overrides this as for every input), and the result
+        records it in :attr:`device`.
+        """
         m: Moments | None = None
-        for i, batch in enumerate(batches):
-            if isinstance(batch, tuple) and len(batch) == 2:
-                xb, yb = batch
-            else:
-                xb, yb = batch, None
+        it = iter(batches)
+        first = next(it, None)
+        if first is not None and _tensor_batch(first):
+            return _tensor_batches(itertools.chain([first], it), precision)
+        for i, batch in enumerate(itertools.chain([] if first is None else [first], it)):
+            xb, yb = _split(batch)
             xb = as_representation(xb, f"X of batch {i}")
             yb = None if yb is None else as_representation(yb, f"Y of batch {i}")
             if m is None:
@@ -462,6 +469,54 @@ class Moments:
         tail = "" if self.precision == "float64" else f", precision={self.precision!r}"
         tail += "" if self.device is None else f", device={self.device!r}"
         return f"Moments(n={self.n}, p={self.p}, q={self.q}{tail})"
+
+
+def _split(batch: Any) -> tuple[Any, Any]:
+    """A batch as ``(x, y)`` (``y`` None for X alone)."""
+    if isinstance(batch, tuple) and len(batch) == 2:
+        return batch
+    return batch, None
+
+
+def _tensor_batch(batch: Any) -> bool:
+    """Whether a batch is torch tensors to be summed on their device (not host-forced)."""
+    from svcca._device import host_forced
+    from svcca._validation import is_torch_tensor
+
+    xb, yb = _split(batch)
+    return is_torch_tensor(xb) and (yb is None or is_torch_tensor(yb)) and not host_forced()
+
+
+def _tensor_batches(batches: Iterable[Any], precision: Precision) -> Moments:
+    """:meth:`Moments.from_batches` of tensor batches, by the device accumulator."""
+    from svcca._device import chosen
+    from svcca.statistic._torch_moments import TorchAccumulator
+
+    acc: Any = None
+    for i, batch in enumerate(batches):
+        xb, yb = _split(batch)
+        for t, name in ((xb, "X"), (yb, "Y")):
+            if t is not None and (t.ndim != 2 or t.is_complex()):
+                raise ValueError(
+                    f"{name} of batch {i} must be a 2-D real tensor (n_samples, n_features); "
+                    f"got shape {tuple(t.shape)} and dtype {t.dtype}."
+                )
+        if yb is not None and yb.shape[0] != xb.shape[0]:
+            raise ValueError(
+                f"Batch {i} has {xb.shape[0]} rows of X but {yb.shape[0]} of Y; both must "
+                "hold the same datapoints."
+            )
+        q = 0 if yb is None else yb.shape[1]
+        if acc is None:
+            acc = TorchAccumulator(xb.shape[1], q, chosen(xb.device) or xb.device, precision)
+        elif (xb.shape[1], q) != (acc.p, acc.q):
+            raise ValueError(
+                f"Batch {i} has {xb.shape[1]} features of X and {q} of Y, but batch 0 had "
+                f"{acc.p} and {acc.q}; every batch of a representation must have the same "
+                "width."
+            )
+        acc.add(xb, yb, label=f" (batch {i})")
+    return acc.finish()
 
 
 def _raise_bad(side: np.ndarray, name: str, precision: Precision) -> None:
