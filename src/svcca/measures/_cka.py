@@ -3,15 +3,26 @@
 Linear CKA is a function of the sufficient statistic (:class:`~svcca.Moments`) and is
 computed in feature space when that is cheaper; RBF and debiased CKA need the samples
 (Gram matrices, or per-sample norms for debiased linear CKA).
+
+One implementation serves NumPy arrays and torch tensors: every helper here takes either
+(:func:`_ns` picks ``numpy`` or ``torch`` from the argument, without importing torch for
+NumPy input) and tensors stay on their device in float64; only scalars come back.
+Where the sample-space work runs follows :mod:`svcca._device` (:func:`sample_device`):
+tensors on a GPU, or any tensors inside ``svcca.on_device("cpu")``, on their device;
+NumPy arrays, CPU tensors outside an ``on_device`` block, and everything inside
+``on_device(None)`` on the host (NumPy). The ``n x n`` float64 matrices of the device
+path are planned against the device's free memory first (:func:`plan_grams`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
+from svcca._device import chosen, host_forced, plan_rows
 from svcca._result import result
 from svcca._validation import (
     Precision,
@@ -20,6 +31,7 @@ from svcca._validation import (
     check_pair,
     check_precision,
     check_real,
+    is_torch_tensor,
     raise_degenerate,
     raise_nonfinite,
 )
@@ -84,42 +96,91 @@ class CKAResult:
     n_features: tuple[int, int]
 
 
-# ---------------------------------------------------------------------- Gram helpers
-def gram_linear(A: np.ndarray) -> np.ndarray:
-    """``A_c A_c^T`` for the column-centred float64 copy ``A_c`` of ``A`` (shape ``(n, n)``)."""
+# ---------------------------------------------------------------------- array namespace
+def namespace(A: Any) -> Any:
+    """``torch`` for a torch tensor, ``numpy`` for anything else (torch is never imported)."""
+    return sys.modules["torch"] if is_torch_tensor(A) else np
+
+
+def centred64(A: Any) -> Any:
+    """The column-centred float64 copy of ``A`` (an ndarray, or a tensor on its device)."""
+    if is_torch_tensor(A):
+        torch = sys.modules["torch"]
+        if A.dtype == torch.float64:  # never write into the caller's tensor
+            return A.detach() - A.detach().mean(dim=0)
+        Ac = A.detach().to(torch.float64)  # a fresh copy: centred in place (one buffer)
+        Ac -= Ac.mean(dim=0)
+        return Ac
     Ac = np.asarray(A, dtype=np.float64)
-    Ac = Ac - Ac.mean(axis=0)
+    return Ac - Ac.mean(axis=0)
+
+
+def _fill_diagonal(K: Any, value: float) -> None:
+    if is_torch_tensor(K):
+        K.fill_diagonal_(value)
+    else:
+        np.fill_diagonal(K, value)
+
+
+def _median(D: Any) -> float:
+    """The median of every entry of ``D``, as :func:`numpy.median` defines it.
+
+    For a tensor: the ``k``-th smallest entries by ``torch.kthvalue`` (on the device), the
+    mean of the two middle ones for an even count, as NumPy does (``torch.median`` returns
+    the lower one, and ``torch.quantile`` is limited to 16M entries).
+    """
+    if not is_torch_tensor(D):
+        return float(np.median(D))
+    flat = D.reshape(-1)
+    N = flat.numel()
+    hi = float(flat.kthvalue(N // 2 + 1).values)
+    if N % 2:
+        return hi
+    lo = float(flat.kthvalue(N // 2).values)
+    return (lo + hi) / 2.0
+
+
+# ---------------------------------------------------------------------- Gram helpers
+def gram_linear(A: Any) -> Any:
+    """``A_c A_c^T`` for the column-centred float64 copy ``A_c`` of ``A`` (shape ``(n, n)``).
+
+    ``A`` is an array (result on the host) or a torch tensor (result on its device).
+    """
+    Ac = centred64(A)
     return Ac @ Ac.T
 
 
-def _sq_distances(A: np.ndarray) -> np.ndarray:
-    Ac = np.asarray(A, dtype=np.float64)
-    Ac = Ac - Ac.mean(axis=0)
+def _sq_distances(A: Any) -> Any:
+    xp = namespace(A)
+    Ac = centred64(A)
     G = Ac @ Ac.T
-    sq = np.einsum("ij,ij->i", Ac, Ac)
+    sq = xp.einsum("ij,ij->i", Ac, Ac)
+    del Ac
     D = G
     D *= -2.0
     D += sq[:, None]
     D += sq[None, :]
-    np.maximum(D, 0.0, out=D)
-    np.fill_diagonal(D, 0.0)
+    if xp is np:
+        np.maximum(D, 0.0, out=D)
+    else:
+        D.clamp_(min=0.0)
+    _fill_diagonal(D, 0.0)
     return D
 
 
-def gram_rbf(
-    A: np.ndarray, bandwidth: float = 1.0, sigma: float | None = None
-) -> tuple[np.ndarray, float]:
+def gram_rbf(A: Any, bandwidth: float = 1.0, sigma: float | None = None) -> tuple[Any, float]:
     """RBF Gram matrix with Kornblith's median heuristic, and the width used.
 
     ``K_ij = exp(-||a_i - a_j||^2 / (2 sigma^2))`` with ``sigma^2 = bandwidth^2 * median``
     of the squared distances over the full ``n x n`` matrix (zeros on the diagonal
     included), as in Kornblith et al.'s reference code, or the absolute ``sigma`` given.
+    ``A`` is an array or a torch tensor (the Gram matrix stays on its device).
     """
     D = _sq_distances(A)
     if sigma is not None:
         sigma2 = sigma**2
     else:
-        med = float(np.median(D))
+        med = _median(D)
         if med <= 0.0:
             raise ValueError(
                 "RBF CKA sets its width from the median pairwise squared distance, which is "
@@ -129,27 +190,23 @@ def gram_rbf(
             )
         sigma2 = bandwidth**2 * med
     D *= -1.0 / (2.0 * sigma2)
-    np.exp(D, out=D)
+    if is_torch_tensor(D):
+        D.exp_()
+    else:
+        np.exp(D, out=D)
     return D, float(np.sqrt(sigma2))
 
 
-def center_gram(K: np.ndarray, *, unbiased: bool = False) -> np.ndarray:
-    """Centre a Gram matrix (a new array).
-
-    ``unbiased=False``: ``H K H`` with ``H = I - 11^T/n``. ``unbiased=True``: the
-    centring of the U-statistic (zero diagonal, rows and columns adjusted) for which
-    ``<center(K), center(L)> / (n (n - 3))`` is the unbiased HSIC of Song et al. 2012;
-    it is a projection, so ``<center(K), L - diag(L)>`` gives the same number.
-    """
-    K = np.array(K, dtype=np.float64, copy=True)
+def center_gram_inplace(K: Any, unbiased: bool) -> Any:
+    """:func:`center_gram` of a float64 ``K`` that the caller owns, overwriting it."""
     n = K.shape[0]
     if unbiased:
-        np.fill_diagonal(K, 0.0)
+        _fill_diagonal(K, 0.0)
         a = K.sum(axis=0) / (n - 2)
         a -= a.sum() / (2.0 * (n - 1))
         K -= a[:, None]
         K -= a[None, :]
-        np.fill_diagonal(K, 0.0)
+        _fill_diagonal(K, 0.0)
     else:
         r = K.mean(axis=0)
         K -= r[:, None]
@@ -158,17 +215,56 @@ def center_gram(K: np.ndarray, *, unbiased: bool = False) -> np.ndarray:
     return K
 
 
-def hsic_from_centered(Kc: np.ndarray, Lc: np.ndarray, *, unbiased: bool) -> float:
+def center_gram(K: Any, *, unbiased: bool = False) -> Any:
+    """Centre a Gram matrix (a new float64 array, or tensor on ``K``'s device).
+
+    ``unbiased=False``: ``H K H`` with ``H = I - 11^T/n``. ``unbiased=True``: the
+    centring of the U-statistic (zero diagonal, rows and columns adjusted) for which
+    ``<center(K), center(L)> / (n (n - 3))`` is the unbiased HSIC of Song et al. 2012;
+    it is a projection, so ``<center(K), L - diag(L)>`` gives the same number.
+    """
+    if is_torch_tensor(K):
+        K = K.detach().to(sys.modules["torch"].float64, copy=True)
+    else:
+        K = np.array(K, dtype=np.float64, copy=True)
+    return center_gram_inplace(K, unbiased)
+
+
+def hsic_from_centered(Kc: Any, Lc: Any, *, unbiased: bool) -> float:
     """HSIC from two Gram matrices centred with :func:`center_gram` (same ``unbiased``)."""
     n = Kc.shape[0]
-    dot = float(np.vdot(Kc, Lc))
+    if is_torch_tensor(Kc):
+        dot = float(sys.modules["torch"].vdot(Kc.reshape(-1), Lc.reshape(-1)))
+    else:
+        dot = float(np.vdot(Kc, Lc))
     return dot / (n * (n - 3)) if unbiased else dot / (n - 1) ** 2
 
 
-def check_finite(A: np.ndarray, name: str) -> None:
-    """Raise (naming the bad rows) when ``A`` holds NaN or inf."""
+def check_finite(A: Any, name: str) -> None:
+    """Raise (naming the bad rows) when ``A`` (an array, or a tensor) holds NaN or inf.
+
+    A tensor is scanned on its device; only the ``n`` row flags of a bad one come to
+    the host, for the message.
+    """
+    if is_torch_tensor(A):
+        torch = sys.modules["torch"]
+        if not A.is_floating_point() or bool(torch.isfinite(A).all()):
+            return
+        ok = torch.isfinite(A).all(dim=1).cpu().numpy()
+        raise_nonfinite(np.where(ok, 0.0, np.nan)[:, None], name)
     if not np.isfinite(A).all():
         raise_nonfinite(A, name)
+
+
+def check_not_constant(M: Any, name: str) -> None:
+    """Refuse a representation whose every datapoint is the same (``O(n p)``, no copy)."""
+    if is_torch_tensor(M):
+        lo, hi = sys.modules["torch"].aminmax(M.detach(), dim=0)
+        varies = bool((hi != lo).any())  # NaN != NaN: left to the finiteness check
+    else:
+        varies = bool(np.ptp(M, axis=0).any())
+    if not varies:
+        raise_degenerate(name, M.shape[1], "it is constant (every datapoint is the same)")
 
 
 def cka_ratio(xy: float, xx: float, yy: float, p: int, q: int, names: tuple[str, str]) -> float:
@@ -199,8 +295,16 @@ def _linear_from_moments(m: Moments) -> tuple[float, float, float]:
     return xy, xx, yy
 
 
-def row_sq_norms(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """``||a_i - mean||^2`` for every row, in float64 row chunks."""
+def row_sq_norms(A: Any, mean: np.ndarray) -> Any:
+    """``||a_i - mean||^2`` for every row, in float64 row chunks (on a tensor's device)."""
+    if is_torch_tensor(A):
+        torch = sys.modules["torch"]
+        z: dict[str, Any] = {"dtype": torch.float64, "device": A.device}
+        out, mu = torch.empty(A.shape[0], **z), torch.as_tensor(mean, **z)
+        for s in range(0, A.shape[0], _CHUNK_ROWS):
+            block = A[s : s + _CHUNK_ROWS].detach().to(torch.float64) - mu
+            out[s : s + block.shape[0]] = torch.einsum("ij,ij->i", block, block)
+        return out
     out = np.empty(A.shape[0])
     for s in range(0, A.shape[0], _CHUNK_ROWS):
         block = np.asarray(A[s : s + _CHUNK_ROWS], dtype=np.float64) - mean
@@ -208,7 +312,7 @@ def row_sq_norms(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return out
 
 
-def debiased_linear_hsic(frob2: float, a: np.ndarray, b: np.ndarray, n: int) -> float:
+def debiased_linear_hsic(frob2: float, a: Any, b: Any, n: int) -> float:
     """Unbiased HSIC of two linear kernels from feature-space quantities.
 
     ``frob2 = ||X_c^T Y_c||_F^2`` and ``a_i = ||x_i - xbar||^2``, ``b_i`` likewise: with
@@ -219,9 +323,7 @@ def debiased_linear_hsic(frob2: float, a: np.ndarray, b: np.ndarray, n: int) -> 
     return val / (n * (n - 3))
 
 
-def _linear_debiased_feature(
-    X: np.ndarray, Y: np.ndarray, m: Moments
-) -> tuple[float, float, float]:
+def _linear_debiased_feature(X: Any, Y: Any, m: Moments) -> tuple[float, float, float]:
     a = row_sq_norms(X, m.mean_x)
     b = row_sq_norms(Y, m.mean_y)
     n = m.n
@@ -231,11 +333,10 @@ def _linear_debiased_feature(
     return xy, xx, yy
 
 
-def _sample_space(Kx: np.ndarray, Ky: np.ndarray, debiased: bool) -> tuple[float, float, float]:
-    Kc = center_gram(Kx, unbiased=debiased)
-    del Kx
-    Lc = center_gram(Ky, unbiased=debiased)
-    del Ky
+def _sample_space(Kx: Any, Ky: Any, debiased: bool) -> tuple[float, float, float]:
+    """The three HSICs of two fresh float64 Gram matrices (centred in place: consumed)."""
+    Kc = center_gram_inplace(Kx, debiased)
+    Lc = center_gram_inplace(Ky, debiased)
     return (
         hsic_from_centered(Kc, Lc, unbiased=debiased),
         hsic_from_centered(Kc, Kc, unbiased=debiased),
@@ -250,6 +351,103 @@ def feature_space_is_cheaper(n: int, p: int, q: int) -> bool:
     ``n^2 (p + q)`` plus a few ``n^2`` passes for centring.
     """
     return n * (p * p + q * q + p * q) <= n * n * (p + q + 4)
+
+
+# ---------------------------------------------------------------------- devices
+# kthvalue (the RBF median of a tensor) works on a copy of the n^2 entries and, on the
+# CPU, an int64 index per entry: two more n x n buffers while the median is taken.
+_MEDIAN_BUFFERS = 2
+
+
+def sample_device(arrays: Sequence[Any], names: Sequence[str]) -> Any:
+    """Where the sample-space work on ``arrays`` runs: a ``torch.device``, or None (NumPy).
+
+    Tensors on a GPU run there, and any tensors inside ``svcca.on_device(d)`` on ``d``
+    (tensors elsewhere are refused, never moved silently). NumPy arrays, CPU tensors
+    outside an ``on_device`` block (the host path, as for every CPU-resident input), and
+    everything inside ``on_device(None)`` take the NumPy path. Tensors on two devices are
+    refused, and so are arrays mixed with tensors on a device path.
+    """
+    tensors = [(a, nm) for a, nm in zip(arrays, names, strict=True) if is_torch_tensor(a)]
+    if not tensors or host_forced():
+        return None
+    first, fname = tensors[0]
+    for t, tname in tensors[1:]:
+        if t.device != first.device:
+            raise ValueError(
+                f"{fname} is on {first.device} and {tname} on {t.device}; move them to one "
+                "device first, or compare on the host inside svcca.on_device(None)."
+            )
+    dev = chosen(first.device)
+    if dev is None:
+        return None
+    if first.device != dev:
+        raise ValueError(
+            f"{fname} must be on {dev}, where svcca.on_device({str(dev)!r}) runs the work; "
+            f"got a tensor on {first.device}. Tensors are not moved silently: move them "
+            f"with .to({str(dev)!r}), or leave the block to compute where they live."
+        )
+    for a, nm in zip(arrays, names, strict=True):
+        if not is_torch_tensor(a):
+            raise TypeError(
+                f"{nm} must be a torch tensor on {dev}, as {fname} is; got "
+                f"{type(a).__name__}. Pass every representation as a tensor on one device "
+                f"(torch.as_tensor({nm}, device={str(dev)!r})), or all as NumPy arrays for "
+                "the host path."
+            )
+    return dev
+
+
+def tensor_representation(t: Any, name: str) -> Any:
+    """``t`` checked as :func:`svcca._validation.as_representation` checks an array
+    (2-D, real, not empty), detached and left on its device in its own dtype."""
+    if t.is_complex():
+        raise TypeError(
+            f"{name} must hold real numbers; got dtype {t.dtype}. Complex data is only "
+            "meaningful for the Fourier path: use svcca.conv."
+        )
+    if t.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features); got a {t.ndim}-D tensor of shape "
+            f"{tuple(t.shape)}. Reshape it to (n_samples, n_features)."
+        )
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(t.shape)}); it needs at least one sample and "
+            "one feature."
+        )
+    return t.detach()
+
+
+def plan_grams(n: int, width: int, device: Any, *, count: int, what: str, lower: str) -> None:
+    """Refuse (:class:`~svcca.DeviceMemoryError`) before allocating ``count`` float64
+    ``n x n`` matrices and an ``n x width`` float64 copy on ``device`` when they do not fit."""
+    plan_rows(
+        fixed=8 * (count * n * n + n * width), per_row=0, device=device, what=what, lower=lower
+    )
+
+
+def _plan_sample_space(
+    n: int, width: int, device: Any, *, kernel: str, median: bool, debiased: bool
+) -> None:
+    host = "or compute on the host: with svcca.on_device(None): ..."
+    grams = f"two {n} x {n} float64 Gram matrices"
+    if kernel == "rbf":
+        what = f"RBF CKA of {n} samples ({grams}" + (
+            ", and the median's buffers)" if median else ")"
+        )
+        lower = (
+            "Use fewer samples (the need grows as n^2), kernel='linear' (computed in "
+            f"feature space from p x q cross-products, no n x n matrix), {host}"
+        )
+    else:
+        what = f"Sample-space {'debiased ' if debiased else ''}linear CKA of {n} samples ({grams})"
+        lower = (
+            "Use method='feature' (p x q cross-products, no n x n matrix, the same score), "
+            f"fewer samples, {host}"
+        )
+    count = 2 + (_MEDIAN_BUFFERS if median else 0)
+    plan_grams(n, width, device, count=count, what=what, lower=lower)
 
 
 # ---------------------------------------------------------------------- validation
@@ -323,7 +521,13 @@ def cka(
         First representation, or a :class:`~svcca.Moments` holding both sides (linear,
         biased CKA only: the other variants need the samples). For linear, biased CKA
         anything the Moments-based measures accept also works (torch tensors, dask
-        arrays, h5py/zarr datasets, iterators of batches), read in one pass.
+        arrays, h5py/zarr datasets, iterators of batches), read in one pass. Torch
+        tensors on a GPU (or any tensors inside ``svcca.on_device(...)``) are compared
+        on their device in float64 by every variant, RBF and debiased included: the
+        data and the ``n x n`` Gram matrices never leave it, and the ``n x n`` float64
+        buffers are checked against its free memory first (:class:`~svcca.DeviceMemoryError`
+        says what was needed and how to need less). CPU tensors outside such a block,
+        and everything inside ``on_device(None)``, take the NumPy path.
     Y : array_like, shape (n_samples, q)
         Second representation.
     kernel : {"linear", "rbf"}, default "linear"
@@ -431,7 +635,16 @@ def cka(
             "cka compares two representations: call it as cka(X, Y) with arrays of shape "
             "(n_samples, p) and (n_samples, q), or cka(moments)."
         )
-    A, B = check_pair(X, Y)
+    dev = sample_device((X, Y), ("X", "Y"))
+    if dev is None:
+        A, B = check_pair(X, Y)
+    else:  # tensors on a GPU, or inside on_device(): computed there, never copied out
+        A, B = tensor_representation(X, "X"), tensor_representation(Y, "Y")
+        if A.shape[0] != B.shape[0]:
+            raise ValueError(
+                f"X and Y must describe the same datapoints: X has {A.shape[0]} samples "
+                f"(rows) and Y has {B.shape[0]}. Tensors are (n_samples, n_features)."
+            )
     n, p, q = A.shape[0], A.shape[1], B.shape[1]
     if n < 2:
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
@@ -440,8 +653,7 @@ def cka(
 
     sigma_x = sigma_y = None
     for M, name in ((A, "X"), (B, "Y")):  # O(n p): a constant layer has no kernel to centre
-        if not np.ptp(M, axis=0).any():
-            raise_degenerate(name, M.shape[1], "it is constant (every datapoint is the same)")
+        check_not_constant(M, name)
     if kernel == "rbf" or method == "sample":
         check_finite(A, "X")
         check_finite(B, "Y")
@@ -451,16 +663,24 @@ def cka(
                 "method='feature' exists only for the linear kernel; RBF CKA is computed "
                 "from n x n Gram matrices (leave method='auto')."
             )
+        if dev is not None:
+            _plan_sample_space(
+                n, max(p, q), dev, kernel="rbf", median=widths is None, debiased=debiased
+            )
         Kx, sigma_x = gram_rbf(A, bw or 1.0, None if widths is None else widths[0])
         Ky, sigma_y = gram_rbf(B, bw or 1.0, None if widths is None else widths[1])
         xy, xx, yy = _sample_space(Kx, Ky, debiased)
+        del Kx, Ky
         where = "sample"
     else:
         use_feature = method == "feature" or (
             method == "auto" and (precision == "float32" or feature_space_is_cheaper(n, p, q))
         )
+        if dev is not None and not use_feature:
+            _plan_sample_space(n, max(p, q), dev, kernel="linear", median=False, debiased=debiased)
         if use_feature:
-            m = Moments.from_arrays(A, B, precision=precision)
+            # a tensor's moments are accumulated on its device (TorchAccumulator)
+            m = Moments.from_arrays(A, B, precision=precision) if dev is None else to_moments(A, B)
             if debiased:
                 xy, xx, yy = _linear_debiased_feature(A, B, m)
             else:

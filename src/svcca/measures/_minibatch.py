@@ -8,27 +8,49 @@ from typing import Any
 import numpy as np
 
 from svcca._validation import as_representation
-from svcca.measures._cka import CKAResult, center_gram, check_finite
+from svcca.measures._cka import (
+    CKAResult,
+    center_gram_inplace,
+    centred64,
+    check_finite,
+    namespace,
+    plan_grams,
+    sample_device,
+    tensor_representation,
+)
 
 __all__ = ["MinibatchCKA"]
 
 
-def _as_layers(obj: Any, name: str) -> list[np.ndarray]:
+def _layer_list(obj: Any, name: str) -> tuple[list[Any], list[str]]:
+    """One batch's layers as a list, and how messages name each."""
     if isinstance(obj, (list, tuple)):
         if len(obj) == 0:
             raise ValueError(f"{name} is an empty sequence; pass at least one layer's batch.")
-        return [as_representation(a, f"{name}[{i}]") for i, a in enumerate(obj)]
-    return [as_representation(obj, name)]
+        return list(obj), [f"{name}[{i}]" for i in range(len(obj))]
+    return [obj], [name]
 
 
-def _centred_grams(layers: Sequence[np.ndarray]) -> np.ndarray:
-    """Unbiased-centred linear Gram matrices of each layer, flattened: ``(L, b*b)``."""
-    out = []
-    for A in layers:
-        Ac = np.asarray(A, dtype=np.float64)
-        Ac = Ac - Ac.mean(axis=0)
-        out.append(center_gram(Ac @ Ac.T, unbiased=True).ravel())
-    return np.stack(out)
+def _centred_grams(layers: Sequence[Any]) -> Any:
+    """Unbiased-centred linear Gram matrices of each layer, flattened: ``(L, b*b)``.
+
+    NumPy arrays give a NumPy array; tensors a float64 tensor on their device.
+    """
+    b = layers[0].shape[0]
+    xp = namespace(layers[0])
+    if xp is np:
+        out = np.empty((len(layers), b * b))
+    else:
+        out = xp.empty((len(layers), b * b), dtype=xp.float64, device=layers[0].device)
+    for i, A in enumerate(layers):
+        Ac = centred64(A)
+        out[i] = center_gram_inplace(Ac @ Ac.T, True).reshape(-1)
+    return out
+
+
+def _host(a: Any) -> np.ndarray:
+    """A small result (``L_x x L_y`` HSICs) as a float64 NumPy array."""
+    return a if isinstance(a, np.ndarray) else a.cpu().numpy()
 
 
 class MinibatchCKA:
@@ -113,17 +135,23 @@ class MinibatchCKA:
             The same ``b >= 4`` datapoints in every array.
         """
         same = Y is X
-        xs = _as_layers(X, "X")
-        ys = xs if same else _as_layers(Y, "Y")
+        raw_x, names_x = _layer_list(X, "X")
+        raw_y, names_y = (raw_x, names_x) if same else _layer_list(Y, "Y")
+        dev = sample_device(raw_x + ([] if same else raw_y), names_x + ([] if same else names_y))
+        convert = as_representation if dev is None else tensor_representation
+        xs: list[Any] = [convert(a, nm) for a, nm in zip(raw_x, names_x, strict=True)]
+        ys: list[Any] = (
+            xs if same else [convert(a, nm) for a, nm in zip(raw_y, names_y, strict=True)]
+        )
         b = xs[0].shape[0]
-        for name, layers in (("X", xs), ("Y", ys)):
+        for name, layers, names in (("X", xs, names_x), ("Y", ys, names_y)):
             for i, A in enumerate(layers):
                 if A.shape[0] != b:
                     raise ValueError(
                         f"Every layer of a batch must hold the same datapoints: X has {b} rows "
                         f"but {name}[{i}] has {A.shape[0]}."
                     )
-                check_finite(A, f"{name}[{i}]" if len(layers) > 1 else name)
+                check_finite(A, names[i])
         if b < 4:
             raise ValueError(
                 f"A minibatch needs at least 4 datapoints for the unbiased HSIC; this one has "
@@ -140,12 +168,28 @@ class MinibatchCKA:
                 f"Layer widths changed between batches: first {self.widths}, now {widths}. "
                 "Every batch must hold the same layers in the same order."
             )
+        if dev is not None:  # the b x b Grams of every layer at once, and one being made
+            held = len(xs) + (0 if same else len(ys))
+            plan_grams(
+                b,
+                max(A.shape[1] for A in xs + ys),
+                dev,
+                count=held + 1,
+                what=f"Minibatch CKA of {held} layers over batches of {b} ({held + 1} "
+                f"{b} x {b} float64 Gram matrices)",
+                lower="Use smaller batches, fewer layers per update (one accumulator per "
+                "group of layers; each batch's Grams are held at once), or compute on the "
+                "host: with svcca.on_device(None): ...",
+            )
         Gx = _centred_grams(xs)
         Gy = Gx if same else _centred_grams(ys)
+        xp = namespace(Gx)
         scale = 1.0 / (b * (b - 3))
-        xy = (Gx @ Gy.T) * scale
-        xx = np.einsum("ij,ij->i", Gx, Gx) * scale
-        yy = xx if same else np.einsum("ij,ij->i", Gy, Gy) * scale
+        # only these (L_x x L_y) and (L,) HSICs leave a tensor's device
+        xy = _host((Gx @ Gy.T) * scale)
+        xx = _host(xp.einsum("ij,ij->i", Gx, Gx) * scale)
+        yy = xx if same else _host(xp.einsum("ij,ij->i", Gy, Gy) * scale)
+        del Gx, Gy
         if self.sum_xy is None:
             self.sum_xy, self.sum_xx, self.sum_yy = xy, xx, np.array(yy)
             self.widths = widths
