@@ -162,7 +162,7 @@ def _cap() -> int | None:
         value = float(raw[:-1]) * scale[unit] if unit in scale else float(raw)
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not 0 < value < float("inf"):  # nan and inf too (int(inf) would overflow)
         raise ValueError(
             f"SVCCA_DEVICE_MEMORY={raw!r} must be a positive number of bytes, optionally "
             "with a K, M or G suffix (e.g. 8G)."
