@@ -15,7 +15,7 @@ larger than the planned chunk are split.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -122,10 +122,7 @@ class TorchAccumulator:
         torch = self.torch
         shift = a.to(torch.float64).mean(dim=0)
         if not bool(torch.isfinite(shift).all()):
-            raise ValueError(
-                f"{name} contains NaN or inf{where}. Remove or impute those samples in both "
-                "representations before comparing."
-            )
+            self._raise_bad(a, name, where)
         if self.work == torch.float32 and a.dtype != torch.float64:
             shift = shift.to(torch.float32).to(torch.float64)  # what _shifted subtracts
         return shift
@@ -145,11 +142,9 @@ class TorchAccumulator:
         if sy is not None:
             finite = finite & torch.isfinite(sy).all()
         if not bool(finite):  # one synchronisation per chunk
-            bad_x = not bool(torch.isfinite(xs).all())
-            raise ValueError(
-                f"{nx if bad_x else ny} contains NaN or inf{where}. Remove or impute those "
-                "samples in both representations before comparing."
-            )
+            if not bool(torch.isfinite(xs).all()):
+                self._raise_bad(xc, nx, where)
+            self._raise_bad(yc, ny, where)
         if self.work == torch.float32 and self.n == 0:
             # the first chunk sets the scale (as on the host); later overflow shows in
             # the sums' finiteness at finish
@@ -164,6 +159,27 @@ class TorchAccumulator:
             self._product(self.sxy, xs, ys)
             self.sum_y += sy
         self.n += xs.shape[0]
+
+    def _raise_bad(self, a: Any, name: str, where: str) -> NoReturn:
+        """A chunk ``a`` (as given) made a non-finite sum: name its rows, or the range."""
+        torch = self.torch
+        rows = torch.nonzero(~torch.isfinite(a).reshape(a.shape[0], -1).all(dim=1))
+        if rows.numel() == 0 and self.work == torch.float32:
+            # finite values that float32 cannot hold (a float64 input beyond ~3e38)
+            raise Float32RangeError(
+                f"{name} has values beyond float32's range{where}. Use precision='float64', "
+                "or rescale the activations."
+            )
+        if rows.numel() == 0:
+            raise ValueError(
+                f"{name}'s sums overflowed float64{where} (values near 1e308). Rescale the "
+                "activations."
+            )
+        first = (rows.flatten()[:5] + self.n).tolist()
+        raise ValueError(
+            f"{name} contains NaN or inf{where} (first: rows {first}). Remove or impute "
+            "those samples in both representations before comparing."
+        )
 
     def _product(self, S: Any, a: Any, b: Any) -> None:
         """``S += a^T b`` (float64 ``S``; float32 ``a``, ``b`` multiply in float32)."""
