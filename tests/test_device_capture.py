@@ -303,3 +303,29 @@ def test_gpu_model_is_compared_on_the_gpu(monkeypatch):
         st.capture_moments(a, [t.cuda() for t in x], [("0", "1")])
     m = st.capture_moments(a, [t.cuda() for t in x], [("0", "1")])[("0", "1")]
     assert m.device.startswith("cuda")
+
+
+def test_gpu_benchmark_script_runs(tmp_path):
+    """benchmarks/bench_gpu.py at tiny sizes on CPU torch: the script cannot rot unseen."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_gpu.py"
+    out = tmp_path / "gpu.json"
+    subprocess.run(
+        [sys.executable, str(script), "--quick", "--device", "cpu", "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    report = json.loads(out.read_text())
+    assert report["device"] == "cpu"
+    for name in ("cka_linear", "svcca"):
+        steps = report["small_steps"][name]
+        # the same float64 moments through the torch and the NumPy kernels
+        assert steps["agreement_steps"] < 1e-12
+        # float32 products of 2 x 1024 rows against float64: 1e-7-level entry errors
+        assert steps["agreement_float32"] < 1e-5
+    assert report["moments"]["seconds"]["floor"] > 0
