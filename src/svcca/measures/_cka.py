@@ -122,22 +122,66 @@ def _fill_diagonal(K: Any, value: float) -> None:
         np.fill_diagonal(K, value)
 
 
-def _median(D: Any) -> float:
-    """The median of every entry of ``D``, as :func:`numpy.median` defines it.
+# Entries of D compared per step of the tensor median (bounds its temporaries: 9 bytes
+# an entry, 36 MiB).
+_SELECT_CHUNK = 1 << 22
 
-    For a tensor: the ``k``-th smallest entries by ``torch.kthvalue`` (on the device), the
-    mean of the two middle ones for an even count, as NumPy does (``torch.median`` returns
-    the lower one, and ``torch.quantile`` is limited to 16M entries).
+
+def _count_at_most(bits: Any, v: int) -> int:
+    """How many entries of the int64 view ``bits`` are ``<= v`` (one pass, in chunks)."""
+    total = bits.new_zeros(())
+    for s in range(0, bits.numel(), _SELECT_CHUNK):
+        total += (bits[s : s + _SELECT_CHUNK] <= v).sum()
+    return int(total)
+
+
+def _kth_smallest_bits(bits: Any, k: int) -> int:
+    """The int64 pattern of the ``k``-th smallest (1-based) of non-negative float64s.
+
+    Non-negative float64s order as their bit patterns do as int64s (a ``-0.0`` reads as
+    the most negative int64, below everything, and is 0, the smallest value anyway), so
+    bisection over the patterns finds the ``k``-th value exactly in at most 63 counting
+    passes, with no copy of the data (``kthvalue`` copies it, and on the CPU adds an
+    int64 index per entry).
+    """
+    lo, hi = 0, int(bits.max())
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _count_at_most(bits, mid) >= k:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def _next_bits(bits: Any, v: int) -> int:
+    """The smallest pattern above ``v`` in ``bits`` (one pass)."""
+    big = int(np.iinfo(np.int64).max)
+    best = big
+    for s in range(0, bits.numel(), _SELECT_CHUNK):
+        chunk = bits[s : s + _SELECT_CHUNK]
+        best = min(best, int(chunk.masked_fill(chunk <= v, big).min()))
+    return best
+
+
+def _median(D: Any) -> float:
+    """The median of every entry of ``D`` (``>= 0``), as :func:`numpy.median` defines it.
+
+    For a tensor: the middle entry, or for an even count the mean of the two middle
+    ones, as NumPy does (``torch.median`` returns the lower one; ``torch.quantile`` is
+    limited to 16M entries; ``torch.kthvalue`` copies its input), selected exactly on
+    the device by bisection over the float64 bit patterns (:func:`_kth_smallest_bits`).
     """
     if not is_torch_tensor(D):
         return float(np.median(D))
-    flat = D.reshape(-1)
-    N = flat.numel()
-    hi = float(flat.kthvalue(N // 2 + 1).values)
+    torch = sys.modules["torch"]
+    bits = D.reshape(-1).view(torch.int64)
+    N = bits.numel()
+    lo = _kth_smallest_bits(bits, (N + 1) // 2)
     if N % 2:
-        return hi
-    lo = float(flat.kthvalue(N // 2).values)
-    return (lo + hi) / 2.0
+        return float(np.int64(lo).view(np.float64))
+    hi = lo if _count_at_most(bits, lo) >= N // 2 + 1 else _next_bits(bits, lo)
+    return (float(np.int64(lo).view(np.float64)) + float(np.int64(hi).view(np.float64))) / 2.0
 
 
 # ---------------------------------------------------------------------- Gram helpers
@@ -354,11 +398,6 @@ def feature_space_is_cheaper(n: int, p: int, q: int) -> bool:
 
 
 # ---------------------------------------------------------------------- devices
-# kthvalue (the RBF median of a tensor) works on a copy of the n^2 entries and, on the
-# CPU, an int64 index per entry: two more n x n buffers while the median is taken.
-_MEDIAN_BUFFERS = 2
-
-
 def sample_device(arrays: Sequence[Any], names: Sequence[str]) -> Any:
     """Where the sample-space work on ``arrays`` runs: a ``torch.device``, or None (NumPy).
 
@@ -419,11 +458,18 @@ def tensor_representation(t: Any, name: str) -> Any:
     return t.detach()
 
 
-def plan_grams(n: int, width: int, device: Any, *, count: int, what: str, lower: str) -> None:
+def plan_grams(
+    n: int, width: int, device: Any, *, count: int, what: str, lower: str, extra: int = 0
+) -> None:
     """Refuse (:class:`~svcca.DeviceMemoryError`) before allocating ``count`` float64
-    ``n x n`` matrices and an ``n x width`` float64 copy on ``device`` when they do not fit."""
+    ``n x n`` matrices, an ``n x width`` float64 copy and ``extra`` bytes on ``device``
+    when they do not fit."""
     plan_rows(
-        fixed=8 * (count * n * n + n * width), per_row=0, device=device, what=what, lower=lower
+        fixed=8 * (count * n * n + n * width) + extra,
+        per_row=0,
+        device=device,
+        what=what,
+        lower=lower,
     )
 
 
@@ -434,7 +480,7 @@ def _plan_sample_space(
     grams = f"two {n} x {n} float64 Gram matrices"
     if kernel == "rbf":
         what = f"RBF CKA of {n} samples ({grams}" + (
-            ", and the median's buffers)" if median else ")"
+            " and the median's scratch)" if median else ")"
         )
         lower = (
             "Use fewer samples (the need grows as n^2), kernel='linear' (computed in "
@@ -446,8 +492,8 @@ def _plan_sample_space(
             "Use method='feature' (p x q cross-products, no n x n matrix, the same score), "
             f"fewer samples, {host}"
         )
-    count = 2 + (_MEDIAN_BUFFERS if median else 0)
-    plan_grams(n, width, device, count=count, what=what, lower=lower)
+    scratch = 9 * min(n * n, _SELECT_CHUNK) if median else 0  # an int64 and a bool per entry
+    plan_grams(n, width, device, count=2, what=what, lower=lower, extra=scratch)
 
 
 # ---------------------------------------------------------------------- validation
