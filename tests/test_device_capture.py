@@ -329,3 +329,16 @@ def test_gpu_benchmark_script_runs(tmp_path):
         # float32 products of 2 x 1024 rows against float64: 1e-7-level entry errors
         assert steps["agreement_float32"] < 1e-5
     assert report["moments"]["seconds"]["floor"] > 0
+
+
+def test_docs_gpu_page_runs():
+    """docs/gpu.md's code blocks, as written (they assert)."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "docs" / "gpu.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert blocks
+    namespace: dict = {}
+    for code in blocks:
+        exec(compile(code, "docs/gpu.md", "exec"), namespace)
