@@ -136,6 +136,32 @@ def test_input_tensors_are_left_unchanged():
     assert np.array_equal(Xt.numpy(), X) and np.array_equal(Yt.numpy(), Y)
 
 
+def test_public_gram_helpers_take_tensors():
+    from svcca.measures._cka import center_gram, gram_linear, gram_rbf, hsic_from_centered
+
+    X, _ = _data(n=30)
+    Xt = torch.from_numpy(X).float()
+    x32 = Xt.numpy()
+    bound = tol(cond=30 * 7)
+    for unbiased in (False, True):
+        K = center_gram(gram_linear(x32), unbiased=unbiased)
+        Kt = center_gram(gram_linear(Xt), unbiased=unbiased)
+        assert isinstance(Kt, torch.Tensor) and Kt.dtype == torch.float64
+        scale = np.abs(K).max()
+        np.testing.assert_allclose(Kt.numpy(), K, rtol=0, atol=bound * scale)
+        h, ht = (
+            hsic_from_centered(K, K, unbiased=unbiased),
+            hsic_from_centered(Kt, Kt, unbiased=unbiased),
+        )
+        np.testing.assert_allclose(ht, h, rtol=tol(cond=30 * 30))
+    (R, s), (Rt, st) = gram_rbf(x32, 0.5), gram_rbf(Xt, 0.5)
+    np.testing.assert_allclose(Rt.numpy(), R, rtol=0, atol=bound)
+    assert st == pytest.approx(s, rel=tol(cond=20))
+    G = gram_linear(Xt)
+    center_gram(G)  # a copy: the argument is left alone
+    assert torch.equal(G, gram_linear(Xt))
+
+
 # ---------------------------------------------------------------------- the device rule
 def test_device_rule_where_the_work_runs():
     X, Y = _data()
