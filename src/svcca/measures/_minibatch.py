@@ -132,7 +132,12 @@ class MinibatchCKA:
         ----------
         X : array_like, shape (b, p), or list of such arrays
         Y : array_like, shape (b, q), or list of such arrays
-            The same ``b >= 4`` datapoints in every array.
+            The same ``b >= 4`` datapoints in every array. Torch tensors on a GPU (or
+            any tensors inside ``svcca.on_device(...)``) are kept there: the centred
+            ``b x b`` Gram matrices and the HSIC matrix are computed on the device in
+            float64 (their memory planned first) and only the ``len(X) x len(Y)`` HSICs
+            are added into the float64 NumPy sums. CPU tensors outside such a block take
+            the NumPy path.
         """
         same = Y is X
         raw_x, names_x = _layer_list(X, "X")
@@ -151,7 +156,7 @@ class MinibatchCKA:
                         f"Every layer of a batch must hold the same datapoints: X has {b} rows "
                         f"but {name}[{i}] has {A.shape[0]}."
                     )
-                check_finite(A, names[i])
+                check_finite(A, names[i] if len(layers) > 1 else name)
         if b < 4:
             raise ValueError(
                 f"A minibatch needs at least 4 datapoints for the unbiased HSIC; this one has "
