@@ -24,6 +24,8 @@ eigenvalues are well conditioned in units of the largest: ``tol(scale=top, facto
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -702,6 +704,70 @@ def test_moments_device_kept_by_copy_swap_merge_not_saved(tmp_path):
     back = svcca.Moments.load(tmp_path / "m.npz")
     assert back.device is None and "device" not in repr(back)
     np.testing.assert_array_equal(back.sxy, m.sxy)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """exact_products' CUDA branch on any machine: its switches are process-wide flags
+    that a CPU torch holds too. The flags are put back after the test."""
+    import svcca._device
+
+    monkeypatch.setattr(svcca._device, "resolve", lambda d: torch.device("cuda", 0))
+    matmul = torch.backends.cuda.matmul
+    start = (torch.backends.fp32_precision, matmul.fp32_precision)
+    yield matmul
+    torch.backends.fp32_precision = start[0]
+    matmul.fp32_precision = start[1]
+
+
+@pytest.mark.parametrize(
+    ("allow", "precision"), [(True, "high"), (True, "medium"), (False, "highest")]
+)
+def test_exact_products_turn_tf32_off_and_restore_the_legacy_settings(fake_cuda, allow, precision):
+    matmul = fake_cuda
+    matmul.allow_tf32 = allow
+    torch.set_float32_matmul_precision(precision)
+    before = (matmul.allow_tf32, torch.get_float32_matmul_precision())
+    with exact_products("cuda"):
+        assert matmul.allow_tf32 is False and torch.get_float32_matmul_precision() == "highest"
+        assert matmul.fp32_precision == "ieee"
+    assert (matmul.allow_tf32, torch.get_float32_matmul_precision()) == before
+    with pytest.raises(KeyError), exact_products("cuda"):
+        raise KeyError("inside")
+    assert (matmul.allow_tf32, torch.get_float32_matmul_precision()) == before
+
+
+@pytest.mark.parametrize("where", ["global", "matmul"])
+def test_exact_products_under_the_fp32_precision_api(fake_cuda, where):
+    # torch >= 2.9: TF32 asked for through fp32_precision makes the legacy getters
+    # raise ("mix of the legacy and new APIs"); exact_products raised that too (was)
+    matmul = fake_cuda
+    if where == "global":
+        torch.backends.fp32_precision = "tf32"
+    else:
+        matmul.fp32_precision = "tf32"
+    with exact_products("cuda"):
+        assert matmul.fp32_precision == "ieee"
+    assert matmul.fp32_precision == "tf32"
+    with pytest.raises(KeyError), exact_products("cuda"):
+        raise KeyError("inside")
+    assert matmul.fp32_precision == "tf32"
+
+
+def test_the_accumulator_multiplies_under_exact_products(monkeypatch):
+    import svcca.statistic._torch_moments as tm
+
+    entered = []
+
+    @contextlib.contextmanager
+    def spy(device):
+        entered.append(device)
+        yield
+
+    monkeypatch.setattr(tm, "exact_products", spy)
+    acc = TorchAccumulator(2, 1, "cpu")
+    acc.add(torch.ones(5, 2).cumsum(0), torch.ones(5, 1).cumsum(0))
+    assert entered == [torch.device("cpu")]
 
 
 # ---------------------------------------------------------------------------- 4. CUDA

@@ -249,7 +249,10 @@ def exact_products(device: Any) -> Iterator[None]:
     bits (relative error 2^-11, 4000x float32's), which would enter every cross-product
     silently, and at that resolution the rank tolerance of the CCA family
     (``1e3 eps``) would exceed the largest eigenvalue. The previous settings are
-    restored on exit.
+    restored on exit, through the API that set them: once TF32 is asked for with
+    torch's ``fp32_precision`` settings (``torch.backends.fp32_precision = "tf32"``,
+    torch 2.9 and later) the legacy getters above raise, and only ``fp32_precision``
+    is read and set.
     """
     dev = resolve(device)
     if dev is None or dev.type != "cuda":
@@ -258,11 +261,22 @@ def exact_products(device: Any) -> Iterator[None]:
     import torch
 
     matmul = torch.backends.cuda.matmul
-    before = (matmul.allow_tf32, torch.get_float32_matmul_precision())
+    try:
+        before = (matmul.allow_tf32, torch.get_float32_matmul_precision())
+    except RuntimeError:  # "... used mix of the legacy and new APIs ..."
+        saved = matmul.fp32_precision
+        matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = saved
+        return
     matmul.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(before[1])
+        # the precision last: it sets allow_tf32 too, and the reverse order leaves torch
+        # >= 2.9 in a "mixed" state after "medium" (its getters then raise)
         matmul.allow_tf32 = before[0]
+        torch.set_float32_matmul_precision(before[1])
