@@ -4,9 +4,10 @@ Linear CKA is a function of the sufficient statistic (:class:`~svcca.Moments`) a
 computed in feature space when that is cheaper; RBF and debiased CKA need the samples
 (Gram matrices, or per-sample norms for debiased linear CKA).
 
-One implementation serves NumPy arrays and torch tensors: every helper here takes either
-(:func:`_ns` picks ``numpy`` or ``torch`` from the argument, without importing torch for
-NumPy input) and tensors stay on their device in float64; only scalars come back.
+One implementation serves NumPy arrays and torch tensors: every helper here takes
+either (:func:`namespace` picks ``numpy`` or ``torch`` from the argument, without
+importing torch for NumPy input) and tensors stay on their device in float64; only
+scalars come back.
 Where the sample-space work runs follows :mod:`svcca._device` (:func:`sample_device`):
 tensors on a GPU, or any tensors inside ``svcca.on_device("cpu")``, on their device;
 NumPy arrays, CPU tensors outside an ``on_device`` block, and everything inside
