@@ -646,16 +646,27 @@ def test_values_float32_cannot_hold_are_refused():
 
 
 def test_a_tensor_on_another_device_is_refused():
-    acc = TorchAccumulator(3, 2, "meta")  # a device with no data: anything on the CPU is elsewhere
-    with pytest.raises(
-        ValueError, match=r"X is on cpu, but these moments accumulate on meta \(batch 7\); move"
-    ):
-        acc.add(torch.zeros(10, 3), torch.zeros(10, 2), label=" (batch 7)")
+    # CPU-only machines have one device with data; the meta device (no data) stands for
+    # "elsewhere" in add()'s check, which runs before anything is read
     acc = TorchAccumulator(3, 2, "cpu")
+    with pytest.raises(
+        ValueError, match=r"X is on meta, but these moments accumulate on cpu \(batch 7\); move"
+    ):
+        acc.add(torch.zeros(10, 3, device="meta"), torch.zeros(10, 2), label=" (batch 7)")
     with pytest.raises(ValueError, match=r"Y is on meta, but these moments accumulate on cpu"):
         acc.add(torch.zeros(10, 3), torch.zeros(10, 2, device="meta"))
+    assert acc.n == 0
     with pytest.raises(ValueError, match="X is on cpu and Y on meta; move both to one device"):
         moments_of_tensors(torch.zeros(10, 3), torch.zeros(10, 2, device="meta"))
+
+
+def test_meta_tensors_are_refused_with_what_to_do():
+    # was: RuntimeError "Tensor.item() cannot be called on meta tensors"
+    msg = r"device='meta' holds no data .* load the weights first"
+    with pytest.raises(ValueError, match=msg):
+        svcca.cca(torch.zeros(10, 3, device="meta"), torch.zeros(10, 2, device="meta"))
+    with pytest.raises(ValueError, match=msg), svcca.on_device("meta"):
+        pass
 
 
 def test_device_memory_error_says_needed_free_and_the_fix(monkeypatch):

@@ -73,6 +73,11 @@ def resolve(device: Any) -> Any:
         raise ValueError(
             f"device={device!r} is not a device torch knows; write 'cpu', 'cuda' or 'cuda:0'."
         ) from exc
+    if dev.type == "meta":
+        raise ValueError(
+            f"device={str(dev)!r} holds no data (tensors made on torch.device('meta'), e.g. by "
+            "a model built with empty weights): load the weights first, onto 'cpu' or 'cuda'."
+        )
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(
