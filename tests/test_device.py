@@ -530,6 +530,23 @@ def test_each_kernel_on_the_device_equals_the_host(device):
     np.testing.assert_allclose(U * s @ Vt, M, rtol=0, atol=tol(scale=s[0], factor=2 * p))
 
 
+def test_a_kernel_out_of_device_memory_says_what_to_do(monkeypatch):
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(torch.linalg, "eigh", oom)
+    S = np.eye(6) + 0.5
+    msg = (
+        r"The eigendecomposition of a 6 x 6 float64 block ran out of memory on cpu \(.* free "
+        r"after it failed\)\. Free memory on the device, or run the small steps on the host: "
+        r"with svcca.on_device\(None\)"
+    )
+    with svcca.on_device("cpu"), dense_steps(6), pytest.raises(svcca.DeviceMemoryError, match=msg):
+        _dense.eigh(S)
+    with svcca.on_device(None), dense_steps(6):  # the fix the message names
+        np.testing.assert_allclose(_dense.eigh(S)[0][-1], 4.0, rtol=0, atol=tol(scale=4, factor=12))
+
+
 # ------------------------------------------------- 3. TorchAccumulator and tensors
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "int64"])
