@@ -4,6 +4,7 @@ Counts, means and centred cross-product sums of two representations, accumulated
 float64 in one pass and merged exactly (Chan et al.). Imports nothing above it.
 """
 
+from svcca.statistic import _torch_moments  # noqa: F401  (registers the tensor-batch path)
 from svcca.statistic._moments import Float32RangeError, Moments
 
 __all__ = ["Float32RangeError", "Moments"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import mmap
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -219,7 +219,8 @@ class Moments:
         it = iter(batches)
         first = next(it, None)
         if first is not None and _tensor_batch(first):
-            return _tensor_batches(itertools.chain([first], it), precision)
+            assert tensor_batches is not None  # registered when svcca.statistic is imported
+            return tensor_batches(itertools.chain([first], it), precision)
         for i, batch in enumerate(itertools.chain([] if first is None else [first], it)):
             xb, yb = _split(batch)
             xb = as_representation(xb, f"X of batch {i}")
@@ -471,6 +472,12 @@ class Moments:
         return f"Moments(n={self.n}, p={self.p}, q={self.q}{tail})"
 
 
+# Tensor batches are summed on their device by svcca.statistic._torch_moments. That
+# module builds Moments (it imports this one), so it cannot be imported from here: it
+# registers its function below when it is imported, and svcca.statistic imports it.
+tensor_batches: Callable[[Iterable[Any], Precision], Moments] | None = None
+
+
 def _split(batch: Any) -> tuple[Any, Any]:
     """A batch as ``(x, y)`` (``y`` None for X alone)."""
     if isinstance(batch, tuple) and len(batch) == 2:
@@ -485,38 +492,6 @@ def _tensor_batch(batch: Any) -> bool:
 
     xb, yb = _split(batch)
     return is_torch_tensor(xb) and (yb is None or is_torch_tensor(yb)) and not host_forced()
-
-
-def _tensor_batches(batches: Iterable[Any], precision: Precision) -> Moments:
-    """:meth:`Moments.from_batches` of tensor batches, by the device accumulator."""
-    from svcca._device import chosen
-    from svcca.statistic._torch_moments import TorchAccumulator
-
-    acc: Any = None
-    for i, batch in enumerate(batches):
-        xb, yb = _split(batch)
-        for t, name in ((xb, "X"), (yb, "Y")):
-            if t is not None and (t.ndim != 2 or t.is_complex()):
-                raise ValueError(
-                    f"{name} of batch {i} must be a 2-D real tensor (n_samples, n_features); "
-                    f"got shape {tuple(t.shape)} and dtype {t.dtype}."
-                )
-        if yb is not None and yb.shape[0] != xb.shape[0]:
-            raise ValueError(
-                f"Batch {i} has {xb.shape[0]} rows of X but {yb.shape[0]} of Y; both must "
-                "hold the same datapoints."
-            )
-        q = 0 if yb is None else yb.shape[1]
-        if acc is None:
-            acc = TorchAccumulator(xb.shape[1], q, chosen(xb.device) or xb.device, precision)
-        elif (xb.shape[1], q) != (acc.p, acc.q):
-            raise ValueError(
-                f"Batch {i} has {xb.shape[1]} features of X and {q} of Y, but batch 0 had "
-                f"{acc.p} and {acc.q}; every batch of a representation must have the same "
-                "width."
-            )
-        acc.add(xb, yb, label=f" (batch {i})")
-    return acc.finish()
 
 
 def _raise_bad(side: np.ndarray, name: str, precision: Precision) -> None:

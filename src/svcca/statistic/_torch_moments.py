@@ -15,12 +15,14 @@ larger than the planned chunk are split.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import numpy as np
 
 from svcca._device import exact_products, format_bytes, plan_rows
 from svcca._validation import Precision, check_precision, precision_eps
+from svcca.statistic import _moments
 from svcca.statistic._moments import (
     FLOAT32_CHUNK_ROWS,
     Float32RangeError,
@@ -240,3 +242,40 @@ class TorchAccumulator:
     @property
     def eps(self) -> float:
         return precision_eps(self.precision)
+
+
+def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision) -> Moments:
+    """:meth:`Moments.from_batches` of tensor batches, by the device accumulator.
+
+    A batch is split by ``Moments.from_batches``'s own rule (a 2-tuple is ``(x, y)``).
+    """
+    from svcca._device import chosen
+
+    acc: Any = None
+    for i, batch in enumerate(batches):
+        xb, yb = _moments._split(batch)
+        for t, name in ((xb, "X"), (yb, "Y")):
+            if t is not None and (t.ndim != 2 or t.is_complex()):
+                raise ValueError(
+                    f"{name} of batch {i} must be a 2-D real tensor (n_samples, n_features); "
+                    f"got shape {tuple(t.shape)} and dtype {t.dtype}."
+                )
+        if yb is not None and yb.shape[0] != xb.shape[0]:
+            raise ValueError(
+                f"Batch {i} has {xb.shape[0]} rows of X but {yb.shape[0]} of Y; both must "
+                "hold the same datapoints."
+            )
+        q = 0 if yb is None else yb.shape[1]
+        if acc is None:
+            acc = TorchAccumulator(xb.shape[1], q, chosen(xb.device) or xb.device, precision)
+        elif (xb.shape[1], q) != (acc.p, acc.q):
+            raise ValueError(
+                f"Batch {i} has {xb.shape[1]} features of X and {q} of Y, but batch 0 had "
+                f"{acc.p} and {acc.q}; every batch of a representation must have the same "
+                "width."
+            )
+        acc.add(xb, yb, label=f" (batch {i})")
+    return acc.finish()
+
+
+_moments.tensor_batches = moments_of_tensor_batches
