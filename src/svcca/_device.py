@@ -136,10 +136,30 @@ def chosen(data_device: Any = None) -> Any:
     where = _WHERE.get()
     if where is not _AUTO:
         return where
-    if data_device is None:
+    if data_device is None or _absent(data_device):
         return None
     dev = resolve(data_device)
     return None if dev.type == "cpu" else dev
+
+
+def _absent(data_device: Any) -> bool:
+    """Whether ``data_device`` is a CUDA device this process does not have.
+
+    A statistic recorded on a GPU and unpickled where there is none (another machine, a
+    CPU worker) holds NumPy arrays on the host: its small steps run there, rather than
+    every measure refusing a device nobody asked for.
+    """
+    name = str(data_device)
+    if not name.startswith("cuda"):
+        return False
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - depends on the environment
+        return True
+    if not torch.cuda.is_available():
+        return True
+    index = torch.device(name).index
+    return index is not None and index >= torch.cuda.device_count()
 
 
 def host_forced() -> bool:
