@@ -182,6 +182,25 @@ def test_compare_on_the_device_equals_the_host_path(measure, precision):
     assert dev.rows == host.rows and dev.dims_cols == host.dims_cols
 
 
+def test_compare_minibatch_cka_on_the_device(monkeypatch):
+    a, b = mlp(0), mlp(1)
+    x = inputs(900, 150, 6)
+    host = st.compare(a, b, x, ["1", "3", "5"], measure="cka_minibatch")
+    counter = CountNumpy(monkeypatch)
+    with svcca.on_device("cpu"):
+        dev = st.compare(a, b, x, ["1", "3", "5"], measure="cka_minibatch")
+    # the per-batch HSIC matrices (3 x 3) come to the host, never the activations
+    assert counter.calls <= 3 * len(x)
+    # per batch: b^2-term float64 sums of Gram entries, in another order
+    np.testing.assert_allclose(dev.values, host.values, rtol=0, atol=tol(factor=8 * 150**2))
+    bad = [t.clone() for t in x]
+    bad[2][5, 1] = float("nan")
+    with svcca.on_device("cpu"), pytest.raises(
+        ValueError, match=r"Layer '1' of model_a gave NaN or inf on batch 2 \(rows \[5\]"
+    ):
+        st.compare(a, b, bad, ["1"], measure="cka_minibatch")
+
+
 def test_compare_errors_on_the_device():
     a, b = mlp(0), mlp(1)
     bad = inputs(100, 50, 6)

@@ -258,6 +258,24 @@ def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _check_finite(x: Any, label: str, batch: int) -> None:
+    """Refuse a batch with NaN or inf (a tensor is checked on its device)."""
+    if isinstance(x, np.ndarray):
+        if not np.isfinite(x).all():
+            _raise_nonfinite(x, label, batch)
+        return
+    import torch
+
+    bad = ~torch.isfinite(x).reshape(x.shape[0], -1).all(dim=1)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten()[:5].tolist()
+        raise ValueError(
+            f"Layer {label} gave NaN or inf on batch {batch} (rows {rows} of the batch, first "
+            "shown); similarity of non-finite activations is undefined. Check the inputs of "
+            "that batch and the model's numerics (e.g. run it in float32, not float16)."
+        )
+
+
 def _raise_nonfinite(x: np.ndarray, label: str, batch: int) -> None:
     rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if rows.size == 0:  # every entry finite, but their mean overflowed
@@ -563,7 +581,8 @@ def compare(
         labels = {k: (repr(nm) if same else f"{nm!r} of {which}") for k, nm, which in rows + cols}
         plan.update(rows=rows, cols=cols, labels=labels)
         keys = ([k for k, _, _ in rows], [k for k, _, _ in cols])
-        if isinstance(next(iter(arrays.values())), np.ndarray):
+        if mb is not None or isinstance(next(iter(arrays.values())), np.ndarray):
+            # (minibatch CKA keeps its own sums: the host object only names the layers)
             plan["acc"] = _CrossMoments(*keys, labels, precision)
         else:  # the capture's work runs on a device: so does the accumulation
             plan["acc"] = _DeviceCrossMoments(*keys, labels, precision, arrays)
@@ -575,8 +594,7 @@ def compare(
             plan["acc"].add(i, arrays)
             return
         for k in plan["acc"].keys:
-            if not np.isfinite(arrays[k]).all():
-                _raise_nonfinite(arrays[k], plan["labels"][k], i)
+            _check_finite(arrays[k], plan["labels"][k], i)
         rows = next(iter(arrays.values())).shape[0]
         if rows < 4:
             raise ValueError(
@@ -608,7 +626,7 @@ def compare(
             device=device,
             progress=progress,
             desc="compare",
-            device_tensors=mb is None,
+            device_tensors=True,
         )
     if not plan:
         raise ValueError("batches was empty: there was nothing to run the models on.")
