@@ -559,6 +559,17 @@ def test_each_kernel_on_the_device_equals_the_host(device):
     np.testing.assert_allclose(U * s @ Vt, M, rtol=0, atol=tol(scale=s[0], factor=2 * p))
 
 
+@pytest.mark.parametrize("kernel", ["eigh", "eigvalsh", "svd", "svdvals"])
+def test_a_kernel_that_fails_raises_numpys_linalg_error_on_both_paths(kernel):
+    # callers (compat.robust_cca_similarity's retry) catch np.linalg.LinAlgError; torch's
+    # own is a RuntimeError, and escaped them on the device path (was)
+    S = np.full((4, 4), np.nan)
+    for device in (None, "cpu"):
+        with svcca.on_device(device), dense_steps(4):
+            with pytest.raises(np.linalg.LinAlgError, match="converge"):
+                getattr(_dense, kernel)(S)
+
+
 def test_a_kernel_out_of_device_memory_says_what_to_do(monkeypatch):
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -71,9 +71,13 @@ class _Device:
         return np.asarray(t.cpu().numpy(), dtype=np.float64)
 
     def run(self, what: str, shape: tuple[int, ...], fn: Any) -> Any:
-        """``fn()``, with a CUDA out-of-memory error turned into what to do about it."""
+        """``fn()``, with a CUDA out-of-memory error turned into what to do about it, and
+        torch's ``LinAlgError`` (a ``RuntimeError``) into NumPy's, which the host path
+        raises and callers catch."""
         try:
             return fn()
+        except self.torch.linalg.LinAlgError as exc:
+            raise np.linalg.LinAlgError(f"{exc} (on {self.dev})") from exc
         except self.torch.cuda.OutOfMemoryError as exc:
             free = free_bytes(self.dev)
             raise DeviceMemoryError(
