@@ -141,6 +141,13 @@ def on(device, kernels, fn, cubic=True):
     return out
 
 
+def device_moments(X, Y=None, *, device="cpu", **kwargs):
+    """``moments_of_tensors`` inside ``on_device(device)``: the device accumulator runs
+    whatever the rule for CPU tensors outside a block."""
+    with svcca.on_device(device):
+        return moments_of_tensors(X, Y, **kwargs)
+
+
 def unit_angle(a, b):
     """Angle between the lines spanned by vectors a and b (accurate to eps, unlike acos)."""
     a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
@@ -229,7 +236,7 @@ def test_without_on_device_work_runs_where_the_data_live(kernels):
     assert _WHERE.get() is _AUTO and chosen() is None and chosen("cpu") is None
     before = dict(kernels)
     m = moments_of_tensors(torch.from_numpy(X), torch.from_numpy(Y))
-    assert m.device == "cpu"
+    assert m.device in (None, "cpu")  # CPU tensors: on the host, or CPU torch
     svcca.cca(m)  # CPU data: the host kernels
     svcca.cca(X, Y)
     assert kernels["torch"] == before["torch"] and kernels["host"] > before["host"]
@@ -381,12 +388,20 @@ def _compare(got, ref, atol, what):
 @pytest.mark.filterwarnings("ignore::svcca.SVCCAWarning")  # the p > n case warns, as it must
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", CASES)
-@pytest.mark.parametrize("given", ["arrays", "moments"])
+@pytest.mark.parametrize("given", ["arrays", "moments", "float32 moments"])
 def test_every_measure_on_the_device_equals_the_host_path(name, given, device, kernels):
+    # float32 moments: the same blocks on both paths (summed once), the rank tolerances
+    # of float32 (collinear neurons found at 1e-7, not 1e-12) on both
     A, B, unique = case(name)
-    data = (A, B) if given == "arrays" else (svcca.Moments.from_arrays(A, B),)
+    if given == "arrays":
+        data = (A, B)
+    else:
+        precision = "float32" if given.startswith("float32") else "float64"
+        data = (svcca.Moments.from_arrays(A, B, precision=precision),)
     atol = bound(A, B)
     for what, f in _measures(A, B):
+        if name == "wide" and given.startswith("float32") and what in NO_FLOAT32_EPS:
+            continue  # a host-path bug: test_rank_deficient_float32_moments (xfail)
         ref = on(None, kernels, lambda f=f: f(data))
         got = on(device, kernels, lambda f=f: f(data))
         if not unique:
@@ -394,6 +409,30 @@ def test_every_measure_on_the_device_equals_the_host_path(name, given, device, k
             # that eigenspace the solver returns (on host and device alike); the score not
             ref.pop("weights", None)
         _compare(got, ref, atol, f"{name}/{given}: {what}")
+
+
+# Measures that prepare a side without eps=m.eps: a float32 statistic's round-off is held
+# to float64's bound, and a rank-deficient side raises "This is a bug" (host path too).
+NO_FLOAT32_EPS = ("regression_fit", "shape alpha=0.0", "shape alpha=0.5")
+
+
+@pytest.mark.xfail(strict=True, raises=FloatingPointError, reason="Moments.eps not passed")
+@pytest.mark.filterwarnings("ignore::svcca.SVCCAWarning")
+@pytest.mark.parametrize(
+    "measure",
+    [
+        lambda m: svcca.regression_fit(m),
+        lambda m: svcca.shape_distance(m, alpha=0.0),
+        lambda m: svcca.shape_distance(m, alpha=0.5),
+        lambda m: svcca.pca(m),
+    ],
+    ids=["regression_fit", "shape alpha=0", "shape alpha=0.5", "pca"],
+)
+def test_rank_deficient_float32_moments(measure):
+    A, B, _ = case("wide")
+    m = svcca.Moments.from_arrays(A, B, precision="float32")
+    with svcca.on_device(None):
+        measure(m)
 
 
 @pytest.mark.filterwarnings("ignore::svcca.SVCCAWarning")
@@ -598,7 +637,7 @@ def test_moments_of_tensors_equal_moments_from_arrays(dtype, device):
     ty = torch.from_numpy(Y).to(getattr(torch, dtype)).to(device)
     # the values the tensors hold, exactly, in float64
     A, B = tx.cpu().to(torch.float64).numpy(), ty.cpu().to(torch.float64).numpy()
-    m = moments_of_tensors(tx, ty)
+    m = device_moments(tx, ty, device=device)
     ref = svcca.Moments.from_arrays(A, B)
     assert m.device == str(torch.device(device) if device == "cpu" else tx.device)
     assert m.precision == "float64" and m.n == A.shape[0]
@@ -620,7 +659,7 @@ def test_float32_precision_within_highams_bound(dtype, device):
     # once; float64 input: shifted in float64, rounded once to float32. Either way one
     # rounding of each centred value, the "+2" of the bound.
     A, B = tx.cpu().double().numpy(), ty.cpu().double().numpy()
-    m = moments_of_tensors(tx, ty, precision="float32")
+    m = device_moments(tx, ty, precision="float32", device=device)
     ref = svcca.Moments.from_arrays(A, B)
     assert m.precision == "float32"
     assert_moments_close(m, ref, A, B, U32, FLOAT32_CHUNK_ROWS)
@@ -654,7 +693,7 @@ def test_batches_larger_than_the_planned_chunk_are_split(monkeypatch):
     # acc.rows set directly (as moments_of_tensors' chunk_size does) splits the same way
     monkeypatch.delenv("SVCCA_DEVICE_MEMORY")
     chunks.clear()
-    m2 = moments_of_tensors(tx, ty, chunk_size=512)
+    m2 = device_moments(tx, ty, chunk_size=512)
     assert chunks == [512, 512, 512, 464]
     assert_moments_close(m2, ref, X, Y, U64, 512)
 
@@ -672,9 +711,9 @@ def test_nan_or_inf_in_a_tensor_names_its_rows(side, where):
         rf"\(first: rows \[{row}, {row + 4}\]\)\. Remove or impute"
     )
     with pytest.raises(ValueError, match=msg):
-        moments_of_tensors(torch.from_numpy(X), torch.from_numpy(Y), chunk_size=500)
+        device_moments(torch.from_numpy(X), torch.from_numpy(Y), chunk_size=500)
     with pytest.raises(ValueError, match=msg):  # float32 products: the same message
-        moments_of_tensors(
+        device_moments(
             torch.from_numpy(X).float(),
             torch.from_numpy(Y).float(),
             chunk_size=500,
@@ -686,20 +725,20 @@ def test_values_float32_cannot_hold_are_refused():
     X, Y = layers(n=3000)
     tx, ty = torch.from_numpy(X * 1e30).float(), torch.from_numpy(Y).float()
     with pytest.raises(svcca.Float32RangeError, match=r"X in rows 0:3000 has values of magnitude"):
-        moments_of_tensors(tx, ty, precision="float32")
+        device_moments(tx, ty, precision="float32")
     # a later chunk past the range: caught when the sums are finished
     late = X.copy()
     late[2000:] *= 1e30
     with pytest.raises(svcca.Float32RangeError, match="cross-products of X overflowed"):
-        moments_of_tensors(torch.from_numpy(late).float(), ty, precision="float32", chunk_size=1000)
+        device_moments(torch.from_numpy(late).float(), ty, precision="float32", chunk_size=1000)
     # a float64 value finite in float64, infinite once cast: not "NaN or inf" (was)
     big = X.copy()
     big[5, 0] = 1e39
     with pytest.raises(
         svcca.Float32RangeError, match=r"X has values beyond float32's range in rows 0:3000"
     ):
-        moments_of_tensors(torch.from_numpy(big), torch.from_numpy(Y), precision="float32")
-    moments_of_tensors(torch.from_numpy(big), torch.from_numpy(Y))  # float64 holds them
+        device_moments(torch.from_numpy(big), torch.from_numpy(Y), precision="float32")
+    device_moments(torch.from_numpy(big), torch.from_numpy(Y))  # float64 holds them
 
 
 def test_a_tensor_on_another_device_is_refused():
@@ -737,7 +776,8 @@ def test_device_memory_error_says_needed_free_and_the_fix(monkeypatch):
         TorchAccumulator(100, 80, "cpu")
     X = torch.zeros(300, 100, dtype=torch.float64).normal_()
     with pytest.raises(svcca.DeviceMemoryError, match="with svcca.on_device\\(None\\)"):
-        svcca.cca(X, X[:, :80])
+        with svcca.on_device("cpu"):
+            svcca.cca(X, X[:, :80])
     with svcca.on_device(None):  # the fix the message names works
         svcca.cca(X, X[:, :80] + 0.1 * X[:, 20:])
     assert issubclass(svcca.DeviceMemoryError, MemoryError)
@@ -761,7 +801,7 @@ def test_the_device_memory_cap_is_read(raw, value, monkeypatch):
 
 def test_moments_device_kept_by_copy_swap_merge_not_saved(tmp_path):
     X, Y = layers(n=500)
-    m = moments_of_tensors(torch.from_numpy(X), torch.from_numpy(Y))
+    m = device_moments(torch.from_numpy(X), torch.from_numpy(Y))
     assert m.device == "cpu"
     assert m.copy().device == "cpu" and m.swap().device == "cpu"
     host = svcca.Moments.from_arrays(X, Y)
