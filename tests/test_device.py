@@ -916,6 +916,26 @@ def test_exact_products_leave_the_settings_alone_off_cuda():
             assert (matmul.allow_tf32, torch.get_float32_matmul_precision()) == before
 
 
+def test_exact_products_keep_cpu_float32_products_out_of_bfloat16():
+    # "medium" lets oneDNN multiply float32 in bfloat16 where the CPU has it
+    cpu = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    if cpu is None or not hasattr(cpu, "fp32_precision"):
+        pytest.skip("torch < 2.9: no fp32_precision settings")
+    start = (torch.get_float32_matmul_precision(), cpu.fp32_precision)
+    try:
+        torch.set_float32_matmul_precision("medium")
+        assert cpu.fp32_precision == "bf16"
+        with exact_products("cpu"):
+            assert cpu.fp32_precision == "ieee"
+        assert cpu.fp32_precision == "bf16"
+        with pytest.raises(KeyError), exact_products("cpu"):
+            raise KeyError("inside")
+        assert cpu.fp32_precision == "bf16"
+    finally:
+        torch.set_float32_matmul_precision(start[0])
+        cpu.fp32_precision = start[1]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device (torch.cuda.is_available())")
 def test_gpu_tensors_are_reduced_on_the_gpu_without_on_device(kernels):

@@ -274,17 +274,33 @@ def exact_products(device: Any) -> Iterator[None]:
     bits (relative error 2^-11, 4000x float32's), which would enter every cross-product
     silently, and at that resolution the rank tolerance of the CCA family
     (``1e3 eps``) would exceed the largest eigenvalue. The previous settings are
-    restored on exit, through the API that set them: once TF32 is asked for with
+    restored on exit, through the API that set them. On the CPU, oneDNN's bfloat16
+    float32 products (``set_float32_matmul_precision("medium")``) are turned off the same
+    way. Once TF32 is asked for with
     torch's ``fp32_precision`` settings (``torch.backends.fp32_precision = "tf32"``,
     torch 2.9 and later) the legacy getters above raise, and only ``fp32_precision``
     is read and set.
     """
     dev = resolve(device)
-    if dev is None or dev.type != "cuda":
+    if dev is None:
         yield
         return
     import torch
 
+    if dev.type != "cuda":
+        # set_float32_matmul_precision("medium") lets oneDNN multiply float32 in bfloat16
+        # on CPUs that have it (torch >= 2.9: mkldnn.matmul.fp32_precision = "bf16")
+        cpu = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+        if cpu is None or not hasattr(cpu, "fp32_precision"):  # pragma: no cover - old torch
+            yield
+            return
+        saved_cpu = cpu.fp32_precision
+        cpu.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            cpu.fp32_precision = saved_cpu
+        return
     matmul = torch.backends.cuda.matmul
     try:
         before = (matmul.allow_tf32, torch.get_float32_matmul_precision())
