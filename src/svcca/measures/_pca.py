@@ -67,8 +67,8 @@ def pca(X: Any) -> PCAResult:
     """
     m = to_moments(X, None, need_y=False)
     with dense_steps(m.p, m.device):
-        w, V = sym_eig_desc(m.sxx)
-    if numerical_rank(w) == 0:
+        w, V = sym_eig_desc(m.sxx, m.eps)
+    if numerical_rank(w, m.eps) == 0:
         raise_degenerate("X", m.p, "it is constant (no direction has any variance)")
     ev = w / (m.n - 1)
     return PCAResult(ev, np.sqrt(w), ev / ev.sum(), V, m.mean_x)

@@ -69,8 +69,8 @@ def explained(
 
 def regression_from_moments(m: Moments) -> RegressionResult:
     """Regression fit of a validated statistic (no argument checks): prepare, combine twice."""
-    sx = prepare_side(m.sxx, m.mean_x, 0.0, "X")
-    sy = prepare_side(m.syy, m.mean_y, 0.0, "Y")
+    sx = prepare_side(m.sxx, m.mean_x, 0.0, "X", eps=m.eps)
+    sy = prepare_side(m.syy, m.mean_y, 0.0, "Y", eps=m.eps)
     r2_y, per_y = explained(sx, sy, m.sxy, np.diag(m.syy))
     r2_x, per_x = explained(sy, sx, m.sxy.T, np.diag(m.sxx))
     return RegressionResult(0.5 * (r2_y + r2_x), r2_y, r2_x, per_y, per_x, m.n, (m.p, m.q))

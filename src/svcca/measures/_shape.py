@@ -10,7 +10,7 @@ import numpy as np
 import svcca._dense as _dense
 from svcca._threads import dense_steps
 from svcca._validation import check_option, check_real, raise_degenerate, warn_few_samples
-from svcca.measures._linalg import Whitener, prune
+from svcca.measures._linalg import EPS, Whitener, prune
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
 
@@ -89,7 +89,7 @@ def _check_variance(S: np.ndarray, name: str) -> float:
 
 
 def _prepared_side(
-    S: np.ndarray, alpha: float, name: str
+    S: np.ndarray, alpha: float, name: str, eps: float = EPS
 ) -> tuple[np.ndarray, Whitener, np.ndarray, np.ndarray]:
     """One side of the shape metric: ``(kept, white, P, g)``.
 
@@ -109,7 +109,7 @@ def _prepared_side(
     p = S.shape[0]
     tr = _check_variance(S, name)
     kept, _ = prune(np.diag(S).copy(), 0.0)
-    white = Whitener.fit(S[np.ix_(kept, kept)])
+    white = Whitener.fit(S[np.ix_(kept, kept)], eps)
     Bt = white.colour(np.eye(white.rank))  # B^T, (p_kept, r)
     _, sigma, Pt = _dense.svd(Bt)  # B^T = R^T diag(sigma) P^T
     g = alpha * sigma + (1.0 - alpha) * np.sqrt(tr / p)
@@ -138,8 +138,8 @@ def shape_score(m: Moments, alpha: float) -> float:
         nx2, ny2 = _check_variance(m.sxx, "X"), _check_variance(m.syy, "Y")
         nuc = float(_dense.svdvals(m.sxy).sum())
         return float(min(nuc / np.sqrt(nx2 * ny2), 1.0))
-    kx, wx, Px, gx = _prepared_side(m.sxx, alpha, "X")
-    ky, wy, Py, gy = _prepared_side(m.syy, alpha, "Y")
+    kx, wx, Px, gx = _prepared_side(m.sxx, alpha, "X", m.eps)
+    ky, wy, Py, gy = _prepared_side(m.syy, alpha, "Y", m.eps)
     # U_x^T U_y = W_x^T S_xy W_y: the CCA whitened cross block (its singular values are
     # the canonical correlations, so at alpha = 0 this is CCA exactly).
     M = wy.apply_t(wx.apply_t(m.sxy[np.ix_(kx, ky)]).T).T
