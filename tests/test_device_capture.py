@@ -195,8 +195,11 @@ def test_compare_minibatch_cka_on_the_device(monkeypatch):
     np.testing.assert_allclose(dev.values, host.values, rtol=0, atol=tol(factor=8 * 150**2))
     bad = [t.clone() for t in x]
     bad[2][5, 1] = float("nan")
-    with svcca.on_device("cpu"), pytest.raises(
-        ValueError, match=r"Layer '1' of model_a gave NaN or inf on batch 2 \(rows \[5\]"
+    with (
+        svcca.on_device("cpu"),
+        pytest.raises(
+            ValueError, match=r"Layer '1' of model_a gave NaN or inf on batch 2 \(rows \[5\]"
+        ),
     ):
         st.compare(a, b, bad, ["1"], measure="cka_minibatch")
 
@@ -287,21 +290,22 @@ def test_moments_from_tensor_batches():
     g = torch.Generator().manual_seed(0)
     X = torch.randn(1000, 5, generator=g, dtype=torch.float64) + 3.0
     Y = torch.tanh(X[:, :3]) + 0.1 * torch.randn(1000, 3, generator=g, dtype=torch.float64)
-    m = svcca.Moments.from_batches(zip(X.split(128), Y.split(128), strict=True))
+    with svcca.on_device("cpu"):
+        m = svcca.Moments.from_batches(zip(X.split(128), Y.split(128), strict=True))
     assert m.device == "cpu"
     same_moments(m, svcca.Moments.from_arrays(X.numpy(), Y.numpy()), 1000)
-    with svcca.on_device(None):
-        assert (
-            svcca.Moments.from_batches(zip(X.split(128), Y.split(128), strict=True)).device is None
-        )
-    one = svcca.Moments.from_batches(X.split(300), precision="float32")
-    assert one.q == 0 and one.precision == "float32"
-    with pytest.raises(ValueError, match="Batch 0 has 10 rows of X but 9 of Y"):
-        svcca.Moments.from_batches([(X[:10], Y[:9])])
-    with pytest.raises(ValueError, match="Batch 1 has 4 features of X and 3 of Y, but batch 0"):
-        svcca.Moments.from_batches([(X[:10], Y[:10]), (X[:10, :4], Y[:10])])
-    with pytest.raises(ValueError, match=r"X of batch 0 must be a 2-D real tensor .*\(10,\)"):
-        svcca.Moments.from_batches([X[:10, 0]])
+    # CPU tensors outside a block take the host path, as CPU data always do
+    pairs = zip(X.split(128), Y.split(128), strict=True)
+    assert svcca.Moments.from_batches(pairs).device is None
+    with svcca.on_device("cpu"):
+        one = svcca.Moments.from_batches(X.split(300), precision="float32")
+        assert one.q == 0 and one.precision == "float32" and one.device == "cpu"
+        with pytest.raises(ValueError, match="Batch 0 has 10 rows of X but 9 of Y"):
+            svcca.Moments.from_batches([(X[:10], Y[:9])])
+        with pytest.raises(ValueError, match="Batch 1 has 4 features of X and 3 of Y, but"):
+            svcca.Moments.from_batches([(X[:10], Y[:10]), (X[:10, :4], Y[:10])])
+        with pytest.raises(ValueError, match=r"X of batch 0 must be a 2-D real tensor .*\(10,\)"):
+            svcca.Moments.from_batches([X[:10, 0]])
 
 
 # ------------------------------------------------------------------ on a GPU

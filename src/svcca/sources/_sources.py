@@ -350,15 +350,15 @@ def moments_of_tensors(
 ) -> Moments:
     """Moments of torch tensors, accumulated on their device.
 
-    Chunks (planned from the device's free memory, at most ``chunk_size`` rows) are
-    shifted and multiplied where the tensors live by the one device accumulator
+    GPU tensors (any tensors inside ``svcca.on_device(d)``, which must then be on
+    ``d``): chunks planned from the device's free memory, at most ``chunk_size`` rows,
+    are shifted and multiplied where the tensors live by the one device accumulator
     (:class:`~svcca.statistic._torch_moments.TorchAccumulator`: float64, or float32
-    products into float64 sums); only the ``(p + q)^2`` result is copied to the host. A
-    GPU tensor never travels to the host. Inside ``svcca.on_device(None)`` the tensors
-    are read to the host in chunks instead; inside ``svcca.on_device(d)`` they must be
-    on ``d``.
+    products into float64 sums); only the ``(p + q)^2`` result is copied to the host.
+    CPU tensors (and any inside ``svcca.on_device(None)``) take the host path, read in
+    chunks by :func:`moments_from_sources`, as CPU data always do.
     """
-    from svcca._device import chosen, host_forced
+    from svcca._device import chosen
     from svcca.statistic._torch_moments import TorchAccumulator
 
     sx = as_source(X, "X")
@@ -369,10 +369,10 @@ def moments_of_tensors(
             raise ValueError(
                 f"X is on {X.device} and Y on {Y.device}; move both to one device first."
             )
-    if host_forced():
+    where = chosen(X.device)  # an on_device() block's (tensors elsewhere are refused)
+    if where is None:
         return moments_from_sources(X, Y, chunk_size=chunk_size, precision=precision)
-    # an on_device() block's device (tensors elsewhere are refused), else their own
-    acc = TorchAccumulator(sx.p, 0 if sy is None else sy.p, chosen(X.device) or X.device, precision)
+    acc = TorchAccumulator(sx.p, 0 if sy is None else sy.p, where, precision)
     most = check_chunk_size(chunk_size)
     if most is not None:
         acc.rows = max(1, min(acc.rows, most))

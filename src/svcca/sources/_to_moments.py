@@ -7,7 +7,7 @@ each accepts the same inputs:
 - NumPy arrays and ``np.memmap`` files (``np.load(path, mmap_mode="r")``), read in row
   chunks whose file pages are released, so memory stays constant in ``n``;
 - dask arrays: moments per block on the workers, merged up a tree (``svcca.sources._dask``);
-- torch tensors (CPU or CUDA): moments accumulated on the tensors' device (svcca._device),
+- torch tensors: a GPU's accumulated on that GPU, CPU tensors on the host path (svcca._device),
   only the small result copied to the host;
 - h5py / zarr datasets (anything with ``shape``, ``dtype`` and row slicing), read in
   chunks;

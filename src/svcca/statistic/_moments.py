@@ -211,9 +211,9 @@ class Moments:
     def from_batches(cls, batches: Iterable[Any], *, precision: Precision = "float64") -> Moments:
         """Accumulate from an iterable of ``X`` batches or ``(X, Y)`` pairs.
 
-        Batches of torch tensors are summed on their device (a GPU's never reach the
-        host; ``svcca.on_device`` overrides this as for every input), and the result
-        records it in :attr:`device`.
+        Batches of GPU tensors are summed on their device and never reach the host (the
+        result records the device in :attr:`device`); CPU tensors take the host path;
+        ``svcca.on_device`` overrides both, as for every input.
         """
         m: Moments | None = None
         it = iter(batches)
@@ -486,12 +486,15 @@ def _split(batch: Any) -> tuple[Any, Any]:
 
 
 def _tensor_batch(batch: Any) -> bool:
-    """Whether a batch is torch tensors to be summed on their device (not host-forced)."""
-    from svcca._device import host_forced
+    """Whether a batch is torch tensors to be summed on their device: GPU tensors, or
+    any inside ``svcca.on_device(d)`` (CPU tensors otherwise take the host path)."""
+    from svcca._device import chosen
     from svcca._validation import is_torch_tensor
 
     xb, yb = _split(batch)
-    return is_torch_tensor(xb) and (yb is None or is_torch_tensor(yb)) and not host_forced()
+    if not (is_torch_tensor(xb) and (yb is None or is_torch_tensor(yb))):
+        return False
+    return chosen(xb.device) is not None
 
 
 def _raise_bad(side: np.ndarray, name: str, precision: Precision) -> None:
