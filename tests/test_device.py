@@ -947,3 +947,26 @@ def test_gpu_tensors_are_reduced_on_the_gpu_without_on_device(kernels):
     np.testing.assert_allclose(r.correlations, ref.correlations, rtol=0, atol=bound(X, Y))
     with svcca.on_device("cpu"), pytest.raises(ValueError, match="accumulate on cpu"):
         svcca.cca(tx, ty)
+
+
+def test_upload_cache_is_bounded_and_forgets_freed_arrays(monkeypatch):
+    import svcca._dense as dense
+
+    with dense.dense_on(torch.device("cpu")):
+        d = dense._DENSE.get()
+        assert d is not None
+        d.budget = 3 * 8 * 100  # room for three 10 x 10 float64 blocks
+        blocks = []
+        for k in range(5):
+            a = np.full((10, 10), float(k))
+            a.flags.writeable = False
+            blocks.append(a)
+            np.testing.assert_array_equal(dense.matmul(a, np.eye(10)), a)
+        assert len(d.cache) == 3 and d.cached == 3 * 800  # the two oldest were dropped
+        assert set(d.cache) == {id(b) for b in blocks[2:]}
+        del blocks[4], a  # freed: its upload goes with it
+        assert len(d.cache) == 2 and d.cached == 2 * 800
+        big = np.zeros((20, 20))
+        big.flags.writeable = False
+        dense.matmul(big, np.eye(20))  # larger than the whole budget: never cached
+        assert id(big) not in d.cache

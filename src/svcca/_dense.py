@@ -16,6 +16,7 @@ Outside :func:`dense_on` nothing here imports torch.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,12 @@ __all__ = [
 ]
 
 
+# Share of the device's free memory (when a block starts) that uploaded read-only
+# operands may keep: the rest is for the kernels' own operands and workspaces. Past it
+# the operands uploaded longest ago are dropped (and uploaded again if used again).
+_CACHE_SHARE = 0.25
+
+
 class _Device:
     """A torch device and the operands already uploaded to it (by identity)."""
 
@@ -51,20 +58,39 @@ class _Device:
         self.torch = torch
         self.dev = dev
         self.cache: dict[int, tuple[weakref.ref[np.ndarray], Any]] = {}
+        self.cached = 0  # bytes held by the cache
+        self.budget = int(_CACHE_SHARE * free_bytes(dev))
 
     def up(self, a: np.ndarray) -> Any:
-        """``a`` as a float64 tensor on the device; read-only arrays are uploaded once."""
+        """``a`` as a float64 tensor on the device; read-only arrays are uploaded once
+        (kept while they fit in :attr:`budget`, the oldest dropped first)."""
         key = id(a)
         hit = self.cache.get(key)
         if hit is not None and hit[0]() is a:
+            self.cache[key] = self.cache.pop(key)  # most recently used last
             return hit[1]
         frozen = isinstance(a, np.ndarray) and not a.flags.writeable
         # torch refuses to wrap read-only memory: those are copied (once, then cached)
         host = np.array(a, dtype=np.float64, order="C", copy=frozen or None)
         t = self.torch.from_numpy(host).to(self.dev)
-        if frozen:
-            self.cache[key] = (weakref.ref(a), t)
+        if frozen and 8 * a.size <= self.budget:
+            if hit is not None:  # a freed array's id, reused: its entry is stale
+                self._drop(key)
+            while self.cache and self.cached + 8 * a.size > self.budget:
+                self._drop(next(iter(self.cache)))
+            # freed with the array (a factor of a side no longer used)
+            self.cache[key] = (weakref.ref(a, functools.partial(self._forget, key)), t)
+            self.cached += 8 * a.size
         return t
+
+    def _drop(self, key: int) -> None:
+        _, t = self.cache.pop(key)
+        self.cached -= 8 * t.numel()
+
+    def _forget(self, key: int, ref: weakref.ref[np.ndarray]) -> None:
+        entry = self.cache.get(key)
+        if entry is not None and entry[0] is ref:
+            self._drop(key)
 
     @staticmethod
     def down(t: Any) -> np.ndarray:
