@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from svcca._device import exact_products, format_bytes, plan_rows
-from svcca._validation import Precision, check_precision, precision_eps
+from svcca._validation import Precision, check_precision, is_torch_tensor, precision_eps
 from svcca.statistic import _moments
 from svcca.statistic._moments import (
     FLOAT32_CHUNK_ROWS,
@@ -255,10 +255,22 @@ def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision) -> M
     for i, batch in enumerate(batches):
         xb, yb = _moments._split(batch)
         for t, name in ((xb, "X"), (yb, "Y")):
+            if t is not None and not is_torch_tensor(t):
+                raise TypeError(
+                    f"{name} of batch {i} must be a torch tensor, as batch 0 was (on "
+                    f"{acc.device if acc is not None else 'a device'}); got "
+                    f"{type(t).__name__}. Give every batch as tensors "
+                    "(torch.as_tensor(a, device=...)), or every batch as arrays."
+                )
             if t is not None and (t.ndim != 2 or t.is_complex()):
                 raise ValueError(
                     f"{name} of batch {i} must be a 2-D real tensor (n_samples, n_features); "
                     f"got shape {tuple(t.shape)} and dtype {t.dtype}."
+                )
+            if t is not None and 0 in t.shape:  # as the host path refuses them
+                raise ValueError(
+                    f"{name} of batch {i} is empty (shape {tuple(t.shape)}); it needs at "
+                    "least one sample and one feature."
                 )
         if yb is not None and yb.shape[0] != xb.shape[0]:
             raise ValueError(

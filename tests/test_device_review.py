@@ -1,0 +1,55 @@
+"""Adversarial review of the device path (issue 13): inputs that made it differ from the
+host path, crash with an unhelpful message, or give a wrong number.
+
+CI has no GPU: the device code runs on CPU torch inside ``svcca.on_device("cpu")``; each
+test states what the host path does with the same input, and the device path must
+agree.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import svcca
+
+torch = pytest.importorskip("torch")
+
+
+def _pair(n: int = 300, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g, dtype=torch.float64)
+    y = torch.randn(n, 4, generator=g, dtype=torch.float64) + x[:, :4]
+    return x, y
+
+
+# ------------------------------------------------------- Moments.from_batches of tensors
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_from_batches_empty_tensor_batch_refused_as_on_host(where):
+    # The host path refuses a 0-row batch; the device path took it silently.
+    x, y = _pair()
+    batches = list(zip(x.split(100), y.split(100), strict=True))
+    empty = (x[:0], y[:0])
+    batches = [empty, *batches] if where == "first" else [*batches, empty]
+    i = 0 if where == "first" else len(batches) - 1
+    with svcca.on_device(None), pytest.raises(ValueError, match=f"X of batch {i} is empty") as h:
+        svcca.Moments.from_batches([(b[0].numpy(), b[1].numpy()) for b in batches])
+    with svcca.on_device("cpu"), pytest.raises(ValueError, match=f"X of batch {i} is empty") as d:
+        svcca.Moments.from_batches(batches)
+    assert str(d.value) == str(h.value)
+
+
+def test_from_batches_zero_feature_tensor_refused_as_on_host():
+    x, y = _pair()
+    with svcca.on_device("cpu"), pytest.raises(ValueError, match=r"Y of batch 0 is empty"):
+        svcca.Moments.from_batches([(x, y[:, :0])])
+
+
+def test_from_batches_numpy_batch_after_tensor_batches_says_what_to_do():
+    # Was AttributeError: 'numpy.ndarray' object has no attribute 'is_complex'.
+    x, y = _pair()
+    batches = [(x[:100], y[:100]), (x[100:].numpy(), y[100:].numpy())]
+    with svcca.on_device("cpu"), pytest.raises(TypeError) as e:
+        svcca.Moments.from_batches(batches)
+    msg = str(e.value)
+    assert "X of batch 1 must be a torch tensor" in msg
+    assert "batch 0 was" in msg and "torch.as_tensor" in msg
