@@ -53,3 +53,28 @@ def test_from_batches_numpy_batch_after_tensor_batches_says_what_to_do():
     msg = str(e.value)
     assert "X of batch 1 must be a torch tensor" in msg
     assert "batch 0 was" in msg and "torch.as_tensor" in msg
+
+
+# ----------------------------------------------------------------------- captures
+def _mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+    ).double()
+
+
+@pytest.mark.parametrize("where", [None, "cpu"])
+def test_capture_of_an_empty_batch_is_refused_by_name(where):
+    # Was "Sequential failed on batch 1 (...): RuntimeError: cannot reshape tensor of 0
+    # elements ...": the capture's own reshape, blamed on the model.
+    st = pytest.importorskip("svcca.torch")
+    x, _ = _pair()
+    batches = [x[:100], x[:0], x[100:]]
+    net = _mlp()
+    with svcca.on_device(where):
+        with pytest.raises(
+            st.CaptureError, match=r"Batch 1 \(Tensor\(0, 6\)\) holds no datapoints"
+        ):
+            st.capture_moments(net, batches, [("0", "2")])
+        with pytest.raises(st.CaptureError, match="holds no datapoints.*Drop empty batches"):
+            st.compare(net, net, batches, ["0", "2"], measure="cca")

@@ -440,6 +440,12 @@ def _inspect_batch(batch: Any, i: int, opts: CaptureOptions) -> _Batch:
                 "batch: <count> so that every output can be checked for one row per "
                 "datapoint."
             )
+        if got == 0:
+            raise CaptureError(
+                f"Batch {i} ({_describe(batch)}) holds no datapoints: there is nothing to "
+                "record. Drop empty batches from the data (a filter or sampler that can "
+                "yield one)."
+            )
         n = got
     if opts.mask is None:
         return _Batch(i, n, None, "")
