@@ -78,3 +78,48 @@ def test_capture_of_an_empty_batch_is_refused_by_name(where):
             st.capture_moments(net, batches, [("0", "2")])
         with pytest.raises(st.CaptureError, match="holds no datapoints.*Drop empty batches"):
             st.compare(net, net, batches, ["0", "2"], measure="cca")
+
+
+# ------------------------------------------------------------------ exact products
+def test_exact_products_hold_while_another_thread_leaves_its_block():
+    # The guard saves and restores process-wide flags. Two threads (one per GPU, or two
+    # compare calls in a thread pool): A enters (saves 'bf16'), B enters (saves 'ieee'),
+    # A leaves and restored 'bf16' while B was still multiplying: B's float32 products
+    # ran in bfloat16 (on CUDA: TF32), and B then left 'ieee' behind for good.
+    import threading
+
+    from svcca._device import exact_products
+
+    cpu = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    if cpu is None or not hasattr(cpu, "fp32_precision"):
+        pytest.skip("torch < 2.9: no CPU fp32_precision setting")
+    cuda = torch.backends.cuda.matmul
+    start = (torch.backends.fp32_precision, cuda.fp32_precision, cpu.fp32_precision)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def first() -> None:
+        with exact_products("cpu"):
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def second() -> None:
+        a_in.wait(10)
+        with exact_products("cpu"):
+            b_in.set()
+            a_out.wait(10)
+            seen.append(cpu.fp32_precision)  # B is still inside its block
+
+    try:
+        torch.set_float32_matmul_precision("medium")
+        assert cpu.fp32_precision == "bf16"
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert seen == ["ieee"]
+        assert cpu.fp32_precision == "bf16"  # the user's setting, once both have left
+    finally:  # all three, as they were ("medium" set them all)
+        torch.backends.fp32_precision, cuda.fp32_precision, cpu.fp32_precision = start

@@ -20,7 +20,8 @@ Torch is imported only when a device is named or a tensor is met.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -274,7 +275,8 @@ def exact_products(device: Any) -> Iterator[None]:
     bits (relative error 2^-11, 4000x float32's), which would enter every cross-product
     silently, and at that resolution the rank tolerance of the CCA family
     (``1e3 eps``) would exceed the largest eigenvalue. The previous settings are
-    restored on exit, through the API that set them. On the CPU, oneDNN's bfloat16
+    restored when the last block (of any thread) exits, through the API that set them.
+    On the CPU, oneDNN's bfloat16
     float32 products (``set_float32_matmul_precision("medium")``) are turned off the same
     way. Once TF32 is asked for with
     torch's ``fp32_precision`` settings (``torch.backends.fp32_precision = "tf32"``,
@@ -285,39 +287,65 @@ def exact_products(device: Any) -> Iterator[None]:
     if dev is None:
         yield
         return
+    # The flags are process-wide: the first block in (of any thread) sets them and the
+    # last one out restores them. Each block saving and restoring its own view let a
+    # thread leaving its block switch TF32 back on under another thread's products.
+    kind = "cuda" if dev.type == "cuda" else "cpu"
+    with _HELD_LOCK:
+        held = _HELD.get(kind)
+        if held is None:
+            held = _HELD[kind] = [0, _exact(kind)]
+        held[0] += 1
+    try:
+        yield
+    finally:
+        with _HELD_LOCK:
+            held[0] -= 1
+            if held[0] == 0:
+                del _HELD[kind]
+                held[1]()
+
+
+_HELD_LOCK = threading.Lock()
+_HELD: dict[str, list[Any]] = {}  # "cuda" / "cpu" -> [blocks inside, restore()]
+
+
+def _exact(kind: str) -> Callable[[], None]:
+    """Turn TF32 (``kind="cuda"``) or oneDNN's bfloat16 products (``"cpu"``) off, and
+    return what puts the previous settings back, through the API that set them."""
     import torch
 
-    if dev.type != "cuda":
+    if kind != "cuda":
         # set_float32_matmul_precision("medium") lets oneDNN multiply float32 in bfloat16
         # on CPUs that have it (torch >= 2.9: mkldnn.matmul.fp32_precision = "bf16")
         cpu = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
         if cpu is None or not hasattr(cpu, "fp32_precision"):  # pragma: no cover - old torch
-            yield
-            return
+            return lambda: None
         saved_cpu = cpu.fp32_precision
         cpu.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
+
+        def restore_cpu() -> None:
             cpu.fp32_precision = saved_cpu
-        return
+
+        return restore_cpu
     matmul = torch.backends.cuda.matmul
     try:
         before = (matmul.allow_tf32, torch.get_float32_matmul_precision())
     except RuntimeError:  # "... used mix of the legacy and new APIs ..."
         saved = matmul.fp32_precision
         matmul.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
+
+        def restore_new() -> None:
             matmul.fp32_precision = saved
-        return
+
+        return restore_new
     matmul.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         # the precision last: it sets allow_tf32 too, and the reverse order leaves torch
         # >= 2.9 in a "mixed" state after "medium" (its getters then raise)
         matmul.allow_tf32 = before[0]
         torch.set_float32_matmul_precision(before[1])
+
+    return restore
