@@ -8,6 +8,7 @@ agree.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import svcca
@@ -123,3 +124,39 @@ def test_exact_products_hold_while_another_thread_leaves_its_block():
         assert cpu.fp32_precision == "bf16"  # the user's setting, once both have left
     finally:  # all three, as they were ("medium" set them all)
         torch.backends.fp32_precision, cuda.fp32_precision, cpu.fp32_precision = start
+
+
+# ------------------------------------------------------------------ the upload cache
+def test_upload_cache_never_serves_a_read_only_view_of_changed_data():
+    # A read-only view of a writeable array is not frozen: its base can change, and the
+    # cached upload (keyed by identity) then served the old values.
+    from svcca import _dense
+
+    ones = np.ones((3, 3))
+    base = np.eye(3) * 2.0
+    view = base[:, :]
+    view.flags.writeable = False
+    with _dense.dense_on(torch.device("cpu")):
+        np.testing.assert_array_equal(_dense.matmul(view, ones), view @ ones)
+        base[0, 0] = 100.0
+        np.testing.assert_array_equal(_dense.matmul(view, ones), view @ ones)
+
+
+def test_upload_cache_uploads_a_frozen_factor_once_and_not_a_reused_id():
+    from svcca import _dense
+
+    ones = np.ones((3, 3))
+    frozen = np.eye(3) * 2.0
+    frozen.flags.writeable = False
+    with _dense.dense_on(torch.device("cpu")):
+        dev = _dense._DENSE.get()
+        assert dev is not None
+        assert dev.up(frozen) is dev.up(frozen)  # uploaded once
+        stale = dev.cache[id(frozen)]
+        del frozen  # freed: its weak reference is dead
+        assert stale[0]() is None
+        # an array at the same address is not the freed one: the weak reference tells
+        other = np.eye(3) * 5.0
+        other.flags.writeable = False
+        dev.cache[id(other)] = stale  # the address reused
+        np.testing.assert_array_equal(_dense.matmul(other, ones), other @ ones)

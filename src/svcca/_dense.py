@@ -69,9 +69,10 @@ class _Device:
         if hit is not None and hit[0]() is a:
             self.cache[key] = self.cache.pop(key)  # most recently used last
             return hit[1]
-        frozen = isinstance(a, np.ndarray) and not a.flags.writeable
+        frozen = _frozen(a)
         # torch refuses to wrap read-only memory: those are copied (once, then cached)
-        host = np.array(a, dtype=np.float64, order="C", copy=frozen or None)
+        readonly = isinstance(a, np.ndarray) and not a.flags.writeable
+        host = np.array(a, dtype=np.float64, order="C", copy=readonly or None)
         t = self.torch.from_numpy(host).to(self.dev)
         if frozen and 8 * a.size <= self.budget:
             if hit is not None:  # a freed array's id, reused: its entry is stale
@@ -112,6 +113,18 @@ class _Device:
                 "memory on the device, or run the small steps on the host: "
                 "with svcca.on_device(None): ..."
             ) from exc
+
+
+def _frozen(a: Any) -> bool:
+    """Whether ``a`` cannot change: read-only, and so is every array it is a view of (a
+    read-only view of a writeable array changes with it)."""
+    if not isinstance(a, np.ndarray):
+        return False
+    while isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return False
+        a = a.base
+    return True
 
 
 _DENSE: ContextVar[_Device | None] = ContextVar("svcca_dense", default=None)
