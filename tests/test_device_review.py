@@ -160,3 +160,53 @@ def test_upload_cache_uploads_a_frozen_factor_once_and_not_a_reused_id():
         other.flags.writeable = False
         dev.cache[id(other)] = stale  # the address reused
         np.testing.assert_array_equal(_dense.matmul(other, ones), other @ ones)
+
+
+# -------------------------------------------------- float32 products of float64 layers
+class _Offset(torch.nn.Module):
+    """A float64 layer at 1e6 + O(1) (``o``) and a layer after it (``m``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(6, 5).double()
+        self.o = torch.nn.Identity()
+        self.m = torch.nn.Linear(5, 4).double()
+
+    def forward(self, x):
+        h = self.o(self.lin(x) + 1e6)
+        return self.m(torch.tanh(h - 1e6))
+
+
+def _cond(m: svcca.Moments) -> float:
+    out = 1.0
+    for S in (m.sxx, m.syy):
+        d = np.sqrt(np.diag(S))
+        out = max(out, float(np.linalg.cond(S / np.outer(d, d))))
+    return out
+
+
+@pytest.mark.parametrize("where", [None, "cpu"])
+def test_float32_moments_of_a_float64_layer_at_1e6_keep_its_digits(where):
+    # docs/precision.md: every path centres on exact float64 means before the cast ("a
+    # float64 neuron at 1e6 + 0.3 stays exactly constant"). The host captures cast the
+    # recorded float64 activations to float32 first (0.06 apart at 1e6): canonical
+    # correlations were off by 4e-3 there, 2e-7 on the device.
+    from conftest import tol
+
+    st = pytest.importorskip("svcca.torch")
+    net = _Offset()
+    g = torch.Generator().manual_seed(1)
+    batches = list(torch.randn(3000, 6, generator=g, dtype=torch.float64).split(500))
+    with svcca.on_device(None):
+        acts = st.capture(net, batches, ["o", "m"], dtype=np.float64)
+    exact = svcca.Moments.from_arrays(acts["o"], acts["m"])
+    truth = svcca.cca(exact).correlations
+    # each centred value rounded once to float32, then float32 products of <= 4096 rows
+    # (Higham: ~sqrt(4096) u in practice), amplified by the whitening's conditioning
+    bound = tol(np.float32, cond=_cond(exact), factor=64)
+    with svcca.on_device(where):
+        m = st.capture_moments(net, batches, [("o", "m")], precision="float32")[("o", "m")]
+        res = st.compare(net, net, batches, ["o"], ["m"], measure="cca", precision="float32")
+    np.testing.assert_allclose(svcca.cca(m).correlations, truth, rtol=0, atol=bound)
+    np.testing.assert_allclose(res.values[0, 0], truth.mean(), rtol=0, atol=bound)

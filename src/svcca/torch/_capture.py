@@ -1130,6 +1130,22 @@ def run_capture(
     return seen
 
 
+def float32_if_exact(x: np.ndarray) -> np.ndarray:
+    """A float64 batch as float32 when that loses nothing (a float32 model's outputs).
+
+    Moments in ``precision="float32"`` of captured rows are recorded in float64: a
+    float64 layer (a float64 model, or a mean over a map or a sequence) is centred on
+    its float64 mean before the cast, as on the device (docs/precision.md: a float64
+    neuron at 1e6 + 0.3 stays constant). Rows that float32 holds exactly take the
+    float32 path as they are.
+    """
+    if x.dtype == np.float64:
+        x32 = x.astype(np.float32)
+        if np.array_equal(x32, x):
+            return x32
+    return x
+
+
 def accumulates_on(t: Any) -> Any:
     """The device a capture of ``t`` (a recorded tensor) accumulates on, or None (host).
 

@@ -44,6 +44,7 @@ from svcca.torch._capture import (
     Selector,
     Sequence_,
     capture_stream,
+    float32_if_exact,
     order_free,
     resolve_layers,
 )
@@ -85,6 +86,8 @@ class _CrossMoments:
 
     def add(self, i: int, arrays: dict[str, np.ndarray]) -> None:
         """Merge one batch (its arrays are centred in place)."""
+        if self.precision == "float32":
+            arrays = {k: float32_if_exact(v) for k, v in arrays.items()}
         b = next(iter(arrays.values())).shape[0]
         wa = sum(arrays[k].shape[1] for k in self.row_keys)
         wb = sum(arrays[k].shape[1] for k in self.col_keys)
@@ -128,7 +131,8 @@ class _CrossMoments:
     def _moments(self, b: int, mean: np.ndarray, x: np.ndarray) -> Moments:
         """A one-sided statistic of a centred batch ``x``."""
         p = x.shape[1]
-        S = _products(x, x)
+        xc = x.astype(self.dtype, copy=False)  # centred in float64, rounded once
+        S = _products(xc, xc)
         return Moments(
             b, mean, np.zeros(0), S, np.zeros((0, 0)), np.zeros((p, 0)), precision=self.precision
         )
@@ -460,8 +464,9 @@ def compare(
     progress : bool or None, default False
         A bar over the batches on stderr (the contract of :mod:`svcca._progress`).
     precision : {"float64", "float32"}, default "float64"
-        ``"float32"``: activations are captured in float32 and their products taken in
-        float32 (chunks of at most 4096 rows) into float64 sums, as
+        ``"float32"``: activations centred on float64 means, then rounded once to
+        float32, their products taken in float32 (chunks of at most 4096 rows) into
+        float64 sums, as
         ``pairwise(..., precision="float32")`` does (docs/precision.md). Not for
         ``measure="cka_minibatch"``.
 
@@ -617,7 +622,8 @@ def compare(
             sequence=sequence,
             time_axis=time_axis,
             conv=conv,
-            dtype=precision_dtype(precision),
+            # float64 rows: the accumulator centres them on float64 means, then casts
+            dtype=np.float64,
             mask=mask,
             calls=calls,
             datapoints=datapoints,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import Precision, check_precision, precision_dtype
+from svcca._validation import Precision, check_precision
 from svcca.statistic._moments import Moments
 from svcca.torch._capture import (
     CaptureError,
@@ -238,8 +238,9 @@ def hidden_state_moments(
         As for :func:`hidden_states` (``sequence="keep"`` and ``conv="keep"`` are not
         2-D and cannot be accumulated).
     precision : {"float64", "float32"}, default "float64"
-        ``"float32"``: activations recorded in float32 and their products taken in
-        float32 chunks of at most 4096 rows, added into float64 sums
+        ``"float32"``: activations centred on float64 means, then rounded once to
+        float32, their products taken in float32 chunks of at most 4096 rows, added into
+        float64 sums
         (:class:`svcca.Moments`, docs/precision.md).
 
     Returns
@@ -263,7 +264,8 @@ def hidden_state_moments(
             accumulate,
             sequence=sequence,
             conv=conv,
-            dtype=precision_dtype(precision),
+            # float64 rows: the accumulator centres them on float64 means, then casts
+            dtype=np.float64,
             mask=mask,
             datapoints=datapoints,
             forward=forward,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import Precision, check_precision, precision_dtype
+from svcca._validation import Precision, check_precision
 from svcca.statistic._moments import Moments
 from svcca.torch._capture import (
     Calls,
@@ -21,6 +21,7 @@ from svcca.torch._capture import (
     Sequence_,
     capture,
     capture_stream,
+    float32_if_exact,
     order_free,
 )
 
@@ -86,8 +87,9 @@ def capture_moments(
         ``other`` are ``"b.<name>"``). With ``calls="each"``, pairs name the calls of a
         repeated module, ``"block#1"``.
     precision : {"float64", "float32"}, default "float64"
-        ``"float32"``: activations recorded in float32 and their products taken in
-        float32 chunks of at most 4096 rows, added into float64 sums
+        ``"float32"``: activations centred on float64 means, then rounded once to
+        float32, their products taken in float32 chunks of at most 4096 rows, added into
+        float64 sums
         (:class:`svcca.Moments`, docs/precision.md).
 
     Returns
@@ -161,7 +163,8 @@ def capture_moments(
             sequence=sequence,
             time_axis=time_axis,
             conv=conv,
-            dtype=precision_dtype(precision),
+            # float64 rows: the accumulator centres them on float64 means, then casts
+            dtype=np.float64,
             mask=mask,
             calls=calls,
             datapoints=datapoints,
@@ -241,6 +244,9 @@ def pair_accumulator(
                     m = TorchAccumulator(x.shape[1], q, x.device, precision)
                 stats[p] = m
             if isinstance(m, Moments):
+                if precision == "float32":
+                    x = float32_if_exact(x)
+                    y = None if y is None else float32_if_exact(y)
                 m.update(x, y, _batch_label=label)
             else:
                 m.add(x, y, label=label)
