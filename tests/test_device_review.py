@@ -210,3 +210,41 @@ def test_float32_moments_of_a_float64_layer_at_1e6_keep_its_digits(where):
         res = st.compare(net, net, batches, ["o"], ["m"], measure="cca", precision="float32")
     np.testing.assert_allclose(svcca.cca(m).correlations, truth, rtol=0, atol=bound)
     np.testing.assert_allclose(res.values[0, 0], truth.mean(), rtol=0, atol=bound)
+
+
+# ------------------------------------------------- outputs changed in place afterwards
+def _inplace_net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(6, 5), torch.nn.ReLU(inplace=True), torch.nn.Linear(5, 3)
+    ).double()
+
+
+@pytest.mark.parametrize("where", [None, "cpu"])
+def test_a_layer_followed_by_an_inplace_activation_is_recorded_as_it_returned(where):
+    # VGG's Conv2d -> ReLU(inplace=True), ResNet's bn1 -> relu(inplace=True): the ReLU
+    # overwrote the recorded output before the capture read it, so '0' was recorded
+    # after the ReLU (every negative entry 0: a silently wrong layer, on both paths).
+    from conftest import tol
+
+    st = pytest.importorskip("svcca.torch")
+    net = _inplace_net()
+    g = torch.Generator().manual_seed(1)
+    batches = list(torch.randn(300, 6, generator=g, dtype=torch.float64).split(100))
+    with torch.no_grad():
+        lin = torch.cat([net[0](b) for b in batches]).numpy()  # the module's own output
+        out = torch.cat([net(b) for b in batches]).numpy()
+    truth = svcca.Moments.from_arrays(lin, out)
+    scale = float(np.abs(truth.sxx).max())
+    with svcca.on_device(where):
+        acts = st.capture(net, batches, ["0"], dtype=np.float64)
+        m = st.capture_moments(net, batches, [("0", "2")])[("0", "2")]
+        res = st.compare(net, net, batches, ["0"], ["2"], measure="cca")
+    np.testing.assert_array_equal(acts["0"], lin)
+    for key in ("mean_x", "sxx", "sxy"):
+        np.testing.assert_allclose(
+            getattr(m, key), getattr(truth, key), rtol=0, atol=tol(scale=scale, factor=4 * 300)
+        )
+    np.testing.assert_allclose(
+        res.values[0, 0], svcca.cca(truth).score, rtol=0, atol=tol(cond=_cond(truth), factor=100)
+    )

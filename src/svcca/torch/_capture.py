@@ -1044,9 +1044,12 @@ def run_capture(
                     marks.add(output)  # activations applied to it stay conv maps
                 if picked.ndim == 3 and not conv_map and opts.sequence is not None:
                     _check_batch_first(module, layer, opts)
-                current[name] = _reduce(
-                    picked.detach(), layer, opts, state["batch"], conv_map=conv_map
-                )
+                got = _reduce(picked.detach(), layer, opts, state["batch"], conv_map=conv_map)
+                if got.untyped_storage().data_ptr() == picked.untyped_storage().data_ptr():
+                    # a view of the output, which a later in-place module (ReLU(inplace=
+                    # True) after a conv or a batch norm) would overwrite before it is read
+                    got = got.clone()
+                current[name] = got
 
         return hook
 
