@@ -32,6 +32,7 @@ __all__ = [
     "precision_dtype",
     "precision_eps",
     "is_torch_tensor",
+    "tensor_representation",
     "raise_degenerate",
     "raise_nonfinite",
     "tensor_to_numpy",
@@ -49,6 +50,27 @@ def _describe(x: Any) -> str:
     if shape is not None:
         return f"{type(x).__name__} of shape {tuple(shape)} and dtype {dtype}"
     return type(x).__name__
+
+
+def tensor_representation(t: Any, name: str) -> Any:
+    """``t`` (a torch tensor) checked as :func:`as_representation` checks an array (2-D,
+    real, not empty), detached and left on its device in its own dtype."""
+    if t.is_complex():
+        raise TypeError(
+            f"{name} must hold real numbers; got dtype {t.dtype}. Complex data is only "
+            "meaningful for the Fourier path: use svcca.conv."
+        )
+    if t.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features); got a {t.ndim}-D tensor of shape "
+            f"{tuple(t.shape)}. Reshape it to (n_samples, n_features)."
+        )
+    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(t.shape)}); it needs at least one sample and "
+            "one feature."
+        )
+    return t.detach()
 
 
 def is_torch_tensor(x: Any) -> bool:

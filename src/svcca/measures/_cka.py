@@ -35,6 +35,7 @@ from svcca._validation import (
     is_torch_tensor,
     raise_degenerate,
     raise_nonfinite,
+    tensor_representation,
 )
 from svcca.sources._to_moments import to_moments
 from svcca.statistic._moments import Moments
@@ -436,27 +437,6 @@ def sample_device(arrays: Sequence[Any], names: Sequence[str]) -> Any:
                 "the host path."
             )
     return dev
-
-
-def tensor_representation(t: Any, name: str) -> Any:
-    """``t`` checked as :func:`svcca._validation.as_representation` checks an array
-    (2-D, real, not empty), detached and left on its device in its own dtype."""
-    if t.is_complex():
-        raise TypeError(
-            f"{name} must hold real numbers; got dtype {t.dtype}. Complex data is only "
-            "meaningful for the Fourier path: use svcca.conv."
-        )
-    if t.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, n_features); got a {t.ndim}-D tensor of shape "
-            f"{tuple(t.shape)}. Reshape it to (n_samples, n_features)."
-        )
-    if t.shape[0] == 0 or t.shape[1] == 0:
-        raise ValueError(
-            f"{name} is empty (shape {tuple(t.shape)}); it needs at least one sample and "
-            "one feature."
-        )
-    return t.detach()
 
 
 def plan_grams(

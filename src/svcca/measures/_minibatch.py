@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import as_representation
+from svcca._validation import as_representation, tensor_representation
 from svcca.measures._cka import (
     CKAResult,
     center_gram_inplace,
@@ -16,7 +16,6 @@ from svcca.measures._cka import (
     namespace,
     plan_grams,
     sample_device,
-    tensor_representation,
 )
 
 __all__ = ["MinibatchCKA"]

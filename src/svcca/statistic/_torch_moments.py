@@ -21,7 +21,13 @@ from typing import Any, NoReturn
 import numpy as np
 
 from svcca._device import exact_products, format_bytes, plan_rows
-from svcca._validation import Precision, check_precision, is_torch_tensor, precision_eps
+from svcca._validation import (
+    Precision,
+    check_precision,
+    is_torch_tensor,
+    precision_eps,
+    tensor_representation,
+)
 from svcca.statistic import _moments
 from svcca.statistic._moments import (
     FLOAT32_CHUNK_ROWS,
@@ -262,16 +268,8 @@ def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision) -> M
                     f"{type(t).__name__}. Give every batch as tensors "
                     "(torch.as_tensor(a, device=...)), or every batch as arrays."
                 )
-            if t is not None and (t.ndim != 2 or t.is_complex()):
-                raise ValueError(
-                    f"{name} of batch {i} must be a 2-D real tensor (n_samples, n_features); "
-                    f"got shape {tuple(t.shape)} and dtype {t.dtype}."
-                )
-            if t is not None and 0 in t.shape:  # as the host path refuses them
-                raise ValueError(
-                    f"{name} of batch {i} is empty (shape {tuple(t.shape)}); it needs at "
-                    "least one sample and one feature."
-                )
+            if t is not None:  # as the host path checks its arrays
+                tensor_representation(t, f"{name} of batch {i}")
         if yb is not None and yb.shape[0] != xb.shape[0]:
             raise ValueError(
                 f"Batch {i} has {xb.shape[0]} rows of X but {yb.shape[0]} of Y; both must "
