@@ -367,3 +367,23 @@ def test_docs_gpu_page_runs():
     namespace: dict = {}
     for code in blocks:
         exec(compile(code, "docs/gpu.md", "exec"), namespace)
+
+
+def test_a_numpy_array_beside_tensors_on_a_device_is_refused():
+    """One rule at every boundary (svcca._device.data_device): tensors whose work runs on
+    a device are never copied to the host silently because an array came with them."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    Y = X @ rng.standard_normal((4, 3)) + 0.1 * rng.standard_normal((300, 3))
+    tx = torch.from_numpy(X)
+    ref = svcca.cca(X, Y).score
+    assert svcca.cca(tx, Y).score == pytest.approx(ref, abs=1e-12)  # CPU data: host path
+    with svcca.on_device("cpu"):
+        for call in (
+            lambda: svcca.cca(tx, Y),
+            lambda: svcca.cka(tx, Y),
+            lambda: svcca.pairwise({"x": tx, "y": Y}),
+        ):
+            with pytest.raises(TypeError, match=r"must be a torch tensor on cpu, as .* is"):
+                call()
+        assert svcca.cca(tx, torch.from_numpy(Y)).score == pytest.approx(ref, abs=1e-12)

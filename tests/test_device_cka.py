@@ -22,8 +22,9 @@ from conftest import tol
 from svcca._validation import DegenerateError
 
 torch = pytest.importorskip("torch")
+from svcca._device import data_device  # noqa: E402
 from svcca.measures import _cka as cka_module  # noqa: E402
-from svcca.measures._cka import _median, sample_device  # noqa: E402
+from svcca.measures._cka import _median  # noqa: E402
 
 HAS_CUDA = bool(torch.cuda.is_available())
 
@@ -166,13 +167,13 @@ def test_public_gram_helpers_take_tensors():
 def test_device_rule_where_the_work_runs():
     X, Y = _data()
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
-    assert sample_device((X, Y), ("X", "Y")) is None  # arrays: host
-    assert sample_device((Xt, Yt), ("X", "Y")) is None  # CPU tensors, no block: host
+    assert data_device((X, Y), ("X", "Y")) is None  # arrays: host
+    assert data_device((Xt, Yt), ("X", "Y")) is None  # CPU tensors, no block: host
     with svcca.on_device("cpu"):
-        assert sample_device((Xt, Yt), ("X", "Y")) == torch.device("cpu")
-        assert sample_device((X, Y), ("X", "Y")) is None  # arrays stay on the host
+        assert data_device((Xt, Yt), ("X", "Y")) == torch.device("cpu")
+        assert data_device((X, Y), ("X", "Y")) is None  # arrays stay on the host
         with svcca.on_device(None):
-            assert sample_device((Xt, Yt), ("X", "Y")) is None
+            assert data_device((Xt, Yt), ("X", "Y")) is None
 
 
 def test_cpu_tensors_outside_on_device_take_the_numpy_path(monkeypatch):
@@ -379,9 +380,9 @@ class TestCuda:
 
     def test_device_rule(self):
         Xt = torch.from_numpy(_data()[0]).cuda()
-        assert sample_device((Xt, Xt), ("X", "Y")) == Xt.device
+        assert data_device((Xt, Xt), ("X", "Y")) == Xt.device
         with svcca.on_device(None):
-            assert sample_device((Xt, Xt), ("X", "Y")) is None
+            assert data_device((Xt, Xt), ("X", "Y")) is None
         with svcca.on_device("cpu"), pytest.raises(ValueError, match="X must be on cpu"):
             svcca.cka(Xt, Xt, kernel="rbf")
         with pytest.raises(ValueError, match=r"X is on cuda:\d and Y on cpu"):

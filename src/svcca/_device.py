@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from svcca._validation import is_torch_tensor
+
 __all__ = [
     "DeviceMemoryError",
     "chosen",
+    "data_device",
     "exact_products",
     "format_bytes",
     "free_bytes",
@@ -161,6 +164,46 @@ def _absent(data_device: Any) -> bool:
         return True
     index = torch.device(name).index
     return index is not None and index >= torch.cuda.device_count()
+
+
+def data_device(arrays: Sequence[Any], names: Sequence[str]) -> Any:
+    """Where the work on ``arrays`` (the inputs of one call) runs: a ``torch.device``, or
+    None (the host path). The one rule every input boundary follows.
+
+    Tensors on a GPU run there, and any tensors inside ``svcca.on_device(d)`` on ``d``
+    (tensors elsewhere are refused, never moved silently). NumPy arrays, CPU tensors
+    outside an ``on_device`` block (the host path, as for every CPU-resident input), and
+    everything inside ``on_device(None)`` take the NumPy path. Tensors on two devices are
+    refused, and so are arrays mixed with tensors on a device path.
+    """
+    tensors = [(a, nm) for a, nm in zip(arrays, names, strict=True) if is_torch_tensor(a)]
+    if not tensors or host_forced():
+        return None
+    first, fname = tensors[0]
+    for t, tname in tensors[1:]:
+        if t.device != first.device:
+            raise ValueError(
+                f"{fname} is on {first.device} and {tname} on {t.device}; move them to one "
+                "device first, or compare on the host inside svcca.on_device(None)."
+            )
+    dev = chosen(first.device)
+    if dev is None:
+        return None
+    if first.device != dev:
+        raise ValueError(
+            f"{fname} must be on {dev}, where svcca.on_device({str(dev)!r}) runs the work; "
+            f"got a tensor on {first.device}. Tensors are not moved silently: move them "
+            f"with .to({str(dev)!r}), or leave the block to compute where they live."
+        )
+    for a, nm in zip(arrays, names, strict=True):
+        if not is_torch_tensor(a):
+            raise TypeError(
+                f"{nm} must be a torch tensor on {dev}, as {fname} is; got "
+                f"{type(a).__name__}. Pass every representation as a tensor on one device "
+                f"(torch.as_tensor({nm}, device={str(dev)!r})), or all as NumPy arrays for "
+                "the host path."
+            )
+    return dev
 
 
 def host_forced() -> bool:

@@ -809,17 +809,9 @@ def _two_passes(
 def _tensor_device(srcs: list[Source]) -> Any:
     """The device both passes run on: torch tensors all on one device whose work runs
     there (a GPU, or any inside ``svcca.on_device``); None for the host passes."""
-    from svcca._device import chosen
+    from svcca._device import data_device
 
-    if not all(s.kind == "torch" for s in srcs):
-        return None
-    devices = {s.obj.device for s in srcs}
-    if len(devices) > 1:
-        raise ValueError(
-            f"The representations are torch tensors on {sorted(map(str, devices))}; move them "
-            "to one device (or to NumPy arrays) first."
-        )
-    return chosen(devices.pop())
+    return data_device([s.obj for s in srcs], [f"Representation {s.name!r}" for s in srcs])
 
 
 def _two_passes_device(

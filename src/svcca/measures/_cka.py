@@ -8,7 +8,7 @@ One implementation serves NumPy arrays and torch tensors: every helper here take
 either (:func:`namespace` picks ``numpy`` or ``torch`` from the argument, without
 importing torch for NumPy input) and tensors stay on their device in float64; only
 scalars come back.
-Where the sample-space work runs follows :mod:`svcca._device` (:func:`sample_device`):
+Where the sample-space work runs follows :mod:`svcca._device` (:func:`data_device`):
 tensors on a GPU, or any tensors inside ``svcca.on_device("cpu")``, on their device;
 NumPy arrays, CPU tensors outside an ``on_device`` block, and everything inside
 ``on_device(None)`` on the host (NumPy). The ``n x n`` float64 matrices of the device
@@ -18,12 +18,12 @@ path are planned against the device's free memory first (:func:`plan_grams`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
 
-from svcca._device import chosen, host_forced, plan_rows
+from svcca._device import data_device, plan_rows
 from svcca._result import result
 from svcca._validation import (
     Precision,
@@ -400,45 +400,6 @@ def feature_space_is_cheaper(n: int, p: int, q: int) -> bool:
 
 
 # ---------------------------------------------------------------------- devices
-def sample_device(arrays: Sequence[Any], names: Sequence[str]) -> Any:
-    """Where the sample-space work on ``arrays`` runs: a ``torch.device``, or None (NumPy).
-
-    Tensors on a GPU run there, and any tensors inside ``svcca.on_device(d)`` on ``d``
-    (tensors elsewhere are refused, never moved silently). NumPy arrays, CPU tensors
-    outside an ``on_device`` block (the host path, as for every CPU-resident input), and
-    everything inside ``on_device(None)`` take the NumPy path. Tensors on two devices are
-    refused, and so are arrays mixed with tensors on a device path.
-    """
-    tensors = [(a, nm) for a, nm in zip(arrays, names, strict=True) if is_torch_tensor(a)]
-    if not tensors or host_forced():
-        return None
-    first, fname = tensors[0]
-    for t, tname in tensors[1:]:
-        if t.device != first.device:
-            raise ValueError(
-                f"{fname} is on {first.device} and {tname} on {t.device}; move them to one "
-                "device first, or compare on the host inside svcca.on_device(None)."
-            )
-    dev = chosen(first.device)
-    if dev is None:
-        return None
-    if first.device != dev:
-        raise ValueError(
-            f"{fname} must be on {dev}, where svcca.on_device({str(dev)!r}) runs the work; "
-            f"got a tensor on {first.device}. Tensors are not moved silently: move them "
-            f"with .to({str(dev)!r}), or leave the block to compute where they live."
-        )
-    for a, nm in zip(arrays, names, strict=True):
-        if not is_torch_tensor(a):
-            raise TypeError(
-                f"{nm} must be a torch tensor on {dev}, as {fname} is; got "
-                f"{type(a).__name__}. Pass every representation as a tensor on one device "
-                f"(torch.as_tensor({nm}, device={str(dev)!r})), or all as NumPy arrays for "
-                "the host path."
-            )
-    return dev
-
-
 def plan_grams(
     n: int, width: int, device: Any, *, count: int, what: str, lower: str, extra: int = 0
 ) -> None:
@@ -662,7 +623,7 @@ def cka(
             "cka compares two representations: call it as cka(X, Y) with arrays of shape "
             "(n_samples, p) and (n_samples, q), or cka(moments)."
         )
-    dev = sample_device((X, Y), ("X", "Y"))
+    dev = data_device((X, Y), ("X", "Y"))
     if dev is None:
         A, B = check_pair(X, Y)
     else:  # tensors on a GPU, or inside on_device(): computed there, never copied out

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._device import data_device
 from svcca._validation import as_representation, tensor_representation
 from svcca.measures._cka import (
     CKAResult,
@@ -15,7 +16,6 @@ from svcca.measures._cka import (
     check_finite,
     namespace,
     plan_grams,
-    sample_device,
 )
 
 __all__ = ["MinibatchCKA"]
@@ -141,7 +141,7 @@ class MinibatchCKA:
         same = Y is X
         raw_x, names_x = _layer_list(X, "X")
         raw_y, names_y = (raw_x, names_x) if same else _layer_list(Y, "Y")
-        dev = sample_device(raw_x + ([] if same else raw_y), names_x + ([] if same else names_y))
+        dev = data_device(raw_x + ([] if same else raw_y), names_x + ([] if same else names_y))
         convert = as_representation if dev is None else tensor_representation
         xs: list[Any] = [convert(a, nm) for a, nm in zip(raw_x, names_x, strict=True)]
         ys: list[Any] = (
