@@ -748,7 +748,7 @@ def test_a_tensor_on_another_device_is_refused():
     with pytest.raises(ValueError, match=r"Y is on meta, but these moments accumulate on cpu"):
         acc.add(torch.zeros(10, 3), torch.zeros(10, 2, device="meta"))
     assert acc.n == 0
-    with pytest.raises(ValueError, match="X is on cpu and Y on meta; move both to one device"):
+    with pytest.raises(ValueError, match="X is on cpu and Y on meta; move them to one device"):
         moments_of_tensors(torch.zeros(10, 3), torch.zeros(10, 2, device="meta"))
 
 

@@ -358,18 +358,14 @@ def moments_of_tensors(
     CPU tensors (and any inside ``svcca.on_device(None)``) take the host path, read in
     chunks by :func:`moments_from_sources`, as CPU data always do.
     """
-    from svcca._device import chosen
+    from svcca._device import data_device
     from svcca.statistic._torch_moments import TorchAccumulator
 
     sx = as_source(X, "X")
     sy = None if Y is None else as_source(Y, "Y")
     if sy is not None:
         check_same_n([sx, sy])
-        if X.device != Y.device:
-            raise ValueError(
-                f"X is on {X.device} and Y on {Y.device}; move both to one device first."
-            )
-    where = chosen(X.device)  # an on_device() block's (tensors elsewhere are refused)
+    where = data_device([X] if Y is None else [X, Y], ["X", "Y"])
     if where is None:
         return moments_from_sources(X, Y, chunk_size=chunk_size, precision=precision)
     acc = TorchAccumulator(sx.p, 0 if sy is None else sy.p, where, precision)
