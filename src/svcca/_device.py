@@ -1,9 +1,10 @@
 """Where the dense work runs: a torch device, its free memory, exact float32 products.
 
-svcca computes where the data live. Moments of tensors are accumulated on their
-device; captures of a model whose outputs are on a GPU accumulate on that GPU; the
-small ``p x p`` steps of a statistic built on a GPU run on that GPU (``svcca._dense``).
-Work on CPU-resident data takes the host path (NumPy and SciPy's BLAS, tuned in
+svcca computes where the data live (:func:`data_device`, the one rule every input
+boundary follows). GPU tensors are accumulated on their GPU; captures of a model whose
+outputs are on a GPU accumulate on that GPU; the small ``p x p`` steps of a statistic
+built on a GPU run on that GPU (``svcca._dense``). Work on CPU-resident data, CPU
+tensors included, takes the host path (NumPy and SciPy's BLAS, tuned in
 ``svcca._threads``). :func:`on_device` says explicitly where the dense work runs:
 ``on_device("cuda:1")``, ``on_device("cpu")`` (the torch code on the CPU: what the test
 suite runs where there is no GPU) or ``on_device(None)`` (the host path always).
@@ -131,29 +132,29 @@ def on_device(device: Any) -> Iterator[None]:
         _WHERE.reset(token)
 
 
-def chosen(data_device: Any = None) -> Any:
+def chosen(data_at: Any = None) -> Any:
     """The ``torch.device`` the dense work runs on, or None for the host path.
 
-    :func:`on_device`'s device when one is in force; else ``data_device`` (where the
+    :func:`on_device`'s device when one is in force; else ``data_at`` (where the
     data live: a tensor's ``.device`` or a statistic's) unless that is the CPU.
     """
     where = _WHERE.get()
     if where is not _AUTO:
         return where
-    if data_device is None or _absent(data_device):
+    if data_at is None or _absent(data_at):
         return None
-    dev = resolve(data_device)
+    dev = resolve(data_at)
     return None if dev.type == "cpu" else dev
 
 
-def _absent(data_device: Any) -> bool:
-    """Whether ``data_device`` is a CUDA device this process does not have.
+def _absent(data_at: Any) -> bool:
+    """Whether ``data_at`` is a CUDA device this process does not have.
 
     A statistic recorded on a GPU and unpickled where there is none (another machine, a
     CPU worker) holds NumPy arrays on the host: its small steps run there, rather than
     every measure refusing a device nobody asked for.
     """
-    name = str(data_device)
+    name = str(data_at)
     if not name.startswith("cuda"):
         return False
     try:
