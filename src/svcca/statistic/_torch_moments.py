@@ -110,14 +110,23 @@ class TorchAccumulator:
                     f"{label}; move the model (or the tensors) to one device, or name it "
                     "with svcca.on_device(...)."
                 )
+        checks = []
         with self.torch.no_grad(), exact_products(self.device):
             for start in range(0, xb.shape[0], self.rows):
                 stop = min(start + self.rows, xb.shape[0])
-                self._chunk(
-                    xb[start:stop].detach(),
-                    None if yb is None else yb[start:stop].detach(),
-                    f" in rows {self.n}:{self.n + stop - start}{label}",
-                )
+                xc = xb[start:stop].detach()
+                yc = None if yb is None else yb[start:stop].detach()
+                first = self.n
+                where = f" in rows {first}:{first + stop - start}{label}"
+                checks.append((self._chunk(xc, yc, where), xc, yc, where, first))
+        # One synchronisation per batch, after every product of it is queued: the device
+        # never waits for the host between chunks. A chunk with NaN or inf has then been
+        # added too, but the error ends the accumulation.
+        flags = self.torch.stack([c[0] for c in checks])  # (chunks, 2): X's, Y's sums
+        if not bool(flags.all()):
+            k, side = (int(i) for i in self.torch.nonzero(~flags)[0])
+            _, xc, yc, where, first = checks[k]
+            self._raise_bad(yc if side else xc, self.names[side], where, first)
 
     def _shifted(self, a: Any, shift: Any) -> Any:
         torch = self.torch
@@ -130,12 +139,14 @@ class TorchAccumulator:
         torch = self.torch
         shift = a.to(torch.float64).mean(dim=0)
         if not bool(torch.isfinite(shift).all()):
-            self._raise_bad(a, name, where)
+            self._raise_bad(a, name, where, self.n)
         if self.work == torch.float32 and a.dtype != torch.float64:
             shift = shift.to(torch.float32).to(torch.float64)  # what _shifted subtracts
         return shift
 
-    def _chunk(self, xc: Any, yc: Any, where: str) -> None:
+    def _chunk(self, xc: Any, yc: Any, where: str) -> Any:
+        """Add one chunk; returns the (device) flags that X's and Y's column sums are
+        finite."""
         torch = self.torch
         nx, ny = self.names
         if self.shift_x is None:
@@ -146,19 +157,18 @@ class TorchAccumulator:
         ys = None if yc is None else self._shifted(yc, self.shift_y)
         sx = xs.sum(dim=0, dtype=torch.float64)
         sy = None if ys is None else ys.sum(dim=0, dtype=torch.float64)
-        finite = torch.isfinite(sx).all()
-        if sy is not None:
-            finite = finite & torch.isfinite(sy).all()
-        if not bool(finite):  # one synchronisation per chunk
-            if not bool(torch.isfinite(xs).all()):
-                self._raise_bad(xc, nx, where)
-            self._raise_bad(yc, ny, where)
+        ok = torch.ones((), dtype=torch.bool, device=self.device)
+        finite = torch.stack(
+            [torch.isfinite(sx).all(), torch.isfinite(sy).all() if sy is not None else ok]
+        )
         if self.work == torch.float32 and self.n == 0:
             # the first chunk sets the scale (as on the host); later overflow shows in
             # the sums' finiteness at finish
-            check_float32_top(float(xs.abs().max()), f"{nx}{where}")
-            if ys is not None:
-                check_float32_top(float(ys.abs().max()), f"{ny}{where}")
+            # (non-finite values are reported with the batch's check, in add)
+            for a, name in ((xs, nx), (ys, ny)):
+                top = float("nan") if a is None else float(a.abs().max())
+                if np.isfinite(top):
+                    check_float32_top(top, f"{name}{where}")
         self._product(self.sxx, xs, xs)
         self.sum_x += sx
         if ys is not None:
@@ -167,8 +177,9 @@ class TorchAccumulator:
             self._product(self.sxy, xs, ys)
             self.sum_y += sy
         self.n += xs.shape[0]
+        return finite
 
-    def _raise_bad(self, a: Any, name: str, where: str) -> NoReturn:
+    def _raise_bad(self, a: Any, name: str, where: str, first: int) -> NoReturn:
         """A chunk ``a`` (as given) made a non-finite sum: name its rows, or the range."""
         torch = self.torch
         rows = torch.nonzero(~torch.isfinite(a).reshape(a.shape[0], -1).all(dim=1))
@@ -183,9 +194,9 @@ class TorchAccumulator:
                 f"{name}'s sums overflowed float64{where} (values near 1e308). Rescale the "
                 "activations."
             )
-        first = (rows.flatten()[:5] + self.n).tolist()
+        bad = (rows.flatten()[:5] + first).tolist()
         raise ValueError(
-            f"{name} contains NaN or inf{where} (first: rows {first}). Remove or impute "
+            f"{name} contains NaN or inf{where} (first: rows {bad}). Remove or impute "
             "those samples in both representations before comparing."
         )
 
