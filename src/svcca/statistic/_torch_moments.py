@@ -103,6 +103,12 @@ class TorchAccumulator:
 
         ``label`` ends messages (``" (layer pair ('a', 'b'), batch 3)"``).
         """
+        self.verify(self.queue(xb, yb, label=label))
+
+    def queue(self, xb: Any, yb: Any = None, *, label: str = "") -> list[tuple]:
+        """:meth:`add` without its finiteness check: the products are queued on the
+        device and the checks returned, for :meth:`verify` once every accumulator of a
+        batch is queued (one synchronisation per batch, however many accumulators)."""
         for t, name in ((xb, self.names[0]), (yb, self.names[1])):
             if t is not None and t.device != self.device:
                 raise ValueError(
@@ -119,9 +125,17 @@ class TorchAccumulator:
                 first = self.n
                 where = f" in rows {first}:{first + stop - start}{label}"
                 checks.append((self._chunk(xc, yc, where), xc, yc, where, first))
-        # One synchronisation per batch, after every product of it is queued: the device
-        # never waits for the host between chunks. A chunk with NaN or inf has then been
-        # added too, but the error ends the accumulation.
+        return checks
+
+    def verify(self, checks: list[tuple]) -> None:
+        """Raise for the first chunk of :meth:`queue`'s ``checks`` with NaN or inf.
+
+        One synchronisation, after the products are queued: the device never waits for
+        the host between chunks. A chunk with NaN or inf has then been added too, but the
+        error ends the accumulation.
+        """
+        if not checks:
+            return
         flags = self.torch.stack([c[0] for c in checks])  # (chunks, 2): X's, Y's sums
         if not bool(flags.all()):
             k, side = (int(i) for i in self.torch.nonzero(~flags)[0])

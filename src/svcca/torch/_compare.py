@@ -218,8 +218,7 @@ class _DeviceCrossMoments:
         from svcca._device import exact_products
 
         label = f" (batch {i})"
-        for k in self.keys:
-            self.accs[k].add(arrays[k], label=label)
+        checks = {k: self.accs[k].queue(arrays[k], label=label) for k in self.keys}
         b = arrays[self.keys[0]].shape[0]
         with self.torch.no_grad(), exact_products(self.device):
             for s in range(0, b, self.rows):
@@ -229,6 +228,8 @@ class _DeviceCrossMoments:
                     self.sums.addmm_(A.mT, B)
                 else:
                     self.sums += A.mT @ B
+        for k, c in checks.items():  # one synchronisation for the whole batch
+            self.accs[k].verify(c)
         self.n += b
 
     def _panel(self, keys: list[str], arrays: Mapping[str, Any], s: int) -> Any:

@@ -227,6 +227,7 @@ def pair_accumulator(
         return arrays[name]
 
     def accumulate(i: int, arrays: dict[str, np.ndarray]) -> None:
+        queued = []
         for p in pairs:
             if isinstance(p, str):
                 x, y = get(arrays, xname(p)), None
@@ -249,7 +250,9 @@ def pair_accumulator(
                     y = None if y is None else float32_if_exact(y)
                 m.update(x, y, _batch_label=label)
             else:
-                m.add(x, y, label=label)
+                queued.append((m, m.queue(x, y, label=label)))
+        for m, checks in queued:  # one synchronisation for every pair of the batch
+            m.verify(checks)
 
     return accumulate, stats
 
