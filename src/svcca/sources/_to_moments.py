@@ -84,15 +84,16 @@ def to_moments(
     from svcca.sources._sources import is_dask_array, is_streamable
 
     if is_streamable(X) or (Y is not None and is_streamable(Y)):
-        if is_dask_array(X) or is_dask_array(Y):
+        from svcca._device import data_device
+
+        # GPU tensors (any, inside on_device(d)) on their device; a NumPy or Dask array
+        # beside them is refused there, never the tensors copied to the host silently
+        on = data_device([X] if Y is None else [X, Y], ["X", "Y"][: 1 if Y is None else 2])
+        if on is None and (is_dask_array(X) or is_dask_array(Y)):
             from svcca.sources._dask import moments_from_dask
 
             return _check_n(moments_from_dask(X, Y, precision=precision))
-        from svcca._device import data_device
-
-        # GPU tensors (any, inside on_device(d)) on their device; a NumPy array beside
-        # them is refused there, never the tensors copied to the host silently
-        if data_device([X] if Y is None else [X, Y], ["X", "Y"][: 1 if Y is None else 2]):
+        if on is not None:
             from svcca.sources._sources import moments_of_tensors
 
             return _check_n(moments_of_tensors(X, Y, precision=precision))

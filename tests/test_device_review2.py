@@ -1,0 +1,39 @@
+"""Second adversarial review of the device path (issue 13): data_device at every
+boundary, TorchAccumulator's queued checks, the dense upload cache.
+
+Run on CPU torch inside ``svcca.on_device("cpu")`` (the device code path; no GPU here).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import svcca
+from conftest import tol
+
+torch = pytest.importorskip("torch")
+da = pytest.importorskip("dask.array")
+
+
+def _pair(n: int = 300, p: int = 5, q: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, p, dtype=torch.float64, generator=g)
+    Y = X[:, :q] @ torch.randn(q, q, dtype=torch.float64, generator=g)
+    Y = Y + 0.5 * torch.randn(n, q, dtype=torch.float64, generator=g)
+    return X, Y
+
+
+def test_dask_array_beside_tensors_on_a_device_is_refused() -> None:
+    # was: the dask path took the tensor to the host silently inside on_device("cpu"),
+    # while pairwise and cka refused the same pair
+    X, Y = _pair()
+    Yd = da.from_array(Y.numpy(), chunks=100)
+    with svcca.on_device("cpu"), pytest.raises(TypeError, match="Y must be a torch tensor on cpu"):
+        svcca.cca(X, Yd)
+    with svcca.on_device("cpu"), pytest.raises(TypeError, match="X must be a torch tensor on cpu"):
+        svcca.cca(da.from_array(X.numpy(), chunks=100), Y)
+    # outside a block CPU tensors and dask arrays take the host path together, as before
+    host = svcca.cca(X.numpy(), Y.numpy()).score
+    assert abs(svcca.cca(X, Yd).score - host) < tol(cond=100)
+    with svcca.on_device(None):
+        assert abs(svcca.cca(X, Yd).score - host) < tol(cond=100)
