@@ -6,10 +6,12 @@ Run on CPU torch inside ``svcca.on_device("cpu")`` (the device code path; no GPU
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import svcca
 from conftest import tol
+from svcca import Moments
 
 torch = pytest.importorskip("torch")
 da = pytest.importorskip("dask.array")
@@ -37,3 +39,23 @@ def test_dask_array_beside_tensors_on_a_device_is_refused() -> None:
     assert abs(svcca.cca(X, Yd).score - host) < tol(cond=100)
     with svcca.on_device(None):
         assert abs(svcca.cca(X, Yd).score - host) < tol(cond=100)
+
+
+def test_from_batches_refuses_mixed_batches_on_a_device() -> None:
+    # was: a NumPy batch 0 sent the stream to the host path, and later tensor batches
+    # (GPU tensors too) were copied to the host silently; a (tensor, array) batch 0 took
+    # the host path too, where tensors then arrays or cka refused
+    X, Y = _pair()
+    xs, ys = X.numpy(), Y.numpy()
+    with svcca.on_device("cpu"):
+        with pytest.raises(TypeError, match="Batch 1 holds torch tensors whose work runs on a"):
+            Moments.from_batches([(xs[:100], ys[:100]), (X[100:], Y[100:])])
+        with pytest.raises(TypeError, match="Y of batch 0 must be a torch tensor on cpu"):
+            Moments.from_batches([(X[:100], ys[:100]), (X[100:], Y[100:])])
+        with pytest.raises(TypeError, match="X of batch 0 must be a torch tensor on cpu"):
+            Moments.from_batches([(xs[:100], Y[:100])])
+    # outside a block CPU tensors beside arrays take the host path together, as before
+    host = Moments.from_arrays(xs, ys)
+    mixed = Moments.from_batches([(xs[:100], ys[:100]), (X[100:], ys[100:])])
+    assert mixed.device is None and mixed.n == 300
+    assert np.abs(mixed.sxy - host.sxy).max() < tol(cond=300, scale=np.abs(host.sxy).max())

@@ -218,10 +218,17 @@ class Moments:
         m: Moments | None = None
         it = iter(batches)
         first = next(it, None)
-        if first is not None and _tensor_batch(first):
+        if first is not None and _tensor_batch(first, 0):
             assert tensor_batches is not None  # registered when svcca.statistic is imported
             return tensor_batches(itertools.chain([first], it), precision)
         for i, batch in enumerate(itertools.chain([] if first is None else [first], it)):
+            if i and _tensor_batch(batch, i):
+                raise TypeError(
+                    f"Batch {i} holds torch tensors whose work runs on a device, but batch 0 "
+                    "did not (it took the host path); tensors are not copied to the host "
+                    "silently. Give every batch as tensors on one device, or every batch as "
+                    "arrays (or accumulate on the host: with svcca.on_device(None): ...)."
+                )
             xb, yb = _split(batch)
             xb = as_representation(xb, f"X of batch {i}")
             yb = None if yb is None else as_representation(yb, f"Y of batch {i}")
@@ -485,16 +492,15 @@ def _split(batch: Any) -> tuple[Any, Any]:
     return batch, None
 
 
-def _tensor_batch(batch: Any) -> bool:
-    """Whether a batch is torch tensors to be summed on their device: GPU tensors, or
-    any inside ``svcca.on_device(d)`` (CPU tensors otherwise take the host path)."""
-    from svcca._device import chosen
-    from svcca._validation import is_torch_tensor
+def _tensor_batch(batch: Any, i: int) -> bool:
+    """Whether batch ``i`` is torch tensors to be summed on their device: GPU tensors,
+    or any inside ``svcca.on_device(d)`` (CPU tensors otherwise take the host path). A
+    NumPy array beside such tensors is refused (:func:`svcca._device.data_device`)."""
+    from svcca._device import data_device
 
     xb, yb = _split(batch)
-    if not (is_torch_tensor(xb) and (yb is None or is_torch_tensor(yb))):
-        return False
-    return chosen(xb.device) is not None
+    arrays = [xb] if yb is None else [xb, yb]
+    return data_device(arrays, [f"X of batch {i}", f"Y of batch {i}"][: len(arrays)]) is not None
 
 
 def _raise_bad(side: np.ndarray, name: str, precision: Precision) -> None:
