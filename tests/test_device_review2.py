@@ -6,6 +6,8 @@ Run on CPU torch inside ``svcca.on_device("cpu")`` (the device code path; no GPU
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,28 @@ def test_from_batches_refuses_mixed_batches_on_a_device() -> None:
     mixed = Moments.from_batches([(xs[:100], ys[:100]), (X[100:], ys[100:])])
     assert mixed.device is None and mixed.n == 300
     assert np.abs(mixed.sxy - host.sxy).max() < tol(cond=300, scale=np.abs(host.sxy).max())
+
+
+def test_dense_uploads_are_freed_when_the_block_ends() -> None:
+    # was: a cached upload lived as long as its host array, after the block had ended
+    # (device memory held by nothing that could use it, while a caller kept the array)
+    import weakref
+
+    from svcca import _dense
+
+    a = np.random.default_rng(0).standard_normal((30, 30))
+    S = a @ a.T
+    S.flags.writeable = False
+    with _dense.dense_on(torch.device("cpu")):
+        d = _dense._DENSE.get()
+        w, V = _dense.eigh(S)
+        assert len(d.cache) == 1
+        uploaded = weakref.ref(next(iter(d.cache.values()))[1])
+        _dense.eigh(S)  # served from the cache inside the block
+        assert len(d.cache) == 1
+    gc.collect()
+    assert uploaded() is None and d.cache == {} and d.cached == 0
+    assert np.abs(S @ V - V * w).max() < tol(cond=30, scale=np.abs(w).max())
+    del S  # its weakref callback finds nothing left to drop
+    gc.collect()
+    assert d.cached == 0

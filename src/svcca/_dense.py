@@ -134,16 +134,21 @@ _DENSE: ContextVar[_Device | None] = ContextVar("svcca_dense", default=None)
 def dense_on(device: Any) -> Iterator[None]:
     """Run the kernels inside the block on ``device`` (a ``torch.device``; None: host)."""
     current = _DENSE.get()
+    made = None
     if device is None:
         token = _DENSE.set(None)
     elif current is not None and current.dev == device:
         token = _DENSE.set(current)  # nested: keep what is already uploaded
     else:
-        token = _DENSE.set(_Device(device))
+        made = _Device(device)
+        token = _DENSE.set(made)
     try:
         yield
     finally:
         _DENSE.reset(token)
+        if made is not None:  # the uploads are the block's: freed with it, not with
+            made.cache.clear()  # the arrays (a side a caller keeps would hold them)
+            made.cached = 0
 
 
 def device_in_use() -> Any:
