@@ -86,3 +86,35 @@ def test_dense_uploads_are_freed_when_the_block_ends() -> None:
     del S  # its weakref callback finds nothing left to drop
     gc.collect()
     assert d.cached == 0
+
+
+def test_accumulator_stopped_by_an_error_refuses_to_go_on() -> None:
+    # was: the NaN batch had been added before the check raised, and the accumulator
+    # took more batches and finished with NaN sums (a Y NaN in the first chunk left
+    # X's shift set without Y's: the next add failed inside torch)
+    from svcca.statistic._torch_moments import TorchAccumulator
+
+    X, Y = _pair()
+    bad = Y.clone()
+    bad[150, 1] = float("nan")
+    cpu = torch.device("cpu")
+    acc = TorchAccumulator(5, 4, cpu)
+    acc.add(X[:100], Y[:100])
+    with pytest.raises(ValueError, match=r"Y contains NaN or inf in rows 100:200 .*rows \[150\]"):
+        acc.add(X[100:200], bad[100:200])
+    with pytest.raises(RuntimeError, match="stopped by an earlier error .*Y contains NaN"):
+        acc.add(X[200:], Y[200:])
+    with pytest.raises(RuntimeError, match="Start a new accumulation"):
+        acc.finish()
+    first = TorchAccumulator(5, 4, cpu)
+    with pytest.raises(ValueError, match=r"Y contains NaN or inf in rows 0:100 .*rows \[50\]"):
+        first.add(X[100:200], bad[100:200])
+    with pytest.raises(RuntimeError, match="stopped by an earlier error"):
+        first.add(X[:100], Y[:100])
+    # a refused device is checked before anything is added: the accumulation goes on
+    ok = TorchAccumulator(5, 4, cpu)
+    with pytest.raises(ValueError, match="X is on meta"):
+        ok.add(X[:10].to("meta"), Y[:10].to("meta"))
+    ok.add(X, Y)
+    host = Moments.from_arrays(X.numpy(), Y.numpy())
+    assert np.abs(ok.finish().syy - host.syy).max() < tol(cond=300, scale=np.abs(host.syy).max())

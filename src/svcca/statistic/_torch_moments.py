@@ -69,6 +69,7 @@ class TorchAccumulator:
         self.p, self.q, self.device = p, q, torch.device(device)
         self.precision: Precision = check_precision(precision)
         self.names = names
+        self.failed: str | None = None  # the error that stopped the accumulation
         f32 = precision == "float32"
         self.work = torch.float32 if f32 else torch.float64
         size = 4 if f32 else 8
@@ -116,15 +117,20 @@ class TorchAccumulator:
                     f"{label}; move the model (or the tensors) to one device, or name it "
                     "with svcca.on_device(...)."
                 )
+        self._refuse_if_failed()
         checks = []
-        with self.torch.no_grad(), exact_products(self.device):
-            for start in range(0, xb.shape[0], self.rows):
-                stop = min(start + self.rows, xb.shape[0])
-                xc = xb[start:stop].detach()
-                yc = None if yb is None else yb[start:stop].detach()
-                first = self.n
-                where = f" in rows {first}:{first + stop - start}{label}"
-                checks.append((self._chunk(xc, yc, where), xc, yc, where, first))
+        try:
+            with self.torch.no_grad(), exact_products(self.device):
+                for start in range(0, xb.shape[0], self.rows):
+                    stop = min(start + self.rows, xb.shape[0])
+                    xc = xb[start:stop].detach()
+                    yc = None if yb is None else yb[start:stop].detach()
+                    first = self.n
+                    where = f" in rows {first}:{first + stop - start}{label}"
+                    checks.append((self._chunk(xc, yc, where), xc, yc, where, first))
+        except Exception as exc:
+            self.failed = str(exc)
+            raise
         return checks
 
     def verify(self, checks: list[tuple]) -> None:
@@ -140,7 +146,20 @@ class TorchAccumulator:
         if not bool(flags.all()):
             k, side = (int(i) for i in self.torch.nonzero(~flags)[0])
             _, xc, yc, where, first = checks[k]
-            self._raise_bad(yc if side else xc, self.names[side], where, first)
+            try:
+                self._raise_bad(yc if side else xc, self.names[side], where, first)
+            except Exception as exc:
+                self.failed = str(exc)
+                raise
+
+    def _refuse_if_failed(self) -> None:
+        """An accumulation an error stopped holds part of a batch (NaN, inf, or a chunk's
+        shift without its products): it is never added to or read again."""
+        if self.failed is not None:
+            raise RuntimeError(
+                f"These moments were stopped by an earlier error and hold part of that "
+                f"batch: {self.failed} Start a new accumulation once the data are fixed."
+            )
 
     def _shifted(self, a: Any, shift: Any) -> Any:
         torch = self.torch
@@ -223,6 +242,7 @@ class TorchAccumulator:
 
     def finish(self) -> Moments:
         """The :class:`Moments` of everything added, copied to the host once."""
+        self._refuse_if_failed()
         torch = self.torch
         device = str(self.device)
         if self.n == 0 or self.shift_x is None:
