@@ -118,3 +118,13 @@ def test_accumulator_stopped_by_an_error_refuses_to_go_on() -> None:
     ok.add(X, Y)
     host = Moments.from_arrays(X.numpy(), Y.numpy())
     assert np.abs(ok.finish().syy - host.syy).max() < tol(cond=300, scale=np.abs(host.syy).max())
+
+
+def test_refusal_of_an_array_beside_tensors_reads_as_code() -> None:
+    # was: "torch.as_tensor(Representation 'b', device='cpu')", the name pasted as code
+    X, Y = _pair()
+    with svcca.on_device("cpu"), pytest.raises(TypeError) as info:
+        svcca.pairwise({"a": X, "b": Y.numpy()}, measure="cca")
+    msg = str(info.value)
+    assert msg.startswith("Representation 'b' must be a torch tensor on cpu, as Representation")
+    assert "torch.as_tensor(array, device='cpu')" in msg and "got ndarray" in msg

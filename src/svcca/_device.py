@@ -201,7 +201,7 @@ def data_device(arrays: Sequence[Any], names: Sequence[str]) -> Any:
             raise TypeError(
                 f"{nm} must be a torch tensor on {dev}, as {fname} is; got "
                 f"{type(a).__name__}. Pass every representation as a tensor on one device "
-                f"(torch.as_tensor({nm}, device={str(dev)!r})), or all as NumPy arrays for "
+                f"(torch.as_tensor(array, device={str(dev)!r})), or all as NumPy arrays for "
                 "the host path."
             )
     return dev
