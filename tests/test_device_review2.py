@@ -128,3 +128,30 @@ def test_refusal_of_an_array_beside_tensors_reads_as_code() -> None:
     msg = str(info.value)
     assert msg.startswith("Representation 'b' must be a torch tensor on cpu, as Representation")
     assert "torch.as_tensor(array, device='cpu')" in msg and "got ndarray" in msg
+
+
+def test_pairwise_plans_every_representations_sums_at_once(monkeypatch) -> None:
+    # was: each of the 12 accumulators planned against the whole SVCCA_DEVICE_MEMORY,
+    # so pass one held 3.7 MiB of sums under a 2 MiB cap (and svcca with keep=4 then
+    # passed pass two's plan: the call used 1.9x the cap without a word)
+    from svcca import DeviceMemoryError
+
+    g = torch.Generator().manual_seed(0)
+    reps = {f"r{i}": torch.randn(300, 200, dtype=torch.float64, generator=g) for i in range(12)}
+    monkeypatch.setenv("SVCCA_DEVICE_MEMORY", "2M")
+    with (
+        svcca.on_device("cpu"),
+        pytest.raises(
+            DeviceMemoryError,
+            match=r"Moments of 200 features in float64 needs .* of at least 256, beside "
+            r".* KiB this call holds there already\); .* is free there",
+        ),
+    ):
+        svcca.pairwise(reps, measure="svcca", keep=4)
+    # two of them fit, and agree with the host
+    two = {k: reps[k] for k in ("r0", "r1")}
+    with svcca.on_device("cpu"):
+        dev = svcca.pairwise(two, measure="svcca", keep=4)
+    monkeypatch.delenv("SVCCA_DEVICE_MEMORY")
+    host = svcca.pairwise({k: v.numpy() for k, v in two.items()}, measure="svcca", keep=4)
+    assert np.abs(dev.values - host.values).max() < tol(cond=1e3)

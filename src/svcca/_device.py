@@ -240,9 +240,11 @@ def _cap() -> int | None:
     return int(value)
 
 
-def free_bytes(device: Any) -> int:
+def free_bytes(device: Any, held: int = 0) -> int:
     """Bytes free on ``device`` now (``torch.cuda.mem_get_info``; the host's available
-    memory for the CPU), capped by ``SVCCA_DEVICE_MEMORY``."""
+    memory for the CPU), capped by ``SVCCA_DEVICE_MEMORY`` less ``held``: what svcca
+    already holds there for the same call (the free memory has those bytes taken out
+    already; the cap has not)."""
     dev = resolve(device)
     if dev is not None and dev.type == "cuda":
         import torch
@@ -251,7 +253,7 @@ def free_bytes(device: Any) -> int:
     else:
         free = _host_available()
     cap = _cap()
-    return free if cap is None else min(free, cap)
+    return free if cap is None else max(0, min(free, cap - held))
 
 
 def _host_available() -> int:
@@ -277,6 +279,7 @@ def plan_rows(
     lower: str,
     most: int | None = None,
     least: int = 1,
+    held: int = 0,
 ) -> int:
     """Rows per chunk that fit on ``device``: at most ``most``, at least ``least``.
 
@@ -290,20 +293,24 @@ def plan_rows(
         The work, for the message (``"Moments of 4096 + 4096 features in float32"``).
     lower : str
         Which argument lowers the need (the message's fix).
+    held : int
+        Bytes svcca already holds on ``device`` for the same call (the sums of the other
+        accumulators of a pairwise pass): they count against ``SVCCA_DEVICE_MEMORY``.
 
     Raises
     ------
     DeviceMemoryError
         When ``fixed + least * per_row`` exceeds the usable share (80%) of the free memory.
     """
-    free = free_bytes(device)
+    free = free_bytes(device, held)
     usable = int(_USABLE * free)
     need = fixed + least * per_row
     if need > usable:
+        also = f", beside {format_bytes(held)} this call holds there already" if held else ""
         raise DeviceMemoryError(
             f"{what} needs {format_bytes(need)} on {resolve(device) or 'the host'} "
             f"({format_bytes(fixed)} held, {format_bytes(per_row)} per row of a chunk of at "
-            f"least {least}); {format_bytes(free)} is free there and svcca plans for "
+            f"least {least}{also}); {format_bytes(free)} is free there and svcca plans for "
             f"{_USABLE:.0%} of it. {lower}"
         )
     rows = (usable - fixed) // max(per_row, 1)

@@ -840,9 +840,11 @@ def _two_passes_device(
 
     srcs, n = plan.srcs, plan.n
     most = check_chunk_size(chunk_size)
-    accs = [
-        TorchAccumulator(s.p, 0, dev, precision, (f"Representation {s.name!r}", "")) for s in srcs
-    ]
+    accs: list[TorchAccumulator] = []
+    for s in srcs:  # all held at once: each plans beside the sums made before it
+        held = sum(a.sums_bytes for a in accs)
+        names = (f"Representation {s.name!r}", "")
+        accs.append(TorchAccumulator(s.p, 0, dev, precision, names, held=held))
     rows1 = min(a.rows for a in accs) if most is None else min(most, *(a.rows for a in accs))
     bar = _Progress(progress, total=-(-n // rows1), desc="pairs")
     try:

@@ -53,6 +53,9 @@ class TorchAccumulator:
         float64 sums (``Moments`` Notes).
     names : (str, str)
         How messages name X and Y.
+    held : int
+        Bytes the caller already holds on ``device`` for the same call (other
+        accumulators' :attr:`sums_bytes`), planned with these (``SVCCA_DEVICE_MEMORY``).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class TorchAccumulator:
         device: Any,
         precision: Precision = "float64",
         names: tuple[str, str] = ("X", "Y"),
+        held: int = 0,
     ) -> None:
         import torch
 
@@ -74,10 +78,11 @@ class TorchAccumulator:
         self.work = torch.float32 if f32 else torch.float64
         size = 4 if f32 else 8
         blocks = p * p + q * q + p * q
+        self.sums_bytes = 8 * (blocks + 2 * (p + q))  # what it holds between batches
         # float64 sums, float32 scratch products, and per row of a chunk its shifted
         # copies (and the float64 intermediate of a float64 input).
         self.rows = plan_rows(
-            fixed=8 * (blocks + 2 * (p + q)) + (4 * blocks if f32 else 0),
+            fixed=self.sums_bytes + (4 * blocks if f32 else 0),
             per_row=(size + 8) * (p + q),
             device=self.device,
             what=f"Moments of {p}{f' + {q}' if q else ''} features in {precision}",
@@ -88,6 +93,7 @@ class TorchAccumulator:
             ),
             most=FLOAT32_CHUNK_ROWS if f32 else 1 << 16,
             least=min(256, FLOAT32_CHUNK_ROWS),
+            held=held,
         )
         z: dict[str, Any] = {"dtype": torch.float64, "device": self.device}
         self.n = 0
