@@ -155,3 +155,26 @@ def test_pairwise_plans_every_representations_sums_at_once(monkeypatch) -> None:
     monkeypatch.delenv("SVCCA_DEVICE_MEMORY")
     host = svcca.pairwise({k: v.numpy() for k, v in two.items()}, measure="svcca", keep=4)
     assert np.abs(dev.values - host.values).max() < tol(cond=1e3)
+
+
+def test_capture_moments_plans_every_pairs_sums_at_once(monkeypatch) -> None:
+    # was: each pair's accumulator planned against the whole SVCCA_DEVICE_MEMORY
+    from svcca import DeviceMemoryError
+    from svcca.torch import capture_moments
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(*[torch.nn.Linear(200, 200) for _ in range(6)]).double()
+    x = [torch.randn(300, 200, dtype=torch.float64)]
+    layers = [str(i) for i in range(6)]
+    monkeypatch.setenv("SVCCA_DEVICE_MEMORY", "2M")
+    with (
+        svcca.on_device("cpu"),
+        pytest.raises(DeviceMemoryError, match=r"Moments of 200 features .*, beside .* already"),
+    ):
+        capture_moments(net, x, layers)
+    with svcca.on_device("cpu"):
+        dev = capture_moments(net, x, layers[:2])
+    with torch.no_grad():
+        h0 = net[0](x[0])
+    host = Moments.from_arrays(h0.numpy())
+    assert np.abs(dev["0"].sxx - host.sxx).max() < tol(cond=300, scale=np.abs(host.sxx).max())

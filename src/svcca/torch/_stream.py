@@ -242,7 +242,9 @@ def pair_accumulator(
                 else:
                     from svcca.statistic._torch_moments import TorchAccumulator
 
-                    m = TorchAccumulator(x.shape[1], q, x.device, precision)
+                    # every pair's sums are held at once: planned beside those before it
+                    held = sum(a.sums_bytes for a in stats.values() if a is not None)
+                    m = TorchAccumulator(x.shape[1], q, x.device, precision, held=held)
                 stats[p] = m
             if isinstance(m, Moments):
                 if precision == "float32":
