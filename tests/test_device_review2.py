@@ -178,3 +178,34 @@ def test_capture_moments_plans_every_pairs_sums_at_once(monkeypatch) -> None:
         h0 = net[0](x[0])
     host = Moments.from_arrays(h0.numpy())
     assert np.abs(dev["0"].sxx - host.sxx).max() < tol(cond=300, scale=np.abs(host.sxx).max())
+
+
+def test_pairwise_first_pass_synchronises_once_per_chunk(monkeypatch) -> None:
+    # was: acc.add per representation, one host synchronisation per representation and
+    # chunk (compare and capture_moments queue every layer first, then verify)
+    from svcca.statistic._torch_moments import TorchAccumulator
+
+    calls: list[str] = []
+    queue, verify = TorchAccumulator.queue, TorchAccumulator.verify
+
+    def q(self, *a, **k):
+        calls.append("q")
+        return queue(self, *a, **k)
+
+    def v(self, checks):
+        calls.append("v")
+        return verify(self, checks)
+
+    monkeypatch.setattr(TorchAccumulator, "queue", q)
+    monkeypatch.setattr(TorchAccumulator, "verify", v)
+    X, Y = _pair()
+    Z = X.clone()
+    with svcca.on_device("cpu"):
+        svcca.pairwise({"a": X, "b": Y, "c": X[:, :3]}, measure="cca", chunk_size=100)
+    assert "".join(calls) == "qqqvvv" * 3
+    Z[230, 2] = float("inf")
+    with (
+        svcca.on_device("cpu"),
+        pytest.raises(ValueError, match=r"Representation 'c' contains NaN or inf in rows 200:300"),
+    ):
+        svcca.pairwise({"a": X, "b": Y, "c": Z}, measure="cca", chunk_size=100)

@@ -850,8 +850,9 @@ def _two_passes_device(
     try:
         for start in range(0, n, rows1):
             stop = min(start + rows1, n)
-            for acc, s in zip(accs, srcs, strict=True):
-                acc.add(s.obj[start:stop])
+            queued = [(a, a.queue(s.obj[start:stop])) for a, s in zip(accs, srcs, strict=True)]
+            for acc, checks in queued:  # one synchronisation per chunk, not per representation
+                acc.verify(checks)
             bar.update(1)
         moms = [acc.finish() for acc in accs]
         del accs
