@@ -209,3 +209,26 @@ def test_pairwise_first_pass_synchronises_once_per_chunk(monkeypatch) -> None:
         pytest.raises(ValueError, match=r"Representation 'c' contains NaN or inf in rows 200:300"),
     ):
         svcca.pairwise({"a": X, "b": Y, "c": Z}, measure="cca", chunk_size=100)
+
+
+def test_two_models_on_two_devices_are_refused_by_name() -> None:
+    # was: "TwoModels failed on batch 0 (...): RuntimeError: Tensor on device meta is not
+    # on the expected device cpu!. Check that the batch has the shape and dtype ..."
+    from svcca.torch import capture_moments, compare
+
+    torch.manual_seed(0)
+
+    def mlp():
+        return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+
+    a, b = mlp(), mlp().to("meta")
+    xs = [torch.randn(50, 5) for _ in range(6)]
+    with pytest.raises(ValueError, match=r"^model_a is on cpu and model_b on meta; .*model_b\.to"):
+        compare(a, b, xs, ["0", "2"], measure="cca")
+    with pytest.raises(ValueError, match=r"^model is on cpu and other on meta; .*other\.to\('cpu"):
+        capture_moments(a, xs, [("0", "2")], other=b)
+    # one device each, the same: compared as before (a model against its copy: CCA 1)
+    import copy
+
+    r = compare(a, copy.deepcopy(a), xs, ["0", "2"], measure="cca")
+    assert np.abs(np.diag(r.values) - 1).max() < tol(cond=1e3)

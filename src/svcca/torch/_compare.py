@@ -556,7 +556,7 @@ def compare(
             from svcca.torch._capture import _default_forward
 
             forward = _default_forward
-        target = _two_models(model_a, model_b, forward)
+        target = _two_models(model_a, model_b, forward, ("model_a", "model_b"))
         run = _run_pair
 
         def key_a(s: str) -> str:

@@ -30,8 +30,23 @@ __all__ = ["capture_checkpoints", "capture_moments", "load_checkpoint"]
 Pair = tuple[str, str] | str
 
 
-def _two_models(model: Any, other: Any, run: Callable[[Any, Any], Any]) -> Any:
+def _two_models(
+    model: Any, other: Any, run: Callable[[Any, Any], Any], names: tuple[str, str]
+) -> Any:
+    """One module that runs ``model`` then ``other`` on each batch (both see it as it is).
+
+    Two models each wholly on one device, but different devices, are refused by
+    ``names``: one of them would fail on every batch, reported as this module failing.
+    """
     import torch
+
+    where = [{t.device for t in (*m.parameters(), *m.buffers())} for m in (model, other)]
+    if all(len(w) == 1 for w in where) and where[0] != where[1]:
+        (da,), (db,) = where
+        raise ValueError(
+            f"{names[0]} is on {da} and {names[1]} on {db}; both run on the same batches. "
+            f"Move one to the other's device first ({names[1]}.to({str(da)!r}))."
+        )
 
     class TwoModels(torch.nn.Module):
         def __init__(self) -> None:
@@ -117,7 +132,7 @@ def capture_moments(
     if other is not None and other is not model:
         from svcca.torch._capture import _default_forward
 
-        target = _two_models(model, other, forward or _default_forward)
+        target = _two_models(model, other, forward or _default_forward, ("model", "other"))
         run = lambda m, batch: m(batch)  # noqa: E731
 
         def xname(s: str) -> str:
