@@ -232,3 +232,29 @@ def test_two_models_on_two_devices_are_refused_by_name() -> None:
 
     r = compare(a, copy.deepcopy(a), xs, ["0", "2"], measure="cca")
     assert np.abs(np.diag(r.values) - 1).max() < tol(cond=1e3)
+
+
+def test_dense_cache_does_not_serve_read_only_views_of_writeable_buffers() -> None:
+    # was: a read-only array over a bytearray (or an mmap) was cached by identity, and
+    # after the buffer changed the kernel ran on the old upload
+    from svcca import _dense
+
+    buf = bytearray(8 * 9)
+    flat = np.frombuffer(buf, dtype=np.float64)
+    flat[:] = np.diag([1.0, 2.0, 3.0]).ravel()
+    flat.flags.writeable = False
+    a = flat.reshape(3, 3)
+    with _dense.dense_on(torch.device("cpu")):
+        assert np.abs(_dense.eigvalsh(a) - [1.0, 2.0, 3.0]).max() < tol(scale=3.0)
+        np.frombuffer(buf, dtype=np.float64)[:] = np.diag([5.0, 6.0, 7.0]).ravel()
+        assert np.abs(_dense.eigvalsh(a) - [5.0, 6.0, 7.0]).max() < tol(scale=7.0)
+        owned = np.diag([1.0, 2.0, 3.0])
+        owned.flags.writeable = False
+        immutable = np.frombuffer(owned.tobytes(), dtype=np.float64).reshape(3, 3)
+        d = _dense._DENSE.get()
+        _dense.eigvalsh(owned), _dense.eigvalsh(immutable)
+        assert len(d.cache) == 2  # memory of its own, and bytes: still cached
+        factor = _dense.eigh(np.diag([1.0, 2.0, 3.0]))[1]  # a downloaded kernel result
+        factor.flags.writeable = False
+        _dense.matmul(factor, factor)
+        assert len(d.cache) == 3  # a prepared side's factor is uploaded once, as before

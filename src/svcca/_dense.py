@@ -28,6 +28,7 @@ import scipy.linalg as sla
 from scipy.linalg import lapack
 
 from svcca._device import DeviceMemoryError, format_bytes, free_bytes
+from svcca._validation import is_torch_tensor
 
 __all__ = [
     "cholesky",
@@ -117,14 +118,18 @@ class _Device:
 
 def _frozen(a: Any) -> bool:
     """Whether ``a`` cannot change: read-only, and so is every array it is a view of (a
-    read-only view of a writeable array changes with it)."""
+    read-only view of a writeable array changes with it), down to memory of its own,
+    ``bytes``, or the tensor of a kernel's result (:meth:`_Device.down`); not a
+    ``bytearray``, ``mmap`` or other buffer someone can write to."""
     if not isinstance(a, np.ndarray):
         return False
     while isinstance(a, np.ndarray):
         if a.flags.writeable:
             return False
         a = a.base
-    return True
+    if isinstance(a, memoryview):
+        a = a.obj
+    return a is None or isinstance(a, bytes) or is_torch_tensor(a)
 
 
 _DENSE: ContextVar[_Device | None] = ContextVar("svcca_dense", default=None)
