@@ -258,3 +258,14 @@ def test_dense_cache_does_not_serve_read_only_views_of_writeable_buffers() -> No
         factor.flags.writeable = False
         _dense.matmul(factor, factor)
         assert len(d.cache) == 3  # a prepared side's factor is uploaded once, as before
+
+
+def test_one_sided_measures_of_tensors_on_a_device() -> None:
+    # was: ValueError "zip() argument 2 is longer than argument 1" from
+    # moments_of_tensors for any X-only statistic (pca) of tensors on a device path
+    X, _ = _pair()
+    with svcca.on_device("cpu"):
+        dev = svcca.pca(X)
+    host = np.linalg.eigvalsh(np.cov(X.numpy(), rowvar=False))[::-1]
+    assert np.abs(dev.eigenvalues - host).max() < tol(cond=10, scale=host[0])
+    assert np.abs(dev.mean - X.numpy().mean(axis=0)).max() < tol(scale=4.0)

@@ -365,7 +365,7 @@ def moments_of_tensors(
     sy = None if Y is None else as_source(Y, "Y")
     if sy is not None:
         check_same_n([sx, sy])
-    where = data_device([X] if Y is None else [X, Y], ["X", "Y"])
+    where = data_device([X] if Y is None else [X, Y], ["X"] if Y is None else ["X", "Y"])
     if where is None:
         return moments_from_sources(X, Y, chunk_size=chunk_size, precision=precision)
     acc = TorchAccumulator(sx.p, 0 if sy is None else sy.p, where, precision)
