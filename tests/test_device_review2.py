@@ -269,3 +269,23 @@ def test_one_sided_measures_of_tensors_on_a_device() -> None:
     host = np.linalg.eigvalsh(np.cov(X.numpy(), rowvar=False))[::-1]
     assert np.abs(dev.eigenvalues - host).max() < tol(cond=10, scale=host[0])
     assert np.abs(dev.mean - X.numpy().mean(axis=0)).max() < tol(scale=4.0)
+
+
+def test_from_arrays_of_tensors_on_a_device_sums_there() -> None:
+    # was: Moments.from_arrays of tensors on a device path took them to the host chunk by
+    # chunk (device None), where cca of the same tensors summed on the device
+    X, Y = _pair()
+    host = Moments.from_arrays(X.numpy(), Y.numpy())
+    with svcca.on_device("cpu"):
+        dev = Moments.from_arrays(X, Y, chunk_size=70)
+        alone = Moments.from_arrays(X)
+        with pytest.raises(ValueError, match="X has 300 rows and Y has 299"):
+            Moments.from_arrays(X, Y[:299])
+        with pytest.raises(ValueError, match="X must be 2-D"):
+            Moments.from_arrays(X[:, 0])
+        with pytest.raises(TypeError, match="Y must be a torch tensor on cpu"):
+            Moments.from_arrays(X, Y.numpy())
+    assert dev.device == "cpu" and alone.device == "cpu" and dev.n == 300
+    for got, want in ((dev.sxx, host.sxx), (dev.sxy, host.sxy), (alone.sxx, host.sxx)):
+        assert np.abs(got - want).max() < tol(cond=300, scale=np.abs(want).max())
+    assert Moments.from_arrays(X, Y).device is None  # CPU tensors outside: the host path

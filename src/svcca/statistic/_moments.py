@@ -28,6 +28,7 @@ from svcca._validation import (
     precision_dtype,
     precision_eps,
     raise_nonfinite,
+    tensor_representation,
 )
 
 __all__ = ["Moments"]
@@ -199,7 +200,26 @@ class Moments:
             ``"float32"``: float32 products of chunks of at most 4096 rows, float64 sums
             (about twice as fast; entries accurate to about 1e-7 of their scale, see Notes of
             :class:`Moments`).
+
+        Torch tensors on a GPU (any inside ``svcca.on_device(d)``) are summed on their
+        device, as by :meth:`from_batches`, in chunks of at most ``chunk_size`` rows
+        planned from its free memory; CPU tensors take the host path.
         """
+        from svcca._device import data_device
+
+        arrays = [X] if Y is None else [X, Y]
+        if data_device(arrays, ["X", "Y"][: len(arrays)]) is not None:
+            assert tensor_batches is not None  # registered when svcca.statistic is imported
+            X = tensor_representation(X, "X")
+            Y = None if Y is None else tensor_representation(Y, "Y")
+            if Y is not None and Y.shape[0] != X.shape[0]:
+                raise ValueError(
+                    f"X has {X.shape[0]} rows and Y has {Y.shape[0]}; both must hold the same "
+                    "datapoints, one row each."
+                )
+            rows = check_chunk_size(chunk_size) or X.shape[0]
+            parts = X.split(rows) if Y is None else zip(X.split(rows), Y.split(rows), strict=True)
+            return tensor_batches(parts, precision)
         X = as_representation(X, "X")
         q = 0
         if Y is not None:
