@@ -7,8 +7,10 @@ each accepts the same inputs:
 - NumPy arrays and ``np.memmap`` files (``np.load(path, mmap_mode="r")``), read in row
   chunks whose file pages are released, so memory stays constant in ``n``;
 - dask arrays: moments per block on the workers, merged up a tree (``svcca.sources._dask``);
-- torch tensors: a GPU's accumulated on that GPU, CPU tensors on the host path (svcca._device),
-  only the small result copied to the host;
+- torch tensors: accumulated where the work runs (:func:`svcca._device.data_device`):
+  GPU tensors on their GPU, any inside ``svcca.on_device(d)`` on ``d``, only the small
+  result copied to the host; CPU tensors otherwise on the host path. A NumPy or Dask
+  array beside tensors on a device path is refused;
 - h5py / zarr datasets (anything with ``shape``, ``dtype`` and row slicing), read in
   chunks;
 - iterators of batches: ``f(iter_of_x_batches, iter_of_y_batches)`` or
