@@ -21,7 +21,6 @@ from svcca._threads import products
 from svcca._validation import (
     Precision,
     as_representation,
-    check_chunk_size,
     is_torch_tensor,
     tensor_to_numpy,
 )
@@ -359,7 +358,7 @@ def moments_of_tensors(
     chunks by :func:`moments_from_sources`, as CPU data always do.
     """
     from svcca._device import data_device
-    from svcca.statistic._torch_moments import TorchAccumulator
+    from svcca.statistic._torch_moments import moments_of_tensor_pair
 
     sx = as_source(X, "X")
     sy = None if Y is None else as_source(Y, "Y")
@@ -368,14 +367,7 @@ def moments_of_tensors(
     where = data_device([X] if Y is None else [X, Y], ["X"] if Y is None else ["X", "Y"])
     if where is None:
         return moments_from_sources(X, Y, chunk_size=chunk_size, precision=precision)
-    acc = TorchAccumulator(sx.p, 0 if sy is None else sy.p, where, precision)
-    most = check_chunk_size(chunk_size)
-    if most is not None:
-        acc.rows = max(1, min(acc.rows, most))
-    # Read, never differentiated through; any dtype (bfloat16 included) is cast chunk by
-    # chunk on the device.
-    acc.add(X.detach(), None if Y is None else Y.detach())
-    return acc.finish()
+    return moments_of_tensor_pair(X, Y, where, chunk_size, precision)
 
 
 def moments_from_iterators(

@@ -208,8 +208,9 @@ class Moments:
         from svcca._device import data_device
 
         arrays = [X] if Y is None else [X, Y]
-        if data_device(arrays, ["X", "Y"][: len(arrays)]) is not None:
-            assert tensor_batches is not None  # registered when svcca.statistic is imported
+        where = data_device(arrays, ["X", "Y"][: len(arrays)])
+        if where is not None:
+            assert tensor_pair is not None  # registered when svcca.statistic is imported
             X = tensor_representation(X, "X")
             Y = None if Y is None else tensor_representation(Y, "Y")
             if Y is not None and Y.shape[0] != X.shape[0]:
@@ -217,9 +218,7 @@ class Moments:
                     f"X has {X.shape[0]} rows and Y has {Y.shape[0]}; both must hold the same "
                     "datapoints, one row each."
                 )
-            rows = check_chunk_size(chunk_size) or X.shape[0]
-            parts = X.split(rows) if Y is None else zip(X.split(rows), Y.split(rows), strict=True)
-            return tensor_batches(parts, precision)
+            return tensor_pair(X, Y, where, chunk_size, precision)
         X = as_representation(X, "X")
         q = 0
         if Y is not None:
@@ -501,8 +500,9 @@ class Moments:
 
 # Tensor batches are summed on their device by svcca.statistic._torch_moments. That
 # module builds Moments (it imports this one), so it cannot be imported from here: it
-# registers its function below when it is imported, and svcca.statistic imports it.
+# registers its functions below when it is imported, and svcca.statistic imports it.
 tensor_batches: Callable[[Iterable[Any], Precision], Moments] | None = None
+tensor_pair: Callable[[Any, Any, Any, int | None, Precision], Moments] | None = None
 
 
 def _split(batch: Any) -> tuple[Any, Any]:

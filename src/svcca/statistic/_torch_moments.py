@@ -23,6 +23,7 @@ import numpy as np
 from svcca._device import exact_products, format_bytes, plan_rows
 from svcca._validation import (
     Precision,
+    check_chunk_size,
     check_precision,
     is_torch_tensor,
     precision_eps,
@@ -339,4 +340,22 @@ def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision) -> M
     return acc.finish()
 
 
+def moments_of_tensor_pair(
+    X: Any, Y: Any, device: Any, chunk_size: int | None, precision: Precision
+) -> Moments:
+    """The Moments of two whole tensors (checked by the caller) on ``device``, in the
+    accumulator's planned chunks of at most ``chunk_size`` rows (``Y`` may be None).
+
+    Read, never differentiated through; any dtype (bfloat16 included) is cast chunk by
+    chunk on the device.
+    """
+    acc = TorchAccumulator(X.shape[1], 0 if Y is None else Y.shape[1], device, precision)
+    most = check_chunk_size(chunk_size)
+    if most is not None:
+        acc.rows = max(1, min(acc.rows, most))
+    acc.add(X.detach(), None if Y is None else Y.detach())
+    return acc.finish()
+
+
 _moments.tensor_batches = moments_of_tensor_batches
+_moments.tensor_pair = moments_of_tensor_pair
