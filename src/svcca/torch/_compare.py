@@ -188,7 +188,8 @@ class _DeviceCrossMoments:
         wb = sum(width[k] for k in col_keys)
         size = 4 if precision == "float32" else 8
         self.rows = plan_rows(
-            fixed=(8 + (size if precision == "float32" else 0)) * wa * wb
+            # float64 sums, plus a float32 product block in float32
+            fixed=(12 if precision == "float32" else 8) * wa * wb
             + sum(12 * p * p for p in width.values()),
             per_row=2 * size * (wa + wb),
             device=self.device,
@@ -273,12 +274,7 @@ def _check_finite(x: Any, label: str, batch: int) -> None:
 
     bad = ~torch.isfinite(x).reshape(x.shape[0], -1).all(dim=1)
     if bool(bad.any()):
-        rows = torch.nonzero(bad).flatten()[:5].tolist()
-        raise ValueError(
-            f"Layer {label} gave NaN or inf on batch {batch} (rows {rows} of the batch, first "
-            "shown); similarity of non-finite activations is undefined. Check the inputs of "
-            "that batch and the model's numerics (e.g. run it in float32, not float16)."
-        )
+        raise _nonfinite_rows(label, batch, torch.nonzero(bad).flatten()[:5].tolist())
 
 
 def _raise_nonfinite(x: np.ndarray, label: str, batch: int) -> None:
@@ -288,10 +284,14 @@ def _raise_nonfinite(x: np.ndarray, label: str, batch: int) -> None:
             f"Layer {label} gave activations on batch {batch} too large to average in "
             f"float64 (up to {float(np.abs(x).max()):.3g}); check the model's numerics."
         )
-    raise ValueError(
-        f"Layer {label} gave NaN or inf on batch {batch} (rows {rows[:5].tolist()} of the "
-        "batch, first shown); similarity of non-finite activations is undefined. Check the "
-        "inputs of that batch and the model's numerics (e.g. run it in float32, not float16)."
+    raise _nonfinite_rows(label, batch, rows[:5].tolist())
+
+
+def _nonfinite_rows(label: str, batch: int, rows: list[int]) -> ValueError:
+    return ValueError(
+        f"Layer {label} gave NaN or inf on batch {batch} (rows {rows} of the batch, first "
+        "shown); similarity of non-finite activations is undefined. Check the inputs of "
+        "that batch and the model's numerics (e.g. run it in float32, not float16)."
     )
 
 
