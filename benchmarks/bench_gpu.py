@@ -45,7 +45,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -115,21 +115,24 @@ def floor_moments(batches: list[tuple], chunk: int = 4096) -> None:
             sxy += a.T @ b
 
 
+def _unit_centred_gram(o: Any) -> Any:
+    """torch_cka's centring: ``H (o o^T) H`` with ``H = I - 11^T / n``, scaled to unit norm."""
+    n = o.shape[0]
+    H = torch.eye(n, device=o.device) - 1.0 / n
+    G = H @ (o @ o.T) @ H
+    return G / torch.linalg.norm(G)
+
+
 def per_batch_cka(batches: list[tuple]) -> float:
     """torch_cka-style: linear CKA of every batch from its Gram matrices, averaged."""
     total = 0.0
     for x, y in batches:
-        K, L = x @ x.T, y @ y.T
-        n = K.shape[0]
-        H = torch.eye(n, device=x.device) - 1.0 / n
-        Kc, Lc = H @ K @ H, H @ L @ H
-        total += float((Kc * Lc).sum() / torch.sqrt((Kc * Kc).sum() * (Lc * Lc).sum()))
+        total += float((_unit_centred_gram(x) * _unit_centred_gram(y)).sum())
     return total / len(batches)
 
 
-def per_batch_cka_models(a: Any, b: Any, inputs: list[Any], names: list[str]) -> Any:
-    """torch_cka-style over two models: every batch's centred Gram matrix of each layer
-    (H K H), the CKA of every pair of layers, averaged over the batches."""
+def _outputs(a: Any, b: Any, inputs: list[Any], names: list[str]) -> Iterator[dict[str, Any]]:
+    """Each batch's outputs of the layers ``names`` of both models, ``{"a.<name>": ...}``."""
     outs: dict[str, Any] = {}
     hooks = []
     for tag, model in (("a", a), ("b", b)):
@@ -140,25 +143,26 @@ def per_batch_cka_models(a: Any, b: Any, inputs: list[Any], names: list[str]) ->
                     lambda m, i, o, key=f"{tag}.{nm}": outs.__setitem__(key, o)
                 )
             )
-    total = None
     try:
         with torch.no_grad():
             for x in inputs:
                 a(x)
                 b(x)
-                n = x.shape[0]
-                H = torch.eye(n, device=x.device) - 1.0 / n
-                grams = {}
-                for k, o in outs.items():
-                    G = H @ (o @ o.T) @ H
-                    grams[k] = G / torch.linalg.norm(G)
-                ga = torch.stack([grams[f"a.{nm}"].reshape(-1) for nm in names])
-                gb = torch.stack([grams[f"b.{nm}"].reshape(-1) for nm in names])
-                cka = ga @ gb.T  # (layers, layers)
-                total = cka if total is None else total + cka
+                yield outs
     finally:
         for h in hooks:
             h.remove()
+
+
+def per_batch_cka_models(a: Any, b: Any, inputs: list[Any], names: list[str]) -> Any:
+    """torch_cka-style over two models: every batch's centred Gram matrix of each layer,
+    the CKA of every pair of layers, averaged over the batches."""
+    total = None
+    for outs in _outputs(a, b, inputs, names):
+        ga = torch.stack([_unit_centred_gram(outs[f"a.{nm}"]).reshape(-1) for nm in names])
+        gb = torch.stack([_unit_centred_gram(outs[f"b.{nm}"]).reshape(-1) for nm in names])
+        cka = ga @ gb.T  # (layers, layers)
+        total = cka if total is None else total + cka
     return total / len(inputs)
 
 
@@ -172,33 +176,16 @@ def mlp(depth: int, width: int, seed: int, dev: torch.device) -> torch.nn.Module
 
 def floor_compare(a: Any, b: Any, inputs: list[Any], names: list[str]) -> None:
     """Forward passes plus the per-batch GEMMs of compare (diagonal blocks and A x B)."""
-    outs: dict[str, Any] = {}
-    hooks = []
-    for tag, model in (("a", a), ("b", b)):
-        mods = dict(model.named_modules())
-        for nm in names:
-            hooks.append(
-                mods[nm].register_forward_hook(
-                    lambda m, i, o, key=f"{tag}.{nm}": outs.__setitem__(key, o)
-                )
-            )
-    try:
-        with torch.no_grad():
-            for x in inputs:
-                a(x)
-                b(x)
-                A = torch.cat([outs[f"a.{n}"] for n in names], 1)
-                B = torch.cat([outs[f"b.{n}"] for n in names], 1)
-                for s in range(0, A.shape[0], 4096):
-                    pa, pb = A[s : s + 4096], B[s : s + 4096]
-                    pa.T @ pb
-                    for k in range(len(names)):
-                        w = outs[f"a.{names[k]}"].shape[1]
-                        pa[:, k * w : (k + 1) * w].T @ pa[:, k * w : (k + 1) * w]
-                        pb[:, k * w : (k + 1) * w].T @ pb[:, k * w : (k + 1) * w]
-    finally:
-        for h in hooks:
-            h.remove()
+    for outs in _outputs(a, b, inputs, names):
+        A = torch.cat([outs[f"a.{n}"] for n in names], 1)
+        B = torch.cat([outs[f"b.{n}"] for n in names], 1)
+        for s in range(0, A.shape[0], 4096):
+            pa, pb = A[s : s + 4096], B[s : s + 4096]
+            pa.T @ pb
+            for k in range(len(names)):
+                w = outs[f"a.{names[k]}"].shape[1]
+                pa[:, k * w : (k + 1) * w].T @ pa[:, k * w : (k + 1) * w]
+                pb[:, k * w : (k + 1) * w].T @ pb[:, k * w : (k + 1) * w]
 
 
 def main() -> None:
