@@ -394,6 +394,22 @@ class _Rep:
         return rep
 
 
+def _prepare_all(
+    names: Sequence[Hashable],
+    moms: list[Moments],
+    measure: str,
+    keep: float | int,
+    variance: Variance,
+    epsilon: float,
+) -> list[_Rep]:
+    """Every representation's prepare step, its kernels where its moments were made."""
+    with dense_steps(max(m.p for m in moms), moms[0].device):
+        return [
+            _Rep(repr(nm), m, measure, keep, variance, epsilon)
+            for nm, m in zip(names, moms, strict=True)
+        ]
+
+
 def _pair_score(measure: str, M: np.ndarray, si: CCASide, sj: CCASide) -> float:
     """The combine step of one pair from its whitened cross block ``M``."""
     tol = roundoff_bound(M, si, sj)
@@ -770,11 +786,7 @@ def _two_passes(
         else:
             with products(rows1 * max(s.p for s in srcs) ** 2 / 2):
                 moms = _pass1_local(srcs, n, rows1, bar, precision)
-        with dense_steps(max(s.p for s in srcs)):
-            reps = [
-                _Rep(repr(nm), m, measure, keep, variance, epsilon)
-                for nm, m in zip(plan.names, moms, strict=True)
-            ]
+        reps = _prepare_all(plan.names, moms, measure, keep, variance, epsilon)
         transforms = [None if r.transform is None else r.transform.astype(dtype) for r in reps]
         widths = [s.p if T is None else T.shape[1] for T, s in zip(transforms, srcs, strict=True)]
         args = (
@@ -856,11 +868,7 @@ def _two_passes_device(
             bar.update(1)
         moms = [acc.finish() for acc in accs]
         del accs
-        with dense_steps(max(s.p for s in srcs), dev):
-            reps = [
-                _Rep(repr(nm), m, measure, keep, variance, epsilon)
-                for nm, m in zip(plan.names, moms, strict=True)
-            ]
+        reps = _prepare_all(plan.names, moms, measure, keep, variance, epsilon)
         f32 = precision == "float32"
         work = torch.float32 if f32 else torch.float64
         transforms = [
@@ -873,7 +881,7 @@ def _two_passes_device(
         wc = wr if plan.square else sum(widths[u] for u in plan.col_u)
         size = 4 if f32 else 8
         rows2 = plan_rows(
-            fixed=(8 + (4 if f32 else 0)) * wr * wc,
+            fixed=(12 if f32 else 8) * wr * wc,  # float64 sums, a float32 product block
             per_row=(8 + size) * sum(s.p for s in srcs) + size * (wr + wc),
             device=dev,
             what=f"pairwise's cross blocks ({wr} x {wc}) in {precision}",
