@@ -717,9 +717,15 @@ def test_nan_or_inf_in_a_tensor_names_its_rows(side, where):
         )
 
 
-def test_values_float32_cannot_hold_are_refused():
+def test_float32_sums_are_scaled_and_values_float32_cannot_hold_are_refused():
     X, Y = layers(n=3000)
-    tx, ty = torch.from_numpy(X * 1e30).float(), torch.from_numpy(Y).float()
+    ty = torch.from_numpy(Y).float()
+    ref = svcca.cka(device_moments(torch.from_numpy(X).float(), ty, precision="float32")).score
+    # summed in units of a power of two (as on the host): 1e30 is no longer refused
+    m = device_moments(torch.from_numpy(X * 1e30).float(), ty, precision="float32")
+    assert m.scale_x > 2.0**90 and m.scale_y == 1.0  # the largest centred value in [1, 2)
+    assert abs(svcca.cka(m).score - ref) <= tol(np.float32, factor=100)
+    tx = torch.from_numpy(X * 1e-35).float()  # below 2^-100: digits lost in the cast
     with pytest.raises(svcca.Float32RangeError, match=r"X in rows 0:3000 has values of magnitude"):
         device_moments(tx, ty, precision="float32")
     # a later chunk past the range: caught when the sums are finished

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import svcca
+from conftest import tol
 from svcca._threads import SMALL_PRODUCT, dense_steps, free_cores, products
 from svcca.statistic._moments import FLOAT32_CHUNK_ROWS
 
@@ -288,12 +289,18 @@ def test_large_means_on_every_float32_path(path):
     assert abs(got - ref) <= tol
 
 
-def test_values_float32_products_cannot_hold_are_refused():
+def test_float32_products_are_scaled_and_values_float32_cannot_resolve_are_refused():
     X, Y = _data(n=3000)
-    for scale in (1e18, 1e-22):
+    ref = svcca.cka(X, Y, precision="float32").score
+    # Summed in units of a power of two, any magnitude float32 holds after the cast is
+    # summed as accurately as magnitude 1 (was: refused beyond 2^60 and below 2^-60).
+    for scale in (1e18, 1e-22, 1e30, 1e-40, 1e300):  # cka scales float64 arrays first
+        got = svcca.cka(X.astype(np.float64) * scale, Y, precision="float32").score
+        assert abs(got - ref) <= tol(np.float32, factor=100)
+    for scale in (1e-35, 1e-40):  # below 2^-100 the cast to float32 rounds away digits
         with pytest.raises(svcca.Float32RangeError, match="Use precision='float64'"):
-            svcca.cka(X.astype(np.float64) * scale, Y, precision="float32")
-        svcca.cka(X.astype(np.float64) * scale, Y)  # float64 handles them
+            svcca.Moments.from_arrays(X.astype(np.float64) * scale, Y, precision="float32")
+        svcca.Moments.from_arrays(X.astype(np.float64) * scale, Y)  # float64 handles them
     big = X.astype(np.float64)
     big[5, 0] = 1e39  # finite in float64, inf once cast
     with pytest.raises(svcca.Float32RangeError, match="beyond float32's range"):

@@ -235,12 +235,17 @@ def _cross_block(
     col_u: list[int] | None,
     work: dict[str, np.ndarray] | None = None,
     dtype: Any = None,
-) -> np.ndarray:
-    """``A^T B`` for one chunk: A (B) the centred, transformed row (column) reps side by side.
+    inv_scales: list[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``A^T B`` for one chunk: A (B) the centred, transformed row (column) reps side by side,
+    and the column sums of A and B (float64).
 
-    The blocks are centred on the exact means in their own dtype (float64 as read) and
-    only then cast to the product dtype ``dtype`` (default: the blocks'), so float32
-    products never see a rounded mean.
+    The blocks are centred on the means in their own dtype (float64 as read), divided by
+    their representation's power-of-two scale (``Moments.scale_x``, as ``inv_scales``:
+    exact) and only then cast to the product dtype ``dtype`` (default: the blocks'), so
+    float32 products never see a rounded mean. The sums of the centred values are
+    ``n (mean - fl(mean))`` summed over chunks: :func:`_centred_cross` removes that
+    rank-one term, so pass two centres exactly as pass one did, whatever the offset.
 
     The transposed panels ``A^T`` (and ``B^T``) are written in place, one C-contiguous
     row block per representation, so no concatenation copy is made; a representation
@@ -273,6 +278,8 @@ def _cross_block(
             else:
                 b = blocks[u]
                 b -= means[u]
+                if inv_scales is not None and inv_scales[u] != 1.0:
+                    b *= inv_scales[u]
                 T = transforms[u]
                 if T is None:
                     dst[:] = b.T
@@ -287,9 +294,30 @@ def _cross_block(
     done: dict[int, np.ndarray] = {}
     At = panel("At", row_u, done)
     Bt = At if col_u is None else panel("Bt", col_u, done)
+    sa = At.sum(axis=1, dtype=np.float64)
+    sb = sa if col_u is None else Bt.sum(axis=1, dtype=np.float64)
     if work is None:
-        return At @ Bt.T
-    return np.matmul(At, Bt.T, out=buffer("C", (At.shape[0], Bt.shape[0])))
+        return At @ Bt.T, sa, sb
+    return np.matmul(At, Bt.T, out=buffer("C", (At.shape[0], Bt.shape[0]))), sa, sb
+
+
+def _cross_block_packed(blocks: list[np.ndarray], *args: Any) -> np.ndarray:
+    """:func:`_cross_block` as one float64 array ``[[C, sa], [sb^T, 0]]`` (what a Dask
+    tree-reduction can sum); :func:`_centred_cross` unpacks it."""
+    C, sa, sb = _cross_block(blocks, *args)
+    out = np.zeros((C.shape[0] + 1, C.shape[1] + 1))
+    out[:-1, :-1] = C
+    out[:-1, -1] = sa
+    out[-1, :-1] = sb
+    return out
+
+
+def _centred_cross(packed: np.ndarray, n: int) -> np.ndarray:
+    """The centred cross-products from summed ``[[C, sa], [sb^T, 0]]``:
+    ``C - sa sb^T / n`` (the shifted-data correction of the means' rounding)."""
+    C = packed[:-1, :-1]
+    C -= np.outer(packed[:-1, -1], packed[-1, :-1] / n)
+    return C
 
 
 def _pass1_local(
@@ -334,21 +362,24 @@ def _pass2_local(
     bar: _Progress,
     dtype: Any = np.float64,
 ) -> np.ndarray:
-    means, transforms, row_u, col_u = args[:4]
+    means, transforms, row_u, col_u, inv_scales = args
     total: np.ndarray | None = None
     work: dict[str, np.ndarray] = {}
     bufs = [np.empty((rows, s.p)) for s in srcs]  # float64: centred before any cast
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         blocks = [s.read(start, stop, buf) for s, buf in zip(srcs, bufs, strict=True)]
-        part = _cross_block(blocks, means, transforms, row_u, col_u, work, dtype)
-        if total is None:
-            total = part.astype(np.float64)  # float64 sums, also of float32 chunk products
-        else:
-            total += part
+        part, sa, sb = _cross_block(
+            blocks, means, transforms, row_u, col_u, work, dtype, inv_scales
+        )
+        if total is None:  # float64 sums, also of float32 chunk products
+            total = np.zeros((part.shape[0] + 1, part.shape[1] + 1))
+        total[:-1, :-1] += part
+        total[:-1, -1] += sa
+        total[-1, :-1] += sb
         bar.update(1)
     assert total is not None
-    return total
+    return _centred_cross(total, n)
 
 
 # ---------------------------------------------------------------------- prepare / combine
@@ -515,7 +546,7 @@ def _sketched_svcca(
         uniq = list(range(len(srcs)))
         # Pass two: every sketched subspace against every other (all blocks are needed:
         # the diagonal ones give the exact variances inside each subspace).
-        args = ([fd.mean for fd in fds], bases, uniq, None)
+        args = ([fd.mean for fd in fds], bases, uniq, None, None)
         rows2 = _pass_rows(sum(b.shape[1] for b in bases), n, chunk_size, "float64")
         bar.retotal(n_chunks + -(-n // rows2) + len(row_u) * len(col_u))
         C = _pass2_local(srcs, n, rows2, args, bar)
@@ -789,19 +820,19 @@ def _two_passes(
         reps = _prepare_all(plan.names, moms, measure, keep, variance, epsilon)
         transforms = [None if r.transform is None else r.transform.astype(dtype) for r in reps]
         widths = [s.p if T is None else T.shape[1] for T, s in zip(transforms, srcs, strict=True)]
-        args = (
-            [m.mean_x for m in moms],
-            transforms,
-            plan.row_u,
-            None if plan.square else plan.col_u,
-        )
+        means = [m.mean_x for m in moms]
+        inv_scales = [1.0 / m.scale_x for m in moms]
+        col_u = None if plan.square else plan.col_u
         if use_dask:
             from svcca.sources._dask import cross_products_dask
 
             # Blocks reach the tasks as float64 copies; (work, dtype) ride along in args.
-            C = cross_products_dask(
-                [_dask_or_array(s, n) for s in srcs], _cross_block, (*args, None, dtype)
+            packed = cross_products_dask(
+                [_dask_or_array(s, n) for s in srcs],
+                _cross_block_packed,
+                (means, transforms, plan.row_u, col_u, None, dtype, inv_scales),
             )
+            C = _centred_cross(packed, n)
             bar.update(1)
         else:
             rows2 = _pass_rows(sum(widths), n, chunk_size, precision)
@@ -809,6 +840,7 @@ def _two_passes(
             rw = [widths[u] for u in plan.row_u]
             cw = rw if plan.square else [widths[u] for u in plan.col_u]
             with products(rows2 * sum(rw) * sum(cw)):
+                args = (means, transforms, plan.row_u, col_u, inv_scales)
                 C = _pass2_local(srcs, n, rows2, args, bar, dtype)
         with dense_steps(max(widths)):
             values = _scores(C, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar)
@@ -876,6 +908,7 @@ def _two_passes_device(
             for r in reps
         ]
         means = [torch.from_numpy(m.mean_x).to(dev) for m in moms]
+        inv_scales = [1.0 / m.scale_x for m in moms]
         widths = [s.p if T is None else T.shape[1] for T, s in zip(transforms, srcs, strict=True)]
         wr = sum(widths[u] for u in plan.row_u)
         wc = wr if plan.square else sum(widths[u] for u in plan.col_u)
@@ -896,24 +929,30 @@ def _two_passes_device(
         if most is not None:
             rows2 = min(rows2, most)
         bar.retotal(-(-n // rows1) + -(-n // rows2) + len(plan.row_u) * len(plan.col_u))
-        C = torch.zeros((wr, wc), dtype=torch.float64, device=dev)
+        # [[C, sa], [sb^T, 0]] as on the host (_cross_block, _centred_cross).
+        C = torch.zeros((wr + 1, wc + 1), dtype=torch.float64, device=dev)
         need = list(dict.fromkeys([*plan.row_u, *plan.col_u]))
         with torch.no_grad(), exact_products(dev):
             for start in range(0, n, rows2):
                 stop = min(start + rows2, n)
                 part = {}
                 for u in need:
-                    b = (srcs[u].obj[start:stop].detach().to(torch.float64) - means[u]).to(work)
+                    b = srcs[u].obj[start:stop].detach().to(torch.float64) - means[u]
+                    if inv_scales[u] != 1.0:
+                        b *= inv_scales[u]
+                    b = b.to(work)
                     T = transforms[u]
                     part[u] = b if T is None else b @ T
                 A = torch.cat([part[u] for u in plan.row_u], dim=1)
                 B = A if plan.square else torch.cat([part[u] for u in plan.col_u], dim=1)
                 if f32:
-                    C += A.mT @ B
+                    C[:-1, :-1] += A.mT @ B
                 else:
-                    C.addmm_(A.mT, B)
+                    C[:-1, :-1].addmm_(A.mT, B)
+                C[:-1, -1] += A.sum(dim=0, dtype=torch.float64)
+                C[-1, :-1] += B.sum(dim=0, dtype=torch.float64)
                 bar.update(1)
-        host = np.asarray(C.cpu().numpy())
+        host = _centred_cross(np.asarray(C.cpu().numpy()), n)
         del C
         with dense_steps(max(widths), dev):
             values = _scores(host, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar)

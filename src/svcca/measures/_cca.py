@@ -100,9 +100,12 @@ class CCASide:
         its errors are normwise (SVCCA's reduced blocks).
     eps : float
         Unit round-off of the products the block was summed from (``Moments.eps``).
+    scale : float
+        The power of two the block's data were divided by (``Moments.scale_x``): the
+        whitening is of ``(x - mean) / scale``, so data-space weights divide by it.
     """
 
-    __slots__ = ("name", "p", "kept", "pruned", "white", "mean", "cond", "eps")
+    __slots__ = ("name", "p", "kept", "pruned", "white", "mean", "cond", "eps", "scale")
 
     def __init__(
         self,
@@ -114,9 +117,11 @@ class CCASide:
         mean: np.ndarray,
         cond: float,
         eps: float = EPS,
+        scale: float = 1.0,
     ) -> None:
         self.name, self.p, self.kept, self.pruned = name, p, kept, pruned
         self.white, self.mean, self.cond, self.eps = white, mean, cond, eps
+        self.scale = scale
 
     @property
     def rank(self) -> int:
@@ -140,6 +145,7 @@ def prepare_side(
     *,
     cond: float = 1.0,
     eps: float = EPS,
+    scale: float = 1.0,
 ) -> CCASide:
     """Prune and whiten one side from its centred cross-product block ``S`` (``p x p``).
 
@@ -161,7 +167,9 @@ def prepare_side(
         detail = ", ".join(f"{c} {r}" for r, c in reasons.items())
         raise_degenerate(name, p, f"every feature was pruned ({detail})")
     white = Whitener.fit(_submatrix(S, kept, kept), eps)
-    side = CCASide(name, p, kept, pruned, white, readonly(mean), max(white.cond, cond), eps)
+    side = CCASide(
+        name, p, kept, pruned, white, readonly(mean), max(white.cond, cond), eps, scale
+    )
     if eps > EPS:
         _warn_float32(side, kept.size - white.rank)
     return side
@@ -266,6 +274,9 @@ class _CCASolver:
         s, coords = (self.sx, U) if side == "x" else (self.sy, V)
         out = np.zeros((s.p, coords.shape[1]))
         out[s.kept] = s.white.weights(coords)
+        if s.scale != 1.0:
+            with np.errstate(over="ignore", under="ignore"):  # beyond float64: inf / 0
+                out /= s.scale
         return out
 
 
@@ -381,8 +392,8 @@ def cca_from_moments(
     m: Moments, *, epsilon: float, threshold: float, names: tuple[str, str] = ("X", "Y")
 ) -> CCAResult:
     """CCA of a validated statistic (no argument checks): prepare both sides, combine once."""
-    sx = prepare_side(m.sxx, m.mean_x, epsilon, names[0], eps=m.eps)
-    sy = prepare_side(m.syy, m.mean_y, epsilon, names[1], eps=m.eps)
+    sx = prepare_side(m.sxx, m.mean_x, epsilon, names[0], eps=m.eps, scale=m.scale_x)
+    sy = prepare_side(m.syy, m.mean_y, epsilon, names[1], eps=m.eps, scale=m.scale_y)
     return cca_of_sides(sx, sy, m.sxy, m.n, threshold=threshold, epsilon=epsilon)
 
 

@@ -38,7 +38,7 @@ from svcca._validation import (
     tensor_representation,
 )
 from svcca.sources._to_moments import to_moments
-from svcca.statistic._moments import Moments
+from svcca.statistic._moments import Moments, scale_for, top_of
 
 __all__ = [
     "CKAResult",
@@ -115,6 +115,40 @@ def centred64(A: Any) -> Any:
         return Ac
     Ac = np.asarray(A, dtype=np.float64)
     return Ac - Ac.mean(axis=0)
+
+
+def unit_scaled(A: Any, precision: Precision = "float64") -> tuple[Any, float]:
+    """``A`` divided by the power of two ``Moments`` would sum it in, and that scale.
+
+    Outside ``[2^-64, 2^64]`` the Gram matrices (``n x n`` entries of size ``|a|^2 p``)
+    and their squared norms would overflow or underflow float64; divided by a power of
+    two (exact) they do not, and every scale-invariant quantity is unchanged. ``A`` is
+    returned as it is (no copy) inside the band.
+    """
+    if is_torch_tensor(A):
+        torch = sys.modules["torch"]
+        lo, hi = torch.aminmax(A.detach()) if A.numel() else (A.new_zeros(()), A.new_zeros(()))
+        top = max(float(hi), -float(lo))
+    else:
+        top = top_of(A)
+    scale = scale_for(top, precision)
+    if scale == 1.0:
+        return A, 1.0
+    if is_torch_tensor(A):
+        return A.detach().to(sys.modules["torch"].float64) * (1.0 / scale), scale
+    return np.asarray(A, dtype=np.float64) * (1.0 / scale), scale
+
+
+def in_data_units(
+    xy: float, xx: float, yy: float, sx: float, sy: float
+) -> tuple[float, float, float]:
+    """Linear HSICs of data divided by ``sx`` and ``sy``, in the data's units (inf
+    beyond float64's range: the score, a ratio, is computed before this)."""
+    if sx == sy == 1.0:
+        return xy, xx, yy
+    with np.errstate(over="ignore", under="ignore"):
+        fx, fy = np.float64(sx) ** 4, np.float64(sy) ** 4
+        return float(xy * np.sqrt(fx) * np.sqrt(fy)), float(xx * fx), float(yy * fy)
 
 
 def _fill_diagonal(K: Any, value: float) -> None:
@@ -341,19 +375,23 @@ def _linear_from_moments(m: Moments) -> tuple[float, float, float]:
     return xy, xx, yy
 
 
-def row_sq_norms(A: Any, mean: np.ndarray) -> Any:
-    """``||a_i - mean||^2`` for every row, in float64 row chunks (on a tensor's device)."""
+def row_sq_norms(A: Any, mean: np.ndarray, scale: float = 1.0) -> Any:
+    """``||(a_i - mean) / scale||^2`` for every row, in float64 row chunks (on a tensor's
+    device); ``scale`` is the power of two of the side's ``Moments`` (exact)."""
+    inv = 1.0 / scale
     if is_torch_tensor(A):
         torch = sys.modules["torch"]
         z: dict[str, Any] = {"dtype": torch.float64, "device": A.device}
         out, mu = torch.empty(A.shape[0], **z), torch.as_tensor(mean, **z)
         for s in range(0, A.shape[0], _CHUNK_ROWS):
-            block = A[s : s + _CHUNK_ROWS].detach().to(torch.float64) - mu
+            block = (A[s : s + _CHUNK_ROWS].detach().to(torch.float64) - mu) * inv
             out[s : s + block.shape[0]] = torch.einsum("ij,ij->i", block, block)
         return out
     out = np.empty(A.shape[0])
     for s in range(0, A.shape[0], _CHUNK_ROWS):
         block = np.asarray(A[s : s + _CHUNK_ROWS], dtype=np.float64) - mean
+        if inv != 1.0:
+            block *= inv
         out[s : s + block.shape[0]] = np.einsum("ij,ij->i", block, block)
     return out
 
@@ -370,8 +408,8 @@ def debiased_linear_hsic(frob2: float, a: Any, b: Any, n: int) -> float:
 
 
 def _linear_debiased_feature(X: Any, Y: Any, m: Moments) -> tuple[float, float, float]:
-    a = row_sq_norms(X, m.mean_x)
-    b = row_sq_norms(Y, m.mean_y)
+    a = row_sq_norms(X, m.mean_x, m.scale_x)  # in the sums' units, as m.sxx
+    b = row_sq_norms(Y, m.mean_y, m.scale_y)
     n = m.n
     xy = debiased_linear_hsic(float(np.sum(m.sxy * m.sxy)), a, b, n)
     xx = debiased_linear_hsic(float(np.sum(m.sxx * m.sxx)), a, a, n)
@@ -645,6 +683,11 @@ def cka(
     if kernel == "rbf" or method == "sample":
         check_finite(A, "X")
         check_finite(B, "Y")
+    # Every magnitude: each side in units of a power of two (exact), the HSICs converted
+    # back at the end; a copy is made only for data outside [2^-64, 2^64].
+    (A, sa), (B, sb) = unit_scaled(A), unit_scaled(B)
+    if widths is not None:
+        widths = (widths[0] / sa, widths[1] / sb)
     if kernel == "rbf":
         if method == "feature":
             raise ValueError(
@@ -659,6 +702,8 @@ def cka(
         Ky, sigma_y = gram_rbf(B, bw or 1.0, None if widths is None else widths[1])
         xy, xx, yy = _sample_space(Kx, Ky, debiased)
         del Kx, Ky
+        sigma_x, sigma_y = sigma_x * sa, sigma_y * sb
+        sa = sb = 1.0  # RBF kernels are unitless
         where = "sample"
     else:
         use_feature = method == "feature" or (
@@ -678,6 +723,7 @@ def cka(
             xy, xx, yy = _sample_space(gram_linear(A), gram_linear(B), debiased)
             where = "sample"
     score = cka_ratio(xy, xx, yy, p, q, ("X", "Y"))
+    xy, xx, yy = in_data_units(xy, xx, yy, sa, sb)
     return CKAResult(score, xy, xx, yy, kernel, debiased, bw, sigma_x, sigma_y, where, n, (p, q))
 
 
@@ -687,4 +733,5 @@ def linear_cka_of_moments(
     """Linear, biased CKA of a statistic (``method`` records how it was computed)."""
     xy, xx, yy = _linear_from_moments(m)
     score = cka_ratio(xy, xx, yy, m.p, m.q, names)
+    xy, xx, yy = in_data_units(xy, xx, yy, m.scale_x, m.scale_y)
     return CKAResult(score, xy, xx, yy, "linear", False, None, None, None, method, m.n, (m.p, m.q))

@@ -70,5 +70,8 @@ def pca(X: Any) -> PCAResult:
         w, V = sym_eig_desc(m.sxx, m.eps)
     if numerical_rank(w, m.eps) == 0:
         raise_degenerate("X", m.p, "it is constant (no direction has any variance)")
-    ev = w / (m.n - 1)
-    return PCAResult(ev, np.sqrt(w), ev / ev.sum(), V, m.mean_x)
+    ratio = w / w.sum()  # in the sums' units (Moments.scale_x): exact at any magnitude
+    with np.errstate(over="ignore", under="ignore"):  # beyond float64's range: inf / 0
+        ev = w * (m.scale_x * m.scale_x / (m.n - 1))
+        sv = np.sqrt(w) * m.scale_x
+    return PCAResult(ev, sv, ratio, V, m.mean_x)

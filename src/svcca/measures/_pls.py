@@ -89,6 +89,9 @@ def pls(X: Any, Y: Any = None, *, precision: Precision = "float64") -> PLSResult
     m = to_moments(X, Y, precision=precision)
     score = linear_cka_of_moments(m, "moments").score  # refuses a constant side
     with dense_steps(max(m.p, m.q), m.device):
-        U, s, Vt = _dense.svd(m.cov_xy)
+        U, s, Vt = _dense.svd(m.sxy / (m.n - 1))  # in the sums' units (Moments.scale_x)
     U, V = flip_signs(U, Vt.T)
-    return PLSResult(s, s**2, U, V, score, m.mean_x, m.mean_y)  # type: ignore[arg-type]
+    with np.errstate(over="ignore", under="ignore"):  # beyond float64's range: inf / 0
+        s = s * (m.scale_x * m.scale_y)
+        ev = s**2
+    return PLSResult(s, ev, U, V, score, m.mean_x, m.mean_y)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import numpy as np
 
 from svcca._result import result
 from svcca._validation import as_representation, check_option, check_pair, raise_degenerate
-from svcca.measures._cka import check_finite
+from svcca.measures._cka import check_finite, unit_scaled
 
 __all__ = ["RSAResult", "rdm", "rsa", "compare_rdms"]
 
@@ -40,8 +40,14 @@ class RSAResult:
     n_features: tuple[int, int]
 
 
-def rdm_unchecked(A: np.ndarray, metric: str) -> np.ndarray:
-    A = np.asarray(A, dtype=np.float64)
+def rdm_unchecked(A: np.ndarray, metric: str, *, data_units: bool = True) -> np.ndarray:
+    """The RDM of ``A``; ``data_units=False`` leaves Euclidean distances in units of the
+    power of two ``A`` was divided by (what RSA correlates: scale-free, never inf).
+
+    Every magnitude: the distances of ``A / 2^k`` (exact; products neither overflow nor
+    underflow), times ``2^k`` at the end; correlation distances do not depend on it.
+    """
+    A, scale = unit_scaled(np.asarray(A, dtype=np.float64))
     if metric == "correlation":
         Z = A - A.mean(axis=1, keepdims=True)
         norms = np.sqrt(np.einsum("ij,ij->i", Z, Z))
@@ -65,6 +71,9 @@ def rdm_unchecked(A: np.ndarray, metric: str) -> np.ndarray:
         D += sq[None, :]
         np.maximum(D, 0.0, out=D)
         np.sqrt(D, out=D)
+        if data_units and scale != 1.0:
+            with np.errstate(over="ignore", under="ignore"):  # beyond float64: inf / 0
+                D *= scale
     np.fill_diagonal(D, 0.0)
     return D
 
@@ -97,14 +106,14 @@ def rdm(X: Any, *, metric: Metric = "euclidean") -> np.ndarray:
     return _rdm_checked(as_representation(X, "X"), metric, "X")
 
 
-def _rdm_checked(A: np.ndarray, metric: str, name: str) -> np.ndarray:
+def _rdm_checked(A: np.ndarray, metric: str, name: str, *, data_units: bool = True) -> np.ndarray:
     check_finite(A, name)
     if metric == "correlation" and A.shape[1] < 2:
         raise ValueError(
             "metric='correlation' correlates datapoints across features and needs at least 2 "
             f"features; {name} has {A.shape[1]}. Use metric='euclidean'."
         )
-    return rdm_unchecked(A, metric)
+    return rdm_unchecked(A, metric, data_units=data_units)
 
 
 def _upper(D: np.ndarray) -> np.ndarray:
@@ -200,8 +209,8 @@ def rsa(
     A, B = check_pair(X, Y)
     if A.shape[0] < 3:
         raise ValueError(f"RSA needs at least 3 datapoints (2 distinct pairs); got {A.shape[0]}.")
-    Dx = _rdm_checked(A, metric, "X")
-    Dy = _rdm_checked(B, metric, "Y")
+    Dx = _rdm_checked(A, metric, "X", data_units=False)
+    Dy = _rdm_checked(B, metric, "Y", data_units=False)
     for D, name, width in ((Dx, "X", A.shape[1]), (Dy, "Y", B.shape[1])):
         if np.ptp(_upper(D)) == 0:
             raise_degenerate(

@@ -80,9 +80,12 @@ class ReducedSide:
     mean : ndarray, shape (p,)
     share : float
         Fraction of the total variance the kept directions explain.
+    scale : float
+        The power of two the data were divided by (``Moments.scale_x``); ``eigvals`` are
+        in its units.
     """
 
-    __slots__ = ("name", "eigvals", "directions", "mean", "share", "eps")
+    __slots__ = ("name", "eigvals", "directions", "mean", "share", "eps", "scale")
 
     def __init__(
         self,
@@ -92,9 +95,10 @@ class ReducedSide:
         mean: np.ndarray,
         share: float,
         eps: float = EPS,
+        scale: float = 1.0,
     ) -> None:
         self.name, self.eigvals, self.directions = name, eigvals, directions
-        self.mean, self.share, self.eps = mean, share, eps
+        self.mean, self.share, self.eps, self.scale = mean, share, eps, scale
 
     @property
     def k(self) -> int:
@@ -110,6 +114,7 @@ class ReducedSide:
             self.name,
             cond=float(w[0] / w[-1]),
             eps=self.eps,
+            scale=self.scale,
         )
 
 
@@ -121,6 +126,7 @@ def reduce_side(
     name: str,
     *,
     eps: float = EPS,
+    scale: float = 1.0,
 ) -> ReducedSide:
     """Prepare one side for SVCCA: the leading eigenpairs of its block, chosen by ``keep``.
 
@@ -144,6 +150,7 @@ def reduce_side(
         np.array(mean, dtype=np.float64),
         float(w[:k].sum() / w[:r].sum()),
         eps,
+        scale,
     )
 
 
@@ -281,8 +288,8 @@ def svcca(
     threshold = check_probability(threshold, "threshold")
     m = to_moments(X, Y, precision=precision)
     with dense_steps(max(m.p, m.q), m.device):
-        rx = reduce_side(m.sxx, m.mean_x, keep, variance, "X", eps=m.eps)
-        ry = reduce_side(m.syy, m.mean_y, keep, variance, "Y", eps=m.eps)
+        rx = reduce_side(m.sxx, m.mean_x, keep, variance, "X", eps=m.eps, scale=m.scale_x)
+        ry = reduce_side(m.syy, m.mean_y, keep, variance, "Y", eps=m.eps, scale=m.scale_y)
         res = svcca_from_reduced(
             m.n,
             rx,

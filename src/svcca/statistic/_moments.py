@@ -11,10 +11,11 @@ elsewhere and merged.
 from __future__ import annotations
 
 import itertools
+import math
 import mmap
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from scipy.linalg import blas
@@ -84,6 +85,15 @@ class Moments:
     precision : {"float64", "float32"}, default "float64"
         How the cross-products were taken (see Notes); the measures read it to size their
         round-off tolerances (:attr:`eps`).
+    scale_x, scale_y : float, default 1.0
+        Powers of two the sums are expressed in: ``sxx`` holds the sums of
+        ``(x - mean_x) / scale_x``, so the centred cross-products are
+        ``scale_x**2 * sxx``, ``scale_y**2 * syy`` and ``scale_x * scale_y * sxy``
+        (:attr:`cov_xx` and friends apply them). They are 1 unless the data's centred
+        magnitude lies outside ``[2^-64, 2^64]`` (``[2^-40, 2^40]`` for float32 products),
+        where the sums would overflow or lose digits to underflow; then the first chunk's
+        largest centred magnitude sets them (see Notes). The means are always in the
+        data's units.
     device : str, optional
         Where the sums were accumulated (``"cuda:0"``), None on the host. The measures
         run their small dense steps there too unless ``svcca.on_device`` says otherwise
@@ -103,6 +113,17 @@ class Moments:
     layers whose correlation matrix is ill-conditioned (condition number above ~1e4;
     the measures warn when it exceeds 1e5), nor when inputs are float64 data that need
     more than 7 significant digits.
+
+    Every magnitude: the statistic is exact under scaling by powers of two, so each side
+    carries one (:attr:`scale_x`, :attr:`scale_y`) chosen from the first chunk's largest
+    centred value when that lies outside the band where sums of squares (and the
+    squares of those sums, which linear CKA takes) stay within float64's normal range.
+    Layers of magnitude 1e-300 or 1e300 are therefore summed as accurately as layers of
+    magnitude 1, and every scale-invariant measure scores ``c * X`` as ``X`` for any
+    finite ``c``. A later chunk larger than the first by more than about 2^400 (float64)
+    would overflow the sums: that is refused when the statistic is finished, never
+    returned as a wrong number. Merging statistics of different scales rescales the
+    one of smaller scale (exactly, by a power of two).
 
     Two partial statistics ``a`` and ``b`` merge exactly with
     ``S = S_a + S_b + (n_a n_b / n) d d^T`` where ``d`` is the difference of their means
@@ -126,7 +147,18 @@ class Moments:
     True
     """
 
-    __slots__ = ("n", "mean_x", "mean_y", "sxx", "syy", "sxy", "precision", "device")
+    __slots__ = (
+        "n",
+        "mean_x",
+        "mean_y",
+        "sxx",
+        "syy",
+        "sxy",
+        "precision",
+        "device",
+        "scale_x",
+        "scale_y",
+    )
 
     def __init__(
         self,
@@ -139,9 +171,13 @@ class Moments:
         *,
         precision: Precision = "float64",
         device: str | None = None,
+        scale_x: float = 1.0,
+        scale_y: float = 1.0,
     ) -> None:
         self.precision: Precision = check_precision(precision)
         self.device = None if device is None else str(device)
+        self.scale_x = check_scale(scale_x, "scale_x")
+        self.scale_y = check_scale(scale_y, "scale_y")
         self.n = int(n)
         self.mean_x = np.asarray(mean_x, dtype=np.float64)
         self.mean_y = np.asarray(mean_y, dtype=np.float64)
@@ -377,6 +413,8 @@ class Moments:
             self.sxy.copy(),
             precision=self.precision,
             device=self.device,
+            scale_x=self.scale_x,
+            scale_y=self.scale_y,
         )
 
     def merge_in_place(self, other: Moments) -> Moments:
@@ -396,26 +434,50 @@ class Moments:
             self.n = other.n
             self.mean_x = other.mean_x.copy()
             self.sxx = other.sxx.copy()
+            self.scale_x = other.scale_x
             if self.has_y:
                 self.mean_y = other.mean_y.copy()
                 self.syy = other.syy.copy()
                 self.sxy = other.sxy.copy()
+                self.scale_y = other.scale_y
             return self
+        # One scale per side: the larger of the two; the other's sums are rescaled by an
+        # exact power of two (what underflows there is below the round-off of the sums).
+        gx, gy = max(self.scale_x, other.scale_x), max(self.scale_y, other.scale_y)
+        self._rescale(gx, gy)
+        oxx, oyy, oxy = other.sxx, other.syy, other.sxy
+        if (other.scale_x, other.scale_y) != (gx, gy):
+            ax, ay = other.scale_x / gx, other.scale_y / gy
+            oxx, oyy, oxy = oxx * (ax * ax), oyy * (ay * ay), oxy * (ax * ay)
         n = self.n + other.n
         f = self.n * other.n / n
+        # Mean differences in the sums' units: (dx / gx)(dx / gx)^T never overflows.
         dx = other.mean_x - self.mean_x
-        self.sxx += other.sxx
-        self.sxx += f * np.outer(dx, dx)
+        ux = dx / gx
+        self.sxx += oxx
+        self.sxx += f * np.outer(ux, ux)
         self.mean_x += dx * (other.n / n)
         if self.has_y:
             dy = other.mean_y - self.mean_y
-            self.syy += other.syy
-            self.syy += f * np.outer(dy, dy)
-            self.sxy += other.sxy
-            self.sxy += f * np.outer(dx, dy)
+            uy = dy / gy
+            self.syy += oyy
+            self.syy += f * np.outer(uy, uy)
+            self.sxy += oxy
+            self.sxy += f * np.outer(ux, uy)
             self.mean_y += dy * (other.n / n)
         self.n = n
         return self
+
+    def _rescale(self, scale_x: float, scale_y: float) -> None:
+        """Express the sums in units of the (larger, power-of-two) scales given, in place."""
+        ax, ay = self.scale_x / scale_x, self.scale_y / scale_y
+        if ax != 1.0:
+            self.sxx *= ax * ax
+            self.sxy *= ax
+        if ay != 1.0:
+            self.syy *= ay * ay
+            self.sxy *= ay
+        self.scale_x, self.scale_y = scale_x, scale_y
 
     # ------------------------------------------------------------------ views
     def swap(self) -> Moments:
@@ -431,6 +493,8 @@ class Moments:
             self.sxy.T.copy(),
             precision=self.precision,
             device=self.device,
+            scale_x=self.scale_y,
+            scale_y=self.scale_x,
         )
 
     def _ddof1(self) -> float:
@@ -440,18 +504,19 @@ class Moments:
 
     @property
     def cov_xx(self) -> np.ndarray:
-        """Sample covariance of X, ``S_xx / (n - 1)``."""
-        return self.sxx * self._ddof1()
+        """Sample covariance of X in the data's units, ``scale_x^2 S_xx / (n - 1)``
+        (entries beyond float64's range are inf: use the scaled :attr:`sxx` there)."""
+        return _unscaled(self.sxx, self.scale_x * self.scale_x * self._ddof1())
 
     @property
     def cov_yy(self) -> np.ndarray:
-        """Sample covariance of Y, ``S_yy / (n - 1)``."""
-        return self.syy * self._ddof1()
+        """Sample covariance of Y in the data's units, ``scale_y^2 S_yy / (n - 1)``."""
+        return _unscaled(self.syy, self.scale_y * self.scale_y * self._ddof1())
 
     @property
     def cov_xy(self) -> np.ndarray:
-        """Sample cross-covariance, ``S_xy / (n - 1)``."""
-        return self.sxy * self._ddof1()
+        """Sample cross-covariance in the data's units, ``scale_x scale_y S_xy / (n - 1)``."""
+        return _unscaled(self.sxy, self.scale_x * self.scale_y * self._ddof1())
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -494,8 +559,72 @@ class Moments:
 
     def __repr__(self) -> str:
         tail = "" if self.precision == "float64" else f", precision={self.precision!r}"
+        for side in ("x", "y"):
+            scale = getattr(self, f"scale_{side}")
+            tail += "" if scale == 1.0 else f", scale_{side}=2**{math.frexp(scale)[1] - 1}"
         tail += "" if self.device is None else f", device={self.device!r}"
         return f"Moments(n={self.n}, p={self.p}, q={self.q}{tail})"
+
+
+def _unscaled(S: np.ndarray, factor: float) -> np.ndarray:
+    """``factor * S`` where entries beyond float64's range become inf (quietly: the
+    scaled sums hold them exactly, and the measures read those)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return S * factor
+
+
+# ---------------------------------------------------------------------- scales
+# Centred values within [2^-B, 2^B] are summed as they are: their squares summed over up
+# to 2^40 rows, and the squares of those sums (linear CKA's ||S||_F^2), stay far inside
+# float64's normal range (and float32's for the products of a 4096-row chunk). Outside
+# the band a side is scaled by a power of two that brings its largest value into [1, 2).
+_SCALE_BAND = {"float64": 64, "float32": 40}
+# How much larger than the unit's a later chunk's values can be before the sums overflow:
+# float64 squares summed past 2^1023; float32 products of a 4096-row chunk past 2^128.
+_OVERFLOW_FACTOR = {"float64": "2^440", "float32": "2^18"}
+
+
+def raise_overflow(name: str, precision: Precision) -> NoReturn:
+    """The sums of ``name`` overflowed: a later chunk far larger than the first."""
+    raise (Float32RangeError if precision == "float32" else ValueError)(
+        f"The {precision} cross-products of {name} overflowed: a later chunk held values "
+        f"about the mean far larger (by a factor beyond about {_OVERFLOW_FACTOR[precision]}) "
+        "than the first chunk with any spread, which set the unit of the sums. Give the rows "
+        "in another order (a first batch of typical values), or rescale the activations."
+        + (" Or use precision='float64'." if precision == "float32" else "")
+    )
+
+
+def check_scale(value: Any, name: str) -> float:
+    """A scale must be a finite, positive power of two (scaling by it is exact)."""
+    v = float(value)
+    if not (np.isfinite(v) and v > 0 and math.frexp(v)[0] == 0.5):
+        raise ValueError(
+            f"Moments.{name} must be a positive power of two (the sums' unit); got {value!r}."
+        )
+    return v
+
+
+def scale_for(top: float, precision: Precision) -> float:
+    """The power-of-two scale for a side whose largest centred magnitude is ``top``.
+
+    1 inside the band ``[2^-B, 2^B]`` (or for ``top`` 0 or not finite), else the power of
+    two ``2^e`` with ``top / 2^e`` in ``[1, 2)``.
+    """
+    band = _SCALE_BAND[precision]
+    if not (np.isfinite(top) and top > 0):
+        return 1.0
+    e = math.frexp(top)[1] - 1  # top = m 2^(e+1), m in [0.5, 1): top / 2^e in [1, 2)
+    if -band <= e <= band:
+        return 1.0
+    return math.ldexp(1.0, e)
+
+
+def top_of(a: Any) -> float:
+    """``max |a|`` without a temporary of ``a``'s size (0.0 when ``a`` is empty)."""
+    if a.size == 0:
+        return 0.0
+    return max(float(a.max()), -float(a.min()))
 
 
 # Tensor batches are summed on their device by svcca.statistic._torch_moments. That
@@ -554,22 +683,19 @@ class Float32RangeError(ValueError):
     """float32 products cannot hold the centred values (beyond ~1e18 or below ~1e-18)."""
 
 
-# Centred values beyond 2^60 (1.2e18) square past float32's range (3.4e38) once summed
-# over a chunk; below 2^-60 their products (< 7.5e-37) are subnormal or zero.
-_F32_HIGH, _F32_LOW = 2.0**60, 2.0**-60
-
-
-def _check_float32_range(a: np.ndarray, name: str) -> None:
-    check_float32_top(max(float(a.max()), -float(a.min())) if a.size else 0.0, name)
+# float32 chunks are scaled by a power of two before their products (scale_for), so any
+# magnitude float32 holds is summed; but centred values below 2^-100 were already rounded
+# to few digits when cast to float32 (its normal range ends at 2^-126).
+_F32_LOW = 2.0**-100
 
 
 def check_float32_top(top: float, name: str) -> None:
-    """Refuse a chunk whose largest centred magnitude ``top`` float32 products cannot hold."""
-    if top > _F32_HIGH or 0.0 < top < _F32_LOW:
+    """Refuse a chunk whose largest centred magnitude ``top`` float32 cannot resolve."""
+    if 0.0 < top < _F32_LOW:
         raise Float32RangeError(
-            f"{name} has values of magnitude {top:.3g} about its mean: float32 products "
-            f"{'overflow' if top > _F32_HIGH else 'lose their digits (subnormal)'} at "
-            "that scale. Use precision='float64', or rescale the activations."
+            f"{name} has values of magnitude {top:.3g} about its mean: cast to float32 they "
+            "lose their digits (subnormal). Use precision='float64', or rescale the "
+            "activations."
         )
 
 
@@ -622,6 +748,10 @@ class Accumulator:
         self.sxx = np.zeros((p, p), order="F")
         self.syy = np.zeros((q, q), order="F")
         self.sxy = np.zeros((p, q), order="F")
+        # Each side's power-of-two scale, decided by the first chunk with any spread
+        # (before it every centred value was 0, so the sums are 0 in any unit).
+        self.scale_x: float | None = None
+        self.scale_y: float | None = None
         self._scratch: dict[str, np.ndarray] = {}
 
     def set_shift(self, xb: Any, yb: Any = None) -> str | None:
@@ -678,10 +808,16 @@ class Accumulator:
         """Add a C-contiguous chunk of :attr:`dtype` already shifted by :attr:`shift_x`
         (and :attr:`shift_y`): :func:`_read_rows` with the shift, or :meth:`add_raw`.
 
+        The chunk is divided in place by each side's power-of-two scale (exact), which the
+        first chunk with any spread decides (:func:`scale_for`).
+
         Returns ``"x"`` or ``"y"`` when that side's chunk holds NaN or inf (nothing is
         added then), else None; raises :class:`Float32RangeError` for float32 chunks
         whose values the float32 products cannot hold.
         """
+        self.scale_x = self._scale(xb, self.scale_x, "X")
+        if yb is not None:
+            self.scale_y = self._scale(yb, self.scale_y, "Y")
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
             sx = self._column_sums(xb)
             sy = None if yb is None else self._column_sums(yb)
@@ -689,12 +825,6 @@ class Accumulator:
             return "x"
         if sy is not None and not np.isfinite(sy).all():
             return "y"
-        if self.dtype == np.float32 and self.n == 0:
-            # The first chunk sets the scale; later overflow shows as non-finite sums
-            # (finish checks them), and later tiny chunks weigh nothing beside it.
-            _check_float32_range(xb, "X")
-            if yb is not None:
-                _check_float32_range(yb, "Y")
         if yb is not None:
             assert sy is not None
             self.sum_y += sy
@@ -704,6 +834,21 @@ class Accumulator:
         self.sxx = self._syrk(xb, self.sxx, "xx")
         self.n += xb.shape[0]
         return None
+
+    def _scale(self, a: np.ndarray, scale: float | None, name: str) -> float | None:
+        """Decide a side's scale on its first chunk with spread; divide ``a`` by it."""
+        if scale is None:
+            top = top_of(a)
+            if not np.isfinite(top):
+                return None  # NaN/inf: reported by add()
+            if self.dtype == np.float32:
+                check_float32_top(top, name)
+            if top == 0:
+                return None
+            scale = scale_for(top, self.precision)
+        if scale != 1.0:
+            a *= 1.0 / scale
+        return scale
 
     def _column_sums(self, a: np.ndarray) -> np.ndarray:
         """``a^T 1`` by BLAS ``gemv`` (one fast pass; float32 chunks sum in float32, like
@@ -744,32 +889,37 @@ class Accumulator:
         """The :class:`Moments` of everything added (takes over this object's arrays)."""
         if self.n == 0 or self.shift_x is None:
             return Moments.empty(self.p, self.q, precision=self.precision)
-        if self.dtype == np.float32:
-            for name, S in (("X", self.sxx), ("Y", self.syy), ("X and Y", self.sxy)):
-                if not np.isfinite(S).all():
-                    raise Float32RangeError(
-                        f"The float32 cross-products of {name} overflowed (values beyond "
-                        "about 1e18 about their mean). Use precision='float64', or rescale "
-                        "the activations."
-                    )
+        for name, S in (("X", self.sxx), ("Y", self.syy), ("X and Y", self.sxy)):
+            if not np.isfinite(S).all():
+                raise_overflow(name, self.precision)
+        sx, sy = self.scale_x or 1.0, self.scale_y or 1.0
         n = float(self.n)
-        dx = self.sum_x / n
-        mean_x = self.shift_x.astype(np.float64) + dx
+        dx = self.sum_x / n  # in the sums' units
+        mean_x = self.shift_x.astype(np.float64) + dx * sx
         # In-place rank-1 corrections (BLAS ger): no p x p temporaries.
         sxx = blas.dger(-n, dx, dx, a=_from_upper(self.sxx), overwrite_a=1)
         if self.q == 0 or self.shift_y is None:
             return Moments(
-                self.n, mean_x, np.zeros(0), sxx, self.syy, self.sxy, precision=self.precision
+                self.n,
+                mean_x,
+                np.zeros(0),
+                sxx,
+                self.syy,
+                self.sxy,
+                precision=self.precision,
+                scale_x=sx,
             )
         dy = self.sum_y / n
         return Moments(
             self.n,
             mean_x,
-            self.shift_y.astype(np.float64) + dy,
+            self.shift_y.astype(np.float64) + dy * sy,
             sxx,
             blas.dger(-n, dy, dy, a=_from_upper(self.syy), overwrite_a=1),
             blas.dger(-n, dx, dy, a=self.sxy, overwrite_a=1),
             precision=self.precision,
+            scale_x=sx,
+            scale_y=sy,
         )
 
 

@@ -35,6 +35,8 @@ from svcca.statistic._moments import (
     Float32RangeError,
     Moments,
     check_float32_top,
+    raise_overflow,
+    scale_for,
 )
 
 __all__ = ["TorchAccumulator"]
@@ -100,6 +102,10 @@ class TorchAccumulator:
         self.n = 0
         self.shift_x: Any = None
         self.shift_y: Any = None
+        # Each side's power-of-two scale (Moments.scale_x), decided as on the host by
+        # the first chunk with any spread: one synchronisation, once.
+        self.scale_x: float | None = None
+        self.scale_y: float | None = None
         self.sum_x = torch.zeros(p, **z)
         self.sum_y = torch.zeros(q, **z)
         self.sxx = torch.zeros((p, p), **z)
@@ -195,20 +201,15 @@ class TorchAccumulator:
                 self.shift_y = self._first_shift(yc, ny, where)
         xs = self._shifted(xc, self.shift_x)
         ys = None if yc is None else self._shifted(yc, self.shift_y)
+        self.scale_x = self._scale(xs, self.scale_x, f"{nx}{where}")
+        if ys is not None:
+            self.scale_y = self._scale(ys, self.scale_y, f"{ny}{where}")
         sx = xs.sum(dim=0, dtype=torch.float64)
         sy = None if ys is None else ys.sum(dim=0, dtype=torch.float64)
         ok = torch.ones((), dtype=torch.bool, device=self.device)
         finite = torch.stack(
             [torch.isfinite(sx).all(), torch.isfinite(sy).all() if sy is not None else ok]
         )
-        if self.work == torch.float32 and self.n == 0:
-            # the first chunk sets the scale (as on the host); later overflow shows in
-            # the sums' finiteness at finish
-            # (non-finite values are reported with the batch's check, in add)
-            for a, name in ((xs, nx), (ys, ny)):
-                top = float("nan") if a is None else float(a.abs().max())
-                if np.isfinite(top):
-                    check_float32_top(top, f"{name}{where}")
         self._product(self.sxx, xs, xs)
         self.sum_x += sx
         if ys is not None:
@@ -218,6 +219,20 @@ class TorchAccumulator:
             self.sum_y += sy
         self.n += xs.shape[0]
         return finite
+
+    def _scale(self, a: Any, scale: float | None, name: str) -> float | None:
+        """Decide a side's scale on its first chunk with spread (later overflow shows in
+        the sums' finiteness at finish; NaN/inf are reported by verify); divide ``a``."""
+        if scale is None:
+            top = float(a.abs().max()) if a.numel() else 0.0
+            if not np.isfinite(top) or top == 0.0:
+                return None
+            if self.work == self.torch.float32:
+                check_float32_top(top, name)
+            scale = scale_for(top, self.precision)
+        if scale != 1.0:
+            a.mul_(1.0 / scale)  # a fresh shifted copy: exact, in place
+        return scale
 
     def _raise_bad(self, a: Any, name: str, where: str, first: int) -> NoReturn:
         """A chunk ``a`` (as given) made a non-finite sum: name its rows, or the range."""
@@ -254,14 +269,10 @@ class TorchAccumulator:
         device = str(self.device)
         if self.n == 0 or self.shift_x is None:
             return Moments.empty(self.p, self.q, precision=self.precision)
-        if self.work == torch.float32:
-            for name, S in ((self.names[0], self.sxx), (self.names[1], self.syy)):
-                if not bool(torch.isfinite(S).all()):
-                    raise Float32RangeError(
-                        f"The float32 cross-products of {name} overflowed (values beyond "
-                        "about 1e18 about their mean). Use precision='float64', or rescale "
-                        "the activations."
-                    )
+        for name, S in ((self.names[0], self.sxx), (self.names[1], self.syy)):
+            if not bool(torch.isfinite(S).all()):
+                raise_overflow(name, self.precision)
+        sx, sy = self.scale_x or 1.0, self.scale_y or 1.0
         n = float(self.n)
 
         def host(t: Any) -> np.ndarray:
@@ -271,8 +282,8 @@ class TorchAccumulator:
             S = S - n * torch.outer(d, d)
             return 0.5 * (S + S.mT)  # a GEMM's a^T a is symmetric only to round-off
 
-        dx = self.sum_x / n
-        mean_x = host(self.shift_x + dx)
+        dx = self.sum_x / n  # in the sums' units
+        mean_x = host(self.shift_x + dx * sx)
         sxx = host(gram(self.sxx, dx))
         if self.q == 0:
             return Moments(
@@ -284,17 +295,20 @@ class TorchAccumulator:
                 np.zeros((self.p, 0)),
                 precision=self.precision,
                 device=device,
+                scale_x=sx,
             )
         dy = self.sum_y / n
         return Moments(
             self.n,
             mean_x,
-            host(self.shift_y + dy),
+            host(self.shift_y + dy * sy),
             sxx,
             host(gram(self.syy, dy)),
             host(self.sxy - n * torch.outer(dx, dy)),
             precision=self.precision,
             device=device,
+            scale_x=sx,
+            scale_y=sy,
         )
 
     @property

@@ -29,6 +29,7 @@ from svcca.measures._cka import (
     debiased_linear_hsic,
     gram_linear,
     gram_rbf,
+    unit_scaled,
 )
 from svcca.measures._linalg import EPS, clip_roundoff
 from svcca.measures._regression import explained, regression_fit
@@ -230,7 +231,8 @@ def _rsa_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer:
     compare = kw.get("compare", "spearman")
     n = X.shape[0]
     iu, ju = np.triu_indices(n, k=1)
-    Dx, Dy = rdm_unchecked(X, metric), rdm_unchecked(Y, metric)
+    Dx = rdm_unchecked(X, metric, data_units=False)
+    Dy = rdm_unchecked(Y, metric, data_units=False)
     a, b = Dx[iu, ju], Dy[iu, ju]
     if compare == "spearman":
         a, b = rankdata(a), rankdata(b)
@@ -269,6 +271,10 @@ def fast_scorer(
     if un is None:
         return None
     func, kw = un
+    # Every scorer here is of a scale-invariant measure: each side in units of a power of
+    # two (exact) keeps its Gram matrices and cross-products inside float64's range.
+    X, _ = unit_scaled(X)
+    Y, _ = unit_scaled(Y)
     if func is cka and set(kw) <= {"kernel", "bandwidth", "debiased", "method"}:
         return _cka_scorer(X, Y, kw, n_evals, dtype)
     if func is cca and set(kw) <= {"epsilon", "threshold"}:
