@@ -274,18 +274,22 @@ def test_constant_and_nonfinite_layers_are_refused_by_name():
             st.compare(a, b, bad, ["1"], measure=measure)
 
 
-def test_activations_too_large_to_average_are_refused():
+def test_activations_near_the_top_of_float64_are_averaged_and_compared():
     big = nn.Linear(1, 1).double()
     with torch.no_grad():
         big.weight.fill_(1e308)
         big.bias.zero_()
+    # 50 values of 1e308 sum past float64's range: averaged in units of 2^1023 (was:
+    # refused as "too large to average"); a constant layer is then refused as constant
     x = [torch.ones(50, 1, dtype=torch.float64)]
-    with pytest.raises(
-        ValueError,
-        match=r"Layer '' of model_a gave activations on batch 0 "
-        r"too large to average in float64 \(up to 1e\+308\)",
-    ):
+    with pytest.raises(svcca.DegenerateError, match=r"'' of model_a .* it is constant"):
         st.compare(big, copy.deepcopy(big), x, [""])
+    x = [torch.rand(50, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))]
+    for measure in ("cka_linear", "cca"):
+        for where in (None, "cpu"):
+            with svcca.on_device(where):
+                got = st.compare(big, copy.deepcopy(big), x, [""], measure=measure)
+            assert got.values[0, 0] == pytest.approx(1.0, abs=1e-12)
 
 
 def test_few_samples_warning_names_the_pairs():

@@ -14,8 +14,10 @@ from svcca.measures._cka import (
     center_gram_inplace,
     centred64,
     check_finite,
+    in_data_units,
     namespace,
     plan_grams,
+    unit_scaled,
 )
 
 __all__ = ["MinibatchCKA"]
@@ -44,6 +46,23 @@ def _centred_grams(layers: Sequence[Any]) -> Any:
     for i, A in enumerate(layers):
         Ac = centred64(A)
         out[i] = center_gram_inplace(Ac @ Ac.T, True).reshape(-1)
+    return out
+
+
+def _in_units(layers: list[Any], units: list[float | None]) -> list[Any]:
+    """Each layer divided by its unit, deciding the units not yet decided (in place in
+    ``units``) from the layer's largest magnitude (:func:`unit_scaled`)."""
+    out = []
+    for k, A in enumerate(layers):
+        if units[k] is None:
+            scaled, unit = unit_scaled(A)
+            if unit != 1.0 or bool((A != 0).any()):
+                units[k] = unit
+            out.append(scaled)
+        elif units[k] != 1.0:
+            out.append(A * (1.0 / units[k]))  # type: ignore[operator]  # exact
+        else:
+            out.append(A)
     return out
 
 
@@ -95,7 +114,7 @@ class MinibatchCKA:
     True
     """
 
-    __slots__ = ("n_batches", "n_samples", "sum_xy", "sum_xx", "sum_yy", "widths")
+    __slots__ = ("n_batches", "n_samples", "sum_xy", "sum_xx", "sum_yy", "widths", "units")
 
     def __init__(self) -> None:
         self.n_batches = 0
@@ -104,6 +123,10 @@ class MinibatchCKA:
         self.sum_xx: np.ndarray | None = None
         self.sum_yy: np.ndarray | None = None
         self.widths: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        # Each layer's power-of-two unit (as Moments.scale_x), decided by its first batch
+        # with a non-zero value: the HSICs are summed in those units, so layers of any
+        # magnitude neither overflow nor underflow (CKA, a ratio, does not depend on them).
+        self.units: tuple[list[float | None], list[float | None]] | None = None
 
     @classmethod
     def from_batches(cls, batches: Iterable[tuple[Any, Any]]) -> MinibatchCKA:
@@ -185,6 +208,12 @@ class MinibatchCKA:
                 "group of layers; each batch's Grams are held at once), or compute on the "
                 "host: with svcca.on_device(None): ...",
             )
+        if self.units is None:
+            self.units = ([None] * len(xs), [None] * len(ys))
+        xs = _in_units(xs, self.units[0])
+        ys = xs if same else _in_units(ys, self.units[1])
+        if same:
+            self.units = (self.units[0], self.units[0])
         Gx = _centred_grams(xs)
         Gy = Gx if same else _centred_grams(ys)
         xp = namespace(Gx)
@@ -218,6 +247,7 @@ class MinibatchCKA:
                 out.sum_yy = src.sum_yy.copy()  # type: ignore[union-attr]
             out.n_batches, out.n_samples = src.n_batches, src.n_samples
             out.widths = src.widths
+            out.units = None if src.units is None else (list(src.units[0]), list(src.units[1]))
             return out
         if self.widths != other.widths:
             raise ValueError(
@@ -225,12 +255,31 @@ class MinibatchCKA:
                 f"{other.widths}: they must track the same layers."
             )
         out.widths = self.widths
-        out.sum_xy = self.sum_xy + other.sum_xy
-        out.sum_xx = self.sum_xx + other.sum_xx  # type: ignore[operator]
-        out.sum_yy = self.sum_yy + other.sum_yy  # type: ignore[operator]
+        # Both in each layer's larger unit (rescaled exactly, by powers of two).
+        assert self.units is not None and other.units is not None
+        ux = [max(a or 1.0, b or 1.0) for a, b in zip(self.units[0], other.units[0], strict=True)]
+        uy = [max(a or 1.0, b or 1.0) for a, b in zip(self.units[1], other.units[1], strict=True)]
+        a, b = self._sums_in(ux, uy), other._sums_in(ux, uy)
+        out.units = (list(ux), list(uy))
+        out.sum_xy, out.sum_xx, out.sum_yy = a[0] + b[0], a[1] + b[1], a[2] + b[2]
         out.n_batches = self.n_batches + other.n_batches
         out.n_samples = self.n_samples + other.n_samples
         return out
+
+    def _sums_in(
+        self, ux: list[float], uy: list[float]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The sums expressed in the (larger) units ``ux``, ``uy``: HSIC(X_i, Y_j) is in
+        units of ``(u_i v_j)^2``, HSIC(X_i, X_i) of ``u_i^4``."""
+        assert self.units is not None and self.sum_xy is not None
+        fx = np.array([(u or 1.0) / w for u, w in zip(self.units[0], ux, strict=True)])
+        fy = np.array([(u or 1.0) / w for u, w in zip(self.units[1], uy, strict=True)])
+        with np.errstate(under="ignore"):  # what underflows is below the sums' round-off
+            return (
+                self.sum_xy * np.outer(fx * fx, fy * fy),
+                self.sum_xx * fx**4,  # type: ignore[operator]
+                self.sum_yy * fy**4,  # type: ignore[operator]
+            )
 
     def _check_ready(self) -> None:
         if self.sum_xy is None:
@@ -256,6 +305,8 @@ class MinibatchCKA:
         xx = float(self.sum_xx[i]) / k  # type: ignore[index]
         yy = float(self.sum_yy[j]) / k  # type: ignore[index]
         score = float(self.scores()[i, j])
+        assert self.units is not None
+        xy, xx, yy = in_data_units(xy, xx, yy, self.units[0][i] or 1.0, self.units[1][j] or 1.0)
         return CKAResult(
             score,
             xy,

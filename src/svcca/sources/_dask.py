@@ -22,29 +22,36 @@ from svcca.statistic._moments import Moments
 
 __all__ = ["moments_from_dask", "per_rep_moments_dask", "cross_products_dask"]
 
-Stat = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+# (n, mean_x, mean_y, sxx, syy, sxy, scale_x, scale_y): what a task returns.
+Stat = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]
+
+
+def _stat(m: Moments) -> Stat:
+    return (m.n, m.mean_x, m.mean_y, m.sxx, m.syy, m.sxy, m.scale_x, m.scale_y)
+
+
+def _moments(s: Stat, precision: Precision = "float64") -> Moments:
+    return Moments(*s[:6], precision=precision, scale_x=s[6], scale_y=s[7])
 
 
 def _block_stat(
     x: np.ndarray, y: np.ndarray | None, name: str, precision: Precision = "float64"
 ) -> Stat:
-    from svcca.sources._sources import chunk_moments, moments_from_sources
+    """One block's statistic, by the one Accumulator (both precisions), on the worker:
+    shifted by its own mean and summed in units of its own power of two."""
+    from svcca.sources._sources import moments_from_sources
 
-    if precision == "float32":  # the one float32 accumulator, on the worker
-        m = moments_from_sources(np.asarray(x), None if y is None else np.asarray(y),
-                                 names=(name, "Y"), precision=precision)
-    else:
-        xb = np.array(x, dtype=np.float64, copy=True)
-        yb = None if y is None else np.array(y, dtype=np.float64, copy=True)
-        m = chunk_moments(xb, yb, (name, "Y"))
-    return (m.n, m.mean_x, m.mean_y, m.sxx, m.syy, m.sxy)
+    m = moments_from_sources(
+        np.asarray(x), None if y is None else np.asarray(y), names=(name, "Y"), precision=precision
+    )
+    return _stat(m)
 
 
 def _merge_stats(*stats: Stat) -> Stat:
-    out = Moments(*stats[0])
+    out = _moments(stats[0])
     for s in stats[1:]:
-        out.merge_in_place(Moments(*s))
-    return (out.n, out.mean_x, out.mean_y, out.sxx, out.syy, out.sxy)
+        out.merge_in_place(_moments(s))
+    return _stat(out)
 
 
 def _sum(*arrays: np.ndarray) -> np.ndarray:
@@ -114,7 +121,7 @@ def moments_from_dask(
         for x, y in zip(xs, ys, strict=True)
     ]
     (stat,) = dask.compute(_tree(parts, _merge_stats, split_every))
-    return Moments(*stat, precision=precision)
+    return _moments(stat, precision)
 
 
 def per_rep_moments_dask(
@@ -137,7 +144,7 @@ def per_rep_moments_dask(
         ]
         roots.append(_tree(parts, _merge_stats, split_every))
     stats = dask.compute(*roots)
-    return [Moments(*s, precision=precision) for s in stats]
+    return [_moments(s, precision) for s in stats]
 
 
 def cross_products_dask(

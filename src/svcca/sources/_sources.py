@@ -295,17 +295,6 @@ def _raise_nonfinite_rows(block: np.ndarray, name: str, start: int) -> None:
     )
 
 
-def chunk_moments(xb: np.ndarray, yb: np.ndarray | None, names: tuple[str, str], start: int = 0):
-    """The Moments of one float64 chunk (centred in place)."""
-    mx = _chunk_stats(xb, names[0], start)
-    if yb is None:
-        return Moments(
-            xb.shape[0], mx, np.zeros(0), xb.T @ xb, np.zeros((0, 0)), np.zeros((xb.shape[1], 0))
-        )
-    my = _chunk_stats(yb, names[1], start)
-    return Moments(xb.shape[0], mx, my, xb.T @ xb, yb.T @ yb, xb.T @ yb)
-
-
 def moments_from_sources(
     X: Any,
     Y: Any = None,

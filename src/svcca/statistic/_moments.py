@@ -370,10 +370,10 @@ class Moments:
                     bad = acc.set_shift(X[start:stop], None if Y is None else Y[start:stop])
                 if bad is None:
                     # Shift (in float64) and cast in one pass, then the products.
-                    xb = _read_rows(X, start, stop, xbuf, acc.shift_x)  # type: ignore[arg-type]
+                    xb = _read_rows(X, start, stop, xbuf, acc.shift_x, acc.inv_x)  # type: ignore[arg-type]
                     yb = None
                     if ybuf is not None:
-                        yb = _read_rows(Y, start, stop, ybuf, acc.shift_y)  # type: ignore[arg-type]
+                        yb = _read_rows(Y, start, stop, ybuf, acc.shift_y, acc.inv_y)  # type: ignore[arg-type]
                     try:
                         bad = acc.add(xb, yb)
                     except Float32RangeError as exc:
@@ -387,6 +387,7 @@ class Moments:
         if self.n == 0:  # adopt the fresh arrays instead of copying them
             self.n, self.mean_x, self.mean_y = batch.n, batch.mean_x, batch.mean_y
             self.sxx, self.syy, self.sxy = batch.sxx, batch.syy, batch.sxy
+            self.scale_x, self.scale_y = batch.scale_x, batch.scale_y
         else:
             self.merge_in_place(batch)
         return self
@@ -617,7 +618,25 @@ def scale_for(top: float, precision: Precision) -> float:
     e = math.frexp(top)[1] - 1  # top = m 2^(e+1), m in [0.5, 1): top / 2^e in [1, 2)
     if -band <= e <= band:
         return 1.0
-    return math.ldexp(1.0, e)
+    # A subnormal top (the round-off of a mean, in a constant layer) gets the smallest
+    # normal unit: its inverse, 2^1022, is finite.
+    return math.ldexp(1.0, max(e, -1022))
+
+
+def column_means(a: Any) -> np.ndarray:
+    """float64 column means of ``a`` (any real dtype), also where the column sums would
+    overflow (values near 1e300 over many rows): then of ``a`` divided by a power of two.
+
+    NaN or inf in ``a`` give non-finite means (the caller reports them).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = np.asarray(np.mean(a, axis=0, dtype=np.float64))
+        if not np.isfinite(m).all():
+            top = top_of(np.asarray(a))
+            if np.isfinite(top):  # finite data whose sum overflowed
+                unit = math.ldexp(1.0, math.frexp(top)[1] - 1)  # top / unit in [1, 2)
+                m = np.mean(np.asarray(a, dtype=np.float64) / unit, axis=0) * unit
+    return m
 
 
 def top_of(a: Any) -> float:
@@ -663,24 +682,34 @@ def _raise_bad(side: np.ndarray, name: str, precision: Precision) -> None:
     raise_nonfinite(side, name)
 
 
-def _shifted(rows: Any, shift: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``rows - shift`` written, rounded once, into ``out`` (of the working dtype): one pass.
+def _shifted(rows: Any, shift: np.ndarray, out: np.ndarray, inv: float = 1.0) -> np.ndarray:
+    """``(rows - shift) * inv`` written, rounded once, into ``out`` (of the working dtype).
 
     Rows of another dtype than ``out`` (float64 or int rows of a float32 accumulator) are
     shifted in float64 before the cast, so the cast never rounds away the digits the
-    mean would cancel. Rows already of ``out``'s dtype are shifted in that dtype by a
-    shift that :meth:`Accumulator.set_shift` made exactly representable in it.
+    mean would cancel; and divided by the side's power-of-two unit (``inv``) before it,
+    so it never overflows or flushes to zero. Rows already of ``out``'s dtype are shifted
+    in that dtype by a shift that :meth:`Accumulator.set_shift` made exactly
+    representable in it. One pass unless a unit other than 1 must precede a cast.
     """
     rows = np.asarray(rows)
-    if rows.dtype == out.dtype:
-        shift = shift.astype(out.dtype)
     with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported by add()
-        np.subtract(rows, shift, out=out, casting="unsafe")
+        if rows.dtype == out.dtype:
+            np.subtract(rows, shift.astype(out.dtype), out=out)
+            if inv != 1.0:
+                out *= inv
+        elif inv == 1.0:
+            np.subtract(rows, shift, out=out, casting="unsafe")
+        else:
+            wide = np.subtract(rows, shift, dtype=np.float64)
+            wide *= inv
+            out[...] = wide
     return out
 
 
 class Float32RangeError(ValueError):
-    """float32 products cannot hold the centred values (beyond ~1e18 or below ~1e-18)."""
+    """float32 cannot hold the centred values (past its range, or float32 data so small
+    that their digits are lost), or a later chunk overflowed float32 products."""
 
 
 # float32 chunks are scaled by a power of two before their products (scale_for), so any
@@ -700,16 +729,17 @@ def check_float32_top(top: float, name: str) -> None:
 
 
 def _read_rows(
-    A: np.ndarray, start: int, stop: int, buffer: np.ndarray, shift: np.ndarray
+    A: np.ndarray, start: int, stop: int, buffer: np.ndarray, shift: np.ndarray, inv: float = 1.0
 ) -> np.ndarray:
-    """Rows ``start:stop`` of ``A`` minus ``shift``, written into the front of ``buffer``.
+    """Rows ``start:stop`` of ``A`` minus ``shift`` (times ``inv``, the side's power-of-two
+    unit's inverse), written into the front of ``buffer``.
 
     Subtracting the (float64) shift and converting to the buffer's dtype is one pass.
     When ``A`` is a read-only ``np.memmap`` (or a view of one), the file pages behind the
     rows just read are handed back to the kernel, so reading a file straight through
     keeps resident memory at one chunk instead of growing to the file's size.
     """
-    out = _shifted(A[start:stop], shift, buffer[: stop - start])
+    out = _shifted(A[start:stop], shift, buffer[: stop - start], inv)
     release_rows(A, start, stop)
     return out
 
@@ -731,9 +761,14 @@ class Accumulator:
     the working dtype, so with ``precision="float32"`` each centred value is rounded to
     float32 once, whatever the input's dtype (float64 activations with a mean of 1e6 keep
     their digits); each chunk's products are taken by ``ssyrk``/``sgemm`` into a float32
-    scratch block and added into the float64 sums. float32 products cannot hold values
-    beyond about 1e18 or below 1e-18 after centring: such a chunk is refused
-    (:class:`Float32RangeError`) rather than overflowed or flushed to zero.
+    scratch block and added into the float64 sums.
+
+    Each side is summed in units of a power of two (:func:`scale_for`), decided from the
+    first chunk with any spread (before any cast, in :meth:`set_shift`) and applied in
+    the same pass as the shift: the sums of a layer at 1e-300 or 1e300 neither underflow
+    nor overflow, and :meth:`finish` refuses sums a later, far larger chunk overflowed.
+    float32 (or narrower) data whose centred values are below 2^-100 are refused
+    (:class:`Float32RangeError`): their digits were lost before we saw them.
     """
 
     def __init__(self, p: int, q: int, precision: Precision = "float64") -> None:
@@ -754,14 +789,22 @@ class Accumulator:
         self.scale_y: float | None = None
         self._scratch: dict[str, np.ndarray] = {}
 
+    @property
+    def inv_x(self) -> float:
+        """What rows of X are multiplied by after the shift (1 while undecided)."""
+        return 1.0 / (self.scale_x or 1.0)
+
+    @property
+    def inv_y(self) -> float:
+        return 1.0 / (self.scale_y or 1.0)
+
     def set_shift(self, xb: Any, yb: Any = None) -> str | None:
         """Take the float64 column means of a first chunk (any real dtype) as the shift.
 
         Returns ``"x"`` or ``"y"`` when that side's chunk holds NaN or inf, else None.
         """
-        with np.errstate(invalid="ignore", over="ignore"):
-            shift_x = np.asarray(np.mean(xb, axis=0, dtype=np.float64))
-            shift_y = None if yb is None else np.asarray(np.mean(yb, axis=0, dtype=np.float64))
+        shift_x = column_means(xb)
+        shift_y = None if yb is None else column_means(yb)
         if not np.isfinite(shift_x).all():
             return "x"
         if shift_y is not None and not np.isfinite(shift_y).all():
@@ -774,7 +817,21 @@ class Accumulator:
             if shift_y is not None and getattr(yb, "dtype", None) == np.float32:
                 shift_y = shift_y.astype(np.float32).astype(np.float64)
         self.shift_x, self.shift_y = shift_x, shift_y
+        # The units, from the first chunk as given (before any cast to float32, which
+        # would flush 1e-300 to zero): one float64 copy of one chunk, once.
+        self.scale_x = self._first_scale(xb, shift_x, "X")
+        if yb is not None and shift_y is not None:
+            self.scale_y = self._first_scale(yb, shift_y, "Y")
         return None
+
+    def _first_scale(self, rows: Any, shift: np.ndarray, name: str) -> float | None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            top = top_of(np.subtract(rows, shift, dtype=np.float64))
+        if not np.isfinite(top) or top == 0.0:
+            return None  # NaN/inf: reported by add(); no spread yet: decided later
+        if self.dtype == np.float32 and np.asarray(rows).dtype != np.float64:
+            check_float32_top(top, name)  # float32 (or narrower) data at 1e-35 lost digits
+        return scale_for(top, self.precision)
 
     def add_raw(self, xb: Any, yb: Any = None, *, scratch: bool = False) -> str | None:
         """Add a chunk of rows of any real dtype: shifted (in float64), then cast.
@@ -792,10 +849,10 @@ class Accumulator:
                 return a
             return self._work(key, a.shape)
 
-        xw = _shifted(xb, self.shift_x, work(xb, "xw"))  # type: ignore[arg-type]
+        xw = _shifted(xb, self.shift_x, work(xb, "xw"), self.inv_x)  # type: ignore[arg-type]
         yw = None
         if yb is not None:
-            yw = _shifted(yb, self.shift_y, work(yb, "yw"))  # type: ignore[arg-type]
+            yw = _shifted(yb, self.shift_y, work(yb, "yw"), self.inv_y)  # type: ignore[arg-type]
         return self.add(xw, yw)
 
     def _work(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -808,16 +865,19 @@ class Accumulator:
         """Add a C-contiguous chunk of :attr:`dtype` already shifted by :attr:`shift_x`
         (and :attr:`shift_y`): :func:`_read_rows` with the shift, or :meth:`add_raw`.
 
-        The chunk is divided in place by each side's power-of-two scale (exact), which the
-        first chunk with any spread decides (:func:`scale_for`).
+        The chunk is already divided by each side's power-of-two unit (:func:`scale_for`,
+        decided by :meth:`set_shift` from the first chunk); while a side's unit is
+        undecided (every value so far equal to the shift) this chunk decides it and is
+        divided here, in place (exact).
 
         Returns ``"x"`` or ``"y"`` when that side's chunk holds NaN or inf (nothing is
         added then), else None; raises :class:`Float32RangeError` for float32 chunks
         whose values the float32 products cannot hold.
         """
-        self.scale_x = self._scale(xb, self.scale_x, "X")
-        if yb is not None:
-            self.scale_y = self._scale(yb, self.scale_y, "Y")
+        if self.scale_x is None:
+            self.scale_x = self._scale(xb, "X")
+        if yb is not None and self.scale_y is None:
+            self.scale_y = self._scale(yb, "Y")
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
             sx = self._column_sums(xb)
             sy = None if yb is None else self._column_sums(yb)
@@ -835,17 +895,14 @@ class Accumulator:
         self.n += xb.shape[0]
         return None
 
-    def _scale(self, a: np.ndarray, scale: float | None, name: str) -> float | None:
-        """Decide a side's scale on its first chunk with spread; divide ``a`` by it."""
-        if scale is None:
-            top = top_of(a)
-            if not np.isfinite(top):
-                return None  # NaN/inf: reported by add()
-            if self.dtype == np.float32:
-                check_float32_top(top, name)
-            if top == 0:
-                return None
-            scale = scale_for(top, self.precision)
+    def _scale(self, a: np.ndarray, name: str) -> float | None:
+        """Decide an undecided side's unit from a shifted chunk ``a``; divide ``a`` by it."""
+        top = top_of(a)
+        if not np.isfinite(top) or top == 0:
+            return None  # NaN/inf: reported by add(); still no spread: decided later
+        if self.dtype == np.float32:
+            check_float32_top(top, name)
+        scale = scale_for(top, self.precision)
         if scale != 1.0:
             a *= 1.0 / scale
         return scale
@@ -871,7 +928,8 @@ class Accumulator:
         if c is None:  # zeros: ssyrk never writes the lower triangle
             c = self._scratch[key] = np.zeros(S.shape, dtype=np.float32, order="F")
         c = blas.ssyrk(1.0, a.T, beta=0.0, c=c, overwrite_c=1)
-        S += c
+        with np.errstate(over="ignore", invalid="ignore"):  # finish() reports overflow
+            S += c
         return S
 
     def _gemm(self, a: np.ndarray, b: np.ndarray, S: np.ndarray) -> np.ndarray:
@@ -882,7 +940,8 @@ class Accumulator:
         if c is None:
             c = self._scratch["xy"] = np.zeros(S.shape, dtype=np.float32, order="F")
         c = blas.sgemm(1.0, a.T, b.T, beta=0.0, c=c, trans_b=1, overwrite_c=1)
-        S += c
+        with np.errstate(over="ignore", invalid="ignore"):  # finish() reports overflow
+            S += c
         return S
 
     def finish(self) -> Moments:

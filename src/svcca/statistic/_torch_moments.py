@@ -15,6 +15,7 @@ larger than the planned chunk are split.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
@@ -174,16 +175,45 @@ class TorchAccumulator:
                 f"batch: {self.failed} Start a new accumulation once the data are fixed."
             )
 
-    def _shifted(self, a: Any, shift: Any) -> Any:
+    @property
+    def inv_x(self) -> float:
+        """What rows of X are multiplied by after the shift (1 while undecided)."""
+        return 1.0 / (self.scale_x or 1.0)
+
+    @property
+    def inv_y(self) -> float:
+        return 1.0 / (self.scale_y or 1.0)
+
+    def _shifted(self, a: Any, shift: Any, inv: float = 1.0) -> Any:
+        """``(a - shift) * inv`` in the working dtype: shifted (and divided by the side's
+        power-of-two unit, exactly) in float64 before a cast to float32."""
         torch = self.torch
         if self.work == torch.float32 and a.dtype in (torch.float32, torch.float16, torch.bfloat16):
             # exact in float32 (shift is float32-representable): rounded once, by the minus
-            return a.to(torch.float32) - shift.to(torch.float32)
-        return (a.to(torch.float64) - shift).to(self.work)
+            out = a.to(torch.float32) - shift.to(torch.float32)
+            return out if inv == 1.0 else out.mul_(inv)
+        out = a.to(torch.float64) - shift
+        return (out if inv == 1.0 else out.mul_(inv)).to(self.work)
+
+    def _first_scale(self, a: Any, shift: Any, name: str) -> float | None:
+        """The unit from the first chunk as given (before a cast to float32 could flush
+        it to zero): one synchronisation, once."""
+        torch = self.torch
+        top = float((a.to(torch.float64) - shift).abs().max()) if a.numel() else 0.0
+        if not np.isfinite(top) or top == 0.0:
+            return None  # NaN/inf: reported by verify; no spread yet: decided later
+        if self.work == torch.float32 and a.dtype != torch.float64:
+            check_float32_top(top, name)  # float32 (or narrower) data at 1e-35 lost digits
+        return scale_for(top, self.precision)
 
     def _first_shift(self, a: Any, name: str, where: str) -> Any:
         torch = self.torch
         shift = a.to(torch.float64).mean(dim=0)
+        if not bool(torch.isfinite(shift).all()) and bool(torch.isfinite(a).all()):
+            # finite values whose column sums overflowed (near 1e300 over many rows)
+            top = float(a.to(torch.float64).abs().max())
+            unit = math.ldexp(1.0, math.frexp(top)[1] - 1)  # top / unit in [1, 2)
+            shift = (a.to(torch.float64) / unit).mean(dim=0) * unit
         if not bool(torch.isfinite(shift).all()):
             self._raise_bad(a, name, where, self.n)
         if self.work == torch.float32 and a.dtype != torch.float64:
@@ -197,13 +227,16 @@ class TorchAccumulator:
         nx, ny = self.names
         if self.shift_x is None:
             self.shift_x = self._first_shift(xc, nx, where)
+            self.scale_x = self._first_scale(xc, self.shift_x, f"{nx}{where}")
             if yc is not None:
                 self.shift_y = self._first_shift(yc, ny, where)
-        xs = self._shifted(xc, self.shift_x)
-        ys = None if yc is None else self._shifted(yc, self.shift_y)
-        self.scale_x = self._scale(xs, self.scale_x, f"{nx}{where}")
-        if ys is not None:
-            self.scale_y = self._scale(ys, self.scale_y, f"{ny}{where}")
+                self.scale_y = self._first_scale(yc, self.shift_y, f"{ny}{where}")
+        xs = self._shifted(xc, self.shift_x, self.inv_x)
+        ys = None if yc is None else self._shifted(yc, self.shift_y, self.inv_y)
+        if self.scale_x is None:
+            self.scale_x = self._scale(xs, f"{nx}{where}")
+        if ys is not None and self.scale_y is None:
+            self.scale_y = self._scale(ys, f"{ny}{where}")
         sx = xs.sum(dim=0, dtype=torch.float64)
         sy = None if ys is None else ys.sum(dim=0, dtype=torch.float64)
         ok = torch.ones((), dtype=torch.bool, device=self.device)
@@ -220,16 +253,15 @@ class TorchAccumulator:
         self.n += xs.shape[0]
         return finite
 
-    def _scale(self, a: Any, scale: float | None, name: str) -> float | None:
-        """Decide a side's scale on its first chunk with spread (later overflow shows in
-        the sums' finiteness at finish; NaN/inf are reported by verify); divide ``a``."""
-        if scale is None:
-            top = float(a.abs().max()) if a.numel() else 0.0
-            if not np.isfinite(top) or top == 0.0:
-                return None
-            if self.work == self.torch.float32:
-                check_float32_top(top, name)
-            scale = scale_for(top, self.precision)
+    def _scale(self, a: Any, name: str) -> float | None:
+        """Decide an undecided side's unit from a shifted chunk ``a`` (the first chunk had
+        no spread; later overflow shows in the sums' finiteness at finish); divide ``a``."""
+        top = float(a.abs().max()) if a.numel() else 0.0
+        if not np.isfinite(top) or top == 0.0:
+            return None  # NaN/inf: reported by verify; still no spread: decided later
+        if self.work == self.torch.float32:
+            check_float32_top(top, name)
+        scale = scale_for(top, self.precision)
         if scale != 1.0:
             a.mul_(1.0 / scale)  # a fresh shifted copy: exact, in place
         return scale

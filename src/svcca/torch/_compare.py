@@ -37,7 +37,13 @@ from svcca.engines._pairwise import (
 )
 from svcca.measures._minibatch import MinibatchCKA
 from svcca.measures._svcca import Variance
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
+from svcca.statistic._moments import (
+    FLOAT32_CHUNK_ROWS,
+    Moments,
+    column_means,
+    scale_for,
+    top_of,
+)
 from svcca.torch._capture import (
     Calls,
     MaskOption,
@@ -81,6 +87,9 @@ class _CrossMoments:
         self.cross: np.ndarray | None = None
         self.n = 0
         self.device = None  # the host
+        # Each layer's power-of-two unit (Moments.scale_x), decided by its first batch
+        # with any spread; the cross blocks are summed in the same units.
+        self.scales: dict[str, float | None] = {k: None for k in self.keys}
         self._a: np.ndarray | None = None
         self._b: np.ndarray | None = None
 
@@ -98,14 +107,18 @@ class _CrossMoments:
         means = {}
         for k in self.keys:
             x = arrays[k]
-            with np.errstate(over="ignore", invalid="ignore"):  # checked right below
-                mu = x.mean(axis=0, dtype=np.float64)
+            mu = column_means(x)  # non-finite: checked right below
             if not np.isfinite(mu).all():
                 _raise_nonfinite(x, self.labels[k], i)
             # The capture's own fresh array, centred on the exact float64 mean (computed
             # in float64, rounded once into x): no rounded mean enters the merge below.
             np.subtract(x, mu, out=x, casting="unsafe")
             means[k] = mu
+            if self.scales[k] is None:
+                top = top_of(x)
+                self.scales[k] = None if top == 0 else scale_for(top, self.precision)
+            if self.scales[k] not in (None, 1.0):
+                x *= 1.0 / self.scales[k]  # type: ignore[operator]  # exact
         A = self._panel("_a", [arrays[k] for k in self.row_keys], b)
         B = (
             A
@@ -116,25 +129,37 @@ class _CrossMoments:
         if self.cross is None:
             self.cross = part
             for k in self.keys:
-                self.moms[k] = self._moments(b, means[k], arrays[k])
+                self.moms[k] = self._moments(b, means[k], arrays[k], self._unit(k))
             self.n = b
             return
         n = self.n + b
-        da = np.concatenate([means[k] - self.moms[k].mean_x for k in self.row_keys])
-        db = np.concatenate([means[k] - self.moms[k].mean_x for k in self.col_keys])
+        # mean differences in each layer's units, as its sums
+        d = {k: (means[k] - self.moms[k].mean_x) / self._unit(k) for k in self.keys}
+        da = np.concatenate([d[k] for k in self.row_keys])
+        db = np.concatenate([d[k] for k in self.col_keys])
         self.cross += part
         self.cross += (self.n * b / n) * np.outer(da, db)
         for k in self.keys:
-            self.moms[k].merge_in_place(self._moments(b, means[k], arrays[k]))
+            self.moms[k].merge_in_place(self._moments(b, means[k], arrays[k], self._unit(k)))
         self.n = n
 
-    def _moments(self, b: int, mean: np.ndarray, x: np.ndarray) -> Moments:
-        """A one-sided statistic of a centred batch ``x``."""
+    def _unit(self, k: str) -> float:
+        return self.scales[k] or 1.0
+
+    def _moments(self, b: int, mean: np.ndarray, x: np.ndarray, unit: float) -> Moments:
+        """A one-sided statistic of a centred batch ``x`` (in units of ``unit``)."""
         p = x.shape[1]
         xc = x.astype(self.dtype, copy=False)  # centred in float64, rounded once
         S = _products(xc, xc)
         return Moments(
-            b, mean, np.zeros(0), S, np.zeros((0, 0)), np.zeros((p, 0)), precision=self.precision
+            b,
+            mean,
+            np.zeros(0),
+            S,
+            np.zeros((0, 0)),
+            np.zeros((p, 0)),
+            precision=self.precision,
+            scale_x=unit,
         )
 
     def _panel(self, attr: str, blocks: list[np.ndarray], b: int) -> np.ndarray:
@@ -235,13 +260,12 @@ class _DeviceCrossMoments:
 
     def _panel(self, keys: list[str], arrays: Mapping[str, Any], s: int) -> Any:
         """Rows ``s:s + rows`` of the layers ``keys`` side by side, shifted as their sums are."""
-        return self.torch.cat(
-            [
-                self.accs[k]._shifted(arrays[k][s : s + self.rows], self.accs[k].shift_x)
-                for k in keys
-            ],
-            dim=1,
-        )
+        parts = []
+        for k in keys:
+            acc = self.accs[k]
+            # shifted and in the units of the layer's own sums
+            parts.append(acc._shifted(arrays[k][s : s + self.rows], acc.shift_x, acc.inv_x))
+        return self.torch.cat(parts, dim=1)
 
     def finish(self) -> None:
         """Copy the corrected blocks to the host: :attr:`moms` and :attr:`cross`."""
@@ -278,12 +302,8 @@ def _check_finite(x: Any, label: str, batch: int) -> None:
 
 
 def _raise_nonfinite(x: np.ndarray, label: str, batch: int) -> None:
+    # (finite activations are averaged at any magnitude: column_means)
     rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
-    if rows.size == 0:  # every entry finite, but their mean overflowed
-        raise ValueError(
-            f"Layer {label} gave activations on batch {batch} too large to average in "
-            f"float64 (up to {float(np.abs(x).max()):.3g}); check the model's numerics."
-        )
     raise _nonfinite_rows(label, batch, rows[:5].tolist())
 
 
