@@ -57,6 +57,7 @@ from svcca.torch._folder import (
     disk_error,
     inside,
     is_our_temp,
+    not_plain,
     write_file,
 )
 from svcca.torch._manifest import (
@@ -647,20 +648,25 @@ def _remove_ours(
     files and temporary files in ``parts``); ``parts`` goes when it is left empty. A name
     whose path leads out of the folder (a symlink) raises instead: nothing outside the
     folder is ever removed."""
-    for e in os.listdir(directory):
-        if e not in (MANIFEST, LOCK, PARTS) and top(e):
-            _unlink(inside(directory, e, f"{e!r}"))
+    doomed = [  # every path is checked before any is removed
+        inside(directory, e, f"{e!r}")
+        for e in os.listdir(directory)
+        if e not in (MANIFEST, LOCK, PARTS) and top(e)
+    ]
     parts = os.path.join(directory, PARTS)
-    if not os.path.lexists(parts):
-        return
-    inside(directory, PARTS, "the parts folder")
-    for e in os.listdir(parts):
-        if (PART_NAME.match(e) or is_our_temp(e) or _legacy_temp(e)) and part(e):
-            _unlink(inside(directory, e, f"part {e!r}", PARTS))
+    if os.path.lexists(parts):
+        inside(directory, PARTS, "the parts folder")
+        doomed += [
+            inside(directory, e, f"part {e!r}", PARTS)
+            for e in os.listdir(parts)
+            if (PART_NAME.match(e) or is_our_temp(e) or _legacy_temp(e)) and part(e)
+        ]
+    for path in doomed:
+        _unlink(path)
     try:
         os.rmdir(parts)
     except OSError:
-        pass  # not empty: files this library did not make stay
+        pass  # not there, or not empty: files this library did not make stay
 
 
 def _legacy_temp(name: str) -> bool:
@@ -681,20 +687,19 @@ def _clear(directory: str, old: Mapping[str, Any] | None, names: Sequence[str]) 
     """For ``overwrite=True``: remove what this library made in ``directory``: the parts,
     the layer files the old manifest records (when it can be read) and those this call
     will write, the manifest, and temporary files. Other files stay."""
+    manifest = inside(directory, MANIFEST, "the manifest")
     ours = set(names)
     records = old.get("files") if isinstance(old, Mapping) else None
     for r in records.values() if isinstance(records, Mapping) else ():
         name = r.get("name") if isinstance(r, Mapping) else r  # version 2: the name itself
-        if isinstance(name, str) and name.endswith((".npy", ".safetensors")):
+        # a name that is not plain (``../x``, ``/etc/x``) is part of the manifest discarded
+        if not not_plain(name) and name.endswith((".npy", ".safetensors")):
             ours.add(name)
-    for name in ours:  # names leading out of the folder are refused, never followed
-        inside(directory, name, "a layer file")
     legacy = {f"{n}.tmp" for n in (*ours, MANIFEST)}
     _remove_ours(
         directory,
         top=lambda e: e in ours or e in legacy or is_our_temp(e),
         part=lambda e: True,
     )
-    manifest = os.path.join(directory, MANIFEST)
     if os.path.lexists(manifest):
         _unlink(manifest)

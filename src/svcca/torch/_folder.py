@@ -37,6 +37,7 @@ __all__ = [
     "inside",
     "is_our_temp",
     "lock_holder",
+    "not_plain",
     "write_file",
 ]
 
@@ -56,28 +57,31 @@ def is_our_temp(name: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- names
+def not_plain(name: Any) -> str | None:
+    """Why ``name`` is not a plain file name (None when it is one)."""
+    if not isinstance(name, str) or not name:
+        return "not a file name"
+    if os.path.isabs(name) or os.path.splitdrive(name)[0]:
+        return "an absolute path"
+    if "/" in name or "\\" in name or (os.altsep and os.altsep in name):
+        return "a path with a folder separator"
+    if name in (".", ".."):
+        return "'..' or '.'"
+    if "\0" in name:
+        return "a name with a NUL byte"
+    return None
+
+
 def inside(directory: str, name: Any, what: str, *sub: str) -> str:
     """The path of ``name`` in ``directory`` (or in its subfolder ``sub``), refusing a
     name that is not a plain file name or a path whose symlinks lead out of the folder."""
-    where = f"{what} in {os.path.join(directory, 'manifest.json')!r}"
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{where} is {name!r}; expected a plain file name such as 'fc1.npy'.")
-    bad = (
-        "an absolute path"
-        if os.path.isabs(name) or (os.path.splitdrive(name)[0] != "")
-        else "a path with a folder separator"
-        if "/" in name or "\\" in name or (os.altsep and os.altsep in name)
-        else "'..' or '.'"
-        if name in (".", "..")
-        else "a name with a NUL byte"
-        if "\0" in name
-        else None
-    )
+    bad = not_plain(name)
     if bad:
         raise ValueError(
-            f"{where} is {name!r}, {bad}: a capture's files are plain names inside its "
-            "folder, so this manifest was edited or made elsewhere. Nothing outside the folder "
-            "is read or removed. Recapture with capture_to_disk(..., overwrite=True)."
+            f"{what} in {os.path.join(directory, 'manifest.json')!r} is {name!r}, {bad}: a "
+            "capture's files are plain names inside its folder, so this manifest was edited "
+            "or made elsewhere. Nothing outside the folder is read or removed. Recapture "
+            "with capture_to_disk(..., overwrite=True)."
         )
     path = os.path.join(directory, *sub, name)
     root = os.path.realpath(directory)

@@ -363,6 +363,8 @@ def check_capture(directory: str) -> tuple[str, list[str]]:
             check_file(inside(directory, name, what, *sub), r, verify=True, fix="")
         except ValueError as exc:
             problems.append(str(exc).strip())
+    if not problems:
+        status += f"; the size and SHA-256 of all {len(checks)} files match the manifest"
     if holder:
         status += (
             f"; locked by a running capture (pid {holder.get('pid')} on host "
