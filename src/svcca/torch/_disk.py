@@ -693,7 +693,11 @@ def _clear(directory: str, old: Mapping[str, Any] | None, names: Sequence[str]) 
     for r in records.values() if isinstance(records, Mapping) else ():
         name = r.get("name") if isinstance(r, Mapping) else r  # version 2: the name itself
         # a name that is not plain (``../x``, ``/etc/x``) is part of the manifest discarded
-        if not not_plain(name) and name.endswith((".npy", ".safetensors")):
+        if (
+            isinstance(name, str)
+            and not not_plain(name)
+            and name.endswith((".npy", ".safetensors"))
+        ):
             ours.add(name)
     legacy = {f"{n}.tmp" for n in (*ours, MANIFEST)}
     _remove_ours(
