@@ -194,7 +194,7 @@ def test_two_captures_into_one_folder_one_wins_never_merged(tmp_path, seeds):
 
 def test_a_held_lock_is_named_and_only_a_remote_one_can_be_broken(tmp_path):
     d = tmp_path / "cap"
-    d.mkdir()
+    unfinished(d)
     ready = tmp_path / "ready"
     script = (
         "import json, os, sys, time\n"
@@ -220,15 +220,22 @@ def test_a_held_lock_is_named_and_only_a_remote_one_can_be_broken(tmp_path):
             if where == "local":
                 with pytest.raises(ValueError, match=r"locked by pid \d+ on this machine.*Stop"):
                     st.break_capture_lock(d)
+                with pytest.raises(
+                    ValueError, match=rf"is running now \(3 batches done, pid {holder.pid} on host"
+                ):
+                    st.load_capture(d)
             else:
                 assert "held by pid 7 on host 'far-away'" in st.break_capture_lock(d)
-                capture(d)  # a new lock file: the capture runs
+                assert capture(d).resumed_from == 3  # a new lock file: the capture resumes
                 assert_same_capture(d, _ref(tmp_path), "npy")
         finally:
             holder.kill()
             holder.wait()
     # the local holder is dead: the kernel released its lock, nothing to break
     assert "not locked" in st.break_capture_lock(d)
+    (d / "capture.lock").mkdir()
+    with pytest.raises(ValueError, match=r"capture.lock' is not a plain file; remove it by hand"):
+        capture(d)
 
 
 def _ref(tmp_path: Path, fmt: str = "npy") -> Path:

@@ -207,6 +207,8 @@ def _open_lock(path: str, write: bool) -> int:
                 f"{path!r} is a symlink; the capture lock is a plain file that svcca creates. "
                 "Remove the link by hand."
             ) from exc
+        if exc.errno == errno.EISDIR:
+            raise ValueError(f"{path!r} is not a plain file; remove it by hand.") from exc
         raise
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
