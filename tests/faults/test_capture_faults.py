@@ -429,8 +429,31 @@ def test_an_edited_unfinished_manifest_is_refused(tmp_path, changes, message):
     edit(d, **changes)
     with pytest.raises(ValueError, match=message):
         capture(d)
-    capture(d, overwrite=True)
-    assert_same_capture(d, _ref(tmp_path), "npy")
+    with pytest.raises(ValueError, match=message):
+        st.load_capture(d)
+    if changes == EDITS_UNFINISHED[0][0]:  # overwrite=True recovers (one case is enough)
+        capture(d, overwrite=True)
+        assert_same_capture(d, _ref(tmp_path), "npy")
+
+
+EDITS_FINISHED = [
+    ({"batches_done": 0, "rows": []}, r"a complete capture with 0 batches"),
+    ({"files": lambda f: {"0": f["0"]}}, r"files is .*, expected one record per layer"),
+    ({"files": lambda f: {**f, "2": {"name": "2.npy"}}}, r"the file record of layer '2' is"),
+    ({"complete": False}, r"parts is not a list of"),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), EDITS_FINISHED)
+def test_an_edited_finished_manifest_is_refused(tmp_path, changes, message):
+    d = tmp_path / "cap"
+    capture(d)
+    edit(d, **changes)
+    for call in (lambda: st.load_capture(d), lambda: capture(d)):
+        with pytest.raises(
+            ValueError, match=rf"manifest.json' is damaged or was edited: {message}"
+        ):
+            call()
 
 
 def test_consistently_lowered_batch_count_recaptures_those_batches(tmp_path):
@@ -597,6 +620,7 @@ def _name_of_layer_1(value):
         ("..", r"is '\.\.', '\.\.' or '\.'"),
         ("sub/1.npy", r"a path with a folder separator"),
         (7, r"is 7, not a file name"),
+        ("1\x00.npy", r"a name with a NUL byte"),
         ("2.npy", r"layer '1' is recorded in '2\.npy', expected '1\.npy'"),
     ],
 )
