@@ -200,7 +200,7 @@ def test_old_manifest_cannot_be_checked(tmp_path):
     m = json.loads(path.read_text())
     m["version"] = 1
     path.write_text(json.dumps(m))
-    with pytest.raises(ValueError, match=r"manifest version 1 \(this version writes 2"):
+    with pytest.raises(ValueError, match=r"manifest version 1 \(this version writes 3"):
         st.capture_to_disk(net, x, [""], tmp_path)
     assert st.capture_to_disk(net, x, [""], tmp_path, overwrite=True).resumed_from == 0
 

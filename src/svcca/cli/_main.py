@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "compare": "svcca.cli._compare",
     "pairwise": "svcca.cli._pairwise",
     "demo": "svcca.cli._demo",
+    "verify": "svcca.cli._verify",
 }
 
 

@@ -31,6 +31,7 @@ from svcca.torch._capture import (
 )
 from svcca.torch._compare import compare
 from svcca.torch._disk import DiskCapture, capture_to_disk, load_capture
+from svcca.torch._folder import CaptureLockedError, break_capture_lock
 from svcca.torch._hf import (
     hidden_state_moments,
     hidden_state_names,
@@ -42,11 +43,13 @@ from svcca.torch._summary import ModelSummary, ModuleSummary, summary
 
 __all__ = [
     "CaptureError",
+    "CaptureLockedError",
     "CaptureWarning",
     "DiskCapture",
     "ModelSummary",
     "ModuleSummary",
     "batch_datapoints",
+    "break_capture_lock",
     "capture",
     "capture_checkpoints",
     "capture_moments",

@@ -2,13 +2,17 @@
 
 Layout of ``directory``::
 
-    manifest.json              what was asked for, how many batches are finished
+    manifest.json              what was asked for, finished batches, every file's size and SHA-256
+    capture.lock               held while a capture runs (an OS file lock)
     parts/00000012.<ext>       one file per finished batch (while capturing)
     <layer>.npy | <layer>.safetensors   one file per layer once the capture is complete
 
-Every file is written under a temporary name and renamed when complete, so a capture
-killed at any moment leaves only finished files; calling :func:`capture_to_disk` again
-with the same arguments skips the finished batches and goes on.
+A capture is a transaction on its folder: it holds the folder's lock from start to end
+(:mod:`svcca.torch._folder`), every file is written under a temporary name unique to the
+process, hashed as it is written, flushed and renamed, and the manifest records it only
+then; a capture killed at any moment leaves only finished files, and calling
+:func:`capture_to_disk` again with the same arguments checks the finished batches' hashes,
+skips them and goes on.
 
 The manifest records a fingerprint of what was captured: a SHA-256 of the model (its
 module tree and every ``state_dict`` tensor's name, dtype, shape and bytes), the layers
@@ -20,15 +24,17 @@ on disk raises, naming what differs, instead of resuming or returning the old ar
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
+import io
 import itertools
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,63 +51,37 @@ from svcca.torch._capture import (
     capture_stream,
     file_stem,
 )
+from svcca.torch._folder import (
+    LOCK,
+    FolderLock,
+    disk_error,
+    inside,
+    is_our_temp,
+    not_plain,
+    write_file,
+)
+from svcca.torch._manifest import (
+    MANIFEST,
+    PART_NAME,
+    PARTS,
+    RECAPTURE,
+    VERSION,
+    DiskCapture,
+    Format,
+    capture_of,
+    check_file,
+    check_manifest,
+    layer_file,
+    load_capture,
+    part_ext,
+    read_manifest,
+)
 
 __all__ = ["DiskCapture", "capture_to_disk", "load_capture"]
 
-Format = Literal["safetensors", "npy"]
-_MANIFEST = "manifest.json"
-_VERSION = 2
-
-
-@dataclass(frozen=True)
-class DiskCapture:
-    """Activations captured to a directory.
-
-    Attributes
-    ----------
-    directory : str
-    layers : tuple of str
-    files : dict of str to str
-        Path of each layer's file.
-    shapes : dict of str to tuple of int
-        Shape of each layer's array.
-    format : {"safetensors", "npy"}
-    n_batches : int
-        Batches captured in total.
-    resumed_from : int
-        Batches that were already on disk when this call started (0 for a fresh capture).
-    fingerprint : dict
-        What the capture was made of: ``"model"`` (SHA-256 of the module tree and the
-        state dict), ``"first_batch"`` (SHA-256 of the first batch) and ``"n_batches"``
-        (the iterable's length, or None when it had none).
-    """
-
-    directory: str
-    layers: tuple[str, ...]
-    files: dict[str, str] = field(repr=False)
-    shapes: dict[str, tuple[int, ...]]
-    format: Format
-    n_batches: int
-    resumed_from: int
-    fingerprint: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def load(self, layer: str, *, mmap: bool = True) -> np.ndarray:
-        """One layer's activations (memory-mapped for ``.npy`` unless ``mmap=False``)."""
-        if layer not in self.files:
-            raise KeyError(f"No layer {layer!r} in this capture; it has {list(self.layers)}.")
-        return _read(self.files[layer], self.format, mmap=mmap)
-
-    def arrays(self, *, mmap: bool = True) -> dict[str, np.ndarray]:
-        """All layers, in capture order."""
-        return {n: self.load(n, mmap=mmap) for n in self.layers}
-
-
-def _read(path: str, fmt: str, *, mmap: bool) -> np.ndarray:
-    if fmt == "npy":
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    from safetensors.numpy import load_file
-
-    return load_file(path)["activations"]
+_AGAIN = "call capture_to_disk again with the same arguments (the finished batches are kept)"
+# safetensors' dtype codes for the float dtypes a capture stores
+_ST_DTYPES = {"<f2": "F16", "<f4": "F32", "<f8": "F64"}
 
 
 # ---------------------------------------------------------------------- fingerprints
@@ -228,37 +208,34 @@ def _length(batches: Any) -> int | None:
         return None
 
 
-def _write_atomic_json(path: str, obj: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _write_manifest(directory: str, manifest: Mapping[str, Any]) -> None:
+    text = json.dumps(manifest, indent=1).encode()
+    write_file(os.path.join(directory, MANIFEST), [text], then=_AGAIN)
 
 
-def _save_part(path: str, arrays: dict[str, np.ndarray], fmt: str) -> None:
-    tmp = path + ".tmp"
+def _part_name(i: int, ext: str) -> str:
+    return f"{i:08d}.{ext}"
+
+
+def _part_bytes(arrays: Mapping[str, np.ndarray], fmt: str) -> Any:
+    """One batch's arrays as the bytes of a part file (hashed as they are written)."""
     if fmt == "safetensors":
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
-        save_file(
-            {f"layer{j}": np.ascontiguousarray(a) for j, a in enumerate(arrays.values())}, tmp
-        )
-    else:
-        with open(tmp, "wb") as f:
-            np.savez(f, *[np.ascontiguousarray(a) for a in arrays.values()])
-    os.replace(tmp, path)
+        return save({f"layer{j}": np.ascontiguousarray(a) for j, a in enumerate(arrays.values())})
+    buf = io.BytesIO()
+    np.savez(buf, *[np.ascontiguousarray(a) for a in arrays.values()])
+    return buf.getbuffer()
 
 
-def _load_part(path: str, n_layers: int, fmt: str) -> list[np.ndarray]:
+def _load_part_layer(path: str, j: int, fmt: str) -> np.ndarray:
     if fmt == "safetensors":
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
 
-        d = load_file(path)
-        return [d[f"layer{j}"] for j in range(n_layers)]
+        with safe_open(path, framework="np") as f:
+            return np.asarray(f.get_tensor(f"layer{j}"))
     with np.load(path, allow_pickle=False) as d:
-        return [d[f"arr_{j}"] for j in range(n_layers)]
+        return np.asarray(d[f"arr_{j}"])
 
 
 def capture_to_disk(
@@ -298,18 +275,30 @@ def capture_to_disk(
         if it holds a finished one, it is returned without running the model.
     format : {"npy", "safetensors"}, default "npy"
     overwrite : bool, default False
-        Discard whatever capture ``directory`` holds instead of resuming it.
+        Discard whatever capture ``directory`` holds instead of resuming it. Only the
+        files this library made are removed (the manifest, ``parts/<index>.<ext>``, the
+        layer files the manifest records or this call writes, temporary files); other
+        files stay, and a manifest that cannot be read is discarded too.
 
     Returns
     -------
     DiskCapture
-        Paths, shapes, ``.fingerprint``, and ``.load(layer)`` / ``.arrays()``.
+        Paths, shapes, ``.fingerprint``, ``.checksums``, and ``.load(layer)`` /
+        ``.arrays()``.
 
     Raises
     ------
+    CaptureLockedError
+        When another process is capturing into ``directory`` (its pid, host and start
+        time are in the message).
     ValueError
         When ``directory`` holds a capture with another fingerprint (and ``overwrite``
-        is False), or for the errors :func:`capture` raises.
+        is False), a manifest or file that does not check out (edited, damaged, swapped,
+        a name leading out of the folder), or for the errors :func:`capture` raises.
+    OSError
+        When the disk is full (checked before the join: what is needed and what is
+        free) or the folder is read-only; the message says what to do, and the finished
+        batches stay on disk, so the same call resumes once space is freed.
 
     Notes
     -----
@@ -326,6 +315,17 @@ def capture_to_disk(
     not hashed (that would read the data twice): the batch count and the first batch
     are the check. The first batch is read once more than the capture needs (a
     re-iterable such as a DataLoader is iterated again from the start).
+
+    The folder is a transaction. The call holds an OS lock on ``capture.lock`` in it from
+    start to end (``fcntl.flock`` on Linux and macOS, ``msvcrt.locking`` on Windows; the
+    kernel releases it when the process dies), so a second capture into the same folder
+    raises :class:`CaptureLockedError` instead of merging its data. Every file is written
+    under a temporary name unique to the process, hashed (SHA-256) as it is written,
+    flushed and renamed; the manifest records each file's size and hash. Resuming checks
+    the hash of every finished part; :func:`load_capture` and :meth:`DiskCapture.load`
+    check sizes always and hashes by default. The joined files are written with plain
+    writes after checking the free space, so a full disk is an error with the numbers,
+    never a crash. A finished capture in a read-only folder is returned as it is.
     """
     if format not in ("safetensors", "npy"):
         raise ValueError(f"format must be 'npy' or 'safetensors'; got {format!r}.")
@@ -341,16 +341,18 @@ def capture_to_disk(
         datapoints=datapoints,
         conv_layers=conv_layers,
     )
+    if format == "safetensors" and opts.dtype.str not in _ST_DTYPES:
+        raise ValueError(
+            f"format='safetensors' stores little-endian float16, float32 or float64; got "
+            f"dtype {opts.dtype}. Use one of those dtypes, or format='npy'."
+        )
     check_progress(progress)  # also when a finished capture is returned without a run
     directory = os.fspath(directory)
     first, batches, any_batch = _first_batch(batches)
     if not any_batch:
         raise ValueError("batches was empty: there was nothing to run the model on.")
-    os.makedirs(directory, exist_ok=True)
-    manifest_path = os.path.join(directory, _MANIFEST)
-    parts_dir = os.path.join(directory, "parts")
     signature = {
-        "version": _VERSION,
+        "version": VERSION,
         "layers": list(opts.layers),
         "format": format,
         **{k: _option_id(v) for k, v in opts.kwargs().items()},
@@ -361,78 +363,160 @@ def capture_to_disk(
         "first_batch": batch_digest(first),
         "n_batches": _length(batches),
     }
+    _files(directory, opts.layers, format)  # clashing names fail before any work
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(exc, directory, "call again") from exc
+    lock = FolderLock(directory)
+    try:
+        lock.acquire()
+    except OSError as exc:
+        # A folder nobody can write (a read-only disk) may still hold a finished capture.
+        m = None if overwrite else _quiet_manifest(directory)
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and m and m.get("complete"):
+            check_manifest(directory, m)
+            _check_same(directory, m, signature, fingerprint)
+            return _finished(directory, m, write=False)
+        raise disk_error(exc, os.path.join(directory, LOCK), "call again") from exc
+    try:
+        return _capture_locked(
+            model,
+            batches,
+            opts,
+            directory,
+            format=format,
+            overwrite=overwrite,
+            signature=signature,
+            fingerprint=fingerprint,
+            forward=forward,
+            device=device,
+            progress=progress,
+        )
+    finally:
+        lock.release()
+
+
+def _quiet_manifest(directory: str) -> dict[str, Any] | None:
+    try:
+        return read_manifest(directory)
+    except (OSError, ValueError):
+        return None
+
+
+def _capture_locked(
+    model: Any,
+    batches: Iterable[Any],
+    opts: CaptureOptions,
+    directory: str,
+    *,
+    format: Format,
+    overwrite: bool,
+    signature: dict[str, Any],
+    fingerprint: dict[str, Any],
+    forward: Any,
+    device: Any,
+    progress: bool | None,
+) -> DiskCapture:
+    """The body of :func:`capture_to_disk`, run while this process holds the lock."""
     manifest: dict[str, Any] = {
         **signature,
         "fingerprint": fingerprint,
         "batches_done": 0,
         "rows": [],
+        "parts": [],
         "complete": False,
     }
-    if os.path.exists(manifest_path):
-        with open(manifest_path) as f:
-            old = json.load(f)
-        if overwrite:
-            _clear(directory, old)
-        else:
+    ext = part_ext(format)
+    if overwrite:
+        _clear(directory, _quiet_manifest(directory), [layer_file(n, format) for n in opts.layers])
+    else:
+        old = read_manifest(directory)
+        if old is not None:
+            check_manifest(directory, old)
             _check_same(directory, old, signature, fingerprint)
             manifest = old
-    ext = "safetensors" if format == "safetensors" else "npz"
-    _files(directory, opts.layers, format)  # clashing names fail before any work
+    _remove_ours(directory, top=is_our_temp, part=is_our_temp)  # left by killed writers
+    if manifest["complete"]:
+        return _finished(directory, manifest, write=True)
     resumed_from = int(manifest["batches_done"])
-
-    if not manifest["complete"]:
-        os.makedirs(parts_dir, exist_ok=True)
-
-        def write(i: int, arrays: dict[str, np.ndarray]) -> None:
-            _check_shapes(manifest.get("shapes"), arrays, i)
-            _save_part(os.path.join(parts_dir, f"{i:08d}.{ext}"), arrays, format)
-            manifest["batches_done"] = i + 1
-            manifest["rows"].append(int(next(iter(arrays.values())).shape[0]))
-            manifest["shapes"] = {n: list(a.shape[1:]) for n, a in arrays.items()}
-            # With calls="each" the recorded names ("block#0", ...) are the model's to say.
-            manifest["recorded"] = list(arrays)
-            _write_atomic_json(manifest_path, manifest)
-
-        seen = capture_stream(
-            model,
-            batches,
-            opts.layers,
-            write,
-            **opts.kwargs(),
-            forward=forward,
-            device=device,
-            skip=resumed_from,
-            progress=progress,
-            desc="capture to disk",
-        )
-        if seen < resumed_from:
-            raise ValueError(
-                f"batches yielded {seen} batches, but {resumed_from} were already captured in "
-                f"{directory!r}; resume with the same batches, or overwrite=True."
-            )
-        if manifest["batches_done"] == 0:
-            raise ValueError("batches was empty: there was nothing to run the model on.")
-        recorded = tuple(manifest.get("recorded", opts.layers))
-        files = _files(directory, recorded, format)
-        _join(manifest, recorded, files, parts_dir, ext, format)
-        manifest["complete"] = True
-        manifest["files"] = {n: os.path.basename(p) for n, p in files.items()}
-        _write_atomic_json(manifest_path, manifest)
-        shutil.rmtree(parts_dir, ignore_errors=True)
-
-    n = int(sum(manifest["rows"]))
-    recorded = tuple(manifest.get("recorded", opts.layers))
-    shapes = {name: (n, *manifest["shapes"][name]) for name in recorded}
-    return DiskCapture(
-        directory=directory,
-        layers=recorded,
-        files=_files(directory, recorded, format),
-        shapes=shapes,
-        format=format,
-        n_batches=int(manifest["batches_done"]),
-        resumed_from=resumed_from,
-        fingerprint=dict(manifest["fingerprint"]),
+    fix = f"The unfinished capture in {directory!r} is damaged. {RECAPTURE}"
+    for i, record in enumerate(manifest["parts"]):  # what was finished, as it was written
+        check_file(_part_path(directory, i, ext), record, verify=True, fix=fix)
+    # Parts and layer files that the manifest does not record were never committed.
+    names = {layer_file(n, format) for n in (*opts.layers, *manifest.get("recorded", ()))}
+    _remove_ours(
+        directory,
+        top=lambda e: e in names,
+        part=lambda e: (m := PART_NAME.match(e)) is not None and int(m[1]) >= resumed_from,
     )
+    parts_dir = os.path.join(directory, PARTS)
+    try:
+        os.makedirs(parts_dir, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(exc, parts_dir, _AGAIN) from exc
+    inside(directory, PARTS, "the parts folder")
+
+    def write(i: int, arrays: dict[str, np.ndarray]) -> None:
+        _check_shapes(manifest.get("shapes"), arrays, i)
+        size, sha = write_file(
+            _part_path(directory, i, ext), [_part_bytes(arrays, format)], then=_AGAIN
+        )
+        manifest["parts"].append({"size": size, "sha256": sha})
+        manifest["batches_done"] = i + 1
+        manifest["rows"].append(int(next(iter(arrays.values())).shape[0]))
+        manifest["shapes"] = {n: list(a.shape[1:]) for n, a in arrays.items()}
+        # With calls="each" the recorded names ("block#0", ...) are the model's to say.
+        manifest["recorded"] = list(arrays)
+        _write_manifest(directory, manifest)
+
+    seen = capture_stream(
+        model,
+        batches,
+        opts.layers,
+        write,
+        **opts.kwargs(),
+        forward=forward,
+        device=device,
+        skip=resumed_from,
+        progress=progress,
+        desc="capture to disk",
+    )
+    if seen < resumed_from:
+        raise ValueError(
+            f"batches yielded {seen} batches, but {resumed_from} were already captured in "
+            f"{directory!r}; resume with the same batches, or overwrite=True."
+        )
+    if manifest["batches_done"] == 0:
+        raise ValueError("batches was empty: there was nothing to run the model on.")
+    recorded = tuple(manifest.get("recorded", opts.layers))
+    _files(directory, recorded, format)
+    files = _join(directory, manifest, recorded)
+    manifest["complete"] = True
+    manifest["files"] = files
+    del manifest["parts"]
+    _write_manifest(directory, manifest)
+    _remove_ours(directory, top=lambda e: False, part=lambda e: True)  # the parts, now joined
+    cap = capture_of(directory, manifest, resumed_from=resumed_from)
+    for layer in cap.layers:  # just written and hashed as written: loads need not rehash
+        st = os.stat(cap.files[layer])
+        cap._hashed[cap.files[layer]] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return cap
+
+
+def _finished(directory: str, manifest: Mapping[str, Any], *, write: bool) -> DiskCapture:
+    """A finished capture: its files' names and sizes checked (hashes when loaded)."""
+    if write:  # parts left by a capture killed after its last manifest write
+        _remove_ours(directory, top=lambda e: False, part=lambda e: True)
+    n = int(manifest["batches_done"])
+    cap = capture_of(directory, manifest, resumed_from=n)
+    for layer in cap.layers:
+        cap.check(layer, verify=False)
+    return cap
+
+
+def _part_path(directory: str, i: int, ext: str) -> str:
+    return inside(directory, _part_name(i, ext), f"part {i}", PARTS)
 
 
 def _files(directory: str, layers: Sequence[str], fmt: str) -> dict[str, str]:
@@ -448,12 +532,6 @@ def _check_same(
 ) -> None:
     """Raise unless the capture on disk was made of the same model, options and data."""
     fix = "Use another directory, or overwrite=True to discard it and capture anew."
-    if old.get("version") != _VERSION:
-        raise ValueError(
-            f"{directory!r} holds a capture in manifest version {old.get('version')!r} "
-            f"(this version writes {_VERSION}, with a fingerprint of the model and the data), "
-            f"so it cannot be checked against this call. {fix}"
-        )
     differs = {k: (old.get(k), v) for k, v in signature.items() if old.get(k) != v}
     if differs:
         detail = "; ".join(f"{k}: on disk {a!r}, now {b!r}" for k, (a, b) in differs.items())
@@ -484,39 +562,63 @@ def _check_same(
         )
 
 
-def _join(
-    manifest: dict[str, Any],
-    layers: tuple[str, ...],
-    files: dict[str, str],
-    parts_dir: str,
-    ext: str,
-    fmt: str,
-) -> None:
-    """Join the part files into one file per layer (each written to a temporary name)."""
-    n = int(sum(manifest["rows"]))
-    n_batches = int(manifest["batches_done"])
-    for j, name in enumerate(layers):
-        shape = (n, *manifest["shapes"][name])
-        dtype = np.dtype(manifest["dtype"])
-        tmp = files[name] + ".tmp"
-        out: np.ndarray
-        if fmt == "npy":
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        else:
-            out = np.empty(shape, dtype=dtype)
-        row = 0
-        for i in range(n_batches):
-            a = _load_part(os.path.join(parts_dir, f"{i:08d}.{ext}"), len(layers), fmt)[j]
-            out[row : row + a.shape[0]] = a
-            row += a.shape[0]
-        if isinstance(out, np.memmap):
-            out.flush()
-            del out
-        else:
-            from safetensors.numpy import save_file
+def _header(fmt: str, dtype: np.dtype[Any], shape: tuple[int, ...]) -> bytes:
+    """The bytes before the data of a ``.npy`` or ``.safetensors`` file of one array."""
+    if fmt == "npy":
+        buf = io.BytesIO()
+        d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(buf, d)
+        return buf.getvalue()
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    meta = {"dtype": _ST_DTYPES[dtype.str], "shape": list(shape), "data_offsets": [0, nbytes]}
+    head = json.dumps({"activations": meta}, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)  # safetensors aligns the data to 8 bytes
+    return struct.pack("<Q", len(head)) + head
 
-            save_file({"activations": out}, tmp)
-        os.replace(tmp, files[name])
+
+def _join(directory: str, manifest: dict[str, Any], layers: tuple[str, ...]) -> dict[str, Any]:
+    """Join the part files into one file per layer, written with plain writes (a full disk
+    is an OSError, never a SIGBUS of a memory map) after checking that the space is free.
+    Returns each layer file's record ``{"name", "size", "sha256"}``."""
+    fmt, ext = manifest["format"], part_ext(manifest["format"])
+    rows = [int(r) for r in manifest["rows"]]
+    n = sum(rows)
+    dtype = np.dtype(manifest["dtype"])
+    shapes = {name: (n, *manifest["shapes"][name]) for name in layers}
+    heads = {name: _header(fmt, dtype, shapes[name]) for name in layers}
+    need = sum(len(heads[k]) + int(np.prod(shapes[k])) * dtype.itemsize for k in layers)
+    free = shutil.disk_usage(directory).free
+    if need > free:
+        raise OSError(
+            errno.ENOSPC,
+            f"Joining the {len(rows)} finished batches of {directory!r} into one file per "
+            f"layer needs {need} bytes ({need / 2**20:.1f} MiB), but {free} bytes "
+            f"({free / 2**20:.1f} MiB) are free there. Free space and call capture_to_disk "
+            "again with the same arguments: the finished batches are kept and only the join "
+            "runs then.",
+            directory,
+        )
+
+    def chunks(j: int, name: str) -> Iterator[Any]:
+        yield heads[name]
+        for i, r in enumerate(rows):
+            a = _load_part_layer(_part_path(directory, i, ext), j, fmt)
+            if a.shape != (r, *shapes[name][1:]) or a.dtype != dtype:
+                raise ValueError(
+                    f"Part {i} of {directory!r} holds layer {name!r} as {a.dtype} {a.shape}, "
+                    f"but the manifest records {r} rows of {shapes[name][1:]} in {dtype}: the "
+                    f"manifest was edited. {RECAPTURE}"
+                )
+            yield np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+    files = {}
+    for j, name in enumerate(layers):
+        fname = layer_file(name, fmt)
+        size, sha = write_file(
+            inside(directory, fname, f"layer {name!r}"), chunks(j, name), then=_AGAIN
+        )
+        files[name] = {"name": fname, "size": size, "sha256": sha}
+    return files
 
 
 def _check_shapes(
@@ -538,37 +640,70 @@ def _check_shapes(
             )
 
 
-def _clear(directory: str, manifest: Mapping[str, Any]) -> None:
-    shutil.rmtree(os.path.join(directory, "parts"), ignore_errors=True)
-    for fname in (manifest.get("files") or {}).values():
-        path = os.path.join(directory, fname)
-        if os.path.exists(path):
-            os.remove(path)
-    os.remove(os.path.join(directory, _MANIFEST))
+def _remove_ours(
+    directory: str, *, top: Callable[[str], bool], part: Callable[[str], bool]
+) -> None:
+    """Remove the files in ``directory`` whose names ``top`` accepts and the files in its
+    ``parts`` folder that ``part`` accepts, of the names this library makes only (part
+    files and temporary files in ``parts``); ``parts`` goes when it is left empty. A name
+    whose path leads out of the folder (a symlink) raises instead: nothing outside the
+    folder is ever removed."""
+    doomed = [  # every path is checked before any is removed
+        inside(directory, e, f"{e!r}")
+        for e in os.listdir(directory)
+        if e not in (MANIFEST, LOCK, PARTS) and top(e)
+    ]
+    parts = os.path.join(directory, PARTS)
+    if os.path.lexists(parts):
+        inside(directory, PARTS, "the parts folder")
+        doomed += [
+            inside(directory, e, f"part {e!r}", PARTS)
+            for e in os.listdir(parts)
+            if (PART_NAME.match(e) or is_our_temp(e) or _legacy_temp(e)) and part(e)
+        ]
+    for path in doomed:
+        _unlink(path)
+    try:
+        os.rmdir(parts)
+    except OSError:
+        pass  # not there, or not empty: files this library did not make stay
 
 
-def load_capture(directory: str | os.PathLike[str]) -> DiskCapture:
-    """Open a finished capture written by :func:`capture_to_disk`."""
-    directory = os.fspath(directory)
-    path = os.path.join(directory, _MANIFEST)
-    if not os.path.exists(path):
-        raise ValueError(f"{directory!r} holds no capture (no {_MANIFEST}).")
-    with open(path) as f:
-        m = json.load(f)
-    if not m.get("complete"):
-        raise ValueError(
-            f"The capture in {directory!r} is unfinished ({m.get('batches_done')} batches "
-            "done); run capture_to_disk again with the same arguments to finish it."
-        )
-    n = int(sum(m["rows"]))
-    layers = tuple(m.get("recorded", m["layers"]))
-    return DiskCapture(
-        directory=directory,
-        layers=layers,
-        files={k: os.path.join(directory, v) for k, v in m["files"].items()},
-        shapes={k: (n, *m["shapes"][k]) for k in layers},
-        format=m["format"],
-        n_batches=int(m["batches_done"]),
-        resumed_from=int(m["batches_done"]),
-        fingerprint=dict(m.get("fingerprint") or {}),
+def _legacy_temp(name: str) -> bool:
+    """Temporary names of manifest version 2 (``<name>.tmp``)."""
+    return name.endswith(".tmp") and bool(PART_NAME.match(name[:-4]))
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise disk_error(exc, path, "call again") from exc
+
+
+def _clear(directory: str, old: Mapping[str, Any] | None, names: Sequence[str]) -> None:
+    """For ``overwrite=True``: remove what this library made in ``directory``: the parts,
+    the layer files the old manifest records (when it can be read) and those this call
+    will write, the manifest, and temporary files. Other files stay."""
+    manifest = inside(directory, MANIFEST, "the manifest")
+    ours = set(names)
+    records = old.get("files") if isinstance(old, Mapping) else None
+    for r in records.values() if isinstance(records, Mapping) else ():
+        name = r.get("name") if isinstance(r, Mapping) else r  # version 2: the name itself
+        # a name that is not plain (``../x``, ``/etc/x``) is part of the manifest discarded
+        if (
+            isinstance(name, str)
+            and not not_plain(name)
+            and name.endswith((".npy", ".safetensors"))
+        ):
+            ours.add(name)
+    legacy = {f"{n}.tmp" for n in (*ours, MANIFEST)}
+    _remove_ours(
+        directory,
+        top=lambda e: e in ours or e in legacy or is_our_temp(e),
+        part=lambda e: True,
     )
+    if os.path.lexists(manifest):
+        _unlink(manifest)
