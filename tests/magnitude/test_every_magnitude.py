@@ -86,6 +86,35 @@ def test_pairwise_scores_any_magnitude_as_single_calls(measure, c):
 
 
 @pytest.mark.parametrize("c", (1e-300, 1e300))
+def test_two_pass_and_sketched_svcca_score_any_magnitude(c):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1500, 30))
+    Y = X[:, :10] @ rng.standard_normal((10, 20)) + rng.standard_normal((1500, 20))
+    ref = svcca.svcca_two_pass(X, Y, keep=5).score
+    assert abs(_quiet(lambda: svcca.svcca_two_pass(X * c, Y, keep=5)).score - ref) <= TOL
+    sk = {"measure": "svcca", "keep": 5, "sketch_size": 12}
+    ref_p = svcca.pairwise({"x": X, "y": Y}, **sk).values
+    got = _quiet(lambda: svcca.pairwise({"x": X * c, "y": Y}, **sk).values)
+    assert np.abs(got - ref_p).max() <= TOL
+
+
+@pytest.mark.parametrize("c", (1e-300, 1e300))
+def test_conv_strategies_score_any_magnitude(c):
+    from svcca import conv
+
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((300, 4, 4, 3))
+    B = A[..., :2] @ rng.standard_normal((2, 3)) + rng.standard_normal((300, 4, 4, 3))
+    ref = conv.fourier_cca(A, B, layout="nhwc")
+    got = _quiet(lambda: conv.fourier_cca(A * c, B, layout="nhwc"))
+    assert np.abs(got.correlations - ref.correlations).max() <= TOL
+    for strategy, measure in (("dft", "svcca"), ("avgpool", "cka"), ("interpolate", "cca")):
+        kw = {"strategy": strategy, "layout": "nhwc", "measure": measure}
+        r = conv.compare(A, B, **kw).score
+        assert abs(_quiet(lambda k=kw: conv.compare(A * c, B, **k)).score - r) <= TOL
+
+
+@pytest.mark.parametrize("c", (1e-300, 1e300))
 def test_streaming_and_dask_score_any_magnitude(c):
     import dask.array as da
 
@@ -170,6 +199,16 @@ def test_outputs_in_data_units_scale_with_the_data():
     assert "scale_x=2**101" in repr(m)
     D1, D2 = svcca.rdm(X), svcca.rdm(X * c)
     assert np.allclose(D2, D1 * c, rtol=1e-12)
+    t1, t2 = svcca.svcca_two_pass(X, Y, keep=4), svcca.svcca_two_pass(X * c, Y, keep=4)
+    assert np.allclose(t2.weights_x * c, t1.weights_x, rtol=1e-9, atol=0)
+    from svcca import conv
+
+    A = np.random.default_rng(5).standard_normal((200, 3, 3, 2))
+    B = A[..., ::-1] + A
+    f1 = conv.fourier_cca(A, B, layout="nhwc")
+    f2 = conv.fourier_cca(A * c, B, layout="nhwc")
+    u2, u1 = f2.transform(A * c)[0], f1.transform(A)[0]
+    assert np.allclose(u2, u1, rtol=1e-9, atol=1e-9, equal_nan=True)
 
 
 @pytest.mark.parametrize("offset", (1e6, 1e10, 1e12))

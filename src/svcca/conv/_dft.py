@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -40,6 +40,7 @@ from svcca.conv._solve import (
     whitened_cross,
 )
 from svcca.measures._cca import FLOAT32_COND_LIMIT, thresholded_mean
+from svcca.measures._cka import unit_scaled
 from svcca.measures._linalg import EPS, rank_rtol
 
 __all__ = ["FourierCCAResult", "fourier_cca", "fourier_moments"]
@@ -61,6 +62,10 @@ class FourierMoments:
     syy: np.ndarray
     sxy: np.ndarray  # (R, c1, c2)
     eps: float = EPS  # unit round-off of the products behind the blocks
+    # Powers of two the maps were divided by before their DFT (exact; Moments.scale_x):
+    # the blocks are in their units, the means in the data's.
+    scale_x: float = 1.0
+    scale_y: float = 1.0
 
 
 def _mean_map(A: np.ndarray, name: str) -> np.ndarray:
@@ -110,8 +115,8 @@ class _Solver:
         wx = self.fx.left(U, adjoint=True) / self.fx.std[:, :, None]
         wy = self.fy.left(V, adjoint=True) / self.fy.std[:, :, None]
         invalid = np.isnan(self.rho)[:, None, :]
-        wx = np.where(invalid, np.nan, wx * scale)
-        wy = np.where(invalid, np.nan, wy * scale)
+        wx = np.where(invalid, np.nan, wx * (scale / self.m.scale_x))  # data units
+        wy = np.where(invalid, np.nan, wy * (scale / self.m.scale_y))
         return wx, wy
 
 
@@ -367,7 +372,11 @@ def fourier_cca(
     a = as_conv(A, "A", layout, allow_dense=True)
     b = as_conv(B, "B", layout, allow_dense=True)
     check_same_n(a, b)
+    # Every magnitude: each layer in units of a power of two (exact), so its DFT and
+    # cross-products neither overflow nor underflow; the correlations do not depend on it.
+    (a, sa), (b, sb) = unit_scaled(a), unit_scaled(b)
     m = fourier_moments(a, b, check_precision(precision))
+    m = replace(m, mean_x=m.mean_x * sa, mean_y=m.mean_y * sb, scale_x=sa, scale_y=sb)
     with dense_steps(max(a.shape[3], b.shape[3])):
         if keep is None:
             fx = cca_factor(m.sxx, epsilon, m.eps)

@@ -546,14 +546,17 @@ def _sketched_svcca(
         uniq = list(range(len(srcs)))
         # Pass two: every sketched subspace against every other (all blocks are needed:
         # the diagonal ones give the exact variances inside each subspace).
-        args = ([fd.mean for fd in fds], bases, uniq, None, None)
+        units = [fd.unit or 1.0 for fd in fds]  # the sketches' units (exact powers of two)
+        args = ([fd.mean for fd in fds], bases, uniq, None, [1.0 / u for u in units])
         rows2 = _pass_rows(sum(b.shape[1] for b in bases), n, chunk_size, "float64")
         bar.retotal(n_chunks + -(-n // rows2) + len(row_u) * len(col_u))
         C = _pass2_local(srcs, n, rows2, args, bar)
         off = np.concatenate([[0], np.cumsum([b.shape[1] for b in bases])])
         sides = [
-            ritz_side(C[a:b, a:b], basis, fd.mean, fd.total, keep, variance, repr(s.name))
-            for a, b, basis, fd, s in zip(off[:-1], off[1:], bases, fds, srcs, strict=True)
+            ritz_side(C[a:b, a:b], basis, fd.mean, fd.total, keep, variance, repr(s.name), u)
+            for a, b, basis, fd, s, u in zip(
+                off[:-1], off[1:], bases, fds, srcs, units, strict=True
+            )
         ]
         # The reduced cross blocks U_i^T C_ij U_j, laid out as _scores expects.
         R = _reduced_blocks(C, off, [U for _, U in sides], row_u, col_u)

@@ -147,8 +147,9 @@ def in_data_units(
     if sx == sy == 1.0:
         return xy, xx, yy
     with np.errstate(over="ignore", under="ignore"):
-        fx, fy = np.float64(sx) ** 4, np.float64(sy) ** 4
-        return float(xy * np.sqrt(fx) * np.sqrt(fy)), float(xx * fx), float(yy * fy)
+        sx, sy = np.float64(sx), np.float64(sy)
+        fxy = (sx * sy) ** 2  # (2^a 2^b)^2: one rounding-free power of two, or inf / 0
+        return float(xy * fxy if xy else 0.0), float(xx * sx**4), float(yy * sy**4)
 
 
 def _fill_diagonal(K: Any, value: float) -> None:

@@ -21,7 +21,7 @@ from svcca._validation import (
 from svcca.measures._linalg import flip_signs, numerical_rank, sym_eig_desc
 from svcca.measures._svcca import ReducedSide, Variance, n_directions, svcca_from_reduced
 from svcca.sources._sources import as_source, check_same_n
-from svcca.statistic._moments import Moments, _chunk_rows
+from svcca.statistic._moments import Moments, _chunk_rows, column_means, scale_for, top_of
 
 __all__ = ["svcca_two_pass"]
 
@@ -42,8 +42,11 @@ class FrequentDirections:
         self.buf = np.zeros((2 * ell, d))
         self.filled = 0
         self.n = 0
-        self.mean = np.zeros(d)
-        self.total = 0.0  # exact trace of the centred scatter
+        self.mean = np.zeros(d)  # in the data's units
+        self.total = 0.0  # exact trace of the centred scatter, in units of unit^2
+        # The power of two the centred rows are divided by (Moments.scale_x), decided by
+        # the first chunk with any spread: the sketch, total and scatter are in its units.
+        self.unit: float | None = None
 
     def _push(self, rows: np.ndarray) -> None:
         i = 0
@@ -70,13 +73,18 @@ class FrequentDirections:
     def update(self, block: np.ndarray) -> None:
         """Add a float64 chunk (it is centred in place)."""
         nb = block.shape[0]
-        mb = block.mean(axis=0)
+        mb = column_means(block)
         block -= mb
+        if self.unit is None:
+            top = top_of(block)
+            self.unit = scale_for(top, "float64") if np.isfinite(top) and top > 0 else None
+        if self.unit not in (None, 1.0):
+            block *= 1.0 / self.unit  # type: ignore[operator]  # exact
         self.total += float(np.einsum("ij,ij->", block, block))
         if self.n:
             tot = self.n + nb
             d = mb - self.mean
-            row = np.sqrt(self.n * nb / tot) * d
+            row = np.sqrt(self.n * nb / tot) * (d / (self.unit or 1.0))
             self.total += float(row @ row)
             self._push(row[None, :])
             self.mean += d * (nb / tot)
@@ -140,6 +148,7 @@ def ritz_side(
     keep: float | int,
     variance: Variance,
     name: str,
+    scale: float = 1.0,
 ) -> tuple[ReducedSide, np.ndarray]:
     """SVCCA's side from the exact moments ``S`` of the data projected on a sketched basis.
 
@@ -164,7 +173,8 @@ def ritz_side(
             stacklevel=3,
         )
     Uk = U[:, :k]
-    return ReducedSide(name, w[:k], basis @ Uk, mean, float(w[:k].sum() / total)), Uk
+    share = float(w[:k].sum() / total)
+    return ReducedSide(name, w[:k], basis @ Uk, mean, share, scale=scale), Uk
 
 
 def svcca_two_pass(
@@ -259,14 +269,15 @@ def svcca_two_pass(
     lx, ly = Vx.shape[1], Vy.shape[1]
     # Pass two: exact moments of the data projected on the whole sketched subspaces.
     R = Moments.empty(lx, ly)
+    ux, uy = fx.unit or 1.0, fy.unit or 1.0
     for xb, yb in gen():
-        a = (xb - fx.mean) @ Vx
-        b = (yb - fy.mean) @ Vy
+        a = ((xb - fx.mean) / ux) @ Vx  # in each side's units, as the sketch
+        b = ((yb - fy.mean) / uy) @ Vy
         R.merge_in_place(Moments(a.shape[0], np.zeros(lx), np.zeros(ly), a.T @ a, b.T @ b, a.T @ b))
     # Rayleigh-Ritz: the exact variances inside each subspace choose and rotate the kept
     # directions (more accurate than the sketch's own, shrunken, estimates).
-    rx, Ux = ritz_side(R.sxx, Vx, fx.mean, fx.total, keep, variance, "X")
-    ry, Uy = ritz_side(R.syy, Vy, fy.mean, fy.total, keep, variance, "Y")
+    rx, Ux = ritz_side(R.sxx, Vx, fx.mean, fx.total, keep, variance, "X", scale=ux)
+    ry, Uy = ritz_side(R.syy, Vy, fy.mean, fy.total, keep, variance, "Y", scale=uy)
     res = svcca_from_reduced(
         n, rx, ry, Ux.T @ R.sxy @ Uy, keep=keep, variance=variance, threshold=threshold
     )

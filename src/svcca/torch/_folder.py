@@ -250,6 +250,12 @@ class FolderLock:
         for _ in range(20):
             fd = _open_lock(self.path, write=True)
             if not _try_lock(fd, shared=False):
+                # The holder writes its name right after it takes the lock: give it a
+                # moment, so the message names it.
+                for _ in range(50):
+                    if _holder_info(fd):
+                        break
+                    time.sleep(0.02)
                 who = _holder_text(fd)
                 os.close(fd)
                 raise CaptureLockedError(
