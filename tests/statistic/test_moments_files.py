@@ -140,8 +140,9 @@ def test_concurrent_savers_never_give_a_reader_a_torn_file(tmp_path):
         expected.append(Moments.load(path))
     assert not same(expected[0], expected[1])
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(s), path, str(rounds)],
-                         env=_writer_env())
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(s), path, str(rounds)], env=_writer_env()
+        )
         for s in (0, 1)
     ]
     loads, seen = 0, set()
@@ -186,7 +187,7 @@ def test_foreign_files_are_named(tmp_path, content, match):
 def test_single_npy_text_folder_and_missing_file(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((3, 3)))
     _refused(tmp_path / "a.npy", r"holds a single \.npy array")
-    _refused(tmp_path, "is a folder, not a saved Moments file")
+    _refused(tmp_path, "it is a folder, not a saved Moments file")
     _refused(tmp_path / "nothing.npz", "Could not read Moments from .*FileNotFoundError")
 
 
@@ -234,9 +235,15 @@ def _cases(m: Moments) -> list[tuple[str, dict, str]]:
         ("negative variance", {**f, "sxx": neg}, r"negative variance .*sxx\[2, 2\]"),
         ("cauchy-schwarz", {**f, "sxy": cs}, r"sxy\[1, 1\] = .* exceeds the Cauchy-Schwarz"),
         ("n=0 with sums", zero, "n = 0 but sxy is not zero"),
-        ("object", {**f, "mean_x": b"\x93NUMPY\x01\x00v\x00{'descr': '|O', "
-                    b"'fortran_order': False, 'shape': (5,), }" + b" " * 58 + b"\n"},
-         "Python objects|not a valid .npy header"),
+        (
+            "object",
+            {
+                **f,
+                "mean_x": b"\x93NUMPY\x01\x00v\x00{'descr': '|O', "
+                b"'fortran_order': False, 'shape': (5,), }" + b" " * 58 + b"\n",
+            },
+            "Python objects|not a valid .npy header",
+        ),
     ]
 
 
@@ -265,14 +272,18 @@ def test_huge_or_lying_headers_are_refused_before_allocation(tmp_path):
     hdr = b"{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }"
     hdr = hdr + b" " * (118 - len(hdr)) + b"\n"
     lie = npy.MAGIC_PREFIX + b"\x01\x00" + len(hdr).to_bytes(2, "little") + hdr + b"\0" * 64
-    _refused(write_npz(tmp_path / "l.npz", {**f, "sxx": lie}),
-             r"declared as float64 of shape \(100000, 100000\) \(80000000000 bytes\)")
+    _refused(
+        write_npz(tmp_path / "l.npz", {**f, "sxx": lie}),
+        r"declared as float64 of shape \(100000, 100000\) \(80000000000 bytes\)",
+    )
     short = npy.MAGIC_PREFIX + b"\x01\x00"
     hdr = b"{'descr': '<f8', 'fortran_order': False, 'shape': (5, 5), }"
     hdr = hdr + b" " * (118 - len(hdr)) + b"\n"
     short += len(hdr).to_bytes(2, "little") + hdr + m.sxx.tobytes()[:80]
-    _refused(write_npz(tmp_path / "s.npz", {**f, "sxx": short}),
-             r"declared as float64 of shape \(5, 5\) \(200 bytes\) but its zip entry holds 80")
+    _refused(
+        write_npz(tmp_path / "s.npz", {**f, "sxx": short}),
+        r"declared as float64 of shape \(5, 5\) \(200 bytes\) but its zip entry holds 80",
+    )
 
 
 def test_merge_in_place_checks_what_merge_checks():

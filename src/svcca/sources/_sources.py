@@ -21,6 +21,7 @@ from svcca._threads import products
 from svcca._validation import (
     Precision,
     as_representation,
+    is_sparse,
     is_torch_tensor,
     tensor_to_numpy,
 )
@@ -56,6 +57,7 @@ def _is_array_like(x: Any) -> bool:
     """Objects that slice into NumPy arrays but are not NumPy arrays (h5py, zarr)."""
     return (
         not isinstance(x, np.ndarray)
+        and not is_sparse(x)  # refused by as_representation, with the fix
         and hasattr(x, "shape")
         and hasattr(x, "dtype")
         and hasattr(x, "__getitem__")
@@ -295,17 +297,6 @@ def _raise_nonfinite_rows(block: np.ndarray, name: str, start: int) -> None:
     )
 
 
-def chunk_moments(xb: np.ndarray, yb: np.ndarray | None, names: tuple[str, str], start: int = 0):
-    """The Moments of one float64 chunk (centred in place)."""
-    mx = _chunk_stats(xb, names[0], start)
-    if yb is None:
-        return Moments(
-            xb.shape[0], mx, np.zeros(0), xb.T @ xb, np.zeros((0, 0)), np.zeros((xb.shape[1], 0))
-        )
-    my = _chunk_stats(yb, names[1], start)
-    return Moments(xb.shape[0], mx, my, xb.T @ xb, yb.T @ yb, xb.T @ yb)
-
-
 def moments_from_sources(
     X: Any,
     Y: Any = None,
@@ -313,8 +304,13 @@ def moments_from_sources(
     chunk_size: int | None = None,
     names: tuple[str, str] = ("X", "Y"),
     precision: Precision = "float64",
+    first_row: int = 0,
 ) -> Moments:
-    """Moments of two representations read chunk by chunk (memory constant in ``n``)."""
+    """Moments of two representations read chunk by chunk (memory constant in ``n``).
+
+    ``first_row``: where these rows start in a larger array (a Dask block), so that
+    messages number rows within the whole array.
+    """
     sx = X if isinstance(X, Source) else as_source(X, names[0])
     sy = None
     if Y is not None:
@@ -337,10 +333,11 @@ def moments_from_sources(
                 name = names[0] if bad == "x" else names[1]
                 if precision == "float32" and np.isfinite(block).all():
                     raise Float32RangeError(
-                        f"{name} has values beyond float32's range in rows {start}:{stop}. "
-                        "Use precision='float64', or rescale the activations."
+                        f"{name} has values beyond float32's range in rows "
+                        f"{first_row + start}:{first_row + stop}. Use precision='float64', "
+                        "or rescale the activations."
                     )
-                _raise_nonfinite_rows(block, name, start)
+                _raise_nonfinite_rows(block, name, first_row + start)
     return acc.finish()
 
 

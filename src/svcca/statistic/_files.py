@@ -100,21 +100,19 @@ def load_fields(path: str | os.PathLike[str]) -> dict[str, Any]:
         Naming the file and what is wrong with it, for every way it can be wrong.
     """
     path = os.fspath(path)
+    where = f"Could not read Moments from {path!r}:"
     if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a folder, not a saved Moments file (an .npz).")
+        raise ValueError(f"{where} it is a folder, not a saved Moments file (an .npz).")
     try:
         with open(path, "rb") as fh:
             return _read(fh)
     except _Invalid as exc:
         raise ValueError(
-            f"{path!r} is not a valid saved Moments file: {exc} Save it again with "
-            "Moments.save."
+            f"{where} not a saved Moments file: {exc} Save it again with Moments.save."
         ) from None
     except Exception as exc:  # a damaged zip raises many kinds (BadZipFile, struct.error,
         # NotImplementedError for a flipped version field, ...): each one names the file
-        raise ValueError(
-            f"Could not read Moments from {path!r}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise ValueError(f"{where} {type(exc).__name__}: {exc}") from exc
 
 
 def _read(fh: Any) -> dict[str, Any]:
@@ -134,9 +132,7 @@ def _read(fh: Any) -> dict[str, Any]:
                 f"it starts as a zip archive but its directory is missing or damaged "
                 f"(truncated? {size} bytes)."
             )
-        raise _Invalid(
-            f"it is not an .npz (zip) archive: it starts with {head!r}."
-        )
+        raise _Invalid(f"it is not an .npz (zip) archive: it starts with {head!r}.")
     fh.seek(0)
     try:
         zf = zipfile.ZipFile(fh)
@@ -154,9 +150,7 @@ def _read(fh: Any) -> dict[str, Any]:
             raise _Invalid(f"it lacks the arrays {missing} (format version {version}).")
         extra = sorted(set(infos) - set(required) - set(optional))
         if extra:
-            raise _Invalid(
-                f"it holds arrays {extra} that format version {version} does not have."
-            )
+            raise _Invalid(f"it holds arrays {extra} that format version {version} does not have.")
         headers = {k: _header(zf, infos[k], k) for k in infos}
         _check_headers(headers)
         values = {k: _data(zf, infos[k], k, headers[k]) for k in infos}
@@ -204,8 +198,7 @@ def _header(
         raise
     except Exception as exc:  # the header is a Python literal: many parse errors
         raise _Invalid(
-            f"the header of array {key!r} is not a valid .npy header ({type(exc).__name__}: "
-            f"{exc})."
+            f"the header of array {key!r} is not a valid .npy header ({type(exc).__name__}: {exc})."
         ) from None
     if dtype.hasobject:
         raise _Invalid(
@@ -223,9 +216,7 @@ def _header(
 def _check_headers(h: dict[str, tuple[tuple[int, ...], bool, np.dtype, int]]) -> None:
     """Dtypes and shapes, from the headers alone (nothing allocated yet)."""
     if h["n"][0] != () or h["n"][2].kind not in "iu":
-        raise _Invalid(
-            f"n must be an integer scalar; it is {h['n'][2]} of shape {h['n'][0]}."
-        )
+        raise _Invalid(f"n must be an integer scalar; it is {h['n'][2]} of shape {h['n'][0]}.")
     if "precision" in h and (h["precision"][0] != () or h["precision"][2].kind != "U"):
         raise _Invalid("precision must be a string scalar.")
     for key in _FLOATS:
@@ -245,9 +236,7 @@ def _check_headers(h: dict[str, tuple[tuple[int, ...], bool, np.dtype, int]]) ->
             )
 
 
-def _data(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, header: Any
-) -> np.ndarray:
+def _data(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, header: Any) -> np.ndarray:
     shape, fortran, dtype, header_bytes = header
     with zf.open(info) as m:
         m.read(header_bytes)
@@ -265,9 +254,7 @@ def _data(
 def _check_values(v: dict[str, Any], version: int) -> dict[str, Any]:
     n_raw = v["n"]
     if n_raw < 0 or n_raw > _MAX_N:
-        raise _Invalid(
-            f"n = {int(n_raw)} is not a sample count (expected 0 <= n <= 2^53)."
-        )
+        raise _Invalid(f"n = {int(n_raw)} is not a sample count (expected 0 <= n <= 2^53).")
     n = int(n_raw)
     precision = str(v["precision"][()]) if "precision" in v else "float64"
     if precision not in ("float64", "float32"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import mmap
 import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -203,10 +204,19 @@ class Moments:
 
         Torch tensors on a GPU (any inside ``svcca.on_device(d)``) are summed on their
         device, as by :meth:`from_batches`, in chunks of at most ``chunk_size`` rows
-        planned from its free memory; CPU tensors take the host path.
+        planned from its free memory; CPU tensors take the host path. Dask arrays (one
+        or both sides) are summed block by block where the blocks live and merged up a
+        tree, as by every measure (``docs/dask.md``): the client never holds the array;
+        ``chunk_size`` does not apply (the row blocks are the chunks).
         """
         from svcca._device import data_device
 
+        da = sys.modules.get("dask.array")
+        if da is not None and (isinstance(X, da.Array) or isinstance(Y, da.Array)):
+            # one task per row block on the workers, tree-reduced: only the small
+            # statistic reaches the client (svcca.sources._dask)
+            assert dask_pair is not None  # registered when svcca.sources is imported
+            return dask_pair(X, Y, precision=precision)
         arrays = [X] if Y is None else [X, Y]
         where = data_device(arrays, ["X", "Y"][: len(arrays)])
         if where is not None:
@@ -527,6 +537,8 @@ class Moments:
 # registers its functions below when it is imported, and svcca.statistic imports it.
 tensor_batches: Callable[[Iterable[Any], Precision], Moments] | None = None
 tensor_pair: Callable[[Any, Any, Any, int | None, Precision], Moments] | None = None
+# Dask arrays: svcca.sources._dask (a layer above) registers its blockwise path.
+dask_pair: Callable[..., Moments] | None = None
 
 
 def _split(batch: Any) -> tuple[Any, Any]:
