@@ -170,8 +170,8 @@ def check_unmasked(x: Any, name: str, first_row: int = 0) -> Any:
     mask = np.ma.getmaskarray(x)
     if not mask.any():
         return x.data
-    rows = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)) if mask.ndim else []
-    shown = (np.asarray(rows[:5]) + first_row).tolist()
+    rows = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1) if mask.ndim else mask)
+    shown = (rows[:5] + first_row).tolist()
     raise ValueError(
         f"{name} is a NumPy masked array with {int(mask.sum())} masked values in "
         f"{len(rows)} rows (first: {shown}); the measures read every value, so they "

@@ -229,10 +229,10 @@ def _check_headers(h: dict[str, tuple[tuple[int, ...], bool, np.dtype, int]]) ->
     p, q = h["mean_x"][0][0], h["mean_y"][0][0]
     if p < 1:
         raise _Invalid("mean_x is empty; X needs at least one feature.")
-    for key, want in (("sxx", (p, p)), ("syy", (q, q)), ("sxy", (p, q))):
-        if h[key][0] != want:
+    for key, block in (("sxx", (p, p)), ("syy", (q, q)), ("sxy", (p, q))):
+        if h[key][0] != block:
             raise _Invalid(
-                f"{key} has shape {h[key][0]}, but means of lengths {p} and {q} need {want}."
+                f"{key} has shape {h[key][0]}, but means of lengths {p} and {q} need {block}."
             )
 
 
@@ -310,7 +310,7 @@ def _check_gram(S: np.ndarray, mean: np.ndarray, key: str, n: int, eps: float) -
     asym = np.abs(S - S.T)
     tol = g * bound + g * float(np.max(np.abs(diag)))
     if np.any(asym > tol):
-        i, j = np.unravel_index(int(np.argmax(asym - tol)), S.shape)
+        i, j = (int(k) for k in np.unravel_index(int(np.argmax(asym - tol)), S.shape))
         raise _Invalid(
             f"{key} is not symmetric: {key}[{i}, {j}] = {S[i, j]:.17g} but {key}[{j}, {i}] = "
             f"{S[j, i]:.17g}, further apart than round-off ({tol[i, j]:.3g})."
