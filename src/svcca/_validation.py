@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "DegenerateError",
+    "InputFileError",
     "SVCCAWarning",
     "as_representation",
     "check_bool",
@@ -41,6 +42,10 @@ __all__ = [
     "tensor_to_numpy",
     "warn_few_samples",
 ]
+
+
+class InputFileError(ValueError):
+    """A file the library reads itself changed under it (shrank during the run)."""
 
 
 class SVCCAWarning(UserWarning):
@@ -119,6 +124,8 @@ def as_representation(x: Any, name: str) -> np.ndarray:
     _refuse_unreadable(x, name)
     try:
         arr = np.asarray(tensor_to_numpy(x))
+    except (InputFileError, OSError):  # a file read by the library: its own message
+        raise
     except Exception as exc:  # ragged lists and the like
         raise TypeError(
             f"{name} could not be converted to a numeric array ({exc}). Pass a rectangular "

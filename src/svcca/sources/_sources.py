@@ -25,6 +25,7 @@ from svcca._validation import (
     is_torch_tensor,
     tensor_to_numpy,
 )
+from svcca.sources._npy_file import NpyFile
 from svcca.statistic._moments import (
     Accumulator,
     Float32RangeError,
@@ -175,8 +176,13 @@ def as_source(obj: Any, name: str) -> Source:
     return Source(arr, name, "numpy", arr.shape[0], arr.shape[1])
 
 
-def load_array(path: str | os.PathLike[str], name: str | None = None) -> np.ndarray:
-    """Open an ``.npy`` file memory-mapped read-only, with an error naming the file.
+def load_array(path: str | os.PathLike[str], name: str | None = None) -> NpyFile:
+    """Open an ``.npy`` file for reading by chunks, with an error naming the file.
+
+    The result (:class:`~svcca.sources._npy_file.NpyFile`) reads rows with positioned
+    reads, never a memory map: a file that shrinks during the run raises a ValueError
+    naming it instead of killing the process with SIGBUS. ``np.asarray`` of it reads
+    the whole array; slicing rows reads those rows.
 
     The header is read first, so each way a file can be wrong raises a ValueError that
     names the file and says what is wrong: a folder, an empty file, a file that is not
@@ -235,7 +241,7 @@ def load_array(path: str | os.PathLike[str], name: str | None = None) -> np.ndar
         fh.seek(len(npy.MAGIC_PREFIX) + 2)
         try:
             read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
-            shape, _, dtype = read_header(fh)
+            shape, fortran, dtype = read_header(fh)
         except Exception as exc:  # the header is a Python literal: many parse errors
             raise ValueError(
                 f"{path!r} is not a valid .npy file: its header does not parse "
@@ -256,12 +262,9 @@ def load_array(path: str | os.PathLike[str], name: str | None = None) -> np.ndar
             "header. Copy or save it again."
         )
     try:
-        if expected == 0:  # an empty file region cannot be memory-mapped
-            return np.load(path, allow_pickle=False)
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path!r} could not be read as a .npy array: {exc}") from exc
-    return arr
+        return NpyFile(path, tuple(shape), dtype, fortran, offset)
+    except OSError as exc:
+        raise ValueError(f"{path!r} could not be opened: {exc}") from exc
 
 
 def check_same_n(sources: Iterable[Source]) -> int:
