@@ -17,7 +17,7 @@ import io
 import os
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class NpyFile:
         self._offset = int(offset)
         self._transposed = _transposed
         self.shape = tuple(shape)[::-1] if _transposed else tuple(shape)
-        self._handle = _Handle(path) if _share is None else _share._handle
+        self._handle: _Handle = _Handle(path) if _share is None else _share._handle
 
     # ------------------------------------------------------------------ array protocol
     @property
@@ -142,7 +142,7 @@ class NpyFile:
 
     def _pread(self, out: np.ndarray, offset: int, start: int, stop: int) -> None:
         """Fill ``out`` (contiguous) with the bytes at ``offset``, or say the file shrank."""
-        view = memoryview(out.view(np.uint8).reshape(-1))
+        view = memoryview(cast(Any, out)).cast("B")  # out is C-contiguous
         done = 0
         while done < len(view):
             try:
