@@ -118,3 +118,11 @@ def test_moments_from_arrays_of_a_dask_array_stays_on_the_workers(client):
     assert {t["worker"] for t in blocks} <= set(client.scheduler_info()["workers"])
     # the same numbers as the per-block path every measure takes
     np.testing.assert_allclose(m.sxy[:20], 2.0 * m.sxx[:20, :20], rtol=1e-12, atol=1e-6)
+
+
+def test_sparse_blocks_are_refused_with_toarray(client):
+    sp = pytest.importorskip("scipy.sparse")
+    X, Y = data()
+    d = da.from_array(sp.csr_matrix(X), chunks=(120, -1), asarray=False)
+    with pytest.raises(TypeError, match=r"X is a scipy.sparse csr_matrix .*X\.toarray\(\)"):
+        svcca.cca(d, Y)

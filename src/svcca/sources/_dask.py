@@ -44,9 +44,9 @@ def _block_stat(
         q = 0 if y is None else y.shape[1]
         m = Moments.empty(x.shape[1], q, precision=precision)
     else:
-        m = moments_from_sources(
-            np.asarray(x),
-            None if y is None else np.asarray(y),
+        m = moments_from_sources(  # as_source refuses sparse or object blocks by name
+            x,
+            y,
             names=(name, name_y),
             precision=precision,
             first_row=first_row,
