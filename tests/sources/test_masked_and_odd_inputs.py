@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 import svcca
+from conftest import tol
 
 
 def data(n=120, p=5, q=4, seed=0):
@@ -15,6 +16,13 @@ def data(n=120, p=5, q=4, seed=0):
     X = rng.standard_normal((n, p))
     Y = X[:, :q] @ rng.standard_normal((q, q)) + rng.standard_normal((n, q))
     return X, Y
+
+
+def same_score(a: float, b: float, X, Y) -> bool:
+    """Equal to round-off: the same data in another memory layout go through other BLAS
+    kernels; correlations then move by eps times the condition of the whitened blocks."""
+    cond = max(np.linalg.cond(np.corrcoef(A, rowvar=False)) for A in (X, Y))
+    return abs(a - b) <= tol(cond=cond, factor=100)
 
 
 def masked(X, rows):
@@ -54,7 +62,7 @@ def test_the_fix_in_the_message_gives_the_score_of_the_unmasked_rows():
     keep = ~(np.ma.getmaskarray(mX).any(axis=1) | np.ma.getmaskarray(mY).any(axis=1))
     got = svcca.cca(mX[keep].data, mY[keep].data).score
     ref = svcca.cca(np.delete(X, [3, 17], axis=0), np.delete(Y, [3, 17], axis=0)).score
-    assert got == ref
+    assert same_score(got, ref, X, Y)
 
 
 def test_a_masked_array_with_nothing_masked_is_its_data():
@@ -87,7 +95,7 @@ def test_sparse_matrices_are_refused_with_toarray(fmt):
     with pytest.raises(TypeError, match="X is a scipy.sparse"):
         svcca.Moments.from_arrays(S)
     # the fix in the message works
-    assert svcca.cca(S.toarray(), Y).score == svcca.cca(X, Y).score
+    assert same_score(svcca.cca(S.toarray(), Y).score, svcca.cca(X, Y).score, X, Y)
 
 
 def test_iterators_work_where_promised_and_are_refused_elsewhere():
@@ -96,14 +104,8 @@ def test_iterators_work_where_promised_and_are_refused_elsewhere():
     def batches(A):
         return (A[i : i + 40] for i in range(0, len(A), 40))
 
-    ref = svcca.cca(X, Y)
-    assert svcca.cca(batches(X), batches(Y)).score == pytest.approx(ref.score, abs=1e-12)
-    assert svcca.cka(batches(X), batches(Y)).score == pytest.approx(
-        svcca.cka(X, Y).score, abs=1e-12
-    )
-    assert svcca.procrustes(batches(X), batches(Y)).score == pytest.approx(
-        svcca.procrustes(X, Y).score, abs=1e-12
-    )
+    for f in (svcca.cca, svcca.cka, svcca.procrustes):
+        assert same_score(f(batches(X), batches(Y)).score, f(X, Y).score, X, Y), f
     for call, what in (
         (lambda: svcca.cka(batches(X), batches(Y), kernel="rbf"), "X is an iterator"),
         (lambda: svcca.rsa(batches(X), batches(Y)), "X is an iterator"),
