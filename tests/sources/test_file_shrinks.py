@@ -48,6 +48,38 @@ def test_rows_read_by_positioned_reads_equal_the_array(tmp_path, fortran):
     assert svcca.cca(f[:, :4], load_array(tmp_path / "b.npy")).score == pytest.approx(ref)
 
 
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_paths_in_pairwise_equal_the_arrays(tmp_path, precision, transpose):
+    rng = np.random.default_rng(4)
+    arrays = {
+        "a": rng.standard_normal((900, 6)).astype(np.float32),
+        "b": np.asfortranarray(rng.standard_normal((900, 5))),
+        "c": rng.integers(0, 5, (900, 4)).astype(np.int16),
+    }
+    paths = {}
+    for k, A in arrays.items():
+        np.save(tmp_path / f"{k}.npy", A.T if transpose else A)
+        f = load_array(tmp_path / f"{k}.npy")
+        paths[k] = f.T if transpose else f
+    for kw in ({}, {"chunk_size": 128}):
+        got = svcca.pairwise(paths, measure="cca", precision=precision, **kw).values
+        ref = svcca.pairwise(arrays, measure="cca", precision=precision, **kw).values
+        # the same rows in the same chunks: the same arithmetic
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_reads_without_preadv_seek_under_a_lock(tmp_path, monkeypatch):
+    A = write(tmp_path / "a.npy", n=500, p=6)
+    monkeypatch.delattr(os, "preadv", raising=False)  # as on Windows
+    f = load_array(tmp_path / "a.npy")
+    np.testing.assert_array_equal(f[100:250], A[100:250])
+    np.testing.assert_array_equal(f.T[1:3], A.T[1:3])
+    os.truncate(tmp_path / "a.npy", 2000)
+    with pytest.raises(ValueError, match=r"a\.npy' shrank while it was being read: it ends at"):
+        f[100:250]
+
+
 CHILD = """
 import sys
 import numpy as np

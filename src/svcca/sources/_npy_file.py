@@ -115,17 +115,31 @@ class NpyFile:
         """Whether the logical rows are contiguous in the file."""
         return self._fortran == self._transposed
 
-    def read_rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` as a fresh C-contiguous array of the file's dtype."""
+    def read_rows(
+        self, start: int, stop: int, *, out: np.ndarray | None = None, dtype: Any = None
+    ) -> np.ndarray:
+        """Rows ``start:stop`` as a C-contiguous array of ``dtype`` (default: the file's).
+
+        With ``out`` (C-contiguous, ``stop - start`` rows), the rows are written into it
+        and it is returned: read straight in when it has the file's dtype and the rows
+        are contiguous in the file, else read and converted chunk by chunk.
+        """
         n, p = self.shape
         if not 0 <= start <= stop <= n:
             raise IndexError(f"rows {start}:{stop} are outside {self.path!r} ({n} rows).")
-        out = np.empty((stop - start, p), dtype=self.dtype)
-        size = self.dtype.itemsize
+        want = self.dtype if dtype is None else np.dtype(dtype)
+        if out is None:
+            out = np.empty((stop - start, p), dtype=want)
         if stop == start or p == 0:
             return out
+        size = self.dtype.itemsize
+        if self._row_major() and out.dtype == self.dtype and out.flags.c_contiguous:
+            self._pread(out, self._offset + start * p * size, start, stop)
+            return out
         if self._row_major():
-            self._pread(out.reshape(-1), self._offset + start * p * size, start, stop)
+            raw = np.empty((stop - start, p), dtype=self.dtype)
+            self._pread(raw, self._offset + start * p * size, start, stop)
+            np.copyto(out, raw, casting="unsafe")
             return out
         col = np.empty(stop - start, dtype=self.dtype)
         for j in range(p):  # the logical rows are the file's columns

@@ -79,7 +79,7 @@ class Source:
     obj : array, memmap, torch tensor, dask array, or h5py/zarr-like dataset
     name : str
         Used in error messages ("representation 'conv3' ...").
-    kind : {"numpy", "torch", "dask", "arraylike"}
+    kind : {"numpy", "torch", "dask", "file", "arraylike"}
     """
 
     __slots__ = ("obj", "name", "kind", "n", "p")
@@ -110,8 +110,11 @@ class Source:
         if self.kind == "dask":
             return np.asarray(obj[start:stop].compute(), dtype=np.float64)
         try:
+            if self.kind == "file":  # positioned reads straight into the buffer
+                into = None if buffer is None else buffer[: stop - start]
+                return obj.read_rows(start, stop, out=into, dtype=np.float64)
             block = obj[start:stop]
-        except Exception as exc:  # h5py/zarr read errors: say which representation
+        except Exception as exc:  # h5py/zarr/file read errors: say which representation
             raise ValueError(
                 f"Could not read rows {start}:{stop} of representation {self.name!r}: {exc}"
             ) from exc
@@ -169,6 +172,9 @@ def as_source(obj: Any, name: str) -> Source:
     if is_dask_array(obj):
         n, p = _check_shape_dtype(obj.shape, obj.dtype, name, "dask array")
         return Source(obj, name, "dask", n, p)
+    if isinstance(obj, NpyFile):
+        n, p = _check_shape_dtype(obj.shape, obj.dtype, name, f"file {obj.path!r}")
+        return Source(obj, name, "file", n, p)
     if _is_array_like(obj) and not isinstance(obj, (list, tuple)):
         n, p = _check_shape_dtype(obj.shape, obj.dtype, name, type(obj).__name__)
         return Source(obj, name, "arraylike", n, p)
