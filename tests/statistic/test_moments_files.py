@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from numpy.lib import format as npy
 
 import svcca
 from svcca import Moments
+from svcca.statistic._files import FORMAT_VERSION
 
 
 def stat(seed=0, n=200, p=5, q=3, precision="float64"):
@@ -112,6 +114,7 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkey
 WRITER = """
 import sys, numpy as np
 from svcca import Moments
+from svcca.statistic._files import FORMAT_VERSION
 seed, path, rounds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(seed)
 X = rng.standard_normal((200, 40)) + 3.0
@@ -335,3 +338,26 @@ def test_flipped_bits_never_give_other_numbers(tmp_path):
 @pytest.mark.slow
 def test_flipped_bits_never_give_other_numbers_every_byte(tmp_path):
     _flip_case(tmp_path, full=True)
+
+
+@pytest.mark.skipif(FORMAT_VERSION < 3, reason="the sums' units are saved from format version 3")
+def test_version_3_units_are_checked(tmp_path):  # pragma: no cover - active from version 3
+    m = stat()
+    f = {**fields(m, version=3), "scale_x": np.float64(2.0**-40), "scale_y": np.float64(1.0)}
+    fields_back: Any = Moments.load(write_npz(tmp_path / "ok.npz", f))
+    assert fields_back.n == m.n and fields_back.scale_x == 2.0**-40
+    for bad in (3.0, 0.0, -2.0, np.inf):
+        path = write_npz(tmp_path / "bad.npz", {**f, "scale_x": np.float64(bad)})
+        _refused(path, "scale_x must be a positive power of two")
+    path = write_npz(tmp_path / "v3.npz", {**f, "scale_y": np.float32(1.0)})
+    _refused(path, "scale_y must be a float64 scalar")
+
+
+def test_a_version_3_file_is_refused_until_this_svcca_reads_it(tmp_path):
+    m = stat()
+    f = {**fields(m, version=3), "scale_x": np.float64(1.0), "scale_y": np.float64(1.0)}
+    path = write_npz(tmp_path / "v3.npz", f)
+    if FORMAT_VERSION < 3:
+        _refused(path, "format version 3, newer than this svcca reads")
+    else:  # pragma: no cover - from version 3 on
+        assert Moments.load(path).n == m.n

@@ -20,6 +20,7 @@ diagonals and every entry within the Cauchy-Schwarz bound, to round-off.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import zipfile
@@ -31,11 +32,18 @@ from numpy.lib import format as npy
 __all__ = ["FORMAT_VERSION", "load_fields", "save_arrays"]
 
 # Version 1: files written before the version key existed (n, means, blocks, precision;
-# precision optional). Version 2: the same arrays plus ``format_version``.
+# precision optional). Version 2: the same arrays plus ``format_version``. Version 3
+# (read once FORMAT_VERSION says 3): plus the power-of-two unit of each side's sums,
+# ``scale_x`` and ``scale_y`` (files of versions 1 and 2 have unit 1).
 FORMAT_VERSION = 2
 _FLOATS = ("mean_x", "mean_y", "sxx", "syy", "sxy")
-_REQUIRED = {1: ("n", *_FLOATS), 2: ("format_version", "n", "precision", *_FLOATS)}
-_OPTIONAL = {1: ("precision",), 2: ()}
+_SCALES = ("scale_x", "scale_y")
+_REQUIRED = {
+    1: ("n", *_FLOATS),
+    2: ("format_version", "n", "precision", *_FLOATS),
+    3: ("format_version", "n", "precision", *_FLOATS, *_SCALES),
+}
+_OPTIONAL: dict[int, tuple[str, ...]] = {1: ("precision",), 2: (), 3: ()}
 # Our headers are about 128 bytes; anything longer than this is not ours, and is
 # refused before it is read (NumPy's own limit is 10,000).
 _MAX_HEADER = 4096
@@ -92,7 +100,8 @@ class _Invalid(Exception):
 
 
 def load_fields(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The validated fields of a saved statistic: n, the five float64 arrays, precision.
+    """The validated fields of a saved statistic: n, the five float64 arrays, precision,
+    and the sums' units ``scale_x``, ``scale_y`` (1.0 before format version 3).
 
     Raises
     ------
@@ -165,7 +174,7 @@ def _version(zf: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo]) -> int:
     if header[0] != () or header[2].kind not in "iu":
         raise _Invalid(f"format_version must be an integer scalar; its header says {header}.")
     version = int(_data(zf, info, "format_version", header))
-    if version not in _REQUIRED:
+    if version not in _REQUIRED or version > FORMAT_VERSION:
         if version > FORMAT_VERSION:
             raise _Invalid(
                 f"it has format version {version}, newer than this svcca reads (up to "
@@ -219,6 +228,11 @@ def _check_headers(h: dict[str, tuple[tuple[int, ...], bool, np.dtype, int]]) ->
         raise _Invalid(f"n must be an integer scalar; it is {h['n'][2]} of shape {h['n'][0]}.")
     if "precision" in h and (h["precision"][0] != () or h["precision"][2].kind != "U"):
         raise _Invalid("precision must be a string scalar.")
+    for key in _SCALES:
+        if key in h and (h[key][0] != () or h[key][2] != np.float64):
+            raise _Invalid(
+                f"{key} must be a float64 scalar; it is {h[key][2]} of shape {h[key][0]}."
+            )
     for key in _FLOATS:
         shape, _, dtype, _ = h[key]
         if dtype.kind != "f" or dtype.itemsize != 8:
@@ -266,14 +280,23 @@ def _check_values(v: dict[str, Any], version: int) -> dict[str, Any]:
         for key in _FLOATS:
             if np.any(v[key]):
                 raise _Invalid(f"n = 0 but {key} is not zero.")
+    scale = {}
+    for key in _SCALES:
+        unit = float(v[key]) if key in v else 1.0
+        if not (np.isfinite(unit) and unit > 0 and math.frexp(unit)[0] == 0.5):
+            raise _Invalid(
+                f"{key} must be a positive power of two (the sums' unit); it is {unit!r}."
+            )
+        scale[key] = unit
     eps = float(np.finfo(np.float32 if precision == "float32" else np.float64).eps)
-    _check_gram(v["sxx"], v["mean_x"], "sxx", n, eps)
-    _check_gram(v["syy"], v["mean_y"], "syy", n, eps)
+    # the blocks are in units of the scales; the means in the data's own
+    _check_gram(v["sxx"], v["mean_x"] / scale["scale_x"], "sxx", n, eps)
+    _check_gram(v["syy"], v["mean_y"] / scale["scale_y"], "syy", n, eps)
     if v["sxy"].size:
         d = np.sqrt(np.abs(np.diag(v["sxx"])))[:, None] * np.sqrt(np.abs(np.diag(v["syy"])))
         _check_bound(v["sxy"], d, "sxy", n, eps)
     out = {k: v[k] for k in _FLOATS}
-    out.update(n=n, precision=precision)
+    out.update(n=n, precision=precision, **scale)
     return out
 
 
