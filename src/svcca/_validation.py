@@ -29,6 +29,7 @@ __all__ = [
     "check_pair",
     "check_precision",
     "check_probability",
+    "check_readable",
     "check_real",
     "check_unmasked",
     "few_samples_message",
@@ -121,7 +122,7 @@ def as_representation(x: Any, name: str) -> np.ndarray:
             f"{name} must be an array of shape (n_samples, n_features); got {_describe(x)}."
         )
     x = check_unmasked(x, name)
-    _refuse_unreadable(x, name)
+    check_readable(x, name)
     try:
         arr = np.asarray(tensor_to_numpy(x))
     except (InputFileError, OSError):  # a file read by the library: its own message
@@ -194,7 +195,7 @@ def is_sparse(x: Any) -> bool:
     return sparse is not None and bool(sparse.issparse(x))
 
 
-def _refuse_unreadable(x: Any, name: str) -> None:
+def check_readable(x: Any, name: str) -> None:
     """Refuse, with the fix, inputs that ``np.asarray`` would turn into an object array:
     scipy sparse matrices and iterators of batches (where a whole array is needed)."""
     if is_sparse(x):

@@ -128,3 +128,25 @@ def test_boolean_arrays_are_data():
         svcca.pairwise({"b": B.astype(float), "y": Y}).values,
         atol=1e-12,
     )
+
+
+def test_the_other_boundaries_refuse_masks_too():
+    """compat's (neurons, datapoints) inputs and svcca.conv's 4-D maps: the mask is
+    checked before any np.asarray could drop it; rows are datapoints."""
+    from svcca import compat, conv
+
+    rng = np.random.default_rng(1)
+    acts = rng.standard_normal((4, 60))
+    m = np.ma.masked_array(acts, mask=np.zeros(acts.shape, dtype=bool))
+    m.mask[1, 7] = True  # neuron 1 of datapoint 7
+    with pytest.raises(ValueError, match=r"acts1 is a NumPy masked array .*\(first: \[7\]\)"):
+        compat.get_cca_similarity(m, acts)
+    with pytest.raises(ValueError, match=r"acts is a NumPy masked array .*\(first: \[7\]\)"):
+        compat.get_pca(m)
+    maps = rng.standard_normal((30, 4, 4, 3))
+    mm = np.ma.masked_array(maps, mask=np.zeros(maps.shape, dtype=bool))
+    mm.mask[5, 0, 1, 2] = True
+    with pytest.raises(ValueError, match=r"A is a NumPy masked array .*\(first: \[5\]\)"):
+        conv.fourier_cca(mm, maps, layout="nhwc")
+    with pytest.raises(TypeError, match=r"A is an iterator"):
+        conv.fourier_cca(iter([maps]), maps, layout="nhwc")
