@@ -96,7 +96,7 @@ class NpyFile:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if self.ndim == 2:
-            rows, cols = (key if isinstance(key, tuple) and len(key) == 2 else (key, None))
+            rows, cols = key if isinstance(key, tuple) and len(key) == 2 else (key, None)
             if isinstance(rows, slice) and rows.step in (None, 1):
                 start, stop, _ = rows.indices(self.shape[0])
                 block = self.read_rows(start, max(start, stop))
