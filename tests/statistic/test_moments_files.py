@@ -103,11 +103,20 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkey
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_error)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match=r"Could not save Moments to '.*m\.npz': No space left"):
         new.save(path)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["m.npz"]
     assert same(Moments.load(path), old)
+
+
+def test_save_errors_name_the_destination(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"Could not save Moments to '.*nowhere.*'"):
+        stat().save(tmp_path / "nowhere" / "m.npz")
+    (tmp_path / "d.npz").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"Could not save Moments to '.*d\.npz'"):
+        stat().save(tmp_path / "d.npz")
+    assert os.listdir(tmp_path) == ["d.npz"]  # no temporary left
 
 
 # ---------------------------------------------------------------------- concurrency
@@ -132,6 +141,7 @@ def _writer_env():
     return env
 
 
+@pytest.mark.faults
 def test_concurrent_savers_never_give_a_reader_a_torn_file(tmp_path):
     path = os.fspath(tmp_path / "shared.npz")
     rounds = 150

@@ -70,12 +70,16 @@ def save_arrays(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         # An interrupted save leaves neither a half-written file nor the temporary.
         try:
             os.remove(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):  # name the destination, not the temporary
+            raise type(exc)(
+                exc.errno, f"Could not save Moments to {path!r}: {exc.strerror or exc}"
+            ) from exc
         raise
     _fsync_folder(folder)
 
