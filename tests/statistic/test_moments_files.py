@@ -79,6 +79,33 @@ def test_round_trip_is_exact_and_versioned(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m_float32.stat", "m_float64.stat"]
 
 
+def test_every_statistic_svcca_builds_loads_back(tmp_path):
+    """The round-off allowances never refuse a real statistic: collinear and constant
+    columns, large offsets and scales, float32 products, chunked and batched sums."""
+    path = tmp_path / "m.npz"
+    for seed in range(24):
+        rng = np.random.default_rng(seed)
+        n, p, q = int(rng.integers(2, 2000)), int(rng.integers(3, 8)), int(rng.integers(0, 5))
+        offset, spread = 10.0 ** rng.uniform(-3, 8), 10.0 ** rng.uniform(-4, 4)
+        X = rng.standard_normal((n, p)) * spread + offset
+        X[:, 1] = 2 * X[:, 0]  # collinear: |S_01| = sqrt(S_00 S_11) exactly
+        X[:, 2] = offset  # constant: S_22 = 0
+        Y = None if q == 0 else np.hstack([3 * X[:, :1], rng.standard_normal((n, q - 1))])
+        precision = "float32" if seed % 3 == 0 else "float64"
+        if seed % 2:
+            m = Moments.from_arrays(X, Y, chunk_size=int(rng.integers(1, 500)), precision=precision)
+        else:
+            m = Moments.from_batches(
+                [
+                    X[i : i + 97] if Y is None else (X[i : i + 97], Y[i : i + 97])
+                    for i in range(0, n, 97)
+                ],
+                precision=precision,
+            )
+        m.save(path)
+        assert same(Moments.load(path), m), seed
+
+
 def test_files_without_a_version_are_version_1(tmp_path):
     m = stat()
     assert same(Moments.load(write_npz(tmp_path / "v1.npz", fields(m, version=None))), m)
