@@ -10,12 +10,14 @@ from __future__ import annotations
 import numbers
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any, Literal, NoReturn, get_args
 
 import numpy as np
 
 __all__ = [
     "DegenerateError",
+    "InputFileError",
     "SVCCAWarning",
     "as_representation",
     "check_bool",
@@ -27,10 +29,13 @@ __all__ = [
     "check_pair",
     "check_precision",
     "check_probability",
+    "check_readable",
     "check_real",
+    "check_unmasked",
     "few_samples_message",
     "precision_dtype",
     "precision_eps",
+    "is_sparse",
     "is_torch_tensor",
     "tensor_representation",
     "raise_degenerate",
@@ -38,6 +43,10 @@ __all__ = [
     "tensor_to_numpy",
     "warn_few_samples",
 ]
+
+
+class InputFileError(ValueError):
+    """A file the library reads itself changed under it (shrank during the run)."""
 
 
 class SVCCAWarning(UserWarning):
@@ -104,19 +113,29 @@ def as_representation(x: Any, name: str) -> np.ndarray:
     ``np.memmap``) and torch tensors (through :func:`tensor_to_numpy`: detached, on the
     host, bfloat16 as float32). Integer, boolean, float16 and float32 data are accepted;
     the computations accumulate in float64 chunk by chunk, so no float64 copy of the
-    whole array is made here.
+    whole array is made here. A masked array with masked values
+    (:func:`check_unmasked`), a scipy sparse matrix and an iterator are refused with
+    their fixes (``np.asarray`` would read them wrongly or as objects).
     """
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(
             f"{name} must be an array of shape (n_samples, n_features); got {_describe(x)}."
         )
+    x = check_unmasked(x, name)
+    check_readable(x, name)
     try:
         arr = np.asarray(tensor_to_numpy(x))
+    except (InputFileError, OSError):  # a file read by the library: its own message
+        raise
     except Exception as exc:  # ragged lists and the like
         raise TypeError(
             f"{name} could not be converted to a numeric array ({exc}). Pass a rectangular "
             "array of shape (n_samples, n_features)."
         ) from exc
+    if arr.dtype == np.bool_:
+        # 0/1 as uint8, a view (no copy): every measure's arithmetic works on it, while
+        # NumPy refuses some operations on booleans (subtraction)
+        arr = arr.view(np.uint8)
     if arr.dtype.kind not in "biuf":
         hint = (
             " Complex data is only meaningful for the Fourier path: use svcca.conv."
@@ -143,6 +162,57 @@ def as_representation(x: Any, name: str) -> np.ndarray:
             f"{name} is empty (shape {arr.shape}); it needs at least one sample and one feature."
         )
     return arr
+
+
+def check_unmasked(x: Any, name: str, first_row: int = 0) -> Any:
+    """``x``, or its data when ``x`` is a NumPy masked array with nothing masked.
+
+    A mask is never applied silently: rows must stay aligned across two
+    representations, so dropping masked rows on one side would misalign the other, and
+    ``np.asarray`` would read the masked values as if they were data. A masked array
+    with masked entries is refused with both fixes; one whose mask is empty is its data.
+    ``first_row`` numbers the rows of a block within its whole array.
+    """
+    if not isinstance(x, np.ma.MaskedArray):
+        return x
+    mask = np.ma.getmaskarray(x)
+    if not mask.any():
+        return x.data
+    rows = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1) if mask.ndim else mask)
+    shown = (rows[:5] + first_row).tolist()
+    raise ValueError(
+        f"{name} is a NumPy masked array with {int(mask.sum())} masked values in "
+        f"{len(rows)} rows (first: {shown}); the measures read every value, so they "
+        "cannot honour a mask. Drop those datapoints from every representation alike, "
+        "e.g. keep = ~(X.mask.any(axis=1) | Y.mask.any(axis=1)); X, Y = X[keep].data, "
+        "Y[keep].data, or fill the masked values with X.filled(value)."
+    )
+
+
+def is_sparse(x: Any) -> bool:
+    """Whether ``x`` is a scipy sparse matrix or array (``sys.modules`` only)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and bool(sparse.issparse(x))
+
+
+def check_readable(x: Any, name: str) -> None:
+    """Refuse, with the fix, inputs that ``np.asarray`` would turn into an object array:
+    scipy sparse matrices and iterators of batches (where a whole array is needed)."""
+    if is_sparse(x):
+        raise TypeError(
+            f"{name} is a scipy.sparse {type(x).__name__} of shape {x.shape}; the measures "
+            "need dense rows. Pass X.toarray() (memory n_samples x n_features), or "
+            "densify it in row blocks and give an iterator of blocks to a Moments-based "
+            "measure (cca, svcca, pwcca, pls, pca, linear cka, procrustes, regression)."
+        )
+    if isinstance(x, Iterator):
+        raise TypeError(
+            f"{name} is an iterator ({type(x).__name__}); this function needs the whole "
+            "array (n_samples, n_features). Iterators of batches are read in one pass by "
+            "the Moments-based measures (cca, svcca, pwcca, pls, pca, linear cka, "
+            "procrustes, regression) and by svcca.Moments.from_batches; elsewhere stack "
+            "the batches first: np.concatenate(list(batches))."
+        )
 
 
 def check_pair(

@@ -12,8 +12,6 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 __all__ = [
     "MEASURES",
     "PAIRWISE_MEASURES",
@@ -204,8 +202,12 @@ def resolve_measure(args: argparse.Namespace, command: str) -> tuple[str, dict[s
 
 
 # ---------------------------------------------------------------------- files
-def load_representation(path: str, transpose: bool) -> np.ndarray:
-    """A ``.npy`` file memory-mapped as ``(n_samples, n_features)``, or a UsageError."""
+def load_representation(path: str, transpose: bool) -> Any:
+    """A ``.npy`` file as ``(n_samples, n_features)``, or a UsageError.
+
+    The file is read on demand by positioned reads (:func:`svcca.sources.load_array`):
+    one that shrinks during the run is an error naming it, not a SIGBUS.
+    """
     from svcca.sources._sources import load_array
 
     try:

@@ -60,9 +60,15 @@ def _acts(arr: np.ndarray, name: str) -> np.ndarray:
     return acts
 
 
+def _rows(acts: Any) -> Any:
+    """``(neurons, datapoints)`` as ``(datapoints, neurons)``; a masked array keeps its
+    mask (for :func:`~svcca._validation.as_representation` to refuse, with the fix)."""
+    return acts.T if isinstance(acts, np.ma.MaskedArray) else np.asarray(acts).T
+
+
 def _acts_pair(acts1: Any, acts2: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate two ``(neurons, datapoints)`` inputs; return float64 copies."""
-    a, b = check_pair(np.asarray(acts1).T, np.asarray(acts2).T, names=("acts1", "acts2"))
+    a, b = check_pair(_rows(acts1), _rows(acts2), names=("acts1", "acts2"))
     return _acts(a, "acts1"), _acts(b, "acts2")
 
 
@@ -394,7 +400,7 @@ def get_pca(acts: Any, compute_dirns: bool = False) -> dict[str, Any]:
     ``numpy_pca`` subtract each datapoint's mean over neurons instead, which is not PCA).
     A constant layer raises :class:`~svcca.DegenerateError`; NaN or inf ``ValueError``.
     """
-    a = _acts(as_representation(np.asarray(acts).T, "acts"), "acts")
+    a = _acts(as_representation(_rows(acts), "acts"), "acts")
     means = np.mean(a, axis=1, keepdims=True)
     cacts = a - means
     U, S, _ = np.linalg.svd(cacts, full_matrices=False)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import tensor_to_numpy
+from svcca._validation import check_readable, check_unmasked, tensor_to_numpy
 
 __all__ = ["Layout", "as_conv", "check_layout", "check_same_n"]
 
@@ -48,6 +48,8 @@ def as_conv(x: Any, name: str, layout: Layout | None, *, allow_dense: bool) -> n
             f"{name} must be an array of activations of shape {_describe_shape(layout)}; "
             f"got {type(x).__name__}."
         )
+    x = check_unmasked(x, name)  # a mask would be dropped by np.asarray
+    check_readable(x, name)  # sparse matrices and iterators: refused with the fix
     try:
         arr = np.asarray(tensor_to_numpy(x))  # tensors: detached, host, bf16 -> f32
     except Exception as exc:  # ragged nested lists and the like

@@ -5,6 +5,7 @@ arrays, torch tensors and iterators of batches. Sources know nothing of the meas
 they import only the statistic and the validation helpers.
 """
 
+from svcca.sources import _dask  # noqa: F401  (registers Moments.from_arrays's dask path)
 from svcca.sources._sources import Source, as_source, load_array, moments_from_sources
 from svcca.sources._to_moments import to_moments
 

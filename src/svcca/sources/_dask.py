@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from svcca._validation import Precision
+from svcca._validation import Precision, check_unmasked
+from svcca.statistic import _moments
 from svcca.statistic._moments import Moments
 
 __all__ = ["moments_from_dask", "per_rep_moments_dask", "cross_products_dask"]
@@ -30,27 +31,49 @@ def _stat(m: Moments) -> Stat:
     return (m.n, m.mean_x, m.mean_y, m.sxx, m.syy, m.sxy, m.scale_x, m.scale_y)
 
 
-def _moments(s: Stat, precision: Precision = "float64") -> Moments:
+def _from_stat(s: Stat, precision: Precision = "float64") -> Moments:
     return Moments(*s[:6], precision=precision, scale_x=s[6], scale_y=s[7])
 
 
 def _block_stat(
-    x: np.ndarray, y: np.ndarray | None, name: str, precision: Precision = "float64"
+    x: np.ndarray,
+    y: np.ndarray | None,
+    name: str,
+    precision: Precision = "float64",
+    first_row: int = 0,
+    name_y: str = "Y",
 ) -> Stat:
-    """One block's statistic, by the one Accumulator (both precisions), on the worker:
-    shifted by its own mean and summed in units of its own power of two."""
+    """The statistic of one row block (rows ``first_row`` onwards of the whole array),
+    by the one Accumulator (both precisions), on the worker: shifted by its own mean,
+    summed in units of its own power of two; messages number rows within the whole
+    array."""
     from svcca.sources._sources import moments_from_sources
 
-    m = moments_from_sources(
-        np.asarray(x), None if y is None else np.asarray(y), names=(name, "Y"), precision=precision
-    )
+    x = check_unmasked(x, name, first_row)
+    y = None if y is None else check_unmasked(y, name_y, first_row)
+    if x.shape[0] == 0:  # an empty block adds nothing (never "NaN in rows []")
+        q = 0 if y is None else y.shape[1]
+        m = Moments.empty(x.shape[1], q, precision=precision)
+    else:
+        m = moments_from_sources(  # as_source refuses sparse or object blocks by name
+            x,
+            y,
+            names=(name, name_y),
+            precision=precision,
+            first_row=first_row,
+        )
     return _stat(m)
 
 
+def _block_starts(a: Any) -> list[int]:
+    """The first row of each row block of ``a``."""
+    return np.concatenate([[0], np.cumsum(a.chunks[0])[:-1]]).astype(int).tolist()
+
+
 def _merge_stats(*stats: Stat) -> Stat:
-    out = _moments(stats[0])
+    out = _from_stat(stats[0])
     for s in stats[1:]:
-        out.merge_in_place(_moments(s))
+        out.merge_in_place(_from_stat(s))
     return _stat(out)
 
 
@@ -117,11 +140,14 @@ def moments_from_dask(
     xs = arrays[0].to_delayed().ravel()
     ys = arrays[1].to_delayed().ravel() if Y is not None else [None] * len(xs)
     parts = [
-        delayed(_block_stat, pure=True)(x, y, "X", precision)
-        for x, y in zip(xs, ys, strict=True)
+        delayed(_block_stat, pure=True)(x, y, "X", precision, start)
+        for x, y, start, rows in zip(
+            xs, ys, _block_starts(arrays[0]), arrays[0].chunks[0], strict=True
+        )
+        if rows  # empty blocks hold nothing to add (as_source saw n >= 1)
     ]
     (stat,) = dask.compute(_tree(parts, _merge_stats, split_every))
-    return _moments(stat, precision)
+    return _from_stat(stat, precision)
 
 
 def per_rep_moments_dask(
@@ -139,12 +165,15 @@ def per_rep_moments_dask(
     roots = []
     for a, name in zip(arrays, names, strict=True):
         parts = [
-            delayed(_block_stat, pure=True)(b, None, name, precision)
-            for b in a.to_delayed().ravel()
+            delayed(_block_stat, pure=True)(b, None, f"Representation {name!r}", precision, start)
+            for b, start, rows in zip(
+                a.to_delayed().ravel(), _block_starts(a), a.chunks[0], strict=True
+            )
+            if rows
         ]
         roots.append(_tree(parts, _merge_stats, split_every))
     stats = dask.compute(*roots)
-    return [_moments(s, precision) for s in stats]
+    return [_from_stat(s, precision) for s in stats]
 
 
 def cross_products_dask(
@@ -166,14 +195,29 @@ def cross_products_dask(
     blocks = [a.to_delayed().ravel() for a in arrays]
     shared = delayed(fn_args, pure=True)
     parts = [
-        delayed(_apply, pure=True)(block_fn, list(row), shared)
-        for row in zip(*blocks, strict=True)
+        delayed(_apply, pure=True)(block_fn, list(row), shared, start)
+        for row, start, rows in zip(
+            zip(*blocks, strict=True),
+            _block_starts(arrays[0]),
+            arrays[0].chunks[0],
+            strict=True,
+        )
+        if rows
     ]
     (total,) = dask.compute(_tree(parts, _sum, split_every))
     return total
 
 
 def _apply(
-    fn: Callable[..., np.ndarray], blocks: list[np.ndarray], args: tuple[Any, ...]
+    fn: Callable[..., np.ndarray],
+    blocks: list[np.ndarray],
+    args: tuple[Any, ...],
+    first_row: int = 0,
 ) -> np.ndarray:
+    blocks = [check_unmasked(b, "A representation", first_row) for b in blocks]
     return fn([np.array(b, dtype=np.float64, copy=True) for b in blocks], *args)
+
+
+# Moments.from_arrays of dask arrays takes this path (the statistic layer cannot import
+# this one; it is registered here, as the tensor paths are).
+_moments.dask_pair = moments_from_dask

@@ -21,9 +21,11 @@ from svcca._threads import products
 from svcca._validation import (
     Precision,
     as_representation,
+    is_sparse,
     is_torch_tensor,
     tensor_to_numpy,
 )
+from svcca.sources._npy_file import NpyFile
 from svcca.statistic._moments import (
     Accumulator,
     Float32RangeError,
@@ -56,6 +58,7 @@ def _is_array_like(x: Any) -> bool:
     """Objects that slice into NumPy arrays but are not NumPy arrays (h5py, zarr)."""
     return (
         not isinstance(x, np.ndarray)
+        and not is_sparse(x)  # refused by as_representation, with the fix
         and hasattr(x, "shape")
         and hasattr(x, "dtype")
         and hasattr(x, "__getitem__")
@@ -76,7 +79,7 @@ class Source:
     obj : array, memmap, torch tensor, dask array, or h5py/zarr-like dataset
     name : str
         Used in error messages ("representation 'conv3' ...").
-    kind : {"numpy", "torch", "dask", "arraylike"}
+    kind : {"numpy", "torch", "dask", "file", "arraylike"}
     """
 
     __slots__ = ("obj", "name", "kind", "n", "p")
@@ -107,8 +110,11 @@ class Source:
         if self.kind == "dask":
             return np.asarray(obj[start:stop].compute(), dtype=np.float64)
         try:
+            if self.kind == "file":  # positioned reads straight into the buffer
+                into = None if buffer is None else buffer[: stop - start]
+                return obj.read_rows(start, stop, out=into, dtype=np.float64)
             block = obj[start:stop]
-        except Exception as exc:  # h5py/zarr read errors: say which representation
+        except Exception as exc:  # h5py/zarr/file read errors: say which representation
             raise ValueError(
                 f"Could not read rows {start}:{stop} of representation {self.name!r}: {exc}"
             ) from exc
@@ -166,6 +172,9 @@ def as_source(obj: Any, name: str) -> Source:
     if is_dask_array(obj):
         n, p = _check_shape_dtype(obj.shape, obj.dtype, name, "dask array")
         return Source(obj, name, "dask", n, p)
+    if isinstance(obj, NpyFile):
+        n, p = _check_shape_dtype(obj.shape, obj.dtype, name, f"file {obj.path!r}")
+        return Source(obj, name, "file", n, p)
     if _is_array_like(obj) and not isinstance(obj, (list, tuple)):
         n, p = _check_shape_dtype(obj.shape, obj.dtype, name, type(obj).__name__)
         return Source(obj, name, "arraylike", n, p)
@@ -173,8 +182,13 @@ def as_source(obj: Any, name: str) -> Source:
     return Source(arr, name, "numpy", arr.shape[0], arr.shape[1])
 
 
-def load_array(path: str | os.PathLike[str], name: str | None = None) -> np.ndarray:
-    """Open an ``.npy`` file memory-mapped read-only, with an error naming the file.
+def load_array(path: str | os.PathLike[str], name: str | None = None) -> NpyFile:
+    """Open an ``.npy`` file for reading by chunks, with an error naming the file.
+
+    The result (:class:`~svcca.sources._npy_file.NpyFile`) reads rows with positioned
+    reads, never a memory map: a file that shrinks during the run raises a ValueError
+    naming it instead of killing the process with SIGBUS. ``np.asarray`` of it reads
+    the whole array; slicing rows reads those rows.
 
     The header is read first, so each way a file can be wrong raises a ValueError that
     names the file and says what is wrong: a folder, an empty file, a file that is not
@@ -233,7 +247,7 @@ def load_array(path: str | os.PathLike[str], name: str | None = None) -> np.ndar
         fh.seek(len(npy.MAGIC_PREFIX) + 2)
         try:
             read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
-            shape, _, dtype = read_header(fh)
+            shape, fortran, dtype = read_header(fh)
         except Exception as exc:  # the header is a Python literal: many parse errors
             raise ValueError(
                 f"{path!r} is not a valid .npy file: its header does not parse "
@@ -254,12 +268,9 @@ def load_array(path: str | os.PathLike[str], name: str | None = None) -> np.ndar
             "header. Copy or save it again."
         )
     try:
-        if expected == 0:  # an empty file region cannot be memory-mapped
-            return np.load(path, allow_pickle=False)
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path!r} could not be read as a .npy array: {exc}") from exc
-    return arr
+        return NpyFile(path, tuple(shape), dtype, fortran, offset)
+    except OSError as exc:
+        raise ValueError(f"{path!r} could not be opened: {exc}") from exc
 
 
 def check_same_n(sources: Iterable[Source]) -> int:
@@ -302,8 +313,13 @@ def moments_from_sources(
     chunk_size: int | None = None,
     names: tuple[str, str] = ("X", "Y"),
     precision: Precision = "float64",
+    first_row: int = 0,
 ) -> Moments:
-    """Moments of two representations read chunk by chunk (memory constant in ``n``)."""
+    """Moments of two representations read chunk by chunk (memory constant in ``n``).
+
+    ``first_row``: where these rows start in a larger array (a Dask block), so that
+    messages number rows within the whole array.
+    """
     sx = X if isinstance(X, Source) else as_source(X, names[0])
     sy = None
     if Y is not None:
@@ -326,10 +342,11 @@ def moments_from_sources(
                 name = names[0] if bad == "x" else names[1]
                 if precision == "float32" and np.isfinite(block).all():
                     raise Float32RangeError(
-                        f"{name} has values beyond float32's range in rows {start}:{stop}. "
-                        "Use precision='float64', or rescale the activations."
+                        f"{name} has values beyond float32's range in rows "
+                        f"{first_row + start}:{first_row + stop}. Use precision='float64', "
+                        "or rescale the activations."
                     )
-                _raise_nonfinite_rows(block, name, start)
+                _raise_nonfinite_rows(block, name, first_row + start)
     return acc.finish()
 
 

@@ -14,6 +14,7 @@ import itertools
 import math
 import mmap
 import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
@@ -239,10 +240,19 @@ class Moments:
 
         Torch tensors on a GPU (any inside ``svcca.on_device(d)``) are summed on their
         device, as by :meth:`from_batches`, in chunks of at most ``chunk_size`` rows
-        planned from its free memory; CPU tensors take the host path.
+        planned from its free memory; CPU tensors take the host path. Dask arrays (one
+        or both sides) are summed block by block where the blocks live and merged up a
+        tree, as by every measure (``docs/dask.md``): the client never holds the array;
+        ``chunk_size`` does not apply (the row blocks are the chunks).
         """
         from svcca._device import data_device
 
+        da = sys.modules.get("dask.array")
+        if da is not None and (isinstance(X, da.Array) or isinstance(Y, da.Array)):
+            # one task per row block on the workers, tree-reduced: only the small
+            # statistic reaches the client (svcca.sources._dask)
+            assert dask_pair is not None  # registered when svcca.sources is imported
+            return dask_pair(X, Y, precision=precision)
         arrays = [X] if Y is None else [X, Y]
         where = data_device(arrays, ["X", "Y"][: len(arrays)])
         if where is not None:
@@ -421,10 +431,21 @@ class Moments:
     def merge_in_place(self, other: Moments) -> Moments:
         """Add ``other``'s samples to this statistic in place (Chan et al.); returns ``self``.
 
-        ``other`` is left unchanged. Both must have the same widths (unchecked here, for
-        the hot loops that build a statistic chunk by chunk; :meth:`merge` checks). The
-        result's :attr:`precision` is the lower of the two.
+        ``other`` is left unchanged. Both must have the same widths, as for
+        :meth:`merge` (two integer comparisons: cheap enough for the hot loops that build
+        a statistic chunk by chunk). The result's :attr:`precision` is the lower of the
+        two.
         """
+        if not isinstance(other, Moments):
+            raise TypeError(
+                f"merge_in_place expects a Moments object; got {type(other).__name__}."
+            )
+        if other.mean_x.shape != self.mean_x.shape or other.mean_y.shape != self.mean_y.shape:
+            raise ValueError(
+                f"Cannot merge Moments of widths (p={other.p}, q={other.q}) into Moments of "
+                f"widths (p={self.p}, q={self.q}): they must describe the same "
+                "representations."
+            )
         if other.precision == "float32":
             self.precision = "float32"
         if self.device is None:
@@ -521,42 +542,65 @@ class Moments:
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write to an ``.npz`` file (no pickles), atomically: a temporary name, then rename."""
-        path = os.fspath(path)
-        tmp = path + ".tmp.npz"
-        try:
-            np.savez(
-                tmp,
-                n=np.int64(self.n),
-                mean_x=self.mean_x,
-                mean_y=self.mean_y,
-                sxx=self.sxx,
-                syy=self.syy,
-                sxy=self.sxy,
-                precision=np.str_(self.precision),
-            )
-            os.replace(tmp, path)
-        except BaseException:
-            # An interrupted save leaves neither a half-written file nor the temporary.
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        """Write to an ``.npz`` file at exactly ``path`` (no pickles), atomically.
+
+        The arrays go to a temporary file of a name unique to this process and call, in
+        the same folder, which is flushed to disk and renamed over ``path``: a reader
+        (or a crash) sees the previous file or this one, never part of one, even while
+        other processes save to the same path. The file records its format version
+        (:data:`svcca.statistic._files.FORMAT_VERSION`, 3: with the sums' units
+        ``scale_x``, ``scale_y``); ``device`` is not saved.
+        """
+        from svcca.statistic._files import FORMAT_VERSION, save_arrays
+
+        save_arrays(
+            path,
+            {
+                "format_version": np.int64(FORMAT_VERSION),
+                "n": np.int64(self.n),
+                "mean_x": self.mean_x,
+                "mean_y": self.mean_y,
+                "sxx": self.sxx,
+                "syy": self.syy,
+                "sxy": self.sxy,
+                "precision": np.str_(self.precision),
+                "scale_x": np.float64(self.scale_x),
+                "scale_y": np.float64(self.scale_y),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Moments:
-        """Read a file written by :meth:`save` (``allow_pickle=False``)."""
-        keys = ("n", "mean_x", "mean_y", "sxx", "syy", "sxy")
-        try:
-            with np.load(os.fspath(path), allow_pickle=False) as data:
-                missing = [k for k in keys if k not in data.files]
-                if missing:
-                    raise ValueError(
-                        f"{os.fspath(path)!r} is not a saved Moments file: it lacks {missing}."
-                    )
-                precision = str(data["precision"]) if "precision" in data.files else "float64"
-                return cls(*(data[k] for k in keys), precision=precision)  # type: ignore[arg-type]
-        except (OSError, EOFError, ValueError) as exc:
-            raise ValueError(f"Could not read Moments from {os.fspath(path)!r}: {exc}") from exc
+        """Read a file written by :meth:`save`, checked before it is trusted.
+
+        Nothing is unpickled. Files of every format version are read (those saved before
+        the version was recorded are version 1). The file must be a zip of ``.npy``
+        arrays with bounded headers whose shapes and dtypes are those of a statistic
+        (integer ``0 <= n <= 2^53``, float64 means and blocks of agreeing shapes), intact
+        (the zip's checksums), with finite values, symmetric blocks with non-negative
+        diagonals and cross-products within Cauchy-Schwarz, to round-off.
+
+        Raises
+        ------
+        ValueError
+            Naming the file and what is wrong, for every way it can be wrong (damaged or
+            truncated archive, a text or ``.npy`` file, missing or extra arrays, wrong
+            shapes, dtypes or values).
+        """
+        from svcca.statistic._files import load_fields
+
+        f = load_fields(path)
+        return cls(
+            f["n"],
+            f["mean_x"],
+            f["mean_y"],
+            f["sxx"],
+            f["syy"],
+            f["sxy"],
+            precision=f["precision"],
+            scale_x=f["scale_x"],
+            scale_y=f["scale_y"],
+        )
 
     def __repr__(self) -> str:
         tail = "" if self.precision == "float64" else f", precision={self.precision!r}"
@@ -651,6 +695,8 @@ def top_of(a: Any) -> float:
 # registers its functions below when it is imported, and svcca.statistic imports it.
 tensor_batches: Callable[[Iterable[Any], Precision], Moments] | None = None
 tensor_pair: Callable[[Any, Any, Any, int | None, Precision], Moments] | None = None
+# Dask arrays: svcca.sources._dask (a layer above) registers its blockwise path.
+dask_pair: Callable[..., Moments] | None = None
 
 
 def _split(batch: Any) -> tuple[Any, Any]:
