@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
+import svcca._dense as _dense
 from svcca.measures._linalg import EPS, NUMERICAL_RTOL, clip_roundoff, rank_rtol
 from svcca.measures._svcca import n_directions
 
@@ -109,7 +110,7 @@ def cca_factor(S: np.ndarray, epsilon: float, eps: float = EPS) -> Factor:
         d2 = np.ones((R, c))
     bad = ~good
     if bad.any():
-        w, V = np.linalg.eigh(C[bad])
+        w, V = _dense.eigh(C[bad])
         tol = np.maximum(rtol, w[:, -1:] * c * max(eps, EPS))
         ok = w > tol
         scale = np.where(ok, 1.0 / np.sqrt(np.where(ok, w, 1.0)), 0.0)
@@ -141,7 +142,7 @@ def svd_factor(
     conjugate pair are always kept together, so a count may be exceeded by one.
     """
     R, c, _ = S.shape
-    w, V = np.linalg.eigh(S)
+    w, V = _dense.eigh(S)
     top = float(np.abs(w).max()) if w.size else 0.0
     # eigh is backward stable: negative eigenvalues within c eps ||S_f|| are round-off.
     w = clip_roundoff(
@@ -182,7 +183,7 @@ def whitened_cross(Sxy: np.ndarray, fx: Factor, fy: Factor) -> np.ndarray:
 
 def correlations(M: np.ndarray, fx: Factor, fy: Factor) -> tuple[np.ndarray, np.ndarray]:
     """Per-frequency correlations ``(R, k)`` (NaN beyond each frequency's count) and counts."""
-    s = np.linalg.svd(M, compute_uv=False)
+    s = _dense.svdvals(M)
     # As in svcca.cca: round-off moves a correlation by ~ c eps amplified by the
     # whitening; the pooled bound uses the largest channel count.
     tol = 64 * max(fx.eps, fy.eps) * (M.shape[-1] + M.shape[-2]) * max(fx.cond, fy.cond)

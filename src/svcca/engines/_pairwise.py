@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._progress import Progress as _Progress  # the one progress contract
 from svcca._result import result
 from svcca._threads import dense_steps, products
@@ -37,6 +38,7 @@ from svcca._validation import (
 from svcca.measures._cca import (
     CCASide,
     canonical_correlations,
+    cross_label,
     prepare_side,
     roundoff_bound,
     svd_of_cross,
@@ -413,11 +415,12 @@ def _prepare_all(
 def _pair_score(measure: str, M: np.ndarray, si: CCASide, sj: CCASide) -> float:
     """The combine step of one pair from its whitened cross block ``M``."""
     tol = roundoff_bound(M, si, sj)
-    if measure == "pwcca":
-        U, rho, V = svd_of_cross(M, tol)
-        weights, _ = pwcca_weights(si, sj, U, V)
-        return float(weights @ rho)
-    return float(canonical_correlations(M, tol).mean())
+    with _dense.factorising(cross_label(si, sj)):
+        if measure == "pwcca":
+            U, rho, V = svd_of_cross(M, tol)
+            weights, _ = pwcca_weights(si, sj, U, V)
+            return float(weights @ rho)
+        return float(canonical_correlations(M, tol).mean())
 
 
 def _scores(

@@ -89,6 +89,7 @@ def pls(X: Any, Y: Any = None, *, precision: Precision = "float64") -> PLSResult
     m = to_moments(X, Y, precision=precision)
     score = linear_cka_of_moments(m, "moments").score  # refuses a constant side
     with dense_steps(max(m.p, m.q), m.device):
-        U, s, Vt = _dense.svd(m.cov_xy)
+        with _dense.factorising("the cross-covariance of X and Y"):
+            U, s, Vt = _dense.svd(m.cov_xy)
     U, V = flip_signs(U, Vt.T)
     return PLSResult(s, s**2, U, V, score, m.mean_x, m.mean_y)  # type: ignore[arg-type]

@@ -132,7 +132,8 @@ def reduce_side(
     DegenerateError
         When the representation is constant (no direction has non-zero variance).
     """
-    w, V = sym_eig_desc(S, eps)
+    with _dense.factorising(f"representation {name}"):
+        w, V = sym_eig_desc(S, eps)
     r = numerical_rank(w, eps)
     if r == 0:
         raise_degenerate(name, S.shape[0], "it is constant (no direction has any variance)")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._validation import (
     SVCCAWarning,
     as_representation,
@@ -56,7 +57,7 @@ class FrequentDirections:
                 self._shrink()
 
     def _shrink(self) -> None:
-        _, s, vt = np.linalg.svd(self.buf[: self.filled], full_matrices=False)
+        _, s, vt = _dense.svd(self.buf[: self.filled])
         ell = self.ell
         if s.size > ell:
             s2 = np.maximum(s[:ell] ** 2 - s[ell] ** 2, 0.0)
@@ -87,7 +88,7 @@ class FrequentDirections:
 
     def directions(self) -> tuple[np.ndarray, np.ndarray]:
         """Estimated eigenvalues (descending) and directions ``(d, r)`` of the scatter."""
-        _, s, vt = np.linalg.svd(self.buf[: self.filled], full_matrices=False)
+        _, s, vt = _dense.svd(self.buf[: self.filled])
         V, _ = flip_signs(vt[: self.ell].T)
         return s[: self.ell] ** 2, V
 
@@ -148,7 +149,8 @@ def ritz_side(
     against the exact ``total`` variance. Returns the side and the rotation ``U_k``
     (``l x k``) from sketch coordinates to the kept directions.
     """
-    w, U = sym_eig_desc(S)
+    with _dense.factorising(f"representation {name}"):
+        w, U = sym_eig_desc(S)
     r = numerical_rank(w)
     if r == 0:
         raise_degenerate(name, basis.shape[0], "it is constant (no direction has any variance)")
