@@ -29,6 +29,7 @@ from svcca._validation import (
     check_epsilon,
     check_int,
     check_keep,
+    check_keep_fits,
     check_option,
     check_precision,
     few_samples_message,
@@ -220,10 +221,13 @@ def _named(reps: Any, what: str) -> list[tuple[Hashable, Any]]:
 
 
 def _pass_rows(width: int, n: int, chunk_size: int | None, precision: Precision) -> int:
+    """Rows per chunk of a pass over ``n`` rows: ``chunk_size`` or one chosen from the
+    width, never more than ``n`` (a chunk buffer of ``chunk_size`` rows is allocated)."""
     chunk_size = check_chunk_size(chunk_size)
     if chunk_size is None:
         size = 4 if precision == "float32" else 8
-        chunk_size = max(1, min(n, max(1024, _PASS_BYTES // (size * max(width, 1)))))
+        chunk_size = max(1024, _PASS_BYTES // (size * max(width, 1)))
+    chunk_size = max(1, min(n, chunk_size))
     # float32 products stay short (their round-off grows with length); sums are float64.
     return min(chunk_size, FLOAT32_CHUNK_ROWS) if precision == "float32" else chunk_size
 
@@ -665,6 +669,9 @@ def pairwise(
                 "CCA, PWCCA and CKA need every feature's full Gram matrix."
             )
     plan = _plan(rows, cols)
+    if measure == "svcca":  # before the passes over the data, not after them
+        for s in plan.srcs:
+            check_keep_fits(keep, s.p, repr(s.name))
     use_dask = any(is_dask_array(s.obj) for s in plan.srcs)
     if sketch_size is not None:
         if use_dask:

@@ -14,6 +14,7 @@ from svcca._validation import (
     as_representation,
     check_int,
     check_keep,
+    check_keep_fits,
     check_option,
     check_probability,
     raise_degenerate,
@@ -123,7 +124,7 @@ def _batches_of(
         raise TypeError("svcca_two_pass compares two representations: pass X and Y.")
     sx, sy = as_source(X, "X"), as_source(Y, "Y")
     check_same_n([sx, sy])
-    rows = _chunk_rows(sx.p + sy.p, chunk_size)
+    rows = _chunk_rows(sx.p + sy.p, chunk_size, n=sx.n)
 
     def gen2() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for start in range(0, sx.n, rows):
@@ -156,7 +157,10 @@ def ritz_side(
         raise_degenerate(name, basis.shape[0], "it is constant (no direction has any variance)")
     # Without every singular value the tutorial's convention cannot be normalised
     # exactly: "singular_values" uses the sketch's own values (a lower bound on the share).
-    k = n_directions(w[:r], keep, variance, total if variance == "explained" else None)
+    check_keep_fits(keep, basis.shape[0], name)
+    k = n_directions(
+        w[:r], keep, variance, total if variance == "explained" else None, f"the sketch of {name}"
+    )
     if not isinstance(keep, int) and variance == "explained" and w[:r].sum() < keep * total:
         warnings.warn(
             f"The sketch of {name} holds {r} directions explaining "
