@@ -422,7 +422,7 @@ def _pair_score(measure: str, M: np.ndarray, si: CCASide, sj: CCASide) -> float:
     with _dense.factorising(cross_label(si, sj)):
         if measure == "pwcca":
             U, rho, V = svd_of_cross(M, tol)
-            weights, _ = pwcca_weights(si, sj, U, V)
+            weights, _ = pwcca_weights(si, sj, U, V, rho, tol)
             return float(weights @ rho)
         return float(canonical_correlations(M, tol).mean())
 
