@@ -345,13 +345,19 @@ class DegenerateError(ValueError):
     """
 
 
-def raise_degenerate(name: str, p: int | None, detail: str) -> NoReturn:
-    """Refuse representation ``name`` (``p`` features, when known) with what was left of it."""
+def raise_degenerate(name: str, p: int | None, detail: str, fix: str = "") -> NoReturn:
+    """Refuse representation ``name`` (``p`` features, when known) with what was left of it.
+
+    ``fix`` is the measure's own advice beyond dropping the layer (e.g. lowering
+    ``epsilon`` where that measure pruned neurons with it); none is given for knobs the
+    measure does not have.
+    """
     what = f"Representation {name}" + ("" if p is None else f" ({p} features)")
     raise DegenerateError(
-        f"{what} has nothing to compare: {detail}. A "
-        "constant or dead layer has no similarity to anything (it is not 0): drop it from "
-        "the comparison, or lower epsilon if it pruned real neurons."
+        f"{what} has nothing to compare: {detail}. A constant or dead layer has no "
+        "similarity to anything (it is not 0): drop it from the comparison"
+        + (f", or {fix}" if fix else "")
+        + "."
     )
 
 

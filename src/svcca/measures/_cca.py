@@ -160,6 +160,8 @@ def prepare_side(
     if kept.size == 0:
         reasons = {r: pruned.reasons.count(r) for r in dict.fromkeys(pruned.reasons)}
         detail = ", ".join(f"{c} {r}" for r, c in reasons.items())
+        # epsilon is relative to the largest variance (< 1), so it never prunes the
+        # largest feature: only constant features leave nothing, and lowering it is no fix.
         raise_degenerate(name, p, f"every feature was pruned ({detail})")
     with _dense.factorising(f"representation {name}"):
         white = Whitener.fit(_submatrix(S, kept, kept), eps)
