@@ -218,6 +218,8 @@ def _robust(kind: str, A: np.ndarray, fast: Any, robust: Any, drivers: tuple[str
     try:
         return fast()
     except np.linalg.LinAlgError as first:
+        if not np.isfinite(A).all():  # no driver converges on NaN (gesvd may return it)
+            raise ConvergenceError(_not_converged(kind, A, drivers, first, None)) from first
         try:
             return robust()
         except np.linalg.LinAlgError as second:
@@ -225,21 +227,29 @@ def _robust(kind: str, A: np.ndarray, fast: Any, robust: Any, drivers: tuple[str
 
 
 def _not_converged(
-    kind: str, A: np.ndarray, drivers: tuple[str, str], first: Exception, second: Exception
+    kind: str,
+    A: np.ndarray,
+    drivers: tuple[str, str],
+    first: Exception,
+    second: Exception | None,
 ) -> str:
     what = _WHAT.get() or "a block"
     shape = " x ".join(map(str, A.shape))
-    msg = (
-        f"The {kind} of {what} (a {shape} {A.dtype} block) did not converge, neither with "
-        f"LAPACK's {drivers[0]} ({first}) nor with its robust driver {drivers[1]} "
-        f"({second})."
-    )
+    msg = f"The {kind} of {what} (a {shape} {A.dtype} block) did not converge"
+    if second is None:
+        msg += f" with LAPACK's {drivers[0]} ({first})."
+    else:
+        msg += (
+            f", neither with LAPACK's {drivers[0]} ({first}) nor with its robust driver "
+            f"{drivers[1]} ({second})."
+        )
     finite = np.isfinite(A)
     if not finite.all():
         return msg + (
-            f" The block holds {int(A.size - finite.sum())} NaN or inf entries: the inputs "
-            "overflow float64 in this step. Rescale the activations (e.g. divide each "
-            "layer by its largest absolute value)."
+            f" The block holds {int(A.size - finite.sum())} NaN or inf entries: the "
+            "statistic it came from is not finite (sums that overflow float64, or a "
+            "Moments built with them). Rescale the activations (e.g. divide each layer by "
+            "its largest absolute value)."
         )
     return msg + (
         " Its entries are finite: this is LAPACK failing on a nearly degenerate block. "

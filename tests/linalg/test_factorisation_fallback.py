@@ -129,3 +129,25 @@ def test_both_eigensolvers_failing_names_the_layer(monkeypatch):
         r"not converge, neither with LAPACK's syevd .* nor with its robust driver syev",
     ):
         svcca.pairwise({"a": X, "b": Y}, measure="svcca")
+
+
+@pytest.mark.faults
+def test_a_non_finite_block_is_not_handed_to_the_robust_driver(monkeypatch):
+    """gesvd may return NaN for a NaN block instead of failing: a block that is not
+    finite raises at once, saying so (here a statistic built by hand with an inf)."""
+    X, Y = _with_correlations(RHO)
+    m = svcca.Moments.from_arrays(X, Y)
+    sxy = m.sxy.copy()
+    sxy[0, 0] = np.inf
+    bad = svcca.Moments(m.n, m.mean_x, m.mean_y, m.sxx, m.syy, sxy)
+    monkeypatch.setattr(np.linalg, "svd", _no_convergence("gesdd")[0])
+    robust, tried = _no_convergence("gesvd")
+    monkeypatch.setattr(scipy.linalg, "svd", robust)
+    with pytest.raises(
+        np.linalg.LinAlgError,
+        match=r"The SVD of the cross-covariance of X and Y \(a 6 x 6 float64 block\) did not "
+        r"converge with LAPACK's gesdd .* The block holds 1 NaN or inf entries: the statistic "
+        r"it came from is not finite .* Rescale the activations",
+    ):
+        svcca.pls(bad)
+    assert not tried
