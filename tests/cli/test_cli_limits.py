@@ -152,6 +152,13 @@ def test_keep_asking_for_more_than_the_features_is_refused_like_keep_1(files, ca
         svcca.svcca(A, B, keep=5)
     with pytest.raises(ValueError, match=r"keep must be a number in \(0, 1\); got 1.0"):
         svcca.svcca(A, B, keep=1.0)
+    # the Fourier path counts the flattened layer on the compared grid: 4 x 4 x 2
+    maps = np.random.default_rng(5).standard_normal((40, 4, 4, 2))
+    with pytest.raises(
+        ValueError,
+        match=r"keep=33 asks for more directions than representation A has features \(32\)",
+    ):
+        svcca.conv.fourier_cca(maps, maps, layout="nhwc", keep=33)
 
 
 def test_keep_above_the_rank_keeps_every_direction_with_a_warning(files):

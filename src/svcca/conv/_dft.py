@@ -374,8 +374,8 @@ def fourier_cca(
             fx = cca_factor(m.sxx, epsilon, m.eps)
             fy = cca_factor(m.syy, epsilon, m.eps)
         else:
-            fx = svd_factor(m.sxx, m.grid.multiplicity, keep, variance, m.eps)
-            fy = svd_factor(m.syy, m.grid.multiplicity, keep, variance, m.eps)
+            fx = svd_factor(m.sxx, m.grid.multiplicity, keep, variance, m.eps, "A")
+            fy = svd_factor(m.syy, m.grid.multiplicity, keep, variance, m.eps, "B")
     for f, name, shape in ((fx, "A", a.shape), (fy, "B", b.shape)):
         if not f.rank.any():
             raise_degenerate(name, int(np.prod(shape[1:])), "it is constant at every location")

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.linalg as sla
 
 import svcca._dense as _dense
+from svcca._validation import check_keep_fits
 from svcca.measures._linalg import EPS, NUMERICAL_RTOL, clip_roundoff, rank_rtol
 from svcca.measures._svcca import n_directions
 
@@ -132,6 +133,7 @@ def svd_factor(
     keep: float | int,
     variance: str,
     eps: float = EPS,
+    name: str = "",
 ) -> Factor:
     """SVCCA's reduction: keep the leading principal directions of the whole layer.
 
@@ -142,6 +144,8 @@ def svd_factor(
     conjugate pair are always kept together, so a count may be exceeded by one.
     """
     R, c, _ = S.shape
+    if name:  # the flattened layer on the compared grid has sum(multiplicity) * c features
+        check_keep_fits(keep, int(multiplicity.sum()) * c, name)
     w, V = _dense.eigh(S)
     top = float(np.abs(w).max()) if w.size else 0.0
     # eigh is backward stable: negative eigenvalues within c eps ||S_f|| are round-off.
@@ -156,7 +160,9 @@ def svd_factor(
     if vals.size:
         # SVCCA's keep rule on the pooled spectrum, each eigenvalue counted as often as
         # the grid locations it stands for (the flattened layer's spectrum).
-        k = n_directions(np.repeat(vals[order], mults[order]), keep, variance)  # type: ignore[arg-type]
+        pooled = np.repeat(vals[order], mults[order])
+        what = f"representation {name} (over every frequency)" if name else None
+        k = n_directions(pooled, keep, variance, what=what)  # type: ignore[arg-type]
         count = int(np.searchsorted(np.cumsum(mults[order]), k, side="left")) + 1
         selected[order[: min(count, vals.size)]] = True
     chosen = np.zeros_like(nonzero)

@@ -1,0 +1,21 @@
+"""The issue's case end to end: ``run_sanity(width=24)`` (8-layer CNNs 24 to 192 channels
+wide, flattened layers of up to 1,287 features on 1,347 images) died with LAPACK's "SVD
+did not converge" in ``svd_of_cross`` on one BLAS thread. Well over ten minutes on one
+core: ``-m slow``. ``test_factorisation_fallback.py`` carries the guarantee by default.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from svcca.demo._sanity import MEASURES, run_sanity
+
+
+@pytest.mark.slow
+def test_run_sanity_width_24_completes(tmp_path):
+    r = run_sanity(tmp_path, width=24)
+    assert r.networks == 5 and r.datapoints == 1347
+    for key in MEASURES:
+        assert 0.0 <= r.accuracy[key] <= 100.0, key
+    assert np.isfinite(r.same_layer_cka)
