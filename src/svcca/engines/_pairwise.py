@@ -422,7 +422,7 @@ def _pair_score(measure: str, M: np.ndarray, si: CCASide, sj: CCASide) -> float:
     with _dense.factorising(cross_label(si, sj)):
         if measure == "pwcca":
             U, rho, V = svd_of_cross(M, tol)
-            weights, _ = pwcca_weights(si, sj, U, V, rho, tol)
+            weights, _ = pwcca_weights(si, sj, U, V, rho)
             return float(weights @ rho)
         return float(canonical_correlations(M, tol).mean())
 
@@ -856,7 +856,6 @@ def _two_passes_device(
     their cubic kernels on ``dev`` (:mod:`svcca._dense`).
     """
     import torch
-
     from svcca._device import exact_products, format_bytes, plan_rows
     from svcca.statistic._torch_moments import TorchAccumulator
 

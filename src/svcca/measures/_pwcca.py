@@ -12,9 +12,17 @@ from svcca._result import result
 from svcca._threads import dense_steps
 from svcca._validation import Precision, check_epsilon, check_option, warn_few_samples
 from svcca.measures._cca import CCAResult, CCASide, cca_from_moments
+from svcca.measures._linalg import EPS
 from svcca.sources._to_moments import to_moments
 
-__all__ = ["PWCCAResult", "projection_weights", "pwcca", "pwcca_weights", "tied_groups"]
+__all__ = [
+    "PWCCAResult",
+    "projection_weights",
+    "pwcca",
+    "pwcca_weights",
+    "tie_gap",
+    "tied_groups",
+]
 
 
 @result
@@ -140,7 +148,7 @@ def pwcca(
         warn_few_samples(m.n, res.rank_x, res.rank_y)
         solver = res._solver
         U, rho, V = solver.svd
-        weights, side = pwcca_weights(solver.sx, solver.sy, U, V, rho, solver.tol, weight_by)
+        weights, side = pwcca_weights(solver.sx, solver.sy, U, V, rho, weight_by)
     return PWCCAResult(float(weights @ rho), weights, rho, side, res)
 
 
@@ -150,27 +158,41 @@ def pwcca_weights(
     U: np.ndarray,
     V: np.ndarray,
     rho: np.ndarray,
-    tol: float,
     weight_by: WeightBy = "smaller",
 ) -> tuple[np.ndarray, str]:
     """PWCCA's weights from two prepared sides and the SVD ``M = U diag(rho) V^T``.
 
-    ``tol`` bounds the round-off of ``rho`` (:func:`svcca.measures._cca.roundoff_bound`):
-    correlations closer than ``2 tol`` are tied (:func:`tied_groups`). Returns the
-    weights (non-negative, summing to 1) and the weighting side, ``"x"``, ``"y"`` (by
-    default the one of smaller rank, ``"x"`` on a tie) or ``"mean"``.
+    Correlations within :func:`tie_gap` of each other are tied (:func:`tied_groups`).
+    Returns the weights (non-negative, summing to 1) and the weighting side, ``"x"``,
+    ``"y"`` (by default the one of smaller rank, ``"x"`` on a tie) or ``"mean"``.
     """
     if weight_by == "mean":
-        wx, _ = pwcca_weights(sx, sy, U, V, rho, tol, "x")
-        wy, _ = pwcca_weights(sx, sy, U, V, rho, tol, "y")
+        wx, _ = pwcca_weights(sx, sy, U, V, rho, "x")
+        wy, _ = pwcca_weights(sx, sy, U, V, rho, "y")
         return 0.5 * (wx + wy), "mean"
     side = weight_by if weight_by in ("x", "y") else "x" if sx.rank <= sy.rank else "y"
     white, coords = (sx.white, U) if side == "x" else (sy.white, V)
-    proj = projection_weights(white.colour(coords), tied_groups(rho, 2 * tol))
+    proj = projection_weights(white.colour(coords), tied_groups(rho, tie_gap(sx, sy)))
     total = proj.sum()
     # total > 0: the weighting side is not degenerate (prepare_side refused it), so each
     # unit variate has a non-zero inner product with some neuron.
     return proj / total, side
+
+
+def tie_gap(sx: CCASide, sy: CCASide) -> float:
+    """Correlations closer than this are tied: ``64 eps (r_x + r_y)``, with ``eps`` the
+    unit round-off of the statistic's products.
+
+    Correlations equal in exact arithmetic (shared columns) come out about ``eps``
+    apart: 1e-15 in float64 (at whitening condition numbers up to 2e3), 4e-7 from
+    float32 sums. The gap stays below the spacing of distinct correlations of real
+    layers (1.4e-3 between the closest of a float32 test pair whose bound is 3e-4):
+    grouping those would move the score by their share of the weight times their
+    distance from it. (Not the clipping bound ``roundoff_bound``, a worst case that
+    grows with the condition number: 1e-1 for that pair.)
+    """
+    eps = max(sx.eps, sy.eps, EPS)
+    return float(64 * eps * (sx.rank + sy.rank))
 
 
 def tied_groups(rho: np.ndarray, gap: float) -> list[slice]:
