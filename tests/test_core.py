@@ -184,7 +184,12 @@ def test_svcca_keep_conventions():
     assert ex.kept_x == int(np.argmax(share >= 0.9)) + 1
     assert ex.variance_kept_x == pytest.approx(share[ex.kept_x - 1], rel=1e-9)
     assert svcca.svcca(X, Y, keep=3).kept_x == 3
-    assert svcca.svcca(X, Y, keep=50).kept_x == 10  # capped at the rank
+    # One rule with keep=1.0's refusal: a count may not ask for more than the features.
+    with pytest.raises(
+        ValueError, match=r"keep=50 asks for more directions than representation X has features"
+    ):
+        svcca.svcca(X, Y, keep=50)
+    assert svcca.svcca(X, Y, keep=10).kept_x == 10
     assert svcca.svcca(X, Y, keep=0.999999).kept_x == 10
 
 

@@ -767,7 +767,12 @@ def test_batches_must_record_the_same_layers_and_shapes():
     with pytest.raises(st.CaptureError, match=r"Batch 1 recorded \['lin#0', 'lin#1'\].*\['lin'\]"):
         st.capture(Loop(), batches, ["lin"], calls="each")
     seq = nn.Sequential(nn.Identity())
-    with pytest.raises(st.CaptureError, match=r"incompatible shapes.*sequence='samples'"):
+    with pytest.raises(
+        st.CaptureError,
+        match=r"Layer '0' gave \(5, 4\) per datapoint on batch 1, but \(3, 4\) on the first "
+        r"batch.*sequences of 5 and 3 time steps.*pad the inputs to one length, or reduce "
+        r"each sequence to rows with sequence='samples'",
+    ):
         st.capture(seq, [torch.randn(2, 3, 4), torch.randn(2, 5, 4)], ["0"], sequence="keep")
 
 

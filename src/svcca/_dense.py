@@ -31,11 +31,13 @@ from svcca._device import DeviceMemoryError, format_bytes, free_bytes
 from svcca._validation import is_torch_tensor
 
 __all__ = [
+    "ConvergenceError",
     "cholesky",
     "dense_on",
     "device_in_use",
     "eigh",
     "eigvalsh",
+    "factorising",
     "matmul",
     "smaller_gram",
     "solve_lower",
@@ -163,45 +165,190 @@ def device_in_use() -> Any:
 
 
 def _on(*arrays: np.ndarray) -> _Device | None:
-    """The device to run on, or None for the host (also for empty operands)."""
+    """The device to run on, or None for the host (also for empty operands, and for
+    stacks of matrices and complex ones: the device path is for real float64 blocks)."""
     d = _DENSE.get()
-    if d is None or any(a.size == 0 for a in arrays):
+    if d is None or any(a.size == 0 or a.ndim != 2 or np.iscomplexobj(a) for a in arrays):
         return None
     return d
 
 
+# ---------------------------------------------------------------------- factorisations
+# LAPACK's fast drivers (divide and conquer: gesdd for the SVD, syevd for symmetric
+# eigenproblems, what NumPy and torch call) can fail to converge on rare, nearly
+# degenerate blocks: a whitened cross block of two very similar wide layers, every
+# singular value within 1e-3 of 1, made gesdd fail on one BLAS thread and converge on
+# two. Every factorisation here is therefore retried, on the host, with the QR-iteration
+# driver (gesvd, syev): slower, but it converges where the fast one does not. Only when
+# that fails too is there an error, naming what was factorised (:func:`factorising`).
+_WHAT: ContextVar[str] = ContextVar("svcca_factorising", default="")
+
+
+class ConvergenceError(np.linalg.LinAlgError):
+    """A factorisation that LAPACK's fast driver and its robust driver both failed on."""
+
+
+@contextmanager
+def factorising(what: str) -> Iterator[None]:
+    """Name what the factorisations inside the block belong to (e.g. ``"representation
+    'conv3'"``), for the :class:`ConvergenceError` raised when one does not converge."""
+    token = _WHAT.set(what)
+    try:
+        yield
+    finally:
+        _WHAT.reset(token)
+
+
+def _per_block(fn: Any, A: np.ndarray) -> Any:
+    """``fn`` on ``A``, or on each matrix of a stack ``(..., m, n)`` with results stacked."""
+    if A.ndim == 2:
+        return fn(A)
+    flat = A.reshape((-1,) + A.shape[-2:])
+    parts = [fn(a) for a in flat]
+    if isinstance(parts[0], tuple):
+        return tuple(
+            np.stack([p[i] for p in parts]).reshape(A.shape[:-2] + parts[0][i].shape)
+            for i in range(len(parts[0]))
+        )
+    return np.stack(parts).reshape(A.shape[:-2] + parts[0].shape)
+
+
+def _robust(kind: str, A: np.ndarray, fast: Any, robust: Any, drivers: tuple[str, str]) -> Any:
+    """``fast()``; if it does not converge ``robust()``; if neither, :class:`ConvergenceError`."""
+    try:
+        return fast()
+    except np.linalg.LinAlgError as first:
+        if not np.isfinite(A).all():  # no driver converges on NaN (gesvd may return it)
+            raise ConvergenceError(_not_converged(kind, A, drivers, first, None)) from first
+        try:
+            return robust()
+        except np.linalg.LinAlgError as second:
+            raise ConvergenceError(_not_converged(kind, A, drivers, first, second)) from second
+
+
+def _not_converged(
+    kind: str,
+    A: np.ndarray,
+    drivers: tuple[str, str],
+    first: Exception,
+    second: Exception | None,
+) -> str:
+    what = _WHAT.get() or "a block"
+    shape = " x ".join(map(str, A.shape))
+    msg = f"The {kind} of {what} (a {shape} {A.dtype} block) did not converge"
+    if second is None:
+        msg += f" with LAPACK's {drivers[0]} ({first})."
+    else:
+        msg += (
+            f", neither with LAPACK's {drivers[0]} ({first}) nor with its robust driver "
+            f"{drivers[1]} ({second})."
+        )
+    finite = np.isfinite(A)
+    if not finite.all():
+        return msg + (
+            f" The block holds {int(A.size - finite.sum())} NaN or inf entries: the "
+            "statistic it came from is not finite (sums that overflow float64, or a "
+            "Moments built with them). Rescale the activations (e.g. divide each layer by "
+            "its largest absolute value)."
+        )
+    return msg + (
+        " Its entries are finite: this is LAPACK failing on a nearly degenerate block. "
+        "Try another LAPACK (run the step on a GPU, with svcca.on_device('cuda'): ..., or "
+        "with another NumPy/SciPy build) or prune nearly collinear features (a larger "
+        "epsilon, e.g. 1e-8, where the measure takes one), and please report it with the "
+        "shapes of the inputs."
+    )
+
+
 def eigh(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (ascending) and eigenvectors of the symmetric ``S``."""
+    """Eigenvalues (ascending) and eigenvectors of the symmetric (Hermitian) ``S``.
+
+    ``S`` may be a stack ``(..., p, p)`` (on the host). Retried with LAPACK's ``syev``
+    when ``syevd`` (or the device's driver) does not converge; :class:`ConvergenceError`
+    when neither does.
+    """
     d = _on(S)
-    if d is None:
-        return np.linalg.eigh(S)
-    w, V = d.run("eigendecomposition", S.shape, lambda: d.torch.linalg.eigh(d.up(S)))
-    return d.down(w), d.down(V)
+    if d is not None:
+        try:
+            w, V = d.run("eigendecomposition", S.shape, lambda: d.torch.linalg.eigh(d.up(S)))
+            return d.down(w), d.down(V)
+        except np.linalg.LinAlgError:
+            pass  # the host's drivers take over
+    return _robust(  # type: ignore[no-any-return]
+        "eigendecomposition",
+        S,
+        lambda: np.linalg.eigh(S),
+        lambda: _per_block(lambda a: sla.eigh(a, driver="ev", check_finite=False), S),
+        ("syevd", "syev"),
+    )
 
 
 def eigvalsh(S: np.ndarray) -> np.ndarray:
-    """Eigenvalues (ascending) of the symmetric ``S``."""
+    """Eigenvalues (ascending) of the symmetric (Hermitian) ``S``, robust as :func:`eigh`."""
     d = _on(S)
-    if d is None:
-        return np.linalg.eigvalsh(S)
-    return d.down(d.run("eigenvalues", S.shape, lambda: d.torch.linalg.eigvalsh(d.up(S))))
+    if d is not None:
+        try:
+            return d.down(d.run("eigenvalues", S.shape, lambda: d.torch.linalg.eigvalsh(d.up(S))))
+        except np.linalg.LinAlgError:
+            pass
+    return _robust(  # type: ignore[no-any-return]
+        "eigenvalues",
+        S,
+        lambda: np.linalg.eigvalsh(S),
+        lambda: _per_block(
+            lambda a: sla.eigh(a, eigvals_only=True, driver="ev", check_finite=False), S
+        ),
+        ("syevd", "syev"),
+    )
 
 
 def svd(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD ``M = U diag(s) Vt``."""
+    """Thin SVD ``M = U diag(s) Vt`` (``M`` may be a stack ``(..., m, n)`` on the host).
+
+    Retried with LAPACK's ``gesvd`` when ``gesdd`` (or the device's driver) does not
+    converge; :class:`ConvergenceError` when neither does.
+    """
     d = _on(M)
-    if d is None:
-        return np.linalg.svd(M, full_matrices=False)
-    U, s, Vt = d.run("SVD", M.shape, lambda: d.torch.linalg.svd(d.up(M), full_matrices=False))
-    return d.down(U), d.down(s), d.down(Vt)
+    if d is not None:
+        try:
+            U, s, Vt = d.run(
+                "SVD", M.shape, lambda: d.torch.linalg.svd(d.up(M), full_matrices=False)
+            )
+            return d.down(U), d.down(s), d.down(Vt)
+        except np.linalg.LinAlgError:
+            pass
+    return _robust(  # type: ignore[no-any-return]
+        "SVD",
+        M,
+        lambda: np.linalg.svd(M, full_matrices=False),
+        lambda: _per_block(
+            lambda a: sla.svd(a, full_matrices=False, lapack_driver="gesvd", check_finite=False),
+            M,
+        ),
+        ("gesdd", "gesvd"),
+    )
 
 
 def svdvals(M: np.ndarray) -> np.ndarray:
-    """Singular values of ``M``, descending."""
+    """Singular values of ``M``, descending (per matrix of a stack), robust as :func:`svd`."""
     d = _on(M)
-    if d is None:
-        return np.linalg.svd(M, compute_uv=False)
-    return d.down(d.run("singular values", M.shape, lambda: d.torch.linalg.svdvals(d.up(M))))
+    if d is not None:
+        try:
+            return d.down(
+                d.run("singular values", M.shape, lambda: d.torch.linalg.svdvals(d.up(M)))
+            )
+        except np.linalg.LinAlgError:
+            pass
+    return _robust(  # type: ignore[no-any-return]
+        "singular values",
+        M,
+        lambda: np.linalg.svd(M, compute_uv=False),
+        lambda: _per_block(
+            lambda a: sla.svd(a, compute_uv=False, lapack_driver="gesvd", check_finite=False),
+            M,
+        ),
+        ("gesdd", "gesvd"),
+    )
 
 
 def cholesky(R: np.ndarray) -> tuple[np.ndarray, int]:

@@ -25,6 +25,7 @@ __all__ = [
     "check_epsilon",
     "check_int",
     "check_keep",
+    "check_keep_fits",
     "check_option",
     "check_pair",
     "check_precision",
@@ -349,7 +350,8 @@ def check_keep(keep: Any, name: str = "keep") -> float | int:
 
     As scikit-learn's ``PCA(n_components=...)``: ``keep=0.99`` keeps the fewest leading
     directions explaining 99% of the variance, ``keep=20`` keeps 20. ``keep=1.0`` is
-    refused rather than read as "everything" (next to ``keep=1``, one direction).
+    refused rather than read as "everything" (next to ``keep=1``, one direction), as a
+    count above a layer's features is (:func:`check_keep_fits`, once the width is known).
     """
     fix = (
         "Pass a fraction such as 0.99 (share of variance) or an int count such as 20; to "
@@ -360,6 +362,23 @@ def check_keep(keep: Any, name: str = "keep") -> float | int:
     if isinstance(keep, numbers.Integral):
         return check_int(keep, name, minimum=1, fix=fix)
     return check_real(keep, name, low=0.0, high=1.0, low_open=True, high_open=True, fix=fix)
+
+
+def check_keep_fits(keep: float | int, p: int, name: str) -> None:
+    """Refuse a count ``keep`` above the ``p`` features of representation ``name``.
+
+    One rule with :func:`check_keep`'s refusal of ``keep=1.0``: ``keep`` may not ask for
+    more than a layer has. (A count within ``p`` but above the numerical rank keeps
+    every direction with variance, with a warning: how many there are depends on the
+    data.)
+    """
+    if isinstance(keep, int) and keep > p:
+        raise ValueError(
+            f"keep={keep} asks for more directions than representation {name} has features "
+            f"({p}). Pass a count <= {p}, a fraction such as 0.99 (share of the variance: "
+            "it adapts to each layer's width), or compare the whole layers with CCA "
+            "(svcca.cca, --measure cca)."
+        )
 
 
 def check_epsilon(epsilon: Any) -> float:
@@ -396,13 +415,19 @@ class DegenerateError(ValueError):
     """
 
 
-def raise_degenerate(name: str, p: int | None, detail: str) -> NoReturn:
-    """Refuse representation ``name`` (``p`` features, when known) with what was left of it."""
+def raise_degenerate(name: str, p: int | None, detail: str, fix: str = "") -> NoReturn:
+    """Refuse representation ``name`` (``p`` features, when known) with what was left of it.
+
+    ``fix`` is the measure's own advice beyond dropping the layer (e.g. lowering
+    ``epsilon`` where that measure pruned neurons with it); none is given for knobs the
+    measure does not have.
+    """
     what = f"Representation {name}" + ("" if p is None else f" ({p} features)")
     raise DegenerateError(
-        f"{what} has nothing to compare: {detail}. A "
-        "constant or dead layer has no similarity to anything (it is not 0): drop it from "
-        "the comparison, or lower epsilon if it pruned real neurons."
+        f"{what} has nothing to compare: {detail}. A constant or dead layer has no "
+        "similarity to anything (it is not 0): drop it from the comparison"
+        + (f", or {fix}" if fix else "")
+        + "."
     )
 
 

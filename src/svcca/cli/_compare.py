@@ -29,6 +29,14 @@ from svcca.cli._options import (
 HELP = "Compare two representations saved as .npy files (rows = datapoints)."
 
 
+# What `svcca` prints after "out of memory" (see svcca.cli._main).
+MEMORY_HINT = (
+    "svcca compare holds the pair in memory: run svcca pairwise A.npy B.npy with "
+    "--chunk-size ROWS instead (it streams the files; svcca, cca, pwcca, pls, cka_linear), "
+    "and for the n x n measures (cka_rbf, rsa, the debiased CKAs) compare fewer datapoints."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", metavar="A.npy", help="first representation, (n_samples, p)")
     parser.add_argument("b", metavar="B.npy", help="second representation, (n_samples, q)")

@@ -14,6 +14,10 @@ HELP = (
 )
 
 
+# What `svcca` prints after "out of memory" (see svcca.cli._main).
+MEMORY_HINT = "Close other programs, or run svcca demo --quick (fewer datapoints)."
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default="svcca-demo", help="output directory (default: svcca-demo)"

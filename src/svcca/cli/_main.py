@@ -8,7 +8,10 @@ only when their command runs (``--help`` imports none of the heavy extras). What
 
 Bad input, and any ValueError or TypeError of the library (a degenerate layer, NaN in
 the data), exits with status 2 and one line ``svcca <command>: error: <message>`` on
-stderr, never a traceback. Warnings (e.g. :class:`svcca.SVCCAWarning` for too few
+stderr, never a traceback. So does running out of memory: the line names the options
+that lower it (a command module's ``MEMORY_HINT``).
+
+Warnings (e.g. :class:`svcca.SVCCAWarning` for too few
 samples) are one line each, ``svcca <command>: warning: <message>``, without Python's
 source location.
 """
@@ -53,7 +56,7 @@ def _build_parser() -> argparse.ArgumentParser:
             raise
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _memory_hint=getattr(mod, "MEMORY_HINT", ""))
     return parser
 
 
@@ -88,6 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args._run(args) or 0)
         except (UsageError, ValueError, TypeError, OSError, ImportError) as exc:
             print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except MemoryError as exc:
+            # the hint, not NumPy's shape: what to change on the command line
+            print(
+                f"{prog}: error: out of memory ({_one_line(exc)}). {args._memory_hint}".rstrip(),
+                file=sys.stderr,
+            )
             return 2
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)

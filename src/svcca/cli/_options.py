@@ -239,7 +239,7 @@ def check_same_datapoints(shapes: Sequence[tuple[str, tuple[int, int]]], transpo
 
     When they do not, say why as far as the shapes tell: all the files agree on their
     other axis (then they are all the other way round: ``--transpose``), one file is
-    the other way round, or the files hold different datapoints.
+    the other way round (whichever it is), or the files hold different datapoints.
     """
     ns = [shape[0] for _, shape in shapes]
     if len(set(ns)) <= 1:
@@ -261,13 +261,27 @@ def check_same_datapoints(shapes: Sequence[tuple[str, tuple[int, int]]], transpo
             f"The files must hold the same datapoints: {counts}, but every file has {m} "
             f"{other}. The datapoints are the {axis}; {fix}"
         )
-    most = max(ns, key=ns.count)  # the datapoints of most files (ties: the first file's)
-    flipped = [label for label, shape in shapes if shape[0] != most and shape[1] == most]
-    if flipped:
+    # A file is flipped when its other axis matches the datapoints every other file
+    # agrees on and its own does not: each file is tried, the first as the others.
+    flipped = []
+    for i, (label, (r, c)) in enumerate(shapes):
+        rest = {shape[0] for j, (_, shape) in enumerate(shapes) if j != i}
+        if len(rest) == 1 and c in rest and r not in rest:
+            flipped.append((label, c))
+    if len(flipped) == 1:
+        label, most = flipped[0]
+        others = "other files" if len(shapes) > 2 else "other file"
         raise UsageError(
-            f"{flipped[0]!r} looks saved the other way round: its {other} match the {most} "
-            f"datapoints of the other files, its {axis} do not. Save it in the same "
-            "orientation as the others (--transpose flips every file, not one)."
+            f"{label!r} looks saved the other way round: its {other} match the {most} "
+            f"datapoints of the {others}, its {axis} do not. Save it in the same "
+            f"orientation as the {others} (--transpose flips every file, not one)."
+        )
+    if flipped:  # two files, each the other's transpose in shape: either could be
+        as_read = " and ".join(f"{label!r} is {shape}" for label, shape in shapes)
+        raise UsageError(
+            f"One of the files looks saved the other way round: {as_read} as read "
+            f"(the datapoints are the {axis}). Save the one that is (neurons, datapoints) "
+            "as (datapoints, neurons) (--transpose flips every file, not one)."
         )
     raise UsageError(
         f"The files must hold the same datapoints in the same order: {counts} (the "

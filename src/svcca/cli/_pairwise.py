@@ -35,6 +35,14 @@ from svcca.cli._options import (
 HELP = "Compare every representation with every other (folder/list of .npy, or one .npz)."
 
 
+# What `svcca` prints after "out of memory" (see svcca.cli._main).
+MEMORY_HINT = (
+    "Lower --chunk-size (datapoints read at a time; memory grows with it times the summed "
+    "widths); with --measure svcca, --sketch-size K first reduces each wide layer to K "
+    "directions (the statistic needs the square of the summed widths in float64)."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs",

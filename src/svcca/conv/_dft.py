@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._result import result
 from svcca._threads import dense_steps
 from svcca._validation import (
@@ -105,7 +106,7 @@ class _Solver:
     @cached_property
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
         """Channel weights ``(R, c1, k)``, ``(R, c2, k)`` with unit-variance variates."""
-        U, _, Vh = np.linalg.svd(self.M, full_matrices=False)
+        U, _, Vh = _dense.svd(self.M)
         V = np.conj(Vh.transpose(0, 2, 1))
         # Deterministic phases: the largest entry of each left vector is real positive.
         top = np.take_along_axis(U, np.argmax(np.abs(U), axis=1)[:, None, :], axis=1)
@@ -382,8 +383,8 @@ def fourier_cca(
             fx = cca_factor(m.sxx, epsilon, m.eps)
             fy = cca_factor(m.syy, epsilon, m.eps)
         else:
-            fx = svd_factor(m.sxx, m.grid.multiplicity, keep, variance, m.eps)
-            fy = svd_factor(m.syy, m.grid.multiplicity, keep, variance, m.eps)
+            fx = svd_factor(m.sxx, m.grid.multiplicity, keep, variance, m.eps, "A")
+            fy = svd_factor(m.syy, m.grid.multiplicity, keep, variance, m.eps, "B")
     for f, name, shape in ((fx, "A", a.shape), (fy, "B", b.shape)):
         if not f.rank.any():
             raise_degenerate(name, int(np.prod(shape[1:])), "it is constant at every location")

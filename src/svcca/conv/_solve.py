@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
+import svcca._dense as _dense
+from svcca._validation import check_keep_fits
 from svcca.measures._linalg import EPS, NUMERICAL_RTOL, clip_roundoff, rank_rtol
 from svcca.measures._svcca import n_directions
 
@@ -109,7 +111,7 @@ def cca_factor(S: np.ndarray, epsilon: float, eps: float = EPS) -> Factor:
         d2 = np.ones((R, c))
     bad = ~good
     if bad.any():
-        w, V = np.linalg.eigh(C[bad])
+        w, V = _dense.eigh(C[bad])
         tol = np.maximum(rtol, w[:, -1:] * c * max(eps, EPS))
         ok = w > tol
         scale = np.where(ok, 1.0 / np.sqrt(np.where(ok, w, 1.0)), 0.0)
@@ -131,6 +133,7 @@ def svd_factor(
     keep: float | int,
     variance: str,
     eps: float = EPS,
+    name: str = "",
 ) -> Factor:
     """SVCCA's reduction: keep the leading principal directions of the whole layer.
 
@@ -141,7 +144,9 @@ def svd_factor(
     conjugate pair are always kept together, so a count may be exceeded by one.
     """
     R, c, _ = S.shape
-    w, V = np.linalg.eigh(S)
+    if name:  # the flattened layer on the compared grid has sum(multiplicity) * c features
+        check_keep_fits(keep, int(multiplicity.sum()) * c, name)
+    w, V = _dense.eigh(S)
     top = float(np.abs(w).max()) if w.size else 0.0
     # eigh is backward stable: negative eigenvalues within c eps ||S_f|| are round-off.
     w = clip_roundoff(
@@ -155,7 +160,9 @@ def svd_factor(
     if vals.size:
         # SVCCA's keep rule on the pooled spectrum, each eigenvalue counted as often as
         # the grid locations it stands for (the flattened layer's spectrum).
-        k = n_directions(np.repeat(vals[order], mults[order]), keep, variance)  # type: ignore[arg-type]
+        pooled = np.repeat(vals[order], mults[order])
+        what = f"representation {name} (over every frequency)" if name else None
+        k = n_directions(pooled, keep, variance, what=what)  # type: ignore[arg-type]
         count = int(np.searchsorted(np.cumsum(mults[order]), k, side="left")) + 1
         selected[order[: min(count, vals.size)]] = True
     chosen = np.zeros_like(nonzero)
@@ -182,7 +189,7 @@ def whitened_cross(Sxy: np.ndarray, fx: Factor, fy: Factor) -> np.ndarray:
 
 def correlations(M: np.ndarray, fx: Factor, fy: Factor) -> tuple[np.ndarray, np.ndarray]:
     """Per-frequency correlations ``(R, k)`` (NaN beyond each frequency's count) and counts."""
-    s = np.linalg.svd(M, compute_uv=False)
+    s = _dense.svdvals(M)
     # As in svcca.cca: round-off moves a correlation by ~ c eps amplified by the
     # whitening; the pooled bound uses the largest channel count.
     tol = 64 * max(fx.eps, fy.eps) * (M.shape[-1] + M.shape[-2]) * max(fx.cond, fy.cond)

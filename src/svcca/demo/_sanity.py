@@ -144,8 +144,8 @@ def _moment_matrices(a: _Net, b: _Net, keep: float) -> dict[str, np.ndarray]:
             out["svcca"][i, j], out["svcca_r2"][i, j] = v.score, v.mean_squared
             # PWCCA and regression are asymmetric: s(X, Y) + s(Y, X) (Kornblith's S + S^T).
             U, rho, V = c._solver.svd
-            w_xy, _ = pwcca_weights(sx, sy, U, V)
-            w_yx, _ = pwcca_weights(sy, sx, V, U)
+            w_xy, _ = pwcca_weights(sx, sy, U, V, rho)
+            w_yx, _ = pwcca_weights(sy, sx, V, U, rho)
             out["pwcca"][i, j] = float(w_xy @ rho) + float(w_yx @ rho)
             r2_y, _ = explained(sx, sy, sxy, np.diag(b.gram[j]))
             r2_x, _ = explained(sy, sx, sxy.T, np.diag(a.gram[i]))
@@ -503,7 +503,6 @@ def _capture(
 ) -> list[list[np.ndarray]]:
     """Each network's compared layers (float64) on the images ``x``."""
     import torch
-
     from svcca.demo._train import layer_names
     from svcca.torch import capture
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._progress import Progress as _Progress  # the one progress contract
 from svcca._result import result
 from svcca._threads import dense_steps, products
@@ -28,6 +29,7 @@ from svcca._validation import (
     check_epsilon,
     check_int,
     check_keep,
+    check_keep_fits,
     check_option,
     check_precision,
     few_samples_message,
@@ -37,6 +39,7 @@ from svcca._validation import (
 from svcca.measures._cca import (
     CCASide,
     canonical_correlations,
+    cross_label,
     prepare_side,
     roundoff_bound,
     svd_of_cross,
@@ -218,10 +221,13 @@ def _named(reps: Any, what: str) -> list[tuple[Hashable, Any]]:
 
 
 def _pass_rows(width: int, n: int, chunk_size: int | None, precision: Precision) -> int:
+    """Rows per chunk of a pass over ``n`` rows: ``chunk_size`` or one chosen from the
+    width, never more than ``n`` (a chunk buffer of ``chunk_size`` rows is allocated)."""
     chunk_size = check_chunk_size(chunk_size)
     if chunk_size is None:
         size = 4 if precision == "float32" else 8
-        chunk_size = max(1, min(n, max(1024, _PASS_BYTES // (size * max(width, 1)))))
+        chunk_size = max(1024, _PASS_BYTES // (size * max(width, 1)))
+    chunk_size = max(1, min(n, chunk_size))
     # float32 products stay short (their round-off grows with length); sums are float64.
     return min(chunk_size, FLOAT32_CHUNK_ROWS) if precision == "float32" else chunk_size
 
@@ -444,11 +450,12 @@ def _prepare_all(
 def _pair_score(measure: str, M: np.ndarray, si: CCASide, sj: CCASide) -> float:
     """The combine step of one pair from its whitened cross block ``M``."""
     tol = roundoff_bound(M, si, sj)
-    if measure == "pwcca":
-        U, rho, V = svd_of_cross(M, tol)
-        weights, _ = pwcca_weights(si, sj, U, V)
-        return float(weights @ rho)
-    return float(canonical_correlations(M, tol).mean())
+    with _dense.factorising(cross_label(si, sj)):
+        if measure == "pwcca":
+            U, rho, V = svd_of_cross(M, tol)
+            weights, _ = pwcca_weights(si, sj, U, V, rho)
+            return float(weights @ rho)
+        return float(canonical_correlations(M, tol).mean())
 
 
 def _scores(
@@ -696,6 +703,9 @@ def pairwise(
                 "CCA, PWCCA and CKA need every feature's full Gram matrix."
             )
     plan = _plan(rows, cols)
+    if measure == "svcca":  # before the passes over the data, not after them
+        for s in plan.srcs:
+            check_keep_fits(keep, s.p, repr(s.name))
     use_dask = any(is_dask_array(s.obj) for s in plan.srcs)
     if sketch_size is not None:
         if use_dask:
@@ -881,7 +891,6 @@ def _two_passes_device(
     their cubic kernels on ``dev`` (:mod:`svcca._dense`).
     """
     import torch
-
     from svcca._device import exact_products, format_bytes, plan_rows
     from svcca.statistic._torch_moments import TorchAccumulator
 

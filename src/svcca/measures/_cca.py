@@ -48,6 +48,7 @@ __all__ = [
     "project",
     "roundoff_bound",
     "svd_of_cross",
+    "cross_label",
     "thresholded_mean",
     "whitened_cross",
 ]
@@ -165,8 +166,11 @@ def prepare_side(
     if kept.size == 0:
         reasons = {r: pruned.reasons.count(r) for r in dict.fromkeys(pruned.reasons)}
         detail = ", ".join(f"{c} {r}" for r, c in reasons.items())
+        # epsilon is relative to the largest variance (< 1), so it never prunes the
+        # largest feature: only constant features leave nothing, and lowering it is no fix.
         raise_degenerate(name, p, f"every feature was pruned ({detail})")
-    white = Whitener.fit(_submatrix(S, kept, kept), eps)
+    with _dense.factorising(f"representation {name}"):
+        white = Whitener.fit(_submatrix(S, kept, kept), eps)
     side = CCASide(
         name, p, kept, pruned, white, readonly(mean), max(white.cond, cond), eps, scale
     )
@@ -200,6 +204,11 @@ def _warn_float32(side: CCASide, dropped: int) -> None:
 
 
 # ---------------------------------------------------------------------- combine
+def cross_label(sx: CCASide, sy: CCASide) -> str:
+    """What a cross block of ``sx`` and ``sy`` is called in a factorisation's error."""
+    return f"the whitened cross block of {sx.name} and {sy.name}"
+
+
 def whitened_cross(sx: CCASide, sy: CCASide, Sxy: np.ndarray) -> np.ndarray:
     """``M = W_x^T S_xy W_y`` (kept rows and columns): its singular values are the CCs."""
     return sy.right(sx.left(Sxy))
@@ -261,12 +270,14 @@ class _CCASolver:
         self.tol = roundoff_bound(self.M, sx, sy)
 
     def correlations(self) -> np.ndarray:
-        return canonical_correlations(self.M, self.tol)
+        with _dense.factorising(cross_label(self.sx, self.sy)):
+            return canonical_correlations(self.M, self.tol)
 
     @cached_property
     def svd(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``M = U diag(s) V^T`` with the thin factors and deterministic signs."""
-        return svd_of_cross(self.M, self.tol)
+        with _dense.factorising(cross_label(self.sx, self.sy)):
+            return svd_of_cross(self.M, self.tol)
 
     def full_weights(self, side: str) -> np.ndarray:
         """Weights over all original features (zeros for pruned ones), unit-norm variates."""

@@ -249,17 +249,26 @@ def _sq_distances(A: Any) -> Any:
     return D
 
 
-def gram_rbf(A: Any, bandwidth: float = 1.0, sigma: float | None = None) -> tuple[Any, float]:
-    """RBF Gram matrix with Kornblith's median heuristic, and the width used.
+def gram_rbf(
+    A: Any, bandwidth: float = 1.0, sigma: float | None = None, unit: float = 1.0
+) -> tuple[Any, float]:
+    """RBF Gram matrix minus one, with Kornblith's median heuristic, and the width used.
 
-    ``K_ij = exp(-||a_i - a_j||^2 / (2 sigma^2))`` with ``sigma^2 = bandwidth^2 * median``
-    of the squared distances over the full ``n x n`` matrix (zeros on the diagonal
-    included), as in Kornblith et al.'s reference code, or the absolute ``sigma`` given.
-    ``A`` is an array or a torch tensor (the Gram matrix stays on its device).
+    ``K_ij - 1 = expm1(-||a_i - a_j||^2 / (2 sigma^2))`` with ``sigma^2 = bandwidth^2 *
+    median`` of the squared distances over the full ``n x n`` matrix (zeros on the
+    diagonal included), as in Kornblith et al.'s reference code, or the absolute
+    ``sigma`` given. The constant 1 is left out: centring removes it (and the unbiased
+    HSIC ignores it), while ``exp`` would round away the kernel's information for wide
+    kernels (at ``bandwidth=1e5`` every entry is within 1e-10 of 1). ``sigma^2`` is never
+    formed (it over- or underflows for extreme widths): widths whose kernel float64
+    cannot hold are refused by :func:`_check_rbf_width`. ``A`` is an array or a torch
+    tensor (the Gram matrix stays on its device); ``unit`` is the power of two it was
+    divided by (:func:`unit_scaled`; ``sigma`` is in its units): messages speak in the
+    data's.
     """
     D = _sq_distances(A)
     if sigma is not None:
-        sigma2 = sigma**2
+        scale, width, name = 1.0, sigma, "sigma"
     else:
         med = _median(D)
         if med <= 0.0:
@@ -269,13 +278,61 @@ def gram_rbf(A: Any, bandwidth: float = 1.0, sigma: float | None = None) -> tupl
                 "duplicate datapoints, give an absolute width with sigma=, or use "
                 "kernel='linear'."
             )
-        sigma2 = bandwidth**2 * med
-    D *= -1.0 / (2.0 * sigma2)
+        scale, width, name = med, bandwidth, "bandwidth"
+    with np.errstate(over="ignore", under="ignore"):
+        c = float(np.float64(0.5) / scale / width / width)  # 1 / (2 sigma^2)
+    _check_rbf_width(D, c, name, width, scale, unit)
+    D *= -c
     if is_torch_tensor(D):
-        D.exp_()
+        D.expm1_()
     else:
-        np.exp(D, out=D)
-    return D, float(np.sqrt(sigma2))
+        np.expm1(D, out=D)
+    return D, width * float(np.sqrt(scale))
+
+
+# exp(-t) of every pair beyond this is below float64's smallest normal number (2.2e-308);
+# below _RBF_TINY the centred kernel's products (t^2) would underflow.
+_RBF_HUGE = 708.0
+_RBF_TINY = 1e-150
+
+
+def _check_rbf_width(
+    D: Any, c: float, name: str, width: float, scale: float, unit: float = 1.0
+) -> None:
+    """Refuse an RBF width whose kernel float64 cannot represent, naming the range that works.
+
+    With ``t_ij = c d_ij^2`` (``c = 1 / (2 sigma^2)``): when even the nearest distinct
+    pair has ``t > 708`` every off-diagonal kernel value underflows, the kernel is the
+    identity and RBF CKA is 1 whatever the data; when the farthest pair has ``t <
+    1e-150`` the kernel's deviation from 1 and its products underflow (RBF CKA's limit
+    there is linear CKA). ``D`` holds the squared distances (its diagonal is restored), in
+    units of ``unit``; messages give distances (and an absolute ``sigma``) in the data's.
+    """
+    absolute = unit if name == "sigma" else 1.0  # a bandwidth is relative: unit-free
+    width = width * absolute
+    far = float(D.max())
+    _fill_diagonal(D, np.inf)
+    near = float(D.min())
+    _fill_diagonal(D, 0.0)
+    what = "of the median pairwise distance" if name == "bandwidth" else "(absolute)"
+    if near > 0 and not c * near <= _RBF_HUGE:  # also c = inf
+        low = float(np.sqrt(0.5 * near / _RBF_HUGE / scale)) * absolute
+        raise ValueError(
+            f"{name}={width!r} is too narrow an RBF width for these data: even the nearest "
+            f"two datapoints are {float(np.sqrt(near)) * unit:.3g} apart, so every kernel value "
+            "between different datapoints underflows float64, the kernel is the identity "
+            f"and RBF CKA would be 1 whatever the data. Use {name} >= {low:.3g} {what} "
+            "(Kornblith et al. use bandwidths of 0.2 to 2 times the median distance)."
+        )
+    if far > 0 and c * far < _RBF_TINY:
+        high = float(np.sqrt(0.5 * far / _RBF_TINY / scale)) * absolute
+        raise ValueError(
+            f"{name}={width!r} is too wide an RBF width for these data: the farthest two "
+            f"datapoints are {float(np.sqrt(far)) * unit:.3g} apart, so every kernel value differs "
+            "from 1 by less than float64 can hold. Use "
+            f"{name} <= {high:.3g} {what}, or kernel='linear' (RBF CKA's limit for wide "
+            "kernels)."
+        )
 
 
 def center_gram_inplace(K: Any, unbiased: bool) -> Any:
@@ -699,8 +756,8 @@ def cka(
             _plan_sample_space(
                 n, max(p, q), dev, kernel="rbf", median=widths is None, debiased=debiased
             )
-        Kx, sigma_x = gram_rbf(A, bw or 1.0, None if widths is None else widths[0])
-        Ky, sigma_y = gram_rbf(B, bw or 1.0, None if widths is None else widths[1])
+        Kx, sigma_x = gram_rbf(A, bw or 1.0, None if widths is None else widths[0], sa)
+        Ky, sigma_y = gram_rbf(B, bw or 1.0, None if widths is None else widths[1], sb)
         xy, xx, yy = _sample_space(Kx, Ky, debiased)
         del Kx, Ky
         sigma_x, sigma_y = sigma_x * sa, sigma_y * sb

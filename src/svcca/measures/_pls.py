@@ -89,7 +89,8 @@ def pls(X: Any, Y: Any = None, *, precision: Precision = "float64") -> PLSResult
     m = to_moments(X, Y, precision=precision)
     score = linear_cka_of_moments(m, "moments").score  # refuses a constant side
     with dense_steps(max(m.p, m.q), m.device):
-        U, s, Vt = _dense.svd(m.sxy / (m.n - 1))  # in the sums' units (Moments.scale_x)
+        with _dense.factorising("the cross-covariance of X and Y"):
+            U, s, Vt = _dense.svd(m.sxy / (m.n - 1))  # in the sums' units (Moments.scale_x)
     U, V = flip_signs(U, Vt.T)
     with np.errstate(over="ignore", under="ignore"):  # beyond float64's range: inf / 0
         s = s * (m.scale_x * m.scale_y)

@@ -128,7 +128,10 @@ def _pearson(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> float:
     for ss, name in ((aa, names[0]), (bb, names[1])):
         if not ss > 0:
             raise_degenerate(
-                name, None, "every pair of its datapoints is equally dissimilar (a constant RDM)"
+                name,
+                None,
+                "every pair of its datapoints is equally dissimilar (a constant RDM)",
+                "compute its RDM with another dissimilarity if its datapoints differ",
             )
     return float(a @ b / np.sqrt(aa * bb))
 
@@ -214,7 +217,10 @@ def rsa(
     for D, name, width in ((Dx, "X", A.shape[1]), (Dy, "Y", B.shape[1])):
         if np.ptp(_upper(D)) == 0:
             raise_degenerate(
-                name, width, "all its datapoints are equally far apart (a constant RDM)"
+                name,
+                width,
+                "all its datapoints are equally far apart (a constant RDM)",
+                "choose another metric= if its datapoints differ but are equidistant",
             )
     score = compare_rdms(Dx, Dy, compare=compare)
     return RSAResult(score, metric, compare, A.shape[0], (A.shape[1], B.shape[1]))

@@ -109,9 +109,10 @@ def _prepared_side(
     p = S.shape[0]
     tr = _check_variance(S, name)
     kept, _ = prune(np.diag(S).copy(), 0.0)
-    white = Whitener.fit(S[np.ix_(kept, kept)], eps)
-    Bt = white.colour(np.eye(white.rank))  # B^T, (p_kept, r)
-    _, sigma, Pt = _dense.svd(Bt)  # B^T = R^T diag(sigma) P^T
+    with _dense.factorising(f"representation {name}"):
+        white = Whitener.fit(S[np.ix_(kept, kept)], eps)
+        Bt = white.colour(np.eye(white.rank))  # B^T, (p_kept, r)
+        _, sigma, Pt = _dense.svd(Bt)  # B^T = R^T diag(sigma) P^T
     g = alpha * sigma + (1.0 - alpha) * np.sqrt(tr / p)
     return kept, white, Pt.T, g
 

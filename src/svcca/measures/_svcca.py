@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import field
 from functools import cached_property
 from typing import Any, Literal
@@ -13,7 +14,9 @@ from svcca._result import readonly, result
 from svcca._threads import dense_steps
 from svcca._validation import (
     Precision,
+    SVCCAWarning,
     check_keep,
+    check_keep_fits,
     check_option,
     check_probability,
     raise_degenerate,
@@ -36,7 +39,11 @@ Variance = Literal["explained", "singular_values"]
 
 
 def n_directions(
-    eigvals: np.ndarray, keep: float | int, variance: Variance, total: float | None = None
+    eigvals: np.ndarray,
+    keep: float | int,
+    variance: Variance,
+    total: float | None = None,
+    what: str | None = None,
 ) -> int:
     """How many leading directions to keep: SVCCA's keep rule, written once.
 
@@ -47,7 +54,8 @@ def n_directions(
         the centred data), descending.
     keep : float or int
         A fraction in (0, 1) (the fewest leading directions whose share of the total
-        reaches it) or a count (capped at ``r``).
+        reaches it) or a count (capped at ``r``, with an :class:`~svcca.SVCCAWarning`
+        naming ``what`` when it asks for more: those directions have no variance).
     variance : {"explained", "singular_values"}
         What the share is of: eigenvalues (true explained variance) or their square
         roots (the sum of singular values that google/svcca's tutorial used).
@@ -57,6 +65,13 @@ def n_directions(
     """
     r = eigvals.size
     if isinstance(keep, int):
+        if keep > r and what is not None:
+            warnings.warn(
+                f"keep={keep} asks for more directions than {what} has with non-zero "
+                f"variance ({r}): all {r} are kept.",
+                SVCCAWarning,
+                stacklevel=4,
+            )
         return min(keep, r)
     if variance == "explained":
         share = np.cumsum(eigvals) / (eigvals.sum() if total is None else total)
@@ -138,11 +153,13 @@ def reduce_side(
     DegenerateError
         When the representation is constant (no direction has non-zero variance).
     """
-    w, V = sym_eig_desc(S, eps)
+    check_keep_fits(keep, S.shape[0], name)
+    with _dense.factorising(f"representation {name}"):
+        w, V = sym_eig_desc(S, eps)
     r = numerical_rank(w, eps)
     if r == 0:
         raise_degenerate(name, S.shape[0], "it is constant (no direction has any variance)")
-    k = n_directions(w[:r], keep, variance)
+    k = n_directions(w[:r], keep, variance, what=f"representation {name}")
     return ReducedSide(
         name,
         w[:k],
@@ -235,10 +252,12 @@ def svcca(
     Y : array_like, shape (n_samples, q)
     keep : float in (0, 1) or int >= 1, default 0.99
         A float fraction: keep the fewest leading directions whose share of the
-        variance reaches it. An int count: keep that many directions (fewer if the
-        rank is lower). As in scikit-learn's ``PCA(n_components=...)``, ``keep=1.0``
-        is refused (it would read as "everything" next to ``keep=1``, one direction):
-        to compare the whole layers use :func:`svcca.cca`.
+        variance reaches it. An int count: keep that many directions, at most the
+        layer's features (a count above the directions with non-zero variance keeps
+        those, with an :class:`~svcca.SVCCAWarning`). As in scikit-learn's
+        ``PCA(n_components=...)``, ``keep=1.0`` is refused (it would read as
+        "everything" next to ``keep=1``, one direction), and so is a count above the
+        features: to compare the whole layers use :func:`svcca.cca`.
     variance : {"explained", "singular_values"}, default "explained"
         ``"explained"`` measures the share with squared singular values (true explained
         variance). ``"singular_values"`` sums the singular values themselves, the rule

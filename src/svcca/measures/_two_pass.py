@@ -8,11 +8,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+import svcca._dense as _dense
 from svcca._validation import (
     SVCCAWarning,
     as_representation,
     check_int,
     check_keep,
+    check_keep_fits,
     check_option,
     check_probability,
     raise_degenerate,
@@ -59,7 +61,7 @@ class FrequentDirections:
                 self._shrink()
 
     def _shrink(self) -> None:
-        _, s, vt = np.linalg.svd(self.buf[: self.filled], full_matrices=False)
+        _, s, vt = _dense.svd(self.buf[: self.filled])
         ell = self.ell
         if s.size > ell:
             s2 = np.maximum(s[:ell] ** 2 - s[ell] ** 2, 0.0)
@@ -95,7 +97,7 @@ class FrequentDirections:
 
     def directions(self) -> tuple[np.ndarray, np.ndarray]:
         """Estimated eigenvalues (descending) and directions ``(d, r)`` of the scatter."""
-        _, s, vt = np.linalg.svd(self.buf[: self.filled], full_matrices=False)
+        _, s, vt = _dense.svd(self.buf[: self.filled])
         V, _ = flip_signs(vt[: self.ell].T)
         return s[: self.ell] ** 2, V
 
@@ -130,7 +132,7 @@ def _batches_of(
         raise TypeError("svcca_two_pass compares two representations: pass X and Y.")
     sx, sy = as_source(X, "X"), as_source(Y, "Y")
     check_same_n([sx, sy])
-    rows = _chunk_rows(sx.p + sy.p, chunk_size)
+    rows = _chunk_rows(sx.p + sy.p, chunk_size, n=sx.n)
 
     def gen2() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for start in range(0, sx.n, rows):
@@ -157,13 +159,17 @@ def ritz_side(
     against the exact ``total`` variance. Returns the side and the rotation ``U_k``
     (``l x k``) from sketch coordinates to the kept directions.
     """
-    w, U = sym_eig_desc(S)
+    with _dense.factorising(f"representation {name}"):
+        w, U = sym_eig_desc(S)
     r = numerical_rank(w)
     if r == 0:
         raise_degenerate(name, basis.shape[0], "it is constant (no direction has any variance)")
     # Without every singular value the tutorial's convention cannot be normalised
     # exactly: "singular_values" uses the sketch's own values (a lower bound on the share).
-    k = n_directions(w[:r], keep, variance, total if variance == "explained" else None)
+    check_keep_fits(keep, basis.shape[0], name)
+    k = n_directions(
+        w[:r], keep, variance, total if variance == "explained" else None, f"the sketch of {name}"
+    )
     if not isinstance(keep, int) and variance == "explained" and w[:r].sum() < keep * total:
         warnings.warn(
             f"The sketch of {name} holds {r} directions explaining "

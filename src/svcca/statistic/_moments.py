@@ -44,16 +44,22 @@ _CHUNK_BYTES = 32 * 2**20
 FLOAT32_CHUNK_ROWS = 4096
 
 
-def _chunk_rows(width: int, chunk_size: int | None, precision: Precision = "float64") -> int:
-    """Rows per chunk: ``chunk_size`` (checked: an int >= 1) or one chosen from the width."""
+def _chunk_rows(
+    width: int, chunk_size: int | None, precision: Precision = "float64", n: int | None = None
+) -> int:
+    """Rows per chunk: ``chunk_size`` (checked: an int >= 1) or one chosen from the width;
+    at most ``n`` (the rows there are, when known: a chunk buffer may be allocated)."""
     chunk_size = check_chunk_size(chunk_size)
     if precision == "float32":
         if chunk_size is not None:
-            return min(chunk_size, FLOAT32_CHUNK_ROWS)
-        return max(256, min(FLOAT32_CHUNK_ROWS, _CHUNK_BYTES // (4 * max(width, 1))))
-    if chunk_size is not None:
-        return chunk_size
-    return max(256, _CHUNK_BYTES // (8 * max(width, 1)))
+            rows = min(chunk_size, FLOAT32_CHUNK_ROWS)
+        else:
+            rows = max(256, min(FLOAT32_CHUNK_ROWS, _CHUNK_BYTES // (4 * max(width, 1))))
+    elif chunk_size is not None:
+        rows = chunk_size
+    else:
+        rows = max(256, _CHUNK_BYTES // (8 * max(width, 1)))
+    return rows if n is None else max(1, min(rows, n))
 
 
 class Moments:
@@ -366,7 +372,7 @@ class Moments:
                 "These Moments were built without a Y representation (q=0), but update() "
                 "received a Y batch. Build them with Moments.empty(p, q) to track both."
             )
-        rows = min(_chunk_rows(self.p + self.q, chunk_size, self.precision), X.shape[0])
+        rows = _chunk_rows(self.p + self.q, chunk_size, self.precision, X.shape[0])
         acc = Accumulator(self.p, self.q, self.precision)
         # One buffer per side, reused by every chunk: fresh large arrays would cost a
         # page fault per 4 KiB on every chunk.

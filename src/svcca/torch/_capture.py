@@ -288,28 +288,101 @@ def _split_call(name: str, modules: Mapping[str, Any]) -> tuple[str, int | None]
     return name, None
 
 
-def resolve_layers(model: Any, layers: Sequence[str]) -> dict[str, Any]:
-    """Map each requested name to its module, with near matches for unknown names.
+# Children through which a wrapper runs the model it wraps: DataParallel's and
+# DistributedDataParallel's ``module``, torch.compile's ``_orig_mod``.
+_WRAPPED = ("module", "_orig_mod")
+
+
+def wrapper_prefixes(model: Any) -> list[str]:
+    """The prefixes wrappers add to the wrapped model's module names, outermost first.
+
+    ``torch.nn.DataParallel(net)`` names ``net``'s ``"fc"`` ``"module.fc"``,
+    ``torch.compile(net)`` ``"_orig_mod.fc"``, and nested wrappers both
+    (``"_orig_mod.module.fc"``). A wrapper is a module whose only child is one of those.
+    """
+    out: list[str] = []
+    prefix, m = "", model
+    while len(out) < 4:
+        children = list(m.named_children())
+        if len(children) != 1 or children[0][0] not in _WRAPPED:
+            break
+        prefix += children[0][0] + "."
+        out.append(prefix)
+        m = children[0][1]
+    return out
+
+
+def locate_layers(model: Any, layers: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+    """Each requested name's module name in ``model`` and call (None: every call).
 
     ``"<name>#<k>"`` names the ``k``-th call (0-based) of a module that runs more than
-    once per forward pass.
+    once per forward pass. Wrappers are transparent: a name the model does not have is
+    followed through any ``DataParallel`` / ``DistributedDataParallel`` (``module``) or
+    ``torch.compile`` (``_orig_mod``) on its path, so a wrapped model takes the plain
+    model's names (and the prefixed ones). An unknown name's error lists near matches
+    and, for a wrapped model, the prefix.
     """
     modules = dict(model.named_modules())
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[str, int | None]] = {}
     for name in layers:
-        base, _ = _split_call(name, modules)
-        if base in modules:
-            out[name] = modules[base]
-            continue
-        names = [n for n in modules if n]
-        near = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-        shown = ", ".join(repr(n) for n in names[:20]) + (" ..." if len(names) > 20 else "")
-        raise ValueError(
-            f"{type(model).__name__} has no module named {name!r}.{hint} Names come from "
-            f"model.named_modules(): {shown}"
-        )
+        base, k = _split_call(name, modules)
+        if base not in modules:
+            call = _CALL.fullmatch(name)
+            tries = [(name, None)] + ([(call.group(1), int(call.group(2)))] if call else [])
+            for cand, kk in tries:
+                real = _through_wrappers(model, cand)
+                if real is not None:
+                    base, k = real, kk
+                    break
+            else:
+                raise ValueError(_no_module(model, name, modules, wrapper_prefixes(model)))
+        out[name] = (base, k)
     return out
+
+
+def _through_wrappers(model: Any, name: str) -> str | None:
+    """``name``'s module name in ``model`` with the wrappers on its path stepped into
+    (``"fc"`` -> ``"module.fc"``), or None when it names no module."""
+    path: list[str] = []
+    m = model
+    for seg in name.split(".") if name else []:
+        while True:
+            children = dict(m.named_children())
+            if seg in children:
+                m = children[seg]
+                path.append(seg)
+                break
+            if len(children) == 1 and next(iter(children)) in _WRAPPED:
+                ((step, m),) = children.items()
+                path.append(step)
+                continue
+            return None
+    return ".".join(path) if path else None
+
+
+def _no_module(model: Any, name: str, modules: Mapping[str, Any], prefixes: list[str]) -> str:
+    names = [n for n in modules if n]
+    # near matches among the names as given and as the plain model names them
+    plain = {n[len(p) :]: n for p in reversed(prefixes) for n in names if n.startswith(p)}
+    near = difflib.get_close_matches(name, [*names, *plain], n=5, cutoff=0.5)
+    near = list(dict.fromkeys(plain.get(n, n) for n in near))
+    hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+    if prefixes:
+        hint += (
+            f" The model is wrapped ({type(model).__name__}): the names inside it start "
+            f"with {prefixes[-1]!r}, and both the plain and the prefixed names are accepted."
+        )
+    shown = ", ".join(repr(n) for n in names[:20]) + (" ..." if len(names) > 20 else "")
+    return (
+        f"{type(model).__name__} has no module named {name!r}.{hint} Names come from "
+        f"model.named_modules(): {shown}"
+    )
+
+
+def resolve_layers(model: Any, layers: Sequence[str]) -> dict[str, Any]:
+    """Map each requested name to its module (:func:`locate_layers`)."""
+    modules = dict(model.named_modules())
+    return {name: modules[base] for name, (base, _) in locate_layers(model, layers).items()}
 
 
 def _describe(obj: Any, depth: int = 0) -> str:
@@ -995,10 +1068,8 @@ def run_capture(
     check_model_layout(model, opts)
     if extract is None:
         named = dict(model.named_modules())
-        resolved = resolve_layers(model, opts.layers)
-        for layer in opts.layers:
-            base, k = _split_call(layer, named)
-            modules[base] = resolved[layer]
+        for layer, (base, k) in locate_layers(model, opts.layers).items():
+            modules[base] = named[base]
             targets.setdefault(base, []).append((layer, k))
 
     state: dict[str, Any] = {"batch": None, "train": []}
@@ -1302,21 +1373,57 @@ def capture_stream(
     )
 
 
+def check_same_shape(name: str, a: np.ndarray, first: np.ndarray, i: int) -> None:
+    """Batch ``i`` of layer ``name`` has the per-datapoint shape of its first batch.
+
+    Raised as each batch arrives (a long capture does not fail at its end), naming the
+    layer, both shapes and, for sequences (3-D ``(n, L, d)``, from ``sequence="keep"``)
+    their lengths, and what to change.
+    """
+    if a.shape[1:] == first.shape[1:]:
+        return
+    got, want = tuple(a.shape[1:]), tuple(first.shape[1:])
+    head = (
+        f"Layer {name!r} gave {got} per datapoint on batch {i}, but {want} on the first "
+        "batch: one layer's batches must share every axis but the first."
+    )
+    if a.ndim == 3 and first.ndim == 3 and got[1:] == want[1:]:
+        raise CaptureError(
+            f"{head} These are sequences of {got[0]} and {want[0]} time steps, and "
+            "sequence='keep' keeps each datapoint's whole sequence, so every batch needs "
+            "one length: pad the inputs to one length, or reduce each sequence to rows "
+            "with sequence='samples' (every real token), 'mean', 'last' or 'first'."
+        )
+    raise CaptureError(
+        f"{head} Sequences of different lengths need sequence='samples', 'mean', 'last' "
+        "or 'first'; conv maps of different sizes need conv='mean'; or pad the inputs to "
+        "one size."
+    )
+
+
 def stack(chunks: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
     """Join each layer's per-batch arrays along the first axis."""
     if not chunks:
         raise ValueError("batches was empty: there was nothing to run the model on.")
-    out = {}
-    for n in chunks:
-        try:
-            out[n] = np.concatenate(chunks[n], axis=0)
-        except ValueError as exc:
-            raise CaptureError(
-                f"Layer {n!r} gave batches of incompatible shapes "
-                f"{sorted({a.shape[1:] for a in chunks[n]})}: {exc}. Sequences of different "
-                "lengths need sequence='samples', 'mean', 'last' or 'first'."
-            ) from exc
-    return out
+    for n, parts in chunks.items():
+        for i, a in enumerate(parts):
+            check_same_shape(n, a, parts[0], i)
+    return {n: np.concatenate(parts, axis=0) for n, parts in chunks.items()}
+
+
+def keep_batches(
+    chunks: dict[str, list[np.ndarray]],
+) -> Callable[[int, dict[str, np.ndarray]], None]:
+    """A capture callback appending each layer's batch to ``chunks`` (checked as it comes)."""
+
+    def keep(i: int, arrays: dict[str, np.ndarray]) -> None:
+        for n, a in arrays.items():
+            parts = chunks.setdefault(n, [])
+            if parts:
+                check_same_shape(n, a, parts[0], i)
+            parts.append(a)
+
+    return keep
 
 
 def capture(
@@ -1444,16 +1551,11 @@ def capture(
     ((100, 8), (100, 3))
     """
     chunks: dict[str, list[np.ndarray]] = {}
-
-    def keep(i: int, arrays: dict[str, np.ndarray]) -> None:
-        for n, a in arrays.items():
-            chunks.setdefault(n, []).append(a)
-
     capture_stream(
         model,
         batches,
         layers,
-        keep,
+        keep_batches(chunks),
         select=select,
         sequence=sequence,
         time_axis=time_axis,

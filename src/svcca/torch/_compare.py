@@ -553,6 +553,13 @@ def compare(
             f"conv must be 'mean' or 'flatten' in compare; got {conv!r}. Compare conv maps "
             "as maps by capturing them (conv='keep') and using svcca.conv."
         )
+    if sequence == "keep":
+        raise ValueError(
+            "sequence='keep' gives each datapoint a whole (length, features) sequence; "
+            "compare accumulates (datapoints, features) statistics. Use sequence='samples' "
+            "(every real token a datapoint), 'mean', 'last' or 'first', or capture the "
+            "sequences with svcca.torch.capture(..., sequence='keep')."
+        )
     check_progress(progress)
     la = _layer_list(layers_a, "layers_a")
     lb = la if layers_b is None else _layer_list(layers_b, "layers_b")

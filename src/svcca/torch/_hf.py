@@ -18,6 +18,7 @@ from svcca.torch._capture import (
     _Batch,
     _describe,
     _reduce,
+    keep_batches,
     order_free,
     run_capture,
     stack,
@@ -193,14 +194,10 @@ def hidden_states(
     """
     chunks: dict[str, list[np.ndarray]] = {}
 
-    def keep(i: int, arrays: dict[str, np.ndarray]) -> None:
-        for n, a in arrays.items():
-            chunks.setdefault(n, []).append(a)
-
     hidden_states_stream(
         model,
         batches,
-        keep,
+        keep_batches(chunks),
         sequence=sequence,
         conv=conv,
         dtype=dtype,

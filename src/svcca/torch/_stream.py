@@ -125,6 +125,12 @@ def capture_moments(
             "capture_moments needs 2-D activations: use conv='mean' or conv='flatten' (or "
             "capture conv maps with capture() and compare them with svcca.conv)."
         )
+    if sequence == "keep":
+        raise ValueError(
+            "capture_moments needs 2-D activations, and sequence='keep' gives each "
+            "datapoint a whole (length, features) sequence: use sequence='samples' (every "
+            "real token a datapoint), 'mean', 'last' or 'first'."
+        )
     pairs = check_pairs(pairs)
     precision = check_precision(precision)
     run = forward
