@@ -134,12 +134,17 @@ def test_both_eigensolvers_failing_names_the_layer(monkeypatch):
 @pytest.mark.faults
 def test_a_non_finite_block_is_not_handed_to_the_robust_driver(monkeypatch):
     """gesvd may return NaN for a NaN block instead of failing: a block that is not
-    finite raises at once, saying so (here a statistic built by hand with an inf)."""
+    finite raises at once, saying so. A statistic built by hand with an inf is refused
+    when it is made (the public boundary), so the guard of the factorisation itself can
+    only be shown on the kernel."""
+    from svcca import _dense
+
     X, Y = _with_correlations(RHO)
     m = svcca.Moments.from_arrays(X, Y)
     sxy = m.sxy.copy()
     sxy[0, 0] = np.inf
-    bad = svcca.Moments(m.n, m.mean_x, m.mean_y, m.sxx, m.syy, sxy)
+    with pytest.raises(ValueError, match=r"Moments.sxy holds NaN or inf: expected the finite"):
+        svcca.Moments(m.n, m.mean_x, m.mean_y, m.sxx, m.syy, sxy)
     monkeypatch.setattr(np.linalg, "svd", _no_convergence("gesdd")[0])
     robust, tried = _no_convergence("gesvd")
     monkeypatch.setattr(scipy.linalg, "svd", robust)
@@ -149,5 +154,6 @@ def test_a_non_finite_block_is_not_handed_to_the_robust_driver(monkeypatch):
         r"converge with LAPACK's gesdd .* The block holds 1 NaN or inf entries: the statistic "
         r"it came from is not finite .* Rescale the activations",
     ):
-        svcca.pls(bad)
+        with _dense.factorising("the cross-covariance of X and Y"):
+            _dense.svd(sxy)
     assert not tried

@@ -191,6 +191,8 @@ class Moments:
         self.sxx = np.asarray(sxx, dtype=np.float64)
         self.syy = np.asarray(syy, dtype=np.float64)
         self.sxy = np.asarray(sxy, dtype=np.float64)
+        if self.n < 0:
+            raise ValueError(f"Moments.n counts samples and must be >= 0; got {n!r}.")
         p, q = self.mean_x.shape[0], self.mean_y.shape[0]
         expected = {"sxx": (p, p), "syy": (q, q), "sxy": (p, q)}
         for key, shape in expected.items():
@@ -199,6 +201,15 @@ class Moments:
                 raise ValueError(
                     f"Moments.{key} must have shape {shape} to match means of length {p} and "
                     f"{q}; got {got}."
+                )
+        # O(p^2): a statistic of finite data is finite, whatever its magnitude (the sums
+        # are in units of scale_x); NaN or inf here would give plausible wrong scores.
+        for key in ("mean_x", "mean_y", "sxx", "syy", "sxy"):
+            if not np.isfinite(getattr(self, key)).all():
+                raise ValueError(
+                    f"Moments.{key} holds NaN or inf: expected the finite statistic of finite "
+                    "data. Build it from the data (Moments.from_arrays, update, merge), which "
+                    "refuse non-finite rows by name."
                 )
 
     # ------------------------------------------------------------------ construction

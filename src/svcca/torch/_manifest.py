@@ -234,6 +234,12 @@ class DiskCapture:
         (the default) its SHA-256 too, once per process and file unless the file changed
         since (about 1 s per GB from the page cache, plus the read time of a cold disk;
         ``verify=False`` skips it). A damaged or swapped file raises ValueError.
+
+        A memory map is not guarded after it is returned: if another process truncates
+        the file while you compute on it, the process dies with SIGBUS (no Python code
+        can catch it). Where that can happen, pass ``mmap=False`` or read the file with
+        ``svcca.sources.load_array(capture.files[layer])`` (positioned reads: a clear
+        error instead; docs/inputs.md).
         """
         self.check(layer, verify=verify)
         a = _read(self.files[layer], self.format, mmap=mmap)
