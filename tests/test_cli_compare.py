@@ -126,22 +126,17 @@ def test_one_vocabulary_for_both_commands(capsys):
         assert f"{name}:" in helps["compare"] and f"{name}:" in helps["pairwise"]
     for name in SINGLE_PAIR_MEASURES:
         assert f"{name}:" in helps["compare"] and f"{name}:" not in helps["pairwise"]
-    assert "--method" not in helps["compare"]  # the deprecated alias is hidden
+    assert "--method" not in helps["compare"]
 
 
-def test_method_is_a_deprecated_alias(files, capsys):
-    d, A, B = files
-    code, out, err = compare(capsys, d, "--method", "cca", "--json")
-    assert code == 0
-    assert json.loads(out)["score"] == pytest.approx(svcca.cca(A, B).score, abs=1e-12)
-    assert err == (
-        "svcca compare: warning: --method is deprecated; use --measure cca (the same names).\n"
-    )
-    code, _, err = compare(capsys, d, "--method", "procrustes", "--measure", "procrustes")
-    assert code == 0
-    code, _, err = compare(capsys, d, "--method", "cca", "--measure", "pwcca")
-    assert code == 2
-    assert "svcca compare: error: --method is the old name of --measure" in err
+def test_the_pre_release_alias_method_is_gone(files, capsys):
+    d, _, _ = files
+    with pytest.raises(SystemExit) as exc:  # argparse's own refusal, exit 2
+        compare(capsys, d, "--method", "cca", "--json")
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --method cca" in capsys.readouterr().err
+    code, out, _ = compare(capsys, d, "--measure", "cca", "--json")
+    assert code == 0 and "method" not in json.loads(out)  # nor the JSON key
 
 
 # ---------------------------------------------------------------------- errors

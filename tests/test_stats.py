@@ -248,6 +248,5 @@ def test_float32_permutations_are_close_to_float64(name):
     assert np.allclose(a.null_distribution, b.null_distribution, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="precision must be one of"):
         stats.permutation_test(measure, X, Y, n_permutations=2, precision="float16")
-    with pytest.warns(DeprecationWarning, match="now precision="):
-        c = stats.permutation_test(measure, X, Y, n_permutations=20, seed=3, dtype="float32")
-    assert np.array_equal(c.null_distribution, b.null_distribution)
+    with pytest.raises(TypeError, match="dtype"):  # the pre-release alias is gone
+        stats.permutation_test(measure, X, Y, n_permutations=20, seed=3, dtype="float32")

@@ -56,7 +56,7 @@ from svcca.measures import (
 )
 from svcca.statistic import Float32RangeError, Moments
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CCAResult",

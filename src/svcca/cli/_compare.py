@@ -1,8 +1,7 @@
 """``svcca compare A.npy B.npy``: one similarity between two saved representations.
 
 The measures and knobs are those of ``svcca pairwise`` (see ``svcca.cli._options``),
-plus the measures of a single pair. ``--method`` is the old name of ``--measure``: it
-still works, with a deprecation note on stderr.
+plus the measures of a single pair.
 """
 
 from __future__ import annotations
@@ -43,7 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_measure_arguments(parser, MEASURES)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     # The old name of --measure, kept working for scripts written against it.
-    parser.add_argument("--method", default=None, help=argparse.SUPPRESS)
 
 
 def _load(path: str, transpose: bool) -> np.ndarray:
@@ -126,18 +124,6 @@ def _summary(measure: str, out: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.method is not None:
-        if args.measure is not None and args.measure != args.method:
-            raise UsageError(
-                f"--method is the old name of --measure; got --measure {args.measure} and "
-                f"--method {args.method}. Pass --measure alone."
-            )
-        print(
-            f"svcca compare: warning: --method is deprecated; use --measure {args.method} "
-            "(the same names).",
-            file=sys.stderr,
-        )
-        args.measure = args.method
     measure, settings = resolve_measure(args, "compare")
     A = _load(args.a, args.transpose)
     B = _load(args.b, args.transpose)
@@ -151,7 +137,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(msg) from exc
     out: dict[str, Any] = {
         "measure": measure,
-        "method": measure,  # deprecated: the key of the days of --method
         "settings": settings,
         "a": args.a,
         "b": args.b,

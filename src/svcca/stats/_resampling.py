@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -171,7 +170,6 @@ def permutation_test(
     vectorized: bool = True,
     precision: Precision = "float64",
     progress: bool | None = False,
-    dtype: Precision | None = None,
 ) -> PermutationResult:
     """Permutation test: is the measured similarity larger than chance pairing gives?
 
@@ -203,8 +201,6 @@ def permutation_test(
     progress : bool or None, default False
         Show a progress bar on stderr (tqdm if installed, else a one-line
         counter). None: only when stderr is a terminal.
-    dtype : {"float64", "float32"}, optional
-        Deprecated name of ``precision`` (the library's one name for it).
 
     Returns
     -------
@@ -241,13 +237,6 @@ def permutation_test(
     progress = check_progress(progress)
     B_ = check_int(n_permutations, "n_permutations")
     alternative = check_option(alternative, "alternative", ("greater", "less"))  # type: ignore[assignment]
-    if dtype is not None:
-        warnings.warn(
-            "permutation_test(dtype=...) is now precision=..., as everywhere in svcca.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        precision = dtype
     dt = np.float32 if check_precision(precision) == "float32" else np.float64
     A, B = check_arrays(X, Y)
     rng = np.random.default_rng(seed)
