@@ -1,5 +1,5 @@
-"""Adversarial review of the device path (issue 13): inputs that made it differ from the
-host path, crash with an unhelpful message, or give a wrong number.
+"""The device path agrees with the host path on inputs that once made it differ, crash
+with an unhelpful message, or give a wrong number.
 
 CI has no GPU: the device code runs on CPU torch inside ``svcca.on_device("cpu")``; each
 test states what the host path does with the same input, and the device path must

@@ -1,5 +1,5 @@
-"""Second adversarial review of the device path (issue 13): data_device at every
-boundary, TorchAccumulator's queued checks, the dense upload cache.
+"""The device path's boundaries: data_device at every input, TorchAccumulator's queued
+checks and memory plans, the dense upload cache.
 
 Run on CPU torch inside ``svcca.on_device("cpu")`` (the device code path; no GPU here).
 """
