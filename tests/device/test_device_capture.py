@@ -337,7 +337,7 @@ def test_gpu_benchmark_script_runs(tmp_path):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).parents[1] / "benchmarks" / "bench_gpu.py"
+    script = Path(__file__).parents[2] / "benchmarks" / "bench_gpu.py"
     out = tmp_path / "gpu.json"
     subprocess.run(
         [sys.executable, str(script), "--quick", "--device", "cpu", "--out", str(out)],
@@ -361,7 +361,7 @@ def test_docs_gpu_page_runs():
     import re
     from pathlib import Path
 
-    page = (Path(__file__).parents[1] / "docs" / "gpu.md").read_text()
+    page = (Path(__file__).parents[2] / "docs" / "gpu.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", page, re.S)
     assert blocks
     namespace: dict = {}
