@@ -109,6 +109,6 @@ def test_every_similarity_is_symmetric_and_one_on_itself(data):
 
 
 def test_docs_mention_each_row_once():
-    text = DOC.read_text()
+    text = DOC.read_text().split("## Table", 1)[1]  # the parametrised table, not the registry's
     for name in MEASURES:
         assert len(re.findall(re.escape("| " + name + " |"), text)) == 1, name

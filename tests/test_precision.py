@@ -184,6 +184,27 @@ def test_dense_steps_run_on_one_thread_for_small_blocks():
     assert 1 <= free_cores() <= (os.cpu_count() or 1)
 
 
+def test_dense_steps_limit_even_when_first_used_inside_a_callers_limit(monkeypatch):
+    """The threads are compared with the BLAS's threads at the time of the call (was:
+    with those when the controller was made, so a first use inside a caller's
+    threadpool_limits(1) disabled every later limit: an order-dependent flake)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import svcca._threads as threads
+
+    monkeypatch.setattr(threads, "_controller", None)
+
+    def blas():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(1):
+        with dense_steps(64):
+            pass
+    if max(blas(), default=1) < 2:
+        pytest.skip("one BLAS thread here: nothing to limit")
+    with dense_steps(64):
+        assert all(t == 1 for t in blas())
+
+
 @pytest.mark.parametrize("measure", ["cca", "svcca", "pwcca", "cka_linear"])
 def test_pairwise_float32_is_the_single_calls_float32(measure):
     rng = np.random.default_rng(5)

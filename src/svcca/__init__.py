@@ -28,8 +28,10 @@ from svcca._device import DeviceMemoryError, on_device
 from svcca._validation import DegenerateError, SVCCAWarning
 from svcca.engines import PairwiseResult, pairwise
 from svcca.measures import (
+    MEASURES,
     CCAResult,
     CKAResult,
+    Measure,
     MinibatchCKA,
     PCAResult,
     PLSResult,
@@ -38,6 +40,7 @@ from svcca.measures import (
     PWCCAResult,
     RegressionResult,
     RSAResult,
+    Score,
     ShapeResult,
     SVCCAResult,
     cca,
@@ -48,6 +51,7 @@ from svcca.measures import (
     procrustes,
     pwcca,
     rdm,
+    register,
     regression_fit,
     rsa,
     shape_distance,
@@ -59,11 +63,13 @@ from svcca.statistic import Float32RangeError, Moments
 __version__ = "0.2.0"
 
 __all__ = [
+    "MEASURES",
     "CCAResult",
     "CKAResult",
     "DegenerateError",
     "DeviceMemoryError",
     "Float32RangeError",
+    "Measure",
     "MinibatchCKA",
     "Moments",
     "PCAResult",
@@ -76,6 +82,7 @@ __all__ = [
     "RegressionResult",
     "SVCCAResult",
     "SVCCAWarning",
+    "Score",
     "ShapeResult",
     "cca",
     "cka",
@@ -89,6 +96,7 @@ __all__ = [
     "procrustes",
     "pwcca",
     "rdm",
+    "register",
     "regression_fit",
     "rsa",
     "shape_distance",

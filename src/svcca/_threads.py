@@ -34,12 +34,11 @@ SMALL_BLOCK = 2048
 SMALL_PRODUCT = 2e7
 
 _controller: Any = None
-_default_threads = 1
 
 
 def _threadpools() -> Any:
     """The process's ThreadpoolController (created once), or None without threadpoolctl."""
-    global _controller, _default_threads
+    global _controller
     if _controller is None:
         try:
             from threadpoolctl import ThreadpoolController
@@ -47,8 +46,6 @@ def _threadpools() -> Any:
             _controller = False
         else:
             _controller = ThreadpoolController()
-            blas = [p.num_threads for p in _controller.lib_controllers if p.user_api == "blas"]
-            _default_threads = max(blas, default=1)
     return _controller or None
 
 
@@ -94,7 +91,13 @@ def free_cores() -> int:
 @contextmanager
 def _limit(threads: int) -> Iterator[None]:
     pools = _threadpools()
-    if pools is None or threads >= _default_threads:
+    if pools is None:
+        yield
+        return
+    # The BLAS threads now (not when the controller was made: that may have been inside
+    # another limit, e.g. a caller's threadpool_limits(1), and would then never limit).
+    now = max((p.num_threads for p in pools.lib_controllers if p.user_api == "blas"), default=1)
+    if threads >= now:
         yield
         return
     with pools.limit(limits=threads, user_api="blas"):

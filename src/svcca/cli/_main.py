@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "pairwise": "svcca.cli._pairwise",
     "demo": "svcca.cli._demo",
     "verify": "svcca.cli._verify",
+    "measures": "svcca.cli._measures",
 }
 
 

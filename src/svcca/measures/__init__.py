@@ -12,6 +12,7 @@ from svcca.measures._minibatch import MinibatchCKA
 from svcca.measures._pca import PCAResult, pca
 from svcca.measures._pls import PLSResult, pls
 from svcca.measures._pwcca import PWCCAResult, pwcca
+from svcca.measures._registry import MEASURES, Measure, Score, register
 from svcca.measures._regression import RegressionResult, regression_fit
 from svcca.measures._rsa import RSAResult, compare_rdms, rdm, rsa
 from svcca.measures._shape import ProcrustesResult, ShapeResult, procrustes, shape_distance
@@ -19,8 +20,10 @@ from svcca.measures._svcca import SVCCAResult, svcca
 from svcca.measures._two_pass import svcca_two_pass
 
 __all__ = [
+    "MEASURES",
     "CCAResult",
     "CKAResult",
+    "Measure",
     "MinibatchCKA",
     "PCAResult",
     "PLSResult",
@@ -30,6 +33,7 @@ __all__ = [
     "RSAResult",
     "RegressionResult",
     "SVCCAResult",
+    "Score",
     "ShapeResult",
     "cca",
     "cka",
@@ -39,6 +43,7 @@ __all__ = [
     "procrustes",
     "pwcca",
     "rdm",
+    "register",
     "regression_fit",
     "rsa",
     "shape_distance",
