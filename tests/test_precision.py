@@ -194,7 +194,8 @@ def test_dense_steps_limit_even_when_first_used_inside_a_callers_limit(monkeypat
     monkeypatch.setattr(threads, "_controller", None)
 
     def blas():
-        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        info = threadpoolctl.threadpool_info()
+        return [i["num_threads"] for i in info if i["user_api"] == "blas"]
 
     with threadpoolctl.threadpool_limits(1):
         with dense_steps(64):
