@@ -160,3 +160,21 @@ def test_declarations_are_well_formed(name):
     assert m.name == name and m.description
     assert m.invariances_for() <= svcca.measures._registry.INVARIANCES
     assert m.kind in ("moments", "samples", "minibatch")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pairwise_equals_single_calls(name):
+    """Every registered measure is served by pairwise (the one-pass engine, or called per
+    pair); a minibatch measure is refused with the reason."""
+    X, Y = _layers()
+    Z = np.random.default_rng(9).standard_normal((X.shape[0], 4))
+    reps = {"x": X, "y": Y, "z": Z}
+    if svcca.MEASURES[name].kind == "minibatch":
+        with pytest.raises(ValueError, match="accumulates over minibatches"):
+            svcca.pairwise(reps, measure=name)
+        return
+    got = svcca.pairwise(reps, measure=name)
+    assert got.measure == name
+    for i, a in enumerate(reps.values()):
+        for j, b in enumerate(reps.values()):
+            assert abs(got.values[i, j] - _score(name, a, b)) <= TOL, (i, j)

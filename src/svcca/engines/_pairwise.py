@@ -600,6 +600,7 @@ def pairwise(
     sketch_size: int | None = None,
     progress: bool | None = False,
     precision: Precision = "float64",
+    params: Mapping[str, Any] | None = None,
 ) -> PairwiseResult:
     """Compare every representation with every other (or every row with every column).
 
@@ -617,8 +618,15 @@ def pairwise(
         measures). Given: the rectangular matrix ``rows x cols`` (e.g. layers at a
         checkpoint against the final model's layers). An object that appears in both
         is read and decomposed once.
-    measure : {"svcca", "cca", "pwcca", "pls", "cka_linear"}, default "svcca"
-        ``"pls"`` and ``"cka_linear"`` both give linear CKA (``svcca.pls(...).score``).
+    measure : str, default "svcca"
+        Any name of :data:`svcca.MEASURES` (``svcca measures`` lists them). ``"svcca"``,
+        ``"cca"``, ``"pwcca"``, ``"pls"`` and ``"cka_linear"`` run the one-pass engine
+        below (memory constant in ``n``; ``"pls"`` and ``"cka_linear"`` both give
+        linear CKA). Every other measure (Procrustes, shape metrics, regression, RBF
+        CKA, RSA, your own registered one) reads each representation into memory once
+        and is called on each pair: ``values[i, j]`` is exactly its score, and the
+        representations must fit in half the free memory together (else
+        :class:`~svcca.DeviceMemoryError`, before anything is read).
     keep, variance
         SVCCA's directions per representation, as in :func:`svcca.svcca`.
     epsilon : float, default 0.0
@@ -646,6 +654,10 @@ def pairwise(
         float64 rate; scores move by about 1e-8 for CKA and by the whitened blocks'
         condition number times 1e-7 for the CCA family, see :class:`~svcca.Moments`).
         Not with ``sketch_size``.
+    params : mapping, optional
+        Parameters of a measure called per pair (``{"bandwidth": 0.5}`` for
+        ``"cka_rbf"``, ``{"alpha": 0.5}`` for ``"shape_distance"``), checked against its
+        declaration; the one-pass measures take ``keep``, ``variance`` and ``epsilon``.
 
     Returns
     -------
@@ -680,12 +692,23 @@ def pairwise(
     >>> r.shape, round(r["layer0", "layer0"], 6)
     ((3, 3), 1.0)
     """
+    from svcca.measures._registry import MEASURES as REGISTRY
+
     measure = check_option(
         measure,
         "measure",
-        MEASURES,
-        fix="For RBF CKA or other sample-based measures, loop over pairs with that function.",
+        tuple(REGISTRY),
+        fix="svcca measures (or svcca.MEASURES) lists them; svcca.register adds your own.",
     )  # type: ignore[assignment]
+    params = dict(params or {})
+    if measure not in MEASURES:
+        return _per_pair(rows, cols, REGISTRY[measure], params, progress)
+    if params:
+        raise TypeError(
+            f"params= is for measures called per pair; measure={measure!r} runs the one-pass "
+            f"engine and takes keep=, variance=, epsilon= and precision= (got params "
+            f"{sorted(params)})."
+        )
     keep = check_keep(keep)
     variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
     epsilon = check_epsilon(epsilon)
@@ -746,6 +769,29 @@ def pairwise(
         n_samples=plan.n,
         dims_rows=tuple(reps[u].dim for u in plan.row_u),
         dims_cols=tuple(reps[u].dim for u in plan.col_u),
+    )
+
+
+def _per_pair(
+    rows: Any, cols: Any, measure: Any, params: dict[str, Any], progress: bool | None
+) -> PairwiseResult:
+    """A registered measure the one-pass engine does not serve, called per pair."""
+    from svcca.engines._per_pair import per_pair_values
+
+    measure.check_params(params)
+    plan = _plan(rows, cols)
+    values = per_pair_values(
+        plan.srcs, plan.n, plan.row_u, plan.col_u, plan.square, measure, params, progress
+    )
+    return PairwiseResult(
+        values=values,
+        rows=plan.row_labels,
+        cols=plan.col_labels,
+        measure=measure.name,
+        settings=dict(params),
+        n_samples=plan.n,
+        dims_rows=tuple(plan.srcs[u].p for u in plan.row_u),
+        dims_cols=tuple(plan.srcs[u].p for u in plan.col_u),
     )
 
 
