@@ -147,10 +147,17 @@ def test_truncated_file_is_named(folder, tmp_path, capsys):
         (["--chunk-size", "1.5"], "--chunk-size must be an int >= 1; got 1.5."),
         (["--measure", "bogus"], "--measure must be one of 'svcca', 'cca', 'pwcca', 'pls', "),
         (
-            ["--measure", "cka_rbf"],
-            "--measure cka_rbf compares a single pair: use svcca compare A.npy B.npy "
-            "--measure cka_rbf. svcca pairwise offers svcca, cca, pwcca, pls, cka_linear.",
+            ["--measure", "cka_rbf", "--param", "alpha=1"],
+            "Measure 'cka_rbf' takes no parameter 'alpha'; it takes: bandwidth, sigma. (see "
+            "svcca measures)",
         ),
+        (["--measure", "rsa", "--param", "metric"], "--param expects KEY=VALUE"),
+        (["--measure", "cka_rbf", "--param", "bandwidth=2"], "is given as --bandwidth 2"),
+        (
+            ["--measure", "rsa", "--param", "metric=euclidean", "--param", "metric=x"],
+            "--param metric is given twice",
+        ),
+        (["--measure", "cca", "--param", "threshold=0.9"], "takes its knobs as flags"),
         (["--output", "nowhere/m.csv"], "does not exist"),
     ],
 )
@@ -299,3 +306,23 @@ def test_interrupted_run_leaves_no_output_files(folder, tmp_path, monkeypatch):
         raise RuntimeError("stop")
     assert not (tmp_path / "no.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "ok.csv", "reps"]
+
+
+def test_every_registered_measure_with_its_parameters_and_the_version_recorded(folder, capsys):
+    d, arrays = folder
+    code = main(["pairwise", str(d), "--measure", "shape_distance", "--param", "alpha=0.5",
+                 "--json"])
+    assert code == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["measure"] == "shape_distance"
+    assert got["settings"] == {"alpha": 0.5}  # the measure's parameters
+    assert got["svcca_version"] == svcca.__version__
+    a, b = arrays["layer0"], arrays["layer2"]
+    assert got["values"][0][2] == pytest.approx(
+        svcca.shape_distance(a, b, alpha=0.5).score, abs=1e-12
+    )
+    assert main(["pairwise", str(d), "--measure", "cka_rbf", "--bandwidth", "0.5", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["settings"] == {"bandwidth": 0.5}
+    want = svcca.cka(a, b, kernel="rbf", bandwidth=0.5).score
+    assert got["values"][0][2] == pytest.approx(want, abs=1e-12)

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "svcca._threads": 0,
     "svcca._device": 0,
     "svcca._dense": 0,
+    "svcca._version": 0,
     "svcca.statistic": 1,
     "svcca.sources": 2,
     "svcca.measures": 3,

@@ -26,6 +26,7 @@ The package is layered; each layer imports only the ones above it in this list::
 from svcca import compat, conv, stats  # noqa: E402  (engines and compat, after the core)
 from svcca._device import DeviceMemoryError, on_device
 from svcca._validation import DegenerateError, SVCCAWarning
+from svcca._version import __version__ as __version__
 from svcca.engines import PairwiseResult, pairwise
 from svcca.measures import (
     MEASURES,
@@ -59,8 +60,6 @@ from svcca.measures import (
     svcca_two_pass,
 )
 from svcca.statistic import Float32RangeError, Moments
-
-__version__ = "0.2.0"
 
 __all__ = [
     "MEASURES",

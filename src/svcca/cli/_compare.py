@@ -86,29 +86,29 @@ def _compute(measure: str, A: np.ndarray, B: np.ndarray, s: dict[str, Any]) -> d
             "weighted_by": w.weighted_by,
             "correlations": w.correlations.tolist(),
         }
-    if measure == "pls":
-        p = svcca.pls(A, B)
-        return {"score": p.score, "singular_values": p.singular_values.tolist()}
-    if measure.startswith("cka_"):
-        kernel = "rbf" if measure.startswith("cka_rbf") else "linear"
-        debiased = measure.endswith("_debiased")
-        if kernel == "rbf":
-            k = svcca.cka(A, B, kernel="rbf", bandwidth=s["bandwidth"], debiased=debiased)
-        else:
-            k = svcca.cka(A, B, debiased=debiased)
-        out: dict[str, Any] = {"score": k.score}
-        if kernel == "rbf":
-            out.update(sigma_a=k.sigma_x, sigma_b=k.sigma_y)
-        return out
-    if measure == "procrustes":
-        q = svcca.procrustes(A, B)
-        return {"score": q.score, "distance": q.distance, "squared_distance": q.squared_distance}
-    if measure == "regression":
-        g = svcca.regression_fit(A, B)
-        return {"score": g.score, "r2_b_from_a": g.r2_y_given_x, "r2_a_from_b": g.r2_x_given_y}
-    assert measure == "rsa", measure
-    h = svcca.rsa(A, B)
-    return {"score": h.score, "metric": h.metric, "compare": h.compare}
+    # every other registered measure, with its parameters: the score and what its
+    # result says beyond it
+    params = dict(s.get("params", {}))
+    r = svcca.MEASURES[measure](A, B, **params)
+    out: dict[str, Any] = {"score": float(getattr(r, svcca.MEASURES[measure].score_field))}
+    extras = {
+        "singular_values": "singular_values",
+        "sigma_x": "sigma_a",
+        "sigma_y": "sigma_b",
+        "distance": "distance",
+        "squared_distance": "squared_distance",
+        "r2_y_given_x": "r2_b_from_a",
+        "r2_x_given_y": "r2_a_from_b",
+        "metric": "metric",
+        "compare": "compare",
+        "alpha": "alpha",
+        "angle": "angle",
+    }
+    for field, key in extras.items():
+        v = getattr(r, field, None)
+        if v is not None:
+            out[key] = v.tolist() if isinstance(v, np.ndarray) else v
+    return out
 
 
 def _summary(measure: str, out: dict[str, Any]) -> str:
@@ -135,9 +135,12 @@ def run(args: argparse.Namespace) -> int:
         if re.search(r"\b[XY]\b", msg):  # the library's names for the two sides
             msg += f" (X is {args.a!r}, Y is {args.b!r}.)"
         raise UsageError(msg) from exc
+    from svcca._version import __version__
+
     out: dict[str, Any] = {
         "measure": measure,
         "settings": settings,
+        "svcca_version": __version__,
         "a": args.a,
         "b": args.b,
         "n_samples": int(A.shape[0]),

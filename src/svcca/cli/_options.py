@@ -15,7 +15,6 @@ from typing import Any
 __all__ = [
     "MEASURES",
     "PAIRWISE_MEASURES",
-    "SINGLE_PAIR_MEASURES",
     "UsageError",
     "add_measure_arguments",
     "check_same_datapoints",
@@ -30,32 +29,35 @@ class UsageError(Exception):
     """Raised by a subcommand for bad input: reported in one line, exit status 2."""
 
 
-# Both commands: the measures of the pairwise engine (each side prepared once).
+# The measures are svcca.MEASURES (the registry's names are the names everywhere). The
+# one-pass engine of `svcca pairwise` serves these; every other measure is called per
+# pair on representations read once (svcca.pairwise).
 PAIRWISE_MEASURES = ("svcca", "cca", "pwcca", "pls", "cka_linear")
-# `svcca compare` only: their cost or their statistic belongs to one pair.
-SINGLE_PAIR_MEASURES = (
-    "cka_linear_debiased",
-    "cka_rbf",
-    "cka_rbf_debiased",
-    "procrustes",
-    "regression",
-    "rsa",
-)
-MEASURES = PAIRWISE_MEASURES + SINGLE_PAIR_MEASURES
 
-MEASURE_HELP = {
-    "svcca": "SVCCA: mean canonical correlation of the leading SVD directions (--keep)",
-    "cca": "mean canonical correlation of the whole layers (--epsilon)",
-    "pwcca": "projection-weighted CCA, weighted by the side of smaller rank (--epsilon)",
-    "pls": "partial least squares; its score is linear CKA",
-    "cka_linear": "linear CKA",
-    "cka_linear_debiased": "linear CKA, unbiased HSIC estimator",
-    "cka_rbf": "RBF-kernel CKA (--bandwidth)",
-    "cka_rbf_debiased": "RBF-kernel CKA, unbiased HSIC estimator (--bandwidth)",
-    "procrustes": "orthogonal Procrustes similarity (and distance)",
-    "regression": "linear regression R^2, averaged over both directions",
-    "rsa": "RSA: Spearman correlation of Euclidean dissimilarity matrices",
-}
+
+def _registry() -> Any:
+    from svcca.measures._registry import MEASURES as REGISTRY
+
+    return REGISTRY
+
+
+class _Names(Sequence[str]):
+    """The registry's names, read when used (a measure registered later is offered)."""
+
+    def __getitem__(self, i: Any) -> Any:
+        return tuple(_registry())[i]
+
+    def __len__(self) -> int:
+        return len(_registry())
+
+
+MEASURES: Sequence[str] = _Names()
+
+
+def measure_help(name: str) -> str:
+    """One line on a measure: its registered description."""
+    return str(_registry()[name].description)
+
 
 # option -> (attribute, the measures it applies to)
 KNOBS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -72,7 +74,7 @@ VARIANCE = ("explained", "singular_values")
 
 def add_measure_arguments(parser: argparse.ArgumentParser, measures: Sequence[str]) -> None:
     """``--measure`` and the knobs of those ``measures`` (values are checked in ``run``)."""
-    listing = "; ".join(f"{m}: {MEASURE_HELP[m]}" for m in measures)
+    listing = "; ".join(f"{m}: {measure_help(m)}" for m in measures)
     parser.add_argument(
         "--measure",
         metavar="NAME",
@@ -107,6 +109,15 @@ def add_measure_arguments(parser: argparse.ArgumentParser, measures: Sequence[st
             help="cka_rbf, cka_rbf_debiased: RBF width as a fraction of the median "
             "pairwise distance, > 0 (default 1.0)",
         )
+    parser.add_argument(
+        "--param",
+        metavar="KEY=VALUE",
+        action="append",
+        default=None,
+        help="a parameter of the measure (repeatable): --param alpha=0.5 for "
+        "shape_distance, --param metric=correlation for rsa; `svcca measures` lists each "
+        "measure's parameters",
+    )
     parser.add_argument(
         "--transpose",
         action="store_true",
@@ -177,15 +188,13 @@ def resolve_measure(args: argparse.Namespace, command: str) -> tuple[str, dict[s
     """
     from svcca._validation import check_option
 
-    offered = MEASURES if command == "compare" else PAIRWISE_MEASURES
+    offered = tuple(MEASURES)
     measure = "svcca" if args.measure is None else args.measure
-    if command != "compare" and measure in SINGLE_PAIR_MEASURES:
-        raise UsageError(
-            f"--measure {measure} compares a single pair: use svcca compare A.npy B.npy "
-            f"--measure {measure}. svcca {command} offers " + ", ".join(PAIRWISE_MEASURES) + "."
-        )
     _checked(lambda v: check_option(v, "--measure", offered), measure, "--measure", "--measure")
     settings: dict[str, Any] = {}
+    params = parse_params(getattr(args, "param", None) or [], measure)
+    if params:
+        settings["params"] = params
     for flag, (attr, applies) in KNOBS.items():
         text = getattr(args, attr, None)
         if measure not in applies:
@@ -198,7 +207,39 @@ def resolve_measure(args: argparse.Namespace, command: str) -> tuple[str, dict[s
         if text is None and flag not in DEFAULTS:
             continue  # --sketch-size: off unless given
         settings[attr] = parse_option(flag, DEFAULTS[flag] if text is None else text)
+    if measure not in PAIRWISE_MEASURES:  # called per pair: every knob is a parameter
+        knobs = {k: v for k, v in settings.items() if k != "params"}
+        settings = {"params": {**knobs, **params}} if knobs or params else {}
     return measure, settings
+
+
+def parse_params(items: Sequence[str], measure: str) -> dict[str, Any]:
+    """``--param KEY=VALUE`` items as the measure's parameters (numbers where they parse),
+    checked against its declaration; the knobs with flags of their own keep them."""
+    flagged = {attr for attr, _ in KNOBS.values()}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--param expects KEY=VALUE (e.g. alpha=0.5); got {item!r}.")
+        if key in flagged:
+            flag = next(f for f, (attr, _) in KNOBS.items() if attr == key)
+            raise UsageError(f"--param {key}=... is given as {flag} {text or 'VALUE'}.")
+        if key in out:
+            raise UsageError(f"--param {key} is given twice; give it once.")
+        out[key] = _number(text)
+    m = _registry()[measure]
+    try:
+        m.check_params(out)
+    except TypeError as exc:
+        raise UsageError(f"{exc} (see svcca measures)") from None
+    if out and measure in PAIRWISE_MEASURES:
+        raise UsageError(
+            f"--measure {measure} takes its knobs as flags (--keep, --variance, --epsilon); "
+            f"drop --param {', '.join(out)}."
+        )
+    return out
 
 
 # ---------------------------------------------------------------------- files

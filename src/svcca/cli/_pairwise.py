@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from svcca.cli._options import (
-    PAIRWISE_MEASURES,
+    MEASURES,
     UsageError,
     add_measure_arguments,
     check_same_datapoints,
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="INPUT",
         help="compare INPUTs (rows) against these (columns) instead of all pairs",
     )
-    add_measure_arguments(parser, PAIRWISE_MEASURES)
+    add_measure_arguments(parser, MEASURES)
     parser.add_argument(
         "-o",
         "--output",

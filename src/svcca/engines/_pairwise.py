@@ -171,9 +171,12 @@ class PairwiseResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python types (lists, floats, str), ready for ``json.dump``."""
+        from svcca._version import __version__
+
         return {
             "measure": self.measure,
             "settings": dict(self.settings),
+            "svcca_version": __version__,
             "n_samples": self.n_samples,
             "rows": [_plain_label(x) for x in self.rows],
             "cols": [_plain_label(x) for x in self.cols],
