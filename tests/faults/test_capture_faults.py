@@ -574,6 +574,30 @@ def test_a_corrupted_manifest_is_refused_and_overwrite_recovers(tmp_path):
     assert_same_capture(d, _ref(tmp_path), "npy")
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_files_a_manifest_does_not_record_are_never_overwritten(tmp_path, overwrite):
+    """A folder without a manifest (a user's own), or one whose sound manifest records
+    other files: a file of a name this capture writes is theirs, and is refused (was:
+    replaced silently, even with overwrite=False)."""
+    d = tmp_path / "cap"
+    d.mkdir()
+    mine = layer_files("npy")[0]
+    np.save(d / mine, np.full((3, 3), 42.0))
+    before = (d / mine).read_bytes()
+    message = rf"already holds '{mine}', which no capture manifest there records"
+    with pytest.raises(FileExistsError, match=message):
+        capture(d, overwrite=overwrite)
+    assert (d / mine).read_bytes() == before
+    assert sorted(os.listdir(d)) == [mine]  # nothing left behind: no lock, no parts
+    if not overwrite:
+        (d / "parts").mkdir()
+        (d / "parts" / "00000000.npz").write_bytes(b"mine")
+        os.remove(d / mine)
+        with pytest.raises(FileExistsError, match=r"already holds 'parts/00000000.npz'"):
+            capture(d)
+        assert (d / "parts" / "00000000.npz").read_bytes() == b"mine"
+
+
 def test_overwrite_removes_only_what_the_library_made(tmp_path):
     d = tmp_path / "cap"
     unfinished(d)

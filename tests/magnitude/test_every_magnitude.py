@@ -283,3 +283,21 @@ def test_random_magnitudes_and_measures(seed):
     for name, f in SINGLE.items():
         bound = tol(np.float32, factor=100) if name == "cka_float32" else TOL
         assert abs(_quiet(f, X * cx, Y * cy) - f(X, Y)) <= bound, (name, cx, cy)
+
+
+@pytest.mark.parametrize("offset", (3e4, 1e6, 1e10))
+def test_dask_blocks_at_an_offset_self_compare_as_one(offset):
+    """Statistics merged from blocks carry eps |c| / std relative error at first order:
+    the round-off bound allows it (was: "This is a bug" for a Dask self-pair from 3e4)."""
+    import dask.array as da
+
+    X = np.random.default_rng(0).standard_normal((300, 10))
+    stored = (X + offset) - offset
+    bound = tol(cond=COND, scale=offset / X.std())
+    for measure in ("cca", "svcca", "pwcca"):
+        got = svcca.pairwise(
+            {"a": da.from_array(X + offset, chunks=(47, 10)), "b": stored}, measure=measure
+        ).values
+        assert abs(got[0, 0] - 1.0) <= bound and abs(got[0, 1] - 1.0) <= bound, measure
+        single = svcca.MEASURES[measure].score(da.from_array(X + offset, chunks=(47, 10)), stored)
+        assert abs(single - 1.0) <= bound

@@ -43,6 +43,7 @@ from svcca.measures._cca import (
     prepare_side,
     roundoff_bound,
     svd_of_cross,
+    with_offset,
 )
 from svcca.measures._cka import cka_ratio
 from svcca.measures._pwcca import pwcca_weights
@@ -416,10 +417,12 @@ class _Rep:
         self.transform: np.ndarray | None = None
         self.gram_sq = 0.0
         if measure == "svcca":
-            red = reduce_side(m.sxx, m.mean_x, keep, variance, name, eps=m.eps)
+            red = reduce_side(m.sxx, m.mean_x, keep, variance, name, eps=m.eps, scale=m.scale_x)
             self.transform, self.side, self.dim = red.directions, red.cca_side(), red.k
+            with_offset(self.side, np.diag(red.eigvals), m.n)
         elif measure in ("cca", "pwcca"):
-            self.side = prepare_side(m.sxx, m.mean_x, epsilon, name, eps=m.eps)
+            self.side = prepare_side(m.sxx, m.mean_x, epsilon, name, eps=m.eps, scale=m.scale_x)
+            with_offset(self.side, m.sxx, m.n)
             self.dim = self.side.rank
         else:
             self.gram_sq = float(np.sum(m.sxx * m.sxx))

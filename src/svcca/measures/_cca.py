@@ -104,9 +104,13 @@ class CCASide:
     scale : float
         The power of two the block's data were divided by (``Moments.scale_x``): the
         whitening is of ``(x - mean) / scale``, so data-space weights divide by it.
+    offset : float
+        ``eps * max_j |mean_j| / std_j`` over the kept features (0 until
+        :func:`with_offset` sets it): data far from the origin are held to ``eps`` of
+        their offset, and merged statistics carry that relative error in their sums.
     """
 
-    __slots__ = ("name", "p", "kept", "pruned", "white", "mean", "cond", "eps", "scale")
+    __slots__ = ("name", "p", "kept", "pruned", "white", "mean", "cond", "eps", "scale", "offset")
 
     def __init__(
         self,
@@ -123,6 +127,9 @@ class CCASide:
         self.name, self.p, self.kept, self.pruned = name, p, kept, pruned
         self.white, self.mean, self.cond, self.eps = white, mean, cond, eps
         self.scale = scale
+        # eps |mean| / std of the side's worst feature (:func:`with_offset`): the relative
+        # error the rounding of means at an offset leaves in its centred sums
+        self.offset = 0.0
 
     @property
     def rank(self) -> int:
@@ -214,6 +221,25 @@ def whitened_cross(sx: CCASide, sy: CCASide, Sxy: np.ndarray) -> np.ndarray:
     return sy.right(sx.left(Sxy))
 
 
+def with_offset(side: CCASide, S: np.ndarray, n: int) -> CCASide:
+    """Record on ``side`` how far its data sit from the origin, relative to their spread.
+
+    Data stored at an offset ``c`` hold ``eps |c|`` absolute round-off (``fl(x + c)``),
+    and statistics merged from blocks (Dask, batches) take that relative error,
+    ``eps |c| / std``, into their centred sums at first order. ``S`` is the block the
+    side was prepared from (``p x p``, in units of ``side.scale``, aligned with
+    ``side.mean``).
+    """
+    if n < 2 or side.kept.size == 0:
+        return side
+    d = np.diag(S)[side.kept]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.abs(side.mean[side.kept]) / side.scale / np.sqrt(np.maximum(d, 0) / (n - 1))
+    finite = ratio[np.isfinite(ratio)]
+    side.offset = float(side.eps * finite.max()) if finite.size else 0.0
+    return side
+
+
 def roundoff_bound(M: np.ndarray, sx: CCASide, sy: CCASide) -> float:
     """Round-off bound on the correlations (singular values of ``M``, at most 1).
 
@@ -226,7 +252,10 @@ def roundoff_bound(M: np.ndarray, sx: CCASide, sy: CCASide) -> float:
     """
     k = max(M.shape) if M.size else 1
     eps = max(sx.eps, sy.eps)
-    return 64 * eps * (k + (sx.rank + sy.rank) * max(sx.cond, sy.cond))
+    cond = max(sx.cond, sy.cond)
+    # Data at an offset: their sums carry a relative error eps |c| / std (with_offset),
+    # which the whitening amplifies as any error of the blocks.
+    return 64 * eps * (k + (sx.rank + sy.rank) * cond) + 8 * (sx.offset + sy.offset) * cond
 
 
 def canonical_correlations(M: np.ndarray, tol: float) -> np.ndarray:
@@ -405,6 +434,8 @@ def cca_from_moments(
     """CCA of a validated statistic (no argument checks): prepare both sides, combine once."""
     sx = prepare_side(m.sxx, m.mean_x, epsilon, names[0], eps=m.eps, scale=m.scale_x)
     sy = prepare_side(m.syy, m.mean_y, epsilon, names[1], eps=m.eps, scale=m.scale_y)
+    with_offset(sx, m.sxx, m.n)
+    with_offset(sy, m.syy, m.n)
     return cca_of_sides(sx, sy, m.sxy, m.n, threshold=threshold, epsilon=epsilon)
 
 

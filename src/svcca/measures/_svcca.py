@@ -22,7 +22,14 @@ from svcca._validation import (
     raise_degenerate,
     warn_few_samples,
 )
-from svcca.measures._cca import CCAResult, CCASide, cca_of_sides, prepare_side, project
+from svcca.measures._cca import (
+    CCAResult,
+    CCASide,
+    cca_of_sides,
+    prepare_side,
+    project,
+    with_offset,
+)
 from svcca.measures._linalg import EPS, numerical_rank, sym_eig_desc
 from svcca.sources._to_moments import to_moments
 
@@ -338,9 +345,9 @@ def svcca_from_reduced(
     diagonal, so the CCA of the reduced statistic (:func:`svcca.cca`'s own two steps)
     is cheap.
     """
-    inner = cca_of_sides(
-        x.cca_side(), y.cca_side(), sxy_reduced, n, threshold=threshold, epsilon=0.0
-    )
+    sx = with_offset(x.cca_side(), np.diag(x.eigvals), n)
+    sy = with_offset(y.cca_side(), np.diag(y.eigvals), n)
+    inner = cca_of_sides(sx, sy, sxy_reduced, n, threshold=threshold, epsilon=0.0)
     return SVCCAResult(
         correlations=inner.correlations,
         score=inner.score,

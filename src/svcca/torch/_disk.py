@@ -397,6 +397,15 @@ def capture_to_disk(
         lock.release()
 
 
+def _sound(directory: str, manifest: dict[str, Any]) -> bool:
+    """Whether a readable manifest also passes every check (names, types, counts)."""
+    try:
+        check_manifest(directory, manifest)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _quiet_manifest(directory: str) -> dict[str, Any] | None:
     try:
         return read_manifest(directory)
@@ -428,14 +437,25 @@ def _capture_locked(
         "complete": False,
     }
     ext = part_ext(format)
+    targets = [layer_file(n, format) for n in opts.layers]
     if overwrite:
-        _clear(directory, _quiet_manifest(directory), [layer_file(n, format) for n in opts.layers])
+        old = _quiet_manifest(directory)
+        if old is None and not os.path.lexists(os.path.join(directory, MANIFEST)):
+            _clear(directory, None, [])  # no capture was here: nothing of its names is ours
+            _refuse_foreign(directory, targets, parts=False)
+        elif old is not None and _sound(directory, old):
+            _clear(directory, old, [])  # what the manifest records, and no other file
+            _refuse_foreign(directory, targets, parts=False)
+        else:  # a capture folder whose manifest is damaged: its layer files were ours
+            _clear(directory, old, targets)
     else:
         old = read_manifest(directory)
         if old is not None:
             check_manifest(directory, old)
             _check_same(directory, old, signature, fingerprint)
             manifest = old
+        else:  # a new capture: never over files someone else put there
+            _refuse_foreign(directory, targets, parts=True)
     _remove_ours(directory, top=is_our_temp, part=is_our_temp)  # left by killed writers
     if manifest["complete"]:
         return _finished(directory, manifest, write=True)
@@ -683,12 +703,34 @@ def _unlink(path: str) -> None:
         raise disk_error(exc, path, "call again") from exc
 
 
+def _refuse_foreign(directory: str, targets: Sequence[str], *, parts: bool) -> None:
+    """Refuse to start a capture over files no manifest records: a layer file this call
+    would write (or, for a folder without a manifest, a part file) that already exists
+    was put there by someone else, or by a capture whose manifest is gone; it is never
+    overwritten."""
+    taken = [t for t in targets if os.path.lexists(os.path.join(directory, t))]
+    part_dir = os.path.join(directory, PARTS)
+    if parts and os.path.isdir(part_dir) and not os.path.islink(part_dir):
+        taken += [f"{PARTS}/{e}" for e in sorted(os.listdir(part_dir)) if not is_our_temp(e)]
+    if taken:
+        shown = ", ".join(repr(t) for t in taken[:5]) + (" ..." if len(taken) > 5 else "")
+        raise FileExistsError(
+            errno.EEXIST,
+            f"{directory!r} already holds {shown}, which no capture manifest there records: "
+            "expected a folder without files of the names this capture writes. They are "
+            "not overwritten (they may be yours). Move them away, or capture into another "
+            "folder.",
+        )
+
+
 def _clear(directory: str, old: Mapping[str, Any] | None, names: Sequence[str]) -> None:
     """For ``overwrite=True``: remove what this library made in ``directory``: the parts,
-    the layer files the old manifest records (when it can be read) and those this call
-    will write, the manifest, and temporary files. Other files stay."""
+    the layer files the old manifest records (when it can be read), the layer files
+    ``names`` (given when the folder's manifest is damaged: a capture folder's files of
+    this call's names were its own), the manifest, and temporary files. Other files
+    stay."""
     manifest = inside(directory, MANIFEST, "the manifest")
-    ours = set(names)
+    ours: set[str] = set(names)
     records = old.get("files") if isinstance(old, Mapping) else None
     for r in records.values() if isinstance(records, Mapping) else ():
         name = r.get("name") if isinstance(r, Mapping) else r  # version 2: the name itself
@@ -699,7 +741,7 @@ def _clear(directory: str, old: Mapping[str, Any] | None, names: Sequence[str]) 
             and name.endswith((".npy", ".safetensors"))
         ):
             ours.add(name)
-    legacy = {f"{n}.tmp" for n in (*ours, MANIFEST)}
+    legacy = {f"{n}.tmp" for n in (*ours, MANIFEST)}  # version 2's temporaries
     _remove_ours(
         directory,
         top=lambda e: e in ours or e in legacy or is_our_temp(e),
