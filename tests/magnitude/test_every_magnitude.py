@@ -301,3 +301,27 @@ def test_dask_blocks_at_an_offset_self_compare_as_one(offset):
         assert abs(got[0, 0] - 1.0) <= bound and abs(got[0, 1] - 1.0) <= bound, measure
         single = svcca.MEASURES[measure].score(da.from_array(X + offset, chunks=(47, 10)), stored)
         assert abs(single - 1.0) <= bound
+
+
+def test_minibatch_cka_over_batches_of_different_magnitudes():
+    """Each layer's unit is its largest batch's: the sums made before a larger batch are
+    rescaled exactly (was: 0.0 with overflow warnings from a batch at 1e77 on)."""
+    X, Y = _layers(n=240)
+
+    def run(c, at=2):
+        mb = svcca.MinibatchCKA()
+        for i in range(4):
+            mb.update(X[60 * i : 60 * i + 60] * (c if i == at else 1.0), Y[60 * i : 60 * i + 60])
+        return mb
+
+    ref = run(1e10).result().score  # the large batch dominates the averaged HSICs
+    for c in (1e60, 1e80, 1e200, 1e300):
+        assert abs(_quiet(lambda c=c: run(c).result().score) - ref) <= TOL
+    tiny = run(1e-300, at=0).result().score  # a batch that weighs nothing beside the others
+    assert abs(tiny - run(0.0, at=0).result().score) <= TOL
+    a = svcca.MinibatchCKA().update(X[:120] * 1e100, Y[:120])
+    b = svcca.MinibatchCKA().update(X[120:], Y[120:])
+    merged = _quiet(lambda: a.merge(b).result())
+    whole = svcca.MinibatchCKA().update(X[:120] * 1e100, Y[:120]).update(X[120:], Y[120:])
+    assert abs(merged.score - whole.result().score) <= TOL
+    assert merged.hsic_xx == np.inf  # 1e400: beyond float64, reported as such; the score is not

@@ -125,18 +125,23 @@ def unit_scaled(A: Any, precision: Precision = "float64") -> tuple[Any, float]:
     two (exact) they do not, and every scale-invariant quantity is unchanged. ``A`` is
     returned as it is (no copy) inside the band.
     """
-    if is_torch_tensor(A):
-        torch = sys.modules["torch"]
-        lo, hi = torch.aminmax(A.detach()) if A.numel() else (A.new_zeros(()), A.new_zeros(()))
-        top = max(float(hi), -float(lo))
-    else:
-        top = top_of(A)
-    scale = scale_for(top, precision)
+    scale = unit_of(A, precision)
     if scale == 1.0:
         return A, 1.0
     if is_torch_tensor(A):
         return A.detach().to(sys.modules["torch"].float64) * (1.0 / scale), scale
     return np.asarray(A, dtype=np.float64) * (1.0 / scale), scale
+
+
+def unit_of(A: Any, precision: Precision = "float64") -> float:
+    """The power of two :func:`unit_scaled` divides ``A`` by (1 inside the band)."""
+    if is_torch_tensor(A):
+        torch = sys.modules["torch"]
+        if not A.numel():
+            return 1.0
+        lo, hi = torch.aminmax(A.detach())
+        return scale_for(max(float(hi), -float(lo)), precision)
+    return scale_for(top_of(A), precision)
 
 
 def in_data_units(

@@ -17,7 +17,7 @@ from svcca.measures._cka import (
     in_data_units,
     namespace,
     plan_grams,
-    unit_scaled,
+    unit_of,
 )
 
 __all__ = ["MinibatchCKA"]
@@ -49,21 +49,18 @@ def _centred_grams(layers: Sequence[Any]) -> Any:
     return out
 
 
-def _in_units(layers: list[Any], units: list[float | None]) -> list[Any]:
-    """Each layer divided by its unit, deciding the units not yet decided (in place in
-    ``units``) from the layer's largest magnitude (:func:`unit_scaled`)."""
-    out = []
-    for k, A in enumerate(layers):
-        if units[k] is None:
-            scaled, unit = unit_scaled(A)
-            if unit != 1.0 or bool((A != 0).any()):
-                units[k] = unit
-            out.append(scaled)
-        elif units[k] != 1.0:
-            out.append(A * (1.0 / units[k]))  # type: ignore[operator]  # exact
-        else:
-            out.append(A)
-    return out
+def _units_for(layers: list[Any], units: list[float | None]) -> list[float]:
+    """Each layer's unit after this batch: the larger of its unit so far and the one this
+    batch's magnitude asks for (:func:`unit_scaled`'s power of two)."""
+    return [
+        unit_of(A) if unit is None else max(unit, unit_of(A))
+        for A, unit in zip(layers, units, strict=True)
+    ]
+
+
+def _divided(layers: list[Any], units: list[float]) -> list[Any]:
+    """Each layer divided by its unit (exact: powers of two)."""
+    return [A if u == 1.0 else A * (1.0 / u) for A, u in zip(layers, units, strict=True)]
 
 
 def _host(a: Any) -> np.ndarray:
@@ -210,10 +207,15 @@ class MinibatchCKA:
             )
         if self.units is None:
             self.units = ([None] * len(xs), [None] * len(ys))
-        xs = _in_units(xs, self.units[0])
-        ys = xs if same else _in_units(ys, self.units[1])
-        if same:
-            self.units = (self.units[0], self.units[0])
+        # Each layer's unit is its largest batch's so far: a batch that needs a larger
+        # one rescales the sums already made (exactly, by powers of two) before it adds.
+        new_x = _units_for(xs, self.units[0])
+        new_y = new_x if same else _units_for(ys, self.units[1])
+        if self.sum_xy is not None:
+            self.sum_xy, self.sum_xx, self.sum_yy = self._sums_in(new_x, new_y)
+        self.units = (list(new_x), list(new_x) if same else list(new_y))
+        xs = _divided(xs, new_x)
+        ys = xs if same else _divided(ys, new_y)
         Gx = _centred_grams(xs)
         Gy = Gx if same else _centred_grams(ys)
         xp = namespace(Gx)
