@@ -690,3 +690,54 @@ def test_symlinks_leading_out_are_refused_and_the_outside_untouched(tmp_path, de
             capture(d, overwrite=overwrite)
     if what == "parts":
         assert sorted(os.listdir(tmp_path / "outside"))[-1] == "00000009.npz"
+
+
+@pytest.mark.parametrize("fingerprint", [-1, 1.5, True, "x", [1e308], None, {"model": 1}])
+def test_a_fingerprint_of_the_wrong_type_is_refused_everywhere(tmp_path, fingerprint):
+    """load, resume and svcca verify agree (was: raw TypeError/AttributeError on load and
+    resume while verify said the capture was fine)."""
+    from svcca.cli import main
+
+    d = tmp_path / "cap"
+    capture(d)
+    edit(d, fingerprint=lambda _: fingerprint)
+    message = r"fingerprint is .*, expected \{'model': sha256"
+    with pytest.raises(ValueError, match=message):
+        st.load_capture(d)
+    with pytest.raises(ValueError, match=message):
+        capture(d)
+    assert main(["verify", str(d)]) == 1
+
+
+def test_layer_names_too_long_or_clashing_by_case_are_refused_before_any_work(tmp_path):
+    torch = pytest.importorskip("torch")
+    net = torch.nn.ModuleDict({"x" * 300: torch.nn.Linear(6, 4), "A": torch.nn.Linear(6, 4)})
+    net.add_module("a", torch.nn.Linear(6, 4))
+
+    def fwd(m, b):
+        return [layer(b) for layer in m.values()]
+
+    d = tmp_path / "cap"
+    with pytest.raises(ValueError, match=r"makes a file name of 304 bytes; .* NAME_MAX"):
+        st.capture_to_disk(net, [torch.randn(4, 6)], ["x" * 300], d, forward=fwd)
+    with pytest.raises(ValueError, match=r"differ only in case clash on case-insensitive"):
+        st.capture_to_disk(net, [torch.randn(4, 6)], ["A", "a"], d, forward=fwd)
+    assert not d.exists() or not any(d.iterdir())  # nothing written, no batch run
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_files_that_are_not_regular_are_refused_without_reading(tmp_path, capsys):
+    """A FIFO would block and /dev/zero never end (was: a hang, or memory exhausted)."""
+    import svcca
+    from svcca.cli import main
+
+    fifo = tmp_path / "stat.npz"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        if not os.path.exists(path):
+            continue
+        with pytest.raises(ValueError, match="it is not a regular file"):
+            svcca.Moments.load(path)
+        assert main(["verify", str(path)]) == 1
+        assert main(["compare", str(path), str(path)]) == 2
+        assert "not a regular file" in capsys.readouterr().err

@@ -203,6 +203,10 @@ def load_array(path: str | os.PathLike[str], name: str | None = None) -> NpyFile
         raise ValueError(f"{path!r} is a folder, not a .npy file.")
     if not os.path.isfile(path):
         where = f"{path!r}:" if name is None else f"{name}: {path!r}:"
+        if os.path.exists(path):  # a FIFO, /dev/zero, a socket: reading could block
+            raise ValueError(
+                f"{where} not a regular file (a device, pipe or socket); give a .npy file."
+            )
         raise ValueError(f"{where} no such file.")
     size = os.path.getsize(path)
     with open(path, "rb") as fh:

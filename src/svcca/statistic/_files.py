@@ -116,6 +116,11 @@ def load_fields(path: str | os.PathLike[str]) -> dict[str, Any]:
     where = f"Could not read Moments from {path!r}:"
     if os.path.isdir(path):
         raise ValueError(f"{where} it is a folder, not a saved Moments file (an .npz).")
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO, /dev/zero, a socket
+        raise ValueError(
+            f"{where} it is not a regular file (a device, pipe or socket), not a saved "
+            "Moments file (an .npz); reading it could block or never end."
+        )
     try:
         with open(path, "rb") as fh:
             return _read(fh)

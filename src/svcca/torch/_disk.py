@@ -539,11 +539,34 @@ def _part_path(directory: str, i: int, ext: str) -> str:
     return inside(directory, _part_name(i, ext), f"part {i}", PARTS)
 
 
+# What a temporary name adds to a file's: ".<pid>-<8 hex>.tmp" (pids up to 10 digits).
+_TEMP_SUFFIX = 24
+
+
 def _files(directory: str, layers: Sequence[str], fmt: str) -> dict[str, str]:
-    """Each layer's file in ``directory``; refuses names that clash once made file-safe."""
+    """Each layer's file in ``directory``; refuses, before any work, names that clash once
+    made file-safe (also when only their case differs: macOS's and Windows's default
+    disks do not tell them apart) and names too long for the file system with the
+    temporary suffix."""
     stems = {n: file_stem(n) for n in layers}
-    if len(set(stems.values())) != len(stems):
-        raise ValueError(f"Layer names {list(layers)} map to clashing file names {stems}.")
+    if len({v.casefold() for v in stems.values()}) != len(stems):
+        raise ValueError(
+            f"Layer names {list(layers)} map to clashing file names {stems} (names that "
+            "differ only in case clash on case-insensitive disks). Capture them into "
+            "separate folders, or rename the modules."
+        )
+    try:
+        limit = os.pathconf(directory if os.path.isdir(directory) else ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - no pathconf
+        limit = 255
+    for n, stem in stems.items():
+        if len(f"{stem}.{fmt}".encode()) + _TEMP_SUFFIX > limit:
+            raise ValueError(
+                f"Layer {n[:40]!r}... makes a file name of {len(stem.encode()) + len(fmt) + 1} "
+                f"bytes; with its temporary suffix it must fit in {limit} (the file "
+                "system's NAME_MAX). Capture a shorter-named module (e.g. wrap it), or "
+                "capture_stream it and save the arrays yourself."
+            )
     return {n: os.path.join(directory, f"{stems[n]}.{fmt}") for n in layers}
 
 

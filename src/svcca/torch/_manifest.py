@@ -111,6 +111,16 @@ def check_manifest(directory: str, m: Mapping[str, Any], fix: str = RECAPTURE) -
         raise bad(f"batches_done is {done}, but rows lists {len(rows)} batches")
     if not isinstance(complete, bool):
         raise bad(f"complete is {complete!r}, expected true or false")
+    fp = m.get("fingerprint")
+    if not (
+        isinstance(fp, dict)
+        and all(isinstance(fp.get(k), str) for k in ("model", "first_batch"))
+        and (fp.get("n_batches") is None or _is_count(fp.get("n_batches")))
+    ):
+        raise bad(
+            f"fingerprint is {fp!r}, expected {{'model': sha256, 'first_batch': sha256, "
+            "'n_batches': a count or null}"
+        )
     recorded = list(m.get("recorded", m["layers"]))
     if done:
         shapes = m.get("shapes")
