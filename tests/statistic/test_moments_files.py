@@ -403,3 +403,26 @@ def test_a_version_3_file_loads_and_a_newer_one_is_refused(tmp_path):
     assert Moments.load(write_npz(tmp_path / "v3.npz", f)).n == m.n
     path = write_npz(tmp_path / "v4.npz", {**f, "format_version": np.int64(4)})
     _refused(path, "format version 4, newer than this svcca reads")
+
+
+def test_blocks_no_samples_could_have_made_are_refused(tmp_path):
+    """Each entry within Cauchy-Schwarz, jointly impossible (was: loaded, then cca raised
+    FloatingPointError "outside [0, inf]" instead of a ValueError naming the file)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4))
+    m = Moments.from_arrays(X, X[:, :2] @ rng.standard_normal((2, 3)))
+    S = m.sxx.copy()
+    r = np.sqrt(np.outer(np.diag(S), np.diag(S)))
+    S[0, 1] = S[1, 0] = 0.99 * r[0, 1]
+    S[0, 2] = S[2, 0] = -0.99 * r[0, 2]
+    S[1, 2] = S[2, 1] = 0.99 * r[1, 2]
+    path = tmp_path / "edited.npz"
+    Moments(m.n, m.mean_x, m.mean_y, S, m.syy, m.sxy).save(path)
+    with pytest.raises(ValueError, match=r"edited.npz.*not positive semi-definite beyond"):
+        Moments.load(path)
+    sxy = m.sxy.copy()  # a cross block that no samples share with these sides
+    sxy[:2] = np.sqrt(np.outer(np.diag(m.sxx)[:2], np.diag(m.syy))) * 0.999
+    sxy[1] *= -1
+    Moments(m.n, m.mean_x, m.mean_y, m.sxx, m.syy, sxy).save(path)
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        Moments.load(path)

@@ -304,6 +304,7 @@ def _check_values(v: dict[str, Any], version: int) -> dict[str, Any]:
     if v["sxy"].size:
         d = np.sqrt(np.abs(np.diag(v["sxx"])))[:, None] * np.sqrt(np.abs(np.diag(v["syy"])))
         _check_bound(v["sxy"], d, "sxy", n, eps)
+    _check_joint_psd(v["sxx"], v["syy"], v["sxy"], n, eps)
     out = {k: v[k] for k in _FLOATS}
     out.update(n=n, precision=precision, **scale)
     return out
@@ -348,6 +349,31 @@ def _check_gram(S: np.ndarray, mean: np.ndarray, key: str, n: int, eps: float) -
             f"{S[j, i]:.17g}, further apart than round-off ({tol[i, j]:.3g})."
         )
     _check_bound(S, bound, key, n, eps)
+
+
+def _check_joint_psd(sxx: np.ndarray, syy: np.ndarray, sxy: np.ndarray, n: int, eps: float) -> None:
+    """``[[S_xx, S_xy], [S_xy^T, S_yy]]`` is a Gram matrix, so positive semi-definite:
+    a Cholesky factorisation (``O((p + q)^3)``, once per load) of its correlation-scaled
+    form plus the round-off allowance ``(p + q) gamma_n`` must succeed. Entries each
+    within Cauchy-Schwarz can still be jointly impossible (then canonical correlations
+    would exceed 1)."""
+    p, q = sxx.shape[0], syy.shape[0]
+    G = np.block([[sxx, sxy], [sxy.T, syy]]) if q else np.array(sxx)
+    d = np.sqrt(np.abs(np.diag(G)))
+    live = np.flatnonzero(d > 0)  # constant features have no correlations to check
+    if live.size == 0:
+        return
+    R = G[np.ix_(live, live)] / d[live][:, None] / d[live][None, :]
+    R = 0.5 * (R + R.T)
+    R[np.diag_indices_from(R)] += (p + q) * _round_off(n, eps) + 64 * eps * live.size
+    try:
+        np.linalg.cholesky(R)
+    except np.linalg.LinAlgError:
+        raise _Invalid(
+            "its blocks [[sxx, sxy], [sxy^T, syy]] are not positive semi-definite beyond "
+            "round-off: no set of samples has these cross-products (an edited or "
+            "mismatched file)."
+        ) from None
 
 
 def _check_bound(S: np.ndarray, bound: np.ndarray, key: str, n: int, eps: float) -> None:
