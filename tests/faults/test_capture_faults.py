@@ -741,3 +741,16 @@ def test_files_that_are_not_regular_are_refused_without_reading(tmp_path, capsys
         assert main(["verify", str(path)]) == 1
         assert main(["compare", str(path), str(path)]) == 2
         assert "not a regular file" in capsys.readouterr().err
+
+
+def test_resuming_with_other_batches_after_the_first_is_refused(tmp_path):
+    """Each part records its input batch's SHA-256; a resume checks the batches it skips
+    (was: rows of the old batch 1 served beside the new data, silently)."""
+    d = tmp_path / "cap"
+    unfinished(d, stop=3)
+    other = Batches(6)
+    other.data[1] = other.data[1] + 1.0  # same first batch and count, another batch 1
+    with pytest.raises(ValueError, match=r"batch 1 differs from batch 1 of this call"):
+        st.capture_to_disk(model(0), other, LAYERS, d)
+    capture(d)  # the same batches resume and finish as an uninterrupted capture does
+    assert_same_capture(d, _ref(tmp_path), "npy")

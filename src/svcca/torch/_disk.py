@@ -311,10 +311,12 @@ def capture_to_disk(
     weights, other options or other data therefore raises instead of returning stale
     arrays; the fix is another directory, or ``overwrite=True``. A loader that shuffles
     or augments at random yields another first batch on every pass, so its captures
-    cannot be resumed (nor lined up with another capture). Batches after the first are
-    not hashed (that would read the data twice): the batch count and the first batch
-    are the check. The first batch is read once more than the capture needs (a
-    re-iterable such as a DataLoader is iterated again from the start).
+    cannot be resumed (nor lined up with another capture). Every batch's input is hashed
+    as it passes and recorded with its part; a resume checks the batches it skips, so
+    other later batches are refused rather than mixed in (a finished capture is returned
+    without iterating: there the first batch and the count are the check). The first
+    batch is read once more than the capture needs (a re-iterable such as a DataLoader
+    is iterated again from the start).
 
     The folder is a transaction. The call holds an OS lock on ``capture.lock`` in it from
     start to end (``fcntl.flock`` on Linux and macOS, ``msvcrt.locking`` on Windows; the
@@ -406,6 +408,36 @@ def _sound(directory: str, manifest: dict[str, Any]) -> bool:
     return True
 
 
+class _HashedBatches:
+    """The batches, each hashed as it passes (:func:`batch_digest`): a batch that was
+    captured before (one of the first ``skip``, resumed) must be the one its part file
+    recorded, else the resume would mix two datasets' rows; the others' digests are
+    kept for their part records. Iterable again as ``batches`` is, with its length."""
+
+    def __init__(self, batches: Iterable[Any], parts: list[Any], skip: int, where: str):
+        self.batches, self.parts, self.skip, self.where = batches, parts, skip, where
+        self.digests: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.batches)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Any:
+        for i, batch in enumerate(self.batches):
+            digest = batch_digest(batch)
+            if i < self.skip:
+                was = self.parts[i].get("batch") if i < len(self.parts) else None
+                if was is not None and was != digest:
+                    raise ValueError(
+                        f"{self.where!r} holds an unfinished capture whose batch {i} differs "
+                        f"from batch {i} of this call (SHA-256 on disk {was[:12]}..., now "
+                        f"{digest[:12]}...): resuming would mix the rows of two datasets. "
+                        "Resume with the same batches in the same order, or overwrite=True "
+                        "to capture anew."
+                    )
+            self.digests[i] = digest
+            yield batch
+
+
 def _quiet_manifest(directory: str) -> dict[str, Any] | None:
     try:
         return read_manifest(directory)
@@ -477,12 +509,14 @@ def _capture_locked(
         raise disk_error(exc, parts_dir, _AGAIN) from exc
     inside(directory, PARTS, "the parts folder")
 
+    inputs = _HashedBatches(batches, manifest["parts"], resumed_from, directory)
+
     def write(i: int, arrays: dict[str, np.ndarray]) -> None:
         _check_shapes(manifest.get("shapes"), arrays, i)
         size, sha = write_file(
             _part_path(directory, i, ext), [_part_bytes(arrays, format)], then=_AGAIN
         )
-        manifest["parts"].append({"size": size, "sha256": sha})
+        manifest["parts"].append({"size": size, "sha256": sha, "batch": inputs.digests[i]})
         manifest["batches_done"] = i + 1
         manifest["rows"].append(int(next(iter(arrays.values())).shape[0]))
         manifest["shapes"] = {n: list(a.shape[1:]) for n, a in arrays.items()}
@@ -492,7 +526,7 @@ def _capture_locked(
 
     seen = capture_stream(
         model,
-        batches,
+        inputs,
         opts.layers,
         write,
         **opts.kwargs(),

@@ -69,11 +69,13 @@ def _is_count(v: Any) -> bool:
 
 
 def _record_ok(r: Any) -> bool:
+    batch = r.get("batch") if isinstance(r, dict) else None  # the input's SHA-256
     return (
         isinstance(r, dict)
         and _is_count(r.get("size"))
         and isinstance(r.get("sha256"), str)
         and bool(_HEX64.match(r["sha256"]))
+        and (batch is None or (isinstance(batch, str) and bool(_HEX64.match(batch))))
     )
 
 
