@@ -162,6 +162,16 @@ def as_representation(x: Any, name: str) -> np.ndarray:
         raise ValueError(
             f"{name} is empty (shape {arr.shape}); it needs at least one sample and one feature."
         )
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:  # long double: wider than float64
+        finite = np.isfinite(arr)
+        big = np.abs(np.where(finite, arr, 0)) > np.finfo(np.float64).max
+        if big.any():
+            top = float(np.log10(np.abs(arr[big]).max()))
+            raise ValueError(
+                f"{name} holds {arr.dtype} values up to 1e{top:.0f}, beyond float64's range "
+                "(1.8e308), in which svcca computes: they are not NaN or inf, but cannot be "
+                f"held. Rescale {name} (every scale-invariant measure scores c * X as X)."
+            )
     return arr
 
 

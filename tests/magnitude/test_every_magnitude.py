@@ -325,3 +325,13 @@ def test_minibatch_cka_over_batches_of_different_magnitudes():
     whole = svcca.MinibatchCKA().update(X[:120] * 1e100, Y[:120]).update(X[120:], Y[120:])
     assert abs(merged.score - whole.result().score) <= TOL
     assert merged.hsic_xx == np.inf  # 1e400: beyond float64, reported as such; the score is not
+
+
+def test_long_double_data_beyond_float64_are_named_so_not_as_nan():
+    X, Y = _layers()
+    big = X.astype(np.longdouble) * np.longdouble("1e400")
+    if not np.isfinite(big).all():
+        pytest.skip("long double is float64 on this platform")
+    with pytest.raises(ValueError, match=r"values up to 1e40\d, beyond float64's range"):
+        svcca.cca(big, Y)
+    assert abs(svcca.cca(big / np.longdouble("1e300"), Y).score - svcca.cca(X, Y).score) <= TOL

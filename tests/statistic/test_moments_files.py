@@ -426,3 +426,11 @@ def test_blocks_no_samples_could_have_made_are_refused(tmp_path):
     Moments(m.n, m.mean_x, m.mean_y, m.sxx, m.syy, sxy).save(path)
     with pytest.raises(ValueError, match="not positive semi-definite"):
         Moments.load(path)
+
+
+def test_odd_construction_arguments_are_refused_with_what_to_give():
+    with pytest.raises(ValueError, match="p must be a non-negative int; got True"):
+        Moments.empty(True)
+    X = np.ones((5, 2))
+    with pytest.raises(TypeError, match=r"A batch is X, or a pair \(X, Y\); got a tuple of 3"):
+        Moments.from_batches([(X, X, X)])

@@ -217,7 +217,7 @@ class Moments:
     def empty(cls, p: int, q: int = 0, *, precision: Precision = "float64") -> Moments:
         """An empty statistic for ``p`` features of X and ``q`` of Y (``q = 0``: no Y)."""
         for name, v in (("p", p), ("q", q)):
-            if not isinstance(v, (int, np.integer)) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name} must be a non-negative int; got {v!r}.")
         if p == 0:
             raise ValueError("p must be at least 1: X needs at least one feature.")
@@ -720,6 +720,11 @@ def _split(batch: Any) -> tuple[Any, Any]:
     """A batch as ``(x, y)`` (``y`` None for X alone)."""
     if isinstance(batch, tuple) and len(batch) == 2:
         return batch
+    if isinstance(batch, tuple):
+        raise TypeError(
+            f"A batch is X, or a pair (X, Y); got a tuple of {len(batch)} items. Yield "
+            "(x_batch, y_batch) for two representations (one Moments per pair of layers)."
+        )
     return batch, None
 
 
