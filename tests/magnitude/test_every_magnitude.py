@@ -335,3 +335,14 @@ def test_long_double_data_beyond_float64_are_named_so_not_as_nan():
     with pytest.raises(ValueError, match=r"values up to 1e40\d, beyond float64's range"):
         svcca.cca(big, Y)
     assert abs(svcca.cca(big / np.longdouble("1e300"), Y).score - svcca.cca(X, Y).score) <= TOL
+
+
+def test_varying_features_pruned_as_numerically_constant_are_warned_about():
+    X, Y = _layers()
+    s = np.ones(X.shape[1])
+    s[:2] = 1e-7  # variance 1e-14 of the largest: below the float64 floor of 1e-12
+    with pytest.warns(svcca.SVCCAWarning, match=r"X: 2 features that vary .* standardise"):
+        r = svcca.cca(X * s, Y)
+    assert r.pruned_x.reasons == ("numerically constant",) * 2
+    got = svcca.cca((X * s) / (X * s).std(axis=0), Y).score  # the fix keeps them
+    assert abs(got - svcca.cca(X, Y).score) <= TOL

@@ -421,7 +421,9 @@ class _Rep:
             self.transform, self.side, self.dim = red.directions, red.cca_side(), red.k
             with_offset(self.side, np.diag(red.eigvals), m.n)
         elif measure in ("cca", "pwcca"):
-            self.side = prepare_side(m.sxx, m.mean_x, epsilon, name, eps=m.eps, scale=m.scale_x)
+            self.side = prepare_side(
+                m.sxx, m.mean_x, epsilon, name, eps=m.eps, scale=m.scale_x, n=m.n
+            )
             with_offset(self.side, m.sxx, m.n)
             self.dim = self.side.rank
         else:

@@ -154,13 +154,16 @@ def prepare_side(
     cond: float = 1.0,
     eps: float = EPS,
     scale: float = 1.0,
+    n: int = 0,
 ) -> CCASide:
     """Prune and whiten one side from its centred cross-product block ``S`` (``p x p``).
 
     ``cond`` is a lower bound on :attr:`CCASide.cond` for blocks whose cross-product
     errors are normwise rather than per feature (SVCCA passes its kept spectrum's
     ``lambda_1 / lambda_k``). ``eps`` is the unit round-off of the products behind ``S``
-    (``Moments.eps``); for float32 sums a warning says when the whitening amplifies
+    (``Moments.eps``); ``scale`` the sums' unit (``Moments.scale_x``); ``n`` the sample
+    count, when given: features that vary but were pruned as numerically constant are
+    warned about. For float32 sums a warning says when the whitening amplifies
     their round-off past 1e-2.
 
     Raises
@@ -170,6 +173,8 @@ def prepare_side(
     """
     p = S.shape[0]
     kept, pruned = prune(np.diag(S).copy(), epsilon)
+    if n > 1:
+        _warn_varying_pruned(pruned, S, mean, n, scale, name)
     if kept.size == 0:
         reasons = {r: pruned.reasons.count(r) for r in dict.fromkeys(pruned.reasons)}
         detail = ", ".join(f"{c} {r}" for r, c in reasons.items())
@@ -184,6 +189,32 @@ def prepare_side(
     if eps > EPS:
         _warn_float32(side, kept.size - white.rank)
     return side
+
+
+def _warn_varying_pruned(
+    pruned: Any, S: np.ndarray, mean: np.ndarray, n: int, scale: float, name: str
+) -> None:
+    """Say when features that vary were pruned as numerically constant: their variance
+    is below 1e-12 of the layer's largest, where float64 sums cannot tell it from the
+    round-off of the large ones; CCA ignores per-feature scales, so standardising the
+    features first keeps them. A feature whose spread is at the round-off of its own
+    mean (``std < 1e3 eps |mean|``: a constant stored at an offset) is constant indeed."""
+    varying = []
+    for i, r in zip(pruned.indices, pruned.reasons, strict=True):
+        if r != "numerically constant":
+            continue
+        std = float(np.sqrt(max(S[i, i], 0.0) / (n - 1))) * scale
+        if std > 1e3 * EPS * abs(float(mean[i])):
+            varying.append(int(i))
+    if varying:
+        warnings.warn(
+            f"{name}: {len(varying)} features that vary (first: {varying[:5]}) have variances "
+            "below 1e-12 of the layer's largest and were pruned as numerically constant. If "
+            "they carry signal at that scale, standardise the features first "
+            "(X / X.std(axis=0)): CCA does not depend on per-feature scales.",
+            SVCCAWarning,
+            stacklevel=4,
+        )
 
 
 def _warn_float32(side: CCASide, dropped: int) -> None:
@@ -432,8 +463,8 @@ def cca_from_moments(
     m: Moments, *, epsilon: float, threshold: float, names: tuple[str, str] = ("X", "Y")
 ) -> CCAResult:
     """CCA of a validated statistic (no argument checks): prepare both sides, combine once."""
-    sx = prepare_side(m.sxx, m.mean_x, epsilon, names[0], eps=m.eps, scale=m.scale_x)
-    sy = prepare_side(m.syy, m.mean_y, epsilon, names[1], eps=m.eps, scale=m.scale_y)
+    sx = prepare_side(m.sxx, m.mean_x, epsilon, names[0], eps=m.eps, scale=m.scale_x, n=m.n)
+    sy = prepare_side(m.syy, m.mean_y, epsilon, names[1], eps=m.eps, scale=m.scale_y, n=m.n)
     with_offset(sx, m.sxx, m.n)
     with_offset(sy, m.syy, m.n)
     return cca_of_sides(sx, sy, m.sxy, m.n, threshold=threshold, epsilon=epsilon)
