@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_conventions import CASES, PINNED, bound
 
 pytestmark = pytest.mark.slow

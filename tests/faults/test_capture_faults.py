@@ -25,9 +25,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fault_capture_child import LAYERS, Batches, child_main, model  # noqa: E402
-
 import svcca.torch as st  # noqa: E402
+from fault_capture_child import LAYERS, Batches, child_main, model  # noqa: E402
 
 pytestmark = pytest.mark.faults
 CHILD = Path(__file__).with_name("fault_capture_child.py")

@@ -503,6 +503,7 @@ def _capture(
 ) -> list[list[np.ndarray]]:
     """Each network's compared layers (float64) on the images ``x``."""
     import torch
+
     from svcca.demo._train import layer_names
     from svcca.torch import capture
 

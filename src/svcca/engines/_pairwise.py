@@ -945,6 +945,7 @@ def _two_passes_device(
     their cubic kernels on ``dev`` (:mod:`svcca._dense`).
     """
     import torch
+
     from svcca._device import exact_products, format_bytes, plan_rows
     from svcca.statistic._torch_moments import TorchAccumulator
 
