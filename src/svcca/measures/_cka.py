@@ -746,12 +746,14 @@ def cka(
     if kernel == "rbf" or method == "sample":
         check_finite(A, "X")
         check_finite(B, "Y")
-    # Every magnitude: each side in units of a power of two (exact), the HSICs converted
-    # back at the end; a copy is made only for data outside [2^-64, 2^64].
-    (A, sa), (B, sb) = unit_scaled(A), unit_scaled(B)
-    if widths is not None:
-        widths = (widths[0] / sa, widths[1] / sb)
+    # Every magnitude: the Gram matrices are of each side in units of a power of two
+    # (exact; a copy only for data outside [2^-64, 2^64]), the feature path's Moments
+    # carry theirs; the HSICs are converted back at the end.
+    sa = sb = 1.0
     if kernel == "rbf":
+        (A, sa), (B, sb) = unit_scaled(A), unit_scaled(B)
+        if widths is not None:
+            widths = (widths[0] / sa, widths[1] / sb)
         if method == "feature":
             raise ValueError(
                 "method='feature' exists only for the linear kernel; RBF CKA is computed "
@@ -781,8 +783,10 @@ def cka(
                 xy, xx, yy = _linear_debiased_feature(A, B, m)
             else:
                 xy, xx, yy = _linear_from_moments(m)
+            sa, sb = m.scale_x, m.scale_y
             where = "feature"
         else:
+            (A, sa), (B, sb) = unit_scaled(A), unit_scaled(B)
             xy, xx, yy = _sample_space(gram_linear(A), gram_linear(B), debiased)
             where = "sample"
     score = cka_ratio(xy, xx, yy, p, q, ("X", "Y"))

@@ -885,16 +885,33 @@ class Accumulator:
             if shift_y is not None and getattr(yb, "dtype", None) == np.float32:
                 shift_y = shift_y.astype(np.float32).astype(np.float64)
         self.shift_x, self.shift_y = shift_x, shift_y
-        # The units, from the first chunk as given (before any cast to float32, which
-        # would flush 1e-300 to zero): one float64 copy of one chunk, once.
-        self.scale_x = self._first_scale(xb, shift_x, "X")
-        if yb is not None and shift_y is not None:
+        # Rows cast to float32 after the shift: their units come first, from the chunk as
+        # given (the cast would flush 1e-300 to zero), at the cost of one float64 copy of
+        # one chunk. Otherwise add() decides them on the shifted chunk, with no copy.
+        if self._narrowing(xb):
+            self.scale_x = self._first_scale(xb, shift_x, "X")
+        if yb is not None and shift_y is not None and self._narrowing(yb):
             self.scale_y = self._first_scale(yb, shift_y, "Y")
         return None
 
+    def _narrowing(self, rows: Any) -> bool:
+        """Whether ``rows`` are cast to a narrower working dtype after the shift."""
+        dtype = getattr(rows, "dtype", None)
+        return self.dtype == np.float32 and (dtype is None or np.dtype(dtype).itemsize > 4)
+
     def _first_scale(self, rows: Any, shift: np.ndarray, name: str) -> float | None:
+        rows = np.asarray(rows)
+        top = 0.0
+        step = max(1, (1 << 17) // max(rows.shape[1], 1))  # 1 MiB of float64 at a time
+        buf = np.empty((min(step, rows.shape[0]), rows.shape[1]))
         with np.errstate(invalid="ignore", over="ignore"):
-            top = top_of(np.subtract(rows, shift, dtype=np.float64))
+            for s in range(0, rows.shape[0], step):
+                out = buf[: min(step, rows.shape[0] - s)]
+                t = top_of(np.subtract(rows[s : s + step], shift, out=out))
+                if not np.isfinite(t):  # NaN or inf (max() would drop a NaN)
+                    top = t
+                    break
+                top = max(top, t)
         if not np.isfinite(top) or top == 0.0:
             return None  # NaN/inf: reported by add(); no spread yet: decided later
         if self.dtype == np.float32 and np.asarray(rows).dtype != np.float64:
