@@ -85,8 +85,9 @@ def write_points(tmp_path: Path, fmt: str) -> list[tuple[str, int]]:
     )
     assert code == 0, report
     counts = report["counts"]
-    # parts and manifests for 6 batches, then one file per layer and the last manifest
-    assert counts["replace"] == counts["fsync"] == 6 + 6 + len(LAYERS) + 1
+    # the first manifest (before any part), parts and manifests for 6 batches, then one
+    # file per layer and the last manifest
+    assert counts["replace"] == counts["fsync"] == 1 + 6 + 6 + len(LAYERS) + 1
     return [(kind, k) for kind in ("replace", "fsync", "write") for k in range(1, counts[kind] + 1)]
 
 

@@ -488,6 +488,10 @@ def _capture_locked(
             manifest = old
         else:  # a new capture: never over files someone else put there
             _refuse_foreign(directory, targets, parts=True)
+    if manifest["batches_done"] == 0 and not manifest["complete"]:
+        # Recorded before any part file is: a folder without a manifest then never holds
+        # parts of ours (a kill after the first part but before its record resumes).
+        _write_manifest(directory, manifest)
     _remove_ours(directory, top=is_our_temp, part=is_our_temp)  # left by killed writers
     if manifest["complete"]:
         return _finished(directory, manifest, write=True)
