@@ -209,10 +209,10 @@ def test_errors_are_explained():
     x = batches(100, (6,), 50)
     with pytest.raises(
         ValueError,
-        match=r"measure must be one of 'cca', .*'cka_minibatch'; got "
-        r"'rsa'\. compare streams the moments",
+        match=r"measure must be one of 'cca', .*'cka_minibatch', .*'rsa'; got "
+        r"'cosine'\. svcca measures",
     ):
-        st.compare(a, b, x, ["1"], measure="rsa")  # type: ignore[arg-type]
+        st.compare(a, b, x, ["1"], measure="cosine")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="conv must be 'mean' or 'flatten' in compare"):
         st.compare(a, b, x, ["1"], conv="keep")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="layers_a is empty"):

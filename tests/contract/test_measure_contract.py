@@ -178,3 +178,24 @@ def test_pairwise_equals_single_calls(name):
     for i, a in enumerate(reps.values()):
         for j, b in enumerate(reps.values()):
             assert abs(got.values[i, j] - _score(name, a, b)) <= TOL, (i, j)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_compare_equals_capture_and_the_single_call(name):
+    """Every registered measure is served by svcca.torch.compare: streamed, or per pair
+    on the captured activations; either way it equals the single call on the capture."""
+    torch = pytest.importorskip("torch")
+    from svcca.torch import capture, compare
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 5), torch.nn.Tanh()
+    ).double()
+    batches = list(torch.randn(300, 6, dtype=torch.float64).split(60))
+    layers = ["0", "3"]
+    got = compare(net, net, batches, layers, measure=name)
+    acts = capture(net, batches, layers, dtype=np.float64)
+    for i, a in enumerate(layers):
+        for j, b in enumerate(layers):
+            want = _score(name, acts[a], acts[b])
+            assert abs(got.values[i, j] - want) <= TOL, (name, a, b)

@@ -24,7 +24,7 @@ from svcca._progress import Progress
 from svcca.measures._registry import Measure
 from svcca.sources._sources import Source
 
-__all__ = ["per_pair_values"]
+__all__ = ["KeptLayers", "per_pair_values", "score_pairs"]
 
 # Of the free memory, what the representations may take (the measure's own work, an
 # n x n Gram matrix or RDM per side for sample measures, needs the rest).
@@ -60,6 +60,20 @@ def per_pair_values(
             "in the number of datapoints."
         )
     arrays = [s.read(0, n) for s in srcs]
+    return score_pairs(arrays, row_u, col_u, square, measure, params, progress)
+
+
+def score_pairs(
+    arrays: list[Any],
+    row_u: list[int],
+    col_u: list[int],
+    square: bool,
+    measure: Measure,
+    params: Mapping[str, Any],
+    progress: bool | None,
+) -> np.ndarray:
+    """``measure.score(arrays[i], arrays[j], **params)`` for the rows x cols pairs (a
+    symmetric measure's square matrix is mirrored)."""
     out = np.zeros((len(row_u), len(col_u)))
     bar = Progress(progress, total=len(row_u) * len(col_u), desc="pairs")
     try:
@@ -73,3 +87,46 @@ def per_pair_values(
     finally:
         bar.close()
     return out
+
+
+class KeptLayers:
+    """The activations of captured layers, kept on the host for a measure called per
+    pair (``svcca.torch.compare`` of a registered measure its one-pass engine does not
+    compute), within half the free memory (else :class:`svcca.DeviceMemoryError` as
+    soon as a batch would pass it, naming the size)."""
+
+    def __init__(self, keys: list[str], measure: Measure) -> None:
+        self.keys, self.measure = keys, measure
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        self.bytes = 0
+        self.n = 0
+
+    def add(self, i: int, arrays: Mapping[str, Any]) -> None:
+        from svcca._validation import tensor_to_numpy
+
+        batch = {k: np.array(tensor_to_numpy(arrays[k]), dtype=np.float64) for k in self.keys}
+        self.bytes += sum(a.nbytes for a in batch.values())
+        free = free_bytes(None)
+        if self.bytes > _SHARE * free:
+            raise DeviceMemoryError(
+                f"compare with measure={self.measure.name!r} keeps the activations of "
+                f"{len(self.keys)} layers to call the measure on each pair: by batch {i} they "
+                f"take {format_bytes(self.bytes)}, and {format_bytes(free)} is free (half of "
+                "it may hold them). Compare fewer layers or datapoints per call, or use a "
+                "measure compare streams (cka_linear, cca, svcca, pwcca, pls, cka_minibatch)."
+            )
+        for k, a in batch.items():
+            self.parts[k].append(a)
+        self.n += next(iter(batch.values())).shape[0]
+
+    def values(
+        self, rows: list[str], cols: list[str], params: Mapping[str, Any], progress: bool | None
+    ) -> np.ndarray:
+        index = {k: u for u, k in enumerate(self.keys)}
+        arrays = [np.concatenate(self.parts[k]) for k in self.keys]
+        self.parts.clear()
+        square = rows == cols
+        return score_pairs(
+            arrays, [index[k] for k in rows], [index[k] for k in cols], square, self.measure,
+            params, progress,
+        )

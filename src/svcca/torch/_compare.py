@@ -440,6 +440,7 @@ def compare(
     device: Any = None,
     progress: bool | None = False,
     precision: Precision = "float64",
+    params: Mapping[str, Any] | None = None,
 ) -> PairwiseResult:
     """Compare every layer of ``model_a`` with every layer of ``model_b``, in one pass.
 
@@ -462,7 +463,13 @@ def compare(
         Module names of ``model_a`` (``model_a.named_modules()``): the result's rows.
     layers_b : list of str, optional
         Module names of ``model_b``: the columns. Default: the names of ``layers_a``.
-    measure : {"cka_linear", "cca", "svcca", "pwcca", "pls", "cka_minibatch"}
+    measure : str, default "cka_linear"
+        Streamed, keeping no activations: {"cka_linear", "cca", "svcca", "pwcca", "pls",
+        "cka_minibatch"}. Any other name of :data:`svcca.MEASURES` (RBF or debiased CKA,
+        Procrustes, shape metrics, regression, RSA, your own) keeps the layers'
+        activations on the host, within half the free memory (else
+        :class:`~svcca.DeviceMemoryError` naming the size), and calls the measure on each
+        pair with ``params``. The streamed measures' details:
         The first five are :func:`svcca.pairwise`'s, from the accumulated moments and
         exact; ``"cka_minibatch"`` is :class:`svcca.MinibatchCKA` over the batches as
         given (unbiased HSIC averaged over batches; batches of at least 4 rows).
@@ -490,6 +497,9 @@ def compare(
         float64 sums, as
         ``pairwise(..., precision="float32")`` does (docs/precision.md). Not for
         ``measure="cka_minibatch"``.
+    params : mapping, optional
+        Parameters of a measure called per pair (``{"alpha": 0.5}`` for
+        ``"shape_distance"``), checked against its declaration.
 
     Returns
     -------
@@ -529,16 +539,25 @@ def compare(
     """
     import torch
 
+    from svcca.measures._registry import MEASURES as REGISTRY
+
     measure = check_option(  # type: ignore[assignment]
         measure,
         "measure",
-        COMPARE_MEASURES,
-        fix=(
-            "compare streams the moments (or minibatch CKA), never the samples; for RBF or "
-            "debiased full-data CKA, RSA or shape metrics, capture the layers with "
-            "svcca.torch.capture and call that measure."
-        ),
+        (*COMPARE_MEASURES, *(m for m in REGISTRY if m not in COMPARE_MEASURES)),
+        fix="svcca measures (or svcca.MEASURES) lists them; svcca.register adds your own.",
     )
+    # The measures compare streams (their moments, or minibatch CKA) keep no activations;
+    # every other registered measure is called per pair on activations kept on the host.
+    per_pair = None if measure in COMPARE_MEASURES else REGISTRY[measure]
+    params = dict(params or {})
+    if per_pair is not None:
+        per_pair.check_params(params)
+    elif params:
+        raise TypeError(
+            f"params= is for measures called per pair; measure={measure!r} is streamed and "
+            f"takes keep=, variance=, epsilon= and precision= (got params {sorted(params)})."
+        )
     keep = check_keep(keep)
     variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
     epsilon = check_epsilon(epsilon)
@@ -614,7 +633,12 @@ def compare(
         labels = {k: (repr(nm) if same else f"{nm!r} of {which}") for k, nm, which in rows + cols}
         plan.update(rows=rows, cols=cols, labels=labels)
         keys = ([k for k, _, _ in rows], [k for k, _, _ in cols])
-        if mb is not None or isinstance(next(iter(arrays.values())), np.ndarray):
+        if per_pair is not None:
+            from svcca.engines._per_pair import KeptLayers
+
+            plan["acc"] = KeptLayers(list(dict.fromkeys([*keys[0], *keys[1]])), per_pair)
+            plan["keys"] = keys
+        elif mb is not None or isinstance(next(iter(arrays.values())), np.ndarray):
             # (minibatch CKA keeps its own sums: the host object only names the layers)
             plan["acc"] = _CrossMoments(*keys, labels, precision)
         else:  # the capture's work runs on a device: so does the accumulation
@@ -623,6 +647,9 @@ def compare(
     def callback(i: int, arrays: dict[str, np.ndarray]) -> None:
         if not plan:
             setup(arrays)
+        if per_pair is not None:
+            for k in plan["acc"].keys:
+                _check_finite(arrays[k], plan["labels"][k], i)
         if mb is None:
             plan["acc"].add(i, arrays)
             return
@@ -674,6 +701,19 @@ def compare(
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
     if mb is not None:
         return _minibatch_result(mb, row_names, col_names, acc)
+    if per_pair is not None:
+        rk, ck = plan["keys"]
+        widths = {k: acc.parts[k][0].shape[1] for k in acc.keys}
+        return PairwiseResult(
+            values=acc.values(rk, ck, params, progress),
+            rows=row_names,
+            cols=col_names,
+            measure=measure,
+            settings=dict(params),
+            n_samples=n,
+            dims_rows=tuple(widths[k] for k in rk),
+            dims_cols=tuple(widths[k] for k in ck),
+        )
     with dense_steps(max(m.p for m in acc.moms.values()), acc.device):
         values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon)
     names: list[Hashable] = list(acc.keys)  # "a.<name>" / "b.<name>", as capture errors say
