@@ -13,7 +13,7 @@ import pytest
 import svcca
 from svcca import svcca_two_pass
 from svcca.sources import as_source, load_array, moments_from_sources, to_moments
-from svcca.statistic._moments import release_rows  # no public name
+from svcca.statistic._accumulator import release_rows
 
 
 @pytest.fixture(autouse=True)

@@ -56,12 +56,9 @@ from svcca.sources._sources import (
     check_same_n,
     is_dask_array,
 )
-from svcca.statistic._moments import (
-    FLOAT32_CHUNK_ROWS,
-    Accumulator,
-    Float32RangeError,
-    Moments,
-)
+from svcca.statistic._accumulator import Accumulator
+from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
+from svcca.statistic._units import Float32RangeError
 
 __all__ = ["PairwiseResult", "pairwise"]
 

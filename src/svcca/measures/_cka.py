@@ -38,7 +38,8 @@ from svcca._validation import (
     tensor_representation,
 )
 from svcca.sources._to_moments import to_moments
-from svcca.statistic._moments import Moments, scale_for, top_of
+from svcca.statistic._moments import Moments
+from svcca.statistic._units import scale_for, top_of
 
 __all__ = [
     "CKAResult",

@@ -23,7 +23,8 @@ from svcca._validation import (
 from svcca.measures._linalg import flip_signs, numerical_rank, sym_eig_desc
 from svcca.measures._svcca import ReducedSide, Variance, n_directions, svcca_from_reduced
 from svcca.sources._sources import as_source, check_same_n
-from svcca.statistic._moments import Moments, _chunk_rows, column_means, scale_for, top_of
+from svcca.statistic._moments import Moments, _chunk_rows
+from svcca.statistic._units import column_means, scale_for, top_of
 
 __all__ = ["svcca_two_pass"]
 

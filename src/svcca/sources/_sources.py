@@ -26,13 +26,9 @@ from svcca._validation import (
     tensor_to_numpy,
 )
 from svcca.sources._npy_file import NpyFile
-from svcca.statistic._moments import (
-    Accumulator,
-    Float32RangeError,
-    Moments,
-    _chunk_rows,
-    release_rows,
-)
+from svcca.statistic._accumulator import Accumulator, release_rows
+from svcca.statistic._moments import Moments, _chunk_rows
+from svcca.statistic._units import Float32RangeError
 
 __all__ = [
     "Source",

@@ -1,6 +1,6 @@
 """The one accumulation algorithm of :class:`Moments`, run on a torch device.
 
-:class:`TorchAccumulator` is :class:`svcca.statistic._moments.Accumulator` with the
+:class:`TorchAccumulator` is :class:`svcca.statistic._accumulator.Accumulator` with the
 data left where they are (a GPU, or the CPU under ``svcca.on_device("cpu")``): each
 chunk is shifted by the first chunk's float64 mean, its products are taken on the
 device (float64, or float32 products of at most 4096 rows added into float64 sums;
@@ -31,10 +31,10 @@ from svcca._validation import (
     tensor_representation,
 )
 from svcca.statistic import _moments
-from svcca.statistic._moments import (
-    FLOAT32_CHUNK_ROWS,
+from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
+from svcca.statistic._units import (
     Float32RangeError,
-    Moments,
+    Units,
     check_float32_top,
     raise_overflow,
     scale_for,
@@ -43,7 +43,7 @@ from svcca.statistic._moments import (
 __all__ = ["TorchAccumulator"]
 
 
-class TorchAccumulator:
+class TorchAccumulator(Units):
     """Cross-product sums of ``(x, y)`` batches (torch tensors) on their device.
 
     Parameters
@@ -174,15 +174,6 @@ class TorchAccumulator:
                 f"These moments were stopped by an earlier error and hold part of that "
                 f"batch: {self.failed} Start a new accumulation once the data are fixed."
             )
-
-    @property
-    def inv_x(self) -> float:
-        """What rows of X are multiplied by after the shift (1 while undecided)."""
-        return 1.0 / (self.scale_x or 1.0)
-
-    @property
-    def inv_y(self) -> float:
-        return 1.0 / (self.scale_y or 1.0)
 
     def _shifted(self, a: Any, shift: Any, inv: float = 1.0) -> Any:
         """``(a - shift) * inv`` in the working dtype: shifted (and divided by the side's

@@ -37,13 +37,8 @@ from svcca.engines._pairwise import (
 )
 from svcca.measures._minibatch import MinibatchCKA
 from svcca.measures._svcca import Variance
-from svcca.statistic._moments import (
-    FLOAT32_CHUNK_ROWS,
-    Moments,
-    column_means,
-    scale_for,
-    top_of,
-)
+from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
+from svcca.statistic._units import column_means, scale_for, top_of
 from svcca.torch._capture import (
     Calls,
     MaskOption,
