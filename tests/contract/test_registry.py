@@ -64,6 +64,46 @@ def test_a_plain_function_registers_and_is_called_like_the_others():
         del _registry._REGISTRY["test_mean_abs_corr"]
 
 
+def _gram(X, **_):
+    Xc = np.asarray(X, dtype=float) - np.mean(X, axis=0)
+    _gram.calls += 1  # type: ignore[attr-defined]
+    return Xc @ Xc.T
+
+
+def _gram_alignment(K, L, **_):
+    return float(np.sum(K * L) / np.sqrt(np.sum(K * K) * np.sum(L * L)))
+
+
+def test_a_split_measure_prepares_each_representation_once_in_pairwise():
+    _gram.calls = 0  # type: ignore[attr-defined]
+    m = svcca.register(
+        svcca.Measure(
+            "test_gram_alignment",
+            lambda X, Y: _gram_alignment(_gram(X), _gram(Y)),
+            "samples",
+            symmetric=True,
+            range=(0.0, 1.0),
+            invariances=frozenset({"orthogonal", "isotropic_scaling", "translation"}),
+            description="linear CKA, as a prepared Gram matrix per side",
+            prepare=_gram,
+            combine=_gram_alignment,
+        ),
+        replace=True,
+    )
+    try:
+        rng = np.random.default_rng(1)
+        reps = {f"l{i}": rng.standard_normal((60, 4 + i)) for i in range(5)}
+        res = svcca.pairwise(reps, measure="test_gram_alignment")
+        assert _gram.calls == 5  # one Gram per representation, not one per pair side
+        ref = svcca.pairwise(reps, measure="cka_linear").values
+        np.testing.assert_allclose(res.values, ref, rtol=0, atol=1e-13)
+        assert m.score(reps["l0"], reps["l1"]) == pytest.approx(ref[0, 1], abs=1e-13)
+    finally:
+        from svcca.measures import _registry
+
+        del _registry._REGISTRY["test_gram_alignment"]
+
+
 def test_bad_declarations_are_refused_with_what_to_give():
     with pytest.raises(TypeError, match=r"give name=\.\.\., symmetric=.*missing: name, range"):
         svcca.register(_mean_abs_corr, symmetric=True, invariances=frozenset())
@@ -81,6 +121,11 @@ def test_bad_declarations_are_refused_with_what_to_give():
     with pytest.raises(ValueError, match=r"unknown invariances \['rotation'\]"):
         svcca.Measure(
             name="a", kind="samples", range=(0, 1), invariances=frozenset({"rotation"}), **base
+        )
+    with pytest.raises(ValueError, match="give both prepare and combine"):
+        svcca.Measure(
+            name="a", kind="samples", range=(0, 1), invariances=frozenset(),
+            prepare=np.asarray, **base,
         )
     with pytest.raises(TypeError, match="function must be callable"):
         svcca.Measure(

@@ -73,7 +73,10 @@ def score_pairs(
     progress: bool | None,
 ) -> np.ndarray:
     """``measure.score(arrays[i], arrays[j], **params)`` for the rows x cols pairs (a
-    symmetric measure's square matrix is mirrored)."""
+    symmetric measure's square matrix is mirrored). A measure split into prepare and
+    combine prepares each representation once."""
+    used = sorted(set(row_u) | set(col_u))
+    sides = {u: measure.prepare_side(arrays[u], **params) for u in used}
     out = np.zeros((len(row_u), len(col_u)))
     bar = Progress(progress, total=len(row_u) * len(col_u), desc="pairs")
     try:
@@ -82,7 +85,7 @@ def score_pairs(
                 if square and measure.symmetric and j < i:
                     out[i, j] = out[j, i]
                 else:
-                    out[i, j] = measure.score(arrays[ui], arrays[uj], **params)
+                    out[i, j] = measure.combine_sides(sides[ui], sides[uj], **params)
                 bar.update(1)
     finally:
         bar.close()

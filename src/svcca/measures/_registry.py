@@ -97,6 +97,13 @@ class Measure:
         One line, for ``svcca compare --help`` and ``svcca measures``.
     score_field : str
         The result attribute holding the headline number.
+    prepare, combine : callable, optional
+        A samples measure split in two, as netrep's ``partial_fit``/``finalize_fit``:
+        ``prepare(X, **fixed, **params)`` makes what one side contributes (a centred
+        Gram matrix, an RDM, a neighbour list) and ``combine(side_x, side_y, **fixed,
+        **params)`` returns the result, equal to ``function(X, Y, ...)``. Engines
+        prepare each representation once and combine per pair (20 layers: 20
+        preparations, not 400). Give both or neither.
     """
 
     name: str
@@ -111,6 +118,8 @@ class Measure:
     larger_is_more_similar: bool = True
     is_metric: bool = False
     score_field: str = "score"
+    prepare: Callable[..., Any] | None = None
+    combine: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -125,6 +134,11 @@ class Measure:
             )
         if not callable(self.function):
             raise TypeError(f"Measure {self.name!r}: function must be callable.")
+        if (self.prepare is None) != (self.combine is None):
+            raise ValueError(
+                f"Measure {self.name!r}: give both prepare and combine (a side, then a "
+                "pair), or neither."
+            )
         lo, hi = self.range
         if not lo < hi:  # also NaN
             raise ValueError(f"Measure {self.name!r}: range must be (low, high) with low < high.")
@@ -159,6 +173,23 @@ class Measure:
     def score(self, X: Any, Y: Any = None, **params: Any) -> float:
         """The headline number of :meth:`__call__`."""
         return float(getattr(self(X, Y, **params), self.score_field))
+
+    def prepare_side(self, X: Any, **params: Any) -> Any:
+        """What one side contributes: ``prepare(X)`` where the measure is split, else
+        ``X`` itself (the function is then called on the pair)."""
+        self.check_params(params)
+        if self.prepare is None:
+            return X
+        return self.prepare(X, **self.fixed, **params)
+
+    def combine_sides(self, side_x: Any, side_y: Any, **params: Any) -> float:
+        """The headline number of a pair of :meth:`prepare_side` outputs."""
+        if self.combine is None:
+            return self.score(side_x, side_y, **params)
+        out = self.combine(side_x, side_y, **self.fixed, **params)
+        if isinstance(out, (int, float)) and not isinstance(out, bool):
+            return float(out)
+        return float(getattr(out, self.score_field))
 
     def invariances_for(self, **params: Any) -> frozenset[str]:
         """The invariances with these parameters (the declaration's, by default)."""
