@@ -1,4 +1,4 @@
-"""Shared test configuration: machine-independent tolerances and Hypothesis profiles.
+"""Shared test configuration: tolerances, data generators, fixtures, Hypothesis profiles.
 
 Tolerances
 ----------
@@ -7,6 +7,21 @@ A test that compares two floating-point computations must hold on any CPU, BLAS 
 matrix product, so results differ by round-off. The tolerance is therefore an error
 bound from the mathematics, never the difference one run happened to show:
 :func:`tol` returns ``factor * eps(dtype) * cond * scale``.
+
+Data generators
+---------------
+Tests build their data with a few seeded generators (import them: ``from conftest import
+latent_pair``), so a reader sees one meaning for "a pair of related layers":
+:func:`latent_pair` (two layers driven by shared latent factors, the generic case),
+:func:`latent_layers` (several such layers, for ``pairwise``), :func:`linear_pair` (``Y``
+a noisy linear function of ``X``'s first features) and :func:`independent_pair`. Each
+draws from ``np.random.default_rng(seed)`` in a fixed order, so a reference value pinned
+on its output stays valid: change a generator and every pinned value built on it moves.
+
+Fixtures
+--------
+``one_blas_thread`` (small matrices on shared cores: extra BLAS threads only contend) and
+``dask_client`` (one ``distributed.LocalCluster`` for the whole session).
 
 Hypothesis
 ----------
@@ -66,7 +81,133 @@ def tol(dtype=np.float64, cond: float = 1.0, scale: float = 1.0, factor: float =
     return float(factor * np.finfo(dtype).eps * cond * scale)
 
 
+def covariance_roundoff(X: np.ndarray, Y: np.ndarray) -> float:
+    """Round-off difference of two computations of the singular values of ``cov(X, Y)``.
+
+    Each entry is a sum of ``n`` products, accurate to ``n eps`` times the same sum of
+    absolute values (``||.||_2 <= ||.||_F`` of that bound for the whole matrix); the SVD
+    adds ``(p + q) eps`` of the largest singular value, which that norm exceeds; 2 for
+    the two computations. Every singular value, the smallest included, gets this
+    absolute error: it is not relative.
+    """
+    n = X.shape[0]
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    scale = np.linalg.norm(np.abs(Xc).T @ np.abs(Yc)) / (n - 1)
+    return tol(np.float64, scale=scale, factor=2 * (n + X.shape[1] + Y.shape[1]))
+
+
 @pytest.fixture(name="tol")
 def _tol_fixture():
     """:func:`tol`, for tests that take it as a fixture."""
     return tol
+
+
+# ------------------------------------------------------------------ data generators
+def latent_pair(
+    n: int,
+    p: int,
+    q: int,
+    *,
+    seed: int = 0,
+    latent: int = 3,
+    x_noise: float = 1.0,
+    y_noise: float = 1.0,
+    x_tanh: bool = False,
+    y_tanh: bool = False,
+    x_offset: float = 0.0,
+    y_offset: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two layers driven by ``latent`` shared factors: the generic related pair.
+
+    ``Z ~ N(0, I)`` of shape ``(n, latent)``, then
+    ``X = f(Z W_x) + x_noise * E_x + x_offset`` and ``Y = g(Z W_y) + y_noise * E_y +
+    y_offset`` with ``W``, ``E`` standard normal and ``f``, ``g`` the identity or
+    ``tanh`` (``x_tanh``, ``y_tanh``). The draws are made in the order ``Z, W_x, E_x, W_y,
+    E_y`` from ``np.random.default_rng(seed)``: the same numbers as the local generators
+    it replaced, bit for bit (a noise of 1.0 and an offset of 0.0 are exact).
+
+    Returns
+    -------
+    X : ndarray of shape (n, p)
+    Y : ndarray of shape (n, q)
+        float64; ``min(latent, p, q)`` canonical correlations well above the rest.
+    """
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, latent))
+    X = Z @ rng.standard_normal((latent, p))
+    if x_tanh:
+        X = np.tanh(X)
+    X = X + x_noise * rng.standard_normal((n, p)) + x_offset
+    Y = Z @ rng.standard_normal((latent, q))
+    if y_tanh:
+        Y = np.tanh(Y)
+    Y = Y + y_noise * rng.standard_normal((n, q)) + y_offset
+    return X, Y
+
+
+def latent_layers(
+    n: int,
+    widths: tuple[int, ...],
+    *,
+    seed: int = 0,
+    latent: int = 6,
+    noise: float = 0.05,
+    offset_step: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Layers ``"l0", "l1", ...`` like a network's: a shared latent through ``tanh``.
+
+    ``Z ~ N(0, I)`` of shape ``(n, latent)``; layer ``i`` of width ``widths[i]`` is
+    ``tanh(Z W_i) + noise * E_i + i * offset_step`` (``W_i``, ``E_i`` standard normal,
+    drawn in that order, layer by layer, from ``np.random.default_rng(seed)``).
+
+    Returns
+    -------
+    dict of str to ndarray of shape (n, widths[i])
+    """
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, latent))
+    return {
+        f"l{i}": np.tanh(Z @ rng.standard_normal((latent, w)))
+        + noise * rng.standard_normal((n, w))
+        + i * offset_step
+        for i, w in enumerate(widths)
+    }
+
+
+def linear_pair(
+    n: int, p: int, q: int, *, seed: int = 0, x_offset: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``X ~ N(x_offset, I)`` and ``Y = X[:, :q] W + E`` (``q <= p``), ``W`` of shape (q, q).
+
+    Draws ``X, W, E`` in that order from ``np.random.default_rng(seed)``.
+
+    Returns
+    -------
+    X : ndarray of shape (n, p)
+    Y : ndarray of shape (n, q)
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p)) + x_offset
+    Y = X[:, :q] @ rng.standard_normal((q, q)) + rng.standard_normal((n, q))
+    return X, Y
+
+
+def independent_pair(n: int, p: int, q: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Independent standard normal ``X`` (n, p) and ``Y`` (n, q): every population
+    canonical correlation is 0, so what a score shows is the sample size's inflation."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, p)), rng.standard_normal((n, q))
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture
+def one_blas_thread():
+    """One BLAS thread for the test: small matrices on shared cores only contend (often
+    10x slower with more)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with threadpool_limits(1):
+        yield
