@@ -439,7 +439,7 @@ def test_docs_section_runs():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "torch.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "torch.md").read_text()
     section = text.split("## Model against model", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert blocks

@@ -808,7 +808,7 @@ def test_summary_of_gpt2(gpt2):
         s["nope"]
 
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "torch.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "torch.md"
 
 
 def test_docs_huggingface_section_runs(tf):
