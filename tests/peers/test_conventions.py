@@ -15,7 +15,7 @@ For every row of the page this file
    number, so the pinned number is the peer's formula, not svcca's.
 
 Peers that are on PyPI (scikit-learn, cca-zoo, ckatorch, repsim, rsatoolbox) are run
-for real in ``tests/test_conventions_peers.py`` (``-m slow``, skipped when absent); the
+for real in ``tests/peers/test_conventions_peers.py`` (``-m slow``, skipped when absent); the
 numbers below were recorded from scikit-learn 1.9.1, cca-zoo 4.0.1, ckatorch 1.0.3,
 repsim 0.1.5 and rsatoolbox 0.3.2 (NumPy 2.4, torch 2.13 CPU, float64).
 
@@ -41,7 +41,7 @@ import pytest
 import svcca
 from conftest import tol
 
-DATA = Path(__file__).parent / "data" / "conventions.npz"
+DATA = Path(__file__).parents[1] / "data" / "conventions.npz"
 
 
 def make_case(seed: int, *, degenerate: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -451,7 +451,7 @@ def minibatch_cka(X: np.ndarray, Y: np.ndarray, batches: int = 4) -> float:
 
 
 # ============================================================ pinned peer numbers
-# Recorded with tests/test_conventions_peers.py's peers (PyPI) and the ports above.
+# Recorded with tests/peers/test_conventions_peers.py's peers (PyPI) and the ports above.
 # Distances are pinned as the peer returns them (anatome and netrep return distances).
 
 PINNED: dict[str, dict[str, float | list[float]]] = {
@@ -1030,7 +1030,7 @@ def test_conventions_change_the_number(key, default, at_least):
 
 # ======================================================== the page's code blocks
 
-PAGE = Path(__file__).parent.parent / "docs" / "conventions.md"
+PAGE = Path(__file__).parents[2] / "docs" / "conventions.md"
 
 # variable defined by the page's blocks -> the pinned number it must equal (``main``)
 PAGE_VALUES = {

@@ -1,6 +1,6 @@
 """The PyPI peers of ``docs/conventions.md``, run for real (slow; each skipped when absent).
 
-``tests/test_conventions.py`` pins these peers' numbers so the fast suite needs none of
+``tests/peers/test_conventions.py`` pins these peers' numbers so the fast suite needs none of
 them; this file recomputes each pinned number with the peer itself, so a new release
 of a peer that changes its convention shows up here. Install them in an environment of
 their own (they pull in their own torch)::
@@ -8,7 +8,7 @@ their own (they pull in their own torch)::
     python -m venv /tmp/peers
     /tmp/peers/bin/pip install torch numpy scipy scikit-learn ckatorch repsim rsatoolbox \\
         cca-zoo pytest hypothesis threadpoolctl
-    PYTHONPATH=src /tmp/peers/bin/python -m pytest -m slow tests/test_conventions_peers.py
+    PYTHONPATH=src /tmp/peers/bin/python -m pytest -m slow tests/peers/test_conventions_peers.py
 
 Recorded with scikit-learn 1.9.1, cca-zoo 4.0.1, ckatorch 1.0.3, repsim 0.1.5 and
 rsatoolbox 0.3.2.

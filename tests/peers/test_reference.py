@@ -51,7 +51,7 @@ from conftest import tol
 from reference_inputs import matmul_exact, reference_inputs, sha256
 from svcca import compat
 
-REF = json.loads((Path(__file__).parent / "data" / "reference_core.json").read_text())
+REF = json.loads((Path(__file__).parents[1] / "data" / "reference_core.json").read_text())
 
 # Inner length of the BLAS product each reference input was built with (0: none).
 PRODUCT_LENGTH = {"case1": 0, "case2": 100, "case3": 10, "case6c": 10}
