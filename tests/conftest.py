@@ -211,3 +211,34 @@ def one_blas_thread():
         return
     with threadpool_limits(1):
         yield
+
+
+@pytest.fixture(scope="session")
+def _dask_session_client():
+    """The session's one real Dask cluster: 2 worker processes on localhost, 1 thread each.
+
+    Started on first use (about a second), closed at the end of the session. The client is
+    not made the default (``set_as_default=False``): Dask work outside :func:`dask_client`
+    stays on the local scheduler, so a test that needs no cluster never uses it by chance.
+    """
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def dask_client(_dask_session_client):
+    """A ``distributed.Client`` of the session's one cluster, Dask's scheduler for the test.
+
+    Every Dask test that needs real worker processes takes this fixture (one cluster per
+    session keeps the suite fast); a test that must kill or restart workers starts its own.
+    """
+    import dask
+
+    with dask.config.set(scheduler=_dask_session_client):
+        yield _dask_session_client

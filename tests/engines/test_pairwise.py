@@ -8,29 +8,15 @@ import numpy as np
 import pytest
 
 import svcca
+from conftest import latent_layers
 from svcca import PairwiseResult, pairwise
 
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """Small matrices on 2 shared cores: extra BLAS threads only contend (often 10x slower)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def layers(n: int = 800, widths=(12, 15, 9, 20), seed: int = 0, noise: float = 0.05):
     """Representations like real layers: a shared latent through tanh, plus noise."""
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((n, 6))
-    return {
-        f"l{i}": np.tanh(Z @ rng.standard_normal((6, w))) + noise * rng.standard_normal((n, w))
-        for i, w in enumerate(widths)
-    }
+    return latent_layers(n, widths, seed=seed, latent=6, noise=noise)
 
 
 SINGLE = {

@@ -1,4 +1,5 @@
-"""Streaming inputs: memmaps in constant memory, datasets, iterators, two-pass SVCCA."""
+"""Streaming inputs: memmaps in constant memory, datasets, iterators (two-pass SVCCA:
+test_two_pass.py)."""
 
 from __future__ import annotations
 
@@ -11,29 +12,17 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca import svcca_two_pass
+from conftest import latent_pair
 from svcca.sources import as_source, load_array, moments_from_sources, to_moments
-from svcca.statistic._accumulator import release_rows
 
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """Small matrices on 2 shared cores: extra BLAS threads only contend (often 10x slower)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def pair(n=2000, p=12, q=9, seed=0):
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((n, 4))
-    X = np.tanh(Z @ rng.standard_normal((4, p))) + 0.1 * rng.standard_normal((n, p)) + 5.0
-    Y = Z @ rng.standard_normal((4, q)) + 0.3 * rng.standard_normal((n, q))
-    return X, Y
+    """Two related layers, X through tanh and offset by 5 (a mean to shift away)."""
+    return latent_pair(
+        n, p, q, seed=seed, latent=4, x_tanh=True, x_noise=0.1, x_offset=5.0, y_noise=0.3
+    )
 
 
 class FakeDataset:
@@ -118,20 +107,27 @@ def test_memmap_streaming_keeps_resident_memory_flat(tmp_path):
     assert 0.0 < score < 0.1  # independent noise: no similarity
 
 
-def test_release_rows_leaves_data_and_other_arrays_alone(tmp_path):
+def test_releasing_memmap_pages_leaves_data_and_other_arrays_alone(tmp_path):
+    """Streaming hands a read-only memmap's pages back to the kernel chunk by chunk: the
+    moments are those of the data, a copy-on-write edit survives, the file is unchanged
+    (was tested on the private release_rows; this is the behaviour it protects)."""
     a = np.arange(200_000, dtype=np.float64).reshape(-1, 100)
+    a = np.sin(a)  # not collinear: real moments
     np.save(tmp_path / "a.npy", a)
     for mode in ("r", "c", "r+"):
         mm = np.load(tmp_path / "a.npy", mmap_mode=mode)
         if mode == "c":
             mm[0, 0] = -1.0  # a private edit must survive (no page drop for "c")
-        release_rows(mm, 0, 1000)
-        release_rows(np.asarray(mm)[:, ::3], 0, 2000)  # strided view of the memmap
-        assert mm[0, 0] == (-1.0 if mode == "c" else 0.0)
+        want = np.array(mm)
+        for view, ref in ((mm, want), (mm[:, ::3], want[:, ::3])):  # a strided view too
+            got = svcca.Moments.from_arrays(view, chunk_size=100)
+            exact = svcca.Moments.from_arrays(np.ascontiguousarray(ref), chunk_size=100)
+            np.testing.assert_array_equal(got.sxx, exact.sxx)
+            np.testing.assert_array_equal(got.mean_x, exact.mean_x)
+        assert mm[0, 0] == (-1.0 if mode == "c" else a[0, 0])
         np.testing.assert_array_equal(mm[1:], a[1:])
         del mm
-    release_rows(a, 0, 10)  # plain arrays: no-op
-    release_rows([[1.0]], 0, 1)
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), a)
 
 
 # ---------------------------------------------------------------------- iterators
@@ -232,59 +228,5 @@ def test_moments_save_interrupted_leaves_no_file(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------- two-pass SVCCA
-def wide_pair(n=2000, p=200, q=150, k=6, seed=1):
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((n, k)) * np.linspace(3, 1, k)
-    X = Z @ rng.standard_normal((k, p)) + 0.05 * rng.standard_normal((n, p)) + 2.0
-    Y = np.tanh(Z @ rng.standard_normal((k, q))) + 0.05 * rng.standard_normal((n, q))
-    return X, Y
 
 
-def test_two_pass_svcca_matches_exact_svcca():
-    X, Y = wide_pair()
-    exact = svcca.svcca(X, Y, keep=6)
-    got = svcca_two_pass(X, Y, keep=6, chunk_size=700)
-    assert (got.kept_x, got.kept_y) == (6, 6)
-    # Frequent Directions is approximate: the subspace, hence the correlations, to ~1e-5
-    np.testing.assert_allclose(got.correlations, exact.correlations, atol=2e-5)
-    assert got.variance_kept_x == pytest.approx(exact.variance_kept_x, abs=1e-6)
-    # by fraction: the same count of directions, the same score
-    exact = svcca.svcca(X, Y, keep=0.9)
-    got = svcca_two_pass(X, Y, keep=0.9, sketch_size=64)
-    assert got.kept_x == exact.kept_x and got.kept_y == exact.kept_y
-    assert got.score == pytest.approx(exact.score, abs=2e-5)
-
-
-def test_two_pass_from_a_batch_factory_and_memmaps(tmp_path):
-    X, Y = wide_pair(n=1500, p=120, q=100)
-    ref = svcca_two_pass(X, Y, keep=6, chunk_size=400).score
-
-    def batches():
-        for s in range(0, 1500, 400):
-            yield X[s : s + 400], Y[s : s + 400]
-
-    assert svcca_two_pass(batches, keep=6).score == pytest.approx(ref, abs=1e-9)
-    np.save(tmp_path / "x.npy", X)
-    np.save(tmp_path / "y.npy", Y)
-    mx, my = (np.load(tmp_path / f, mmap_mode="r") for f in ("x.npy", "y.npy"))
-    assert svcca_two_pass(mx, my, keep=6, chunk_size=400).score == pytest.approx(ref, abs=1e-9)
-
-
-def test_two_pass_errors_and_warnings():
-    X, Y = wide_pair(n=500, p=60, q=50)
-    with pytest.raises(ValueError, match="sketch_size must be an int >= 10"):
-        svcca_two_pass(X, Y, keep=10, sketch_size=5)
-    with pytest.raises(TypeError, match="sketch_size must be an int >= "):
-        svcca_two_pass(X, Y, sketch_size=2.0)
-    with pytest.raises(TypeError, match="pass X and Y"):
-        svcca_two_pass(X)
-    with pytest.raises(TypeError, match="fresh iterable of"):
-        svcca_two_pass(lambda: iter([X]))
-    with pytest.raises(ValueError, match=r"Batch 1 has shapes"):
-        svcca_two_pass(lambda: iter([(X[:100], Y[:100]), (X[100:, :3], Y[100:])]))
-    with pytest.raises(ValueError, match="variance must be"):
-        svcca_two_pass(X, Y, variance="total")
-    noise = np.random.default_rng(0).standard_normal((500, 60))
-    with pytest.warns(svcca.SVCCAWarning, match="less than keep=0.99"):
-        r = svcca_two_pass(noise, Y, keep=0.99, sketch_size=8)
-    assert r.kept_x == 8
