@@ -10,7 +10,7 @@ import pytest
 
 from svcca import cca, cka, procrustes, regression_fit, rsa, shape_distance
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "invariances.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "invariances.md"
 
 MEASURES = {
     "`cca` (mean canonical correlation)": lambda X, Y: cca(X, Y).score,
