@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca import compat
-from svcca._validation import DegenerateError, SVCCAWarning
+from conftest import independent_pair
+from svcca import DegenerateError, SVCCAWarning, compat
 
 
 def _acts(seed, neurons, datapoints):
@@ -232,3 +232,29 @@ def test_fourier_nan_is_refused():
     A[3, 0, 1, 2] = np.nan
     with pytest.raises(ValueError, match=r"conv_acts1 contains NaN or inf in 1 of its 100"):
         compat.fourier_ccas(A, _conv(29))
+
+
+def test_compat_errors():
+    X, Y = independent_pair(50, 4, 3)
+    with pytest.raises(ValueError, match="acts1 and acts2 must describe the same datapoints"):
+        compat.get_cca_similarity(X.T, Y[:40].T)
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\]"):
+        compat.get_cca_similarity(X.T, Y.T, threshold=1.5)
+
+
+def test_compat_no_longer_crashes():
+    """Each of these raised in google/svcca (see its bug list)."""
+    X, Y = independent_pair(50, 4, 3)
+    with pytest.raises(ValueError, match=r"epsilon must be a number in \[0, 1\)"):
+        compat.get_cca_similarity(X.T, Y.T, epsilon=2.0)  # all pruned: ValueError before
+    with pytest.raises(svcca.DegenerateError, match="acts1"):  # constant layer: not 0
+        compat.get_cca_similarity(np.ones((4, 50)), Y.T)
+    d = compat.get_cca_similarity(X.T, Y.T, compute_coefs=False, compute_dirns=True)  # KeyError
+    assert d["cca_dirns1"].shape == (4, 50) and "coef_x" not in d
+    d = compat.get_cca_similarity(X.T, Y.T, threshold=0.0)  # NaN mean before
+    assert d["mean"][0] == d["cca_coef1"][0]
+    d = compat.robust_cca_similarity(X.T, Y.T)  # arguments were shuffled
+    np.testing.assert_allclose(d["cca_coef1"], svcca.cca(X, Y).correlations, atol=1e-5)
+    assert "cca_dirns1" in d
+    with pytest.raises(svcca.DegenerateError, match="acts1"):
+        compat.compute_pwcca(np.ones((4, 50)), Y.T)

@@ -6,7 +6,9 @@
   chunk sizes positive);
 - inflated scores (too few samples for the kept dimensions) warn on every path, with
   the value independent data would get, and that value is the right one;
-- clipping hides only round-off.
+- clipping hides only round-off (tests/linalg/test_roundoff_clipping.py).
+
+Rules of one measure live with it (tests/measures/: SVCCA's keep, PWCCA's weighting side).
 """
 
 from __future__ import annotations
@@ -19,20 +21,10 @@ import numpy as np
 import pytest
 
 import svcca
+from conftest import independent_pair, latent_pair
 from svcca import conv, stats
-from svcca.measures._cca import canonical_correlations
-from svcca.measures._linalg import clip_roundoff
 
-
-def related(n=400, p=6, q=5, seed=0):
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((n, 3))
-    X = Z @ rng.standard_normal((3, p)) + 0.5 * rng.standard_normal((n, p))
-    Y = Z @ rng.standard_normal((3, q)) + 0.5 * rng.standard_normal((n, q))
-    return X, Y
-
-
-X, Y = related()
+X, Y = latent_pair(400, 6, 5, x_noise=0.5, y_noise=0.5)  # two related layers
 
 
 # ---------------------------------------------------------------------- snapshots
@@ -41,7 +33,7 @@ def test_a_result_does_not_follow_the_callers_moments():
     r = svcca.cca(m)
     before_u, before_v = r.transform(X, Y)
     mean_before = r.mean_x.copy()
-    m.update(*related(seed=1))  # the caller keeps accumulating
+    m.update(*latent_pair(400, 6, 5, seed=1, x_noise=0.5, y_noise=0.5))  # the caller goes on
     after_u, after_v = r.transform(X, Y)
     np.testing.assert_array_equal(after_u, before_u)
     np.testing.assert_array_equal(after_v, before_v)
@@ -150,17 +142,6 @@ def test_epsilon_must_lie_in_0_1(eps):
             call()
 
 
-def test_keep_is_a_fraction_below_one_or_a_count():
-    assert svcca.svcca(X, Y, keep=1).kept_x == 1  # an int: one direction
-    assert svcca.svcca(X, Y, keep=np.int64(2)).kept_x == 2
-    assert svcca.svcca(X, Y, keep=np.float64(0.5)).kept_x >= 1
-    for bad in (1.0, np.float64(1.0), 0.0):
-        with pytest.raises(ValueError, match=r"keep must be a number in \(0, 1\); got"):
-            svcca.svcca(X, Y, keep=bad)
-    with pytest.raises(ValueError, match=r"keep must be an int >= 1; got 0"):
-        svcca.pairwise({"x": X}, measure="svcca", keep=0)
-
-
 @pytest.mark.parametrize("bad", [-5, 0])
 def test_chunk_size_must_be_positive_everywhere(bad):
     pattern = f"chunk_size must be an int >= 1; got {bad}"
@@ -190,13 +171,8 @@ def test_option_strings_share_one_message_form(call, pattern):
 
 
 # ---------------------------------------------------------------------- inflated scores
-def independent(n, p, q, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, p)), rng.standard_normal((n, q))
-
-
 def test_independent_30_by_25_data_warn_on_every_path():
-    A, B = independent(30, 25, 25)
+    A, B = independent_pair(30, 25, 25)
     msg = "inflated by the shape alone"
     with pytest.warns(svcca.SVCCAWarning, match=msg):
         assert svcca.cca(A, B).score > 0.9  # the number the warning is about
@@ -219,27 +195,18 @@ def test_independent_30_by_25_data_warn_on_every_path():
 
 
 def test_the_warning_states_the_independent_data_value():
-    A, B = independent(30, 25, 20)
+    A, B = independent_pair(30, 25, 20)
     with pytest.warns(svcca.SVCCAWarning, match=r"mean squared correlation of 0\.86"):
         svcca.cca(A, B)  # max(p, q) / (n - 1) = 25 / 29
 
 
 def test_no_warning_when_the_dimensions_leave_enough_samples():
-    A, B = independent(200, 20, 10)
+    A, B = independent_pair(200, 20, 10)
     with warnings.catch_warnings():
         warnings.simplefilter("error", svcca.SVCCAWarning)
         svcca.cca(A, B)
         svcca.svcca(A, B, keep=5)
         svcca.pairwise({"a": A, "b": B}, measure="svcca", keep=5)
-
-
-def test_svcca_warns_on_the_kept_dimensions_not_the_raw_width():
-    A, B = independent(60, 80, 80)
-    with pytest.warns(svcca.SVCCAWarning):
-        svcca.svcca(A, B, keep=40)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", svcca.SVCCAWarning)
-        svcca.svcca(A, B, keep=5)  # 5 + 5 kept directions on 60 samples
 
 
 def test_the_stated_null_value_is_right():
@@ -250,38 +217,9 @@ def test_the_stated_null_value_is_right():
     expectation is p q / (n - 1) over min(p, q) correlations.
     """
     n, p, q, reps = 120, 12, 5, 400
-    vals = np.array([svcca.cca(*independent(n, p, q, seed=s)).mean_squared for s in range(reps)])
+    vals = np.array(
+        [svcca.cca(*independent_pair(n, p, q, seed=s)).mean_squared for s in range(reps)]
+    )
     expected = max(p, q) / (n - 1)
     se = vals.std(ddof=1) / np.sqrt(reps)
     assert abs(vals.mean() - expected) < 4 * se
-
-
-# ---------------------------------------------------------------------- clipping
-def test_round_off_is_clipped_and_anything_larger_raises():
-    np.testing.assert_array_equal(
-        clip_roundoff(np.array([1 + 1e-15, -1e-16, 0.5]), 0.0, 1.0, 1e-12, "x"), [1.0, 0.0, 0.5]
-    )
-    with pytest.raises(FloatingPointError, match=r"A squared canonical correlation came out as"):
-        canonical_correlations(np.array([[1.2]]), tol=1e-12)
-    assert canonical_correlations(np.array([[1.0 + 1e-14]]), tol=1e-12)[0] == 1.0
-
-
-def test_self_similarity_is_exactly_one_on_ill_conditioned_layers():
-    rng = np.random.default_rng(3)
-    A = rng.standard_normal((500, 8)) * np.logspace(0, -5, 8)  # variances over 10 decades
-    for fn in (svcca.cca, svcca.pwcca, functools.partial(svcca.svcca, keep=8)):
-        r = fn(A, A @ rng.standard_normal((8, 8)))
-        assert r.score == pytest.approx(1.0, abs=1e-6)
-
-
-# ---------------------------------------------------------------------- PWCCA's weighting side
-def test_pwcca_weights_by_the_side_of_smaller_rank():
-    rng = np.random.default_rng(4)
-    base = rng.standard_normal((500, 3))
-    A = np.hstack([base, base @ rng.standard_normal((3, 3))])  # 6 neurons spanning 3 dims
-    B = base @ rng.standard_normal((3, 4)) + 0.1 * rng.standard_normal((500, 4))
-    r = svcca.pwcca(A, B)
-    assert (r.cca.rank_x, r.cca.rank_y) == (3, 4)
-    assert r.weighted_by == "x"  # fewer dimensions, though more neurons
-    assert r.weights.size == 3 and r.weights.sum() == pytest.approx(1.0)
-    assert svcca.pwcca(B, A).weighted_by == "y"

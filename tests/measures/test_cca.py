@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import svcca
-from conftest import latent_pair, tol
+from conftest import independent_pair, latent_pair, tol
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -195,3 +197,18 @@ def test_thresholded_mean_semantics():
     assert thresholded_mean(c, 0.0) == pytest.approx(0.9)
     assert thresholded_mean(c, 1.0) == pytest.approx(np.mean(c[:3]))
     assert thresholded_mean(np.zeros(3), 0.98) == 0.0
+
+
+def test_transform_width_mismatch():
+    X, Y = independent_pair(50, 4, 3)
+    r = svcca.cca(X, Y)
+    with pytest.raises(ValueError, match="X has 3 features but the fitted representation had 4"):
+        r.transform(Y)
+
+
+def test_self_similarity_is_exactly_one_on_ill_conditioned_layers():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((500, 8)) * np.logspace(0, -5, 8)  # variances over 10 decades
+    for fn in (svcca.cca, svcca.pwcca, functools.partial(svcca.svcca, keep=8)):
+        r = fn(A, A @ rng.standard_normal((8, 8)))
+        assert r.score == pytest.approx(1.0, abs=1e-6)

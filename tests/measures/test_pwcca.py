@@ -38,3 +38,15 @@ def test_pwcca_not_invariant_to_rotations_of_the_weighting_side():
     Q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
     a, b = svcca.pwcca(X, Y).score, svcca.pwcca(X @ Q, Y).score
     assert abs(a - b) > 1e-3
+
+
+def test_pwcca_weights_by_the_side_of_smaller_rank():
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((500, 3))
+    A = np.hstack([base, base @ rng.standard_normal((3, 3))])  # 6 neurons spanning 3 dims
+    B = base @ rng.standard_normal((3, 4)) + 0.1 * rng.standard_normal((500, 4))
+    r = svcca.pwcca(A, B)
+    assert (r.cca.rank_x, r.cca.rank_y) == (3, 4)
+    assert r.weighted_by == "x"  # fewer dimensions, though more neurons
+    assert r.weights.size == 3 and r.weights.sum() == pytest.approx(1.0)
+    assert svcca.pwcca(B, A).weighted_by == "y"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import svcca
-from conftest import latent_pair
+from conftest import independent_pair, latent_pair
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -60,3 +62,42 @@ def test_svcca_weights_map_original_features():
     U, V = r.transform(X, Y)
     c = [np.corrcoef(U[:, i], V[:, i])[0, 1] for i in range(r.correlations.size)]
     np.testing.assert_allclose(c, r.correlations, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("keep", "exc", "match"),
+    [
+        (0.0, ValueError, r"keep must be a number in \(0, 1\); got 0.0. Pass a fraction"),
+        (1.0, ValueError, r"keep must be a number in \(0, 1\); got 1.0.*use svcca.cca"),
+        (1.5, ValueError, r"keep must be a number in \(0, 1\)"),
+        (-0.2, ValueError, r"keep must be a number in \(0, 1\)"),
+        (0, ValueError, "keep must be an int >= 1; got 0"),
+        (True, TypeError, r"keep must be a float in \(0, 1\) or an int >= 1; got True"),
+        ("all", TypeError, r"keep must be a float in \(0, 1\) or an int >= 1; got 'all'"),
+    ],
+)
+def test_keep_out_of_range(keep, exc, match):
+    X, Y = independent_pair(50, 4, 3)
+    with pytest.raises(exc, match=match):
+        svcca.svcca(X, Y, keep=keep)
+
+
+def test_keep_is_a_fraction_below_one_or_a_count():
+    X, Y = latent_pair(400, 6, 5, x_noise=0.5, y_noise=0.5)
+    assert svcca.svcca(X, Y, keep=1).kept_x == 1  # an int: one direction
+    assert svcca.svcca(X, Y, keep=np.int64(2)).kept_x == 2
+    assert svcca.svcca(X, Y, keep=np.float64(0.5)).kept_x >= 1
+    for bad in (1.0, np.float64(1.0), 0.0):
+        with pytest.raises(ValueError, match=r"keep must be a number in \(0, 1\); got"):
+            svcca.svcca(X, Y, keep=bad)
+    with pytest.raises(ValueError, match=r"keep must be an int >= 1; got 0"):
+        svcca.pairwise({"x": X}, measure="svcca", keep=0)
+
+
+def test_svcca_warns_on_the_kept_dimensions_not_the_raw_width():
+    A, B = independent_pair(60, 80, 80)
+    with pytest.warns(svcca.SVCCAWarning):
+        svcca.svcca(A, B, keep=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", svcca.SVCCAWarning)
+        svcca.svcca(A, B, keep=5)  # 5 + 5 kept directions on 60 samples

@@ -72,3 +72,45 @@ def test_moments_small_chunks_and_files(tmp_path):
     np.testing.assert_array_equal(s.sxy, b.sxy.T)
     assert svcca.pca(svcca.Moments.from_arrays(X)).eigenvalues.size == 4
     assert "n=300" in repr(b)
+
+
+def test_moments_errors(tmp_path):
+    m = svcca.Moments.empty(4, 3)
+    with pytest.raises(ValueError, match="X has 5 features but these Moments were built for 4"):
+        m.update(np.zeros((3, 5)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="Y has 2 features but these Moments were built for 3"):
+        m.update(np.zeros((3, 4)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="pass the matching Y batch"):
+        m.update(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="X has 3 rows and Y has 2"):
+        m.update(np.zeros((3, 4)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="without a Y representation"):
+        svcca.Moments.empty(4).update(np.zeros((3, 4)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="Cannot merge Moments of widths"):
+        m.merge(svcca.Moments.empty(4, 2))
+    with pytest.raises(TypeError, match="merge expects a Moments"):
+        m.merge(np.zeros((3, 4)))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="p must be at least 1"):
+        svcca.Moments.empty(0, 3)
+    with pytest.raises(ValueError, match="q must be a non-negative int"):
+        svcca.Moments.empty(3, -1)
+    with pytest.raises(ValueError, match=r"Moments.sxx must have shape \(2, 2\)"):
+        svcca.Moments(
+            3, np.zeros(2), np.zeros(1), np.zeros((3, 3)), np.zeros((1, 1)), np.zeros((2, 1))
+        )
+    with pytest.raises(ValueError, match="from_batches received no batches"):
+        svcca.Moments.from_batches([])
+    with pytest.raises(ValueError, match=r"X \(batch 1\) has 5 features"):
+        svcca.Moments.from_batches(
+            [(np.ones((3, 4)), np.ones((3, 2))), (np.ones((3, 5)), np.ones((3, 2)))]
+        )
+    with pytest.raises(ValueError, match="Covariances need at least 2 samples"):
+        _ = m.cov_xx
+    with pytest.raises(ValueError, match="swap.. needs Moments with a Y"):
+        svcca.Moments.empty(3).swap()
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a saved Moments file"):
+        svcca.Moments.load(tmp_path / "other.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="Could not read Moments"):
+        svcca.Moments.load(tmp_path / "junk.npz")
