@@ -9,25 +9,25 @@ sums across chunks add nothing at this scale.
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import pytest
 
 import svcca
-from conftest import tol
-from svcca._threads import SMALL_PRODUCT, dense_steps, free_cores, products
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS
+from conftest import latent_pair, tol
+
+# docs/precision.md: float32 products are taken over chunks of at most 4096 rows
+FLOAT32_CHUNK_ROWS = 4096
 
 U32 = float(np.finfo(np.float32).eps) / 2
 
 
 def _data(n=6000, p=24, q=16, offset=0.0, seed=0):
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((n, 8))
-    X = Z @ rng.standard_normal((8, p)) + 0.5 * rng.standard_normal((n, p)) + offset
-    Y = Z @ rng.standard_normal((8, q)) + 0.5 * rng.standard_normal((n, q)) - offset
+    """Two related float32 layers (8 shared latents), means +offset and -offset."""
+    X, Y = latent_pair(
+        n, p, q, seed=seed, latent=8, x_noise=0.5, y_noise=0.5, x_offset=offset, y_offset=-offset
+    )
     return X.astype(np.float32), Y.astype(np.float32)
 
 
@@ -64,18 +64,13 @@ def test_every_input_path_accumulates_in_float32(how, tmp_path):
         np.save(tmp_path / "y.npy", Y)
         xm = np.load(tmp_path / "x.npy", mmap_mode="r")
         ym = np.load(tmp_path / "y.npy", mmap_mode="r")
-        from svcca.sources._to_moments import to_moments
-
-        m = to_moments(xm, ym, precision="float32")
+        m = svcca.Moments.from_arrays(xm, ym, precision="float32")
     elif how == "iterator":
-        from svcca.sources._to_moments import to_moments
-
-        m = to_moments(iter(np.array_split(X, 3)), iter(np.array_split(Y, 3)), precision="float32")
+        batches = zip(iter(np.array_split(X, 3)), iter(np.array_split(Y, 3)), strict=True)
+        m = svcca.Moments.from_batches(batches, precision="float32")
     else:
         torch = pytest.importorskip("torch")
-        from svcca.sources._to_moments import to_moments
-
-        m = to_moments(torch.from_numpy(X), torch.from_numpy(Y), precision="float32")
+        m = svcca.Moments.from_arrays(torch.from_numpy(X), torch.from_numpy(Y), precision="float32")
     assert m.precision == "float32"
     scale = np.abs(ref.sxx).max()
     # Different chunkings round differently: both within 2x the one-chunk bound.
@@ -87,9 +82,7 @@ def test_every_input_path_accumulates_in_float32(how, tmp_path):
 def test_dask_path_accumulates_in_float32():
     da = pytest.importorskip("dask.array")
     X, Y = _data(n=4000)
-    from svcca.sources._to_moments import to_moments
-
-    m = to_moments(
+    m = svcca.Moments.from_arrays(
         da.from_array(X, chunks=(1500, -1)),
         da.from_array(Y, chunks=(1500, -1)),
         precision="float32",
@@ -166,46 +159,6 @@ def test_precision_is_checked_and_kept_by_merge_save_load(tmp_path):
     assert a.swap().precision == a.copy().precision == "float32"
 
 
-def test_dense_steps_run_on_one_thread_for_small_blocks():
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    before = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
-    with dense_steps(64):
-        inside = [
-            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
-        ]
-    after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
-    assert inside and all(t == 1 for t in inside)
-    assert after == before
-    with products(SMALL_PRODUCT / 2):
-        small = [
-            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
-        ]
-    assert all(t == 1 for t in small)
-    assert 1 <= free_cores() <= (os.cpu_count() or 1)
-
-
-def test_dense_steps_limit_even_when_first_used_inside_a_callers_limit(monkeypatch):
-    """The threads are compared with the BLAS's threads at the time of the call (was:
-    with those when the controller was made, so a first use inside a caller's
-    threadpool_limits(1) disabled every later limit: an order-dependent flake)."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    import svcca._threads as threads
-
-    monkeypatch.setattr(threads, "_controller", None)
-
-    def blas():
-        info = threadpoolctl.threadpool_info()
-        return [i["num_threads"] for i in info if i["user_api"] == "blas"]
-
-    with threadpoolctl.threadpool_limits(1):
-        with dense_steps(64):
-            pass
-    if max(blas(), default=1) < 2:
-        pytest.skip("one BLAS thread here: nothing to limit")
-    with dense_steps(64):
-        assert all(t == 1 for t in blas())
-
-
 @pytest.mark.parametrize("measure", ["cca", "svcca", "pwcca", "cka_linear"])
 def test_pairwise_float32_is_the_single_calls_float32(measure):
     rng = np.random.default_rng(5)
@@ -249,6 +202,8 @@ def test_pairwise_float32_through_dask_and_refused_with_sketch():
 
 def test_fourier_cca_float32_within_its_moments_error_times_the_conditioning():
     from svcca.conv import fourier_cca
+
+    # private: the per-frequency moments' own error sets the bound; no public field has them
     from svcca.conv._dft import fourier_moments
 
     rng = np.random.default_rng(2)
@@ -300,14 +255,10 @@ def test_large_means_on_every_float32_path(path):
         got = svcca.pairwise({"a": A, "b": B}, measure="pwcca", precision="float32")["a", "b"]
     elif path == "torch":
         torch = pytest.importorskip("torch")
-        from svcca.sources._to_moments import to_moments
-
-        m = to_moments(torch.from_numpy(A), torch.from_numpy(B), precision="float32")
+        m = svcca.Moments.from_arrays(torch.from_numpy(A), torch.from_numpy(B), precision="float32")
         got = svcca.pwcca(m).score
     else:
-        from svcca.sources._sources import moments_from_sources
-
-        got = svcca.pwcca(moments_from_sources(A, B, precision="float32")).score
+        got = svcca.pwcca(svcca.Moments.from_arrays(A, B, precision="float32")).score
     assert abs(got - ref) <= tol
 
 
