@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from svcca.compat._dft_ccas import fourier_ccas
+from svcca.compat import fourier_ccas
 from svcca.conv import fourier_cca
 
 # google/svcca reference, case 7 (reference.json, commit 1f3fbf1 of the original):

@@ -11,7 +11,7 @@ import svcca
 from svcca.conv import compare as _compare
 from svcca.conv import fourier_cca as _fourier_cca
 from svcca.conv import reduce_pair as _reduce_pair
-from svcca.conv._strategies import _interpolate, _measures, _resize_matrix
+from svcca.conv._strategies import _measures  # private: conv's own measure names
 
 # Every map built in this module is (n, h, w, c): name that layout once (fourier_cca and
 # compare require it for 4-D maps; a call may still pass layout="nchw").
@@ -57,18 +57,26 @@ def test_interpolate_resizes_the_smaller_map(layers):
     assert 0.0 < r.score < 1.0
 
 
-def test_resize_matrix_is_linear_interpolation():
-    R = _resize_matrix(3, 6)
-    np.testing.assert_allclose(R.sum(axis=1), 1.0)
+def test_resize_is_linear_interpolation():
+    """strategy="interpolate" resizes the smaller map linearly along each axis (was
+    tested on the private _resize_matrix and _interpolate; reduce_pair shows both)."""
+    ramp = np.arange(3.0).reshape(1, 3, 1, 1).repeat(2, axis=0)  # a 3 x 1 map, twice
+    tall = np.zeros((2, 6, 1, 1))
     # A linear ramp stays linear between the outermost sample centres.
-    ramp = np.arange(3.0)
-    np.testing.assert_allclose(R @ ramp, [0, 0.25, 0.75, 1.25, 1.75, 2])
-    np.testing.assert_array_equal(_resize_matrix(4, 4), np.eye(4))
-    # Non-square maps are resized per axis.
+    X, _ = reduce_pair(ramp, tall, strategy="interpolate")
+    np.testing.assert_allclose(X[:6, 0], [0, 0.25, 0.75, 1.25, 1.75, 2])
+    _, Y = reduce_pair(tall, ramp, strategy="interpolate")  # whichever side is smaller
+    np.testing.assert_allclose(Y[:6, 0], [0, 0.25, 0.75, 1.25, 1.75, 2])
+    # The weights of each output position sum to 1: a constant map stays constant.
+    X, _ = reduce_pair(np.full((2, 3, 1, 1), 7.0), tall, strategy="interpolate")
+    np.testing.assert_allclose(X, 7.0)
+    # Maps of the same size are not resized.
     x = np.random.default_rng(1).standard_normal((2, 3, 2, 4))
-    y = _interpolate(x, (6, 5))
-    assert y.shape == (2, 6, 5, 4)
-    np.testing.assert_allclose(y.mean(axis=(1, 2)).shape, (2, 4))
+    X, _ = reduce_pair(x, x[..., :1], strategy="interpolate")
+    np.testing.assert_array_equal(X, x.reshape(-1, 4))
+    # Non-square maps are resized per axis.
+    X, Y = reduce_pair(x, np.zeros((2, 6, 5, 1)), strategy="interpolate")
+    assert X.shape == (2 * 6 * 5, 4) and Y.shape == (2 * 6 * 5, 1)
 
 
 def test_dft_strategy_is_fourier_cca(layers):

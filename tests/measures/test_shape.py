@@ -10,16 +10,18 @@ import pytest
 from scipy.linalg import orthogonal_procrustes
 
 from conftest import tol
-from svcca._validation import DegenerateError
-from svcca.measures._cca import cca
-from svcca.measures._shape import (
+from svcca import (
+    DegenerateError,
+    Moments,
     ProcrustesResult,
     ShapeResult,
-    partial_whitening,
+    cca,
     procrustes,
     shape_distance,
 )
-from svcca.statistic._moments import Moments
+
+# private: the factor the permutation scorer applies to the data has no public name
+from svcca.measures._shape import partial_whitening
 
 
 def _rep(seed, n=150, p=6):
