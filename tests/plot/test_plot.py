@@ -265,11 +265,17 @@ def test_save_png_and_svg(tmp_path):
 
 
 def test_docstring_examples():
+    """The Examples of svcca.plot's public functions run (found through the public names)."""
     import doctest
 
-    import svcca.plot._figures as mod
+    import svcca.plot as plot
 
-    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    for name in plot.__all__:
+        for test in finder.find(getattr(plot, name), name):
+            runner.run(test)
+    result = runner.summarize(verbose=False)
     assert result.attempted >= 2 and result.failed == 0
 
 

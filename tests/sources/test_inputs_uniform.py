@@ -151,6 +151,7 @@ def test_fourier_cca_takes_the_same_tensors(kind, layout):
 
 
 def test_bfloat16_becomes_float32_exactly_and_float16_stays():
+    # private: the array a tensor becomes is what this pins; no public function returns it
     from svcca._validation import as_representation
 
     X, _, _, _ = _data()

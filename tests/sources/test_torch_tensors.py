@@ -6,23 +6,20 @@ import numpy as np
 import pytest
 
 import svcca
+from conftest import latent_pair
 from svcca import pairwise
-from svcca.sources._sources import moments_of_tensors  # no public name
 
 torch = pytest.importorskip("torch")
 
 
 def pair(n=1500, p=10, q=7, seed=0):
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((n, 3))
-    X = np.tanh(Z @ rng.standard_normal((3, p))) + 0.1 * rng.standard_normal((n, p)) + 3.0
-    Y = Z @ rng.standard_normal((3, q)) + 0.2 * rng.standard_normal((n, q))
-    return X, Y
+    """Two related layers, X through tanh and offset by 3 (a mean to shift away)."""
+    return latent_pair(n, p, q, seed=seed, x_tanh=True, x_noise=0.1, x_offset=3.0, y_noise=0.2)
 
 
 def test_moments_of_tensors_match_numpy():
     X, Y = pair()
-    m = moments_of_tensors(torch.from_numpy(X), torch.from_numpy(Y), chunk_size=400)
+    m = svcca.Moments.from_arrays(torch.from_numpy(X), torch.from_numpy(Y), chunk_size=400)
     ref = svcca.Moments.from_arrays(X, Y)
     for key in ("mean_x", "mean_y", "sxx", "syy", "sxy"):
         got = getattr(m, key)
