@@ -32,7 +32,9 @@ database) and everything else ``"dev"`` (random examples, the default settings).
 
 from __future__ import annotations
 
+import doctest
 import os
+from typing import Any
 
 import numpy as np
 import pytest
@@ -100,6 +102,18 @@ def covariance_roundoff(X: np.ndarray, Y: np.ndarray) -> float:
 def _tol_fixture():
     """:func:`tol`, for tests that take it as a fixture."""
     return tol
+
+
+def run_examples(*objects: Any, optionflags: int = doctest.NORMALIZE_WHITESPACE) -> Any:
+    """Run the Examples sections of these objects' docstrings (public names: a function
+    or class moved between private modules is still found). Returns doctest's
+    ``TestResults(failed, attempted)``, summed over the objects."""
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=optionflags)
+    for obj in objects:
+        for test in finder.find(obj, getattr(obj, "__qualname__", repr(obj))):
+            runner.run(test)
+    return runner.summarize(verbose=False)
 
 
 # ------------------------------------------------------------------ data generators

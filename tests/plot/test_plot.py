@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import svcca.plot as sp  # noqa: E402
+from conftest import run_examples  # noqa: E402
 
 rng = np.random.default_rng(0)
 
@@ -266,16 +267,9 @@ def test_save_png_and_svg(tmp_path):
 
 def test_docstring_examples():
     """The Examples of svcca.plot's public functions run (found through the public names)."""
-    import doctest
-
     import svcca.plot as plot
 
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    for name in plot.__all__:
-        for test in finder.find(getattr(plot, name), name):
-            runner.run(test)
-    result = runner.summarize(verbose=False)
+    result = run_examples(*(getattr(plot, name) for name in plot.__all__))
     assert result.attempted >= 2 and result.failed == 0
 
 

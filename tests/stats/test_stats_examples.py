@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import doctest
 import importlib
 
 import pytest
 
 import svcca
 import svcca.stats
+from conftest import run_examples
 
 # The public names whose docstrings carry Examples (found through the public API, so a
 # module moved or renamed inside the package changes nothing here).
@@ -32,10 +32,7 @@ EXAMPLES = [
 def test_examples(name):
     namespace, attr = name.rsplit(".", 1)
     obj = getattr(importlib.import_module(namespace), attr)
-    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    for test in doctest.DocTestFinder().find(obj, name):
-        runner.run(test)
-    result = runner.summarize(verbose=False)
+    result = run_examples(obj)
     assert result.attempted > 0, f"{name} has no examples"
     assert result.failed == 0
 

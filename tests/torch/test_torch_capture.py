@@ -14,7 +14,7 @@ nn = torch.nn
 
 import svcca  # noqa: E402
 import svcca.torch as st  # noqa: E402
-from conftest import tol  # noqa: E402
+from conftest import run_examples, tol  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -563,12 +563,9 @@ def test_capture_stream_feeds_minibatch_cka():
     assert hooks_left(net) == 0
 
 
-@pytest.mark.parametrize("name", ["svcca.torch._capture", "svcca.torch._stream"])
+@pytest.mark.parametrize("name", ["capture", "rnn_state", "capture_moments"])
 def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name))
+    result = run_examples(getattr(st, name), optionflags=0)
     assert result.attempted > 0 and result.failed == 0
 
 

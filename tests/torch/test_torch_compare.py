@@ -12,7 +12,7 @@ nn = torch.nn
 
 import svcca  # noqa: E402
 import svcca.torch as st  # noqa: E402
-from conftest import tol  # noqa: E402
+from conftest import run_examples, tol  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -302,9 +302,7 @@ def test_few_samples_warning_names_the_pairs():
 def test_docstring_example():
     import doctest
 
-    import svcca.torch._compare as mod
-
-    res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    res = run_examples(st.compare, optionflags=doctest.ELLIPSIS)
     assert res.failed == 0 and res.attempted > 0
 
 
