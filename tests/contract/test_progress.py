@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 
 import svcca
+
+# private: the one helper every function reports through (its contract is also checked
+# through every public function below)
 import svcca._progress as prog
 from svcca import stats
 

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 import svcca
+
+# private: the chunk size is a memory knob with no public setting; shrunk, small data
+# take the chunked path
 import svcca.conv._grid as grid_module
 from svcca.conv import fourier_cca as _fourier_cca
 

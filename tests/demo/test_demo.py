@@ -22,6 +22,8 @@ pytest.importorskip("sklearn")
 import svcca  # noqa: E402
 from svcca.cli import main  # noqa: E402
 from svcca.demo import DemoConfig  # noqa: E402
+
+# private: the demo's analysis steps on tiny data (`svcca demo` runs them all, below)
 from svcca.demo import _analysis as an  # noqa: E402
 
 rng = np.random.default_rng(0)

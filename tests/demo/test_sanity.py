@@ -12,6 +12,8 @@ import pytest
 
 import svcca
 from conftest import tol
+
+# private: the sanity check's steps on tiny data (`svcca demo --sanity` runs them all, below)
 from svcca.demo import _sanity as sn
 
 rng = np.random.default_rng(0)

@@ -212,6 +212,7 @@ def test_errors():
 
 
 def test_linear_cka_permutations_pick_the_cheaper_space():
+    # private: which space is cheaper is a speed decision; only the null values are public
     from svcca.stats._kernels import sample_space_for_permutations
 
     assert not sample_space_for_permutations(10000, 512, 512, 1000)

@@ -15,7 +15,10 @@ nn = torch.nn
 
 import svcca.torch as st  # noqa: E402
 from conftest import tol  # noqa: E402
-from svcca.torch._disk import batch_digest, model_digest  # noqa: E402  (private helpers)
+
+# private: what the fingerprint tells apart, structure by structure (capture_to_disk's
+# refusals show one case at a time, tested below)
+from svcca.torch._disk import batch_digest, model_digest  # noqa: E402
 
 torch.set_num_threads(1)
 
