@@ -14,7 +14,9 @@ Tests build their data with a few seeded generators (import them: ``from conftes
 latent_pair``), so a reader sees one meaning for "a pair of related layers":
 :func:`latent_pair` (two layers driven by shared latent factors, the generic case),
 :func:`latent_layers` (several such layers, for ``pairwise``), :func:`linear_pair` (``Y``
-a noisy linear function of ``X``'s first features) and :func:`independent_pair`. Each
+a noisy linear function of ``X``'s first features), :func:`correlated_linear_pair` (the
+same of all of correlated features), :func:`tanh_pair` (a nonlinear read-out) and
+:func:`independent_pair`. Each
 draws from ``np.random.default_rng(seed)`` in a fixed order, so a reference value pinned
 on its output stays valid: change a generator and every pinned value built on it moves.
 
@@ -203,6 +205,45 @@ def linear_pair(
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, p)) + x_offset
     Y = X[:, :q] @ rng.standard_normal((q, q)) + rng.standard_normal((n, q))
+    return X, Y
+
+
+def correlated_linear_pair(
+    n: int, p: int, q: int, *, seed: int = 0, noise: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Correlated features ``X = E_1 M`` and a linear read-out ``Y = X W + noise * E_2``.
+
+    ``E_1`` (n, p), ``M`` (p, p), ``W`` (p, q) and ``E_2`` (n, q) standard normal, drawn in
+    that order from ``np.random.default_rng(seed)``. ``M`` makes X's features correlated
+    and of different scales (generic for the invariance checks).
+
+    Returns
+    -------
+    X : ndarray of shape (n, p)
+    Y : ndarray of shape (n, q)
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p)) @ rng.standard_normal((p, p))
+    Y = X @ rng.standard_normal((p, q)) + noise * rng.standard_normal((n, q))
+    return X, Y
+
+
+def tanh_pair(
+    n: int, p: int, q: int, *, seed: int = 0, noise: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """``X ~ N(0, I)`` and a nonlinear read-out ``Y = tanh(X W) + noise * E``.
+
+    ``X`` (n, p), ``W`` (p, q), ``E`` (n, q) drawn in that order from
+    ``np.random.default_rng(seed)``.
+
+    Returns
+    -------
+    X : ndarray of shape (n, p)
+    Y : ndarray of shape (n, q)
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    Y = np.tanh(X @ rng.standard_normal((p, q))) + noise * rng.standard_normal((n, q))
     return X, Y
 
 

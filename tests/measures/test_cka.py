@@ -7,15 +7,13 @@ import pytest
 from scipy.spatial.distance import cdist
 
 import svcca
+from conftest import correlated_linear_pair
 from svcca import CKAResult, Moments, cka
-from svcca.measures._cka import center_gram  # no public name
+from svcca.measures._cka import center_gram  # private: no public name (a step of cka)
 
 
 def _related(seed=0, n=300, p=12, q=9, noise=1.0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, p)) @ rng.standard_normal((p, p))
-    Y = X @ rng.standard_normal((p, q)) + noise * rng.standard_normal((n, q))
-    return X, Y
+    return correlated_linear_pair(n, p, q, seed=seed, noise=noise)
 
 
 # ---------------------------------------------------------------- independent references

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import correlated_linear_pair
 from svcca import Moments, RegressionResult, SVCCAWarning, regression_fit
 
 
@@ -19,10 +20,7 @@ def _lstsq_r2(P, T):
 
 
 def _data(seed=0, n=200, p=6, q=4):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, p)) @ rng.standard_normal((p, p))
-    Y = X @ rng.standard_normal((p, q)) + 2 * rng.standard_normal((n, q))
-    return X, Y
+    return correlated_linear_pair(n, p, q, seed=seed, noise=2.0)
 
 
 def test_matches_least_squares_both_ways():

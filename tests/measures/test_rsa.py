@@ -8,14 +8,12 @@ from scipy.spatial.distance import cdist, squareform
 from scipy.stats import pearsonr, spearmanr
 
 import svcca
+from conftest import tanh_pair
 from svcca import RSAResult, compare_rdms, rdm, rsa
 
 
 def _data(seed=0, n=40):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, 6))
-    Y = np.tanh(X @ rng.standard_normal((6, 4))) + 0.3 * rng.standard_normal((n, 4))
-    return X, Y
+    return tanh_pair(n, 6, 4, seed=seed, noise=0.3)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "correlation"])
