@@ -830,7 +830,7 @@ def bound(kind: str, X: np.ndarray, Y: np.ndarray, key: str, value) -> float:
     ``gram_abs``: the same for an absolute quantity (a distance, singular value or
     variance), scaled by its size. ``cca``: a whitening (CCA, SVCCA, PWCCA, partial
     whitening) is accurate to ``16 (p + q) eps cond`` with ``cond`` the condition
-    numbers of the correlation matrices (test_core's bound). ``tutorial``: as ``cca``
+    numbers of the correlation matrices (measures/test_cca.py's bound). ``tutorial``: as ``cca``
     on the reduced sides, plus google/svcca's ridge ``epsilon = 1e-10`` added to the
     max-rescaled covariances, which moves each correlation by up to ``epsilon`` times
     the reduced sides' condition numbers. ``sklearn``: scikit-learn's power iteration
