@@ -13,7 +13,6 @@ import pytest
 
 import svcca
 from conftest import latent_pair
-from svcca.sources import as_source, load_array, moments_from_sources, to_moments
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -32,10 +31,13 @@ class FakeDataset:
         self._a = a
         self.shape, self.dtype, self.ndim = a.shape, a.dtype, a.ndim
         self.reads = 0
+        self.rows: list[int] = []  # rows returned by each read
 
     def __getitem__(self, key):
         self.reads += 1
-        return np.array(self._a[key])
+        out = np.array(self._a[key])
+        self.rows.append(out.shape[0] if out.ndim else 1)
+        return out
 
 
 MEASURES = [
@@ -67,9 +69,11 @@ def test_pca_streams_a_memmap(tmp_path):
 def test_datasets_are_read_in_chunks():
     X, Y = pair(n=3000)
     dx, dy = FakeDataset(X), FakeDataset(Y)
-    m = moments_from_sources(dx, dy, chunk_size=500)
-    assert dx.reads == 6 and dy.reads == 6
-    np.testing.assert_allclose(m.sxy, svcca.Moments.from_arrays(X, Y).sxy, atol=1e-9)
+    got = svcca.pairwise({"x": dx, "y": dy}, measure="cca", chunk_size=500)
+    for d in (dx, dy):  # never more than a chunk at once, every row read in each pass
+        assert max(d.rows) <= 500 and sum(d.rows) % 3000 == 0 and sum(d.rows) > 0
+    ref = svcca.pairwise({"x": X, "y": Y}, measure="cca")
+    np.testing.assert_allclose(got.values, ref.values, rtol=0, atol=1e-10)
 
 
 def test_memmap_streaming_keeps_resident_memory_flat(tmp_path):
@@ -163,6 +167,9 @@ def test_iterator_errors_name_the_batch():
         svcca.cca(iter([X]))
     with pytest.raises(ValueError, match="received no batches"):
         svcca.cca(iter([]), iter([]))
+    # internal: no public one-representation function takes a second positional argument
+    from svcca.sources import to_moments
+
     with pytest.raises(TypeError, match="takes one representation"):
         to_moments(X, Y, need_y=False)
 
@@ -174,7 +181,9 @@ def test_moments_object_is_accepted_directly():
 
 
 # ---------------------------------------------------------------------- files and sources
-def test_load_array_errors_name_the_file(tmp_path):
+def test_file_errors_name_the_file(tmp_path):
+    """A representation given as a path (pairwise reads .npy files) is refused with the
+    file's name and the cause."""
     X, _ = pair(n=100)
     np.save(tmp_path / "ok.npy", X)
     raw = (tmp_path / "ok.npy").read_bytes()
@@ -182,36 +191,38 @@ def test_load_array_errors_name_the_file(tmp_path):
     (tmp_path / "text.npy").write_text("not an array")
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     np.savez(tmp_path / "two.npz", a=X, b=X)
-    assert load_array(tmp_path / "ok.npy").shape == (100, 12)
+    ok = tmp_path / "ok.npy"
+    assert svcca.pairwise([ok, ok], measure="cca").values.shape == (2, 2)
     for bad, cause in (
         ("trunc.npy", "is truncated: its header promises"),
         ("text.npy", r"is not a NumPy \.npy file"),
         ("obj.npy", "pickles are never loaded"),
     ):
         with pytest.raises(ValueError, match=rf"{bad}' {cause}" if bad != "obj.npy" else cause):
-            load_array(tmp_path / bad)
+            svcca.pairwise([tmp_path / bad, ok])
     with pytest.raises(ValueError, match=r"holds several arrays \(an \.npz\)"):
-        load_array(tmp_path / "two.npz")
-    with pytest.raises(ValueError, match="no such file"):
-        load_array(tmp_path / "missing.npy")
+        svcca.pairwise([tmp_path / "two.npz", ok])
+    with pytest.raises(ValueError, match="missing.npy': no such file"):
+        svcca.pairwise([ok, tmp_path / "missing.npy"])
 
 
-def test_as_source_errors():
+def test_dataset_errors_name_the_representation():
+    ok = np.ones((3, 2))
     with pytest.raises(ValueError, match="'r' must be 2-D"):
-        as_source(FakeDataset(np.zeros((3, 2, 2))), "'r'")
-    with pytest.raises(TypeError, match="must hold real numbers"):
-        as_source(FakeDataset(np.zeros((3, 2), dtype=complex)), "r")
-    with pytest.raises(ValueError, match="is empty"):
-        as_source(FakeDataset(np.zeros((0, 2))), "r")
-    with pytest.raises(TypeError, match="is a Moments object"):
-        as_source(svcca.Moments.empty(2), "r")
+        svcca.pairwise({"r": FakeDataset(np.zeros((3, 2, 2))), "s": ok})
+    with pytest.raises(TypeError, match="'r' must hold real numbers"):
+        svcca.pairwise({"r": FakeDataset(np.zeros((3, 2), dtype=complex)), "s": ok})
+    with pytest.raises(ValueError, match="'r' is empty"):
+        svcca.pairwise({"r": FakeDataset(np.zeros((0, 2))), "s": ok})
+    with pytest.raises(TypeError, match="'r' is a Moments object"):
+        svcca.pairwise({"r": svcca.Moments.empty(2), "s": ok})
 
     class Broken(FakeDataset):
         def __getitem__(self, key):
             raise OSError("disk on fire")
 
     with pytest.raises(ValueError, match="Could not read rows 0:3 of representation 'b'"):
-        as_source(Broken(np.zeros((3, 2))), "b").read(0, 3)
+        svcca.pairwise({"b": Broken(np.zeros((3, 2))), "c": ok})
 
 
 def test_moments_save_interrupted_leaves_no_file(tmp_path, monkeypatch):
