@@ -1,5 +1,18 @@
 """Shared test configuration: tolerances, data generators, fixtures, Hypothesis profiles.
 
+Layout
+------
+Tests are grouped by the behaviour they pin, one folder per part of the library:
+``measures/`` (one file per measure: ``test_cca.py``, ``test_svcca.py``, ``test_cka.py``
+...), ``engines/`` (pairwise, streaming, two-pass, Dask), ``torch/``, ``stats/``,
+``conv/``, ``compat/``, ``cli/``, ``demo/``, ``plot/``, ``sources/`` (what a user may
+pass), ``statistic/`` (Moments, float32), ``linalg/``, ``device/``, ``faults/``,
+``magnitude/``, ``peers/`` (agreement with other implementations), and ``contract/``
+(rules every measure and path keeps). Basenames are unique across the tree (there is no
+``tests/__init__.py``). A test uses the public API (``svcca.*``, ``svcca.MEASURES``,
+``svcca.torch``, ``svcca.stats``, ``svcca.conv``, ``svcca.compat``, the CLI); a private
+import says in one line why nothing public shows the behaviour.
+
 Tolerances
 ----------
 A test that compares two floating-point computations must hold on any CPU, BLAS kernel
