@@ -1,7 +1,7 @@
 """Deterministic inputs of the google/svcca reference cases (same seeds and operations).
 
 Arrays are in the original orientation, ``(neurons, datapoints)``; the conv inputs of
-case 7 are ``(datapoints, height, width, channels)``. ``test_reference.py`` checks their
+case 7 are ``(datapoints, height, width, channels)``. ``peers/test_reference.py`` checks their
 SHA-256 before using them.
 
 Bit-identical on every machine: the random streams are PCG64 through
@@ -14,7 +14,7 @@ rounded (IEEE 754), so a fixed order of them gives the same bits everywhere.
 The reference outputs in ``tests/data/reference_core.json`` were computed by the
 original code on the same seeds and operations with BLAS products on one machine:
 inputs that differ from these only by round-off (at most a few ulps of each product
-entry). ``test_reference.py`` states how far that, and each path's conditioning, moves
+entry). ``peers/test_reference.py`` states how far that, and each path's conditioning, moves
 the outputs.
 """
 

@@ -24,7 +24,6 @@ eigenvalues are well conditioned in units of the largest: ``tol(scale=top, facto
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 
 import numpy as np
@@ -867,20 +866,26 @@ def test_exact_products_under_the_fp32_precision_api(fake_cuda, where):
     assert matmul.fp32_precision == "tf32"
 
 
-def test_the_accumulator_multiplies_under_exact_products(monkeypatch):
-    import svcca.statistic._torch_moments as tm
-
-    entered = []
-
-    @contextlib.contextmanager
-    def spy(device):
-        entered.append(device)
-        yield
-
-    monkeypatch.setattr(tm, "exact_products", spy)
-    acc = TorchAccumulator(2, 1, "cpu")
-    acc.add(torch.ones(5, 2).cumsum(0), torch.ones(5, 1).cumsum(0))
-    assert entered == [torch.device("cpu")]
+def test_float32_moments_keep_their_bound_when_the_caller_allows_bfloat16_products():
+    """The device accumulator multiplies under exact_products (was pinned by spying on
+    that private call): with the caller's float32 matmul precision at "medium", which lets
+    oneDNN multiply float32 in bfloat16 where the CPU has it, the float32 moments on the
+    device keep float32's bound. (On a CPU without bfloat16 units this holds either way;
+    test_exact_products_turn_tf32_off_and_restore_the_settings checks TF32 on CUDA.)"""
+    start = torch.get_float32_matmul_precision()
+    X, Y = layers(n=6000)
+    A, B = X.astype(np.float32).astype(np.float64), Y.astype(np.float32).astype(np.float64)
+    try:
+        torch.set_float32_matmul_precision("medium")
+        with svcca.on_device("cpu"):
+            m = svcca.Moments.from_arrays(
+                torch.from_numpy(X).float(), torch.from_numpy(Y).float(), precision="float32"
+            )
+        assert torch.get_float32_matmul_precision() == "medium"  # the caller's, kept
+    finally:
+        torch.set_float32_matmul_precision(start)
+    assert m.device == "cpu" and m.precision == "float32"
+    assert_moments_close(m, svcca.Moments.from_arrays(A, B), A, B, U32, FLOAT32_CHUNK_ROWS)
 
 
 # ---------------------------------------------------------------------------- 4. CUDA

@@ -2,7 +2,7 @@
 
 CI has no GPU: the torch path runs on the CPU inside ``svcca.on_device("cpu")`` and is
 checked against the NumPy path (``on_device(None)`` / plain arrays), which
-tests/test_cka.py pins against independent references. ``TestCuda`` (``-m gpu``)
+tests/measures/test_cka.py pins against independent references. ``TestCuda`` (``-m gpu``)
 repeats the comparisons on CUDA, where GPU tensors take the device path by themselves.
 
 Tolerances: every HSIC is a sum of ``N = n^2`` products of centred Gram entries, each an

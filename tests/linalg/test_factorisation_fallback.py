@@ -62,7 +62,7 @@ RHO = np.array([0.99, 0.9, 0.7, 0.5, 0.3, 0.1])
 @pytest.mark.faults
 def test_cca_family_scores_are_right_when_the_fast_drivers_fail(fast_drivers_fail):
     X, Y = _with_correlations(RHO)
-    # The whitening's cond is that of the random maps (tens): the bound of test_core.
+    # The whitening's cond is that of the random maps (tens): the bound of measures/test_cca.py.
     bound = tol(cond=1e4, factor=100)
     r = svcca.cca(X, Y)
     np.testing.assert_allclose(r.correlations, RHO, atol=bound)

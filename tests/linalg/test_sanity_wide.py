@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+# private: the sanity check's table on wide layers, without training (no public entry)
 from svcca.demo._sanity import MEASURES, run_sanity
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import svcca
-from conftest import tol
+from conftest import tanh_pair, tol
 
 pytestmark = pytest.mark.faults
 
@@ -29,10 +29,7 @@ TOL = tol(cond=COND)
 
 
 def _layers(n=300, p=8, q=6, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, p))
-    Y = np.tanh(X @ rng.standard_normal((p, q))) + 0.5 * rng.standard_normal((n, q))
-    return X, Y
+    return tanh_pair(n, p, q, seed=seed, noise=0.5)
 
 
 SINGLE = {

@@ -9,28 +9,15 @@ import numpy as np
 import pytest
 
 import svcca
+from conftest import linear_pair
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 
-@pytest.fixture(scope="module")
-def client():
-    """One real cluster for this module: 2 worker processes on localhost."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
 def data(n=240, p=6, q=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, p)) + 5.0
-    Y = X[:, :q] @ rng.standard_normal((q, q)) + rng.standard_normal((n, q))
-    return X, Y
+    """X offset by 5 (a mean to shift away), Y linear in X's first q features."""
+    return linear_pair(n, p, q, seed=seed, x_offset=5.0)
 
 
 def close(a: svcca.Moments, b: svcca.Moments) -> None:
@@ -47,7 +34,7 @@ def close(a: svcca.Moments, b: svcca.Moments) -> None:
 
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_empty_row_blocks_add_nothing(client, precision, tol):
+def test_empty_row_blocks_add_nothing(dask_client, precision, tol):
     X, Y = data()
     rows = ((0, 100, 0, 140, 0),)
     dx = da.from_array(X, chunks=rows + ((6,),))
@@ -68,7 +55,7 @@ def test_empty_row_blocks_add_nothing(client, precision, tol):
 
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_nan_rows_are_numbered_within_the_whole_array(client, precision):
+def test_nan_rows_are_numbered_within_the_whole_array(dask_client, precision):
     X, Y = data()
     X[137, 2] = np.nan
     dx = da.from_array(X, chunks=(50, -1))  # row 137 is row 37 of the third block
@@ -80,7 +67,7 @@ def test_nan_rows_are_numbered_within_the_whole_array(client, precision):
         svcca.pairwise({"a": dx, "b": Y}, precision=precision)
 
 
-def test_masked_blocks_are_refused_with_rows_of_the_whole_array(client):
+def test_masked_blocks_are_refused_with_rows_of_the_whole_array(dask_client):
     X, Y = data()
     mask = np.zeros(X.shape, dtype=bool)
     mask[[3, 170], 0] = True
@@ -100,13 +87,13 @@ def test_masked_blocks_are_refused_with_rows_of_the_whole_array(client):
         svcca.Moments.from_arrays(one[120:])  # row 170 of X is row 50 of this array
 
 
-def test_moments_from_arrays_of_a_dask_array_stays_on_the_workers(client):
+def test_moments_from_arrays_of_a_dask_array_stays_on_the_workers(dask_client):
     # 200,000 x 60 float64 = 96 MB, made on the workers block by block
     X = da.random.RandomState(0).standard_normal((200_000, 60), chunks=(20_000, 60))
     Y = X[:, :20] * 2.0 + 1.0
     tracemalloc.start()
     try:
-        with distributed.get_task_stream(client) as ts:
+        with distributed.get_task_stream(dask_client) as ts:
             m = svcca.Moments.from_arrays(X, Y)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -115,12 +102,12 @@ def test_moments_from_arrays_of_a_dask_array_stays_on_the_workers(client):
     assert peak < 8 * 2**20, f"the client allocated {peak / 2**20:.1f} MiB"
     blocks = [t for t in ts.data if "_block_stat" in str(t["key"])]
     assert len(blocks) == 10
-    assert {t["worker"] for t in blocks} <= set(client.nthreads())
+    assert {t["worker"] for t in blocks} <= set(dask_client.nthreads())
     # the same numbers as the per-block path every measure takes
     np.testing.assert_allclose(m.sxy[:20], 2.0 * m.sxx[:20, :20], rtol=1e-12, atol=1e-6)
 
 
-def test_sparse_blocks_are_refused_with_toarray(client):
+def test_sparse_blocks_are_refused_with_toarray(dask_client):
     sp = pytest.importorskip("scipy.sparse")
     X, Y = data()
     d = da.from_array(sp.csr_matrix(X), chunks=(120, -1), asarray=False)

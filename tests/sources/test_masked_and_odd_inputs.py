@@ -8,14 +8,12 @@ import pytest
 import scipy.sparse as sp
 
 import svcca
-from conftest import tol
+from conftest import linear_pair, tol
 
 
 def data(n=120, p=5, q=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, p))
-    Y = X[:, :q] @ rng.standard_normal((q, q)) + rng.standard_normal((n, q))
-    return X, Y
+    """Y linear in X's first q features, plus noise."""
+    return linear_pair(n, p, q, seed=seed)
 
 
 def same_score(a: float, b: float, X, Y) -> bool:
