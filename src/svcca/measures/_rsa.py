@@ -8,7 +8,7 @@ import numpy as np
 
 from svcca._result import result
 from svcca._validation import as_representation, check_option, check_pair, raise_degenerate
-from svcca.measures._cka import check_finite, unit_scaled
+from svcca.measures._gram import check_finite, unit_scaled
 
 __all__ = ["RSAResult", "rdm", "rsa", "compare_rdms"]
 
