@@ -32,10 +32,11 @@ from typing import Any, Literal
 from svcca._result import result
 from svcca.measures._cca import cca
 from svcca.measures._cka import cka
+from svcca.measures._cka_sides import cka_side_bytes, combine_cka, permute_cka, prepare_cka
 from svcca.measures._pls import pls
 from svcca.measures._pwcca import pwcca
 from svcca.measures._regression import regression_fit
-from svcca.measures._rsa import rsa
+from svcca.measures._rsa import combine_rsa, permute_rsa, prepare_rsa, rsa, rsa_side_bytes
 from svcca.measures._shape import procrustes, shape_distance
 from svcca.measures._svcca import svcca
 
@@ -104,6 +105,14 @@ class Measure:
         **params)`` returns the result, equal to ``function(X, Y, ...)``. Engines
         prepare each representation once and combine per pair (20 layers: 20
         preparations, not 400). Give both or neither.
+    permute : callable, optional
+        ``permute(side, perm)``: the prepared side of ``X[perm]`` from that of ``X``
+        without recomputing it (a Gram matrix or RDM becomes ``P K P^T``); a
+        permutation test then prepares each side once.
+    side_bytes : callable, optional
+        ``side_bytes(n, p, **fixed, **params)``: the bytes a prepared side of ``n``
+        datapoints and ``p`` features keeps (``8 n^2`` for a float64 Gram matrix), so
+        engines plan the sides they keep against free memory before preparing any.
     """
 
     name: str
@@ -120,6 +129,8 @@ class Measure:
     score_field: str = "score"
     prepare: Callable[..., Any] | None = None
     combine: Callable[..., Any] | None = None
+    permute: Callable[[Any, Any], Any] | None = None
+    side_bytes: Callable[..., int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -138,6 +149,11 @@ class Measure:
             raise ValueError(
                 f"Measure {self.name!r}: give both prepare and combine (a side, then a "
                 "pair), or neither."
+            )
+        if self.prepare is None and (self.permute is not None or self.side_bytes is not None):
+            raise ValueError(
+                f"Measure {self.name!r}: permute and side_bytes describe a prepared side; "
+                "give prepare and combine too."
             )
         lo, hi = self.range
         if not lo < hi:  # also NaN
@@ -190,6 +206,20 @@ class Measure:
         if isinstance(out, (int, float)) and not isinstance(out, bool):
             return float(out)
         return float(getattr(out, self.score_field))
+
+    def permute_side(self, side: Any, perm: Any, **params: Any) -> Any:
+        """The prepared side of ``X[perm]`` from that of ``X`` (:attr:`permute`; without
+        it the caller prepares the permuted rows)."""
+        if self.permute is None:
+            raise ValueError(f"Measure {self.name!r} declares no permute for its sides.")
+        return self.permute(side, perm)
+
+    def prepared_bytes(self, n: int, p: int, **params: Any) -> int:
+        """Bytes one prepared side keeps (:attr:`side_bytes`); a measure that is not
+        split keeps the representation itself, ``8 n p`` in float64."""
+        if self.side_bytes is None:
+            return 8 * n * p
+        return int(self.side_bytes(n, p, **self.fixed, **params))
 
     def invariances_for(self, **params: Any) -> frozenset[str]:
         """The invariances with these parameters (the declaration's, by default)."""
@@ -393,6 +423,10 @@ for _m in (
         "cka_linear_debiased",
         cka,
         "samples",
+        prepare=prepare_cka,
+        combine=combine_cka,
+        permute=permute_cka,
+        side_bytes=cka_side_bytes,
         fixed={"kernel": "linear", "debiased": True},
         symmetric=True,
         range=(-1.0, 1.0),
@@ -404,6 +438,10 @@ for _m in (
         "cka_rbf",
         cka,
         "samples",
+        prepare=prepare_cka,
+        combine=combine_cka,
+        permute=permute_cka,
+        side_bytes=cka_side_bytes,
         fixed={"kernel": "rbf"},
         symmetric=True,
         range=(0.0, 1.0),
@@ -415,6 +453,10 @@ for _m in (
         "cka_rbf_debiased",
         cka,
         "samples",
+        prepare=prepare_cka,
+        combine=combine_cka,
+        permute=permute_cka,
+        side_bytes=cka_side_bytes,
         fixed={"kernel": "rbf", "debiased": True},
         symmetric=True,
         range=(-1.0, 1.0),
@@ -456,6 +498,10 @@ for _m in (
         "rsa",
         rsa,
         "samples",
+        prepare=prepare_rsa,
+        combine=combine_rsa,
+        permute=permute_rsa,
+        side_bytes=rsa_side_bytes,
         symmetric=True,
         range=(-1.0, 1.0),
         invariances=_rsa_invariances,

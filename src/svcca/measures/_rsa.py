@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 import numpy as np
@@ -10,7 +11,17 @@ from svcca._result import result
 from svcca._validation import as_representation, check_option, check_pair, raise_degenerate
 from svcca.measures._gram import check_finite, unit_scaled
 
-__all__ = ["RSAResult", "rdm", "rsa", "compare_rdms"]
+__all__ = [
+    "RSAResult",
+    "RSASide",
+    "combine_rsa",
+    "compare_rdms",
+    "permute_rsa",
+    "prepare_rsa",
+    "rdm",
+    "rsa",
+    "rsa_side_bytes",
+]
 
 Metric = Literal["euclidean", "correlation"]
 Compare = Literal["spearman", "pearson"]
@@ -224,3 +235,85 @@ def rsa(
             )
     score = compare_rdms(Dx, Dy, compare=compare)
     return RSAResult(score, metric, compare, A.shape[0], (A.shape[1], B.shape[1]))
+
+
+# ---------------------------------------------------------------------- prepared sides
+@dataclasses.dataclass(frozen=True, eq=False)
+class RSASide:
+    """What one representation contributes to RSA: its condensed RDM.
+
+    Attributes
+    ----------
+    values : ndarray, shape (n (n - 1) / 2,)
+        The upper triangle of its RDM (row by row, diagonal excluded), ranked for
+        ``compare="spearman"``, centred (read-only).
+    norm : float
+        ``||values||``.
+    metric, compare : str
+    n, p : int
+    """
+
+    values: np.ndarray
+    norm: float
+    metric: str
+    compare: str
+    n: int
+    p: int
+
+
+def prepare_rsa(X: Any, *, metric: Metric = "euclidean", compare: Compare = "spearman") -> RSASide:
+    """One side of :func:`rsa`: the centred (ranked) upper triangle of its RDM, refused
+    as :func:`rsa` refuses it. ``combine_rsa(prepare_rsa(X), prepare_rsa(Y))`` equals
+    ``rsa(X, Y)`` with the same options, to round-off."""
+    metric = check_option(metric, "metric", ("euclidean", "correlation"))  # type: ignore[assignment]
+    compare = check_option(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
+    A = as_representation(X, "X")
+    if A.shape[0] < 3:
+        raise ValueError(f"RSA needs at least 3 datapoints (2 distinct pairs); got {A.shape[0]}.")
+    a = _upper(_rdm_checked(A, metric, "X", data_units=False))
+    if np.ptp(a) == 0:
+        raise_degenerate(
+            "X",
+            A.shape[1],
+            "all its datapoints are equally far apart (a constant RDM)",
+            "choose another metric= if its datapoints differ but are equidistant",
+        )
+    if compare == "spearman":
+        from scipy.stats import rankdata
+
+        a = rankdata(a)
+    a = a - a.mean()
+    a.setflags(write=False)
+    return RSASide(a, float(np.sqrt(a @ a)), metric, compare, A.shape[0], A.shape[1])
+
+
+def combine_rsa(sx: RSASide, sy: RSASide, **_: Any) -> RSAResult:
+    """RSA of two prepared sides: the correlation of their condensed RDMs."""
+    if sx.n != sy.n:
+        raise ValueError(
+            f"The two prepared sides must describe the same datapoints: X has {sx.n} "
+            f"samples and Y has {sy.n}."
+        )
+    if (sx.metric, sx.compare) != (sy.metric, sy.compare):
+        raise ValueError(
+            f"The two sides were prepared with different options: metric={sx.metric!r}, "
+            f"compare={sx.compare!r} and metric={sy.metric!r}, compare={sy.compare!r}."
+        )
+    score = float(sx.values @ sy.values / (sx.norm * sy.norm))
+    return RSAResult(score, sx.metric, sx.compare, sx.n, (sx.p, sy.p))
+
+
+def permute_rsa(side: RSASide, perm: np.ndarray) -> RSASide:
+    """The side with its datapoints reordered by ``perm``: the pair ``(i, j)`` of the
+    permuted RDM is the pair ``(perm[i], perm[j])`` of the original, so its condensed
+    entries are gathered, not recomputed (the same multiset: mean and norm unchanged)."""
+    n = side.n
+    i, j = np.triu_indices(n, k=1)
+    lo, hi = np.minimum(perm[i], perm[j]), np.maximum(perm[i], perm[j])
+    idx = n * lo - lo * (lo + 1) // 2 + hi - lo - 1
+    return dataclasses.replace(side, values=side.values[idx])
+
+
+def rsa_side_bytes(n: int, p: int, **_: Any) -> int:
+    """Bytes a prepared side keeps: ``n (n - 1) / 2`` float64 dissimilarities."""
+    return 8 * (n * (n - 1) // 2)
