@@ -223,9 +223,12 @@ def permute_cka(side: CKASide, perm: np.ndarray) -> CKASide:
     return dataclasses.replace(side, gram=gram, data=data, norms=norms)
 
 
-def cka_side_bytes(n: int, p: int, *, kernel: str = "linear", **_: Any) -> int:
+def cka_side_bytes(
+    n: int, p: int, *, kernel: str = "linear", method: str = "auto", **_: Any
+) -> int:
     """Bytes a prepared side keeps: an ``n x n`` float64 Gram matrix, or for debiased
     linear CKA in feature space (``p < n``) the centred ``n x p`` data and ``n`` norms."""
-    if kernel == "linear" and feature_space_is_cheaper(n, p, p):
+    feature = method == "feature" or (method == "auto" and feature_space_is_cheaper(n, p, p))
+    if kernel == "linear" and feature:
         return 8 * n * (p + 1)
     return 8 * n * n

@@ -223,18 +223,7 @@ def rsa(
     A, B = check_pair(X, Y)
     if A.shape[0] < 3:
         raise ValueError(f"RSA needs at least 3 datapoints (2 distinct pairs); got {A.shape[0]}.")
-    Dx = _rdm_checked(A, metric, "X", data_units=False)
-    Dy = _rdm_checked(B, metric, "Y", data_units=False)
-    for D, name, width in ((Dx, "X", A.shape[1]), (Dy, "Y", B.shape[1])):
-        if np.ptp(_upper(D)) == 0:
-            raise_degenerate(
-                name,
-                width,
-                "all its datapoints are equally far apart (a constant RDM)",
-                "choose another metric= if its datapoints differ but are equidistant",
-            )
-    score = compare_rdms(Dx, Dy, compare=compare)
-    return RSAResult(score, metric, compare, A.shape[0], (A.shape[1], B.shape[1]))
+    return combine_rsa(_side(A, metric, compare, "X"), _side(B, metric, compare, "Y"))
 
 
 # ---------------------------------------------------------------------- prepared sides
@@ -270,10 +259,14 @@ def prepare_rsa(X: Any, *, metric: Metric = "euclidean", compare: Compare = "spe
     A = as_representation(X, "X")
     if A.shape[0] < 3:
         raise ValueError(f"RSA needs at least 3 datapoints (2 distinct pairs); got {A.shape[0]}.")
-    a = _upper(_rdm_checked(A, metric, "X", data_units=False))
+    return _side(A, metric, compare, "X")
+
+
+def _side(A: np.ndarray, metric: str, compare: str, name: str) -> RSASide:
+    a = _upper(_rdm_checked(A, metric, name, data_units=False))
     if np.ptp(a) == 0:
         raise_degenerate(
-            "X",
+            name,
             A.shape[1],
             "all its datapoints are equally far apart (a constant RDM)",
             "choose another metric= if its datapoints differ but are equidistant",
