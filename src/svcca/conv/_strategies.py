@@ -9,7 +9,7 @@ import numpy as np
 
 from svcca.conv._checks import Layout, as_conv, check_layout, check_same_n
 from svcca.conv._dft import fourier_cca
-from svcca.measures import MEASURES, Measure
+from svcca.measures import MEASURES, Measure, refusal
 
 __all__ = ["Strategy", "compare", "conv_refusal", "reduce_pair"]
 
@@ -23,12 +23,7 @@ _DFT = {"cca": {}, "svcca": {"keep": 0.99}}
 def conv_refusal(m: Measure) -> str | None:
     """Why :func:`compare` cannot serve a registered measure (None: it can, with the
     reduction strategies; ``"dft"`` serves only CCA and SVCCA)."""
-    if m.kind == "minibatch":
-        return (
-            "it accumulates over minibatches of a model's outputs; conv.compare compares two "
-            "whole activations (use svcca.torch.compare)"
-        )
-    return None
+    return refusal(m, "conv.compare")
 
 
 def _measures() -> dict[str, Measure]:
@@ -48,7 +43,7 @@ def _resolve(measure: Any) -> tuple[str, Measure | None, Callable[..., Any]]:
     if isinstance(measure, Measure):
         why = conv_refusal(measure)
         if why is not None:
-            raise ValueError(f"conv.compare cannot serve measure={measure.name!r}: {why}.")
+            raise ValueError(why)
         return measure.name, measure, measure
     if callable(measure):
         for m in MEASURES.values():  # a library function is its registered measure

@@ -21,7 +21,7 @@ import numpy as np
 
 from svcca._device import DeviceMemoryError, format_bytes, free_bytes
 from svcca._progress import Progress
-from svcca.measures._registry import Measure
+from svcca.measures import Measure, refusal
 from svcca.sources._sources import Source
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "combine_pairs",
     "per_pair_values",
     "planned_bytes",
-    "refuse_minibatch",
+    "refuse_unserved",
     "score_pairs",
 ]
 
@@ -38,12 +38,11 @@ __all__ = [
 _SHARE = 0.5
 
 
-def refuse_minibatch(measure: Measure, engine: str, use: str) -> None:
-    if measure.kind == "minibatch":
-        raise ValueError(
-            f"measure={measure.name!r} accumulates over minibatches of a model's outputs; "
-            f"{engine} compares whole representations. Use {use}"
-        )
+def refuse_unserved(measure: Measure, engine: str) -> None:
+    """Raise with the reason :func:`svcca.measures.engines_for` states, if any."""
+    why = refusal(measure, engine)
+    if why is not None:
+        raise ValueError(why)
 
 
 def planned_bytes(measure: Measure, n: int, widths: list[int], params: Mapping[str, Any]) -> int:
@@ -93,12 +92,7 @@ def per_pair_values(
     against the free memory before any is read; a split measure's representations are
     read and prepared one at a time, and only the sides are kept.
     """
-    refuse_minibatch(
-        measure,
-        "pairwise",
-        f"svcca.torch.compare(..., measure={measure.name!r}), or a whole-data measure such "
-        "as 'cka_linear'.",
-    )
+    refuse_unserved(measure, "pairwise")
     used = sorted(set(row_u) | set(col_u))
     need = planned_bytes(measure, n, [srcs[u].p for u in used], params)
     _refuse_unplanned(

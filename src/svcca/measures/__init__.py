@@ -14,14 +14,15 @@ from svcca.measures._cca import (
     roundoff_bound,
     svd_of_cross,
 )
-from svcca.measures._cka import CKAResult, cka
+from svcca.measures._cka import CKAResult, check_bandwidth, cka
+from svcca.measures._engines import ENGINES, engines_for, refusal
 from svcca.measures._gram import center_gram, gram_linear, unit_scaled
 from svcca.measures._linalg import EPS, Pruned, clip_roundoff
 from svcca.measures._minibatch import MinibatchCKA
 from svcca.measures._pca import PCAResult, pca
 from svcca.measures._pls import PLSResult, pls
 from svcca.measures._pwcca import PWCCAResult, pwcca
-from svcca.measures._registry import MEASURES, Measure, Score, register
+from svcca.measures._registry import MEASURES, Measure, Score, invariance_table, register
 from svcca.measures._regression import RegressionResult, explained, regression_fit
 from svcca.measures._rsa import RSAResult, compare_rdms, rdm, rsa
 from svcca.measures._shape import (
@@ -69,15 +70,20 @@ __all__ = [
 # The small internal API the engines (stats, conv, pairwise) reach the measures through,
 # named here so that no engine imports another package's private module.
 __all__ += [
+    "ENGINES",
     "EPS",
     "CCASide",
     "canonical_correlations",
+    "check_bandwidth",
     "center_gram",
     "clip_roundoff",
+    "engines_for",
     "explained",
+    "invariance_table",
     "gram_linear",
     "partial_whitening",
     "prepare_side",
+    "refusal",
     "roundoff_bound",
     "svd_of_cross",
     "unit_scaled",

@@ -304,16 +304,22 @@ _COLUMNS = (
 
 def invariance_table() -> str:
     """The declarations of every registered measure as a Markdown table (default
-    parameters): what ``svcca measures`` prints and docs/invariances.md holds."""
+    parameters), with the engines that serve it (:func:`svcca.measures.engines_for`) and,
+    below the table, why an engine refuses one: what ``svcca measures`` prints and
+    docs/invariances.md holds."""
+    from svcca.measures._engines import engines_for
 
     def mark(flag: bool) -> str:
         return "yes" if flag else "no"
 
     head = ["measure", "kind", "symmetric", "range", *(t for _, t in _COLUMNS), "metric"]
+    head.append("engines")
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
     for m in _REGISTRY.values():
         inv = m.invariances_for()
         lo, hi = m.range
+        refused = {e: why for e, why in engines_for(m).items() if why is not None}
         cells = [
             f"`{m.name}`",
             m.kind,
@@ -321,9 +327,15 @@ def invariance_table() -> str:
             f"[{lo:g}, {hi:g}]",
             *(mark(k in inv) for k, _ in _COLUMNS),
             mark(m.is_metric),
+            "all" if not refused else "all but " + ", ".join(refused),
         ]
         rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n"
+        for engine, why in refused.items():
+            notes.append(f"- `{m.name}` in {engine}: {why}.")
+    text = "\n".join(rows) + "\n"
+    if notes:
+        text += "\nRefused, and why:\n\n" + "\n".join(notes) + "\n"
+    return text
 
 
 def iter_kind(kind: Kind) -> Iterator[Measure]:

@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from svcca.measures import MEASURES, Measure
+from svcca.measures import MEASURES, Measure, refusal
 
 __all__ = ["Resolved", "resolve"]
 
@@ -101,14 +101,9 @@ def resolve(measure: Any, params: Mapping[str, Any] | None, statistic: str) -> R
             )
         measure = MEASURES[measure]
     if isinstance(measure, Measure):
-        if measure.kind == "minibatch":
-            raise ValueError(
-                f"svcca.stats.{statistic} cannot serve measure={measure.name!r}: it "
-                "accumulates over minibatches of a model's outputs, and a resampling "
-                "statistic recomputes the measure on reordered or resampled datapoints of "
-                "whole representations. Use a whole-data measure such as "
-                "'cka_linear_debiased' (the estimator minibatch CKA approximates)."
-            )
+        why = refusal(measure, "stats")
+        if why is not None:
+            raise ValueError(f"svcca.stats.{statistic}: {why}")
         measure.check_params(params)
         return Resolved(measure.name, measure, measure, params)
     if not callable(measure):
