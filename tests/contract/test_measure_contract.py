@@ -221,7 +221,8 @@ def test_prepared_sides_combine_to_the_single_call(name):
         moved = m.combine_sides(m.prepare_side(X), m.permute_side(sy, perm))
         assert abs(moved - m.score(X, Y[perm])) <= TOL
     if m.side_bytes is not None:
-        held = sum(v.nbytes for v in vars(sy).values() if isinstance(v, np.ndarray))
+        fields = [sy] if isinstance(sy, np.ndarray) else list(getattr(sy, "__dict__", {}).values())
+        held = sum(v.nbytes for v in fields if isinstance(v, np.ndarray))
         assert held <= m.prepared_bytes(*Y.shape)
 
 
