@@ -229,7 +229,7 @@ def registry_matrices(nets: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndar
     out = {}
     for name in registry_rows():
         m = svcca.MEASURES[name]
-        S = np.array(svcca.pairwise(flat, measure=name).values)
+        S = np.array(svcca.pairwise(flat, measure=name).values)  # type: ignore[arg-type]
         if not m.symmetric:
             S = S + S.T
         out[name] = S if m.larger_is_more_similar else -S

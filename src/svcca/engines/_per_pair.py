@@ -4,12 +4,15 @@ The blocked passes serve the measures whose sides are prepared from ``Moments`` 
 combined per cross block (SVCCA, CCA, PWCCA, PLS, linear CKA: one pass over the data for
 all pairs). Every other measure of :data:`svcca.MEASURES` (Procrustes and shape metrics,
 regression, the sample measures such as RBF CKA and RSA, and a user's own) is served
-here: each representation is read into memory once, in float64, and the measure is
-called on each pair, so ``values[i, j]`` is exactly ``measure(rows[i], cols[j]).score``.
-The representations must fit in the free memory together (planned before anything is
-read, else :class:`svcca.DeviceMemoryError` says how much they need). A minibatch
-measure accumulates over batches of a model's outputs: ``svcca.torch.compare`` serves
-it, not ``pairwise``.
+here. A measure split into prepare and combine (RBF and debiased CKA, RSA) has each
+representation read and prepared once, one at a time, and keeps only the prepared sides
+(a centred Gram matrix, a condensed RDM); any other measure keeps the representations,
+in float64, and is called on each pair, so ``values[i, j]`` is
+``measure(rows[i], cols[j]).score``. What is kept is planned against the free memory
+before anything is read (:func:`planned_bytes`, from the measure's ``side_bytes``), else
+:class:`svcca.DeviceMemoryError` says how much it needs. An engine that cannot serve a
+measure (a minibatch estimator, here) refuses it with the reason
+:func:`svcca.measures.engines_for` states.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def _product_bound(n: int, dt: Any) -> float:
     return float(n * np.finfo(dt).eps)
 
 
-def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], dt: Any) -> Scorer | None:
+def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], dt: Any) -> Scorer:
     eps = float(kw.get("epsilon", 0.0))
     (sx, Xw), (sy, Yw) = _whitened(X, eps, "X"), _whitened(Y, eps, "Y")
     Xw, Yw = Xw.astype(dt, copy=False), Yw.astype(dt, copy=False)

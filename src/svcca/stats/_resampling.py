@@ -52,8 +52,9 @@ class PermutationResult:
     n_permutations : int
     alternative : {"greater", "less"}
     vectorized : bool
-        Whether the per-side work was reused across permutations (a measure of this
-        library) or the measure was called in full each time.
+        Whether the per-side work was reused across permutations (a moments measure's
+        fast path, or a split measure's prepared sides) or the measure was called in
+        full each time.
     """
 
     statistic: float
