@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from svcca.measures import MEASURES, Measure, refusal
@@ -105,7 +106,7 @@ def resolve(measure: Any, params: Mapping[str, Any] | None, statistic: str) -> R
         if why is not None:
             raise ValueError(f"svcca.stats.{statistic}: {why}")
         measure.check_params(params)
-        return Resolved(measure.name, measure, measure, params)
+        return Resolved(measure.name, measure, measure, MappingProxyType(params))
     if not callable(measure):
         raise TypeError(
             "measure must be a registered measure's name (svcca.MEASURES), a svcca.Measure, "
@@ -123,4 +124,4 @@ def resolve(measure: Any, params: Mapping[str, Any] | None, statistic: str) -> R
             f"svcca.Measure); {name} is a plain callable: bind its options with "
             "functools.partial."
         )
-    return Resolved(name, None, measure, {})
+    return Resolved(name, None, measure, MappingProxyType({}))

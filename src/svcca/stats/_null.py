@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +31,10 @@ class NullBaseline:
     kind : {"gaussian", "shuffle"}
     shapes : tuple of tuple of int
         ``((n, p), (n, q))``.
+    measure : str
+        The measure's name (its registered name, or a plain callable's ``__name__``).
+    params : mapping
+        The parameters it was called with.
     """
 
     scores: np.ndarray
@@ -37,6 +42,8 @@ class NullBaseline:
     std: float
     kind: str
     shapes: tuple[tuple[int, int], tuple[int, int]]
+    measure: str
+    params: Mapping[str, Any]
 
 
 @result
@@ -142,7 +149,8 @@ def null_baseline(
                     scores[r] = m.score(A_r, B_r)
                 bar.update(1)
     std = float(np.std(scores, ddof=1)) if R > 1 else 0.0
-    return NullBaseline(scores, float(np.mean(scores)), std, kind, ((n, p), (n, q)))
+    shapes = ((n, p), (n, q))
+    return NullBaseline(scores, float(np.mean(scores)), std, kind, shapes, m.name, m.params)
 
 
 def datapoints_curve(

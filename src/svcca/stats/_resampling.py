@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -55,6 +56,10 @@ class PermutationResult:
         Whether the per-side work was reused across permutations (a moments measure's
         fast path, or a split measure's prepared sides) or the measure was called in
         full each time.
+    measure : str
+        The measure's name (its registered name, or a plain callable's ``__name__``).
+    params : mapping
+        The parameters it was called with.
     """
 
     statistic: float
@@ -63,6 +68,8 @@ class PermutationResult:
     n_permutations: int
     alternative: str
     vectorized: bool
+    measure: str
+    params: Mapping[str, Any]
 
 
 @result
@@ -82,6 +89,10 @@ class BootstrapResult:
         sides).
     standard_error : float
         Standard deviation of ``distribution``.
+    measure : str
+        The measure's name (its registered name, or a plain callable's ``__name__``).
+    params : mapping
+        The parameters it was called with.
     """
 
     statistic: float
@@ -90,6 +101,8 @@ class BootstrapResult:
     confidence: float
     distribution: np.ndarray
     standard_error: float
+    measure: str
+    params: Mapping[str, Any]
 
 
 # ---------------------------------------------------------------------- checks
@@ -239,7 +252,7 @@ def permutation_test(
     else:
         count = int(np.sum(null <= stat + tol))
     pvalue = (1 + count) / (1 + B_)
-    return PermutationResult(stat, pvalue, null, B_, alternative, fast)
+    return PermutationResult(stat, pvalue, null, B_, alternative, fast, m.name, m.params)
 
 
 # ---------------------------------------------------------------------- bootstrap
@@ -315,4 +328,5 @@ def bootstrap(
             dist[r] = m.score(A[idx], B[idx])
             bar.update(1)
     low, high = np.quantile(dist, [(1.0 - conf) / 2.0, (1.0 + conf) / 2.0])
-    return BootstrapResult(stat, float(low), float(high), conf, dist, float(np.std(dist, ddof=1)))
+    sd = float(np.std(dist, ddof=1))
+    return BootstrapResult(stat, float(low), float(high), conf, dist, sd, m.name, m.params)
