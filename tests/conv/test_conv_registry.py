@@ -59,3 +59,17 @@ def test_a_minibatch_measure_is_refused_with_the_reason(maps):
     )
     with pytest.raises(ValueError, match="cannot serve measure='test_conv_mb': it accumulates"):
         compare(A, B, strategy="avgpool", measure=mb, layout="nhwc")
+
+
+def test_prepared_sides_that_do_not_fit_are_refused_before_any_is_made(maps, monkeypatch):
+    """flatten: 80 inputs x 9 positions = 720 datapoints; two RBF Gram matrices of them
+    take 8.3 MB: refused with 4 MB free, served by avgpool (80 datapoints)."""
+    A, B = maps
+    monkeypatch.setenv("SVCCA_DEVICE_MEMORY", "4M")
+    with pytest.raises(
+        svcca.DeviceMemoryError,
+        match=r"measure='cka_rbf' and strategy='flatten' "
+        r"compares 720 datapoints .* Use strategy='avgpool'",
+    ):
+        compare(A, B, strategy="flatten", measure="cka_rbf", layout="nhwc")
+    assert np.isfinite(compare(A, B, strategy="avgpool", measure="cka_rbf", layout="nhwc").score)

@@ -195,4 +195,26 @@ def compare(
     X, Y = reduce_pair(A, B, strategy=strategy, layout=layout)
     if m is not None:
         m.check_params(options)
+        _plan_sides(m, X, Y, strategy, options)
     return fn(X, Y, **options)
+
+
+def _plan_sides(m: Measure, X: np.ndarray, Y: np.ndarray, strategy: str, options: Any) -> None:
+    """Refuse a split measure whose two prepared sides (an ``n x n`` Gram matrix or RDM
+    of every position of every datapoint, for ``"flatten"``) do not fit in half the free
+    memory, before any is made."""
+    if m.prepare is None:
+        return
+    from svcca._device import DeviceMemoryError, format_bytes, free_bytes
+
+    n = X.shape[0]
+    need = m.prepared_bytes(n, X.shape[1], **options) + m.prepared_bytes(n, Y.shape[1], **options)
+    free = free_bytes(None)
+    if need > 0.5 * free:
+        raise DeviceMemoryError(
+            f"conv.compare with measure={m.name!r} and strategy={strategy!r} compares {n} "
+            f"datapoints (every spatial position is one), whose two prepared sides take "
+            f"{format_bytes(need)}; {format_bytes(free)} is free (half of it may hold them). "
+            "Use strategy='avgpool' (one datapoint per input), fewer inputs, or a moments "
+            "measure such as 'cka_linear' (memory constant in the datapoints)."
+        )
