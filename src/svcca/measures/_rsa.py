@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Literal
 
 import numpy as np
@@ -301,10 +302,21 @@ def permute_rsa(side: RSASide, perm: np.ndarray) -> RSASide:
     permuted RDM is the pair ``(perm[i], perm[j])`` of the original, so its condensed
     entries are gathered, not recomputed (the same multiset: mean and norm unchanged)."""
     n = side.n
-    i, j = np.triu_indices(n, k=1)
-    lo, hi = np.minimum(perm[i], perm[j]), np.maximum(perm[i], perm[j])
-    idx = n * lo - lo * (lo + 1) // 2 + hi - lo - 1
+    i, j = _pairs(n)
+    pi, pj = perm[i], perm[j]
+    lo = np.minimum(pi, pj)
+    idx = np.maximum(pi, pj) - lo - 1
+    idx += n * lo - lo * (lo + 1) // 2
     return dataclasses.replace(side, values=side.values[idx])
+
+
+@functools.lru_cache(maxsize=2)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The row-major upper triangle's ``(i, j)``, shared by the permutations of a test."""
+    i, j = np.triu_indices(n, k=1)
+    i.setflags(write=False)
+    j.setflags(write=False)
+    return i, j
 
 
 def rsa_side_bytes(n: int, p: int, **_: Any) -> int:
