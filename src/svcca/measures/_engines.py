@@ -1,38 +1,18 @@
 """Which engines serve a registered measure, and why an engine refuses one.
 
-The one place an engine's refusal of a measure is stated: ``pairwise``, ``stats``,
-``conv.compare`` and the CLI raise with the reason given here, the generated table in
-docs/invariances.md prints it, and ``tests/contract/test_engine_coverage.py`` checks,
-for every measure of :data:`svcca.MEASURES`, that each engine either serves it (equal to
-the single call) or refuses it with this reason.
+The reasons are declared on the measure (:meth:`svcca.Measure.engines`, from its kind);
+``pairwise``, ``stats``, ``conv.compare`` and the CLI raise with the reason read here,
+the generated table in docs/invariances.md prints it, and
+``tests/contract/test_engine_coverage.py`` checks, for every measure of
+:data:`svcca.MEASURES`, that each engine either serves it (equal to the single call) or
+refuses it with this reason.
 """
 
 from __future__ import annotations
 
-from svcca.measures._registry import Measure
+from svcca.measures._registry import ENGINES, Measure
 
 __all__ = ["ENGINES", "engines_for", "refusal"]
-
-# The engines, as the docs and messages name them.
-ENGINES = (
-    "call",  # svcca.MEASURES[name](X, Y)
-    "pairwise",  # svcca.pairwise
-    "torch.compare",  # svcca.torch.compare
-    "conv.compare",  # svcca.conv.compare
-    "stats",  # svcca.stats: permutation test, bootstrap, null baseline
-    "cli compare",  # svcca compare
-    "cli pairwise",  # svcca pairwise
-)
-
-_WHOLE = (
-    "it accumulates over minibatches of a model's outputs, and {engine} compares whole "
-    "representations (svcca.torch.compare serves it)"
-)
-_RESAMPLE = (
-    "it accumulates over minibatches of a model's outputs, and a resampling statistic "
-    "recomputes the measure on reordered or resampled datapoints of whole "
-    "representations (use a whole-data measure such as 'cka_linear_debiased')"
-)
 
 
 def engines_for(measure: Measure) -> dict[str, str | None]:
@@ -45,12 +25,7 @@ def engines_for(measure: Measure) -> dict[str, str | None]:
     >>> engines_for(svcca.MEASURES["cka_rbf"])["pairwise"] is None
     True
     """
-    out: dict[str, str | None] = dict.fromkeys(ENGINES)
-    if measure.kind == "minibatch":
-        for engine in ("pairwise", "conv.compare", "cli pairwise"):
-            out[engine] = _WHOLE.format(engine=engine)
-        out["stats"] = _RESAMPLE
-    return out
+    return measure.engines()
 
 
 def refusal(measure: Measure, engine: str) -> str | None:

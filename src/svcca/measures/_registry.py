@@ -40,7 +40,15 @@ from svcca.measures._rsa import combine_rsa, permute_rsa, prepare_rsa, rsa, rsa_
 from svcca.measures._shape import procrustes, shape_distance
 from svcca.measures._svcca import svcca
 
-__all__ = ["INVARIANCES", "MEASURES", "Measure", "Score", "invariance_table", "register"]
+__all__ = [
+    "ENGINES",
+    "INVARIANCES",
+    "MEASURES",
+    "Measure",
+    "Score",
+    "invariance_table",
+    "register",
+]
 
 Kind = Literal["moments", "samples", "minibatch"]
 INVARIANCES = frozenset(
@@ -54,6 +62,27 @@ INVARIANCES = frozenset(
     }
 )
 Invariances = frozenset[str] | Callable[[Mapping[str, Any]], frozenset[str]]
+
+
+# The engines a measure may be served by, as docs and messages name them.
+ENGINES = (
+    "call",  # svcca.MEASURES[name](X, Y)
+    "pairwise",  # svcca.pairwise
+    "torch.compare",  # svcca.torch.compare
+    "conv.compare",  # svcca.conv.compare
+    "stats",  # svcca.stats: permutation test, bootstrap, null baseline
+    "cli compare",  # svcca compare
+    "cli pairwise",  # svcca pairwise
+)
+_WHOLE = (
+    "it accumulates over minibatches of a model's outputs, and {engine} compares whole "
+    "representations (svcca.torch.compare serves it)"
+)
+_RESAMPLE = (
+    "it accumulates over minibatches of a model's outputs, and a resampling statistic "
+    "recomputes the measure on reordered or resampled datapoints of whole "
+    "representations (use a whole-data measure such as 'cka_linear_debiased')"
+)
 
 
 @result
@@ -221,6 +250,16 @@ class Measure:
             return 8 * n * p
         return int(self.side_bytes(n, p, **self.fixed, **params))
 
+    def engines(self) -> dict[str, str | None]:
+        """For each engine of :data:`ENGINES`: None where it serves this measure, else
+        why not (the one place an engine's refusal is stated)."""
+        out: dict[str, str | None] = dict.fromkeys(ENGINES)
+        if self.kind == "minibatch":
+            for engine in ("pairwise", "conv.compare", "cli pairwise"):
+                out[engine] = _WHOLE.format(engine=engine)
+            out["stats"] = _RESAMPLE
+        return out
+
     def invariances_for(self, **params: Any) -> frozenset[str]:
         """The invariances with these parameters (the declaration's, by default)."""
         self.check_params(params)
@@ -307,7 +346,6 @@ def invariance_table() -> str:
     parameters), with the engines that serve it (:func:`svcca.measures.engines_for`) and,
     below the table, why an engine refuses one: what ``svcca measures`` prints and
     docs/invariances.md holds."""
-    from svcca.measures._engines import engines_for
 
     def mark(flag: bool) -> str:
         return "yes" if flag else "no"
@@ -319,7 +357,7 @@ def invariance_table() -> str:
     for m in _REGISTRY.values():
         inv = m.invariances_for()
         lo, hi = m.range
-        refused = {e: why for e, why in engines_for(m).items() if why is not None}
+        refused = {e: why for e, why in m.engines().items() if why is not None}
         cells = [
             f"`{m.name}`",
             m.kind,
