@@ -38,7 +38,9 @@ def test_folder_to_csv_and_json_match_the_library(folder, tmp_path):
     ref = pairwise(arrays, measure="cca")
     assert main(["pairwise", str(d), "--measure", "cca", "-o", str(tmp_path / "m.csv")]) == 0
     header, body = read_csv(tmp_path / "m.csv")
-    assert header == ["cca", "layer0", "layer1", "layer2"]
+    # the corner records the measure, its settings and the library version
+    corner = f"cca (epsilon=0.0); svcca {svcca.__version__}"
+    assert header == [corner, "layer0", "layer1", "layer2"]
     np.testing.assert_allclose([body[k] for k in ref.rows], ref.values, rtol=0, atol=1e-15)
     assert main(["pairwise", str(d), "--measure", "cca", "-o", str(tmp_path / "m.json")]) == 0
     data = json.loads((tmp_path / "m.json").read_text())

@@ -199,3 +199,39 @@ def test_torch_compare_equals_capture_and_the_single_call(name):
         for j, b in enumerate(layers):
             want = _score(name, acts[a], acts[b])
             assert abs(got.values[i, j] - want) <= TOL, (name, a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_prepared_sides_combine_to_the_single_call(name):
+    """A measure split into prepare and combine gives the single call's number, with its
+    default parameters and each declared parameter's other setting; a declared permute
+    gives the side of the permuted rows; a declared side_bytes is what a side holds."""
+    m = svcca.MEASURES[name]
+    if m.prepare is None:
+        pytest.skip(f"{name} is not split into prepare and combine")
+    X, Y = _layers()
+    variants = [{}] + [v for v in _PARAM_VARIANTS if set(v) <= set(m.params)]
+    for params in variants:
+        want = m.score(X, Y, **params)
+        got = m.combine_sides(m.prepare_side(X, **params), m.prepare_side(Y, **params), **params)
+        assert abs(got - want) <= TOL, (params, got, want)
+    perm = np.random.default_rng(5).permutation(X.shape[0])
+    sy = m.prepare_side(Y)
+    if m.permute is not None:
+        moved = m.combine_sides(m.prepare_side(X), m.permute_side(sy, perm))
+        assert abs(moved - m.score(X, Y[perm])) <= TOL
+    if m.side_bytes is not None:
+        fields = [sy] if isinstance(sy, np.ndarray) else list(getattr(sy, "__dict__", {}).values())
+        held = sum(v.nbytes for v in fields if isinstance(v, np.ndarray))
+        assert held <= m.prepared_bytes(*Y.shape)
+
+
+# Other settings of the library's own parameters, where a measure takes them.
+_PARAM_VARIANTS = (
+    {"bandwidth": 0.4},
+    {"sigma": 2.0},
+    {"method": "sample"},
+    {"method": "feature"},
+    {"metric": "correlation"},
+    {"compare": "pearson"},
+)

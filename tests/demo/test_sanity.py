@@ -32,9 +32,9 @@ def single(P, Q):
     r = svcca.regression_fit(P, Q)
     out = {
         "cca": c.score,
-        "cca_r2": c.mean_squared,
+        "cca [mean_squared]": c.mean_squared,
         "svcca": v.score,
-        "svcca_r2": v.mean_squared,
+        "svcca [mean_squared]": v.mean_squared,
         "pwcca": svcca.pwcca(P, Q).score + svcca.pwcca(Q, P).score,
         "regression": r.r2_x_given_y + r.r2_y_given_x,
         "cka_linear": svcca.cka(P, Q).score,
@@ -42,7 +42,11 @@ def single(P, Q):
         "procrustes": svcca.procrustes(P, Q).score,
     }
     for w in sn.RBF_WIDTHS:
-        out[f"cka_rbf_{w}"] = svcca.cka(P, Q, kernel="rbf", bandwidth=w).score
+        out[f"cka_rbf (bandwidth={w})"] = svcca.cka(P, Q, kernel="rbf", bandwidth=w).score
+    for name in sn.registry_rows():  # every other registered measure, by its registry call
+        m = svcca.MEASURES[name]
+        s = m.score(P, Q) if m.symmetric else m.score(P, Q) + m.score(Q, P)
+        out[name] = s if m.larger_is_more_similar else -s
     return out
 
 
@@ -53,13 +57,13 @@ def test_similarity_matrices_match_single_calls():
     W[:, 3] = 0.0  # a dead unit: pruned, as the single calls prune it
     a, b = [X, U, W], [Y, V, W[:, ::-1] + 0.1 * rng.standard_normal((150, 9))]
     mats = sn.similarity_matrices(a, b)
-    assert list(mats) == list(sn.MEASURES)
+    assert list(mats) == list(sn.rows())
     ref = [[single(P, Q) for Q in b] for P in a]
     # Same combine steps on blocks of one joint GEMM instead of per-pair products: the
     # difference is round-off of (p + q)-term sums amplified by the conditioning of the
     # blocks (CCA: first order in cond, Kornblith's kernels: none).
     cond = max(np.linalg.cond(np.cov(M.T)) for M in a + b if M[:, np.ptp(M, 0) > 0].size)
-    for key in sn.MEASURES:
+    for key in sn.rows():
         want = np.array([[r[key] for r in row] for row in ref])
         np.testing.assert_allclose(
             mats[key], want, rtol=0, atol=tol(cond=cond, factor=200), err_msg=key
@@ -72,7 +76,7 @@ def test_similarity_matrices_are_transposes_of_each_other():
     X, Y = latent_pair(p=5, q=8)
     U, V = latent_pair(p=3, q=4, k=2)
     ab, ba = sn.similarity_matrices([X, U], [Y, V]), sn.similarity_matrices([Y, V], [X, U])
-    for key in sn.MEASURES:
+    for key in sn.rows():
         np.testing.assert_allclose(ab[key], ba[key].T, rtol=0, atol=tol(cond=1e3), err_msg=key)
 
 
@@ -103,8 +107,8 @@ def test_identify_agrees_with_the_reference_rule():
         ):
             got = found.accuracy[key]
             assert got == pytest.approx(100 * sn.identification_accuracy(nets, f)), key
-    assert set(found.spread) == set(found.adjacent) == set(sn.MEASURES)
-    for key in sn.MEASURES:  # every case is one query of one layer
+    assert set(found.spread) == set(found.adjacent) == set(sn.rows())
+    for key in sn.rows():  # every case is one query of one layer
         assert np.mean(found.per_layer[key]) == pytest.approx(found.accuracy[key]), key
     # the same-layer CKA is the mean diagonal of the cross-network linear CKA
     same = [
@@ -194,13 +198,13 @@ def test_cli_study_flag_errors(capsys):
 @pytest.mark.slow
 def test_run_sanity_tiny_writes_json_and_markdown(tmp_path):
     res = sn.run_sanity(tmp_path, seeds=2, epochs=1, n_probe=60, width=2, depth=3)
-    assert set(res.accuracy) == set(sn.MEASURES)
+    assert set(res.accuracy) == set(sn.rows())
     assert all(0.0 <= v <= 100.0 for v in res.accuracy.values())
     saved = json.loads((tmp_path / "sanity.json").read_text())
     assert saved["accuracy"] == pytest.approx(res.accuracy)
     assert saved["networks"] == 2 and saved["datapoints"] == 60
     text = (tmp_path / "sanity.md").read_text()
-    assert "| CKA (linear) |" in text and "99.3%" in text
+    assert "| cka_linear |" in text and "99.3%" in text
 
 
 @pytest.mark.slow
@@ -224,7 +228,7 @@ def test_cli_sanity_quick(tmp_path, capsys):
     from svcca.cli import main
 
     assert main(["demo", "--sanity", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
-    assert "| CKA (linear) |" in capsys.readouterr().out
+    assert "| cka_linear |" in capsys.readouterr().out
     saved = json.loads((tmp_path / "sanity.json").read_text())
     assert saved["networks"] == 3 and saved["datapoints"] == 300
-    assert set(saved["accuracy"]) == set(sn.MEASURES)
+    assert set(saved["accuracy"]) == set(sn.rows())

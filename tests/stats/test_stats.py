@@ -177,8 +177,10 @@ def test_datapoints_curve_recommends_enough_datapoints():
 
 def test_errors():
     X, Y = _pair()
-    with pytest.raises(TypeError, match="measure must be a function"):
-        stats.permutation_test("cka", X, Y)
+    with pytest.raises(ValueError, match=r"measure must be one of the registered .*'cka'"):
+        stats.permutation_test("cka", X, Y)  # the registry's name is cka_linear
+    with pytest.raises(TypeError, match="measure must be a registered measure's name"):
+        stats.permutation_test(42, X, Y)
     with pytest.raises(TypeError, match="without a .score"):
         stats.permutation_test(lambda A, B: 0.5, X, Y, n_permutations=3)
     with pytest.raises(ValueError, match="n_permutations must be an int >= 1"):

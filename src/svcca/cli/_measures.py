@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svcca.measures._registry import MEASURES, invariance_table
+    from svcca.measures import MEASURES, engines_for, invariance_table
 
     if not args.json:
         print(invariance_table(), end="")
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
             "is_metric": m.is_metric,
             "range": [v if math.isfinite(v) else str(v) for v in m.range],
             "invariances": sorted(m.invariances_for()),
+            "engines": engines_for(m),
         }
         for m in MEASURES.values()
     ]

@@ -36,7 +36,7 @@ PAIRWISE_MEASURES = ("svcca", "cca", "pwcca", "pls", "cka_linear")
 
 
 def _registry() -> Any:
-    from svcca.measures._registry import MEASURES as REGISTRY
+    from svcca.measures import MEASURES as REGISTRY
 
     return REGISTRY
 
@@ -169,7 +169,7 @@ def parse_option(flag: str, text: str) -> Any:
     if flag == "--epsilon":
         return _checked(check_epsilon, _number(text), flag, "epsilon")
     if flag == "--bandwidth":
-        from svcca.measures._cka import check_bandwidth
+        from svcca.measures import check_bandwidth
 
         return _checked(check_bandwidth, _number(text), flag, "bandwidth")
     if flag == "--chunk-size":  # check_chunk_size's fix ("Pass None") is for Python
@@ -191,6 +191,11 @@ def resolve_measure(args: argparse.Namespace, command: str) -> tuple[str, dict[s
     offered = tuple(MEASURES)
     measure = "svcca" if args.measure is None else args.measure
     _checked(lambda v: check_option(v, "--measure", offered), measure, "--measure", "--measure")
+    from svcca.measures import refusal
+
+    why = refusal(_registry()[measure], f"cli {command}")
+    if why is not None:
+        raise UsageError(why)
     settings: dict[str, Any] = {}
     params = parse_params(getattr(args, "param", None) or [], measure)
     if params:

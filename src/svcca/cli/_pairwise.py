@@ -171,10 +171,21 @@ def _atomic(path: str, mode: str = "w") -> Iterator[Any]:
         raise
 
 
+def csv_corner(result: Any) -> str:
+    """The CSV's top-left cell: the measure with its settings, and the library version
+    (``cka_rbf (bandwidth=0.5); svcca 0.2.0``), so the file records what made it."""
+    from svcca._version import __version__
+    from svcca.measures import measure_label
+
+    settings = {k: v for k, v in result.settings.items() if k != "params"}
+    settings.update(result.settings.get("params", {}))
+    return f"{measure_label(result.measure, settings)}; svcca {__version__}"
+
+
 def _csv_text(result: Any) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([result.measure, *result.cols])
+    w.writerow([csv_corner(result), *result.cols])
     for label, row in zip(result.rows, result.values, strict=True):
         w.writerow([label, *(repr(float(v)) for v in row)])
     return buf.getvalue()

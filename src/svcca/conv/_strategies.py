@@ -9,46 +9,50 @@ import numpy as np
 
 from svcca.conv._checks import Layout, as_conv, check_layout, check_same_n
 from svcca.conv._dft import fourier_cca
+from svcca.measures import MEASURES, Measure, refusal
 
-__all__ = ["Strategy", "compare", "reduce_pair"]
+__all__ = ["Strategy", "compare", "conv_refusal", "reduce_pair"]
 
 Strategy = Literal["dft", "flatten", "avgpool", "interpolate"]
 _STRATEGIES = ("dft", "flatten", "avgpool", "interpolate")
-# The library's measures of two representations (X, Y) -> result with .score, by name;
-# those present in svcca's namespace are offered (others may arrive with other modules).
-_MEASURE_NAMES = (
-    "cca",
-    "svcca",
-    "pwcca",
-    "pls",
-    "cka",
-    "procrustes",
-    "shape_distance",
-    "regression_fit",
-    "rsa",
-)
+# The measures "dft" computes per spatial frequency (fourier_cca), and the options each
+# gives it by default.
+_DFT = {"cca": {}, "svcca": {"keep": 0.99}}
 
 
-def _measures() -> dict[str, Callable[..., Any]]:
-    """The two-representation measures ``svcca`` exports, by name."""
-    from svcca import measures
-
-    out = {}
-    for name in _MEASURE_NAMES:
-        fn = getattr(measures, name, None)
-        if callable(fn) and not isinstance(fn, type):
-            out[name] = fn
-    return out
+def conv_refusal(m: Measure) -> str | None:
+    """Why :func:`compare` cannot serve a registered measure (None: it can, with the
+    reduction strategies; ``"dft"`` serves only CCA and SVCCA)."""
+    return refusal(m, "conv.compare")
 
 
-def _resolve(measure: Any) -> tuple[str, Callable[..., Any]]:
+def _measures() -> dict[str, Measure]:
+    """The registered measures :func:`compare` serves, by name."""
+    return {k: m for k, m in MEASURES.items() if conv_refusal(m) is None}
+
+
+def _resolve(measure: Any) -> tuple[str, Measure | None, Callable[..., Any]]:
+    """``(name, registered measure or None, callable)``."""
+    if isinstance(measure, str):
+        if measure not in MEASURES:
+            raise ValueError(
+                f"measure must be one of {sorted(_measures())} (the names of svcca.MEASURES) "
+                f"or a callable f(X, Y, **options); got {measure!r}."
+            )
+        measure = MEASURES[measure]
+    if isinstance(measure, Measure):
+        why = conv_refusal(measure)
+        if why is not None:
+            raise ValueError(why)
+        return measure.name, measure, measure
     if callable(measure):
-        return getattr(measure, "__name__", "measure"), measure
-    known = _measures()
-    if isinstance(measure, str) and measure in known:
-        return measure, known[measure]
+        for m in MEASURES.values():  # a library function is its registered measure
+            if m.function is measure and not m.fixed and conv_refusal(m) is None:
+                return m.name, m, m
+        return getattr(measure, "__name__", "measure"), None, measure
     raise ValueError(
-        f"measure must be one of {sorted(known)} or a callable f(X, Y, **options); got {measure!r}."
+        f"measure must be one of {sorted(_measures())} or a callable f(X, Y, **options); "
+        f"got {measure!r}."
     )
 
 
@@ -125,7 +129,7 @@ def compare(
     B: Any,
     *,
     strategy: Strategy = "dft",
-    measure: str | Callable[..., Any] = "cca",
+    measure: str | Measure | Callable[..., Any] = "cca",
     layout: Layout | None = None,
     **options: Any,
 ) -> Any:
@@ -144,18 +148,19 @@ def compare(
         ``(n*h*w, c)``; needs equal spatial sizes. ``"avgpool"``: mean over space,
         ``(n, c)``. ``"interpolate"``: resize the smaller map bilinearly to the larger
         size, then flatten.
-    measure : str or callable, default "cca"
-        The name of a two-representation measure of :mod:`svcca` (``"cca"``,
-        ``"svcca"``, ``"pwcca"``, ``"pls"``, ``"cka"``, ``"procrustes"``,
-        ``"shape_distance"``, ``"regression_fit"``, ``"rsa"``, where installed), or any
-        ``f(X, Y, **options)`` on ``(n, p)``, ``(n, q)`` arrays. ``"dft"`` supports
-        ``"cca"`` and ``"svcca"`` only.
+    measure : str, Measure or callable, default "cca"
+        A name of :data:`svcca.MEASURES` (``"cka_linear"``, ``"cka_rbf"``, ``"rsa"``,
+        ``"regression"``, ... and a measure you registered; ``svcca measures`` lists
+        them), a :class:`svcca.Measure`, or any ``f(X, Y, **options)`` on ``(n, p)``,
+        ``(n, q)`` arrays. ``"dft"`` supports ``"cca"`` and ``"svcca"`` only; a
+        minibatch measure is refused (it accumulates over a model's batches).
     layout : {"nhwc", "nchw"}
         Axis order of both inputs, required for 4-D maps (never guessed; PyTorch and
         :func:`svcca.torch.capture` give ``"nchw"``).
     **options
-        Passed to the measure (for ``"dft"``: to :func:`svcca.conv.fourier_cca`, e.g.
-        ``keep=0.99`` for SVCCA, ``epsilon``).
+        The measure's parameters (a registered measure checks them: ``bandwidth=0.5``
+        for ``"cka_rbf"``); for ``"dft"``: :func:`svcca.conv.fourier_cca`'s, e.g.
+        ``keep=0.99`` for SVCCA, ``epsilon``.
 
     Returns
     -------
@@ -178,19 +183,38 @@ def compare(
             f"strategy must be one of {list(_STRATEGIES)}; got {strategy!r}. 'dft' is the "
             "Fourier CCA of the SVCCA paper; the others reduce both layers to 2-D arrays."
         )
-    name, fn = _resolve(measure)
+    name, m, fn = _resolve(measure)
     if strategy == "dft":
-        from svcca import measures
-
-        if measure == "cca" or measure is measures.cca:
-            return fourier_cca(A, B, layout=layout, **options)
-        if measure == "svcca" or measure is measures.svcca:
-            options.setdefault("keep", 0.99)
-            return fourier_cca(A, B, layout=layout, **options)
-        raise ValueError(
-            f"strategy='dft' computes CCA per spatial frequency and supports measure='cca' "
-            f"or 'svcca' only; got measure={name!r}. Use strategy='flatten', 'avgpool' or "
-            "'interpolate' for other measures."
-        )
+        if name not in _DFT or (m is None and fn is not MEASURES[name].function):
+            raise ValueError(
+                f"strategy='dft' computes CCA per spatial frequency and supports measure='cca' "
+                f"or 'svcca' only; got measure={name!r}. Use strategy='flatten', 'avgpool' or "
+                "'interpolate' for other measures."
+            )
+        return fourier_cca(A, B, layout=layout, **{**_DFT[name], **options})
     X, Y = reduce_pair(A, B, strategy=strategy, layout=layout)
+    if m is not None:
+        m.check_params(options)
+        _plan_sides(m, X, Y, strategy, options)
     return fn(X, Y, **options)
+
+
+def _plan_sides(m: Measure, X: np.ndarray, Y: np.ndarray, strategy: str, options: Any) -> None:
+    """Refuse a split measure whose two prepared sides (an ``n x n`` Gram matrix or RDM
+    of every position of every datapoint, for ``"flatten"``) do not fit in half the free
+    memory, before any is made."""
+    if m.prepare is None:
+        return
+    from svcca._device import DeviceMemoryError, format_bytes, free_bytes
+
+    n = X.shape[0]
+    need = m.prepared_bytes(n, X.shape[1], **options) + m.prepared_bytes(n, Y.shape[1], **options)
+    free = free_bytes(None)
+    if need > 0.5 * free:
+        raise DeviceMemoryError(
+            f"conv.compare with measure={m.name!r} and strategy={strategy!r} compares {n} "
+            f"datapoints (every spatial position is one), whose two prepared sides take "
+            f"{format_bytes(need)}; {format_bytes(free)} is free (half of it may hold them). "
+            "Use strategy='avgpool' (one datapoint per input), fewer inputs, or a moments "
+            "measure such as 'cka_linear' (memory constant in the datapoints)."
+        )

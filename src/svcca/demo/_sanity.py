@@ -16,13 +16,12 @@ flattened to ``c * h * w`` features (``conv="mean"`` averages over space instead
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,208 +29,34 @@ import numpy as np
 
 import svcca
 from svcca._validation import SVCCAWarning, check_int, check_option
-from svcca.measures._cca import CCASide, cca_of_sides, prepare_side
-from svcca.measures._cka import center_gram, cka_ratio, gram_linear, gram_rbf
-from svcca.measures._pwcca import pwcca_weights
-from svcca.measures._regression import explained
-from svcca.measures._svcca import ReducedSide, reduce_side, svcca_from_reduced
+from svcca.demo._sanity_measures import (
+    PAPER_CIFAR10,
+    RBF_WIDTHS,
+    _gram_matrices,
+    _moment_matrices,
+    _Net,
+    identification_accuracy,
+    label,
+    registry_matrices,
+    registry_rows,
+    rows,
+    similarity_matrices,
+)
 
 __all__ = [
-    "MEASURES",
     "PAPER_CIFAR10",
+    "RBF_WIDTHS",
     "SanityResult",
     "identification_accuracy",
+    "label",
+    "registry_rows",
+    "rows",
     "run_sanity",
     "similarity_matrices",
 ]
 
-RBF_WIDTHS = (0.2, 0.4, 0.8)
-
-# Measure key (sanity.json) -> name in the table.
-MEASURES = {
-    "cca": "CCA (mean rho)",
-    "cca_r2": "CCA (R^2_CCA, mean rho^2)",
-    "svcca": "SVCCA (mean rho)",
-    "svcca_r2": "SVCCA (R^2_CCA)",
-    "pwcca": "PWCCA",
-    "regression": "Linear regression (R^2)",
-    "cka_linear": "CKA (linear)",
-    "cka_rbf_0.2": "CKA (RBF 0.2)",
-    "cka_rbf_0.4": "CKA (RBF 0.4)",
-    "cka_rbf_0.8": "CKA (RBF 0.8)",
-    "cka_linear_debiased": "CKA (linear, debiased)",
-    "procrustes": "Procrustes (1 - d^2/2)",
-}
-
-# Kornblith et al. 2019, Table 2 (ten 10-layer CNNs on CIFAR-10), accuracy in %.
-PAPER_CIFAR10: dict[str, float | None] = {
-    "cca": 1.4,
-    "cca_r2": 10.6,
-    "svcca": 9.9,
-    "svcca_r2": 15.1,
-    "pwcca": 11.1,
-    "regression": 45.4,
-    "cka_linear": 99.3,
-    "cka_rbf_0.2": 80.6,
-    "cka_rbf_0.4": 99.1,
-    "cka_rbf_0.8": 99.3,
-    "cka_linear_debiased": None,
-    "procrustes": None,
-}
-
 Arch = Literal["plain", "deep"]
 ConvMode = Literal["flatten", "mean"]
-
-
-# ------------------------------------------------------------------------ the measures
-def _blocks(layers: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centred side-by-side layers ``Z``, their mean, and the column offsets."""
-    z = np.hstack([np.asarray(X, dtype=np.float64) for X in layers])
-    mean = z.mean(axis=0)
-    z -= mean
-    return z, mean, np.cumsum([0] + [X.shape[1] for X in layers])
-
-
-@dataclass
-class _Net:
-    """One network's layers, each side prepared once for all its pairs (the library's
-    *prepare a side* steps): the centred joint data, each layer's Gram block, its CCA
-    side (``prepare_side``: pruning and whitening) and its SVCCA reduction
-    (``reduce_side``: the kept singular directions)."""
-
-    z: np.ndarray
-    mean: np.ndarray
-    edges: np.ndarray
-    gram: list[np.ndarray]
-    sides: list[CCASide]
-    reduced: list[ReducedSide]
-
-    @classmethod
-    def of(cls, layers: Sequence[np.ndarray], keep: float) -> _Net:
-        z, mean, e = _blocks(layers)
-        gram, sides, reduced = [], [], []
-        for i in range(len(layers)):
-            zi = z[:, e[i] : e[i + 1]]
-            g = zi.T @ zi
-            mi = mean[e[i] : e[i + 1]]
-            gram.append(g)
-            sides.append(prepare_side(g, mi, 0.0, f"layer {i}"))
-            reduced.append(reduce_side(g, mi, keep, "explained", f"layer {i}"))
-        return cls(z, mean, e, gram, sides, reduced)
-
-    def sl(self, i: int) -> slice:
-        return slice(int(self.edges[i]), int(self.edges[i + 1]))
-
-
-def _moment_matrices(a: _Net, b: _Net, keep: float) -> dict[str, np.ndarray]:
-    """The Moments-based measures for every (layer of a, layer of b), from one GEMM of
-    the two networks' centred data and the sides prepared in :class:`_Net`; each pair
-    is the same *combine* step that the single-pair function ends with."""
-    n = a.z.shape[0]
-    sab = a.z.T @ b.z
-    La, Lb = len(a.gram), len(b.gram)
-    keys = ("cca", "cca_r2", "svcca", "svcca_r2", "pwcca", "regression")
-    out = {k: np.zeros((La, Lb)) for k in (*keys, "cka_linear", "procrustes")}
-    for i in range(La):
-        sx, rx = a.sides[i], a.reduced[i]
-        for j in range(Lb):
-            sy, ry = b.sides[j], b.reduced[j]
-            sxy = sab[a.sl(i), b.sl(j)]
-            c = cca_of_sides(sx, sy, sxy, n, threshold=0.98, epsilon=0.0)
-            out["cca"][i, j], out["cca_r2"][i, j] = c.score, c.mean_squared
-            red = rx.directions.T @ sxy @ ry.directions
-            v = svcca_from_reduced(n, rx, ry, red, keep=keep, variance="explained", threshold=0.98)
-            out["svcca"][i, j], out["svcca_r2"][i, j] = v.score, v.mean_squared
-            # PWCCA and regression are asymmetric: s(X, Y) + s(Y, X) (Kornblith's S + S^T).
-            U, rho, V = c._solver.svd
-            w_xy, _ = pwcca_weights(sx, sy, U, V, rho)
-            w_yx, _ = pwcca_weights(sy, sx, V, U, rho)
-            out["pwcca"][i, j] = float(w_xy @ rho) + float(w_yx @ rho)
-            r2_y, _ = explained(sx, sy, sxy, np.diag(b.gram[j]))
-            r2_x, _ = explained(sy, sx, sxy.T, np.diag(a.gram[i]))
-            out["regression"][i, j] = r2_x + r2_y
-            m = svcca.Moments(n, a.mean[a.sl(i)], b.mean[b.sl(j)], a.gram[i], b.gram[j], sxy)
-            out["cka_linear"][i, j] = svcca.cka(m).score
-            out["procrustes"][i, j] = svcca.procrustes(m).score
-    return out
-
-
-def _rbf(X: np.ndarray, *, bandwidth: float) -> np.ndarray:
-    return gram_rbf(X, bandwidth)[0]
-
-
-def _gram_matrices(nets: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndarray]:
-    """RBF CKA (three widths) and debiased linear CKA between every two layers of all
-    networks: ``(N L, N L)`` matrices, layer ``l`` of network ``k`` at ``k L + l``.
-
-    Each layer's centred Gram matrix is computed once (the helpers :func:`svcca.cka`
-    itself uses: ``gram_rbf``, ``gram_linear``, ``center_gram``); every HSIC is then an
-    inner product of two of them, all at once as one ``G G^T``.
-    """
-    flat = [np.asarray(X, dtype=np.float64) for layers in nets for X in layers]
-    n = flat[0].shape[0]
-    dims = [X.shape[1] for X in flat]
-    kinds: list[tuple[str, Callable[[np.ndarray], np.ndarray], bool]] = [
-        (f"cka_rbf_{w}", functools.partial(_rbf, bandwidth=w), False) for w in RBF_WIDTHS
-    ]
-    kinds.append(("cka_linear_debiased", gram_linear, True))
-    out = {}
-    for key, gram, unbiased in kinds:
-        G = np.empty((len(flat), n * n))
-        for k, X in enumerate(flat):
-            G[k] = center_gram(gram(X), unbiased=unbiased).ravel()
-        H = G @ G.T
-        del G
-        d = np.diag(H).copy()
-        S = np.empty_like(H)
-        for u in range(len(flat)):
-            for v in range(len(flat)):
-                S[u, v] = cka_ratio(H[u, v], d[u], d[v], dims[u], dims[v], ("X", "Y"))
-        out[key] = S
-    return out
-
-
-def similarity_matrices(
-    a: Sequence[np.ndarray], b: Sequence[np.ndarray], *, keep: float = 0.99
-) -> dict[str, np.ndarray]:
-    """For two networks' layers, ``{measure key: (L_a, L_b) matrix}`` in :data:`MEASURES`
-    order: entry ``(i, j)`` compares layer ``i`` of ``a`` (the query) with layer ``j``
-    of ``b`` (the candidate); larger is more similar.
-
-    Each entry is what the single-pair function gives: ``svcca.cca(X, Y).score`` and
-    ``.mean_squared``, ``svcca.svcca(X, Y, keep=keep)`` likewise,
-    ``pwcca(X, Y).score + pwcca(Y, X).score``, ``regression_fit(X, Y)``'s
-    ``r2_x_given_y + r2_y_given_x``, ``cka(X, Y)`` (linear, RBF at 0.2, 0.4 and 0.8 of
-    the median distance, linear debiased) and ``procrustes(X, Y).score``; the
-    Moments-based ones from :class:`svcca.Moments` blocks of one joint cross-product
-    (each layer's Gram block and SVCCA directions computed once), the kernel ones from
-    each layer's centred Gram matrix computed once.
-    """
-    A, B = _Net.of(a, keep), _Net.of(b, keep)
-    out = _moment_matrices(A, B, keep)
-    La = len(a)
-    for key, S in _gram_matrices([a, b]).items():
-        out[key] = S[:La, La:]
-    return {k: out[k] for k in MEASURES}
-
-
-def identification_accuracy(nets: list[list[np.ndarray]], measure: Callable[..., float]) -> float:
-    """Share of (network pair, layer) cases where the same layer is the most similar.
-
-    ``nets[i][l]`` is layer ``l`` of network ``i``, shape ``(n, p_l)``; ``measure(X, Y)``
-    is a similarity (larger: closer). The reference implementation of the rule that
-    :func:`run_sanity` applies to the matrices of :func:`similarity_matrices`.
-    """
-    hits = total = 0
-    for i, a in enumerate(nets):
-        for j, b in enumerate(nets):
-            if i == j:
-                continue
-            for li, X in enumerate(a):
-                sims = [measure(X, Y) for Y in b]
-                hits += int(np.argmax(sims) == li)
-                total += 1
-    return hits / total
 
 
 @dataclass(frozen=True)
@@ -250,23 +75,24 @@ def _identify(
     """Per measure, over every (ordered network pair, layer) case: how often the same
     layer wins, the spread of that over pairs, and where the misses land."""
     L = len(nets[0])
+    keys = rows()
     prepared = [_Net.of(layers, keep) for layers in nets]
-    per_pair: dict[str, list[float]] = {k: [] for k in MEASURES}
-    near = {k: 0 for k in MEASURES}
-    miss = {k: 0 for k in MEASURES}
-    layer_hits = {k: np.zeros(L) for k in MEASURES}
+    per_pair: dict[str, list[float]] = {k: [] for k in keys}
+    near = {k: 0 for k in keys}
+    miss = {k: 0 for k in keys}
+    layer_hits = {k: np.zeros(L) for k in keys}
     same: list[float] = []
     neighbour: list[float] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SVCCAWarning)
-        kernel = _gram_matrices(nets)
+        kernel = {**_gram_matrices(nets), **registry_matrices(nets)}
         for i in range(len(nets)):
             for j in range(i + 1, len(nets)):
                 mats = _moment_matrices(prepared[i], prepared[j], keep)
                 for key, S in kernel.items():
                     mats[key] = S[i * L : (i + 1) * L, j * L : (j + 1) * L]
                 same.extend(np.diag(mats["cka_linear"]))
-                for key in MEASURES:
+                for key in keys:
                     # S_ji = S_ij^T: queries from i read rows, queries from j columns.
                     for Q in (mats[key], mats[key].T):
                         pick = Q.argmax(axis=1)
@@ -286,7 +112,7 @@ def _identify(
     return _Identification(
         accuracy={k: float(np.mean(v)) for k, v in per_pair.items()},
         spread={k: float(np.std(v)) for k, v in per_pair.items()},
-        adjacent={k: 100.0 * near[k] / miss[k] if miss[k] else float("nan") for k in MEASURES},
+        adjacent={k: 100.0 * near[k] / miss[k] if miss[k] else float("nan") for k in keys},
         per_layer={k: (100.0 * v / len(per_pair[k])).tolist() for k, v in layer_hits.items()},
         same_layer_cka=float(np.mean(same)),
         neighbour_cka=float(np.mean(neighbour)),
@@ -298,7 +124,8 @@ def _identify(
 class SanityResult:
     """One run of the layer-identification check.
 
-    ``accuracy`` maps each key of :data:`MEASURES` to the % of (ordered network pair,
+    ``accuracy`` maps each row of :func:`rows` (a registered measure's name, with its
+    parameters where they differ from the defaults) to the % of (ordered network pair,
     layer) cases it gets right; ``spread`` is the standard deviation of that % over
     the ordered pairs; ``adjacent`` the % of its misses that chose a neighbouring
     layer; ``per_layer`` the % right for the queries of each layer. ``same_layer_cka``
@@ -534,7 +361,6 @@ def _as_json(res: SanityResult) -> dict[str, Any]:
         "setup": res.setup,
         "seconds": res.seconds,
         "paper_cifar10": PAPER_CIFAR10,
-        "names": MEASURES,
     }
 
 
@@ -568,11 +394,11 @@ def _sanity_markdown(res: SanityResult) -> str:
         "2019 (CIFAR-10) |",
         "|---|---|---|---|---|",
     ]
-    for key, name in MEASURES.items():
-        ref = PAPER_CIFAR10[key]
+    for key in res.accuracy:
+        ref = PAPER_CIFAR10.get(key)
         adj = res.adjacent[key]
         lines.append(
-            f"| {name} | {res.accuracy[key]:.1f}% | {res.spread[key]:.1f} | "
+            f"| {key} | {res.accuracy[key]:.1f}% | {res.spread[key]:.1f} | "
             f"{'—' if adj != adj else f'{adj:.0f}%'} | {'—' if ref is None else f'{ref}%'} |"
         )
     cka = (
@@ -600,7 +426,15 @@ def _sanity_markdown(res: SanityResult) -> str:
 
 
 # -------------------------------------------------------------------------- the study
-STUDY_MEASURES = ("cka_linear", "cka_rbf_0.4", "procrustes", "regression", "pwcca", "svcca", "cca")
+STUDY_MEASURES = (
+    "cka_linear",
+    label("cka_rbf", {"bandwidth": 0.4}),
+    "procrustes",
+    "regression",
+    "pwcca",
+    "svcca",
+    "cca",
+)
 
 
 def run_study(
@@ -691,7 +525,7 @@ def _write_study(root: str, rows: Sequence[dict[str, Any]]) -> None:
 def study_table(rows: Sequence[dict[str, Any]]) -> str:
     """The study as a Markdown table (accuracy in % per measure), from ``study.json``."""
     head = "| setting | layers | test acc. | n | "
-    head += " | ".join(MEASURES[k] for k in STUDY_MEASURES)
+    head += " | ".join(STUDY_MEASURES)
     head += " | same layer, other seed (CKA) | next layer, same net (CKA) |"
     lines = [head, "|" + "---|" * (len(STUDY_MEASURES) + 6)]
     for r in rows:
@@ -734,7 +568,7 @@ def study_figure(rows: Sequence[dict[str, Any]], root: str) -> list[str]:
         rs = sorted(rs + ([ref] if ref not in rs else []), key=lambda r: _x(r, what))
         xs = [_x(r, what) for r in rs]
         for k in STUDY_MEASURES:
-            ax.plot(xs, [r["accuracy"][k] for r in rs], "o-", label=MEASURES[k])
+            ax.plot(xs, [r["accuracy"][k] for r in rs], "o-", label=k)
         ax.plot(xs, [100 / len(r["layers"]) for r in rs], "k:", label="chance")
         ax.set_xlabel(title)
         ax.set_xticks(xs)

@@ -183,9 +183,7 @@ def prepare_side(
         raise_degenerate(name, p, f"every feature was pruned ({detail})")
     with _dense.factorising(f"representation {name}"):
         white = Whitener.fit(_submatrix(S, kept, kept), eps)
-    side = CCASide(
-        name, p, kept, pruned, white, readonly(mean), max(white.cond, cond), eps, scale
-    )
+    side = CCASide(name, p, kept, pruned, white, readonly(mean), max(white.cond, cond), eps, scale)
     if eps > EPS:
         _warn_float32(side, kept.size - white.rank)
     return side

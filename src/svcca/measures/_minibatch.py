@@ -9,14 +9,13 @@ import numpy as np
 
 from svcca._device import data_device
 from svcca._validation import as_representation, tensor_representation
-from svcca.measures._cka import (
-    CKAResult,
+from svcca.measures._cka import CKAResult, plan_grams
+from svcca.measures._gram import (
     center_gram_inplace,
     centred64,
     check_finite,
     in_data_units,
     namespace,
-    plan_grams,
     unit_of,
 )
 

@@ -32,14 +32,23 @@ from typing import Any, Literal
 from svcca._result import result
 from svcca.measures._cca import cca
 from svcca.measures._cka import cka
+from svcca.measures._cka_sides import cka_side_bytes, combine_cka, permute_cka, prepare_cka
 from svcca.measures._pls import pls
 from svcca.measures._pwcca import pwcca
 from svcca.measures._regression import regression_fit
-from svcca.measures._rsa import rsa
+from svcca.measures._rsa import combine_rsa, permute_rsa, prepare_rsa, rsa, rsa_side_bytes
 from svcca.measures._shape import procrustes, shape_distance
 from svcca.measures._svcca import svcca
 
-__all__ = ["INVARIANCES", "MEASURES", "Measure", "Score", "invariance_table", "register"]
+__all__ = [
+    "ENGINES",
+    "INVARIANCES",
+    "MEASURES",
+    "Measure",
+    "Score",
+    "invariance_table",
+    "register",
+]
 
 Kind = Literal["moments", "samples", "minibatch"]
 INVARIANCES = frozenset(
@@ -53,6 +62,27 @@ INVARIANCES = frozenset(
     }
 )
 Invariances = frozenset[str] | Callable[[Mapping[str, Any]], frozenset[str]]
+
+
+# The engines a measure may be served by, as docs and messages name them.
+ENGINES = (
+    "call",  # svcca.MEASURES[name](X, Y)
+    "pairwise",  # svcca.pairwise
+    "torch.compare",  # svcca.torch.compare
+    "conv.compare",  # svcca.conv.compare
+    "stats",  # svcca.stats: permutation test, bootstrap, null baseline
+    "cli compare",  # svcca compare
+    "cli pairwise",  # svcca pairwise
+)
+_WHOLE = (
+    "it accumulates over minibatches of a model's outputs, and {engine} compares whole "
+    "representations (svcca.torch.compare serves it)"
+)
+_RESAMPLE = (
+    "it accumulates over minibatches of a model's outputs, and a resampling statistic "
+    "recomputes the measure on reordered or resampled datapoints of whole "
+    "representations (use a whole-data measure such as 'cka_linear_debiased')"
+)
 
 
 @result
@@ -104,6 +134,14 @@ class Measure:
         **params)`` returns the result, equal to ``function(X, Y, ...)``. Engines
         prepare each representation once and combine per pair (20 layers: 20
         preparations, not 400). Give both or neither.
+    permute : callable, optional
+        ``permute(side, perm)``: the prepared side of ``X[perm]`` from that of ``X``
+        without recomputing it (a Gram matrix or RDM becomes ``P K P^T``); a
+        permutation test then prepares each side once.
+    side_bytes : callable, optional
+        ``side_bytes(n, p, **fixed, **params)``: the bytes a prepared side of ``n``
+        datapoints and ``p`` features keeps (``8 n^2`` for a float64 Gram matrix), so
+        engines plan the sides they keep against free memory before preparing any.
     """
 
     name: str
@@ -120,6 +158,8 @@ class Measure:
     score_field: str = "score"
     prepare: Callable[..., Any] | None = None
     combine: Callable[..., Any] | None = None
+    permute: Callable[[Any, Any], Any] | None = None
+    side_bytes: Callable[..., int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -138,6 +178,11 @@ class Measure:
             raise ValueError(
                 f"Measure {self.name!r}: give both prepare and combine (a side, then a "
                 "pair), or neither."
+            )
+        if self.prepare is None and (self.permute is not None or self.side_bytes is not None):
+            raise ValueError(
+                f"Measure {self.name!r}: permute and side_bytes describe a prepared side; "
+                "give prepare and combine too."
             )
         lo, hi = self.range
         if not lo < hi:  # also NaN
@@ -190,6 +235,30 @@ class Measure:
         if isinstance(out, (int, float)) and not isinstance(out, bool):
             return float(out)
         return float(getattr(out, self.score_field))
+
+    def permute_side(self, side: Any, perm: Any, **params: Any) -> Any:
+        """The prepared side of ``X[perm]`` from that of ``X`` (:attr:`permute`; without
+        it the caller prepares the permuted rows)."""
+        if self.permute is None:
+            raise ValueError(f"Measure {self.name!r} declares no permute for its sides.")
+        return self.permute(side, perm)
+
+    def prepared_bytes(self, n: int, p: int, **params: Any) -> int:
+        """Bytes one prepared side keeps (:attr:`side_bytes`); a measure that is not
+        split keeps the representation itself, ``8 n p`` in float64."""
+        if self.side_bytes is None:
+            return 8 * n * p
+        return int(self.side_bytes(n, p, **self.fixed, **params))
+
+    def engines(self) -> dict[str, str | None]:
+        """For each engine of :data:`ENGINES`: None where it serves this measure, else
+        why not (the one place an engine's refusal is stated)."""
+        out: dict[str, str | None] = dict.fromkeys(ENGINES)
+        if self.kind == "minibatch":
+            for engine in ("pairwise", "conv.compare", "cli pairwise"):
+                out[engine] = _WHOLE.format(engine=engine)
+            out["stats"] = _RESAMPLE
+        return out
 
     def invariances_for(self, **params: Any) -> frozenset[str]:
         """The invariances with these parameters (the declaration's, by default)."""
@@ -274,16 +343,21 @@ _COLUMNS = (
 
 def invariance_table() -> str:
     """The declarations of every registered measure as a Markdown table (default
-    parameters): what ``svcca measures`` prints and docs/invariances.md holds."""
+    parameters), with the engines that serve it (:func:`svcca.measures.engines_for`) and,
+    below the table, why an engine refuses one: what ``svcca measures`` prints and
+    docs/invariances.md holds."""
 
     def mark(flag: bool) -> str:
         return "yes" if flag else "no"
 
     head = ["measure", "kind", "symmetric", "range", *(t for _, t in _COLUMNS), "metric"]
+    head.append("engines")
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
     for m in _REGISTRY.values():
         inv = m.invariances_for()
         lo, hi = m.range
+        refused = {e: why for e, why in m.engines().items() if why is not None}
         cells = [
             f"`{m.name}`",
             m.kind,
@@ -291,9 +365,15 @@ def invariance_table() -> str:
             f"[{lo:g}, {hi:g}]",
             *(mark(k in inv) for k, _ in _COLUMNS),
             mark(m.is_metric),
+            "all" if not refused else "all but " + ", ".join(refused),
         ]
         rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n"
+        for engine, why in refused.items():
+            notes.append(f"- `{m.name}` in {engine}: {why}.")
+    text = "\n".join(rows) + "\n"
+    if notes:
+        text += "\nRefused, and why:\n\n" + "\n".join(notes) + "\n"
+    return text
 
 
 def iter_kind(kind: Kind) -> Iterator[Measure]:
@@ -393,6 +473,10 @@ for _m in (
         "cka_linear_debiased",
         cka,
         "samples",
+        prepare=prepare_cka,
+        combine=combine_cka,
+        permute=permute_cka,
+        side_bytes=cka_side_bytes,
         fixed={"kernel": "linear", "debiased": True},
         symmetric=True,
         range=(-1.0, 1.0),
@@ -404,6 +488,10 @@ for _m in (
         "cka_rbf",
         cka,
         "samples",
+        prepare=prepare_cka,
+        combine=combine_cka,
+        permute=permute_cka,
+        side_bytes=cka_side_bytes,
         fixed={"kernel": "rbf"},
         symmetric=True,
         range=(0.0, 1.0),
@@ -415,6 +503,10 @@ for _m in (
         "cka_rbf_debiased",
         cka,
         "samples",
+        prepare=prepare_cka,
+        combine=combine_cka,
+        permute=permute_cka,
+        side_bytes=cka_side_bytes,
         fixed={"kernel": "rbf", "debiased": True},
         symmetric=True,
         range=(-1.0, 1.0),
@@ -456,6 +548,10 @@ for _m in (
         "rsa",
         rsa,
         "samples",
+        prepare=prepare_rsa,
+        combine=combine_rsa,
+        permute=permute_rsa,
+        side_bytes=rsa_side_bytes,
         symmetric=True,
         range=(-1.0, 1.0),
         invariances=_rsa_invariances,

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any, Literal
 
 import numpy as np
 
 from svcca._result import result
 from svcca._validation import as_representation, check_option, check_pair, raise_degenerate
-from svcca.measures._cka import check_finite, unit_scaled
+from svcca.measures._gram import check_finite, unit_scaled
 
-__all__ = ["RSAResult", "rdm", "rsa", "compare_rdms"]
+__all__ = [
+    "RSAResult",
+    "RSASide",
+    "combine_rsa",
+    "compare_rdms",
+    "permute_rsa",
+    "prepare_rsa",
+    "rdm",
+    "rsa",
+    "rsa_side_bytes",
+]
 
 Metric = Literal["euclidean", "correlation"]
 Compare = Literal["spearman", "pearson"]
@@ -212,15 +224,101 @@ def rsa(
     A, B = check_pair(X, Y)
     if A.shape[0] < 3:
         raise ValueError(f"RSA needs at least 3 datapoints (2 distinct pairs); got {A.shape[0]}.")
-    Dx = _rdm_checked(A, metric, "X", data_units=False)
-    Dy = _rdm_checked(B, metric, "Y", data_units=False)
-    for D, name, width in ((Dx, "X", A.shape[1]), (Dy, "Y", B.shape[1])):
-        if np.ptp(_upper(D)) == 0:
-            raise_degenerate(
-                name,
-                width,
-                "all its datapoints are equally far apart (a constant RDM)",
-                "choose another metric= if its datapoints differ but are equidistant",
-            )
-    score = compare_rdms(Dx, Dy, compare=compare)
-    return RSAResult(score, metric, compare, A.shape[0], (A.shape[1], B.shape[1]))
+    return combine_rsa(_side(A, metric, compare, "X"), _side(B, metric, compare, "Y"))
+
+
+# ---------------------------------------------------------------------- prepared sides
+@dataclasses.dataclass(frozen=True, eq=False)
+class RSASide:
+    """What one representation contributes to RSA: its condensed RDM.
+
+    Attributes
+    ----------
+    values : ndarray, shape (n (n - 1) / 2,)
+        The upper triangle of its RDM (row by row, diagonal excluded), ranked for
+        ``compare="spearman"``, centred (read-only).
+    norm : float
+        ``||values||``.
+    metric, compare : str
+    n, p : int
+    """
+
+    values: np.ndarray
+    norm: float
+    metric: str
+    compare: str
+    n: int
+    p: int
+
+
+def prepare_rsa(X: Any, *, metric: Metric = "euclidean", compare: Compare = "spearman") -> RSASide:
+    """One side of :func:`rsa`: the centred (ranked) upper triangle of its RDM, refused
+    as :func:`rsa` refuses it. ``combine_rsa(prepare_rsa(X), prepare_rsa(Y))`` equals
+    ``rsa(X, Y)`` with the same options, to round-off."""
+    metric = check_option(metric, "metric", ("euclidean", "correlation"))  # type: ignore[assignment]
+    compare = check_option(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
+    A = as_representation(X, "X")
+    if A.shape[0] < 3:
+        raise ValueError(f"RSA needs at least 3 datapoints (2 distinct pairs); got {A.shape[0]}.")
+    return _side(A, metric, compare, "X")
+
+
+def _side(A: np.ndarray, metric: str, compare: str, name: str) -> RSASide:
+    a = _upper(_rdm_checked(A, metric, name, data_units=False))
+    if np.ptp(a) == 0:
+        raise_degenerate(
+            name,
+            A.shape[1],
+            "all its datapoints are equally far apart (a constant RDM)",
+            "choose another metric= if its datapoints differ but are equidistant",
+        )
+    if compare == "spearman":
+        from scipy.stats import rankdata
+
+        a = rankdata(a)
+    a = a - a.mean()
+    a.setflags(write=False)
+    return RSASide(a, float(np.sqrt(a @ a)), metric, compare, A.shape[0], A.shape[1])
+
+
+def combine_rsa(sx: RSASide, sy: RSASide, **_: Any) -> RSAResult:
+    """RSA of two prepared sides: the correlation of their condensed RDMs."""
+    if sx.n != sy.n:
+        raise ValueError(
+            f"The two prepared sides must describe the same datapoints: X has {sx.n} "
+            f"samples and Y has {sy.n}."
+        )
+    if (sx.metric, sx.compare) != (sy.metric, sy.compare):
+        raise ValueError(
+            f"The two sides were prepared with different options: metric={sx.metric!r}, "
+            f"compare={sx.compare!r} and metric={sy.metric!r}, compare={sy.compare!r}."
+        )
+    score = float(sx.values @ sy.values / (sx.norm * sy.norm))
+    return RSAResult(score, sx.metric, sx.compare, sx.n, (sx.p, sy.p))
+
+
+def permute_rsa(side: RSASide, perm: np.ndarray) -> RSASide:
+    """The side with its datapoints reordered by ``perm``: the pair ``(i, j)`` of the
+    permuted RDM is the pair ``(perm[i], perm[j])`` of the original, so its condensed
+    entries are gathered, not recomputed (the same multiset: mean and norm unchanged)."""
+    n = side.n
+    i, j = _pairs(n)
+    pi, pj = perm[i], perm[j]
+    lo = np.minimum(pi, pj)
+    idx = np.maximum(pi, pj) - lo - 1
+    idx += n * lo - lo * (lo + 1) // 2
+    return dataclasses.replace(side, values=side.values[idx])
+
+
+@functools.lru_cache(maxsize=2)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The row-major upper triangle's ``(i, j)``, shared by the permutations of a test."""
+    i, j = np.triu_indices(n, k=1)
+    i.setflags(write=False)
+    j.setflags(write=False)
+    return i, j
+
+
+def rsa_side_bytes(n: int, p: int, **_: Any) -> int:
+    """Bytes a prepared side keeps: ``n (n - 1) / 2`` float64 dissimilarities."""
+    return 8 * (n * (n - 1) // 2)

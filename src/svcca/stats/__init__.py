@@ -1,9 +1,11 @@
 """Statistics for similarity measures: null baselines, permutation tests, bootstrap
 confidence intervals, Bartlett's test, and how many datapoints a comparison needs.
 
-Every function takes a *measure*: any callable ``measure(X, Y)`` returning a result
-with ``.score`` (``svcca.cka``, ``svcca.cca``, ``functools.partial(svcca.cka,
-debiased=True)``, or your own).
+Every function takes a *measure*: a name of :data:`svcca.MEASURES` (``"cka_rbf"``, with
+``params={"bandwidth": 0.5}``), a :class:`svcca.Measure`, or any callable ``measure(X,
+Y)`` returning a result with ``.score`` (``svcca.cka``, ``functools.partial(svcca.cka,
+debiased=True)``, or your own). A measure a statistic cannot serve (a minibatch
+estimator) is refused with the reason.
 """
 
 from svcca.stats._bartlett import BartlettResult, bartlett

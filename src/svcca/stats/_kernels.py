@@ -1,56 +1,47 @@
 """Permutation scorers that reuse each side's work across permutations.
 
-For a known measure, everything that depends on one side only (centring, whitening,
-Gram matrices, RDMs and their ranks) is computed once; each permutation of Y's rows
-then costs one ``p x n x q`` product (or one ``n x n`` gather), instead of a full call.
-Each scorer returns exactly what ``measure(X, Y[perm]).score`` would (to round-off);
-the tests check this against the plain loop.
+They read the registry (:data:`svcca.MEASURES`): a moments measure of the library
+(linear CKA, CCA, Procrustes, shape metrics, regression) has a fast path here keyed by
+its registered name: centring and whitening once, then one ``p x n x q`` product per
+permutation. Any measure split into prepare and combine (RBF and debiased CKA, RSA, a
+user's own) prepares each side once; where it declares ``permute`` (a Gram matrix or
+RDM of permuted rows is ``P K P^T``), a permutation gathers the prepared side instead
+of preparing it again. Each scorer returns what ``measure(X, Y[perm]).score`` would (to
+round-off); the tests check this against the plain loop.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 import svcca._dense as _dense
-from svcca.measures._cca import (
+from svcca.measures import (
+    EPS,
     CCASide,
+    Measure,
     canonical_correlations,
     cca,
-    prepare_side,
-    roundoff_bound,
-    svd_of_cross,
-)
-from svcca.measures._cka import (
     center_gram,
     cka,
-    debiased_linear_hsic,
+    clip_roundoff,
+    explained,
     gram_linear,
-    gram_rbf,
+    partial_whitening,
+    prepare_side,
+    procrustes,
+    regression_fit,
+    roundoff_bound,
+    shape_distance,
+    svd_of_cross,
     unit_scaled,
 )
-from svcca.measures._linalg import EPS, clip_roundoff
-from svcca.measures._regression import explained, regression_fit
-from svcca.measures._rsa import rdm_unchecked, rsa
-from svcca.measures._shape import partial_whitening, procrustes, shape_distance
 
 __all__ = ["fast_scorer"]
 
 Scorer = Callable[[np.ndarray], float]
-
-
-def _unwrap(measure: Any) -> tuple[Any, dict[str, Any]] | None:
-    """``(function, keyword arguments)`` for a function or a keyword-only partial."""
-    kwargs: dict[str, Any] = {}
-    while isinstance(measure, functools.partial):
-        if measure.args:
-            return None
-        kwargs = {**measure.keywords, **kwargs}
-        measure = measure.func
-    return measure, kwargs
 
 
 def _centred(A: np.ndarray) -> np.ndarray:
@@ -90,51 +81,25 @@ def sample_space_for_permutations(n: int, p: int, q: int, n_evals: int) -> bool:
     return sample < feature
 
 
-def _cka_scorer(
-    X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], n_evals: int, dt: Any
-) -> Scorer | None:
-    kernel = kw.get("kernel", "linear")
-    debiased = bool(kw.get("debiased", False))
+def _cka_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], n_evals: int, dt: Any) -> Scorer:
+    """Linear, biased CKA: centred Gram matrices or centred data, whichever is cheaper
+    over ``n_evals`` permutations."""
     method = kw.get("method", "auto")
     n, p, q = X.shape[0], X.shape[1], Y.shape[1]
-    if kernel == "rbf":
-        bw = float(kw.get("bandwidth", 1.0))
-        Kc = center_gram(gram_rbf(X, bw)[0], unbiased=debiased)
-        Lc = center_gram(gram_rbf(Y, bw)[0], unbiased=debiased)
-        return _gram_scorer(Kc, Lc, dt)
-    if kernel != "linear":
-        return None
     if method == "sample" or (method == "auto" and sample_space_for_permutations(n, p, q, n_evals)):
-        Kc = center_gram(gram_linear(X), unbiased=debiased)
-        Lc = center_gram(gram_linear(Y), unbiased=debiased)
-        return _gram_scorer(Kc, Lc, dt)
+        return _gram_scorer(center_gram(gram_linear(X)), center_gram(gram_linear(Y)), dt)
     Xc, Yc = _centred(X), _centred(Y)
     Sxx, Syy = Xc.T @ Xc, Yc.T @ Yc
-    fx, fy = float(np.sum(Sxx * Sxx)), float(np.sum(Syy * Syy))
+    den = float(np.sqrt(np.sum(Sxx * Sxx) * np.sum(Syy * Syy)))
     Xt, Yl = Xc.T.astype(dt, copy=False), Yc.astype(dt, copy=False)
-    if debiased:
-        a = np.einsum("ij,ij->i", Xc, Xc)
-        b = np.einsum("ij,ij->i", Yc, Yc)
-        xx = debiased_linear_hsic(fx, a, a, n)
-        yy = debiased_linear_hsic(fy, b, b, n)
-        den = float(np.sqrt(xx * yy)) if xx * yy > 0 else 0.0
 
-        def score(perm: np.ndarray) -> float:
-            if den == 0.0:
-                return 0.0
-            C = Xt @ Yl[perm]
-            return debiased_linear_hsic(_sq(C), a, b[perm], n) / den
-
-        return score
-    den = float(np.sqrt(fx * fy))
-
-    def score_b(perm: np.ndarray) -> float:
+    def score(perm: np.ndarray) -> float:
         if not den > 0:
             return 0.0
         C = Xt @ Yl[perm]
         return _sq(C) / den
 
-    return score_b
+    return score
 
 
 def _sq(C: np.ndarray) -> float:
@@ -159,7 +124,7 @@ def _product_bound(n: int, dt: Any) -> float:
     return float(n * np.finfo(dt).eps)
 
 
-def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], dt: Any) -> Scorer | None:
+def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], dt: Any) -> Scorer:
     eps = float(kw.get("epsilon", 0.0))
     (sx, Xw), (sy, Yw) = _whitened(X, eps, "X"), _whitened(Y, eps, "Y")
     Xw, Yw = Xw.astype(dt, copy=False), Yw.astype(dt, copy=False)
@@ -225,67 +190,70 @@ def _regression_scorer(X: np.ndarray, Y: np.ndarray, dt: Any) -> Scorer:
     return score
 
 
-def _rsa_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any]) -> Scorer:
-    from scipy.stats import rankdata
+def _prepared_scorer(m: Measure, params: Mapping[str, Any], X: Any, Y: Any) -> Scorer:
+    """A split measure: each side prepared once; a permutation permutes Y's prepared
+    side where the measure declares how (else prepares Y's permuted rows)."""
+    sx, sy = m.prepare_side(X, **params), m.prepare_side(Y, **params)
+    if m.permute is None:
+        return lambda perm: m.combine_sides(sx, m.prepare_side(Y[perm], **params), **params)
+    return lambda perm: m.combine_sides(sx, m.permute_side(sy, perm), **params)
 
-    metric = kw.get("metric", "euclidean")
-    compare = kw.get("compare", "spearman")
-    n = X.shape[0]
-    iu, ju = np.triu_indices(n, k=1)
-    Dx = rdm_unchecked(X, metric, data_units=False)
-    Dy = rdm_unchecked(Y, metric, data_units=False)
-    a, b = Dx[iu, ju], Dy[iu, ju]
-    if compare == "spearman":
-        a, b = rankdata(a), rankdata(b)
-        B = np.zeros((n, n))
-        B[iu, ju] = b
-        B += B.T
-    else:
-        B = Dy
-    a = a - a.mean()
-    mb = b.mean()
-    den = float(np.sqrt((a @ a) * np.sum((b - mb) ** 2)))
 
-    def score(perm: np.ndarray) -> float:
-        if not den > 0:
-            return 0.0
-        # Permuting datapoints permutes the pairs: the same multiset of entries, so the
-        # mean and norm of the permuted vector are unchanged.
-        return float(a @ B[perm[iu], perm[ju]]) / den
+def _options(kw: Mapping[str, Any], allowed: set[str]) -> dict[str, Any] | None:
+    return dict(kw) if set(kw) <= allowed else None
 
-    return score
+
+# The library's moments measures, by registered name: (function, fixed options, the
+# parameters this module reproduces, the scorer). A measure of that name whose function
+# or fixed options differ (a user's replacement) takes the general path.
+_FAST: dict[str, tuple[Any, dict[str, Any], set[str], Callable[..., Scorer]]] = {
+    "cka_linear": (
+        cka,
+        {"kernel": "linear"},
+        {"method"},
+        lambda X, Y, kw, n, dt: _cka_scorer(X, Y, kw, n, dt),
+    ),
+    "cca": (
+        cca,
+        {},
+        {"epsilon", "threshold"},
+        lambda X, Y, kw, n, dt: _cca_scorer(X, Y, kw, dt),
+    ),
+    "procrustes": (procrustes, {}, set(), lambda X, Y, kw, n, dt: _shape_scorer(X, Y, 1.0, dt)),
+    "shape_distance": (
+        shape_distance,
+        {},
+        {"alpha", "kind"},
+        lambda X, Y, kw, n, dt: _shape_scorer(X, Y, float(kw.get("alpha", 1.0)), dt),
+    ),
+    "regression": (regression_fit, {}, set(), lambda X, Y, kw, n, dt: _regression_scorer(X, Y, dt)),
+}
 
 
 def fast_scorer(
-    measure: Any, X: np.ndarray, Y: np.ndarray, n_evals: int = 1000, dtype: Any = np.float64
+    measure: Measure,
+    params: Mapping[str, Any],
+    X: np.ndarray,
+    Y: np.ndarray,
+    n_evals: int = 1000,
+    dtype: Any = np.float64,
 ) -> Scorer | None:
-    """A function ``perm -> measure(X, Y[perm]).score`` reusing per-side work, or None.
+    """A function ``perm -> measure.score(X, Y[perm], **params)`` reusing per-side work,
+    or None (the caller then loops over full calls).
 
     ``n_evals`` (how many permutations will be scored) decides, for linear CKA, between
     feature-space and sample-space precomputation. ``dtype=np.float32`` runs the
-    per-permutation products in single precision (sums still in float64); the RSA scorer
-    ignores it. None means the measure is not one of
-    the library's own (or uses options this module does not reproduce): the caller then
-    loops over full calls.
+    moments paths' per-permutation products in single precision (sums still in
+    float64); prepared sides are float64.
     """
-    un = _unwrap(measure)
-    if un is None:
-        return None
-    func, kw = un
-    # Every scorer here is of a scale-invariant measure: each side in units of a power of
-    # two (exact) keeps its Gram matrices and cross-products inside float64's range.
-    X, _ = unit_scaled(X)
-    Y, _ = unit_scaled(Y)
-    if func is cka and set(kw) <= {"kernel", "bandwidth", "debiased", "method"}:
-        return _cka_scorer(X, Y, kw, n_evals, dtype)
-    if func is cca and set(kw) <= {"epsilon", "threshold"}:
-        return _cca_scorer(X, Y, kw, dtype)
-    if func is procrustes and not kw:
-        return _shape_scorer(X, Y, 1.0, dtype)
-    if func is shape_distance and set(kw) <= {"alpha", "kind"}:
-        return _shape_scorer(X, Y, float(kw.get("alpha", 1.0)), dtype)
-    if func is regression_fit and not kw:
-        return _regression_scorer(X, Y, dtype)
-    if func is rsa and set(kw) <= {"metric", "compare"}:
-        return _rsa_scorer(X, Y, kw)
+    fast = _FAST.get(measure.name)
+    if fast is not None:
+        func, fixed, allowed, build = fast
+        if measure.function is func and dict(measure.fixed) == fixed and set(params) <= allowed:
+            # Every scorer here is of a scale-invariant measure: each side in units of a
+            # power of two (exact) keeps its Gram matrices and products inside float64.
+            (A, _), (B, _) = unit_scaled(X), unit_scaled(Y)
+            return build(A, B, dict(params), n_evals, dtype)
+    if measure.prepare is not None:
+        return _prepared_scorer(measure, params, X, Y)
     return None

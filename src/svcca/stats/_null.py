@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -10,13 +11,8 @@ import numpy as np
 from svcca._progress import Progress, check_progress
 from svcca._result import result
 from svcca._validation import SVCCAWarning, check_int, check_option, check_real
-from svcca.stats._resampling import (
-    Measure,
-    check_arrays,
-    check_measure,
-    permutation_null,
-    score_of,
-)
+from svcca.stats._measure import resolve
+from svcca.stats._resampling import Measure, check_arrays, permutation_null
 
 __all__ = ["DatapointsCurve", "NullBaseline", "datapoints_curve", "null_baseline"]
 
@@ -35,6 +31,10 @@ class NullBaseline:
     kind : {"gaussian", "shuffle"}
     shapes : tuple of tuple of int
         ``((n, p), (n, q))``.
+    measure : str
+        The measure's name (its registered name, or a plain callable's ``__name__``).
+    params : mapping
+        The parameters it was called with.
     """
 
     scores: np.ndarray
@@ -42,6 +42,8 @@ class NullBaseline:
     std: float
     kind: str
     shapes: tuple[tuple[int, int], tuple[int, int]]
+    measure: str
+    params: Mapping[str, Any]
 
 
 @result
@@ -83,13 +85,15 @@ def null_baseline(
     n_repeats: int = 20,
     seed: int | np.random.Generator | None = None,
     progress: bool | None = False,
+    params: dict[str, Any] | None = None,
 ) -> NullBaseline:
     """The measure on unrelated data of the same shapes: what "no similarity" scores.
 
     Parameters
     ----------
-    measure : callable
-        ``measure(X, Y)`` returning a result with ``.score``.
+    measure : str, Measure or callable
+        A name of :data:`svcca.MEASURES`, a :class:`svcca.Measure`, or ``measure(X, Y)``
+        returning a result with ``.score`` (as for :func:`permutation_test`).
     X : array_like, shape (n_samples, p)
     Y : array_like, shape (n_samples, q)
     kind : {"gaussian", "shuffle"}, default "gaussian"
@@ -103,6 +107,8 @@ def null_baseline(
     progress : bool or None, default False
         Show a progress bar on stderr (tqdm if installed, else a one-line
         counter). None: only when stderr is a terminal.
+    params : dict, optional
+        Parameters of a registered measure.
 
     Returns
     -------
@@ -123,7 +129,7 @@ def null_baseline(
     >>> bool(base.mean > 0.3)      # 50 + 50 features on 100 datapoints: far from 0
     True
     """
-    check_measure(measure)
+    m = resolve(measure, params, "null_baseline")
     progress = check_progress(progress)
     kind = check_option(kind, "kind", ("gaussian", "shuffle"))  # type: ignore[assignment]
     R = check_int(n_repeats, "n_repeats")
@@ -131,7 +137,7 @@ def null_baseline(
     rng = np.random.default_rng(seed)
     n, p, q = A.shape[0], A.shape[1], B.shape[1]
     if kind == "shuffle":
-        scores, _ = permutation_null(measure, A, B, R, rng, progress=progress)
+        scores, _ = permutation_null(m, A, B, R, rng, progress=progress)
     else:
         scores = np.empty(R)
         with Progress(progress, R, "null baseline") as bar:
@@ -140,10 +146,11 @@ def null_baseline(
                 # The null measures exactly the inflation the few-samples warning is about.
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", SVCCAWarning)
-                    scores[r] = score_of(measure(A_r, B_r), measure)
+                    scores[r] = m.score(A_r, B_r)
                 bar.update(1)
     std = float(np.std(scores, ddof=1)) if R > 1 else 0.0
-    return NullBaseline(scores, float(np.mean(scores)), std, kind, ((n, p), (n, q)))
+    shapes = ((n, p), (n, q))
+    return NullBaseline(scores, float(np.mean(scores)), std, kind, shapes, m.name, m.params)
 
 
 def datapoints_curve(
@@ -156,6 +163,7 @@ def datapoints_curve(
     tolerance: float = 0.1,
     seed: int | np.random.Generator | None = None,
     progress: bool | None = False,
+    params: dict[str, Any] | None = None,
 ) -> DatapointsCurve:
     """How many datapoints do I need? The null level of a measure against ``n``.
 
@@ -165,8 +173,9 @@ def datapoints_curve(
 
     Parameters
     ----------
-    measure : callable
-        ``measure(X, Y)`` returning a result with ``.score``.
+    measure : str, Measure or callable
+        A name of :data:`svcca.MEASURES`, a :class:`svcca.Measure`, or ``measure(X, Y)``
+        returning a result with ``.score`` (as for :func:`permutation_test`).
     p, q : int
         Numbers of features of the two representations you want to compare.
     sizes : sequence of int, optional
@@ -180,6 +189,8 @@ def datapoints_curve(
     progress : bool or None, default False
         Show a progress bar on stderr (tqdm if installed, else a one-line
         counter). None: only when stderr is a terminal.
+    params : dict, optional
+        Parameters of a registered measure.
 
     Returns
     -------
@@ -199,7 +210,7 @@ def datapoints_curve(
     >>> curve.recommended_n          # mean CCA of unrelated 20-d layers <= 0.1
     2560
     """
-    check_measure(measure)
+    m = resolve(measure, params, "datapoints_curve")
     progress = check_progress(progress)
     for name, v in (("p", p), ("q", q)):
         check_int(v, name)
@@ -228,7 +239,7 @@ def datapoints_curve(
                 B = rng.standard_normal((int(n), q))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
-                    scores[i, r] = score_of(measure(A, B), measure)
+                    scores[i, r] = m.score(A, B)
                 bar.update(1)
     mean = scores.mean(axis=1)
     std = scores.std(axis=1, ddof=1) if R > 1 else np.zeros(grid.size)

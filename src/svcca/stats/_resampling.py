@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -17,8 +17,9 @@ from svcca._validation import (
     check_precision,
     check_probability,
 )
-from svcca.statistic._moments import Moments
+from svcca.statistic import Moments
 from svcca.stats._kernels import fast_scorer
+from svcca.stats._measure import Resolved, resolve
 
 __all__ = [
     "BootstrapResult",
@@ -28,7 +29,8 @@ __all__ = [
     "permutation_test",
 ]
 
-Measure = Callable[..., Any]
+# A registered measure's name, a svcca.Measure, or a callable (X, Y) -> result with .score.
+Measure = Any
 Alternative = Literal["greater", "less"]
 
 # Permutations drawn per call to the generator (bounds memory at this many x n ints).
@@ -51,8 +53,13 @@ class PermutationResult:
     n_permutations : int
     alternative : {"greater", "less"}
     vectorized : bool
-        Whether the per-side work was reused across permutations (a measure of this
-        library) or the measure was called in full each time.
+        Whether the per-side work was reused across permutations (a moments measure's
+        fast path, or a split measure's prepared sides) or the measure was called in
+        full each time.
+    measure : str
+        The measure's name (its registered name, or a plain callable's ``__name__``).
+    params : mapping
+        The parameters it was called with.
     """
 
     statistic: float
@@ -61,6 +68,8 @@ class PermutationResult:
     n_permutations: int
     alternative: str
     vectorized: bool
+    measure: str
+    params: Mapping[str, Any]
 
 
 @result
@@ -80,6 +89,10 @@ class BootstrapResult:
         sides).
     standard_error : float
         Standard deviation of ``distribution``.
+    measure : str
+        The measure's name (its registered name, or a plain callable's ``__name__``).
+    params : mapping
+        The parameters it was called with.
     """
 
     statistic: float
@@ -88,28 +101,11 @@ class BootstrapResult:
     confidence: float
     distribution: np.ndarray
     standard_error: float
+    measure: str
+    params: Mapping[str, Any]
 
 
 # ---------------------------------------------------------------------- checks
-def check_measure(measure: Any) -> None:
-    if not callable(measure):
-        raise TypeError(
-            "measure must be a function (X, Y) -> result with a .score, such as svcca.cka or "
-            f"functools.partial(svcca.cka, kernel='rbf'); got {type(measure).__name__}."
-        )
-
-
-def score_of(result: Any, measure: Any) -> float:
-    s = getattr(result, "score", None)
-    if s is None:
-        name = getattr(measure, "__name__", repr(measure))
-        raise TypeError(
-            f"measure {name} returned a {type(result).__name__} without a .score; wrap it so "
-            "it returns an object whose .score is the similarity (larger = more similar)."
-        )
-    return float(s)
-
-
 def check_arrays(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(X, Moments) or isinstance(Y, Moments):
         raise TypeError(
@@ -133,7 +129,7 @@ def _permutations(rng: np.random.Generator, n: int, total: int):
 
 # ---------------------------------------------------------------------- permutations
 def permutation_null(
-    measure: Measure,
+    measure: Resolved,
     A: np.ndarray,
     B: np.ndarray,
     n_permutations: int,
@@ -144,16 +140,15 @@ def permutation_null(
     dtype: Any = np.float64,
 ) -> tuple[np.ndarray, bool]:
     """Scores of ``measure(A, B[perm])`` for random permutations (validated inputs)."""
-    scorer = fast_scorer(measure, A, B, n_permutations, dtype) if vectorized else None
+    scorer = None
+    if vectorized and measure.measure is not None:
+        scorer = fast_scorer(measure.measure, measure.params, A, B, n_permutations, dtype)
     out = np.empty(n_permutations)
     i = 0
     with Progress(progress, n_permutations, "permutations") as bar:
         for perms in _permutations(rng, A.shape[0], n_permutations):
             for perm in perms:
-                if scorer is not None:
-                    out[i] = scorer(perm)
-                else:
-                    out[i] = score_of(measure(A, B[perm]), measure)
+                out[i] = scorer(perm) if scorer is not None else measure.score(A, B[perm])
                 i += 1
             bar.update(perms.shape[0])
     return out, scorer is not None
@@ -170,14 +165,17 @@ def permutation_test(
     vectorized: bool = True,
     precision: Precision = "float64",
     progress: bool | None = False,
+    params: dict[str, Any] | None = None,
 ) -> PermutationResult:
     """Permutation test: is the measured similarity larger than chance pairing gives?
 
     Parameters
     ----------
-    measure : callable
-        ``measure(X, Y)`` returning a result with ``.score`` (any similarity of this
-        library, a ``functools.partial`` of one with keyword options, or your own).
+    measure : str, Measure or callable
+        A name of :data:`svcca.MEASURES` (``"cka_rbf"``), a :class:`svcca.Measure`, or
+        ``measure(X, Y)`` returning a result with ``.score`` (a function of this
+        library, a ``functools.partial`` of one with keyword options, or your own). A
+        minibatch measure is refused (it does not resample).
     X : array_like, shape (n_samples, p)
     Y : array_like, shape (n_samples, q)
     n_permutations : int, default 1000
@@ -187,10 +185,12 @@ def permutation_test(
         "greater": small p-values mean more similar than chance (use for every
         ``.score``, which grows with similarity).
     vectorized : bool, default True
-        Reuse each side's work across permutations for the library's own measures
-        (:func:`~svcca.cka`, :func:`~svcca.cca`, :func:`~svcca.procrustes`,
-        :func:`~svcca.shape_distance`, :func:`~svcca.regression_fit`,
-        :func:`~svcca.rsa`). False calls the measure in full each time (same numbers).
+        Reuse each side's work across permutations: the library's moments measures
+        (linear CKA, CCA, Procrustes, shape metrics, regression) through their fast
+        paths, and every measure split into prepare and combine (RBF and debiased CKA,
+        RSA, a registered measure of yours) by preparing each side once (and permuting
+        Y's prepared side where the measure declares ``permute``). False calls the
+        measure in full each time (same numbers).
     precision : {"float64", "float32"}, default "float64"
         Precision of the per-permutation products on the vectorised path (sums are
         always accumulated in float64; RSA and the plain loop ignore it). "float32" was
@@ -201,6 +201,8 @@ def permutation_test(
     progress : bool or None, default False
         Show a progress bar on stderr (tqdm if installed, else a one-line
         counter). None: only when stderr is a terminal.
+    params : dict, optional
+        Parameters of a registered measure (``{"bandwidth": 0.5}`` for ``"cka_rbf"``).
 
     Returns
     -------
@@ -233,16 +235,16 @@ def permutation_test(
     >>> res.pvalue
     0.01
     """
-    check_measure(measure)
+    m = resolve(measure, params, "permutation_test")
     progress = check_progress(progress)
     B_ = check_int(n_permutations, "n_permutations")
     alternative = check_option(alternative, "alternative", ("greater", "less"))  # type: ignore[assignment]
     dt = np.float32 if check_precision(precision) == "float32" else np.float64
     A, B = check_arrays(X, Y)
     rng = np.random.default_rng(seed)
-    stat = score_of(measure(A, B), measure)
+    stat = m.score(A, B)
     null, fast = permutation_null(
-        measure, A, B, B_, rng, vectorized=bool(vectorized), progress=progress, dtype=dt
+        m, A, B, B_, rng, vectorized=bool(vectorized), progress=progress, dtype=dt
     )
     tol = 1e-12 * max(1.0, abs(stat))
     if alternative == "greater":
@@ -250,7 +252,7 @@ def permutation_test(
     else:
         count = int(np.sum(null <= stat + tol))
     pvalue = (1 + count) / (1 + B_)
-    return PermutationResult(stat, pvalue, null, B_, alternative, fast)
+    return PermutationResult(stat, pvalue, null, B_, alternative, fast, m.name, m.params)
 
 
 # ---------------------------------------------------------------------- bootstrap
@@ -263,13 +265,15 @@ def bootstrap(
     confidence: float = 0.95,
     seed: int | np.random.Generator | None = None,
     progress: bool | None = False,
+    params: dict[str, Any] | None = None,
 ) -> BootstrapResult:
     """Bootstrap confidence interval of a measure over datapoints.
 
     Parameters
     ----------
-    measure : callable
-        ``measure(X, Y)`` returning a result with ``.score``.
+    measure : str, Measure or callable
+        A name of :data:`svcca.MEASURES`, a :class:`svcca.Measure`, or ``measure(X, Y)``
+        returning a result with ``.score`` (as for :func:`permutation_test`).
     X : array_like, shape (n_samples, p)
     Y : array_like, shape (n_samples, q)
     n_resamples : int, default 1000
@@ -278,6 +282,8 @@ def bootstrap(
     progress : bool or None, default False
         Show a progress bar on stderr (tqdm if installed, else a one-line
         counter). None: only when stderr is a terminal.
+    params : dict, optional
+        Parameters of a registered measure.
 
     Returns
     -------
@@ -305,7 +311,7 @@ def bootstrap(
     >>> bool(ci.low < ci.statistic < ci.high)
     True
     """
-    check_measure(measure)
+    m = resolve(measure, params, "bootstrap")
     progress = check_progress(progress)
     R = check_int(n_resamples, "n_resamples", minimum=2)
     conf = check_probability(confidence, "confidence")
@@ -313,13 +319,14 @@ def bootstrap(
         raise ValueError(f"confidence must lie strictly between 0 and 1; got {conf}.")
     A, B = check_arrays(X, Y)
     rng = np.random.default_rng(seed)
-    stat = score_of(measure(A, B), measure)
+    stat = m.score(A, B)
     n = A.shape[0]
     dist = np.empty(R)
     with Progress(progress, R, "bootstrap") as bar:
         for r in range(R):
             idx = rng.integers(0, n, size=n)
-            dist[r] = score_of(measure(A[idx], B[idx]), measure)
+            dist[r] = m.score(A[idx], B[idx])
             bar.update(1)
     low, high = np.quantile(dist, [(1.0 - conf) / 2.0, (1.0 + conf) / 2.0])
-    return BootstrapResult(stat, float(low), float(high), conf, dist, float(np.std(dist, ddof=1)))
+    sd = float(np.std(dist, ddof=1))
+    return BootstrapResult(stat, float(low), float(high), conf, dist, sd, m.name, m.params)
