@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, NoReturn, get_args
 
 import numpy as np
@@ -40,6 +40,7 @@ __all__ = [
     "is_torch_tensor",
     "tensor_representation",
     "raise_degenerate",
+    "nonfinite_error",
     "raise_nonfinite",
     "tensor_to_numpy",
     "warn_few_samples",
@@ -242,18 +243,50 @@ def check_pair(
     return a, b
 
 
-def raise_nonfinite(full: np.ndarray, name: str) -> None:
-    """Raise a ValueError naming the rows of ``full`` that hold NaN or inf.
+def nonfinite_error(
+    name: str,
+    rows: Sequence[int],
+    *,
+    count: int | None = None,
+    of: int | None = None,
+    unit: str = "rows",
+    where: str = "",
+) -> ValueError:
+    """THE error for NaN or inf in a representation: every path words it here.
 
-    Called only once a chunk of ``full`` has been seen to be non-finite, so the full
-    scan costs nothing on valid data.
+    ``rows``: the first offending rows (datapoints), numbered in the whole data as the
+    user gave it; ``count`` of ``of``: how many there are, when known; ``unit``: what a
+    row is called (``"samples"`` for conv maps, ``"datapoints"`` for the columns of the
+    google/svcca orientation); ``where``: the context (``" (batch 3)"``).
     """
-    bad = ~np.isfinite(full).all(axis=1)
-    rows = np.flatnonzero(bad)
-    raise ValueError(
-        f"{name} contains NaN or inf in {rows.size} of its {full.shape[0]} rows (first: "
-        f"{rows[:5].tolist()}). Remove or impute those samples in both representations "
-        "before comparing."
+    shown = [int(r) for r in list(rows)[:5]]
+    tally = f" ({count} of its {of} {unit})" if count is not None and of is not None else ""
+    return ValueError(
+        f"{name} contains NaN or inf in {unit} {shown}{tally}{where}; similarity of "
+        f"non-finite values is undefined. Remove or impute those {unit} in every "
+        "representation before comparing (for activations: check that batch's inputs and "
+        "the model's numerics, e.g. run it in float32 rather than float16)."
+    )
+
+
+def raise_nonfinite(
+    full: Any, name: str, *, first_row: int = 0, unit: str = "rows", where: str = ""
+) -> NoReturn:
+    """Raise :func:`nonfinite_error` naming the rows of ``full`` (an array, or a tensor
+    scanned on its device) that hold NaN or inf; ``first_row`` numbers them.
+
+    Called only once the data have been seen to be non-finite, so the full scan costs
+    nothing on valid data.
+    """
+    if is_torch_tensor(full):
+        torch = sys.modules["torch"]
+        ok = torch.isfinite(full).reshape(full.shape[0], -1).all(dim=1).cpu().numpy()
+    else:
+        a = np.asarray(full)
+        ok = np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
+    bad = np.flatnonzero(~ok)
+    raise nonfinite_error(
+        name, (bad[:5] + first_row).tolist(), count=bad.size, of=ok.size, unit=unit, where=where
     )
 
 

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svcca.measures._registry import MEASURES, invariance_table
+    from svcca.measures import MEASURES, invariance_table
 
     if not args.json:
         print(invariance_table(), end="")

@@ -36,7 +36,7 @@ PAIRWISE_MEASURES = ("svcca", "cca", "pwcca", "pls", "cka_linear")
 
 
 def _registry() -> Any:
-    from svcca.measures._registry import MEASURES as REGISTRY
+    from svcca.measures import MEASURES as REGISTRY
 
     return REGISTRY
 
@@ -169,7 +169,7 @@ def parse_option(flag: str, text: str) -> Any:
     if flag == "--epsilon":
         return _checked(check_epsilon, _number(text), flag, "epsilon")
     if flag == "--bandwidth":
-        from svcca.measures._cka import check_bandwidth
+        from svcca.measures import check_bandwidth
 
         return _checked(check_bandwidth, _number(text), flag, "bandwidth")
     if flag == "--chunk-size":  # check_chunk_size's fix ("Pass None") is for Python
@@ -249,7 +249,7 @@ def load_representation(path: str, transpose: bool) -> Any:
     The file is read on demand by positioned reads (:func:`svcca.sources.load_array`):
     one that shrinks during the run is an error naming it, not a SIGBUS.
     """
-    from svcca.sources._sources import load_array
+    from svcca.sources import load_array
 
     try:
         arr = load_array(path)

@@ -30,11 +30,20 @@ import numpy as np
 
 import svcca
 from svcca._validation import SVCCAWarning, check_int, check_option
-from svcca.measures._cca import CCASide, cca_of_sides, prepare_side
-from svcca.measures._cka import center_gram, cka_ratio, gram_linear, gram_rbf
-from svcca.measures._pwcca import pwcca_weights
-from svcca.measures._regression import explained
-from svcca.measures._svcca import ReducedSide, reduce_side, svcca_from_reduced
+from svcca.measures import (
+    CCASide,
+    ReducedSide,
+    cca_of_sides,
+    center_gram,
+    cka_ratio,
+    explained,
+    gram_linear,
+    gram_rbf,
+    prepare_side,
+    pwcca_weights,
+    reduce_side,
+    svcca_from_reduced,
+)
 
 __all__ = [
     "MEASURES",

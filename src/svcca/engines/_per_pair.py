@@ -21,8 +21,8 @@ import numpy as np
 
 from svcca._device import DeviceMemoryError, format_bytes, free_bytes
 from svcca._progress import Progress
-from svcca.measures._registry import Measure
-from svcca.sources._sources import Source
+from svcca.measures import Measure
+from svcca.sources import Source
 
 __all__ = ["KeptLayers", "per_pair_values", "score_pairs"]
 

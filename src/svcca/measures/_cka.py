@@ -37,9 +37,8 @@ from svcca._validation import (
     raise_nonfinite,
     tensor_representation,
 )
-from svcca.sources._to_moments import to_moments
-from svcca.statistic._moments import Moments
-from svcca.statistic._units import scale_for, top_of
+from svcca.sources import to_moments
+from svcca.statistic import Moments, scale_for, top_of
 
 __all__ = [
     "CKAResult",
@@ -586,7 +585,7 @@ def _streamed(X: Any, Y: Any) -> bool:
         return True
     if isinstance(X, np.ndarray) and isinstance(Y, np.ndarray):
         return False
-    from svcca.sources._sources import is_streamable
+    from svcca.sources import is_streamable
 
     return is_streamable(X) or (Y is not None and is_streamable(Y))
 

@@ -26,9 +26,7 @@ from svcca._validation import (
     tensor_to_numpy,
 )
 from svcca.sources._npy_file import NpyFile
-from svcca.statistic._accumulator import Accumulator, release_rows
-from svcca.statistic._moments import Moments, _chunk_rows
-from svcca.statistic._units import Float32RangeError
+from svcca.statistic import Accumulator, Moments, chunk_rows, raise_bad_chunk, release_rows
 
 __all__ = [
     "Source",
@@ -288,24 +286,6 @@ def check_same_n(sources: Iterable[Source]) -> int:
 
 
 # ---------------------------------------------------------------------- moments
-def _chunk_stats(block: np.ndarray, name: str, start: int) -> np.ndarray:
-    """Centre ``block`` in place on its own mean and return the mean (checks finiteness)."""
-    mean = block.mean(axis=0)
-    if not np.isfinite(mean).all():
-        _raise_nonfinite_rows(block, name, start)
-    block -= mean
-    return mean
-
-
-def _raise_nonfinite_rows(block: np.ndarray, name: str, start: int) -> None:
-    """Name the rows of a chunk (starting at row ``start``) that hold NaN or inf."""
-    bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-    raise ValueError(
-        f"{name} contains NaN or inf in rows {(bad + start)[:5].tolist()} (first shown). "
-        "Remove or impute those samples in every representation before comparing."
-    )
-
-
 def moments_from_sources(
     X: Any,
     Y: Any = None,
@@ -326,7 +306,7 @@ def moments_from_sources(
         sy = Y if isinstance(Y, Source) else as_source(Y, names[1])
         check_same_n([sx, sy])
     acc = Accumulator(sx.p, 0 if sy is None else sy.p, precision)
-    rows = min(_chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision), sx.n)
+    rows = min(chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision), sx.n)
     # Rows are read as float64 and shifted before any cast to float32 (add_raw).
     xbuf = np.empty((rows, sx.p))
     ybuf = None if sy is None else np.empty((rows, sy.p))
@@ -337,16 +317,8 @@ def moments_from_sources(
             yb = None if sy is None else sy.read(start, stop, ybuf)
             bad = acc.add_raw(xb, yb, scratch=True)
             if bad is not None:
-                block = xb if bad == "x" else yb
-                assert block is not None
-                name = names[0] if bad == "x" else names[1]
-                if precision == "float32" and np.isfinite(block).all():
-                    raise Float32RangeError(
-                        f"{name} has values beyond float32's range in rows "
-                        f"{first_row + start}:{first_row + stop}. Use precision='float64', "
-                        "or rescale the activations."
-                    )
-                _raise_nonfinite_rows(block, name, first_row + start)
+                block, name = (xb, names[0]) if bad == "x" else (yb, names[1])
+                raise_bad_chunk(block, name, precision, first_row + start, first_row + stop)
     return acc.finish()
 
 
@@ -364,7 +336,7 @@ def moments_of_tensors(
     chunks by :func:`moments_from_sources`, as CPU data always do.
     """
     from svcca._device import data_device
-    from svcca.statistic._torch_moments import moments_of_tensor_pair
+    from svcca.statistic import moments_of_tensor_pair
 
     sx = as_source(X, "X")
     sy = None if Y is None else as_source(Y, "Y")

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from svcca._validation import Precision, as_representation, check_pair, check_precision
-from svcca.statistic._moments import Moments
+from svcca.statistic import Moments
 
 __all__ = ["to_moments"]
 

@@ -6,7 +6,7 @@ files without keeping their pages.
 from __future__ import annotations
 
 import mmap
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from scipy.linalg import blas
@@ -22,22 +22,30 @@ from svcca.statistic._units import (
     top_of,
 )
 
-__all__ = ["Accumulator", "release_rows"]
+__all__ = ["Accumulator", "raise_bad_chunk", "release_rows"]
 
 # The class finish() builds: svcca.statistic._moments imports this module (Moments.update
 # runs an Accumulator), so it registers Moments here when it is imported.
 moments_class: Any = None
 
 
-def _raise_bad(side: np.ndarray, name: str, precision: Precision) -> None:
-    """A chunk's sums were not finite: NaN/inf in the data, or values past float32."""
-    if precision == "float32" and np.isfinite(side).all():
+def raise_bad_chunk(
+    block: Any, name: str, precision: Precision, start: int = 0, stop: int | None = None
+) -> NoReturn:
+    """What every host chunk loop raises when :meth:`Accumulator.add` says a side's sums
+    were not finite: the rows of ``block`` (rows ``start:stop`` of the data) that hold
+    NaN or inf (:func:`svcca._validation.raise_nonfinite`), or, when all are finite,
+    float32 values past its range once centred."""
+    block = np.asarray(block)
+    if precision == "float32" and np.isfinite(block).all():
+        stop = start + block.shape[0] if stop is None else stop
+        top = float(np.max(np.abs(block))) if block.size else 0.0
         raise Float32RangeError(
-            f"{name} has values of magnitude up to {float(np.max(np.abs(side))):.3g}, "
-            "beyond float32's range once centred. Use precision='float64', or rescale the "
+            f"{name} has values of magnitude up to {top:.3g} in rows {start}:{stop}, beyond "
+            "float32's range once centred. Use precision='float64', or rescale the "
             "activations."
         )
-    raise_nonfinite(side, name)
+    raise_nonfinite(block, name, first_row=start)
 
 
 def _shifted(rows: Any, shift: np.ndarray, out: np.ndarray, inv: float = 1.0) -> np.ndarray:

@@ -29,7 +29,7 @@ from svcca._validation import (
     tensor_representation,
 )
 from svcca.statistic import _accumulator
-from svcca.statistic._accumulator import Accumulator, _raise_bad, _read_rows
+from svcca.statistic._accumulator import Accumulator, _read_rows, raise_bad_chunk
 from svcca.statistic._units import Float32RangeError, check_scale
 
 __all__ = ["Moments"]
@@ -43,7 +43,7 @@ _CHUNK_BYTES = 32 * 2**20
 FLOAT32_CHUNK_ROWS = 4096
 
 
-def _chunk_rows(
+def chunk_rows(
     width: int, chunk_size: int | None, precision: Precision = "float64", n: int | None = None
 ) -> int:
     """Rows per chunk: ``chunk_size`` (checked: an int >= 1) or one chosen from the width;
@@ -382,7 +382,7 @@ class Moments:
                 "These Moments were built without a Y representation (q=0), but update() "
                 "received a Y batch. Build them with Moments.empty(p, q) to track both."
             )
-        rows = _chunk_rows(self.p + self.q, chunk_size, self.precision, X.shape[0])
+        rows = chunk_rows(self.p + self.q, chunk_size, self.precision, X.shape[0])
         acc = Accumulator(self.p, self.q, self.precision)
         # One buffer per side, reused by every chunk: fresh large arrays would cost a
         # page fault per 4 KiB on every chunk.
@@ -408,7 +408,7 @@ class Moments:
                         ) from None
                 if bad is not None:
                     side = np.asarray(X if bad == "x" else Y)
-                    _raise_bad(side, bad.upper() + _batch_label, self.precision)
+                    raise_bad_chunk(side, bad.upper() + _batch_label, self.precision)
         batch = acc.finish()
         if self.n == 0:  # adopt the fresh arrays instead of copying them
             self.n, self.mean_x, self.mean_y = batch.n, batch.mean_x, batch.mean_y
@@ -639,8 +639,15 @@ def _unscaled(S: np.ndarray, factor: float) -> np.ndarray:
 # registers its functions below when it is imported, and svcca.statistic imports it.
 tensor_batches: Callable[[Iterable[Any], Precision], Moments] | None = None
 tensor_pair: Callable[[Any, Any, Any, int | None, Precision], Moments] | None = None
-# Dask arrays: svcca.sources._dask (a layer above) registers its blockwise path.
+# Dask arrays: svcca.sources (a layer above) registers its blockwise path.
 dask_pair: Callable[..., Moments] | None = None
+
+
+def register_dask_moments(path: Callable[..., Moments]) -> None:
+    """Where :meth:`Moments.from_arrays` sends Dask arrays (``svcca.sources`` registers
+    its blockwise path when it is imported: it sits a layer above)."""
+    global dask_pair
+    dask_pair = path
 
 
 def _split(batch: Any) -> tuple[Any, Any]:

@@ -16,26 +16,29 @@ from typing import Any
 import numpy as np
 
 import svcca._dense as _dense
-from svcca.measures._cca import (
+from svcca.measures import (
+    EPS,
     CCASide,
     canonical_correlations,
     cca,
-    prepare_side,
-    roundoff_bound,
-    svd_of_cross,
-)
-from svcca.measures._cka import (
     center_gram,
     cka,
+    clip_roundoff,
     debiased_linear_hsic,
+    explained,
     gram_linear,
     gram_rbf,
+    partial_whitening,
+    prepare_side,
+    procrustes,
+    rdm_unchecked,
+    regression_fit,
+    roundoff_bound,
+    rsa,
+    shape_distance,
+    svd_of_cross,
     unit_scaled,
 )
-from svcca.measures._linalg import EPS, clip_roundoff
-from svcca.measures._regression import explained, regression_fit
-from svcca.measures._rsa import rdm_unchecked, rsa
-from svcca.measures._shape import partial_whitening, procrustes, shape_distance
 
 __all__ = ["fast_scorer"]
 

@@ -17,7 +17,7 @@ from svcca._validation import (
     check_precision,
     check_probability,
 )
-from svcca.statistic._moments import Moments
+from svcca.statistic import Moments
 from svcca.stats._kernels import fast_scorer
 
 __all__ = [

@@ -19,6 +19,9 @@
   then each layer) per datapoint, padding masked; :func:`hidden_states_stream` and
   :func:`hidden_state_moments` without storing activations.
 - :func:`rnn_state`: ``select=`` for an RNN's final hidden state as ``(n, d)``.
+
+:func:`check_capture` (a capture folder's integrity) is *internal* API, for the
+``svcca verify`` command.
 """
 
 from svcca.torch._capture import (
@@ -38,6 +41,7 @@ from svcca.torch._hf import (
     hidden_states,
     hidden_states_stream,
 )
+from svcca.torch._manifest import check_capture
 from svcca.torch._stream import capture_checkpoints, capture_moments, load_checkpoint
 from svcca.torch._summary import ModelSummary, ModuleSummary, summary
 
@@ -64,4 +68,6 @@ __all__ = [
     "load_checkpoint",
     "rnn_state",
     "summary",
+    # internal (see the docstring)
+    "check_capture",
 ]

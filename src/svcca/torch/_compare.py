@@ -5,8 +5,9 @@ accumulates, in float64, each layer's count, mean and Gram matrix and the cross 
 of model A's layers against model B's (``sum(p_a) x sum(q_b)``, never a Gram matrix
 of all layers side by side), merged batch by batch with the same exact update as
 :class:`svcca.Moments`. What is left is the pairwise engine's own finish: each layer's
-prepared side (:class:`svcca.engines._pairwise._Rep`) and every pair's combine step
-(``_scores``), so each measure is the one implementation :func:`svcca.pairwise` uses.
+prepared side (:class:`svcca.engines.Rep`) and every pair's combine step
+(:func:`svcca.engines.scores`), so each measure is the one implementation
+:func:`svcca.pairwise` uses.
 """
 
 from __future__ import annotations
@@ -28,17 +29,9 @@ from svcca._validation import (
     precision_dtype,
     raise_degenerate,
 )
-from svcca.engines._pairwise import (
-    MEASURES,
-    PairwiseResult,
-    _Rep,
-    _scores,
-    _warn_inflated,
-)
-from svcca.measures._minibatch import MinibatchCKA
-from svcca.measures._svcca import Variance
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
-from svcca.statistic._units import column_means, scale_for, top_of
+from svcca.engines import ONE_PASS_MEASURES, PairwiseResult, Rep, scores, warn_inflated
+from svcca.measures import MinibatchCKA, Variance
+from svcca.statistic import FLOAT32_CHUNK_ROWS, Moments, column_means, scale_for, top_of
 from svcca.torch._capture import (
     Calls,
     MaskOption,
@@ -53,7 +46,7 @@ from svcca.torch._capture import (
 __all__ = ["COMPARE_MEASURES", "compare"]
 
 CompareMeasure = Literal["cka_linear", "cca", "svcca", "pwcca", "pls", "cka_minibatch"]
-COMPARE_MEASURES: tuple[str, ...] = (*MEASURES, "cka_minibatch")
+COMPARE_MEASURES: tuple[str, ...] = (*ONE_PASS_MEASURES, "cka_minibatch")
 
 
 # ---------------------------------------------------------------------- accumulation
@@ -192,7 +185,7 @@ class _DeviceCrossMoments:
         arrays: Mapping[str, Any],
     ) -> None:
         from svcca._device import format_bytes, plan_rows
-        from svcca.statistic._torch_moments import TorchAccumulator
+        from svcca.statistic import TorchAccumulator
 
         self.row_keys, self.col_keys, self.labels = row_keys, col_keys, labels
         self.precision: Precision = precision
@@ -316,11 +309,11 @@ def _finish_moments(
     keep: float | int,
     variance: Variance,
     epsilon: float,
-) -> tuple[np.ndarray, list[_Rep], list[int], list[int]]:
+) -> tuple[np.ndarray, list[Rep], list[int], list[int]]:
     """Each layer's prepared side, the (transformed) cross blocks, every pair's score."""
     assert acc.cross is not None
     uniq = acc.keys
-    reps = [_Rep(acc.labels[k], acc.moms[k], measure, keep, variance, epsilon) for k in uniq]
+    reps = [Rep(acc.labels[k], acc.moms[k], measure, keep, variance, epsilon) for k in uniq]
     pos = {k: u for u, k in enumerate(uniq)}
     row_u = [pos[k] for k in acc.row_keys]
     col_u = row_u if acc.col_keys == acc.row_keys else [pos[k] for k in acc.col_keys]
@@ -340,7 +333,7 @@ def _finish_moments(
             [_dense.matmul(left[:, coff[j] : coff[j + 1]], T[u]) for j, u in enumerate(col_u)],
             axis=1,
         )
-    values = _scores(C, reps, widths, row_u, col_u, measure, col_u is row_u, Progress(False, 0, ""))
+    values = scores(C, reps, widths, row_u, col_u, measure, col_u is row_u, Progress(False, 0, ""))
     return values, reps, row_u, col_u
 
 
@@ -534,7 +527,7 @@ def compare(
     """
     import torch
 
-    from svcca.measures._registry import MEASURES as REGISTRY
+    from svcca.measures import MEASURES as REGISTRY
 
     measure = check_option(  # type: ignore[assignment]
         measure,
@@ -629,7 +622,7 @@ def compare(
         plan.update(rows=rows, cols=cols, labels=labels)
         keys = ([k for k, _, _ in rows], [k for k, _, _ in cols])
         if per_pair is not None:
-            from svcca.engines._per_pair import KeptLayers
+            from svcca.engines import KeptLayers
 
             plan["acc"] = KeptLayers(list(dict.fromkeys([*keys[0], *keys[1]])), per_pair)
             plan["keys"] = keys
@@ -712,7 +705,7 @@ def compare(
     with dense_steps(max(m.p for m in acc.moms.values()), acc.device):
         values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon)
     names: list[Hashable] = list(acc.keys)  # "a.<name>" / "b.<name>", as capture errors say
-    _warn_inflated(n, names, reps, row_u, col_u, measure)
+    warn_inflated(n, names, reps, row_u, col_u, measure)
     settings: dict[str, Any] = (
         {"keep": keep, "variance": variance}
         if measure == "svcca"

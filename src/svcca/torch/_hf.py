@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from svcca._validation import Precision, check_precision
-from svcca.statistic._moments import Moments
+from svcca.statistic import Moments
 from svcca.torch._capture import (
     CaptureError,
     CaptureOptions,

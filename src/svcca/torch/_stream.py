@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from svcca._validation import Precision, check_precision
-from svcca.statistic._moments import Moments
+from svcca.statistic import Moments
 from svcca.torch._capture import (
     Calls,
     CaptureError,
@@ -261,7 +261,7 @@ def pair_accumulator(
                 if isinstance(x, np.ndarray):
                     m = Moments.empty(x.shape[1], q, precision=precision)
                 else:
-                    from svcca.statistic._torch_moments import TorchAccumulator
+                    from svcca.statistic import TorchAccumulator
 
                     # every pair's sums are held at once: planned beside those before it
                     held = sum(a.sums_bytes for a in stats.values() if a is not None)
