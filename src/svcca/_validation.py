@@ -250,33 +250,47 @@ def nonfinite_error(
     count: int | None = None,
     of: int | None = None,
     unit: str = "rows",
+    within: tuple[int, int] | None = None,
     where: str = "",
 ) -> ValueError:
     """THE error for NaN or inf in a representation: every path words it here.
 
     ``rows``: the first offending rows (datapoints), numbered in the whole data as the
-    user gave it; ``count`` of ``of``: how many there are, when known; ``unit``: what a
-    row is called (``"samples"`` for conv maps, ``"datapoints"`` for the columns of the
-    google/svcca orientation); ``where``: the context (``" (batch 3)"``).
+    user gave it; ``count`` of ``of``: how many there are in the whole data, when it
+    was all scanned; ``unit``: what a row is called (``"samples"`` for conv maps,
+    ``"datapoints"`` for the columns of the google/svcca orientation); ``where``: the
+    context (``" (batch 3)"``); ``within``: the chunk of rows that was scanned.
     """
     shown = [int(r) for r in list(rows)[:5]]
-    tally = f" ({count} of its {of} {unit})" if count is not None and of is not None else ""
+    if count is not None and of is not None:
+        what = f"{count} of its {of} {unit} (first: {shown})"
+    else:
+        span = "" if within is None else f"; of {unit} {within[0]}:{within[1]}"
+        what = f"{unit} {shown} (first shown{span})"
     return ValueError(
-        f"{name} contains NaN or inf in {unit} {shown}{tally}{where}; similarity of "
-        f"non-finite values is undefined. Remove or impute those {unit} in every "
-        "representation before comparing (for activations: check that batch's inputs and "
-        "the model's numerics, e.g. run it in float32 rather than float16)."
+        f"{name} contains NaN or inf in {what}{where}. Remove or impute those {unit} in "
+        "every representation before comparing: similarity of non-finite values is "
+        "undefined (for activations: check that batch's inputs and the model's numerics, "
+        "e.g. run it in float32 rather than float16)."
     )
 
 
 def raise_nonfinite(
-    full: Any, name: str, *, first_row: int = 0, unit: str = "rows", where: str = ""
+    full: Any,
+    name: str,
+    *,
+    first_row: int | None = None,
+    unit: str = "rows",
+    within: tuple[int, int] | None = None,
+    where: str = "",
 ) -> NoReturn:
     """Raise :func:`nonfinite_error` naming the rows of ``full`` (an array, or a tensor
-    scanned on its device) that hold NaN or inf; ``first_row`` numbers them.
+    scanned on its device) that hold NaN or inf.
 
-    Called only once the data have been seen to be non-finite, so the full scan costs
-    nothing on valid data.
+    ``full`` is the whole data, unless ``first_row`` says it is a chunk starting at that
+    row (the rows are then numbered from it, and not counted against a total). Called
+    only once the data have been seen to be non-finite, so the scan costs nothing on
+    valid data.
     """
     if is_torch_tensor(full):
         torch = sys.modules["torch"]
@@ -285,9 +299,9 @@ def raise_nonfinite(
         a = np.asarray(full)
         ok = np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
     bad = np.flatnonzero(~ok)
-    raise nonfinite_error(
-        name, (bad[:5] + first_row).tolist(), count=bad.size, of=ok.size, unit=unit, where=where
-    )
+    if first_row is None:
+        raise nonfinite_error(name, bad, count=bad.size, of=ok.size, unit=unit, where=where)
+    raise nonfinite_error(name, bad + first_row, unit=unit, within=within, where=where)
 
 
 # ---------------------------------------------------------------------- argument checks

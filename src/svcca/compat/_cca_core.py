@@ -51,9 +51,7 @@ def _acts(arr: np.ndarray, name: str) -> np.ndarray:
     finite = np.isfinite(acts).all(axis=0)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise nonfinite_error(
-            name, bad, count=bad.size, of=acts.shape[1], unit="datapoints (columns)"
-        )
+        raise nonfinite_error(name, bad, count=bad.size, of=acts.shape[1], unit="datapoints")
     if constant_neurons(acts).all():
         raise_degenerate(name, acts.shape[0], "every neuron is constant over the datapoints")
     return acts

@@ -21,6 +21,7 @@ its modules:
 """
 
 from svcca.statistic._accumulator import Accumulator, raise_bad_chunk, release_rows
+from svcca.statistic._cross import CrossMoments, cross_moments
 from svcca.statistic._moments import (
     FLOAT32_CHUNK_ROWS,
     Moments,
@@ -37,9 +38,11 @@ __all__ = [
     # internal (see the docstring)
     "FLOAT32_CHUNK_ROWS",
     "Accumulator",
+    "CrossMoments",
     "TorchAccumulator",
     "chunk_rows",
     "column_means",
+    "cross_moments",
     "moments_of_tensor_pair",
     "raise_bad_chunk",
     "register_dask_moments",

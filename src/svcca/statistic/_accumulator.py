@@ -22,7 +22,7 @@ from svcca.statistic._units import (
     top_of,
 )
 
-__all__ = ["Accumulator", "raise_bad_chunk", "release_rows"]
+__all__ = ["Accumulator", "add_products", "from_upper", "raise_bad_chunk", "release_rows"]
 
 # The class finish() builds: svcca.statistic._moments imports this module (Moments.update
 # runs an Accumulator), so it registers Moments here when it is imported.
@@ -30,22 +30,31 @@ moments_class: Any = None
 
 
 def raise_bad_chunk(
-    block: Any, name: str, precision: Precision, start: int = 0, stop: int | None = None
+    block: Any,
+    name: str,
+    precision: Precision,
+    start: int | None = None,
+    stop: int | None = None,
+    *,
+    where: str = "",
 ) -> NoReturn:
     """What every host chunk loop raises when :meth:`Accumulator.add` says a side's sums
     were not finite: the rows of ``block`` (rows ``start:stop`` of the data) that hold
     NaN or inf (:func:`svcca._validation.raise_nonfinite`), or, when all are finite,
-    float32 values past its range once centred."""
+    float32 values past its range once centred. ``start`` None: ``block`` is the whole
+    data."""
     block = np.asarray(block)
     if precision == "float32" and np.isfinite(block).all():
+        start = start or 0
         stop = start + block.shape[0] if stop is None else stop
         top = float(np.max(np.abs(block))) if block.size else 0.0
         raise Float32RangeError(
-            f"{name} has values of magnitude up to {top:.3g} in rows {start}:{stop}, beyond "
+            f"{name} has values of magnitude up to {top:.3g} in rows {start}:{stop}{where}, beyond "
             "float32's range once centred. Use precision='float64', or rescale the "
             "activations."
         )
-    raise_nonfinite(block, name, first_row=start)
+    within = None if start is None or stop is None else (start, stop)
+    raise_nonfinite(block, name, first_row=start, within=within, where=where)
 
 
 def _shifted(rows: Any, shift: np.ndarray, out: np.ndarray, inv: float = 1.0) -> np.ndarray:
@@ -196,6 +205,16 @@ class Accumulator(Units):
             bad = self.set_shift(xb, yb)
             if bad is not None:
                 return bad
+        xw, yw = self.shifted(xb, yb, scratch=scratch)
+        return self.add(xw, yw)
+
+    def shifted(
+        self, xb: Any, yb: Any = None, *, scratch: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The rows as :meth:`add` takes them: shifted (in float64), in each side's unit,
+        cast to :attr:`dtype`, in buffers reused from chunk to chunk (``xb`` itself when
+        ``scratch`` says it is a buffer of that dtype the caller no longer needs). The
+        shift must be set (:meth:`set_shift`)."""
 
         def work(a: Any, key: str) -> np.ndarray:
             if scratch and isinstance(a, np.ndarray) and a.dtype == self.dtype:
@@ -206,7 +225,7 @@ class Accumulator(Units):
         yw = None
         if yb is not None:
             yw = _shifted(yb, self.shift_y, work(yb, "yw"), self.inv_y)  # type: ignore[arg-type]
-        return self.add(xw, yw)
+        return xw, yw
 
     def _work(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
         buf = self._scratch.get(key)
@@ -275,27 +294,11 @@ class Accumulator(Units):
 
     def _syrk(self, a: np.ndarray, S: np.ndarray, key: str) -> np.ndarray:
         """``S += upper(a^T a)`` (the lower triangle of ``S`` is filled by :meth:`finish`)."""
-        if self.dtype == np.float64:
-            return blas.dsyrk(1.0, a.T, beta=1.0, c=S, overwrite_c=1)
-        c = self._scratch.get(key)
-        if c is None:  # zeros: ssyrk never writes the lower triangle
-            c = self._scratch[key] = np.zeros(S.shape, dtype=np.float32, order="F")
-        c = blas.ssyrk(1.0, a.T, beta=0.0, c=c, overwrite_c=1)
-        with np.errstate(over="ignore", invalid="ignore"):  # finish() reports overflow
-            S += c
-        return S
+        return add_products(S, a, a, self._scratch, upper=True, key=key)
 
     def _gemm(self, a: np.ndarray, b: np.ndarray, S: np.ndarray) -> np.ndarray:
         """``S += a^T b``."""
-        if self.dtype == np.float64:
-            return blas.dgemm(1.0, a.T, b.T, beta=1.0, c=S, trans_b=1, overwrite_c=1)
-        c = self._scratch.get("xy")
-        if c is None:
-            c = self._scratch["xy"] = np.zeros(S.shape, dtype=np.float32, order="F")
-        c = blas.sgemm(1.0, a.T, b.T, beta=0.0, c=c, trans_b=1, overwrite_c=1)
-        with np.errstate(over="ignore", invalid="ignore"):  # finish() reports overflow
-            S += c
-        return S
+        return add_products(S, a, b, self._scratch, key="xy")
 
     def finish(self) -> Any:
         """The :class:`Moments` of everything added (takes over this object's arrays)."""
@@ -311,7 +314,7 @@ class Accumulator(Units):
         dx = self.sum_x / n  # in the sums' units
         mean_x = self.shift_x.astype(np.float64) + dx * sx
         # In-place rank-1 corrections (BLAS ger): no p x p temporaries.
-        sxx = blas.dger(-n, dx, dx, a=_from_upper(self.sxx), overwrite_a=1)
+        sxx = blas.dger(-n, dx, dx, a=from_upper(self.sxx), overwrite_a=1)
         if self.q == 0 or self.shift_y is None:
             return Moments(
                 self.n,
@@ -329,7 +332,7 @@ class Accumulator(Units):
             mean_x,
             self.shift_y.astype(np.float64) + dy * sy,
             sxx,
-            blas.dger(-n, dy, dy, a=_from_upper(self.syy), overwrite_a=1),
+            blas.dger(-n, dy, dy, a=from_upper(self.syy), overwrite_a=1),
             blas.dger(-n, dx, dy, a=self.sxy, overwrite_a=1),
             precision=self.precision,
             scale_x=sx,
@@ -337,7 +340,41 @@ class Accumulator(Units):
         )
 
 
-def _from_upper(S: np.ndarray, block: int = 256) -> np.ndarray:
+def add_products(
+    S: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    scratch: dict[str, np.ndarray],
+    *,
+    upper: bool = False,
+    key: str = "products",
+) -> np.ndarray:
+    """``S += a^T b`` by BLAS into the float64 (Fortran-ordered) sums ``S``; returns ``S``.
+
+    ``upper``: ``b`` is ``a`` and only the upper triangle is added (``syrk``, half the
+    work; :func:`from_upper` fills the lower one at the end). float64 chunks are added
+    in place (``beta = 1``); float32 chunks (at most ``FLOAT32_CHUNK_ROWS`` rows: the
+    caller's chunks) are multiplied in float32 into a scratch block kept in ``scratch``
+    under ``key`` and added into the float64 sums (non-finite sums are the caller's to
+    report).
+    """
+    if a.dtype == np.float64:
+        if upper:
+            return blas.dsyrk(1.0, a.T, beta=1.0, c=S, overwrite_c=1)
+        return blas.dgemm(1.0, a.T, b.T, beta=1.0, c=S, trans_b=1, overwrite_c=1)
+    c = scratch.get(key)
+    if c is None or c.shape != S.shape:  # zeros: ssyrk never writes the lower triangle
+        c = scratch[key] = np.zeros(S.shape, dtype=np.float32, order="F")
+    if upper:
+        c = blas.ssyrk(1.0, a.T, beta=0.0, c=c, overwrite_c=1)
+    else:
+        c = blas.sgemm(1.0, a.T, b.T, beta=0.0, c=c, trans_b=1, overwrite_c=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+        S += c
+    return S
+
+
+def from_upper(S: np.ndarray, block: int = 256) -> np.ndarray:
     """Fill the lower triangle of ``S`` from the upper one that ``syrk`` wrote, in place."""
     p = S.shape[0]
     for j in range(0, p, block):

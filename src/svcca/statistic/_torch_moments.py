@@ -27,6 +27,7 @@ from svcca._validation import (
     check_chunk_size,
     check_precision,
     is_torch_tensor,
+    nonfinite_error,
     precision_eps,
     tensor_representation,
 )
@@ -78,6 +79,7 @@ class TorchAccumulator(Units):
         self.precision: Precision = check_precision(precision)
         self.names = names
         self.failed: str | None = None  # the error that stopped the accumulation
+        self._label = ""
         f32 = precision == "float32"
         self.work = torch.float32 if f32 else torch.float64
         size = 4 if f32 else 8
@@ -132,6 +134,7 @@ class TorchAccumulator(Units):
                     "with svcca.on_device(...)."
                 )
         self._refuse_if_failed()
+        self._label = label  # how messages end (the rows are numbered in the data)
         checks = []
         try:
             with self.torch.no_grad(), exact_products(self.device):
@@ -272,10 +275,11 @@ class TorchAccumulator(Units):
                 f"{name}'s sums overflowed float64{where} (values near 1e308). Rescale the "
                 "activations."
             )
-        bad = (rows.flatten()[:5] + first).tolist()
-        raise ValueError(
-            f"{name} contains NaN or inf{where} (first: rows {bad}). Remove or impute "
-            "those samples in both representations before comparing."
+        raise nonfinite_error(
+            name,
+            (rows.flatten()[:5] + first).tolist(),
+            within=(first, first + a.shape[0]),
+            where=self._label,
         )
 
     def _product(self, S: Any, a: Any, b: Any) -> None:
