@@ -206,7 +206,10 @@ def test_pairwise_first_pass_synchronises_once_per_chunk(monkeypatch) -> None:
     Z[230, 2] = float("inf")
     with (
         svcca.on_device("cpu"),
-        pytest.raises(ValueError, match=r"Representation 'c' contains NaN or inf in rows \[\d+\] .*rows 200:300"),
+        pytest.raises(
+            ValueError,
+            match=r"Representation 'c' contains NaN or inf in rows \[\d+\] .*rows 200:300",
+        ),
     ):
         svcca.pairwise({"a": X, "b": Y, "c": Z}, measure="cca", chunk_size=100)
 
