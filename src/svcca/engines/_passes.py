@@ -14,7 +14,7 @@ from svcca.engines._combine import Rep, prepare_all, scores
 from svcca.engines._plan import Plan
 from svcca.measures import Variance
 from svcca.sources import Source, is_dask_array
-from svcca.statistic import FLOAT32_CHUNK_ROWS, Accumulator, Moments, raise_bad_chunk
+from svcca.statistic import FLOAT32_CHUNK_ROWS, Accumulator, Moments
 
 __all__ = ["centred_cross", "pass2_local", "pass_rows", "two_passes"]
 
@@ -137,7 +137,7 @@ def _pass1_local(
     Rows are read as float64 and shifted before any cast, except float32 sources of a
     float32 pass, which are read as they are and shifted in float32 by a float32 shift.
     """
-    accs = [Accumulator(s.p, 0, precision) for s in srcs]
+    accs = [Accumulator(s.p, 0, precision, (f"Representation {s.name!r}", "")) for s in srcs]
     f32 = precision == "float32"
     bufs = [
         np.empty((rows, s.p), dtype=np.float32 if f32 and _dtype(s) == np.float32 else float)
@@ -147,8 +147,7 @@ def _pass1_local(
         stop = min(start + rows, n)
         for acc, s, buf in zip(accs, srcs, bufs, strict=True):
             block = s.read(start, stop, buf)
-            if acc.add_raw(block, scratch=True) is not None:
-                raise_bad_chunk(block, f"Representation {s.name!r}", precision, start, stop)
+            acc.add_rows(block, start=start, stop=stop, scratch=True)
         bar.update(1)
     return [acc.finish() for acc in accs]
 

@@ -26,7 +26,7 @@ from svcca._validation import (
     tensor_to_numpy,
 )
 from svcca.sources._npy_file import NpyFile
-from svcca.statistic import Accumulator, Moments, chunk_rows, raise_bad_chunk, release_rows
+from svcca.statistic import Accumulator, Moments, chunk_rows, release_rows
 
 __all__ = [
     "Source",
@@ -305,9 +305,9 @@ def moments_from_sources(
     if Y is not None:
         sy = Y if isinstance(Y, Source) else as_source(Y, names[1])
         check_same_n([sx, sy])
-    acc = Accumulator(sx.p, 0 if sy is None else sy.p, precision)
+    acc = Accumulator(sx.p, 0 if sy is None else sy.p, precision, names)
     rows = min(chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision), sx.n)
-    # Rows are read as float64 and shifted before any cast to float32 (add_raw).
+    # Rows are read as float64 and shifted before any cast to float32 (add_rows).
     xbuf = np.empty((rows, sx.p))
     ybuf = None if sy is None else np.empty((rows, sy.p))
     with products(rows * (sx.p + (0 if sy is None else sy.p)) ** 2 / 2):
@@ -315,10 +315,7 @@ def moments_from_sources(
             stop = min(start + rows, sx.n)
             xb = sx.read(start, stop, xbuf)
             yb = None if sy is None else sy.read(start, stop, ybuf)
-            bad = acc.add_raw(xb, yb, scratch=True)
-            if bad is not None:
-                block, name = (xb, names[0]) if bad == "x" else (yb, names[1])
-                raise_bad_chunk(block, name, precision, first_row + start, first_row + stop)
+            acc.add_rows(xb, yb, start=first_row + start, stop=first_row + stop, scratch=True)
     return acc.finish()
 
 

@@ -82,22 +82,6 @@ def _shifted(rows: Any, shift: np.ndarray, out: np.ndarray, inv: float = 1.0) ->
     return out
 
 
-def _read_rows(
-    A: np.ndarray, start: int, stop: int, buffer: np.ndarray, shift: np.ndarray, inv: float = 1.0
-) -> np.ndarray:
-    """Rows ``start:stop`` of ``A`` minus ``shift`` (times ``inv``, the side's power-of-two
-    unit's inverse), written into the front of ``buffer``.
-
-    Subtracting the (float64) shift and converting to the buffer's dtype is one pass.
-    When ``A`` is a read-only ``np.memmap`` (or a view of one), the file pages behind the
-    rows just read are handed back to the kernel, so reading a file straight through
-    keeps resident memory at one chunk instead of growing to the file's size.
-    """
-    out = _shifted(A[start:stop], shift, buffer[: stop - start], inv)
-    release_rows(A, start, stop)
-    return out
-
-
 class Accumulator(Units):
     """One pass of cross-product sums over row chunks, accumulated in place.
 
@@ -125,8 +109,15 @@ class Accumulator(Units):
     (:class:`Float32RangeError`): their digits were lost before we saw them.
     """
 
-    def __init__(self, p: int, q: int, precision: Precision = "float64") -> None:
+    def __init__(
+        self,
+        p: int,
+        q: int,
+        precision: Precision = "float64",
+        names: tuple[str, str] = ("X", "Y"),
+    ) -> None:
         self.p, self.q = p, q
+        self.names = names  # how messages name X and Y
         self.precision: Precision = precision
         self.dtype = precision_dtype(precision)
         self.n = 0
@@ -166,9 +157,9 @@ class Accumulator(Units):
         # given (the cast would flush 1e-300 to zero), at the cost of one float64 copy of
         # one chunk. Otherwise add() decides them on the shifted chunk, with no copy.
         if self._narrowing(xb):
-            self.scale_x = self._first_scale(xb, shift_x, "X")
+            self.scale_x = self._first_scale(xb, shift_x, self.names[0])
         if yb is not None and shift_y is not None and self._narrowing(yb):
-            self.scale_y = self._first_scale(yb, shift_y, "Y")
+            self.scale_y = self._first_scale(yb, shift_y, self.names[1])
         return None
 
     def _narrowing(self, rows: Any) -> bool:
@@ -195,18 +186,39 @@ class Accumulator(Units):
             check_float32_top(top, name)  # float32 (or narrower) data at 1e-35 lost digits
         return scale_for(top, self.precision)
 
-    def add_raw(self, xb: Any, yb: Any = None, *, scratch: bool = False) -> str | None:
-        """Add a chunk of rows of any real dtype: shifted (in float64), then cast.
+    def add_rows(
+        self,
+        xb: Any,
+        yb: Any = None,
+        *,
+        start: int | None = None,
+        stop: int | None = None,
+        where: str = "",
+        whole: tuple[Any, Any] | None = None,
+        scratch: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The step of every host chunk loop: add rows ``start:stop`` of any real dtype,
+        shifted (in float64), in each side's unit, then cast; returns them as added.
 
         The rows are not modified, unless ``scratch`` says they are a buffer of the
-        working dtype the caller no longer needs (then they are shifted in place).
+        working dtype the caller no longer needs (then they are shifted in place). NaN
+        or inf, or values float32 cannot hold, raise :func:`raise_bad_chunk`'s error
+        naming :attr:`names`, the rows (numbered from ``start``, or in ``whole``, the
+        full ``(X, Y)`` when the caller holds them) and ``where``.
         """
+        bad = None
         if self.shift_x is None:
             bad = self.set_shift(xb, yb)
-            if bad is not None:
-                return bad
-        xw, yw = self.shifted(xb, yb, scratch=scratch)
-        return self.add(xw, yw)
+        if bad is None:
+            xw, yw = self.shifted(xb, yb, scratch=scratch)
+            bad = self.add(xw, yw)
+        if bad is not None:
+            side = 0 if bad == "x" else 1
+            if whole is not None:
+                raise_bad_chunk(whole[side], self.names[side], self.precision, where=where)
+            block = xb if side == 0 else yb
+            raise_bad_chunk(block, self.names[side], self.precision, start, stop, where=where)
+        return xw, yw
 
     def shifted(
         self, xb: Any, yb: Any = None, *, scratch: bool = False
@@ -235,7 +247,7 @@ class Accumulator(Units):
 
     def add(self, xb: np.ndarray, yb: np.ndarray | None = None) -> str | None:
         """Add a C-contiguous chunk of :attr:`dtype` already shifted by :attr:`shift_x`
-        (and :attr:`shift_y`): :func:`_read_rows` with the shift, or :meth:`add_raw`.
+        (and :attr:`shift_y`): :meth:`shifted`, as :meth:`add_rows` does.
 
         The chunk is already divided by each side's power-of-two unit (:func:`scale_for`,
         decided by :meth:`set_shift` from the first chunk); while a side's unit is
@@ -247,9 +259,9 @@ class Accumulator(Units):
         whose values the float32 products cannot hold.
         """
         if self.scale_x is None:
-            self.scale_x = self._scale(xb, "X")
+            self.scale_x = self._scale(xb, self.names[0])
         if yb is not None and self.scale_y is None:
-            self.scale_y = self._scale(yb, "Y")
+            self.scale_y = self._scale(yb, self.names[1])
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
             sx = self._column_sums(xb)
             sy = None if yb is None else self._column_sums(yb)

@@ -22,7 +22,7 @@ import numpy as np
 from svcca._device import exact_products, format_bytes, plan_rows
 from svcca._threads import products
 from svcca._validation import Precision, precision_dtype
-from svcca.statistic._accumulator import Accumulator, add_products, from_upper, raise_bad_chunk
+from svcca.statistic._accumulator import Accumulator, add_products, from_upper
 from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments, chunk_rows
 from svcca.statistic._torch_moments import TorchAccumulator
 
@@ -90,7 +90,10 @@ class CrossMoments:
         self.accs: dict[str, Any]
         if device is None:
             self.rows = chunk_rows(sum(widths.values()), None, precision)
-            self.accs = {k: Accumulator(widths[k], 0, precision) for k in self.keys}
+            self.accs = {
+                k: Accumulator(widths[k], 0, precision, (f"Layer {labels[k]}", ""))
+                for k in self.keys
+            }
             self.sums: Any = np.zeros((wa, wb), order="F")
             self._scratch: dict[str, np.ndarray] = {}
             self._panels: dict[str, np.ndarray] = {}
@@ -175,17 +178,9 @@ class CrossMoments:
 
     def _added(self, k: str, x: Any, i: int, start: int) -> np.ndarray:
         """Add rows ``x`` of layer ``k`` to its accumulator; the shifted rows it added."""
-        acc = self.accs[k]
-        bad = None
-        if acc.shift_x is None:
-            bad = acc.set_shift(x)
-        if bad is None:
-            xw, _ = acc.shifted(x)
-            bad = acc.add(xw)
-        if bad is not None:
-            raise_bad_chunk(
-                x, f"Layer {self.labels[k]}", self.precision, start, where=f" (batch {i})"
-            )
+        xw, _ = self.accs[k].add_rows(
+            x, start=start, stop=start + x.shape[0], where=f" (batch {i})"
+        )
         return xw
 
     def _add_device(self, i: int, arrays: Mapping[str, Any]) -> None:

@@ -29,8 +29,8 @@ from svcca._validation import (
     tensor_representation,
 )
 from svcca.statistic import _accumulator
-from svcca.statistic._accumulator import Accumulator, _read_rows, raise_bad_chunk
-from svcca.statistic._units import Float32RangeError, check_scale
+from svcca.statistic._accumulator import Accumulator, release_rows
+from svcca.statistic._units import check_scale
 
 __all__ = ["Moments"]
 
@@ -383,32 +383,17 @@ class Moments:
                 "received a Y batch. Build them with Moments.empty(p, q) to track both."
             )
         rows = chunk_rows(self.p + self.q, chunk_size, self.precision, X.shape[0])
-        acc = Accumulator(self.p, self.q, self.precision)
-        # One buffer per side, reused by every chunk: fresh large arrays would cost a
-        # page fault per 4 KiB on every chunk.
-        xbuf = np.empty((rows, self.p), dtype=acc.dtype)
-        ybuf = np.empty((rows, self.q), dtype=acc.dtype) if self.has_y else None
+        acc = Accumulator(self.p, self.q, self.precision, ("X" + _batch_label, "Y" + _batch_label))
         with products(rows * (self.p + self.q) ** 2 / 2):
             for start in range(0, X.shape[0], rows):
                 stop = min(start + rows, X.shape[0])
-                bad = None
-                if acc.shift_x is None:  # the first chunk's float64 means
-                    bad = acc.set_shift(X[start:stop], None if Y is None else Y[start:stop])
-                if bad is None:
-                    # Shift (in float64) and cast in one pass, then the products.
-                    xb = _read_rows(X, start, stop, xbuf, acc.shift_x, acc.inv_x)  # type: ignore[arg-type]
-                    yb = None
-                    if ybuf is not None:
-                        yb = _read_rows(Y, start, stop, ybuf, acc.shift_y, acc.inv_y)  # type: ignore[arg-type]
-                    try:
-                        bad = acc.add(xb, yb)
-                    except Float32RangeError as exc:
-                        raise Float32RangeError(
-                            str(exc).replace("X has", f"X{_batch_label} has", 1)
-                        ) from None
-                if bad is not None:
-                    side = np.asarray(X if bad == "x" else Y)
-                    raise_bad_chunk(side, bad.upper() + _batch_label, self.precision)
+                # shift (in float64) and cast in one pass into reused buffers, then the
+                # products; a memmap's pages are handed back once read, so reading a
+                # file straight through keeps resident memory at one chunk
+                acc.add_rows(X[start:stop], None if Y is None else Y[start:stop], whole=(X, Y))
+                release_rows(X, start, stop)
+                if Y is not None:
+                    release_rows(Y, start, stop)
         batch = acc.finish()
         if self.n == 0:  # adopt the fresh arrays instead of copying them
             self.n, self.mean_x, self.mean_y = batch.n, batch.mean_x, batch.mean_y
@@ -453,9 +438,7 @@ class Moments:
         two.
         """
         if not isinstance(other, Moments):
-            raise TypeError(
-                f"merge_in_place expects a Moments object; got {type(other).__name__}."
-            )
+            raise TypeError(f"merge_in_place expects a Moments object; got {type(other).__name__}.")
         if other.mean_x.shape != self.mean_x.shape or other.mean_y.shape != self.mean_y.shape:
             raise ValueError(
                 f"Cannot merge Moments of widths (p={other.p}, q={other.q}) into Moments of "
