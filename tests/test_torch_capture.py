@@ -563,7 +563,9 @@ def test_capture_stream_feeds_minibatch_cka():
     assert hooks_left(net) == 0
 
 
-@pytest.mark.parametrize("name", ["svcca.torch._capture", "svcca.torch._stream"])
+@pytest.mark.parametrize(
+    "name", ["svcca.torch._capture", "svcca.torch._select", "svcca.torch._stream"]
+)
 def test_docstring_examples(name):
     import doctest
     import importlib

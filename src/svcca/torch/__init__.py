@@ -24,14 +24,8 @@
 ``svcca verify`` command.
 """
 
-from svcca.torch._capture import (
-    CaptureError,
-    CaptureWarning,
-    batch_datapoints,
-    capture,
-    capture_stream,
-    rnn_state,
-)
+from svcca.torch._batches import batch_datapoints
+from svcca.torch._capture import capture, capture_stream
 from svcca.torch._compare import compare
 from svcca.torch._disk import DiskCapture, capture_to_disk, load_capture
 from svcca.torch._folder import CaptureLockedError, break_capture_lock
@@ -42,6 +36,8 @@ from svcca.torch._hf import (
     hidden_states_stream,
 )
 from svcca.torch._manifest import check_capture
+from svcca.torch._options import CaptureError, CaptureWarning
+from svcca.torch._select import rnn_state
 from svcca.torch._stream import capture_checkpoints, capture_moments, load_checkpoint
 from svcca.torch._summary import ModelSummary, ModuleSummary, summary
 

@@ -32,15 +32,10 @@ from svcca._validation import (
 from svcca.engines import ONE_PASS_MEASURES, PairwiseResult, Rep, scores, warn_inflated
 from svcca.measures import MinibatchCKA, Variance
 from svcca.statistic import CrossMoments, cross_moments
-from svcca.torch._capture import (
-    Calls,
-    MaskOption,
-    Selector,
-    Sequence_,
-    capture_stream,
-    order_free,
-    resolve_layers,
-)
+from svcca.torch._batches import order_free
+from svcca.torch._capture import capture_stream
+from svcca.torch._layers import resolve_layers
+from svcca.torch._options import Calls, MaskOption, Selector, Sequence_
 
 __all__ = ["COMPARE_MEASURES", "compare"]
 
@@ -340,7 +335,7 @@ def compare(
 
         _check_not_shared(model_a, model_b, la, lb)  # also: unknown names, per model
         if forward is None:
-            from svcca.torch._capture import _default_forward
+            from svcca.torch._batches import _default_forward
 
             forward = _default_forward
         target = _two_models(model_a, model_b, forward, ("model_a", "model_b"))

@@ -40,17 +40,7 @@ import numpy as np
 
 from svcca._progress import check_progress
 from svcca._validation import is_torch_tensor
-from svcca.torch._capture import (
-    Calls,
-    CaptureError,
-    CaptureOptions,
-    Conv,
-    MaskOption,
-    Selector,
-    Sequence_,
-    capture_stream,
-    file_stem,
-)
+from svcca.torch._capture import capture_stream, file_stem
 from svcca.torch._folder import (
     LOCK,
     FolderLock,
@@ -75,6 +65,15 @@ from svcca.torch._manifest import (
     load_capture,
     part_ext,
     read_manifest,
+)
+from svcca.torch._options import (
+    Calls,
+    CaptureError,
+    CaptureOptions,
+    Conv,
+    MaskOption,
+    Selector,
+    Sequence_,
 )
 
 __all__ = ["DiskCapture", "capture_to_disk", "load_capture"]

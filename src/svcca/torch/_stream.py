@@ -12,18 +12,10 @@ import numpy as np
 
 from svcca._validation import Precision, check_precision
 from svcca.statistic import Moments
-from svcca.torch._capture import (
-    Calls,
-    CaptureError,
-    Conv,
-    MaskOption,
-    Selector,
-    Sequence_,
-    capture,
-    capture_stream,
-    float32_if_exact,
-    order_free,
-)
+from svcca.torch._batches import order_free
+from svcca.torch._capture import capture, capture_stream
+from svcca.torch._options import Calls, CaptureError, Conv, MaskOption, Selector, Sequence_
+from svcca.torch._run import float32_if_exact
 
 __all__ = ["capture_checkpoints", "capture_moments", "load_checkpoint"]
 
@@ -136,7 +128,7 @@ def capture_moments(
     run = forward
     target = model
     if other is not None and other is not model:
-        from svcca.torch._capture import _default_forward
+        from svcca.torch._batches import _default_forward
 
         target = _two_models(model, other, forward or _default_forward, ("model", "other"))
         run = lambda m, batch: m(batch)  # noqa: E731
