@@ -300,11 +300,8 @@ def capture(
     ((100, 8), (100, 3))
     """
     chunks: dict[str, list[np.ndarray]] = {}
-    capture_stream(
-        model,
-        batches,
+    opts = CaptureOptions.make(
         layers,
-        keep_batches(chunks),
         select=select,
         sequence=sequence,
         time_axis=time_axis,
@@ -314,9 +311,17 @@ def capture(
         calls=calls,
         datapoints=datapoints,
         conv_layers=conv_layers,
+    )
+    run_capture(
+        model,
+        batches,
+        opts,
+        keep_batches(chunks),
         forward=forward,
         device=device,
         progress=progress,
+        skip=0,
+        desc="capture",
     )
     return stack(chunks)
 

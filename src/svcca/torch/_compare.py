@@ -33,9 +33,9 @@ from svcca.engines import ONE_PASS_MEASURES, PairwiseResult, Rep, scores, warn_i
 from svcca.measures import MinibatchCKA, Variance
 from svcca.statistic import CrossMoments, cross_moments
 from svcca.torch._batches import order_free
-from svcca.torch._capture import capture_stream
 from svcca.torch._layers import resolve_layers
-from svcca.torch._options import Calls, MaskOption, Selector, Sequence_
+from svcca.torch._options import Calls, CaptureOptions, MaskOption, Selector, Sequence_
+from svcca.torch._run import run_capture
 
 __all__ = ["COMPARE_MEASURES", "compare"]
 
@@ -401,11 +401,8 @@ def compare(
     # rows, and moments do not depend on the order: that warning is for captures compared
     # with other captures, not for this one.
     with order_free():
-        capture_stream(
-            target,
-            batches,
+        opts = CaptureOptions.make(
             wanted,
-            callback,
             select=sel,
             sequence=sequence,
             time_axis=time_axis,
@@ -416,11 +413,18 @@ def compare(
             calls=calls,
             datapoints=datapoints,
             conv_layers=cl,
+        )
+        run_capture(
+            target,
+            batches,
+            opts,
+            callback,
             forward=run,
             device=device,
             progress=progress,
             desc="compare",
-            device_tensors=True,
+            skip=0,
+            on_device=True,
         )
     if not plan:
         raise ValueError("batches was empty: there was nothing to run the models on.")

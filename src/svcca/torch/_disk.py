@@ -40,7 +40,7 @@ import numpy as np
 
 from svcca._progress import check_progress
 from svcca._validation import is_torch_tensor
-from svcca.torch._capture import capture_stream, file_stem
+from svcca.torch._capture import file_stem
 from svcca.torch._folder import (
     LOCK,
     FolderLock,
@@ -75,6 +75,7 @@ from svcca.torch._options import (
     Selector,
     Sequence_,
 )
+from svcca.torch._run import run_capture
 
 __all__ = ["DiskCapture", "capture_to_disk", "load_capture"]
 
@@ -527,12 +528,11 @@ def _capture_locked(
         manifest["recorded"] = list(arrays)
         _write_manifest(directory, manifest)
 
-    seen = capture_stream(
+    seen = run_capture(
         model,
         inputs,
-        opts.layers,
+        opts,
         write,
-        **opts.kwargs(),
         forward=forward,
         device=device,
         skip=resumed_from,

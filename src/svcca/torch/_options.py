@@ -51,8 +51,11 @@ class CaptureOptions:
     """How module outputs are picked and shaped (validated once, shared by all paths).
 
     Every knob of :func:`capture_stream` except the run itself (``forward``, ``device``,
-    ``progress``) lives here; :meth:`kwargs` gives them back as keyword arguments, so a
-    caller can validate once and forward them: ``capture_stream(..., **opts.kwargs())``.
+    ``progress``) lives here. Each public capture (``capture``, ``capture_stream``,
+    ``capture_to_disk``, ``capture_moments``, ``compare``, ``hidden_states``) keeps its
+    keyword arguments, validates them once into this object at its boundary and passes
+    the object down (:func:`~svcca.torch._run.run_capture`); :meth:`kwargs` gives them
+    back as keyword arguments (a disk capture's manifest records them).
     """
 
     layers: tuple[str, ...]

@@ -13,9 +13,17 @@ import numpy as np
 from svcca._validation import Precision, check_precision
 from svcca.statistic import Moments
 from svcca.torch._batches import order_free
-from svcca.torch._capture import capture, capture_stream
-from svcca.torch._options import Calls, CaptureError, Conv, MaskOption, Selector, Sequence_
-from svcca.torch._run import float32_if_exact
+from svcca.torch._capture import capture
+from svcca.torch._options import (
+    Calls,
+    CaptureError,
+    CaptureOptions,
+    Conv,
+    MaskOption,
+    Selector,
+    Sequence_,
+)
+from svcca.torch._run import float32_if_exact, run_capture
 
 __all__ = ["capture_checkpoints", "capture_moments", "load_checkpoint"]
 
@@ -167,11 +175,8 @@ def capture_moments(
         wanted = list(dict.fromkeys(_CALL_SUFFIX.sub("", n) for n in wanted))
     accumulate, stats = pair_accumulator(pairs, xname, yname, precision)
     with order_free():  # moments of one pass do not depend on the order of the datapoints
-        capture_stream(
-            target,
-            batches,
+        opts = CaptureOptions.make(
             wanted,
-            accumulate,
             select=select,
             sequence=sequence,
             time_axis=time_axis,
@@ -182,11 +187,18 @@ def capture_moments(
             calls=calls,
             datapoints=datapoints,
             conv_layers=conv_layers,
+        )
+        run_capture(
+            target,
+            batches,
+            opts,
+            accumulate,
             forward=run,
             device=device,
             progress=progress,
             desc="moments",
-            device_tensors=True,
+            skip=0,
+            on_device=True,
         )
     return finished(stats)
 
