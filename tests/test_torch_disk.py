@@ -15,7 +15,7 @@ nn = torch.nn
 
 import svcca.torch as st  # noqa: E402
 from conftest import tol  # noqa: E402
-from svcca.torch._disk import batch_digest, model_digest  # noqa: E402  (private helpers)
+from svcca.torch._digest import batch_digest, model_digest  # noqa: E402  (private helpers)
 
 torch.set_num_threads(1)
 
