@@ -319,8 +319,16 @@ def moments_from_sources(
     return acc.finish()
 
 
+_DECIDE: Any = object()  # moments_of_tensors' default: decide the device here
+
+
 def moments_of_tensors(
-    X: Any, Y: Any = None, *, chunk_size: int | None = None, precision: Precision = "float64"
+    X: Any,
+    Y: Any = None,
+    *,
+    chunk_size: int | None = None,
+    precision: Precision = "float64",
+    where: Any = _DECIDE,
 ) -> Moments:
     """Moments of torch tensors, accumulated on their device.
 
@@ -330,7 +338,8 @@ def moments_of_tensors(
     (:class:`~svcca.statistic._torch_moments.TorchAccumulator`: float64, or float32
     products into float64 sums); only the ``(p + q)^2`` result is copied to the host.
     CPU tensors (and any inside ``svcca.on_device(None)``) take the host path, read in
-    chunks by :func:`moments_from_sources`, as CPU data always do.
+    chunks by :func:`moments_from_sources`, as CPU data always do. ``where``: the device
+    a caller already decided by :func:`svcca._device.data_device` (None: the host).
     """
     from svcca._device import data_device
     from svcca.statistic import moments_of_tensor_pair
@@ -339,7 +348,8 @@ def moments_of_tensors(
     sy = None if Y is None else as_source(Y, "Y")
     if sy is not None:
         check_same_n([sx, sy])
-    where = data_device([X] if Y is None else [X, Y], ["X"] if Y is None else ["X", "Y"])
+    if where is _DECIDE:  # decided here, unless the caller has (to_moments)
+        where = data_device([X] if Y is None else [X, Y], ["X"] if Y is None else ["X", "Y"])
     if where is None:
         return moments_from_sources(X, Y, chunk_size=chunk_size, precision=precision)
     return moments_of_tensor_pair(X, Y, where, chunk_size, precision)

@@ -98,7 +98,7 @@ def to_moments(
         if on is not None:
             from svcca.sources._sources import moments_of_tensors
 
-            return _check_n(moments_of_tensors(X, Y, precision=precision))
+            return _check_n(moments_of_tensors(X, Y, precision=precision, where=on))
         from svcca.sources._sources import moments_from_sources
 
         return _check_n(moments_from_sources(X, Y, precision=precision))

@@ -299,11 +299,12 @@ class Moments:
         m: Moments | None = None
         it = iter(batches)
         first = next(it, None)
-        if first is not None and _tensor_batch(first, 0):
+        device = None if first is None else _tensor_batch(first, 0)
+        if device is not None:
             assert tensor_batches is not None  # registered when svcca.statistic is imported
-            return tensor_batches(itertools.chain([first], it), precision)
+            return tensor_batches(itertools.chain([first], it), precision, device)
         for i, batch in enumerate(itertools.chain([] if first is None else [first], it)):
-            if i and _tensor_batch(batch, i):
+            if i and _tensor_batch(batch, i) is not None:
                 raise TypeError(
                     f"Batch {i} holds torch tensors whose work runs on a device, but batch 0 "
                     "did not (it took the host path); tensors are not copied to the host "
@@ -620,7 +621,7 @@ def _unscaled(S: np.ndarray, factor: float) -> np.ndarray:
 # Tensor batches are summed on their device by svcca.statistic._torch_moments. That
 # module builds Moments (it imports this one), so it cannot be imported from here: it
 # registers its functions below when it is imported, and svcca.statistic imports it.
-tensor_batches: Callable[[Iterable[Any], Precision], Moments] | None = None
+tensor_batches: Callable[[Iterable[Any], Precision, Any], Moments] | None = None
 tensor_pair: Callable[[Any, Any, Any, int | None, Precision], Moments] | None = None
 # Dask arrays: svcca.sources (a layer above) registers its blockwise path.
 dask_pair: Callable[..., Moments] | None = None
@@ -645,15 +646,15 @@ def _split(batch: Any) -> tuple[Any, Any]:
     return batch, None
 
 
-def _tensor_batch(batch: Any, i: int) -> bool:
-    """Whether batch ``i`` is torch tensors to be summed on their device: GPU tensors,
-    or any inside ``svcca.on_device(d)`` (CPU tensors otherwise take the host path). A
-    NumPy array beside such tensors is refused (:func:`svcca._device.data_device`)."""
+def _tensor_batch(batch: Any, i: int) -> Any:
+    """The device batch ``i``'s torch tensors are summed on (GPU tensors, or any inside
+    ``svcca.on_device(d)``), or None (CPU tensors and arrays: the host path). A NumPy
+    array beside such tensors is refused (:func:`svcca._device.data_device`)."""
     from svcca._device import data_device
 
     xb, yb = _split(batch)
     arrays = [xb] if yb is None else [xb, yb]
-    return data_device(arrays, [f"X of batch {i}", f"Y of batch {i}"][: len(arrays)]) is not None
+    return data_device(arrays, [f"X of batch {i}", f"Y of batch {i}"][: len(arrays)])
 
 
 _accumulator.moments_class = Moments  # what Accumulator.finish builds

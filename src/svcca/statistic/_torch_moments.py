@@ -343,13 +343,14 @@ class TorchAccumulator(Units):
         return precision_eps(self.precision)
 
 
-def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision) -> Moments:
-    """:meth:`Moments.from_batches` of tensor batches, by the device accumulator.
+def moments_of_tensor_batches(
+    batches: Iterable[Any], precision: Precision, device: Any
+) -> Moments:
+    """:meth:`Moments.from_batches` of tensor batches on ``device`` (decided from the first
+    batch by :func:`svcca._device.data_device`), by the device accumulator.
 
     A batch is split by ``Moments.from_batches``'s own rule (a 2-tuple is ``(x, y)``).
     """
-    from svcca._device import chosen
-
     acc: Any = None
     for i, batch in enumerate(batches):
         xb, yb = _moments._split(batch)
@@ -370,7 +371,7 @@ def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision) -> M
             )
         q = 0 if yb is None else yb.shape[1]
         if acc is None:
-            acc = TorchAccumulator(xb.shape[1], q, chosen(xb.device) or xb.device, precision)
+            acc = TorchAccumulator(xb.shape[1], q, device, precision)
         elif (xb.shape[1], q) != (acc.p, acc.q):
             raise ValueError(
                 f"Batch {i} has {xb.shape[1]} features of X and {q} of Y, but batch 0 had "
