@@ -245,7 +245,7 @@ def check_pair(
 
 def nonfinite_error(
     name: str,
-    rows: Sequence[int],
+    rows: Sequence[int] | np.ndarray,
     *,
     count: int | None = None,
     of: int | None = None,

@@ -97,6 +97,7 @@ class CrossMoments:
             self.sums: Any = np.zeros((wa, wb), order="F")
             self._scratch: dict[str, np.ndarray] = {}
             self._panels: dict[str, np.ndarray] = {}
+            self._done: dict[str, np.ndarray] = {}  # this chunk's row layers, as added
             return
         import torch
 
