@@ -18,7 +18,7 @@ import pytest
 import svcca
 from conftest import tol
 from svcca._threads import SMALL_PRODUCT, dense_steps, free_cores, products
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS
+from svcca.statistic import FLOAT32_CHUNK_ROWS
 
 U32 = float(np.finfo(np.float32).eps) / 2
 

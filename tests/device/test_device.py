@@ -37,7 +37,7 @@ from svcca import _dense
 from svcca._device import _AUTO, _WHERE, chosen, exact_products, free_bytes, host_forced
 from svcca._threads import dense_steps
 from svcca.sources._sources import moments_of_tensors
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS
+from svcca.statistic import FLOAT32_CHUNK_ROWS
 
 torch = pytest.importorskip("torch")
 from svcca.statistic._torch_moments import TorchAccumulator  # noqa: E402

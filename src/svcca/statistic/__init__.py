@@ -21,13 +21,10 @@ its modules:
 """
 
 from svcca.statistic._accumulator import Accumulator, raise_bad_chunk, release_rows
+from svcca.statistic._chunks import FLOAT32_CHUNK_ROWS, chunk_rows
 from svcca.statistic._cross import CrossMoments, cross_moments
-from svcca.statistic._moments import (
-    FLOAT32_CHUNK_ROWS,
-    Moments,
-    chunk_rows,
-    register_dask_moments,
-)
+from svcca.statistic._moments import Moments
+from svcca.statistic._paths import register_dask_moments
 from svcca.statistic._torch_moments import TorchAccumulator, moments_of_tensor_pair
 from svcca.statistic._units import Float32RangeError, column_means, scale_for, top_of
 

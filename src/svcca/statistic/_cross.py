@@ -23,7 +23,8 @@ from svcca._device import exact_products, format_bytes, plan_rows
 from svcca._threads import products
 from svcca._validation import Precision, precision_dtype
 from svcca.statistic._accumulator import Accumulator, add_products, from_upper
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments, chunk_rows
+from svcca.statistic._chunks import FLOAT32_CHUNK_ROWS, chunk_rows
+from svcca.statistic._moments import Moments
 from svcca.statistic._torch_moments import TorchAccumulator
 
 __all__ = ["CrossMoments", "cross_moments"]

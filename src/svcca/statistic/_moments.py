@@ -14,7 +14,7 @@ import itertools
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -23,42 +23,17 @@ from svcca._threads import products
 from svcca._validation import (
     Precision,
     as_representation,
-    check_chunk_size,
     check_precision,
     precision_eps,
     tensor_representation,
 )
-from svcca.statistic import _accumulator
+from svcca.statistic import _accumulator, _paths
 from svcca.statistic._accumulator import Accumulator, release_rows
+from svcca.statistic._chunks import chunk_rows
+from svcca.statistic._paths import split_batch, tensor_batch_device
 from svcca.statistic._units import check_scale
 
 __all__ = ["Moments"]
-
-# Rows per chunk are chosen so that one float64 chunk of [X Y] is about this many bytes:
-# large enough for an efficient GEMM, small enough to keep memory O(p^2 + chunk).
-_CHUNK_BYTES = 32 * 2**20
-# float32 products of one chunk are dot products of up to this many terms; their
-# round-off grows with the length (about sqrt(rows) eps_32 typically, rows eps_32 at
-# worst), so chunks stay short and the sums across chunks are float64.
-FLOAT32_CHUNK_ROWS = 4096
-
-
-def chunk_rows(
-    width: int, chunk_size: int | None, precision: Precision = "float64", n: int | None = None
-) -> int:
-    """Rows per chunk: ``chunk_size`` (checked: an int >= 1) or one chosen from the width;
-    at most ``n`` (the rows there are, when known: a chunk buffer may be allocated)."""
-    chunk_size = check_chunk_size(chunk_size)
-    if precision == "float32":
-        if chunk_size is not None:
-            rows = min(chunk_size, FLOAT32_CHUNK_ROWS)
-        else:
-            rows = max(256, min(FLOAT32_CHUNK_ROWS, _CHUNK_BYTES // (4 * max(width, 1))))
-    elif chunk_size is not None:
-        rows = chunk_size
-    else:
-        rows = max(256, _CHUNK_BYTES // (8 * max(width, 1)))
-    return rows if n is None else max(1, min(rows, n))
 
 
 class Moments:
@@ -267,12 +242,12 @@ class Moments:
         if da is not None and (isinstance(X, da.Array) or isinstance(Y, da.Array)):
             # one task per row block on the workers, tree-reduced: only the small
             # statistic reaches the client (svcca.sources._dask)
-            assert dask_pair is not None  # registered when svcca.sources is imported
-            return dask_pair(X, Y, precision=precision)
+            assert _paths.dask_pair is not None  # registered when svcca.sources is imported
+            return _paths.dask_pair(X, Y, precision=precision)
         arrays = [X] if Y is None else [X, Y]
         where = data_device(arrays, ["X", "Y"][: len(arrays)])
         if where is not None:
-            assert tensor_pair is not None  # registered when svcca.statistic is imported
+            assert _paths.tensor_pair is not None  # registered when svcca.statistic is imported
             X = tensor_representation(X, "X")
             Y = None if Y is None else tensor_representation(Y, "Y")
             if Y is not None and Y.shape[0] != X.shape[0]:
@@ -280,7 +255,7 @@ class Moments:
                     f"X has {X.shape[0]} rows and Y has {Y.shape[0]}; both must hold the same "
                     "datapoints, one row each."
                 )
-            return tensor_pair(X, Y, where, chunk_size, precision)
+            return _paths.tensor_pair(X, Y, where, chunk_size, precision)
         X = as_representation(X, "X")
         q = 0
         if Y is not None:
@@ -299,19 +274,19 @@ class Moments:
         m: Moments | None = None
         it = iter(batches)
         first = next(it, None)
-        device = None if first is None else _tensor_batch(first, 0)
+        device = None if first is None else tensor_batch_device(first, 0)
         if device is not None:
-            assert tensor_batches is not None  # registered when svcca.statistic is imported
-            return tensor_batches(itertools.chain([first], it), precision, device)
+            assert _paths.tensor_batches is not None  # registered when svcca.statistic is imported
+            return _paths.tensor_batches(itertools.chain([first], it), precision, device)
         for i, batch in enumerate(itertools.chain([] if first is None else [first], it)):
-            if i and _tensor_batch(batch, i) is not None:
+            if i and tensor_batch_device(batch, i) is not None:
                 raise TypeError(
                     f"Batch {i} holds torch tensors whose work runs on a device, but batch 0 "
                     "did not (it took the host path); tensors are not copied to the host "
                     "silently. Give every batch as tensors on one device, or every batch as "
                     "arrays (or accumulate on the host: with svcca.on_device(None): ...)."
                 )
-            xb, yb = _split(batch)
+            xb, yb = split_batch(batch)
             xb = as_representation(xb, f"X of batch {i}")
             yb = None if yb is None else as_representation(yb, f"Y of batch {i}")
             if m is None:
@@ -616,45 +591,6 @@ def _unscaled(S: np.ndarray, factor: float) -> np.ndarray:
     scaled sums hold them exactly, and the measures read those)."""
     with np.errstate(over="ignore", under="ignore"):
         return S * factor
-
-
-# Tensor batches are summed on their device by svcca.statistic._torch_moments. That
-# module builds Moments (it imports this one), so it cannot be imported from here: it
-# registers its functions below when it is imported, and svcca.statistic imports it.
-tensor_batches: Callable[[Iterable[Any], Precision, Any], Moments] | None = None
-tensor_pair: Callable[[Any, Any, Any, int | None, Precision], Moments] | None = None
-# Dask arrays: svcca.sources (a layer above) registers its blockwise path.
-dask_pair: Callable[..., Moments] | None = None
-
-
-def register_dask_moments(path: Callable[..., Moments]) -> None:
-    """Where :meth:`Moments.from_arrays` sends Dask arrays (``svcca.sources`` registers
-    its blockwise path when it is imported: it sits a layer above)."""
-    global dask_pair
-    dask_pair = path
-
-
-def _split(batch: Any) -> tuple[Any, Any]:
-    """A batch as ``(x, y)`` (``y`` None for X alone)."""
-    if isinstance(batch, tuple) and len(batch) == 2:
-        return batch
-    if isinstance(batch, tuple):
-        raise TypeError(
-            f"A batch is X, or a pair (X, Y); got a tuple of {len(batch)} items. Yield "
-            "(x_batch, y_batch) for two representations (one Moments per pair of layers)."
-        )
-    return batch, None
-
-
-def _tensor_batch(batch: Any, i: int) -> Any:
-    """The device batch ``i``'s torch tensors are summed on (GPU tensors, or any inside
-    ``svcca.on_device(d)``), or None (CPU tensors and arrays: the host path). A NumPy
-    array beside such tensors is refused (:func:`svcca._device.data_device`)."""
-    from svcca._device import data_device
-
-    xb, yb = _split(batch)
-    arrays = [xb] if yb is None else [xb, yb]
-    return data_device(arrays, [f"X of batch {i}", f"Y of batch {i}"][: len(arrays)])
 
 
 _accumulator.moments_class = Moments  # what Accumulator.finish builds

@@ -31,8 +31,10 @@ from svcca._validation import (
     precision_eps,
     tensor_representation,
 )
-from svcca.statistic import _moments
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
+from svcca.statistic import _paths
+from svcca.statistic._chunks import FLOAT32_CHUNK_ROWS
+from svcca.statistic._moments import Moments
+from svcca.statistic._paths import split_batch
 from svcca.statistic._units import (
     Float32RangeError,
     Units,
@@ -343,9 +345,7 @@ class TorchAccumulator(Units):
         return precision_eps(self.precision)
 
 
-def moments_of_tensor_batches(
-    batches: Iterable[Any], precision: Precision, device: Any
-) -> Moments:
+def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision, device: Any) -> Moments:
     """:meth:`Moments.from_batches` of tensor batches on ``device`` (decided from the first
     batch by :func:`svcca._device.data_device`), by the device accumulator.
 
@@ -353,7 +353,7 @@ def moments_of_tensor_batches(
     """
     acc: Any = None
     for i, batch in enumerate(batches):
-        xb, yb = _moments._split(batch)
+        xb, yb = split_batch(batch)
         for t, name in ((xb, "X"), (yb, "Y")):
             if t is not None and not is_torch_tensor(t):
                 raise TypeError(
@@ -399,5 +399,5 @@ def moments_of_tensor_pair(
     return acc.finish()
 
 
-_moments.tensor_batches = moments_of_tensor_batches
-_moments.tensor_pair = moments_of_tensor_pair
+_paths.tensor_batches = moments_of_tensor_batches
+_paths.tensor_pair = moments_of_tensor_pair
