@@ -13,6 +13,7 @@ prepared side (:class:`svcca.engines.Rep`) and every pair's combine step
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -374,7 +375,9 @@ def compare(
 
             plan["acc"] = KeptLayers(list(dict.fromkeys([*keys[0], *keys[1]])), per_pair)
             plan["keys"] = keys
-        else:  # (minibatch CKA keeps its own sums: this object then only names the layers)
+        elif mb is not None:  # minibatch CKA keeps its own sums: only the layers' names
+            plan["acc"] = _Layers(*keys, labels)
+        else:
             plan["acc"] = cross_moments(*keys, labels, precision, arrays)
 
     def callback(i: int, arrays: dict[str, np.ndarray]) -> None:
@@ -499,8 +502,21 @@ def _run_pair(model: Any, batch: Any) -> Any:
     return model(batch)
 
 
+@dataclass(frozen=True)
+class _Layers:
+    """The captured layers of the rows and the columns, and how messages name them."""
+
+    row_keys: list[str]
+    col_keys: list[str]
+    labels: Mapping[str, str]
+
+    @property
+    def keys(self) -> list[str]:
+        return list(dict.fromkeys([*self.row_keys, *self.col_keys]))
+
+
 def _minibatch_result(
-    mb: MinibatchCKA, rows: tuple[str, ...], cols: tuple[str, ...], acc: CrossMoments
+    mb: MinibatchCKA, rows: tuple[str, ...], cols: tuple[str, ...], acc: _Layers
 ) -> PairwiseResult:
     assert mb.sum_xx is not None and mb.sum_yy is not None and mb.widths is not None
     for sums, keys, widths in (
