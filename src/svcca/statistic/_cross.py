@@ -171,17 +171,23 @@ class CrossMoments:
             if k in done:
                 out[:, off : off + p] = done[k]
             else:
-                out[:, off : off + p] = self._added(k, arrays[k][s:e], i, s)
+                part = self._added(k, arrays[k], i, s, e)
+                out[:, off : off + p] = part
                 done[k] = out[:, off : off + p]
             off += p
         if key == "A":
             self._done = done
         return out
 
-    def _added(self, k: str, x: Any, i: int, start: int) -> np.ndarray:
-        """Add rows ``x`` of layer ``k`` to its accumulator; the shifted rows it added."""
+    def _added(self, k: str, batch: Any, i: int, start: int, stop: int) -> np.ndarray:
+        """Add rows ``start:stop`` of layer ``k``'s batch ``i`` to its accumulator; the
+        shifted rows it added (messages name the span only when the batch was split)."""
+        whole = start == 0 and stop == batch.shape[0]
         xw, _ = self.accs[k].add_rows(
-            x, start=start, stop=start + x.shape[0], where=f" (batch {i})"
+            batch[start:stop],
+            start=start,
+            stop=None if whole else stop,
+            where=f" (batch {i})",
         )
         return xw
 
