@@ -9,6 +9,8 @@ pairs come out of one blocked GEMM per chunk of samples; what is left per pair i
 small ``k x k`` eigenproblem.
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
