@@ -4,6 +4,8 @@ columns of a rectangular comparison of a model with itself."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -15,17 +17,17 @@ import svcca.torch as st  # noqa: E402
 from conftest import tol  # noqa: E402
 
 
-def mlp(seed: int) -> nn.Module:
+def mlp(seed: int) -> Any:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(5, 12), nn.Tanh(), nn.Linear(12, 7), nn.Tanh())
 
 
-def inputs(n: int, size: int, seed: int = 0) -> list[torch.Tensor]:
+def inputs(n: int, size: int, seed: int = 0) -> list[Any]:
     g = torch.Generator().manual_seed(seed)
     return list(torch.randn(n, 5, generator=g).split(size))
 
 
-def captured(model: nn.Module, x: list[torch.Tensor], layers: list[str]) -> dict:
+def captured(model: Any, x: list[Any], layers: list[str]) -> dict:
     return st.capture(model, x, layers, dtype=np.float64)
 
 
