@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 import svcca
-from svcca.engines._pairwise import pairwise
+from svcca import pairwise
 
 
 def make_pane(n: int, layers: int, checkpoints: int, features: int, latent: int, seed: int = 0):
@@ -154,8 +154,11 @@ def main() -> None:
         )
 
     # stage breakdown of the engine (same code path, timed piece by piece)
-    from svcca.engines._pairwise import _cross_block, _pass1_local, _pass_rows, _Progress, _Rep
-    from svcca.sources._sources import as_source
+    from svcca._progress import Progress as _Progress
+    from svcca.engines import Rep as _Rep
+    from svcca.engines._passes import _cross_block, _pass1_local
+    from svcca.engines._passes import pass_rows as _pass_rows
+    from svcca.sources import as_source
 
     srcs = [as_source(v, k) for k, v in reps.items()]
     n = args.n

@@ -120,3 +120,57 @@ def test_no_import_cycle():
     for m in sorted(edges):
         if m not in state:
             visit(m)
+
+
+def _package_of(module: str) -> str | None:
+    """``svcca.torch._capture`` -> ``torch``; a top-level module (``svcca._validation``,
+    the shared base layer) -> None."""
+    parts = module.split(".")
+    if len(parts) >= 2 and (SRC / parts[1] / "__init__.py").exists():
+        return parts[1]
+    return None
+
+
+def _exported(package: str, name: str) -> bool:
+    mod = __import__(f"svcca.{package}", fromlist=["__all__"])
+    return name in getattr(mod, "__all__", ())
+
+
+def test_no_cross_package_private_imports():
+    """Outside a package ``P``, code imports only from ``svcca.P`` (the names its
+    ``__init__`` exports, ``__all__``), never from ``svcca.P._module`` and never an
+    underscore name; lazy imports inside functions and multi-line imports included."""
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        here = module_name(path)
+        own = _package_of(here)
+        rel = path.relative_to(SRC.parent)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    pkg = _package_of(a.name)
+                    if pkg and pkg != own and a.name.count(".") > 1:
+                        bad.append(
+                            f"{rel}:{node.lineno}: import {a.name} -> import svcca.{pkg} "
+                            f"(and use the names svcca.{pkg}.__all__ exports)"
+                        )
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                pkg = _package_of(node.module)
+                if pkg is None or pkg == own:
+                    continue
+                deep = node.module.count(".") > 1
+                names = [a.name for a in node.names]
+                private = [n for n in names if n.startswith("_")]
+                if deep or private:
+                    missing = [n for n in names if not _exported(pkg, n)]
+                    fix = f"from svcca.{pkg} import {', '.join(n.lstrip('_') for n in names)}"
+                    if missing:
+                        fix += (
+                            f" (first export {', '.join(missing)} from svcca/{pkg}/__init__.py,"
+                            " in __all__ as internal API, without a leading underscore)"
+                        )
+                    bad.append(
+                        f"{rel}:{node.lineno}: from {node.module} import "
+                        f"{', '.join(names)} -> {fix}"
+                    )
+    assert not bad, "Cross-package private imports; import instead:\n" + "\n".join(bad)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, NoReturn, get_args
 
 import numpy as np
@@ -40,6 +40,7 @@ __all__ = [
     "is_torch_tensor",
     "tensor_representation",
     "raise_degenerate",
+    "nonfinite_error",
     "raise_nonfinite",
     "tensor_to_numpy",
     "warn_few_samples",
@@ -242,19 +243,65 @@ def check_pair(
     return a, b
 
 
-def raise_nonfinite(full: np.ndarray, name: str) -> None:
-    """Raise a ValueError naming the rows of ``full`` that hold NaN or inf.
+def nonfinite_error(
+    name: str,
+    rows: Sequence[int] | np.ndarray,
+    *,
+    count: int | None = None,
+    of: int | None = None,
+    unit: str = "rows",
+    within: tuple[int, int] | None = None,
+    where: str = "",
+) -> ValueError:
+    """THE error for NaN or inf in a representation: every path words it here.
 
-    Called only once a chunk of ``full`` has been seen to be non-finite, so the full
-    scan costs nothing on valid data.
+    ``rows``: the first offending rows (datapoints), numbered in the whole data as the
+    user gave it; ``count`` of ``of``: how many there are in the whole data, when it
+    was all scanned; ``unit``: what a row is called (``"samples"`` for conv maps,
+    ``"datapoints"`` for the columns of the google/svcca orientation); ``where``: the
+    context (``" (batch 3)"``); ``within``: the chunk of rows that was scanned.
     """
-    bad = ~np.isfinite(full).all(axis=1)
-    rows = np.flatnonzero(bad)
-    raise ValueError(
-        f"{name} contains NaN or inf in {rows.size} of its {full.shape[0]} rows (first: "
-        f"{rows[:5].tolist()}). Remove or impute those samples in both representations "
-        "before comparing."
+    shown = [int(r) for r in list(rows)[:5]]
+    if count is not None and of is not None:
+        what = f"{count} of its {of} {unit} (first: {shown})"
+    else:
+        span = "" if within is None else f"; of {unit} {within[0]}:{within[1]}"
+        what = f"{unit} {shown} (first shown{span})"
+    return ValueError(
+        f"{name} contains NaN or inf in {what}{where}. Remove or impute those {unit} in "
+        "every representation before comparing: similarity of non-finite values is "
+        "undefined (for activations: check that batch's inputs and the model's numerics, "
+        "e.g. run it in float32 rather than float16)."
     )
+
+
+def raise_nonfinite(
+    full: Any,
+    name: str,
+    *,
+    first_row: int | None = None,
+    unit: str = "rows",
+    within: tuple[int, int] | None = None,
+    where: str = "",
+) -> NoReturn:
+    """Raise :func:`nonfinite_error` naming the rows of ``full`` (an array, or a tensor
+    scanned on its device) that hold NaN or inf.
+
+    ``full`` is the whole data, unless ``first_row`` says it is a chunk starting at that
+    row (the rows are then numbered from it, and not counted against a total). Called
+    only once the data have been seen to be non-finite, so the scan costs nothing on
+    valid data.
+    """
+    if is_torch_tensor(full):
+        torch = sys.modules["torch"]
+        ok = torch.isfinite(full).reshape(full.shape[0], -1).all(dim=1).cpu().numpy()
+    else:
+        a = np.asarray(full)
+        ok = np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
+    bad = np.flatnonzero(~ok)
+    if first_row is None:
+        raise nonfinite_error(name, bad, count=bad.size, of=ok.size, unit=unit, where=where)
+    raise nonfinite_error(name, bad + first_row, unit=unit, within=within, where=where)
 
 
 # ---------------------------------------------------------------------- argument checks

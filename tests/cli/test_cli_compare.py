@@ -114,7 +114,7 @@ def test_text_output_of_the_other_measures(files, capsys):
 def test_one_vocabulary_for_both_commands(capsys):
     # private: which measures the engine streams in one pass is internal; the CLI must agree
     from svcca.cli._options import MEASURES, PAIRWISE_MEASURES
-    from svcca.engines._pairwise import MEASURES as ENGINE_MEASURES
+    from svcca.engines import ONE_PASS_MEASURES as ENGINE_MEASURES
 
     assert set(PAIRWISE_MEASURES) == set(ENGINE_MEASURES)
     assert tuple(MEASURES) == tuple(svcca.MEASURES)  # the registry's names, in both

@@ -178,11 +178,11 @@ def test_nan_is_refused_not_scored():
     a, b = _acts(20, 4, 50), _acts(21, 3, 50)
     b[1, 7] = np.nan
     b[0, 9] = np.inf
-    match = r"acts2 contains NaN or inf at 2 of its 50 datapoints \(columns; first: \[7, 9\]\)"
+    match = r"acts2 contains NaN or inf in 2 of its 50 datapoints \(first: \[7, 9\]\)"
     for fn in (compat.get_cca_similarity, compat.compute_pwcca, compat.get_pls_similarity):
         with pytest.raises(ValueError, match=match):
             fn(a, b)
-    with pytest.raises(ValueError, match=r"acts contains NaN or inf at 2 of its 50"):
+    with pytest.raises(ValueError, match=r"acts contains NaN or inf in 2 of its 50"):
         compat.get_pca(b)
 
 

@@ -36,7 +36,7 @@ from svcca import _dense
 from svcca._device import _AUTO, _WHERE, chosen, exact_products, free_bytes, host_forced
 from svcca._threads import dense_steps
 from svcca.sources._sources import moments_of_tensors
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS
+from svcca.statistic import FLOAT32_CHUNK_ROWS
 
 torch = pytest.importorskip("torch")
 from svcca.statistic._torch_moments import TorchAccumulator  # noqa: E402
@@ -702,8 +702,8 @@ def test_nan_or_inf_in_a_tensor_names_its_rows(side, where):
     bad[row, 1], bad[row + 4, 0] = np.nan, -np.inf
     start = 0 if where == "first" else 1000
     msg = (
-        rf"{side} contains NaN or inf in rows {start}:{start + 500} "
-        rf"\(first: rows \[{row}, {row + 4}\]\)\. Remove or impute"
+        rf"{side} contains NaN or inf in rows \[{row}, {row + 4}\] "
+        rf"\(first shown; of rows {start}:{start + 500}\)\. Remove or impute"
     )
     with pytest.raises(ValueError, match=msg):
         device_moments(torch.from_numpy(X), torch.from_numpy(Y), chunk_size=500)

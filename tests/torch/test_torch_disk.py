@@ -18,7 +18,7 @@ from conftest import tol  # noqa: E402
 
 # private: what the fingerprint tells apart, structure by structure (capture_to_disk's
 # refusals show one case at a time, tested below)
-from svcca.torch._disk import batch_digest, model_digest  # noqa: E402
+from svcca.torch._digest import batch_digest, model_digest  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.study and args.quick:
         raise UsageError("--study has no quick mode (about an hour on 2 cores); drop --quick.")
     if args.sanity:
-        from svcca.demo._sanity import run_sanity, run_study
+        from svcca.demo import run_sanity, run_study
 
         if args.study:
             run_study(args.out, seeds=args.seeds or 3, progress=progress)

@@ -254,7 +254,7 @@ def load_representation(path: str, transpose: bool) -> Any:
     The file is read on demand by positioned reads (:func:`svcca.sources.load_array`):
     one that shrinks during the run is an error naming it, not a SIGBUS.
     """
-    from svcca.sources._sources import load_array
+    from svcca.sources import load_array
 
     try:
         arr = load_array(path)

@@ -227,7 +227,7 @@ def _heatmap(result: Any, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from svcca.engines._pairwise import pairwise
+    from svcca.engines import pairwise
 
     measure, settings = resolve_measure(args, "pairwise")
     chunk_size = None if args.chunk_size is None else parse_option("--chunk-size", args.chunk_size)

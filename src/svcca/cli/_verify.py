@@ -43,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.exists(path):
         raise UsageError(f"{path!r}: no such file or folder.")
     if os.path.isdir(path):
-        from svcca.torch._folder import break_capture_lock
-        from svcca.torch._manifest import check_capture
+        from svcca.torch import break_capture_lock, check_capture
 
         if args.break_lock:
             print(f"{path}: {break_capture_lock(path)}")

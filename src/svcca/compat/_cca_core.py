@@ -22,10 +22,11 @@ from svcca._validation import (
     check_epsilon,
     check_pair,
     check_probability,
+    nonfinite_error,
     raise_degenerate,
     warn_few_samples,
 )
-from svcca.measures._linalg import NUMERICAL_RTOL
+from svcca.measures import NUMERICAL_RTOL
 
 __all__ = [
     "compute_pwcca",
@@ -50,11 +51,7 @@ def _acts(arr: np.ndarray, name: str) -> np.ndarray:
     finite = np.isfinite(acts).all(axis=0)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise ValueError(
-            f"{name} contains NaN or inf at {bad.size} of its {acts.shape[1]} datapoints "
-            f"(columns; first: {bad[:5].tolist()}). Remove or impute those datapoints in "
-            "both inputs before comparing."
-        )
+        raise nonfinite_error(name, bad, count=bad.size, of=acts.shape[1], unit="datapoints")
     if constant_neurons(acts).all():
         raise_degenerate(name, acts.shape[0], "every neuron is constant over the datapoints")
     return acts

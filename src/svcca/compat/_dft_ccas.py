@@ -9,9 +9,14 @@ import numpy as np
 
 from svcca._validation import SVCCAWarning, raise_degenerate, warn_few_samples
 from svcca.compat._cca_core import constant_neurons, sum_threshold
-from svcca.conv._checks import as_conv, check_same_n, raise_nonfinite_conv
-from svcca.conv._dft import FourierMoments, fourier_moments
-from svcca.conv._grid import Grid
+from svcca.conv import (
+    FourierMoments,
+    Grid,
+    as_conv,
+    check_same_n,
+    fourier_moments,
+    raise_nonfinite_conv,
+)
 
 __all__ = ["fourier_ccas"]
 

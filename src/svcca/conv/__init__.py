@@ -8,9 +8,15 @@ Activations are ``(n, h, w, c)`` (``layout="nhwc"``) or ``(n, c, h, w)``
 - :func:`compare`: one entry point for the strategies (``"dft"``, ``"flatten"``,
   ``"avgpool"``, ``"interpolate"``) with any measure of the library.
 - :func:`reduce_pair`: the 2-D arrays a spatial strategy produces, for your own measure.
+
+The names after ``# internal`` in ``__all__`` are *internal* API, for
+:mod:`svcca.compat`'s ``fourier_ccas`` (the conv checks, the DFT moments, the grid);
+not for users.
 """
 
-from svcca.conv._dft import FourierCCAResult, fourier_cca
+from svcca.conv._checks import as_conv, check_same_n, raise_nonfinite_conv
+from svcca.conv._dft import FourierCCAResult, FourierMoments, fourier_cca, fourier_moments
+from svcca.conv._grid import Grid
 from svcca.conv._strategies import compare, reduce_pair
 
 __all__ = [
@@ -18,4 +24,11 @@ __all__ = [
     "compare",
     "fourier_cca",
     "reduce_pair",
+    # internal (see the docstring)
+    "FourierMoments",
+    "Grid",
+    "as_conv",
+    "check_same_n",
+    "fourier_moments",
+    "raise_nonfinite_conv",
 ]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._validation import check_readable, check_unmasked, tensor_to_numpy
+from svcca._validation import check_readable, check_unmasked, raise_nonfinite, tensor_to_numpy
 
 __all__ = ["Layout", "as_conv", "check_layout", "check_same_n"]
 
@@ -117,9 +117,4 @@ def check_same_n(a: np.ndarray, b: np.ndarray, names: tuple[str, str] = ("A", "B
 
 def raise_nonfinite_conv(a: np.ndarray, name: str) -> None:
     """Raise a ValueError naming the samples of ``a`` that hold NaN or inf."""
-    bad = ~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
-    rows = np.flatnonzero(bad)
-    raise ValueError(
-        f"{name} contains NaN or inf in {rows.size} of its {a.shape[0]} samples (first: "
-        f"{rows[:5].tolist()}). Remove or impute those samples on both sides before comparing."
-    )
+    raise_nonfinite(a, name, unit="samples")

@@ -40,9 +40,7 @@ from svcca.conv._solve import (
     svd_factor,
     whitened_cross,
 )
-from svcca.measures._cca import FLOAT32_COND_LIMIT, thresholded_mean
-from svcca.measures._cka import unit_scaled
-from svcca.measures._linalg import EPS, rank_rtol
+from svcca.measures import EPS, FLOAT32_COND_LIMIT, rank_rtol, thresholded_mean, unit_scaled
 
 __all__ = ["FourierCCAResult", "fourier_cca", "fourier_moments"]
 

@@ -15,8 +15,7 @@ import scipy.linalg as sla
 
 import svcca._dense as _dense
 from svcca._validation import check_keep_fits
-from svcca.measures._linalg import EPS, NUMERICAL_RTOL, clip_roundoff, rank_rtol
-from svcca.measures._svcca import n_directions
+from svcca.measures import EPS, NUMERICAL_RTOL, clip_roundoff, n_directions, rank_rtol
 
 __all__ = ["Factor", "cca_factor", "correlations", "svd_factor", "whitened_cross"]
 

@@ -9,8 +9,20 @@ random baseline) and writes the figures (PNG and SVG) with ``index.html`` and
 ``README.md`` stating one measured finding under each.
 
 Needs the extras torch, matplotlib and scikit-learn.
+
+:func:`run_sanity` and :func:`run_study` (the sanity table of every measure) are
+*internal* API, for the ``svcca demo`` command.
 """
 
 from svcca.demo._run import DemoConfig, DemoReport, Figure, run_demo
+from svcca.demo._sanity import run_sanity, run_study
 
-__all__ = ["DemoConfig", "DemoReport", "Figure", "run_demo"]
+__all__ = [
+    "DemoConfig",
+    "DemoReport",
+    "Figure",
+    "run_demo",
+    # internal (see the docstring)
+    "run_sanity",
+    "run_study",
+]

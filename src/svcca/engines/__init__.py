@@ -5,8 +5,29 @@ from one blocked GEMM); :mod:`svcca.stats` (permutation tests, bootstrap, null
 baselines) and :mod:`svcca.conv` (DFT-CCA) are the other engines, public subpackages
 of their own. Engines call the measures' prepare/combine steps; they never reimplement
 a measure.
+
+Public: :func:`pairwise` and :class:`PairwiseResult` (re-exported by :mod:`svcca`). The
+rest of ``__all__`` is *internal* API, for :func:`svcca.torch.compare`, which ends as
+``pairwise`` does: ``ONE_PASS_MEASURES`` (the measures computed from moments),
+:class:`Rep` and :func:`prepare_all` (each side prepared once), :func:`scores` (every
+pair combined from the cross blocks), :func:`warn_inflated`, and :class:`KeptLayers`
+(the per-pair measures' kept activations). Import them from ``svcca.engines``.
 """
 
-from svcca.engines._pairwise import PairwiseResult, pairwise
+from svcca.engines._combine import ONE_PASS_MEASURES, Rep, prepare_all, scores, warn_inflated
+from svcca.engines._pairwise import pairwise
+from svcca.engines._pairwise_result import PairwiseResult
+from svcca.engines._per_pair import KeptLayers
 
-__all__ = ["PairwiseResult", "pairwise"]
+__all__ = [
+    # public
+    "PairwiseResult",
+    "pairwise",
+    # internal (see the docstring)
+    "ONE_PASS_MEASURES",
+    "KeptLayers",
+    "Rep",
+    "prepare_all",
+    "scores",
+    "warn_inflated",
+]

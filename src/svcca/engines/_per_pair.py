@@ -25,7 +25,7 @@ import numpy as np
 from svcca._device import DeviceMemoryError, format_bytes, free_bytes
 from svcca._progress import Progress
 from svcca.measures import Measure, refusal
-from svcca.sources._sources import Source
+from svcca.sources import Source
 
 __all__ = [
     "KeptLayers",

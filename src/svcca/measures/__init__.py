@@ -1,32 +1,43 @@
 """Layer 3, measures: each written once as *prepare a side* and *combine a cross block*.
 
 CCA, SVCCA (exact and two-pass), PWCCA, PLS, PCA, the CKA family, Procrustes and shape
-metrics, regression fit and RSA. The engines (pairwise, stats, conv) and the
-integrations call these functions; nothing here imports an engine or an integration.
+metrics, regression fit and RSA, each declared once in :data:`MEASURES`. The engines
+(pairwise, stats, conv) and the integrations call these functions; nothing here imports
+an engine or an integration.
+
+The names after ``# internal`` in ``__all__`` are the package's *internal* API, for the
+engines and integrations (the prepare/combine steps, the Gram and rank helpers the
+resampling kernels reuse, the engine coverage); import them from ``svcca.measures``,
+never from its modules.
 """
 
 from svcca.measures._cca import (
+    FLOAT32_COND_LIMIT,
     CCAResult,
     CCASide,
     canonical_correlations,
     cca,
+    cca_from_moments,
     cca_of_sides,
+    cross_label,
     prepare_side,
     roundoff_bound,
     svd_of_cross,
+    thresholded_mean,
+    with_offset,
 )
-from svcca.measures._cka import CKAResult, check_bandwidth, cka, cka_ratio
+from svcca.measures._cka import CKAResult, check_bandwidth, cka, cka_ratio, debiased_linear_hsic
 from svcca.measures._engines import ENGINES, engines_for, refusal
 from svcca.measures._gram import center_gram, gram_linear, gram_rbf, unit_scaled
 from svcca.measures._label import measure_label
-from svcca.measures._linalg import EPS, Pruned, clip_roundoff
+from svcca.measures._linalg import EPS, NUMERICAL_RTOL, Pruned, clip_roundoff, rank_rtol
 from svcca.measures._minibatch import MinibatchCKA
 from svcca.measures._pca import PCAResult, pca
 from svcca.measures._pls import PLSResult, pls
 from svcca.measures._pwcca import PWCCAResult, pwcca, pwcca_weights
 from svcca.measures._registry import MEASURES, Measure, Score, invariance_table, register
 from svcca.measures._regression import RegressionResult, explained, regression_fit
-from svcca.measures._rsa import RSAResult, compare_rdms, rdm, rsa
+from svcca.measures._rsa import RSAResult, compare_rdms, rdm, rdm_unchecked, rsa
 from svcca.measures._shape import (
     ProcrustesResult,
     ShapeResult,
@@ -34,8 +45,16 @@ from svcca.measures._shape import (
     procrustes,
     shape_distance,
 )
-from svcca.measures._svcca import ReducedSide, SVCCAResult, reduce_side, svcca, svcca_from_reduced
-from svcca.measures._two_pass import svcca_two_pass
+from svcca.measures._svcca import (
+    ReducedSide,
+    SVCCAResult,
+    Variance,
+    n_directions,
+    reduce_side,
+    svcca,
+    svcca_from_reduced,
+)
+from svcca.measures._two_pass import FrequentDirections, ritz_side, svcca_two_pass
 
 __all__ = [
     "MEASURES",
@@ -67,6 +86,45 @@ __all__ = [
     "shape_distance",
     "svcca",
     "svcca_two_pass",
+    # internal (see the docstring)
+    "ENGINES",
+    "CCASide",
+    "EPS",
+    "FLOAT32_COND_LIMIT",
+    "FrequentDirections",
+    "NUMERICAL_RTOL",
+    "ReducedSide",
+    "Variance",
+    "canonical_correlations",
+    "cca_from_moments",
+    "cca_of_sides",
+    "center_gram",
+    "check_bandwidth",
+    "cka_ratio",
+    "clip_roundoff",
+    "cross_label",
+    "debiased_linear_hsic",
+    "engines_for",
+    "explained",
+    "gram_linear",
+    "gram_rbf",
+    "invariance_table",
+    "measure_label",
+    "n_directions",
+    "partial_whitening",
+    "prepare_side",
+    "pwcca_weights",
+    "rank_rtol",
+    "rdm_unchecked",
+    "reduce_side",
+    "refusal",
+    "ritz_side",
+    "roundoff_bound",
+    "svcca_from_reduced",
+    "svd_of_cross",
+    "thresholded_mean",
+    "unit_scaled",
+    "with_offset",
 ]
 
 # The small internal API the engines (stats, conv, pairwise) reach the measures through,
@@ -81,6 +139,7 @@ __all__ += [
     "gram_rbf",
     "pwcca_weights",
     "reduce_side",
+    "refusal",
     "svcca_from_reduced",
     "canonical_correlations",
     "check_bandwidth",
@@ -89,6 +148,7 @@ __all__ += [
     "engines_for",
     "explained",
     "invariance_table",
+    "measure_label",
     "measure_label",
     "gram_linear",
     "partial_whitening",

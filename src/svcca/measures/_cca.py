@@ -30,8 +30,8 @@ from svcca.measures._linalg import (
     prune,
     rank_rtol,
 )
-from svcca.sources._to_moments import to_moments
-from svcca.statistic._moments import Moments
+from svcca.sources import to_moments
+from svcca.statistic import Moments
 
 # Condition number of a side's whitened block past which float32 sums (relative error
 # ~1e-5) can move its canonical correlations by more than ~0.1: prepare_side warns.

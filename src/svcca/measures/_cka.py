@@ -50,8 +50,8 @@ from svcca.measures._gram import (
 from svcca.measures._gram import (
     _median as _median,  # re-exported: tests select medians through it
 )
-from svcca.sources._to_moments import to_moments
-from svcca.statistic._moments import Moments
+from svcca.sources import to_moments
+from svcca.statistic import Moments
 
 __all__ = [
     "CKAResult",
@@ -286,7 +286,7 @@ def _streamed(X: Any, Y: Any) -> bool:
         return True
     if isinstance(X, np.ndarray) and isinstance(Y, np.ndarray):
         return False
-    from svcca.sources._sources import is_streamable
+    from svcca.sources import is_streamable
 
     return is_streamable(X) or (Y is not None and is_streamable(Y))
 

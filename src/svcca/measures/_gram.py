@@ -20,7 +20,7 @@ from svcca._validation import (
     raise_degenerate,
     raise_nonfinite,
 )
-from svcca.statistic._units import scale_for, top_of
+from svcca.statistic import scale_for, top_of
 
 __all__ = [
     "center_gram",

@@ -11,7 +11,7 @@ from svcca._threads import dense_steps
 from svcca._validation import raise_degenerate
 from svcca.measures._cca import project
 from svcca.measures._linalg import numerical_rank, sym_eig_desc
-from svcca.sources._to_moments import to_moments
+from svcca.sources import to_moments
 
 __all__ = ["PCAResult", "pca"]
 

@@ -13,7 +13,7 @@ from svcca._validation import Precision
 from svcca.measures._cca import project
 from svcca.measures._cka import linear_cka_of_moments
 from svcca.measures._linalg import flip_signs
-from svcca.sources._to_moments import to_moments
+from svcca.sources import to_moments
 
 __all__ = ["PLSResult", "pls"]
 

@@ -13,7 +13,7 @@ from svcca._threads import dense_steps
 from svcca._validation import Precision, check_epsilon, check_option, warn_few_samples
 from svcca.measures._cca import CCAResult, CCASide, cca_from_moments
 from svcca.measures._linalg import EPS
-from svcca.sources._to_moments import to_moments
+from svcca.sources import to_moments
 
 __all__ = [
     "PWCCAResult",

@@ -12,8 +12,8 @@ from svcca._threads import dense_steps
 from svcca._validation import SVCCAWarning
 from svcca.measures._cca import CCASide, prepare_side, roundoff_bound
 from svcca.measures._linalg import clip_roundoff
-from svcca.sources._to_moments import to_moments
-from svcca.statistic._moments import Moments
+from svcca.sources import to_moments
+from svcca.statistic import Moments
 
 __all__ = ["RegressionResult", "regression_fit"]
 

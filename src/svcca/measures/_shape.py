@@ -11,8 +11,8 @@ import svcca._dense as _dense
 from svcca._threads import dense_steps
 from svcca._validation import check_option, check_real, raise_degenerate, warn_few_samples
 from svcca.measures._linalg import EPS, Whitener, prune
-from svcca.sources._to_moments import to_moments
-from svcca.statistic._moments import Moments
+from svcca.sources import to_moments
+from svcca.statistic import Moments
 
 __all__ = ["ProcrustesResult", "ShapeResult", "procrustes", "shape_distance"]
 

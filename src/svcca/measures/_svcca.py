@@ -31,7 +31,7 @@ from svcca.measures._cca import (
     with_offset,
 )
 from svcca.measures._linalg import EPS, numerical_rank, sym_eig_desc
-from svcca.sources._to_moments import to_moments
+from svcca.sources import to_moments
 
 __all__ = [
     "ReducedSide",

@@ -22,9 +22,8 @@ from svcca._validation import (
 )
 from svcca.measures._linalg import flip_signs, numerical_rank, sym_eig_desc
 from svcca.measures._svcca import ReducedSide, Variance, n_directions, svcca_from_reduced
-from svcca.sources._sources import as_source, check_same_n
-from svcca.statistic._moments import Moments, _chunk_rows
-from svcca.statistic._units import column_means, scale_for, top_of
+from svcca.sources import as_source, check_same_n
+from svcca.statistic import Moments, chunk_rows, column_means, scale_for, top_of
 
 __all__ = ["svcca_two_pass"]
 
@@ -133,7 +132,7 @@ def _batches_of(
         raise TypeError("svcca_two_pass compares two representations: pass X and Y.")
     sx, sy = as_source(X, "X"), as_source(Y, "Y")
     check_same_n([sx, sy])
-    rows = _chunk_rows(sx.p + sy.p, chunk_size, n=sx.n)
+    rows = chunk_rows(sx.p + sy.p, chunk_size, n=sx.n)
 
     def gen2() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for start in range(0, sx.n, rows):

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from svcca._validation import Precision, check_unmasked
-from svcca.statistic import _moments
-from svcca.statistic._moments import Moments
+from svcca.statistic import Moments, register_dask_moments
 
 __all__ = ["moments_from_dask", "per_rep_moments_dask", "cross_products_dask"]
 
@@ -220,4 +219,4 @@ def _apply(
 
 # Moments.from_arrays of dask arrays takes this path (the statistic layer cannot import
 # this one; it is registered here, as the tensor paths are).
-_moments.dask_pair = moments_from_dask
+register_dask_moments(moments_from_dask)

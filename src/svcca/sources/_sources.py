@@ -26,9 +26,7 @@ from svcca._validation import (
     tensor_to_numpy,
 )
 from svcca.sources._npy_file import NpyFile
-from svcca.statistic._accumulator import Accumulator, release_rows
-from svcca.statistic._moments import Moments, _chunk_rows
-from svcca.statistic._units import Float32RangeError
+from svcca.statistic import Accumulator, Moments, chunk_rows, release_rows
 
 __all__ = [
     "Source",
@@ -288,24 +286,6 @@ def check_same_n(sources: Iterable[Source]) -> int:
 
 
 # ---------------------------------------------------------------------- moments
-def _chunk_stats(block: np.ndarray, name: str, start: int) -> np.ndarray:
-    """Centre ``block`` in place on its own mean and return the mean (checks finiteness)."""
-    mean = block.mean(axis=0)
-    if not np.isfinite(mean).all():
-        _raise_nonfinite_rows(block, name, start)
-    block -= mean
-    return mean
-
-
-def _raise_nonfinite_rows(block: np.ndarray, name: str, start: int) -> None:
-    """Name the rows of a chunk (starting at row ``start``) that hold NaN or inf."""
-    bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-    raise ValueError(
-        f"{name} contains NaN or inf in rows {(bad + start)[:5].tolist()} (first shown). "
-        "Remove or impute those samples in every representation before comparing."
-    )
-
-
 def moments_from_sources(
     X: Any,
     Y: Any = None,
@@ -325,9 +305,9 @@ def moments_from_sources(
     if Y is not None:
         sy = Y if isinstance(Y, Source) else as_source(Y, names[1])
         check_same_n([sx, sy])
-    acc = Accumulator(sx.p, 0 if sy is None else sy.p, precision)
-    rows = min(_chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision), sx.n)
-    # Rows are read as float64 and shifted before any cast to float32 (add_raw).
+    acc = Accumulator(sx.p, 0 if sy is None else sy.p, precision, names)
+    rows = min(chunk_rows(sx.p + (0 if sy is None else sy.p), chunk_size, precision), sx.n)
+    # Rows are read as float64 and shifted before any cast to float32 (add_rows).
     xbuf = np.empty((rows, sx.p))
     ybuf = None if sy is None else np.empty((rows, sy.p))
     with products(rows * (sx.p + (0 if sy is None else sy.p)) ** 2 / 2):
@@ -335,23 +315,20 @@ def moments_from_sources(
             stop = min(start + rows, sx.n)
             xb = sx.read(start, stop, xbuf)
             yb = None if sy is None else sy.read(start, stop, ybuf)
-            bad = acc.add_raw(xb, yb, scratch=True)
-            if bad is not None:
-                block = xb if bad == "x" else yb
-                assert block is not None
-                name = names[0] if bad == "x" else names[1]
-                if precision == "float32" and np.isfinite(block).all():
-                    raise Float32RangeError(
-                        f"{name} has values beyond float32's range in rows "
-                        f"{first_row + start}:{first_row + stop}. Use precision='float64', "
-                        "or rescale the activations."
-                    )
-                _raise_nonfinite_rows(block, name, first_row + start)
+            acc.add_rows(xb, yb, start=first_row + start, stop=first_row + stop, scratch=True)
     return acc.finish()
 
 
+_DECIDE: Any = object()  # moments_of_tensors' default: decide the device here
+
+
 def moments_of_tensors(
-    X: Any, Y: Any = None, *, chunk_size: int | None = None, precision: Precision = "float64"
+    X: Any,
+    Y: Any = None,
+    *,
+    chunk_size: int | None = None,
+    precision: Precision = "float64",
+    where: Any = _DECIDE,
 ) -> Moments:
     """Moments of torch tensors, accumulated on their device.
 
@@ -361,16 +338,18 @@ def moments_of_tensors(
     (:class:`~svcca.statistic._torch_moments.TorchAccumulator`: float64, or float32
     products into float64 sums); only the ``(p + q)^2`` result is copied to the host.
     CPU tensors (and any inside ``svcca.on_device(None)``) take the host path, read in
-    chunks by :func:`moments_from_sources`, as CPU data always do.
+    chunks by :func:`moments_from_sources`, as CPU data always do. ``where``: the device
+    a caller already decided by :func:`svcca._device.data_device` (None: the host).
     """
     from svcca._device import data_device
-    from svcca.statistic._torch_moments import moments_of_tensor_pair
+    from svcca.statistic import moments_of_tensor_pair
 
     sx = as_source(X, "X")
     sy = None if Y is None else as_source(Y, "Y")
     if sy is not None:
         check_same_n([sx, sy])
-    where = data_device([X] if Y is None else [X, Y], ["X"] if Y is None else ["X", "Y"])
+    if where is _DECIDE:  # decided here, unless the caller has (to_moments)
+        where = data_device([X] if Y is None else [X, Y], ["X"] if Y is None else ["X", "Y"])
     if where is None:
         return moments_from_sources(X, Y, chunk_size=chunk_size, precision=precision)
     return moments_of_tensor_pair(X, Y, where, chunk_size, precision)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from svcca._validation import Precision, as_representation, check_pair, check_precision
-from svcca.statistic._moments import Moments
+from svcca.statistic import Moments
 
 __all__ = ["to_moments"]
 
@@ -98,7 +98,7 @@ def to_moments(
         if on is not None:
             from svcca.sources._sources import moments_of_tensors
 
-            return _check_n(moments_of_tensors(X, Y, precision=precision))
+            return _check_n(moments_of_tensors(X, Y, precision=precision, where=on))
         from svcca.sources._sources import moments_from_sources
 
         return _check_n(moments_from_sources(X, Y, precision=precision))

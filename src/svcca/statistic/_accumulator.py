@@ -6,7 +6,7 @@ files without keeping their pages.
 from __future__ import annotations
 
 import mmap
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from scipy.linalg import blas
@@ -22,22 +22,39 @@ from svcca.statistic._units import (
     top_of,
 )
 
-__all__ = ["Accumulator", "release_rows"]
+__all__ = ["Accumulator", "add_products", "from_upper", "raise_bad_chunk", "release_rows"]
 
 # The class finish() builds: svcca.statistic._moments imports this module (Moments.update
 # runs an Accumulator), so it registers Moments here when it is imported.
 moments_class: Any = None
 
 
-def _raise_bad(side: np.ndarray, name: str, precision: Precision) -> None:
-    """A chunk's sums were not finite: NaN/inf in the data, or values past float32."""
-    if precision == "float32" and np.isfinite(side).all():
+def raise_bad_chunk(
+    block: Any,
+    name: str,
+    precision: Precision,
+    start: int | None = None,
+    stop: int | None = None,
+    *,
+    where: str = "",
+) -> NoReturn:
+    """What every host chunk loop raises when :meth:`Accumulator.add` says a side's sums
+    were not finite: the rows of ``block`` (rows ``start:stop`` of the data) that hold
+    NaN or inf (:func:`svcca._validation.raise_nonfinite`), or, when all are finite,
+    float32 values past its range once centred. ``start`` None: ``block`` is the whole
+    data."""
+    block = np.asarray(block)
+    if precision == "float32" and np.isfinite(block).all():
+        start = start or 0
+        stop = start + block.shape[0] if stop is None else stop
+        top = float(np.max(np.abs(block))) if block.size else 0.0
         raise Float32RangeError(
-            f"{name} has values of magnitude up to {float(np.max(np.abs(side))):.3g}, "
-            "beyond float32's range once centred. Use precision='float64', or rescale the "
+            f"{name} has values of magnitude up to {top:.3g} in rows {start}:{stop}{where}, beyond "
+            "float32's range once centred. Use precision='float64', or rescale the "
             "activations."
         )
-    raise_nonfinite(side, name)
+    within = None if start is None or stop is None else (start, stop)
+    raise_nonfinite(block, name, first_row=start, within=within, where=where)
 
 
 def _shifted(rows: Any, shift: np.ndarray, out: np.ndarray, inv: float = 1.0) -> np.ndarray:
@@ -62,22 +79,6 @@ def _shifted(rows: Any, shift: np.ndarray, out: np.ndarray, inv: float = 1.0) ->
             wide = np.subtract(rows, shift, dtype=np.float64)
             wide *= inv
             out[...] = wide
-    return out
-
-
-def _read_rows(
-    A: np.ndarray, start: int, stop: int, buffer: np.ndarray, shift: np.ndarray, inv: float = 1.0
-) -> np.ndarray:
-    """Rows ``start:stop`` of ``A`` minus ``shift`` (times ``inv``, the side's power-of-two
-    unit's inverse), written into the front of ``buffer``.
-
-    Subtracting the (float64) shift and converting to the buffer's dtype is one pass.
-    When ``A`` is a read-only ``np.memmap`` (or a view of one), the file pages behind the
-    rows just read are handed back to the kernel, so reading a file straight through
-    keeps resident memory at one chunk instead of growing to the file's size.
-    """
-    out = _shifted(A[start:stop], shift, buffer[: stop - start], inv)
-    release_rows(A, start, stop)
     return out
 
 
@@ -108,8 +109,15 @@ class Accumulator(Units):
     (:class:`Float32RangeError`): their digits were lost before we saw them.
     """
 
-    def __init__(self, p: int, q: int, precision: Precision = "float64") -> None:
+    def __init__(
+        self,
+        p: int,
+        q: int,
+        precision: Precision = "float64",
+        names: tuple[str, str] = ("X", "Y"),
+    ) -> None:
         self.p, self.q = p, q
+        self.names = names  # how messages name X and Y
         self.precision: Precision = precision
         self.dtype = precision_dtype(precision)
         self.n = 0
@@ -149,9 +157,9 @@ class Accumulator(Units):
         # given (the cast would flush 1e-300 to zero), at the cost of one float64 copy of
         # one chunk. Otherwise add() decides them on the shifted chunk, with no copy.
         if self._narrowing(xb):
-            self.scale_x = self._first_scale(xb, shift_x, "X")
+            self.scale_x = self._first_scale(xb, shift_x, self.names[0])
         if yb is not None and shift_y is not None and self._narrowing(yb):
-            self.scale_y = self._first_scale(yb, shift_y, "Y")
+            self.scale_y = self._first_scale(yb, shift_y, self.names[1])
         return None
 
     def _narrowing(self, rows: Any) -> bool:
@@ -178,16 +186,47 @@ class Accumulator(Units):
             check_float32_top(top, name)  # float32 (or narrower) data at 1e-35 lost digits
         return scale_for(top, self.precision)
 
-    def add_raw(self, xb: Any, yb: Any = None, *, scratch: bool = False) -> str | None:
-        """Add a chunk of rows of any real dtype: shifted (in float64), then cast.
+    def add_rows(
+        self,
+        xb: Any,
+        yb: Any = None,
+        *,
+        start: int | None = None,
+        stop: int | None = None,
+        where: str = "",
+        whole: tuple[Any, Any] | None = None,
+        scratch: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The step of every host chunk loop: add rows ``start:stop`` of any real dtype,
+        shifted (in float64), in each side's unit, then cast; returns them as added.
 
         The rows are not modified, unless ``scratch`` says they are a buffer of the
-        working dtype the caller no longer needs (then they are shifted in place).
+        working dtype the caller no longer needs (then they are shifted in place). NaN
+        or inf, or values float32 cannot hold, raise :func:`raise_bad_chunk`'s error
+        naming :attr:`names`, the rows (numbered from ``start``, or in ``whole``, the
+        full ``(X, Y)`` when the caller holds them) and ``where``.
         """
+        bad = None
         if self.shift_x is None:
             bad = self.set_shift(xb, yb)
-            if bad is not None:
-                return bad
+        if bad is None:
+            xw, yw = self.shifted(xb, yb, scratch=scratch)
+            bad = self.add(xw, yw)
+        if bad is not None:
+            side = 0 if bad == "x" else 1
+            if whole is not None:
+                raise_bad_chunk(whole[side], self.names[side], self.precision, where=where)
+            block = xb if side == 0 else yb
+            raise_bad_chunk(block, self.names[side], self.precision, start, stop, where=where)
+        return xw, yw
+
+    def shifted(
+        self, xb: Any, yb: Any = None, *, scratch: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The rows as :meth:`add` takes them: shifted (in float64), in each side's unit,
+        cast to :attr:`dtype`, in buffers reused from chunk to chunk (``xb`` itself when
+        ``scratch`` says it is a buffer of that dtype the caller no longer needs). The
+        shift must be set (:meth:`set_shift`)."""
 
         def work(a: Any, key: str) -> np.ndarray:
             if scratch and isinstance(a, np.ndarray) and a.dtype == self.dtype:
@@ -198,7 +237,7 @@ class Accumulator(Units):
         yw = None
         if yb is not None:
             yw = _shifted(yb, self.shift_y, work(yb, "yw"), self.inv_y)  # type: ignore[arg-type]
-        return self.add(xw, yw)
+        return xw, yw
 
     def _work(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
         buf = self._scratch.get(key)
@@ -208,7 +247,7 @@ class Accumulator(Units):
 
     def add(self, xb: np.ndarray, yb: np.ndarray | None = None) -> str | None:
         """Add a C-contiguous chunk of :attr:`dtype` already shifted by :attr:`shift_x`
-        (and :attr:`shift_y`): :func:`_read_rows` with the shift, or :meth:`add_raw`.
+        (and :attr:`shift_y`): :meth:`shifted`, as :meth:`add_rows` does.
 
         The chunk is already divided by each side's power-of-two unit (:func:`scale_for`,
         decided by :meth:`set_shift` from the first chunk); while a side's unit is
@@ -220,9 +259,9 @@ class Accumulator(Units):
         whose values the float32 products cannot hold.
         """
         if self.scale_x is None:
-            self.scale_x = self._scale(xb, "X")
+            self.scale_x = self._scale(xb, self.names[0])
         if yb is not None and self.scale_y is None:
-            self.scale_y = self._scale(yb, "Y")
+            self.scale_y = self._scale(yb, self.names[1])
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
             sx = self._column_sums(xb)
             sy = None if yb is None else self._column_sums(yb)
@@ -267,27 +306,11 @@ class Accumulator(Units):
 
     def _syrk(self, a: np.ndarray, S: np.ndarray, key: str) -> np.ndarray:
         """``S += upper(a^T a)`` (the lower triangle of ``S`` is filled by :meth:`finish`)."""
-        if self.dtype == np.float64:
-            return blas.dsyrk(1.0, a.T, beta=1.0, c=S, overwrite_c=1)
-        c = self._scratch.get(key)
-        if c is None:  # zeros: ssyrk never writes the lower triangle
-            c = self._scratch[key] = np.zeros(S.shape, dtype=np.float32, order="F")
-        c = blas.ssyrk(1.0, a.T, beta=0.0, c=c, overwrite_c=1)
-        with np.errstate(over="ignore", invalid="ignore"):  # finish() reports overflow
-            S += c
-        return S
+        return add_products(S, a, a, self._scratch, upper=True, key=key)
 
     def _gemm(self, a: np.ndarray, b: np.ndarray, S: np.ndarray) -> np.ndarray:
         """``S += a^T b``."""
-        if self.dtype == np.float64:
-            return blas.dgemm(1.0, a.T, b.T, beta=1.0, c=S, trans_b=1, overwrite_c=1)
-        c = self._scratch.get("xy")
-        if c is None:
-            c = self._scratch["xy"] = np.zeros(S.shape, dtype=np.float32, order="F")
-        c = blas.sgemm(1.0, a.T, b.T, beta=0.0, c=c, trans_b=1, overwrite_c=1)
-        with np.errstate(over="ignore", invalid="ignore"):  # finish() reports overflow
-            S += c
-        return S
+        return add_products(S, a, b, self._scratch, key="xy")
 
     def finish(self) -> Any:
         """The :class:`Moments` of everything added (takes over this object's arrays)."""
@@ -303,7 +326,7 @@ class Accumulator(Units):
         dx = self.sum_x / n  # in the sums' units
         mean_x = self.shift_x.astype(np.float64) + dx * sx
         # In-place rank-1 corrections (BLAS ger): no p x p temporaries.
-        sxx = blas.dger(-n, dx, dx, a=_from_upper(self.sxx), overwrite_a=1)
+        sxx = blas.dger(-n, dx, dx, a=from_upper(self.sxx), overwrite_a=1)
         if self.q == 0 or self.shift_y is None:
             return Moments(
                 self.n,
@@ -321,7 +344,7 @@ class Accumulator(Units):
             mean_x,
             self.shift_y.astype(np.float64) + dy * sy,
             sxx,
-            blas.dger(-n, dy, dy, a=_from_upper(self.syy), overwrite_a=1),
+            blas.dger(-n, dy, dy, a=from_upper(self.syy), overwrite_a=1),
             blas.dger(-n, dx, dy, a=self.sxy, overwrite_a=1),
             precision=self.precision,
             scale_x=sx,
@@ -329,7 +352,41 @@ class Accumulator(Units):
         )
 
 
-def _from_upper(S: np.ndarray, block: int = 256) -> np.ndarray:
+def add_products(
+    S: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    scratch: dict[str, np.ndarray],
+    *,
+    upper: bool = False,
+    key: str = "products",
+) -> np.ndarray:
+    """``S += a^T b`` by BLAS into the float64 (Fortran-ordered) sums ``S``; returns ``S``.
+
+    ``upper``: ``b`` is ``a`` and only the upper triangle is added (``syrk``, half the
+    work; :func:`from_upper` fills the lower one at the end). float64 chunks are added
+    in place (``beta = 1``); float32 chunks (at most ``FLOAT32_CHUNK_ROWS`` rows: the
+    caller's chunks) are multiplied in float32 into a scratch block kept in ``scratch``
+    under ``key`` and added into the float64 sums (non-finite sums are the caller's to
+    report).
+    """
+    if a.dtype == np.float64:
+        if upper:
+            return blas.dsyrk(1.0, a.T, beta=1.0, c=S, overwrite_c=1)
+        return blas.dgemm(1.0, a.T, b.T, beta=1.0, c=S, trans_b=1, overwrite_c=1)
+    c = scratch.get(key)
+    if c is None or c.shape != S.shape:  # zeros: ssyrk never writes the lower triangle
+        c = scratch[key] = np.zeros(S.shape, dtype=np.float32, order="F")
+    if upper:
+        c = blas.ssyrk(1.0, a.T, beta=0.0, c=c, overwrite_c=1)
+    else:
+        c = blas.sgemm(1.0, a.T, b.T, beta=0.0, c=c, trans_b=1, overwrite_c=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+        S += c
+    return S
+
+
+def from_upper(S: np.ndarray, block: int = 256) -> np.ndarray:
     """Fill the lower triangle of ``S`` from the upper one that ``syrk`` wrote, in place."""
     p = S.shape[0]
     for j in range(0, p, block):

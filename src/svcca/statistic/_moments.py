@@ -14,7 +14,7 @@ import itertools
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -23,42 +23,17 @@ from svcca._threads import products
 from svcca._validation import (
     Precision,
     as_representation,
-    check_chunk_size,
     check_precision,
     precision_eps,
     tensor_representation,
 )
-from svcca.statistic import _accumulator
-from svcca.statistic._accumulator import Accumulator, _raise_bad, _read_rows
-from svcca.statistic._units import Float32RangeError, check_scale
+from svcca.statistic import _accumulator, _paths
+from svcca.statistic._accumulator import Accumulator, release_rows
+from svcca.statistic._chunks import chunk_rows
+from svcca.statistic._paths import split_batch, tensor_batch_device
+from svcca.statistic._units import check_scale
 
 __all__ = ["Moments"]
-
-# Rows per chunk are chosen so that one float64 chunk of [X Y] is about this many bytes:
-# large enough for an efficient GEMM, small enough to keep memory O(p^2 + chunk).
-_CHUNK_BYTES = 32 * 2**20
-# float32 products of one chunk are dot products of up to this many terms; their
-# round-off grows with the length (about sqrt(rows) eps_32 typically, rows eps_32 at
-# worst), so chunks stay short and the sums across chunks are float64.
-FLOAT32_CHUNK_ROWS = 4096
-
-
-def _chunk_rows(
-    width: int, chunk_size: int | None, precision: Precision = "float64", n: int | None = None
-) -> int:
-    """Rows per chunk: ``chunk_size`` (checked: an int >= 1) or one chosen from the width;
-    at most ``n`` (the rows there are, when known: a chunk buffer may be allocated)."""
-    chunk_size = check_chunk_size(chunk_size)
-    if precision == "float32":
-        if chunk_size is not None:
-            rows = min(chunk_size, FLOAT32_CHUNK_ROWS)
-        else:
-            rows = max(256, min(FLOAT32_CHUNK_ROWS, _CHUNK_BYTES // (4 * max(width, 1))))
-    elif chunk_size is not None:
-        rows = chunk_size
-    else:
-        rows = max(256, _CHUNK_BYTES // (8 * max(width, 1)))
-    return rows if n is None else max(1, min(rows, n))
 
 
 class Moments:
@@ -267,12 +242,12 @@ class Moments:
         if da is not None and (isinstance(X, da.Array) or isinstance(Y, da.Array)):
             # one task per row block on the workers, tree-reduced: only the small
             # statistic reaches the client (svcca.sources._dask)
-            assert dask_pair is not None  # registered when svcca.sources is imported
-            return dask_pair(X, Y, precision=precision)
+            assert _paths.dask_pair is not None  # registered when svcca.sources is imported
+            return _paths.dask_pair(X, Y, precision=precision)
         arrays = [X] if Y is None else [X, Y]
         where = data_device(arrays, ["X", "Y"][: len(arrays)])
         if where is not None:
-            assert tensor_pair is not None  # registered when svcca.statistic is imported
+            assert _paths.tensor_pair is not None  # registered when svcca.statistic is imported
             X = tensor_representation(X, "X")
             Y = None if Y is None else tensor_representation(Y, "Y")
             if Y is not None and Y.shape[0] != X.shape[0]:
@@ -280,7 +255,7 @@ class Moments:
                     f"X has {X.shape[0]} rows and Y has {Y.shape[0]}; both must hold the same "
                     "datapoints, one row each."
                 )
-            return tensor_pair(X, Y, where, chunk_size, precision)
+            return _paths.tensor_pair(X, Y, where, chunk_size, precision)
         X = as_representation(X, "X")
         q = 0
         if Y is not None:
@@ -299,18 +274,19 @@ class Moments:
         m: Moments | None = None
         it = iter(batches)
         first = next(it, None)
-        if first is not None and _tensor_batch(first, 0):
-            assert tensor_batches is not None  # registered when svcca.statistic is imported
-            return tensor_batches(itertools.chain([first], it), precision)
+        device = None if first is None else tensor_batch_device(first, 0)
+        if device is not None:
+            assert _paths.tensor_batches is not None  # registered when svcca.statistic is imported
+            return _paths.tensor_batches(itertools.chain([first], it), precision, device)
         for i, batch in enumerate(itertools.chain([] if first is None else [first], it)):
-            if i and _tensor_batch(batch, i):
+            if i and tensor_batch_device(batch, i) is not None:
                 raise TypeError(
                     f"Batch {i} holds torch tensors whose work runs on a device, but batch 0 "
                     "did not (it took the host path); tensors are not copied to the host "
                     "silently. Give every batch as tensors on one device, or every batch as "
                     "arrays (or accumulate on the host: with svcca.on_device(None): ...)."
                 )
-            xb, yb = _split(batch)
+            xb, yb = split_batch(batch)
             xb = as_representation(xb, f"X of batch {i}")
             yb = None if yb is None else as_representation(yb, f"Y of batch {i}")
             if m is None:
@@ -382,33 +358,18 @@ class Moments:
                 "These Moments were built without a Y representation (q=0), but update() "
                 "received a Y batch. Build them with Moments.empty(p, q) to track both."
             )
-        rows = _chunk_rows(self.p + self.q, chunk_size, self.precision, X.shape[0])
-        acc = Accumulator(self.p, self.q, self.precision)
-        # One buffer per side, reused by every chunk: fresh large arrays would cost a
-        # page fault per 4 KiB on every chunk.
-        xbuf = np.empty((rows, self.p), dtype=acc.dtype)
-        ybuf = np.empty((rows, self.q), dtype=acc.dtype) if self.has_y else None
+        rows = chunk_rows(self.p + self.q, chunk_size, self.precision, X.shape[0])
+        acc = Accumulator(self.p, self.q, self.precision, ("X" + _batch_label, "Y" + _batch_label))
         with products(rows * (self.p + self.q) ** 2 / 2):
             for start in range(0, X.shape[0], rows):
                 stop = min(start + rows, X.shape[0])
-                bad = None
-                if acc.shift_x is None:  # the first chunk's float64 means
-                    bad = acc.set_shift(X[start:stop], None if Y is None else Y[start:stop])
-                if bad is None:
-                    # Shift (in float64) and cast in one pass, then the products.
-                    xb = _read_rows(X, start, stop, xbuf, acc.shift_x, acc.inv_x)  # type: ignore[arg-type]
-                    yb = None
-                    if ybuf is not None:
-                        yb = _read_rows(Y, start, stop, ybuf, acc.shift_y, acc.inv_y)  # type: ignore[arg-type]
-                    try:
-                        bad = acc.add(xb, yb)
-                    except Float32RangeError as exc:
-                        raise Float32RangeError(
-                            str(exc).replace("X has", f"X{_batch_label} has", 1)
-                        ) from None
-                if bad is not None:
-                    side = np.asarray(X if bad == "x" else Y)
-                    _raise_bad(side, bad.upper() + _batch_label, self.precision)
+                # shift (in float64) and cast in one pass into reused buffers, then the
+                # products; a memmap's pages are handed back once read, so reading a
+                # file straight through keeps resident memory at one chunk
+                acc.add_rows(X[start:stop], None if Y is None else Y[start:stop], whole=(X, Y))
+                release_rows(X, start, stop)
+                if Y is not None:
+                    release_rows(Y, start, stop)
         batch = acc.finish()
         if self.n == 0:  # adopt the fresh arrays instead of copying them
             self.n, self.mean_x, self.mean_y = batch.n, batch.mean_x, batch.mean_y
@@ -453,9 +414,7 @@ class Moments:
         two.
         """
         if not isinstance(other, Moments):
-            raise TypeError(
-                f"merge_in_place expects a Moments object; got {type(other).__name__}."
-            )
+            raise TypeError(f"merge_in_place expects a Moments object; got {type(other).__name__}.")
         if other.mean_x.shape != self.mean_x.shape or other.mean_y.shape != self.mean_y.shape:
             raise ValueError(
                 f"Cannot merge Moments of widths (p={other.p}, q={other.q}) into Moments of "
@@ -632,38 +591,6 @@ def _unscaled(S: np.ndarray, factor: float) -> np.ndarray:
     scaled sums hold them exactly, and the measures read those)."""
     with np.errstate(over="ignore", under="ignore"):
         return S * factor
-
-
-# Tensor batches are summed on their device by svcca.statistic._torch_moments. That
-# module builds Moments (it imports this one), so it cannot be imported from here: it
-# registers its functions below when it is imported, and svcca.statistic imports it.
-tensor_batches: Callable[[Iterable[Any], Precision], Moments] | None = None
-tensor_pair: Callable[[Any, Any, Any, int | None, Precision], Moments] | None = None
-# Dask arrays: svcca.sources._dask (a layer above) registers its blockwise path.
-dask_pair: Callable[..., Moments] | None = None
-
-
-def _split(batch: Any) -> tuple[Any, Any]:
-    """A batch as ``(x, y)`` (``y`` None for X alone)."""
-    if isinstance(batch, tuple) and len(batch) == 2:
-        return batch
-    if isinstance(batch, tuple):
-        raise TypeError(
-            f"A batch is X, or a pair (X, Y); got a tuple of {len(batch)} items. Yield "
-            "(x_batch, y_batch) for two representations (one Moments per pair of layers)."
-        )
-    return batch, None
-
-
-def _tensor_batch(batch: Any, i: int) -> bool:
-    """Whether batch ``i`` is torch tensors to be summed on their device: GPU tensors,
-    or any inside ``svcca.on_device(d)`` (CPU tensors otherwise take the host path). A
-    NumPy array beside such tensors is refused (:func:`svcca._device.data_device`)."""
-    from svcca._device import data_device
-
-    xb, yb = _split(batch)
-    arrays = [xb] if yb is None else [xb, yb]
-    return data_device(arrays, [f"X of batch {i}", f"Y of batch {i}"][: len(arrays)]) is not None
 
 
 _accumulator.moments_class = Moments  # what Accumulator.finish builds

@@ -27,11 +27,14 @@ from svcca._validation import (
     check_chunk_size,
     check_precision,
     is_torch_tensor,
+    nonfinite_error,
     precision_eps,
     tensor_representation,
 )
-from svcca.statistic import _moments
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
+from svcca.statistic import _paths
+from svcca.statistic._chunks import FLOAT32_CHUNK_ROWS
+from svcca.statistic._moments import Moments
+from svcca.statistic._paths import split_batch
 from svcca.statistic._units import (
     Float32RangeError,
     Units,
@@ -78,6 +81,7 @@ class TorchAccumulator(Units):
         self.precision: Precision = check_precision(precision)
         self.names = names
         self.failed: str | None = None  # the error that stopped the accumulation
+        self._label = ""
         f32 = precision == "float32"
         self.work = torch.float32 if f32 else torch.float64
         size = 4 if f32 else 8
@@ -132,6 +136,7 @@ class TorchAccumulator(Units):
                     "with svcca.on_device(...)."
                 )
         self._refuse_if_failed()
+        self._label = label  # how messages end (the rows are numbered in the data)
         checks = []
         try:
             with self.torch.no_grad(), exact_products(self.device):
@@ -272,10 +277,11 @@ class TorchAccumulator(Units):
                 f"{name}'s sums overflowed float64{where} (values near 1e308). Rescale the "
                 "activations."
             )
-        bad = (rows.flatten()[:5] + first).tolist()
-        raise ValueError(
-            f"{name} contains NaN or inf{where} (first: rows {bad}). Remove or impute "
-            "those samples in both representations before comparing."
+        raise nonfinite_error(
+            name,
+            (rows.flatten()[:5] + first).tolist(),
+            within=(first, first + a.shape[0]),
+            where=self._label,
         )
 
     def _product(self, S: Any, a: Any, b: Any) -> None:
@@ -339,16 +345,15 @@ class TorchAccumulator(Units):
         return precision_eps(self.precision)
 
 
-def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision) -> Moments:
-    """:meth:`Moments.from_batches` of tensor batches, by the device accumulator.
+def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision, device: Any) -> Moments:
+    """:meth:`Moments.from_batches` of tensor batches on ``device`` (decided from the first
+    batch by :func:`svcca._device.data_device`), by the device accumulator.
 
     A batch is split by ``Moments.from_batches``'s own rule (a 2-tuple is ``(x, y)``).
     """
-    from svcca._device import chosen
-
     acc: Any = None
     for i, batch in enumerate(batches):
-        xb, yb = _moments._split(batch)
+        xb, yb = split_batch(batch)
         for t, name in ((xb, "X"), (yb, "Y")):
             if t is not None and not is_torch_tensor(t):
                 raise TypeError(
@@ -366,7 +371,7 @@ def moments_of_tensor_batches(batches: Iterable[Any], precision: Precision) -> M
             )
         q = 0 if yb is None else yb.shape[1]
         if acc is None:
-            acc = TorchAccumulator(xb.shape[1], q, chosen(xb.device) or xb.device, precision)
+            acc = TorchAccumulator(xb.shape[1], q, device, precision)
         elif (xb.shape[1], q) != (acc.p, acc.q):
             raise ValueError(
                 f"Batch {i} has {xb.shape[1]} features of X and {q} of Y, but batch 0 had "
@@ -394,5 +399,5 @@ def moments_of_tensor_pair(
     return acc.finish()
 
 
-_moments.tensor_batches = moments_of_tensor_batches
-_moments.tensor_pair = moments_of_tensor_pair
+_paths.tensor_batches = moments_of_tensor_batches
+_paths.tensor_pair = moments_of_tensor_pair

@@ -8,8 +8,8 @@ import numpy as np
 
 from svcca._result import result
 from svcca._validation import check_epsilon, check_probability
-from svcca.measures._cca import cca_from_moments
-from svcca.sources._to_moments import to_moments
+from svcca.measures import cca_from_moments
+from svcca.sources import to_moments
 
 __all__ = ["BartlettResult", "bartlett"]
 

@@ -19,16 +19,13 @@
   then each layer) per datapoint, padding masked; :func:`hidden_states_stream` and
   :func:`hidden_state_moments` without storing activations.
 - :func:`rnn_state`: ``select=`` for an RNN's final hidden state as ``(n, d)``.
+
+:func:`check_capture` (a capture folder's integrity) is *internal* API, for the
+``svcca verify`` command.
 """
 
-from svcca.torch._capture import (
-    CaptureError,
-    CaptureWarning,
-    batch_datapoints,
-    capture,
-    capture_stream,
-    rnn_state,
-)
+from svcca.torch._batches import batch_datapoints
+from svcca.torch._capture import capture, capture_stream
 from svcca.torch._compare import compare
 from svcca.torch._disk import DiskCapture, capture_to_disk, load_capture
 from svcca.torch._folder import CaptureLockedError, break_capture_lock
@@ -38,6 +35,9 @@ from svcca.torch._hf import (
     hidden_states,
     hidden_states_stream,
 )
+from svcca.torch._manifest import check_capture
+from svcca.torch._options import CaptureError, CaptureWarning
+from svcca.torch._select import rnn_state
 from svcca.torch._stream import capture_checkpoints, capture_moments, load_checkpoint
 from svcca.torch._summary import ModelSummary, ModuleSummary, summary
 
@@ -64,4 +64,6 @@ __all__ = [
     "load_checkpoint",
     "rnn_state",
     "summary",
+    # internal (see the docstring)
+    "check_capture",
 ]

@@ -5,322 +5,64 @@ accumulates, in float64, each layer's count, mean and Gram matrix and the cross 
 of model A's layers against model B's (``sum(p_a) x sum(q_b)``, never a Gram matrix
 of all layers side by side), merged batch by batch with the same exact update as
 :class:`svcca.Moments`. What is left is the pairwise engine's own finish: each layer's
-prepared side (:class:`svcca.engines._pairwise._Rep`) and every pair's combine step
-(``_scores``), so each measure is the one implementation :func:`svcca.pairwise` uses.
+prepared side (:class:`svcca.engines.Rep`) and every pair's combine step
+(:func:`svcca.engines.scores`), so each measure is the one implementation
+:func:`svcca.pairwise` uses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 import svcca._dense as _dense
 from svcca._progress import Progress, check_progress
-from svcca._threads import dense_steps, products
+from svcca._threads import dense_steps
 from svcca._validation import (
     Precision,
     check_epsilon,
     check_keep,
     check_option,
     check_precision,
-    precision_dtype,
     raise_degenerate,
+    raise_nonfinite,
 )
-from svcca.engines._pairwise import (
-    MEASURES,
-    PairwiseResult,
-    _Rep,
-    _scores,
-    _warn_inflated,
-)
-from svcca.measures._minibatch import MinibatchCKA
-from svcca.measures._svcca import Variance
-from svcca.statistic._moments import FLOAT32_CHUNK_ROWS, Moments
-from svcca.statistic._units import column_means, scale_for, top_of
-from svcca.torch._capture import (
-    Calls,
-    MaskOption,
-    Selector,
-    Sequence_,
-    capture_stream,
-    float32_if_exact,
-    order_free,
-    resolve_layers,
-)
+from svcca.engines import ONE_PASS_MEASURES, PairwiseResult, Rep, scores, warn_inflated
+from svcca.measures import MinibatchCKA, Variance
+from svcca.statistic import CrossMoments, cross_moments
+from svcca.torch._batches import order_free
+from svcca.torch._layers import resolve_layers
+from svcca.torch._options import Calls, CaptureOptions, MaskOption, Selector, Sequence_
+from svcca.torch._run import run_capture
 
 __all__ = ["COMPARE_MEASURES", "compare"]
 
 CompareMeasure = Literal["cka_linear", "cca", "svcca", "pwcca", "pls", "cka_minibatch"]
-COMPARE_MEASURES: tuple[str, ...] = (*MEASURES, "cka_minibatch")
+COMPARE_MEASURES: tuple[str, ...] = (*ONE_PASS_MEASURES, "cka_minibatch")
 
 
 # ---------------------------------------------------------------------- accumulation
-class _CrossMoments:
-    """Per-layer moments plus the rows x cols cross blocks, merged exactly batch by batch.
-
-    ``moms[key]`` is a one-sided :class:`Moments` of a captured layer (the diagonal
-    blocks); ``cross`` holds :math:`\\sum (a - \\bar a)(b - \\bar b)^T` for the row
-    layers side by side against the column layers side by side. Each batch is centred on
-    its own means and merged with Chan et al.'s update, ``S = S_1 + S_2 + (n_1 n_2 / n)
-    d_a d_b^T``, as :meth:`Moments.merge_in_place` does for its own blocks.
-    """
-
-    def __init__(
-        self,
-        row_keys: list[str],
-        col_keys: list[str],
-        labels: Mapping[str, str],
-        precision: Precision = "float64",
-    ):
-        self.row_keys, self.col_keys, self.labels = row_keys, col_keys, labels
-        self.precision: Precision = precision
-        self.dtype = precision_dtype(precision)
-        self.keys = list(dict.fromkeys([*row_keys, *col_keys]))
-        self.moms: dict[str, Moments] = {}
-        self.cross: np.ndarray | None = None
-        self.n = 0
-        self.device = None  # the host
-        # Each layer's power-of-two unit (Moments.scale_x), decided by its first batch
-        # with any spread; the cross blocks are summed in the same units.
-        self.scales: dict[str, float | None] = {k: None for k in self.keys}
-        self._a: np.ndarray | None = None
-        self._b: np.ndarray | None = None
-
-    def add(self, i: int, arrays: dict[str, np.ndarray]) -> None:
-        """Merge one batch (its arrays are centred in place)."""
-        if self.precision == "float32":
-            arrays = {k: float32_if_exact(v) for k, v in arrays.items()}
-        b = next(iter(arrays.values())).shape[0]
-        wa = sum(arrays[k].shape[1] for k in self.row_keys)
-        wb = sum(arrays[k].shape[1] for k in self.col_keys)
-        with products(b * wa * wb):
-            self._add(i, arrays, b)
-
-    def _add(self, i: int, arrays: dict[str, np.ndarray], b: int) -> None:
-        means = {}
-        for k in self.keys:
-            x = arrays[k]
-            mu = column_means(x)  # non-finite: checked right below
-            if not np.isfinite(mu).all():
-                _raise_nonfinite(x, self.labels[k], i)
-            # The capture's own fresh array, centred on the exact float64 mean (computed
-            # in float64, rounded once into x): no rounded mean enters the merge below.
-            np.subtract(x, mu, out=x, casting="unsafe")
-            means[k] = mu
-            if self.scales[k] is None:
-                top = top_of(x)
-                self.scales[k] = None if top == 0 else scale_for(top, self.precision)
-            if self.scales[k] not in (None, 1.0):
-                x *= 1.0 / self.scales[k]  # type: ignore[operator]  # exact
-        A = self._panel("_a", [arrays[k] for k in self.row_keys], b)
-        B = (
-            A
-            if self.col_keys == self.row_keys
-            else self._panel("_b", [arrays[k] for k in self.col_keys], b)
-        )
-        part = _products(A, B)
-        if self.cross is None:
-            self.cross = part
-            for k in self.keys:
-                self.moms[k] = self._moments(b, means[k], arrays[k], self._unit(k))
-            self.n = b
-            return
-        n = self.n + b
-        # mean differences in each layer's units, as its sums
-        d = {k: (means[k] - self.moms[k].mean_x) / self._unit(k) for k in self.keys}
-        da = np.concatenate([d[k] for k in self.row_keys])
-        db = np.concatenate([d[k] for k in self.col_keys])
-        self.cross += part
-        self.cross += (self.n * b / n) * np.outer(da, db)
-        for k in self.keys:
-            self.moms[k].merge_in_place(self._moments(b, means[k], arrays[k], self._unit(k)))
-        self.n = n
-
-    def _unit(self, k: str) -> float:
-        return self.scales[k] or 1.0
-
-    def _moments(self, b: int, mean: np.ndarray, x: np.ndarray, unit: float) -> Moments:
-        """A one-sided statistic of a centred batch ``x`` (in units of ``unit``)."""
-        p = x.shape[1]
-        xc = x.astype(self.dtype, copy=False)  # centred in float64, rounded once
-        S = _products(xc, xc)
-        return Moments(
-            b,
-            mean,
-            np.zeros(0),
-            S,
-            np.zeros((0, 0)),
-            np.zeros((p, 0)),
-            precision=self.precision,
-            scale_x=unit,
-        )
-
-    def _panel(self, attr: str, blocks: list[np.ndarray], b: int) -> np.ndarray:
-        """The centred blocks side by side, ``(b, sum p)``, in a buffer reused per batch."""
-        width = sum(x.shape[1] for x in blocks)
-        buf = getattr(self, attr)
-        if buf is None or buf.shape != (b, width):
-            buf = np.empty((b, width), dtype=self.dtype)
-            setattr(self, attr, buf)
-        off = 0
-        for x in blocks:
-            buf[:, off : off + x.shape[1]] = x
-            off += x.shape[1]
-        return buf
-
-
-class _DeviceCrossMoments:
-    """:class:`_CrossMoments` with the data left on their device (no host copy per batch).
-
-    Each layer's own block is a :class:`~svcca.statistic._torch_moments.TorchAccumulator`
-    (the shifted-data algorithm of :class:`svcca.Moments`: shift by the first batch's
-    float64 mean, float64 sums, float32 products of at most 4096 rows); the cross
-    blocks of the row layers against the column layers are summed on the device from
-    the same shifted rows, ``C = sum (a - c_a)(b - c_b)^T``, and corrected once at the
-    end, ``C - n d_a d_b^T`` with ``d = mean - c``. :meth:`finish` copies the blocks to
-    the host once and leaves this object with the attributes of :class:`_CrossMoments`.
-    """
-
-    def __init__(
-        self,
-        row_keys: list[str],
-        col_keys: list[str],
-        labels: Mapping[str, str],
-        precision: Precision,
-        arrays: Mapping[str, Any],
-    ) -> None:
-        from svcca._device import format_bytes, plan_rows
-        from svcca.statistic._torch_moments import TorchAccumulator
-
-        self.row_keys, self.col_keys, self.labels = row_keys, col_keys, labels
-        self.precision: Precision = precision
-        self.keys = list(dict.fromkeys([*row_keys, *col_keys]))
-        first = arrays[self.keys[0]]
-        import torch
-
-        self.torch = torch
-        self.device = first.device
-        self.work = torch.float32 if precision == "float32" else torch.float64
-        width = {k: arrays[k].shape[1] for k in self.keys}
-        wa = sum(width[k] for k in row_keys)
-        wb = sum(width[k] for k in col_keys)
-        size = 4 if precision == "float32" else 8
-        self.rows = plan_rows(
-            # float64 sums, plus a float32 product block in float32
-            fixed=(12 if precision == "float32" else 8) * wa * wb
-            + sum(12 * p * p for p in width.values()),
-            per_row=2 * size * (wa + wb),
-            device=self.device,
-            what=(
-                f"compare's cross blocks ({wa} x {wb} features) and per-layer sums of "
-                f"{len(self.keys)} layers in {precision}"
-            ),
-            lower=(
-                f"The cross blocks alone take {format_bytes(8 * wa * wb)}: compare fewer or "
-                "narrower layers per call (layers_a / layers_b, or conv='mean' for conv maps), "
-                "or run on the host: with svcca.on_device(None): ..."
-            ),
-            most=FLOAT32_CHUNK_ROWS if precision == "float32" else 1 << 16,
-            least=min(256, FLOAT32_CHUNK_ROWS),
-        )
-        self.accs = {
-            k: TorchAccumulator(width[k], 0, self.device, precision, (f"Layer {labels[k]}", ""))
-            for k in self.keys
-        }
-        self.sums = torch.zeros((wa, wb), dtype=torch.float64, device=self.device)
-        self.moms: dict[str, Moments] = {}
-        self.cross: np.ndarray | None = None
-        self.n = 0
-
-    def add(self, i: int, arrays: dict[str, Any]) -> None:
-        """Add one batch of tensors (each layer's rows on :attr:`device`)."""
-        from svcca._device import exact_products
-
-        label = f" (batch {i})"
-        checks = {k: self.accs[k].queue(arrays[k], label=label) for k in self.keys}
-        b = arrays[self.keys[0]].shape[0]
-        with self.torch.no_grad(), exact_products(self.device):
-            for s in range(0, b, self.rows):
-                A = self._panel(self.row_keys, arrays, s)
-                B = A if self.col_keys == self.row_keys else self._panel(self.col_keys, arrays, s)
-                if self.work == self.torch.float64:
-                    self.sums.addmm_(A.mT, B)
-                else:
-                    self.sums += A.mT @ B
-        for k, c in checks.items():  # one synchronisation for the whole batch
-            self.accs[k].verify(c)
-        self.n += b
-
-    def _panel(self, keys: list[str], arrays: Mapping[str, Any], s: int) -> Any:
-        """Rows ``s:s + rows`` of the layers ``keys`` side by side, shifted as their sums are."""
-        parts = []
-        for k in keys:
-            acc = self.accs[k]
-            # shifted and in the units of the layer's own sums
-            parts.append(acc._shifted(arrays[k][s : s + self.rows], acc.shift_x, acc.inv_x))
-        return self.torch.cat(parts, dim=1)
-
-    def finish(self) -> None:
-        """Copy the corrected blocks to the host: :attr:`moms` and :attr:`cross`."""
-        torch = self.torch
-        n = float(self.n)
-        d = {k: self.accs[k].sum_x / n for k in self.keys}
-        da = torch.cat([d[k] for k in self.row_keys])
-        db = torch.cat([d[k] for k in self.col_keys])
-        self.cross = np.asarray((self.sums - n * torch.outer(da, db)).cpu().numpy())
-        self.moms = {k: acc.finish() for k, acc in self.accs.items()}
-
-
-def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a^T b`` summed in float64; float32 inputs in chunks of at most 4096 rows."""
-    if a.dtype == np.float64:
-        return a.T @ b
-    out = np.zeros((a.shape[1], b.shape[1]))
-    for s in range(0, a.shape[0], FLOAT32_CHUNK_ROWS):
-        out += a[s : s + FLOAT32_CHUNK_ROWS].T @ b[s : s + FLOAT32_CHUNK_ROWS]
-    return out
-
-
 def _check_finite(x: Any, label: str, batch: int) -> None:
     """Refuse a batch with NaN or inf (a tensor is checked on its device)."""
-    if isinstance(x, np.ndarray):
-        if not np.isfinite(x).all():
-            _raise_nonfinite(x, label, batch)
-        return
-    import torch
-
-    bad = ~torch.isfinite(x).reshape(x.shape[0], -1).all(dim=1)
-    if bool(bad.any()):
-        raise _nonfinite_rows(label, batch, torch.nonzero(bad).flatten()[:5].tolist())
-
-
-def _raise_nonfinite(x: np.ndarray, label: str, batch: int) -> None:
-    # (finite activations are averaged at any magnitude: column_means)
-    rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
-    raise _nonfinite_rows(label, batch, rows[:5].tolist())
-
-
-def _nonfinite_rows(label: str, batch: int, rows: list[int]) -> ValueError:
-    return ValueError(
-        f"Layer {label} gave NaN or inf on batch {batch} (rows {rows} of the batch, first "
-        "shown); similarity of non-finite activations is undefined. Check the inputs of "
-        "that batch and the model's numerics (e.g. run it in float32, not float16)."
-    )
+    finite = bool(np.isfinite(x).all()) if isinstance(x, np.ndarray) else bool(x.isfinite().all())
+    if not finite:
+        raise_nonfinite(x, f"Layer {label}", first_row=0, where=f" (batch {batch})")
 
 
 def _finish_moments(
-    acc: _CrossMoments | _DeviceCrossMoments,
+    acc: CrossMoments,
     measure: str,
     keep: float | int,
     variance: Variance,
     epsilon: float,
-) -> tuple[np.ndarray, list[_Rep], list[int], list[int]]:
+) -> tuple[np.ndarray, list[Rep], list[int], list[int]]:
     """Each layer's prepared side, the (transformed) cross blocks, every pair's score."""
     assert acc.cross is not None
     uniq = acc.keys
-    reps = [_Rep(acc.labels[k], acc.moms[k], measure, keep, variance, epsilon) for k in uniq]
+    reps = [Rep(acc.labels[k], acc.moms[k], measure, keep, variance, epsilon) for k in uniq]
     pos = {k: u for u, k in enumerate(uniq)}
     row_u = [pos[k] for k in acc.row_keys]
     col_u = row_u if acc.col_keys == acc.row_keys else [pos[k] for k in acc.col_keys]
@@ -340,7 +82,7 @@ def _finish_moments(
             [_dense.matmul(left[:, coff[j] : coff[j + 1]], T[u]) for j, u in enumerate(col_u)],
             axis=1,
         )
-    values = _scores(C, reps, widths, row_u, col_u, measure, col_u is row_u, Progress(False, 0, ""))
+    values = scores(C, reps, widths, row_u, col_u, measure, col_u is row_u, Progress(False, 0, ""))
     return values, reps, row_u, col_u
 
 
@@ -534,7 +276,7 @@ def compare(
     """
     import torch
 
-    from svcca.measures._registry import MEASURES as REGISTRY
+    from svcca.measures import MEASURES as REGISTRY
 
     measure = check_option(  # type: ignore[assignment]
         measure,
@@ -594,7 +336,7 @@ def compare(
 
         _check_not_shared(model_a, model_b, la, lb)  # also: unknown names, per model
         if forward is None:
-            from svcca.torch._capture import _default_forward
+            from svcca.torch._batches import _default_forward
 
             forward = _default_forward
         target = _two_models(model_a, model_b, forward, ("model_a", "model_b"))
@@ -629,15 +371,14 @@ def compare(
         plan.update(rows=rows, cols=cols, labels=labels)
         keys = ([k for k, _, _ in rows], [k for k, _, _ in cols])
         if per_pair is not None:
-            from svcca.engines._per_pair import KeptLayers
+            from svcca.engines import KeptLayers
 
             plan["acc"] = KeptLayers(list(dict.fromkeys([*keys[0], *keys[1]])), per_pair)
             plan["keys"] = keys
-        elif mb is not None or isinstance(next(iter(arrays.values())), np.ndarray):
-            # (minibatch CKA keeps its own sums: the host object only names the layers)
-            plan["acc"] = _CrossMoments(*keys, labels, precision)
-        else:  # the capture's work runs on a device: so does the accumulation
-            plan["acc"] = _DeviceCrossMoments(*keys, labels, precision, arrays)
+        elif mb is not None:  # minibatch CKA keeps its own sums: only the layers' names
+            plan["acc"] = _Layers(*keys, labels)
+        else:
+            plan["acc"] = cross_moments(*keys, labels, precision, arrays)
 
     def callback(i: int, arrays: dict[str, np.ndarray]) -> None:
         if not plan:
@@ -663,11 +404,8 @@ def compare(
     # rows, and moments do not depend on the order: that warning is for captures compared
     # with other captures, not for this one.
     with order_free():
-        capture_stream(
-            target,
-            batches,
+        opts = CaptureOptions.make(
             wanted,
-            callback,
             select=sel,
             sequence=sequence,
             time_axis=time_axis,
@@ -678,16 +416,23 @@ def compare(
             calls=calls,
             datapoints=datapoints,
             conv_layers=cl,
+        )
+        run_capture(
+            target,
+            batches,
+            opts,
+            callback,
             forward=run,
             device=device,
             progress=progress,
             desc="compare",
-            device_tensors=True,
+            skip=0,
+            on_device=True,
         )
     if not plan:
         raise ValueError("batches was empty: there was nothing to run the models on.")
     acc = plan["acc"]
-    if isinstance(acc, _DeviceCrossMoments):
+    if mb is None and per_pair is None:
         acc.finish()
     row_names = tuple(nm for _, nm, _ in plan["rows"])
     col_names = tuple(nm for _, nm, _ in plan["cols"])
@@ -712,7 +457,7 @@ def compare(
     with dense_steps(max(m.p for m in acc.moms.values()), acc.device):
         values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon)
     names: list[Hashable] = list(acc.keys)  # "a.<name>" / "b.<name>", as capture errors say
-    _warn_inflated(n, names, reps, row_u, col_u, measure)
+    warn_inflated(n, names, reps, row_u, col_u, measure)
     settings: dict[str, Any] = (
         {"keep": keep, "variance": variance}
         if measure == "svcca"
@@ -757,8 +502,21 @@ def _run_pair(model: Any, batch: Any) -> Any:
     return model(batch)
 
 
+@dataclass(frozen=True)
+class _Layers:
+    """The captured layers of the rows and the columns, and how messages name them."""
+
+    row_keys: list[str]
+    col_keys: list[str]
+    labels: Mapping[str, str]
+
+    @property
+    def keys(self) -> list[str]:
+        return list(dict.fromkeys([*self.row_keys, *self.col_keys]))
+
+
 def _minibatch_result(
-    mb: MinibatchCKA, rows: tuple[str, ...], cols: tuple[str, ...], acc: _CrossMoments
+    mb: MinibatchCKA, rows: tuple[str, ...], cols: tuple[str, ...], acc: _Layers
 ) -> PairwiseResult:
     assert mb.sum_xx is not None and mb.sum_yy is not None and mb.widths is not None
     for sums, keys, widths in (

@@ -8,21 +8,13 @@ from typing import Any
 import numpy as np
 
 from svcca._validation import Precision, check_precision
-from svcca.statistic._moments import Moments
-from svcca.torch._capture import (
-    CaptureError,
-    CaptureOptions,
-    Conv,
-    MaskOption,
-    Sequence_,
-    _Batch,
-    _describe,
-    _reduce,
-    keep_batches,
-    order_free,
-    run_capture,
-    stack,
-)
+from svcca.statistic import Moments
+from svcca.torch._batches import _Batch, order_free
+from svcca.torch._capture import keep_batches, stack
+from svcca.torch._layers import _describe
+from svcca.torch._options import CaptureError, CaptureOptions, Conv, MaskOption, Sequence_
+from svcca.torch._reduce import _reduce
+from svcca.torch._run import run_capture
 from svcca.torch._stream import Pair, check_pairs, finished, pair_accumulator
 
 __all__ = [

@@ -11,19 +11,19 @@ from typing import Any
 import numpy as np
 
 from svcca._validation import Precision, check_precision
-from svcca.statistic._moments import Moments
-from svcca.torch._capture import (
+from svcca.statistic import Moments
+from svcca.torch._batches import order_free
+from svcca.torch._capture import capture
+from svcca.torch._options import (
     Calls,
     CaptureError,
+    CaptureOptions,
     Conv,
     MaskOption,
     Selector,
     Sequence_,
-    capture,
-    capture_stream,
-    float32_if_exact,
-    order_free,
 )
+from svcca.torch._run import float32_if_exact, run_capture
 
 __all__ = ["capture_checkpoints", "capture_moments", "load_checkpoint"]
 
@@ -136,7 +136,7 @@ def capture_moments(
     run = forward
     target = model
     if other is not None and other is not model:
-        from svcca.torch._capture import _default_forward
+        from svcca.torch._batches import _default_forward
 
         target = _two_models(model, other, forward or _default_forward, ("model", "other"))
         run = lambda m, batch: m(batch)  # noqa: E731
@@ -175,11 +175,8 @@ def capture_moments(
         wanted = list(dict.fromkeys(_CALL_SUFFIX.sub("", n) for n in wanted))
     accumulate, stats = pair_accumulator(pairs, xname, yname, precision)
     with order_free():  # moments of one pass do not depend on the order of the datapoints
-        capture_stream(
-            target,
-            batches,
+        opts = CaptureOptions.make(
             wanted,
-            accumulate,
             select=select,
             sequence=sequence,
             time_axis=time_axis,
@@ -190,11 +187,18 @@ def capture_moments(
             calls=calls,
             datapoints=datapoints,
             conv_layers=conv_layers,
+        )
+        run_capture(
+            target,
+            batches,
+            opts,
+            accumulate,
             forward=run,
             device=device,
             progress=progress,
             desc="moments",
-            device_tensors=True,
+            skip=0,
+            on_device=True,
         )
     return finished(stats)
 
@@ -261,7 +265,7 @@ def pair_accumulator(
                 if isinstance(x, np.ndarray):
                     m = Moments.empty(x.shape[1], q, precision=precision)
                 else:
-                    from svcca.statistic._torch_moments import TorchAccumulator
+                    from svcca.statistic import TorchAccumulator
 
                     # every pair's sums are held at once: planned beside those before it
                     held = sum(a.sums_bytes for a in stats.values() if a is not None)

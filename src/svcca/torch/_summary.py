@@ -6,17 +6,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from svcca._result import result
-from svcca.torch._capture import (
-    CaptureError,
-    CaptureOptions,
+from svcca.torch._batches import _default_forward, _inspect_batch, _move, check_packed
+from svcca.torch._layers import _describe
+from svcca.torch._options import CaptureError, CaptureOptions
+from svcca.torch._reduce import (
     ConvMarks,
-    _default_forward,
-    _describe,
-    _inspect_batch,
     _is_elementwise,
-    _move,
     check_model_layout,
-    check_packed,
     is_conv_block,
     is_conv_module,
 )
