@@ -1,4 +1,5 @@
-"""Tutorial 1 retold: CCA basics, and how many datapoints a comparison needs.
+"""Tutorial 1 retold: CCA basics, and how many datapoints a comparison needs
+=========================================================================
 
 - Two random layers have canonical correlations far from zero when there are few
   datapoints per neuron: the random baseline shrinks only as n grows.
@@ -23,7 +24,7 @@ import svcca
 
 
 def main() -> None:
-    args = parse(__doc__.splitlines()[0])
+    args = parse(__doc__)
     rng = np.random.default_rng(0)
     p, q, d = 50, 40, 10
 

@@ -1,4 +1,5 @@
-"""Tutorial 2 retold: comparing convolutional layers.
+"""Tutorial 2 retold: comparing convolutional layers
+=================================================
 
 A conv layer is ``(n, h, w, c)``: as many "neurons" as ``h*w*c``, usually more than the
 datapoints. The SVCCA paper's answer is DFT-CCA: the 2-D Fourier transform over space
@@ -35,7 +36,7 @@ def conv(A: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    args = parse(__doc__.splitlines()[0])
+    args = parse(__doc__)
     rng = np.random.default_rng(0)
     n, h, c = (40, 6, 3) if args.quick else (200, 8, 4)
     images = shifts(rng.standard_normal((n, h, h, c)))  # n*h*h datapoints

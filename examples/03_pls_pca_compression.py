@@ -1,4 +1,5 @@
-"""Tutorial 3 retold: PLS, PCA, and compressing a layer onto its top directions.
+"""Tutorial 3 retold: PLS, PCA, and compressing a layer onto its top directions
+============================================================================
 
 Train a small MLP on scikit-learn's digits (bundled, no download), record its hidden
 layer with :func:`svcca.torch.capture`, then keep only the top-k directions of that
@@ -33,7 +34,7 @@ def train_mlp(seed: int, x: torch.Tensor, y: torch.Tensor, epochs: int) -> torch
 
 
 def main() -> None:
-    args = parse(__doc__.splitlines()[0])
+    args = parse(__doc__)
     torch.set_num_threads(1)
     d = load_digits()
     x = torch.tensor(d.data / 16.0, dtype=torch.float32)

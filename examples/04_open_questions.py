@@ -1,4 +1,5 @@
-"""Tutorial 4 retold: open questions, with the tools to chase them.
+"""Tutorial 4 retold: open questions, with the tools to chase them
+===============================================================
 
 The original tutorial closed with questions. Each is a few lines here:
 
@@ -42,7 +43,7 @@ def make_net(seed: int) -> torch.nn.Module:
 
 
 def main() -> None:
-    args = parse(__doc__.splitlines()[0])
+    args = parse(__doc__)
     torch.set_num_threads(1)
     d = load_digits()
     x = torch.tensor(d.data / 16.0, dtype=torch.float32)
