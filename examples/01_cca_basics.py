@@ -17,6 +17,8 @@ Run: ``python examples/01_cca_basics.py [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from _common import parse
 
@@ -85,7 +87,8 @@ def main() -> None:
             {f"shared {d}-d signal": r.correlations},
             baselines={f"shared {d}-d signal": baseline[n]},
         )
-        print("  wrote", sp.save(fig, f"{args.out}/01_coefficients"))
+        written = sp.save(fig, f"{args.out}/01_coefficients")
+        print("  wrote", ", ".join(os.path.basename(w) for w in written))
 
 
 if __name__ == "__main__":

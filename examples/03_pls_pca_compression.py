@@ -12,6 +12,8 @@ Needs torch and scikit-learn. Run: ``python examples/03_pls_pca_compression.py [
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from _common import parse
@@ -89,7 +91,8 @@ def main() -> None:
         import svcca.plot as sp
 
         fig = sp.compression_curves(np.array(ks), curves, full=full, chance=0.1)
-        print("wrote", sp.save(fig, f"{args.out}/03_compression"))
+        written = sp.save(fig, f"{args.out}/03_compression")
+        print("wrote", ", ".join(os.path.basename(w) for w in written))
 
 
 if __name__ == "__main__":

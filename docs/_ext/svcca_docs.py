@@ -24,7 +24,14 @@ from sphinx.util import logging
 
 HERE = Path(__file__).resolve().parents[1]  # docs/
 GALLERY_OUT = HERE / "_build" / "gallery_out"
-PUBLIC_PACKAGES = ("svcca", "svcca.torch", "svcca.conv", "svcca.stats", "svcca.plot", "svcca.compat")
+PUBLIC_PACKAGES = (
+    "svcca",
+    "svcca.torch",
+    "svcca.conv",
+    "svcca.stats",
+    "svcca.plot",
+    "svcca.compat",
+)
 logger = logging.getLogger(__name__)
 
 # Display names of the invariances, in the order of docs/invariances.md's table.
@@ -77,9 +84,7 @@ def _check_api(app: Any) -> None:
     listed = api_entries((HERE / "api" / "index.rst").read_text(encoding="utf-8"))
     for name in public_names():
         if name not in listed:
-            logger.warning(
-                "public name %s has no API page: add it to docs/api/index.rst", name
-            )
+            logger.warning("public name %s has no API page: add it to docs/api/index.rst", name)
     for name in sorted(listed - set(public_names())):
         logger.warning("docs/api/index.rst lists %s, which is not a public name", name)
 
@@ -141,13 +146,47 @@ def measure_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+# ------------------------------------------------------------------ the user guide
+# The user guide is every markdown page at the top of docs/ (those of the repository,
+# linked from the README), in this order, then any other in alphabetical order: a page
+# added there is in the guide without editing anything here.
+GUIDE_ORDER = (
+    "inputs",
+    "invariances",
+    "conventions",
+    "precision",
+    "torch",
+    "gpu",
+    "dask",
+    "cli",
+    "demo",
+    "sanity",
+)
+NOT_GUIDE = {"index", "guide"}
+
+
+def guide_pages() -> list[str]:
+    """The user guide's pages (docnames), in reading order."""
+    pages = {p.stem for p in HERE.glob("*.md")} - NOT_GUIDE
+    first = [p for p in GUIDE_ORDER if p in pages]
+    return first + sorted(pages - set(first))
+
+
+def guide_toctree() -> str:
+    return "```{toctree}\n:maxdepth: 2\n\n" + "\n".join(guide_pages()) + "\n```\n"
+
+
+def _write(path: Path, text: str) -> None:
+    """Write only on change (Sphinx rebuilds what includes a changed file)."""
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
 def _write_generated(app: Any) -> None:
     out = HERE / "_generated"
     out.mkdir(exist_ok=True)
-    text = measure_table()
-    path = out / "measures.md"
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
+    _write(out / "measures.md", measure_table())
+    _write(out / "guide_toctree.md", guide_toctree())
 
 
 # ------------------------------------------------------------------ gallery hooks
@@ -178,7 +217,9 @@ def saved_figures(block: Any, block_vars: dict[str, Any], gallery_conf: dict[str
         (p for p in out.glob("*.png") if p.name not in seen), key=lambda p: p.stat().st_mtime
     )
     paths = []
-    for png, target in zip(new, block_vars["image_path_iterator"]):
+    targets = block_vars["image_path_iterator"]
+    for png in new:
+        target = next(targets)
         shutil.copyfile(png, target)
         seen.add(png.name)
         paths.append(target)
