@@ -20,8 +20,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sphinx.util import logging
-
 HERE = Path(__file__).resolve().parents[1]  # docs/
 GALLERY_OUT = HERE / "_build" / "gallery_out"
 PUBLIC_PACKAGES = (
@@ -32,7 +30,6 @@ PUBLIC_PACKAGES = (
     "svcca.plot",
     "svcca.compat",
 )
-logger = logging.getLogger(__name__)
 
 # Display names of the invariances, in the order of docs/invariances.md's table.
 INVARIANCE_LABELS = {
@@ -81,6 +78,9 @@ def api_entries(api_source: str) -> set[str]:
 
 
 def _check_api(app: Any) -> None:
+    from sphinx.util import logging  # here: the rest of this module needs no Sphinx
+
+    logger = logging.getLogger(__name__)
     listed = api_entries((HERE / "api" / "index.rst").read_text(encoding="utf-8"))
     for name in public_names():
         if name not in listed:
