@@ -226,7 +226,36 @@ def saved_figures(block: Any, block_vars: dict[str, Any], gallery_conf: dict[str
     return figure_rst(paths, gallery_conf["src_dir"])
 
 
+# ------------------------------------------------------------------ signatures
+def public_signature(obj: Any) -> str | None:
+    """A result class's signature without its private fields (``_solver``): results are
+    made by the library, and what a reader needs is their public fields."""
+    import dataclasses
+    import inspect
+
+    if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
+        return None
+    sig = inspect.signature(obj)
+    params = [
+        p.replace(annotation=inspect.Parameter.empty)
+        for p in sig.parameters.values()
+        if not p.name.startswith("_")
+    ]
+    if len(params) == len(sig.parameters):
+        return None
+    return str(sig.replace(parameters=params, return_annotation=inspect.Signature.empty))
+
+
+def _signature(app: Any, what: str, name: str, obj: Any, options: Any, sig: Any, ret: Any):
+    if what == "class":
+        public = public_signature(obj)
+        if public is not None:
+            return public, ret
+    return None
+
+
 def setup(app: Any) -> dict[str, Any]:
+    app.connect("autodoc-process-signature", _signature)
     app.connect("builder-inited", _write_generated)
     app.connect("builder-inited", _check_api)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
