@@ -88,6 +88,10 @@ sphinx_gallery_conf = {
     "min_reported_time": 1,
     "write_computation_times": False,
     "capture_repr": ("_repr_html_", "__repr__"),
+    # Each API page lists the gallery examples that call it.
+    "doc_module": ("svcca",),
+    "backreferences_dir": "_generated/backreferences",
+    "inspect_global_variables": False,
 }
 
 # --- Nothing from the network: no intersphinx, internal links only in linkcheck.
