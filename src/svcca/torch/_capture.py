@@ -473,6 +473,16 @@ def batch_datapoints(batch: Any, *, time_axis: int = 1) -> int | None:
     ``time_axis=0`` the inputs are time-major too, ``(T, n, ...)``, and ``n`` is their
     second dimension. A ``PackedSequence`` (whose ``.data`` is ``(total tokens, ...)``)
     gives None.
+
+    Examples
+    --------
+    >>> import torch, svcca.torch
+    >>> svcca.torch.batch_datapoints((torch.zeros(32, 3, 8, 8), torch.zeros(32)))  # (x, labels)
+    32
+    >>> svcca.torch.batch_datapoints({"input_ids": torch.zeros(4, 12, dtype=torch.long)})
+    4
+    >>> svcca.torch.batch_datapoints(torch.zeros(12, 4, 5), time_axis=0)  # (T, n, features)
+    4
     """
     t = _lead_tensor(batch)
     if t is None or t.ndim == 0:
@@ -1346,6 +1356,20 @@ def capture_stream(
     -------
     int
         Number of batches seen (including skipped ones).
+
+    Examples
+    --------
+    Minibatch CKA between two layers, accumulated while the model runs:
+
+    >>> import torch, svcca, svcca.torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> acc = svcca.MinibatchCKA()
+    >>> seen = svcca.torch.capture_stream(
+    ...     net, torch.randn(100, 4).split(25), ["1", "2"],
+    ...     lambda i, acts: acc.update(acts["1"], acts["2"]),
+    ... )
+    >>> seen, acc.scores().shape
+    (4, (1, 1))
     """
     opts = CaptureOptions.make(
         layers,
