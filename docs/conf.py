@@ -115,3 +115,6 @@ html_theme_options = {
     "check_switcher": False,
 }
 html_context = {"default_mode": "light"}
+# Pages outside the user guide and the API have no section to navigate: no left sidebar
+# (the measure table needs the width).
+html_sidebars = {"index": [], "guide": [], "site/*": []}

@@ -112,7 +112,7 @@ def measure_table() -> str:
     import svcca
 
     one_pass = set(_pairwise_one_pass())
-    head = ["measure", "kind", "range", "symmetric", "ignores", "metric", "`svcca.pairwise`"]
+    head = ["measure", "ignores", "range", "symmetric", "metric", "`svcca.pairwise` (kind)"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in svcca.MEASURES.values():
         inv = m.invariances_for()
@@ -121,28 +121,24 @@ def measure_table() -> str:
         if m.name in one_pass:
             engine = "one pass for all pairs"
         elif m.kind == "minibatch":
-            engine = "no (`svcca.torch.compare`)"
+            engine = "no: `svcca.torch.compare`"
         else:
             engine = "per pair" + (", each side prepared once" if m.prepare else "")
-        rows.append(
-            "| "
-            + " | ".join(
-                [
-                    f"`{m.name}`",
-                    m.kind,
-                    f"[{lo:g}, {hi:g}]",
-                    "yes" if m.symmetric else "no",
-                    ignores or "nothing declared",
-                    "yes" if m.is_metric else "no",
-                    engine,
-                ]
-            )
-            + " |"
-        )
+        cells = [
+            f"`{m.name}`",
+            ignores or "nothing declared",
+            f"[{lo:g}, {hi:g}]",
+            "yes" if m.symmetric else "no",
+            "yes" if m.is_metric else "no",
+            f"{engine} ({m.kind})",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
     lines = ["\n".join(rows), ""]
     for m in svcca.MEASURES.values():
         params = ", ".join(f"`{p}`" for p in m.params) or "none"
-        lines.append(f"`{m.name}`\n: {m.description.strip()} Parameters: {params}.\n")
+        text = m.description.strip().rstrip(".")
+        text = text[:1].upper() + text[1:]
+        lines.append(f"`{m.name}`\n: {text}. Parameters: {params}.\n")
     return "\n".join(lines) + "\n"
 
 
