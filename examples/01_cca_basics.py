@@ -1,4 +1,5 @@
-"""Tutorial 1 retold: CCA basics, and how many datapoints a comparison needs.
+"""Tutorial 1 retold: CCA basics, and how many datapoints a comparison needs
+=========================================================================
 
 - Two random layers have canonical correlations far from zero when there are few
   datapoints per neuron: the random baseline shrinks only as n grows.
@@ -16,6 +17,8 @@ Run: ``python examples/01_cca_basics.py [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from _common import parse
 
@@ -23,7 +26,7 @@ import svcca
 
 
 def main() -> None:
-    args = parse(__doc__.splitlines()[0])
+    args = parse(__doc__)
     rng = np.random.default_rng(0)
     p, q, d = 50, 40, 10
 
@@ -84,7 +87,8 @@ def main() -> None:
             {f"shared {d}-d signal": r.correlations},
             baselines={f"shared {d}-d signal": baseline[n]},
         )
-        print("  wrote", sp.save(fig, f"{args.out}/01_coefficients"))
+        written = sp.save(fig, f"{args.out}/01_coefficients")
+        print("  wrote", ", ".join(os.path.basename(w) for w in written))
 
 
 if __name__ == "__main__":

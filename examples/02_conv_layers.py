@@ -1,4 +1,5 @@
-"""Tutorial 2 retold: comparing convolutional layers.
+"""Tutorial 2 retold: comparing convolutional layers
+=================================================
 
 A conv layer is ``(n, h, w, c)``: as many "neurons" as ``h*w*c``, usually more than the
 datapoints. The SVCCA paper's answer is DFT-CCA: the 2-D Fourier transform over space
@@ -7,10 +8,12 @@ dataset is translation invariant. Cheaper alternatives: average-pool over space,
 treat every position as a datapoint. Layers of different spatial size are compared on
 the frequencies both have.
 
-Run: ``python examples/02_conv_layers.py [--quick]``.
+Run: ``python examples/02_conv_layers.py [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 from _common import parse
@@ -35,7 +38,7 @@ def conv(A: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    args = parse(__doc__.splitlines()[0])
+    args = parse(__doc__)
     rng = np.random.default_rng(0)
     n, h, c = (40, 6, 3) if args.quick else (200, 8, 4)
     images = shifts(rng.standard_normal((n, h, h, c)))  # n*h*h datapoints
@@ -62,6 +65,22 @@ def main() -> None:
         f"  {A.shape[1:3]} vs {small.shape[1:3]} maps: compared on shared frequencies, "
         f"mean rho {r.score:.3f}"
     )
+
+    if args.out:
+        import svcca.plot as sp
+
+        rows, cols = np.argsort(dft.frequencies_h), np.argsort(dft.frequencies_w)  # -f..f
+        fig = sp.heatmap(
+            dft.frequency_scores[np.ix_(rows, cols)],
+            row_labels=dft.frequencies_h[rows].tolist(),
+            col_labels=dft.frequencies_w[cols].tolist(),
+            title="DFT-CCA: mean canonical correlation at each spatial frequency",
+            ylabel="vertical frequency",
+            xlabel="horizontal frequency",
+            cbar_label="mean rho",
+        )
+        written = sp.save(fig, os.path.join(args.out, "02_frequencies"))
+        print("  wrote", ", ".join(os.path.basename(w) for w in written))
 
 
 if __name__ == "__main__":

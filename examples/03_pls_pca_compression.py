@@ -1,4 +1,5 @@
-"""Tutorial 3 retold: PLS, PCA, and compressing a layer onto its top directions.
+"""Tutorial 3 retold: PLS, PCA, and compressing a layer onto its top directions
+============================================================================
 
 Train a small MLP on scikit-learn's digits (bundled, no download), record its hidden
 layer with :func:`svcca.torch.capture`, then keep only the top-k directions of that
@@ -10,6 +11,8 @@ Needs torch and scikit-learn. Run: ``python examples/03_pls_pca_compression.py [
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import torch
@@ -33,7 +36,7 @@ def train_mlp(seed: int, x: torch.Tensor, y: torch.Tensor, epochs: int) -> torch
 
 
 def main() -> None:
-    args = parse(__doc__.splitlines()[0])
+    args = parse(__doc__)
     torch.set_num_threads(1)
     d = load_digits()
     x = torch.tensor(d.data / 16.0, dtype=torch.float32)
@@ -88,7 +91,8 @@ def main() -> None:
         import svcca.plot as sp
 
         fig = sp.compression_curves(np.array(ks), curves, full=full, chance=0.1)
-        print("wrote", sp.save(fig, f"{args.out}/03_compression"))
+        written = sp.save(fig, f"{args.out}/03_compression")
+        print("wrote", ", ".join(os.path.basename(w) for w in written))
 
 
 if __name__ == "__main__":

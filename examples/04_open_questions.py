@@ -1,4 +1,5 @@
-"""Tutorial 4 retold: open questions, with the tools to chase them.
+"""Tutorial 4 retold: open questions, with the tools to chase them
+===============================================================
 
 The original tutorial closed with questions. Each is a few lines here:
 
@@ -13,7 +14,8 @@ The original tutorial closed with questions. Each is a few lines here:
    while the model runs (:func:`svcca.torch.capture_moments`); every linear measure
    takes them in place of arrays.
 
-Needs torch and scikit-learn. Run: ``python examples/04_open_questions.py [--quick]``.
+Needs torch and scikit-learn. Run:
+``python examples/04_open_questions.py [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def make_net(seed: int) -> torch.nn.Module:
 
 
 def main() -> None:
-    args = parse(__doc__.splitlines()[0])
+    args = parse(__doc__)
     torch.set_num_threads(1)
     d = load_digits()
     x = torch.tensor(d.data / 16.0, dtype=torch.float32)
@@ -67,6 +69,7 @@ def main() -> None:
 
     final = series[f"epoch{epochs}"]
     print("1. Linear CKA of each layer with itself at the end of training:")
+    curves: dict[str, list[float]] = {f"layer {k}": [] for k in layers}
     for label, acts in series.items():
         res = svcca.pairwise(
             {f"{k}@{label}": v for k, v in acts.items()},
@@ -74,10 +77,25 @@ def main() -> None:
             measure="cka_linear",
         )
         diag = np.diag(res.values)
+        for k, v in zip(layers, diag, strict=True):
+            curves[f"layer {k}"].append(float(v))
         print(
             f"   {label:>7s}: "
             + ", ".join(f"layer {k} {v:.3f}" for k, v in zip(layers, diag, strict=True))
         )
+
+    if args.out:
+        import svcca.plot as sp
+
+        fig = sp.convergence_curves(
+            list(range(epochs + 1)),
+            curves,
+            threshold=0.9,
+            title="Each layer against itself at the end of training",
+            ylabel=f"linear CKA with epoch {epochs}",
+        )
+        written = sp.save(fig, os.path.join(args.out, "04_convergence"))
+        print("   wrote", ", ".join(os.path.basename(w) for w in written))
 
     print("4. Streaming: moments of layer pairs while the model runs, no activations kept")
     moments = svcca.torch.capture_moments(net, batches, [("1", "3")], other=make_net(1))

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "svcca._validation": 0,
     "svcca._progress": 0,
     "svcca._result": 0,
+    "svcca._html": 0,
     "svcca._threads": 0,
     "svcca._device": 0,
     "svcca._dense": 0,

@@ -110,6 +110,13 @@ def sum_threshold(array: np.ndarray, threshold: float) -> int:
 
     Differs from the original: returns the length (not ``None``) when every entry is
     needed, and at least 1 (not 0) for ``threshold=0``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from svcca.compat import sum_threshold
+    >>> sum_threshold(np.array([0.6, 0.3, 0.1]), 0.8)  # 0.6 + 0.3 reaches 80% of 1.0
+    2
     """
     array = np.asarray(array)
     total = float(np.sum(array))
@@ -246,6 +253,21 @@ def get_cca_similarity(
       a message rather than a bare ``AssertionError``. ``verbose`` prints nothing.
     - Directions (``compute_dirns``) are the canonical variates plus the neuron means,
       exactly as the original computes them.
+
+    Examples
+    --------
+    The original's ``(neurons, datapoints)`` orientation and keys:
+
+    >>> import numpy as np
+    >>> from svcca import compat as cca_core
+    >>> rng = np.random.default_rng(0)
+    >>> acts1 = rng.standard_normal((20, 1000))
+    >>> acts2 = np.tanh(acts1[:10]) + 0.1 * rng.standard_normal((10, 1000))
+    >>> results = cca_core.get_cca_similarity(acts1, acts2, epsilon=1e-10, verbose=False)
+    >>> results["cca_coef1"].shape
+    (10,)
+    >>> print(f"{np.mean(results['cca_coef1']):.3f}")
+    0.953
     """
     del verbose
     epsilon = check_epsilon(epsilon)
@@ -274,6 +296,17 @@ def robust_cca_similarity(
     ``numpy.linalg.LinAlgError``. A constant layer is refused
     (:class:`~svcca.DegenerateError`), not given noise to correlate, and too few
     datapoints warn, as in :func:`get_cca_similarity`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from svcca import compat as cca_core
+    >>> rng = np.random.default_rng(0)
+    >>> acts1 = rng.standard_normal((20, 1000))
+    >>> acts2 = np.tanh(acts1[:10]) + 0.1 * rng.standard_normal((10, 1000))
+    >>> results = cca_core.robust_cca_similarity(acts1, acts2)
+    >>> print(f"{np.mean(results['cca_coef1']):.3f}")
+    0.953
     """
     epsilon = check_epsilon(epsilon)
     threshold = check_probability(threshold, "threshold")
@@ -320,6 +353,17 @@ def compute_pwcca(
       depend on round-off.
     - A constant layer raises :class:`~svcca.DegenerateError`, and the CCA underneath
       differs from the original's as :func:`get_cca_similarity` lists.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from svcca import compat as pwcca
+    >>> rng = np.random.default_rng(0)
+    >>> acts1 = rng.standard_normal((20, 1000))
+    >>> acts2 = np.tanh(acts1[:10]) + 0.1 * rng.standard_normal((10, 1000))
+    >>> pwcca_mean, weights, coefs = pwcca.compute_pwcca(acts1, acts2)
+    >>> print(f"{pwcca_mean:.3f}", weights.shape, coefs.shape)
+    0.953 (10,) (10,)
     """
     epsilon = check_epsilon(epsilon)
     a1, a2 = _acts_pair(acts1, acts2)
@@ -373,6 +417,19 @@ def get_pls_similarity(acts1: Any, acts2: Any) -> dict[str, Any]:
     activations, means included, onto the PLS directions (likewise for ``acts2``). A
     constant layer raises :class:`~svcca.DegenerateError` (it has no cross-covariance,
     so every direction would be arbitrary); NaN or inf raises ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from svcca import compat as numpy_pls
+    >>> rng = np.random.default_rng(0)
+    >>> acts1 = rng.standard_normal((20, 1000))
+    >>> acts2 = np.tanh(acts1[:10]) + 0.1 * rng.standard_normal((10, 1000))
+    >>> results = numpy_pls.get_pls_similarity(acts1, acts2)
+    >>> sorted(results)
+    ['eigenvals', 'neuron_coeffs1', 'neuron_coeffs2', 'pls_dirns1', 'pls_dirns2']
+    >>> results["eigenvals"].shape
+    (10,)
     """
     a1, a2 = _acts_pair(acts1, acts2)
     numx = a1.shape[0]
@@ -396,6 +453,15 @@ def get_pca(acts: Any, compute_dirns: bool = False) -> dict[str, Any]:
     mean, which reproduces the reference outputs of the original (some copies of
     ``numpy_pca`` subtract each datapoint's mean over neurons instead, which is not PCA).
     A constant layer raises :class:`~svcca.DegenerateError`; NaN or inf ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from svcca import compat as numpy_pca
+    >>> acts = np.random.default_rng(0).standard_normal((20, 1000))  # (neurons, datapoints)
+    >>> results = numpy_pca.get_pca(acts, compute_dirns=True)
+    >>> results["eigenvals"].shape, results["pca_dirns"].shape
+    ((20,), (20, 1000))
     """
     a = _acts(as_representation(_rows(acts), "acts"), "acts")
     means = np.mean(a, axis=1, keepdims=True)

@@ -98,6 +98,37 @@ def reduce_pair(
     spatial size needed). ``"avgpool"``: the mean over space, ``(n, c)``.
     ``"interpolate"``: the smaller map is resized bilinearly to the larger size along
     each axis, then flattened as above.
+
+    Parameters
+    ----------
+    A, B : array_like, shape (n, h, w, c) or (n, c, h, w)
+        Two conv layers' activations on the same ``n`` datapoints (``"avgpool"`` also
+        takes ``(n, c)``).
+    strategy : {"flatten", "avgpool", "interpolate"}
+    layout : {"nhwc", "nchw"}, optional
+        Where the channels are: required for 4-D maps (``None`` takes only the 2-D
+        input ``"avgpool"`` allows).
+
+    Returns
+    -------
+    a, b : ndarray
+        ``(n*h*w, c_a)`` and ``(n*h*w, c_b)`` (``"flatten"``, ``"interpolate"``), or
+        ``(n, c_a)`` and ``(n, c_b)`` (``"avgpool"``), float64: what
+        :func:`svcca.conv.compare` hands the measure.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from svcca.conv import reduce_pair
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((10, 4, 4, 3))  # (n, h, w, c)
+    >>> B = rng.standard_normal((10, 2, 2, 5))
+    >>> a, b = reduce_pair(A, B, strategy="interpolate", layout="nhwc")
+    >>> a.shape, b.shape
+    ((160, 3), (160, 5))
+    >>> a, b = reduce_pair(A, B, strategy="avgpool", layout="nhwc")
+    >>> a.shape, b.shape
+    ((10, 3), (10, 5))
     """
     layout = check_layout(layout)
     dense_ok = strategy == "avgpool"

@@ -449,8 +449,13 @@ def _readme_md(intro: str, figures: tuple[Figure, ...]) -> str:
 def _index_html(intro: str, figures: tuple[Figure, ...]) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>svcca demo</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "img{max-width:100%;border:1px solid #ddd}p.finding{font-size:1.05em}</style>",
+        # A phone lays the page out at its own width (not 980 px, zoomed out); the text
+        # keeps a margin there; each figure links to its full-size PNG, as the panes of
+        # a wide figure are too small to read at a phone's width.
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;"
+        "padding:0 1em}img{max-width:100%;border:1px solid #ddd}"
+        "p.finding{font-size:1.05em}</style>",
         "</head><body><h1>svcca demo</h1>",
         f"<p>{html.escape(intro)}</p>",
     ]
@@ -459,7 +464,7 @@ def _index_html(intro: str, figures: tuple[Figure, ...]) -> str:
         link = f" (<a href='{svg}'>SVG</a>)" if svg else ""
         parts += [
             f"<h2>{html.escape(fg.title)}</h2>",
-            f"<img src='{png}' alt='{html.escape(fg.title)}'>",
+            f"<a href='{png}'><img src='{png}' alt='{html.escape(fg.title)}'></a>",
             f"<p class='finding'>{html.escape(fg.finding)}{link}</p>",
         ]
     parts.append("</body></html>")

@@ -52,6 +52,12 @@ class PairwiseResult:
         """``(len(rows), len(cols))``."""
         return (len(self.rows), len(self.cols))
 
+    def _repr_html_(self) -> str:
+        """The matrix as a coloured HTML table with its labels (Jupyter shows this)."""
+        from svcca._html import pairwise_html
+
+        return pairwise_html(self)
+
     def __getitem__(self, key: tuple[Hashable, Hashable]) -> float:
         """``result["conv1", "conv2"]`` (labels) or ``result[0, 1]`` (positions).
 

@@ -153,6 +153,30 @@ def compare_rdms(Dx: np.ndarray, Dy: np.ndarray, *, compare: Compare = "spearman
 
     Raises :class:`~svcca.DegenerateError` when either RDM is constant (all
     dissimilarities equal: nothing to rank or correlate).
+
+    Parameters
+    ----------
+    Dx, Dy : array_like, shape (n, n)
+        Representational dissimilarity matrices of the same ``n >= 3`` datapoints
+        (:func:`svcca.rdm`).
+    compare : {"spearman", "pearson"}, default "spearman"
+        Rank correlation (Kriegeskorte et al. 2008) or linear correlation of the
+        ``n (n - 1) / 2`` dissimilarities.
+
+    Returns
+    -------
+    float
+        In [-1, 1]; :func:`svcca.rsa` is ``compare_rdms(rdm(X), rdm(Y))``.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((30, 5))
+    >>> Y = X @ rng.standard_normal((5, 4))
+    >>> r = svcca.compare_rdms(svcca.rdm(X), svcca.rdm(Y))
+    >>> bool(np.isclose(r, svcca.rsa(X, Y).score))
+    True
     """
     compare = check_option(compare, "compare", ("spearman", "pearson"))  # type: ignore[assignment]
     Dx, Dy = np.asarray(Dx, dtype=np.float64), np.asarray(Dy, dtype=np.float64)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 import svcca._dense as _dense
+from svcca._result import result
 from svcca._threads import dense_steps
 from svcca._validation import check_option, check_real, raise_degenerate, warn_few_samples
 from svcca.measures._linalg import EPS, Whitener, prune
@@ -19,7 +19,7 @@ __all__ = ["ProcrustesResult", "ShapeResult", "procrustes", "shape_distance"]
 Kind = Literal["angular", "euclidean"]
 
 
-@dataclass(frozen=True)
+@result
 class ProcrustesResult:
     """Orthogonal Procrustes distance between two representations.
 
@@ -45,7 +45,7 @@ class ProcrustesResult:
     n_features: tuple[int, int]
 
 
-@dataclass(frozen=True)
+@result
 class ShapeResult:
     """Generalized shape distance (Williams et al. 2021).
 

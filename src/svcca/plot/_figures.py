@@ -260,6 +260,21 @@ def convergence_curves(
         Half-width of a shaded band around each curve (e.g. one standard deviation).
     threshold : float, optional
         A dotted horizontal line (the level whose crossing time is reported).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import svcca.plot
+    >>> fig = svcca.plot.convergence_curves(
+    ...     [0, 1, 2, 3],
+    ...     {"conv1": [0.8, 0.95, 0.99, 1.0], "fc1": [0.4, 0.7, 0.9, 1.0]},
+    ...     threshold=0.9,
+    ... )
+    >>> fig.axes[0].get_xlabel()
+    'epoch'
     """
     x = _matrix(steps, "steps", 1)
     fig = _figure(5.2, 3.4)
@@ -297,6 +312,18 @@ def class_sensitivity(
     matrix : array_like, shape (L, C)
         Entry ``(l, c)``: similarity (e.g. the canonical correlation) between layer ``l``
         and the output logit of class ``c``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, svcca.plot
+    >>> matrix = np.random.default_rng(0).uniform(0.5, 1.0, (2, 10))  # 2 layers, 10 classes
+    >>> fig = svcca.plot.class_sensitivity(matrix, layers=["conv1", "conv2"])
+    >>> fig.axes[0].images[0].get_array().shape
+    (2, 10)
     """
     M = _matrix(matrix, "matrix")
     return heatmap(
@@ -362,6 +389,19 @@ def interpretability(
         A grid with one row per network and two columns (raw neurons, directions);
         line ``i`` of each pane has y-data ``A[order, i]`` (smoothed), ``order`` the
         class sort, and a legend entry.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca, svcca.plot
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat(np.arange(3), 50)
+    >>> shared = np.eye(3)[labels] + 0.1 * rng.standard_normal((150, 3))
+    >>> A = shared @ rng.standard_normal((3, 8))  # two runs: the same signal, other neurons
+    >>> B = shared @ rng.standard_normal((3, 6))
+    >>> u, v = svcca.cca(A, B).transform(A, B)
+    >>> fig = svcca.plot.interpretability({"run 1": (A, u), "run 2": (B, v)}, labels, k=2)
+    >>> len(fig.axes)  # one row per run: raw neurons, directions
+    4
     """
     y = np.asarray(labels)
     if y.ndim != 1:
@@ -446,6 +486,20 @@ def compression_curves(
         E.g. ``{"CCA": acc_cca, "PLS": acc_pls, "PCA": acc_pca}``.
     full, chance : float, optional
         Horizontal reference lines: the uncompressed network and chance level.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import svcca.plot
+    >>> ks = [1, 2, 4, 8]
+    >>> fig = svcca.plot.compression_curves(
+    ...     ks, {"CCA": [0.5, 0.7, 0.9, 0.95], "PCA": [0.3, 0.5, 0.8, 0.94]}, full=0.96, chance=0.1
+    ... )
+    >>> len(fig.axes[0].lines)  # two curves, two reference lines
+    4
     """
     x = _matrix(ks, "ks", 1)
     fig = _figure(5.2, 3.4)
@@ -487,6 +541,22 @@ def group_similarity(
     groups : dict of str to array_like, shape (n_pairs, L)
         Pairwise similarities inside each group, one row per pair of networks. The plot
         shows the mean over pairs with error bars of one standard deviation.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, svcca.plot
+    >>> rng = np.random.default_rng(0)
+    >>> groups = {
+    ...     "true labels": rng.uniform(0.8, 0.9, (3, 2)),  # 3 pairs of networks, 2 layers
+    ...     "shuffled labels": rng.uniform(0.4, 0.6, (3, 2)),
+    ... }
+    >>> fig = svcca.plot.group_similarity(["fc1", "fc2"], groups)
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ['fc1', 'fc2']
     """
     fig = _figure(5.2, 3.4)
     ax = fig.add_subplot()
@@ -523,6 +593,23 @@ def coefficient_curves(
         Correlations, drawn against their index ``0..k-1``.
     baselines : dict of str to array_like, optional
         Drawn dashed in the colour of the curve with the same key.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, svcca, svcca.plot
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((500, 20))
+    >>> Y = X[:, :10] + 0.5 * rng.standard_normal((500, 10))
+    >>> noise = svcca.cca(rng.standard_normal((500, 20)), rng.standard_normal((500, 10)))
+    >>> fig = svcca.plot.coefficient_curves(
+    ...     {"layers": svcca.cca(X, Y).correlations}, baselines={"layers": noise.correlations}
+    ... )
+    >>> len(fig.axes[0].lines)
+    2
     """
     fig = _figure(7.4, 3.4)
     ax = fig.add_subplot()
@@ -564,6 +651,16 @@ def save(
 
     ``path`` is the file name without extension; its directory is created. Returns the
     paths written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np, svcca.plot
+    >>> fig = svcca.plot.heatmap(np.eye(3))
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     paths = svcca.plot.save(fig, os.path.join(out, "figures", "identity"))
+    ...     [os.path.basename(p) for p in paths if os.path.getsize(p) > 0]
+    ['identity.png', 'identity.svg']
     """
     base = os.fspath(path)
     root, ext = os.path.splitext(base)

@@ -585,6 +585,12 @@ class Moments:
         tail += "" if self.device is None else f", device={self.device!r}"
         return f"Moments(n={self.n}, p={self.p}, q={self.q}{tail})"
 
+    def _repr_html_(self) -> str:
+        """Shapes, count, precision and device as an HTML table (Jupyter shows this)."""
+        from svcca._html import moments_html
+
+        return moments_html(self)
+
 
 def _unscaled(S: np.ndarray, factor: float) -> np.ndarray:
     """``factor * S`` where entries beyond float64's range become inf (quietly: the

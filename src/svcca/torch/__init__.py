@@ -20,8 +20,9 @@
   :func:`hidden_state_moments` without storing activations.
 - :func:`rnn_state`: ``select=`` for an RNN's final hidden state as ``(n, d)``.
 
-:func:`check_capture` (a capture folder's integrity) is *internal* API, for the
-``svcca verify`` command.
+``check_capture`` (a capture folder's integrity), imported below with ``as`` and left out
+of ``__all__``, is *internal* API for the ``svcca verify`` command: not documented, free
+to change.
 """
 
 from svcca.torch._batches import batch_datapoints
@@ -35,7 +36,7 @@ from svcca.torch._hf import (
     hidden_states,
     hidden_states_stream,
 )
-from svcca.torch._manifest import check_capture
+from svcca.torch._manifest import check_capture as check_capture
 from svcca.torch._options import CaptureError, CaptureWarning
 from svcca.torch._select import rnn_state
 from svcca.torch._stream import capture_checkpoints, capture_moments, load_checkpoint
@@ -64,6 +65,4 @@ __all__ = [
     "load_checkpoint",
     "rnn_state",
     "summary",
-    # internal (see the docstring)
-    "check_capture",
 ]

@@ -93,6 +93,16 @@ def batch_datapoints(batch: Any, *, time_axis: int = 1) -> int | None:
     ``time_axis=0`` the inputs are time-major too, ``(T, n, ...)``, and ``n`` is their
     second dimension. A ``PackedSequence`` (whose ``.data`` is ``(total tokens, ...)``)
     gives None.
+
+    Examples
+    --------
+    >>> import torch, svcca.torch
+    >>> svcca.torch.batch_datapoints((torch.zeros(32, 3, 8, 8), torch.zeros(32)))  # (x, labels)
+    32
+    >>> svcca.torch.batch_datapoints({"input_ids": torch.zeros(4, 12, dtype=torch.long)})
+    4
+    >>> svcca.torch.batch_datapoints(torch.zeros(12, 4, 5), time_axis=0)  # (T, n, features)
+    4
     """
     t = _lead_tensor(batch)
     if t is None or t.ndim == 0:

@@ -95,6 +95,20 @@ def capture_stream(
     -------
     int
         Number of batches seen (including skipped ones).
+
+    Examples
+    --------
+    Minibatch CKA between two layers, accumulated while the model runs:
+
+    >>> import torch, svcca, svcca.torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> acc = svcca.MinibatchCKA()
+    >>> seen = svcca.torch.capture_stream(
+    ...     net, torch.randn(100, 4).split(25), ["1", "2"],
+    ...     lambda i, acts: acc.update(acts["1"], acts["2"]),
+    ... )
+    >>> seen, acc.scores().shape
+    (4, (1, 1))
     """
     opts = CaptureOptions.make(
         layers,

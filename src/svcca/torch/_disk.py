@@ -200,6 +200,17 @@ def capture_to_disk(
     check sizes always and hashes by default. The joined files are written with plain
     writes after checking the free space, so a full disk is an error with the numbers,
     never a crash. A finished capture in a read-only folder is returned as it is.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch, svcca.torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = os.path.join(tmp, "acts")
+    ...     cap = svcca.torch.capture_to_disk(net, torch.randn(100, 4).split(25), ["1"], out)
+    ...     relu = svcca.torch.load_capture(out).load("1", mmap=False)
+    >>> cap.shapes["1"], cap.n_batches, relu.shape
+    ((100, 8), 4, (100, 8))
     """
     if format not in ("safetensors", "npy"):
         raise ValueError(f"format must be 'npy' or 'safetensors'; got {format!r}.")

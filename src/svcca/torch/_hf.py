@@ -110,6 +110,23 @@ def hidden_states_stream(
     :class:`svcca.MinibatchCKA` without keeping activations. ``device_tensors`` as in
     :func:`svcca.torch.capture_stream` (tensors on their device, no host copy, when the
     work runs on a device). Returns the number of batches seen.
+
+    Examples
+    --------
+    Minibatch CKA between every pair of hidden states, nothing stored:
+
+    >>> import torch, svcca, svcca.torch
+    >>> from transformers import BertConfig, BertModel  # doctest: +SKIP
+    >>> bert = BertModel(BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                             num_attention_heads=2, intermediate_size=64,
+    ...                             vocab_size=100))  # doctest: +SKIP
+    >>> batches = [{"input_ids": torch.randint(0, 100, (20, 6))} for _ in range(5)]
+    >>> acc = svcca.MinibatchCKA()
+    >>> svcca.torch.hidden_states_stream(
+    ...     bert, batches, lambda i, a: acc.update(list(a.values()), list(a.values())),
+    ...     sequence="mean")  # doctest: +SKIP
+    >>> acc.scores().shape  # doctest: +SKIP
+    (3, 3)
     """
     opts = _options(sequence, conv, dtype, mask, datapoints)
     return run_capture(
@@ -236,6 +253,19 @@ def hidden_state_moments(
     -------
     dict
         ``{pair: Moments}`` in the order given.
+
+    Examples
+    --------
+    >>> import torch, svcca, svcca.torch
+    >>> from transformers import BertConfig, BertModel  # doctest: +SKIP
+    >>> bert = BertModel(BertConfig(hidden_size=32, num_hidden_layers=2,
+    ...                             num_attention_heads=2, intermediate_size=64,
+    ...                             vocab_size=100))  # doctest: +SKIP
+    >>> batches = [{"input_ids": torch.randint(0, 100, (20, 6))} for _ in range(5)]
+    >>> stats = svcca.torch.hidden_state_moments(
+    ...     bert, batches, [("embeddings", "layer.2")], sequence="mean")  # doctest: +SKIP
+    >>> stats[("embeddings", "layer.2")].n  # doctest: +SKIP
+    100
     """
     if sequence == "keep" or conv == "keep":
         raise ValueError(

@@ -330,6 +330,17 @@ def load_capture(directory: str | os.PathLike[str], *, verify: bool = True) -> D
     ValueError
         When the folder holds no capture, an unfinished one, or a manifest or file that
         does not check out (a name leading out of the folder, another size or hash).
+
+    Examples
+    --------
+    >>> import os, tempfile, torch, svcca.torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = os.path.join(tmp, "acts")
+    ...     cap = svcca.torch.capture_to_disk(net, torch.randn(100, 4).split(25), ["1"], out)
+    ...     relu = svcca.torch.load_capture(out).load("1", mmap=False)
+    >>> cap.shapes["1"], cap.n_batches, relu.shape
+    ((100, 8), 4, (100, 8))
     """
     directory = os.fspath(directory)
     m = read_manifest(directory)

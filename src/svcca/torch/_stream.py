@@ -297,6 +297,17 @@ def load_checkpoint(model: Any, checkpoint: Any, *, key: str | None = None) -> A
 
     ``checkpoint`` may be a path or a state dict; ``key`` picks the state dict out of a
     saved dict such as ``{"model": state_dict, "epoch": 3}``. Returns ``model``.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch, svcca.torch
+    >>> net = torch.nn.Linear(4, 2)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "epoch3.pt")
+    ...     torch.save({"model": net.state_dict(), "epoch": 3}, path)
+    ...     fresh = svcca.torch.load_checkpoint(torch.nn.Linear(4, 2), path, key="model")
+    >>> bool(torch.equal(fresh.weight, net.weight))
+    True
     """
     import torch
 
@@ -383,6 +394,23 @@ def capture_checkpoints(
         ``{checkpoint_label: {layer: activations}}``; flatten it with
         ``{(c, l): a for c, d in out.items() for l, a in d.items()}`` for all-pairs
         comparisons across layers and time.
+
+    Examples
+    --------
+    >>> import copy, torch, svcca, svcca.torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh())
+    >>> start = copy.deepcopy(net.state_dict())
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.add_(0.5 * torch.randn(8, 4))  # "training"
+    >>> end = copy.deepcopy(net.state_dict())
+    >>> series = svcca.torch.capture_checkpoints(
+    ...     net, {"start": start, "end": end}, [torch.randn(200, 4)], ["1"]
+    ... )
+    >>> list(series), series["end"]["1"].shape
+    (['start', 'end'], (200, 8))
+    >>> r = svcca.pairwise({t: acts["1"] for t, acts in series.items()}, measure="cka_linear")
+    >>> r.shape
+    (2, 2)
     """
     if iter(batches) is batches:  # type: ignore[comparison-overlap]
         raise TypeError(
