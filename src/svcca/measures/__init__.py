@@ -9,6 +9,8 @@ from svcca.measures._cca import CCAResult, cca
 from svcca.measures._cka import CKAResult, cka
 from svcca.measures._linalg import Pruned
 from svcca.measures._minibatch import MinibatchCKA
+from svcca.measures._neighbours import NeighbourResult, cknna, cycle_knn, mutual_knn
+from svcca.measures._neighbours_resi import jaccard_knn, rank_similarity, second_order_cosine
 from svcca.measures._pca import PCAResult, pca
 from svcca.measures._pls import PLSResult, pls
 from svcca.measures._pwcca import PWCCAResult, pwcca
@@ -25,6 +27,7 @@ __all__ = [
     "CKAResult",
     "Measure",
     "MinibatchCKA",
+    "NeighbourResult",
     "PCAResult",
     "PLSResult",
     "PWCCAResult",
@@ -37,15 +40,21 @@ __all__ = [
     "ShapeResult",
     "cca",
     "cka",
+    "cknna",
     "compare_rdms",
+    "cycle_knn",
+    "jaccard_knn",
+    "mutual_knn",
     "pca",
     "pls",
     "procrustes",
     "pwcca",
+    "rank_similarity",
     "rdm",
     "register",
     "regression_fit",
     "rsa",
+    "second_order_cosine",
     "shape_distance",
     "svcca",
     "svcca_two_pass",
