@@ -31,9 +31,10 @@ _COLS = 8192  # columns per block (rows then follow from the byte budget)
 
 
 def _block_shape(n: int, itemsize: int, block_bytes: int) -> tuple[int, int]:
-    """Rows and columns of one block: ``rows * cols * (2 itemsize + 4) <= block_bytes``
-    (the scores, a partitioned copy, three boolean masks), at least one row."""
-    per = 2 * itemsize + 4
+    """Rows and columns of one block: ``rows * cols * (2 itemsize + 8) <= block_bytes``
+    (the scores, a partitioned copy or the ranks of tied rows, boolean masks), at least
+    one row and one column."""
+    per = 2 * itemsize + 8
     cols = max(1, min(n, _COLS, block_bytes // per))
     rows = max(1, min(n, block_bytes // (per * cols)))
     return rows, cols
@@ -77,7 +78,7 @@ def _select_numpy(D: np.ndarray, m: int) -> np.ndarray:
     c = D.shape[1]
     if m >= c:
         return np.argsort(D, axis=1, kind="stable")
-    kth = np.partition(D, m - 1, axis=1)[:, m - 1 : m]
+    kth = np.partition(D, m - 1, axis=1)[:, m - 1 : m].copy()  # frees the partitioned copy
     less = D < kth
     eq = D == kth
     need = m - less.sum(axis=1)
