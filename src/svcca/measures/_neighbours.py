@@ -122,11 +122,8 @@ class NeighbourSide:
 
 
 def check_k(k: Any, n: int, name: str) -> int:
-    """``1 <= k <= n - 1`` (a point's neighbours are the other ``n - 1``)."""
-    if n < 2:
-        raise ValueError(
-            f"{name} has {n} datapoint; neighbourhoods need at least 2 datapoints (rows)."
-        )
+    """``1 <= k <= n - 1`` (a point's neighbours are the other ``n - 1``; ``n >= 2``, as a
+    single row is constant and refused before)."""
     return check_int(
         k,
         "k",
@@ -198,7 +195,7 @@ def prepare_neighbours(
     if clip_quantile is not None:
         A = _clip(A, clip_quantile)
     single = A.dtype == (torch.float32 if torch is not None else np.float32)
-    precision = "float32" if single else "float64"
+    precision: Literal["float32", "float64"] = "float32" if single else "float64"
     if distance == "cosine":
         norms = A.norm(dim=1) if torch is not None else np.sqrt(np.einsum("ij,ij->i", A, A))
         zero = np.flatnonzero(_host(norms) == 0)
@@ -209,7 +206,7 @@ def prepare_neighbours(
                 "datapoints from both sides, or use distance='euclidean'."
             )
         A = A / norms[:, None]
-        if not _varies(A):
+        if not _varies(A, 16 * float(np.finfo(np.float32 if single else np.float64).eps)):
             raise_degenerate(
                 name, p, "its rows all point the same way (every cosine distance is 0)"
             )
@@ -263,11 +260,12 @@ def _host(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
-def _varies(A: Any) -> bool:
+def _varies(A: Any, tol: float) -> bool:
+    """Whether some column of ``A`` spans more than ``tol`` (normalised rows: round-off)."""
     if is_torch_tensor(A):
         lo, hi = sys.modules["torch"].aminmax(A, dim=0)
-        return bool((hi != lo).any())
-    return bool(np.ptp(A, axis=0).any())
+        return bool(((hi - lo) > tol).any())
+    return bool((np.ptp(A, axis=0) > tol).any())
 
 
 # ---------------------------------------------------------------------- combining sides
@@ -430,9 +428,11 @@ def mutual_knn(
     >>> svcca.mutual_knn(X, 3.0 * X).score
     1.0
     """
-    params = dict(k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes)
+    params: dict[str, Any] = dict(
+        k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
+    )
     sx, sy = _pair(X, Y, **params)
-    return mutual_knn_combine(sx, sy, **params)  # type: ignore[arg-type]
+    return mutual_knn_combine(sx, sy, **params)
 
 
 # ---------------------------------------------------------------------- cycle k-NN
@@ -489,9 +489,11 @@ def cycle_knn(
     ----------
     Huh, Cheung, Wang, Isola (2024). The Platonic Representation Hypothesis. ICML.
     """
-    params = dict(k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes)
+    params: dict[str, Any] = dict(
+        k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
+    )
     sx, sy = _pair(X, Y, **params)
-    return cycle_knn_combine(sx, sy, **params)  # type: ignore[arg-type]
+    return cycle_knn_combine(sx, sy, **params)
 
 
 # ---------------------------------------------------------------------- CKNNA
@@ -604,15 +606,17 @@ def cknna(
         As in :func:`mutual_knn`.
     eps : float, default 0.0
         Added to the denominator. platonic-rep adds ``1e-6``: ``eps=1e-6`` reproduces
-        its values, which are 4e-5 to 7e-5 (relative) below the exact ratio on typical
-        data; the default is the exact ratio.
+        its values, which lie 3.6e-5 to 1.2e-4 (relative) below the exact ratio on the
+        reference inputs (the denominator is small: unbiased HSICs of sparse matrices);
+        the default is the exact ratio.
 
     Returns
     -------
     NeighbourResult
-        ``score``: 1 for ``X`` against itself (with ``eps=0``). No bound is proven
-        (the three unbiased HSICs are taken on different masks): the range is not
-        declared finite. Not symmetric in general (``sum(A B) != sum(B A)`` for these
+        ``score``: 1 for ``X`` against itself (with ``eps=0``). Not bounded: the three
+        unbiased HSICs are taken on different masks, and values above 1 occur on small
+        samples (1.45 for 6 points, ``k=4``); the registry declares the range
+        unbounded. Not symmetric in general (``sum(A B) != sum(B A)`` for these
         non-symmetric matrices).
 
     Notes
@@ -627,10 +631,12 @@ def cknna(
     Song, Smola, Gretton, Bedo, Borgwardt (2012). Feature selection via dependence
     maximization. JMLR 13.
     """
-    params = dict(k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes)
+    params: dict[str, Any] = dict(
+        k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
+    )
     check_cknna_distance(distance)
     sx, sy = _pair(X, Y, **params)
-    return cknna_combine(sx, sy, eps=eps, **params)  # type: ignore[arg-type]
+    return cknna_combine(sx, sy, eps=eps, **params)
 
 
 def check_cknna_distance(distance: Any) -> str:

@@ -86,9 +86,11 @@ def jaccard_knn(
     Klabunde, Wald, Schumacher, Strohmaier, Lemmerich (2025). ReSi: A Comprehensive
     Benchmark for Representational Similarity Measures. ICLR.
     """
-    params = dict(k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes)
+    params: dict[str, Any] = dict(
+        k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
+    )
     sx, sy = _pair(X, Y, **params)
-    return jaccard_knn_combine(sx, sy, **params)  # type: ignore[arg-type]
+    return jaccard_knn_combine(sx, sy, **params)
 
 
 # ---------------------------------------------------------------------- rank similarity
@@ -151,9 +153,11 @@ def rank_similarity(
     Klabunde et al. (2025). ReSi. ICLR. Wang, Chen, Li, et al. (2022). Rethinking the
     evaluation of unsupervised representation learning (rank similarity).
     """
-    params = dict(k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes)
+    params: dict[str, Any] = dict(
+        k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
+    )
     sx, sy = _pair(X, Y, **params)
-    return rank_similarity_combine(sx, sy, **params)  # type: ignore[arg-type]
+    return rank_similarity_combine(sx, sy, **params)
 
 
 # ---------------------------------------------------------------------- second-order
@@ -308,6 +312,8 @@ def second_order_cosine(
     EMNLP.
     """
     check_second_order_distance(distance)
-    params = dict(k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes)
+    params: dict[str, Any] = dict(
+        k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
+    )
     sx, sy = _pair(X, Y, keep_data=True, **params)
-    return second_order_cosine_combine(sx, sy, **params)  # type: ignore[arg-type]
+    return second_order_cosine_combine(sx, sy, **params)
