@@ -181,12 +181,17 @@ def test_torch_tensors_take_the_same_path_on_their_device(distance):
 def test_a_duplicated_row_is_its_copys_nearest_neighbour_and_never_its_own():
     X, _ = _generic(n=30)
     X[7] = X[3]
-    with pytest.warns(svcca.SVCCAWarning, match=r"ambiguous.*Ties are broken by the smaller"):
+    msg = r"ambiguous: their k-th neighbour is as near as a point left out.*by the smaller index"
+    with pytest.warns(svcca.SVCCAWarning, match=msg):
         side = svcca.MEASURES["mutual_knn"].prepare_side(X, k=1, distance="euclidean")
     assert side.indices[3, 0] == 7 and side.indices[7, 0] == 3
     assert all(i not in side.indices[i] for i in range(30))
-    # the ambiguity is of the points whose k-th and (k+1)-th neighbours are the copies
-    assert side.ambiguous >= 1
+    # ambiguous: the points whose nearest is one of the copies (the other is left out),
+    # not the copies themselves (each has the other, its only copy, in its list)
+    D = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(D, np.inf)
+    nearest = D.argmin(axis=1)
+    assert side.ambiguous == int(np.isin(nearest, [3, 7]).sum() - 2)
 
 
 def test_untied_data_warn_nothing():

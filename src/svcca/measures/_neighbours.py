@@ -217,29 +217,18 @@ def prepare_neighbours(
     m = min(k + 1, n - 1)  # one more, to see ties at the boundary
     kind: Literal["ip", "sqeuclidean"] = "sqeuclidean" if distance == "euclidean" else "ip"
     indices, scores = knn_search(A, m, kind, block_bytes=block_bytes)
-    ambiguous = 0
-    if m > k:
-        eps = float(np.finfo(np.float32 if single else np.float64).eps)
-        sq = _host((A * A).sum(1) if torch is not None else np.einsum("ij,ij->i", A, A))
-        if distance == "cosine":
-            unit = np.ones(n)
-        elif distance == "inner_product":
-            unit = np.sqrt(sq * sq.max())
-        else:
-            unit = sq + sq.max()
-        gap = scores[:, k] - scores[:, k - 1]
-        tied = np.flatnonzero(gap <= 8 * p**0.5 * eps * unit)
-        ambiguous = int(tied.size)
-        if ambiguous:
-            warnings.warn(
-                f"{name}: the {k} nearest neighbours of {ambiguous} of its {n} datapoints "
-                f"(first: {tied[:5].tolist()}) are ambiguous: their k-th and (k+1)-th "
-                f"neighbours are equally near ({distance} distance; duplicated rows, or a "
-                "tie to round-off). Ties are broken by the smaller index. Remove duplicated "
-                "datapoints, or choose another k, if the measure should not depend on it.",
-                SVCCAWarning,
-                stacklevel=3,
-            )
+    tied = _ambiguous(A, indices, scores, k, distance, single)
+    ambiguous = int(tied.size)
+    if ambiguous:
+        warnings.warn(
+            f"{name}: the {k} nearest neighbours of {ambiguous} of its {n} datapoints "
+            f"(first: {tied[:5].tolist()}) are ambiguous: their k-th neighbour is as near as "
+            f"a point left out ({distance} distance; duplicated rows, or equal to round-off). "
+            "Ties are broken by the smaller index. Remove duplicated datapoints, or choose "
+            "another k, if the measure should not depend on it.",
+            SVCCAWarning,
+            stacklevel=3,
+        )
     data = None
     if keep_data:
         data = _host(A)
@@ -252,6 +241,38 @@ def prepare_neighbours(
         ambiguous=ambiguous,
         data=data,
     )
+
+
+def _ambiguous(
+    A: Any, indices: np.ndarray, scores: np.ndarray, k: int, distance: str, single: bool
+) -> np.ndarray:
+    """The points whose k-th neighbour ties with one left out of their list: a copy of it
+    (identical rows, normalised for cosine) outside the list, or the ``(k+1)``-th
+    neighbour's score within two units of round-off of the k-th's."""
+    n = indices.shape[0]
+    tied = np.zeros(n, dtype=bool)
+    if indices.shape[1] > k:
+        eps = float(np.finfo(np.float32 if single else np.float64).eps)
+        sq = _host((A * A).sum(1) if is_torch_tensor(A) else np.einsum("ij,ij->i", A, A))
+        if distance == "cosine":
+            unit = np.ones(n)
+        elif distance == "inner_product":
+            unit = np.sqrt(sq * sq.max())
+        else:
+            unit = sq + sq.max()
+        tied |= scores[:, k] - scores[:, k - 1] <= 2 * eps * unit
+    if is_torch_tensor(A):
+        _, inv, cnt = sys.modules["torch"].unique(A, dim=0, return_inverse=True, return_counts=True)
+        g, c = _host(inv), _host(cnt)
+    else:
+        _, g, c = np.unique(A, axis=0, return_inverse=True, return_counts=True)
+        g = g.ravel()
+    if c.size < n:  # some rows are duplicated
+        gk = g[indices[:, k - 1]]
+        in_list = (g[indices[:, :k]] == gk[:, None]).sum(axis=1)
+        copies = c[gk] - (g == gk)  # the k-th neighbour's group, the point itself left out
+        tied |= in_list < copies
+    return np.flatnonzero(tied)
 
 
 def _host(a: Any) -> np.ndarray:
