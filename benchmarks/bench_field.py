@@ -33,6 +33,7 @@ import platform
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ import numpy as np
 import svcca
 
 K = 10
+KNN: Any = "mutual_knn"  # pairwise's signature types only its one-pass measures' names
 
 
 # ---------------------------------------------------------------------- data
@@ -178,7 +180,7 @@ def _reset_hwm() -> bool:
         return False
 
 
-def measure(f: Callable[[], float]) -> tuple[float, float, float, float | None]:
+def measure(f: Callable[[], Any]) -> tuple[float, Any, float, float | None]:
     """(seconds, value, NumPy peak MiB, process high-water mark above start MiB)."""
     can = _reset_hwm()
     before = _status("VmRSS")
@@ -193,6 +195,15 @@ def measure(f: Callable[[], float]) -> tuple[float, float, float, float | None]:
     return dt, value, peak, extra
 
 
+def _score(name: str, X: np.ndarray, Y: np.ndarray) -> float:
+    return float(getattr(svcca, name)(X, Y, k=K).score)
+
+
+def _fmt(m: tuple[float, float | None]) -> str:
+    rss = "" if m[1] is None else f", rss +{m[1]:.0f} MiB"
+    return f"{m[0]:8.1f} MiB numpy{rss}"
+
+
 def duel(label: str, ours: Callable[[], float], ref: Callable[[], float], repeat: int) -> None:
     best = {"ours": np.inf, "ref": np.inf}
     mem: dict[str, tuple[float, float | None]] = {}
@@ -202,17 +213,12 @@ def duel(label: str, ours: Callable[[], float], ref: Callable[[], float], repeat
             dt, v, peak, hwm = measure(f)
             best[name] = min(best[name], dt)
             mem[name], vals[name] = (peak, hwm), v
-    fmt = lambda m: (
-        f"{m[0]:8.1f} MiB numpy, rss +{m[1]:.0f} MiB"
-        if m[1] is not None
-        else f"{m[0]:8.1f} MiB numpy"
-    )  # noqa: E731
     print(
         f"  {label:22s} ours {best['ours']:8.3f} s | ref {best['ref']:8.3f} s | "
         f"ref/ours {best['ref'] / best['ours']:6.2f}x | values {vals['ours']:.10f} vs "
         f"{vals['ref']:.10f}"
     )
-    print(f"  {'':22s} memory ours {fmt(mem['ours'])} | ref {fmt(mem['ref'])}")
+    print(f"  {'':22s} memory ours {_fmt(mem['ours'])} | ref {_fmt(mem['ref'])}")
 
 
 def main() -> None:
@@ -257,21 +263,14 @@ def main() -> None:
             ("rank_similarity", resi_rank),
             ("second_order_cosine", resi_second_order),
         ):
-            fn = getattr(svcca, name)
-            duel(
-                name,
-                lambda fn=fn: fn(X, Y, k=K).score,
-                lambda ref=ref: ref(X, Y, K),
-                args.repeat,
-            )
+            duel(name, partial(_score, name, X, Y), partial(ref, X, Y, K), args.repeat)
 
     if "scale" in args.sections:
         n = args.n_large
         XL, YL = make_pair(n, args.features, seed=2)
         print(f"svcca alone, n = {n} x {args.features} float32:")
         for name in ("mutual_knn", "cknna", "jaccard_knn"):
-            fn = getattr(svcca, name)
-            dt, v, peak, hwm = measure(lambda fn=fn: fn(XL, YL, k=K).score)
+            dt, v, peak, hwm = measure(partial(_score, name, XL, YL))
             rss = "" if hwm is None else f", rss +{hwm:.0f} MiB"
             print(f"  {name:22s} {dt:8.1f} s, value {v:.6f}, {peak:.0f} MiB numpy{rss}")
         gib = 2**30
@@ -287,9 +286,7 @@ def main() -> None:
         reps = make_layers(args.n, args.features, args.layers)
         names = list(reps)
         print(f"pairwise of {args.layers} layers, mutual_knn, n = {args.n}:")
-        dt, vals, peak, hwm = measure(
-            lambda: svcca.pairwise(reps, measure="mutual_knn").values  # type: ignore[return-value,arg-type]
-        )
+        dt, vals, peak, hwm = measure(lambda: svcca.pairwise(reps, measure="mutual_knn").values)
         pairs = [(a, b) for a in names for b in names]
         m = len(pairs) if args.single_pairs == 0 else min(args.single_pairs, len(pairs))
         idx = np.random.default_rng(0).choice(len(pairs), m, replace=False)
