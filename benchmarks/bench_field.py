@@ -286,7 +286,7 @@ def main() -> None:
         reps = make_layers(args.n, args.features, args.layers)
         names = list(reps)
         print(f"pairwise of {args.layers} layers, mutual_knn, n = {args.n}:")
-        dt, vals, peak, hwm = measure(lambda: svcca.pairwise(reps, measure="mutual_knn").values)
+        dt, vals, peak, hwm = measure(lambda: svcca.pairwise(reps, measure=KNN).values)
         pairs = [(a, b) for a in names for b in names]
         m = len(pairs) if args.single_pairs == 0 else min(args.single_pairs, len(pairs))
         idx = np.random.default_rng(0).choice(len(pairs), m, replace=False)
