@@ -9,8 +9,9 @@ from svcca.measures._cca import CCAResult, cca
 from svcca.measures._cka import CKAResult, cka
 from svcca.measures._linalg import Pruned
 from svcca.measures._minibatch import MinibatchCKA
-from svcca.measures._neighbours import NeighbourResult, cknna, cycle_knn, mutual_knn
+from svcca.measures._neighbours import cknna, cycle_knn, mutual_knn
 from svcca.measures._neighbours_resi import jaccard_knn, rank_similarity, second_order_cosine
+from svcca.measures._neighbours_side import NeighbourResult
 from svcca.measures._pca import PCAResult, pca
 from svcca.measures._pls import PLSResult, pls
 from svcca.measures._pwcca import PWCCAResult, pwcca

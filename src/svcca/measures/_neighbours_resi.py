@@ -13,14 +13,14 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._validation import check_option
-from svcca.measures._neighbours import (
+from svcca.measures._neighbours_side import (
     Distance,
     NeighbourResult,
     NeighbourSide,
-    _pair,
-    _result,
     check_sides,
+    make_result,
     match,
+    pair_sides,
     prepare_neighbours,
 )
 from svcca.measures._topk import DEFAULT_BLOCK_BYTES
@@ -41,7 +41,7 @@ def jaccard_knn_combine(
     """Jaccard k-NN of two prepared sides (see :func:`jaccard_knn`)."""
     check_sides(sx, sy, k, distance)
     shared = (match(sx, sy) >= 0).sum(axis=1)
-    return _result("jaccard_knn", float(np.mean(shared / (2 * sx.k - shared))), sx, sy)
+    return make_result("jaccard_knn", float(np.mean(shared / (2 * sx.k - shared))), sx, sy)
 
 
 def jaccard_knn(
@@ -89,7 +89,7 @@ def jaccard_knn(
     params: dict[str, Any] = dict(
         k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
     )
-    sx, sy = _pair(X, Y, **params)
+    sx, sy = pair_sides(X, Y, **params)
     return jaccard_knn_combine(sx, sy, **params)
 
 
@@ -113,7 +113,7 @@ def rank_similarity_combine(
     shared = hit.sum(axis=1)
     harmonic = np.concatenate([[1.0], np.cumsum(1.0 / np.arange(1, sx.k + 1))])
     per_point = np.where(shared > 0, term.sum(axis=1) / harmonic[shared], 0.0)
-    return _result("rank_similarity", float(np.mean(per_point)), sx, sy)
+    return make_result("rank_similarity", float(np.mean(per_point)), sx, sy)
 
 
 def rank_similarity(
@@ -156,7 +156,7 @@ def rank_similarity(
     params: dict[str, Any] = dict(
         k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
     )
-    sx, sy = _pair(X, Y, **params)
+    sx, sy = pair_sides(X, Y, **params)
     return rank_similarity_combine(sx, sy, **params)
 
 
@@ -258,7 +258,7 @@ def second_order_cosine_combine(
     with np.errstate(invalid="ignore", divide="ignore"):
         per_point = np.where(den > 0, uv / np.where(den > 0, den, 1.0), 0.0)
     per_point = np.where(both_zero, 1.0, per_point)
-    return _result("second_order_cosine", float(np.mean(per_point)), sx, sy)
+    return make_result("second_order_cosine", float(np.mean(per_point)), sx, sy)
 
 
 def second_order_cosine(
@@ -315,5 +315,5 @@ def second_order_cosine(
     params: dict[str, Any] = dict(
         k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
     )
-    sx, sy = _pair(X, Y, keep_data=True, **params)
+    sx, sy = pair_sides(X, Y, keep_data=True, **params)
     return second_order_cosine_combine(sx, sy, **params)

@@ -484,7 +484,6 @@ from svcca.measures._neighbours import (  # noqa: E402
     cycle_knn_combine,
     mutual_knn,
     mutual_knn_combine,
-    prepare_side,
 )
 from svcca.measures._neighbours_resi import (  # noqa: E402
     jaccard_knn,
@@ -495,6 +494,7 @@ from svcca.measures._neighbours_resi import (  # noqa: E402
     second_order_cosine_combine,
     second_order_prepare,
 )
+from svcca.measures._neighbours_side import prepare_side  # noqa: E402
 
 _KNN_PARAMS = ("k", "distance", "clip_quantile", "block_bytes")
 
