@@ -154,9 +154,14 @@ def test_measures_follow_the_tie_rule_on_exact_ties_and_duplicates(name, distanc
 
 @pytest.mark.parametrize("distance", DISTANCES)
 @pytest.mark.parametrize("block_bytes", [1024, 5000, 2**26])
-@pytest.mark.parametrize("data", ["generic", "tied"])
+@pytest.mark.parametrize("data", ["generic", "tied", "sorted"])
 def test_blocked_lists_equal_the_full_matrix_lists(distance, block_bytes, data):
-    X = (_generic(n=90) if data == "generic" else _tied(n=90))[0]
+    """``sorted``: rows ordered so that each later block holds nearer points (every block
+    brings many candidates: the search's selection path, not only its filtered merge)."""
+    X = (_generic(n=90) if data != "tied" else _tied(n=90))[0]
+    if data == "sorted":
+        X = X + np.array([3.0, 0, 0, 0, 0])
+        X = X[np.argsort(X @ np.ones(5))]
     want, _ = _knn(X, 7, distance)
     measure = svcca.MEASURES["mutual_knn"]
     with warnings.catch_warnings():

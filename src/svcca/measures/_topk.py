@@ -3,7 +3,10 @@
 The ``n x n`` matrix of scores is visited in blocks of ``rows x cols`` entries whose
 size is bounded by ``block_bytes``; each block is reduced to its ``m`` best entries per
 row by partial selection (``np.partition`` / ``torch.topk``) and merged into the running
-best ``m`` of each row. Memory: ``O(block_bytes + n m)`` beyond the data, whatever ``n``.
+best ``m`` of each row. Once a row has ``m`` candidates, only the entries of a block
+below its current ``m``-th score can enter (few, on any data not sorted adversarially),
+so NumPy skips the selection there and merges those alone. Memory: ``O(block_bytes + n
+m)`` beyond the data, whatever ``n``.
 
 Ties are broken by index, exactly: of equal scores the smaller column index ranks
 first, and each row's list is sorted by ``(score, index)``. The point itself is
@@ -104,6 +107,21 @@ def _merge_numpy(
     return np.take_along_axis(cs, order, axis=1), np.take_along_axis(ci, order, axis=1)
 
 
+def _merge_candidates(
+    bs: np.ndarray, bi: np.ndarray, r: np.ndarray, c: np.ndarray, s: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``m`` per row of the lists ``(bs, bi)`` and the scattered candidates
+    ``(row r, index c, score s)``, by (score, index)."""
+    rows = bs.shape[0]
+    fr = np.concatenate([np.repeat(np.arange(rows), m), r])
+    fs = np.concatenate([bs.ravel(), s])
+    fi = np.concatenate([bi.ravel(), c])
+    order = np.lexsort((fi, fs, fr))
+    starts = np.concatenate([[0], np.cumsum(np.bincount(fr, minlength=rows))[:-1]])
+    take = order[(starts[:, None] + np.arange(m)).ravel()]
+    return fs[take].reshape(rows, m), fi[take].reshape(rows, m)
+
+
 def _search_numpy(
     A: np.ndarray, m: int, kind: Kind, block_bytes: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -129,6 +147,17 @@ def _search_numpy(
             if lo < hi:  # the points themselves, by index
                 d = np.arange(lo, hi)
                 D[d - r0, d - c0] = np.inf
+            if best_s.shape[1] == m:
+                # Only entries below a row's current m-th score can enter its list (an
+                # equal one loses the tie: its index is larger), and after the first
+                # block they are few: no selection over the block.
+                below = D < best_s[:, m - 1 : m]
+                if np.count_nonzero(below) <= 4 * m * below.shape[0]:
+                    r, c = np.nonzero(below)
+                    if r.size:
+                        best_s, best_i = _merge_candidates(best_s, best_i, r, c + c0, D[r, c], m)
+                    continue
+                del below
             pos = _select_numpy(D, m)
             s = np.take_along_axis(D, pos, axis=1)
             del D
