@@ -190,6 +190,14 @@ def cycle_knn(
     References
     ----------
     Huh, Cheung, Wang, Isola (2024). The Platonic Representation Hypothesis. ICML.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> X = np.random.default_rng(0).standard_normal((200, 8))
+    >>> r = svcca.cycle_knn(X, np.tanh(X))
+    >>> 0.0 <= r.score <= 1.0, r.score * 200 == round(r.score * 200)
+    (True, True)
     """
     params: dict[str, Any] = dict(
         k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
@@ -332,6 +340,15 @@ def cknna(
     Huh, Cheung, Wang, Isola (2024). The Platonic Representation Hypothesis. ICML.
     Song, Smola, Gretton, Bedo, Borgwardt (2012). Feature selection via dependence
     maximization. JMLR 13.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> X = np.random.default_rng(0).standard_normal((200, 8))
+    >>> svcca.cknna(X, 2.0 * X).score
+    1.0
+    >>> svcca.cknna(X, 2.0 * X, eps=1e-6).score < 1.0  # platonic-rep's denominator
+    True
     """
     params: dict[str, Any] = dict(
         k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes

@@ -85,6 +85,15 @@ def jaccard_knn(
     ----------
     Klabunde, Wald, Schumacher, Strohmaier, Lemmerich (2025). ReSi: A Comprehensive
     Benchmark for Representational Similarity Measures. ICLR.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 8))
+    >>> Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    >>> svcca.jaccard_knn(X, X @ Q).score  # rotations keep every neighbourhood
+    1.0
     """
     params: dict[str, Any] = dict(
         k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
@@ -152,6 +161,13 @@ def rank_similarity(
     ----------
     Klabunde et al. (2025). ReSi. ICLR. Wang, Chen, Li, et al. (2022). Rethinking the
     evaluation of unsupervised representation learning (rank similarity).
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> X = np.random.default_rng(0).standard_normal((200, 8))
+    >>> svcca.rank_similarity(X, 0.5 * X).score
+    1.0
     """
     params: dict[str, Any] = dict(
         k=k, distance=distance, clip_quantile=clip_quantile, block_bytes=block_bytes
@@ -310,6 +326,13 @@ def second_order_cosine(
     Klabunde et al. (2025). ReSi. ICLR. Hamilton, Leskovec, Jurafsky (2016). Cultural
     shift or linguistic drift? Comparing two computational measures of semantic change.
     EMNLP.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> X = np.random.default_rng(0).standard_normal((200, 8))
+    >>> round(svcca.second_order_cosine(X, 3.0 * X).score, 12)
+    1.0
     """
     check_second_order_distance(distance)
     params: dict[str, Any] = dict(
