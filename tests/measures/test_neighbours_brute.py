@@ -173,7 +173,8 @@ def test_blocked_lists_equal_the_full_matrix_lists(distance, block_bytes, data):
 @pytest.mark.parametrize("distance", DISTANCES)
 def test_torch_tensors_take_the_same_path_on_their_device(distance):
     torch = pytest.importorskip("torch")
-    for X in (_generic(n=90)[0], _tied(n=90)[0]):
+    G = _generic(n=90)[0] + np.array([3.0, 0, 0, 0, 0])
+    for X in (_generic(n=90)[0], _tied(n=90)[0], G[np.argsort(G @ np.ones(5))]):
         want, _ = _knn(X, 7, distance)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", svcca.SVCCAWarning)

@@ -5,7 +5,7 @@ size is bounded by ``block_bytes``; each block is reduced to its ``m`` best entr
 row by partial selection (``np.partition`` / ``torch.topk``) and merged into the running
 best ``m`` of each row. Once a row has ``m`` candidates, only the entries of a block
 below its current ``m``-th score can enter (few, on any data not sorted adversarially),
-so NumPy skips the selection there and merges those alone. Memory: ``O(block_bytes + n
+so the search skips the selection there and merges those alone. Memory: ``O(block_bytes + n
 m)`` beyond the data, whatever ``n``.
 
 Ties are broken by index, exactly: of equal scores the smaller column index ranks
@@ -197,6 +197,25 @@ def _merge_torch(torch: Any, bs: Any, bi: Any, s: Any, i: Any, m: int) -> tuple[
     return torch.gather(cs, 1, o2), torch.gather(ci, 1, o2)
 
 
+def _merge_candidates_torch(
+    torch: Any, bs: Any, bi: Any, r: Any, c: Any, s: Any, m: int
+) -> tuple[Any, Any]:
+    """:func:`_merge_candidates` on tensors: three stable sorts make the lexicographic
+    order (row, score, index)."""
+    rows = bs.shape[0]
+    dev = bs.device
+    fr = torch.cat([torch.arange(rows, device=dev).repeat_interleave(m), r])
+    fs = torch.cat([bs.reshape(-1), s])
+    fi = torch.cat([bi.reshape(-1), c])
+    order = torch.sort(fi, stable=True).indices
+    order = order[torch.sort(fs[order], stable=True).indices]
+    order = order[torch.sort(fr[order], stable=True).indices]
+    counts = torch.bincount(fr, minlength=rows)
+    starts = torch.cumsum(counts, 0) - counts
+    take = order[(starts[:, None] + torch.arange(m, device=dev)).reshape(-1)]
+    return fs[take].reshape(rows, m), fi[take].reshape(rows, m)
+
+
 def _search_torch(A: Any, m: int, kind: Kind, block_bytes: int) -> tuple[np.ndarray, np.ndarray]:
     torch = sys.modules["torch"]
     n = A.shape[0]
@@ -220,6 +239,16 @@ def _search_torch(A: Any, m: int, kind: Kind, block_bytes: int) -> tuple[np.ndar
             if lo < hi:
                 d = torch.arange(lo, hi, device=dev)
                 D[d - r0, d - c0] = float("inf")
+            if best_s.shape[1] == m:  # as in the NumPy search: the few entries below
+                below = D < best_s[:, m - 1 : m]
+                if int(below.sum()) <= 4 * m * below.shape[0]:
+                    r, c = torch.nonzero(below, as_tuple=True)
+                    if r.numel():
+                        best_s, best_i = _merge_candidates_torch(
+                            torch, best_s, best_i, r, c + c0, D[r, c], m
+                        )
+                    continue
+                del below
             pos = _select_torch(torch, D, m)
             s = torch.gather(D, 1, pos)
             del D
