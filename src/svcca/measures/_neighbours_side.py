@@ -15,7 +15,8 @@ Conventions (every neighbourhood measure):
   out (a copy of it, or equal to round-off), its neighbourhood is ambiguous: an
   :class:`svcca.SVCCAWarning` says how many are.
 - The search is exact and blocked (:mod:`svcca.measures._topk`): memory
-  ``O(block_bytes + n k)`` beyond the data; no ``n x n`` matrix is held. Float32 data
+  ``O(block_bytes + n k)`` beyond the data and two transient ``n x p`` copies (the
+  normalised rows, the duplicate check's sort); no ``n x n`` matrix is held. Float32 data
   (arrays or tensors) are searched in float32, everything else in float64; tensors on
   their device.
 """
