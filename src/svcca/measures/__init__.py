@@ -32,6 +32,9 @@ from svcca.measures._gram import center_gram, gram_linear, gram_rbf, unit_scaled
 from svcca.measures._label import measure_label
 from svcca.measures._linalg import EPS, NUMERICAL_RTOL, Pruned, clip_roundoff, rank_rtol
 from svcca.measures._minibatch import MinibatchCKA
+from svcca.measures._neighbours import cknna, cycle_knn, mutual_knn
+from svcca.measures._neighbours_resi import jaccard_knn, rank_similarity, second_order_cosine
+from svcca.measures._neighbours_side import NeighbourResult
 from svcca.measures._pca import PCAResult, pca
 from svcca.measures._pls import PLSResult, pls
 from svcca.measures._pwcca import PWCCAResult, pwcca, pwcca_weights
@@ -62,6 +65,7 @@ __all__ = [
     "CKAResult",
     "Measure",
     "MinibatchCKA",
+    "NeighbourResult",
     "PCAResult",
     "PLSResult",
     "PWCCAResult",
@@ -74,15 +78,21 @@ __all__ = [
     "ShapeResult",
     "cca",
     "cka",
+    "cknna",
     "compare_rdms",
+    "cycle_knn",
+    "jaccard_knn",
+    "mutual_knn",
     "pca",
     "pls",
     "procrustes",
     "pwcca",
+    "rank_similarity",
     "rdm",
     "register",
     "regression_fit",
     "rsa",
+    "second_order_cosine",
     "shape_distance",
     "svcca",
     "svcca_two_pass",

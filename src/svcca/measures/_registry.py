@@ -142,6 +142,10 @@ class Measure:
         ``side_bytes(n, p, **fixed, **params)``: the bytes a prepared side of ``n``
         datapoints and ``p`` features keeps (``8 n^2`` for a float64 Gram matrix), so
         engines plan the sides they keep against free memory before preparing any.
+    self_score : float, optional
+        The score of any representation against itself, where the range's best end is
+        not it: ``None`` (default) means the best end of ``range``; NaN means no fixed
+        value (cycle k-NN: a point need not be a neighbour of its neighbours).
     """
 
     name: str
@@ -160,6 +164,7 @@ class Measure:
     combine: Callable[..., Any] | None = None
     permute: Callable[[Any, Any], Any] | None = None
     side_bytes: Callable[..., int] | None = None
+    self_score: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -557,6 +562,126 @@ for _m in (
         invariances=_rsa_invariances,
         params=("metric", "compare"),
         description="RSA: Spearman correlation of Euclidean dissimilarity matrices",
+    ),
+):
+    register(_m)
+del _m
+
+
+# ---------------------------------------------------------------------- neighbourhood measures
+# platonic-rep's mutual k-NN, cycle k-NN and CKNNA, ReSi's Jaccard k-NN, rank similarity
+# and second-order cosine: each prepares a side (its exact k-nearest-neighbour lists, by
+# a blocked search that never holds n x n) and combines a pair of them.
+from svcca.measures._neighbours import (  # noqa: E402
+    cknna,
+    cknna_combine,
+    cknna_prepare,
+    cycle_knn,
+    cycle_knn_combine,
+    mutual_knn,
+    mutual_knn_combine,
+)
+from svcca.measures._neighbours_resi import (  # noqa: E402
+    jaccard_knn,
+    jaccard_knn_combine,
+    rank_similarity,
+    rank_similarity_combine,
+    second_order_cosine,
+    second_order_cosine_combine,
+    second_order_prepare,
+)
+from svcca.measures._neighbours_side import prepare_side  # noqa: E402
+
+_KNN_PARAMS = ("k", "distance", "clip_quantile", "block_bytes")
+
+
+def _neighbour_invariances(params: Mapping[str, Any]) -> frozenset[str]:
+    """Ranks of cosine distances or inner products ignore rotations, isotropic scaling and
+    feature permutations (cosine: each row's scale too), not translation; Euclidean
+    distances ignore translation as well. Clipping at a quantile of the entries acts on
+    each entry: it keeps scaling and permutations only."""
+    if params.get("clip_quantile") is not None:
+        return frozenset({"isotropic_scaling", "permutation"})
+    inv = {"orthogonal", "isotropic_scaling", "permutation"}
+    if params.get("distance", "cosine") == "euclidean":
+        inv.add("translation")
+    return frozenset(inv)
+
+
+for _m in (
+    Measure(
+        "mutual_knn",
+        mutual_knn,
+        "samples",
+        symmetric=True,
+        range=(0.0, 1.0),
+        invariances=_neighbour_invariances,
+        params=_KNN_PARAMS,
+        prepare=prepare_side,
+        combine=mutual_knn_combine,
+        description="mutual k-NN: mean fraction of shared k nearest neighbours (k=10, cosine)",
+    ),
+    Measure(
+        "cycle_knn",
+        cycle_knn,
+        "samples",
+        symmetric=False,
+        range=(0.0, 1.0),
+        invariances=_neighbour_invariances,
+        params=_KNN_PARAMS,
+        prepare=prepare_side,
+        combine=cycle_knn_combine,
+        self_score=float("nan"),
+        description="cycle k-NN: fraction of points a Y-neighbour has among its X-neighbours",
+    ),
+    Measure(
+        "cknna",
+        cknna,
+        "samples",
+        symmetric=False,
+        range=(-float("inf"), float("inf")),
+        invariances=_neighbour_invariances,
+        params=(*_KNN_PARAMS, "eps"),
+        prepare=cknna_prepare,
+        combine=cknna_combine,
+        self_score=1.0,
+        description="CKNNA: unbiased CKA restricted to mutual k nearest neighbours (k=10)",
+    ),
+    Measure(
+        "jaccard_knn",
+        jaccard_knn,
+        "samples",
+        symmetric=True,
+        range=(0.0, 1.0),
+        invariances=_neighbour_invariances,
+        params=_KNN_PARAMS,
+        prepare=prepare_side,
+        combine=jaccard_knn_combine,
+        description="Jaccard similarity of the k-nearest-neighbour sets (ReSi; k=10, cosine)",
+    ),
+    Measure(
+        "rank_similarity",
+        rank_similarity,
+        "samples",
+        symmetric=True,
+        range=(0.0, 1.0),
+        invariances=_neighbour_invariances,
+        params=_KNN_PARAMS,
+        prepare=prepare_side,
+        combine=rank_similarity_combine,
+        description="rank similarity of the k-nearest-neighbour lists (ReSi; k=10, cosine)",
+    ),
+    Measure(
+        "second_order_cosine",
+        second_order_cosine,
+        "samples",
+        symmetric=True,
+        range=(0.0, 1.0),
+        invariances=_neighbour_invariances,
+        params=_KNN_PARAMS,
+        prepare=second_order_prepare,
+        combine=second_order_cosine_combine,
+        description="second-order cosine: neighbours' distance profiles (ReSi; k=10, cosine)",
     ),
 ):
     register(_m)
