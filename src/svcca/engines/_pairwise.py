@@ -34,14 +34,13 @@ from svcca.sources import is_dask_array
 
 __all__ = ["PairwiseResult", "pairwise"]
 
-Measure = Literal["cca", "svcca", "pwcca", "pls", "cka_linear"]
 
 
 def pairwise(
     rows: Mapping[str, Any] | Sequence[Any],
     cols: Mapping[str, Any] | Sequence[Any] | None = None,
     *,
-    measure: Measure = "svcca",
+    measure: str = "svcca",
     keep: float | int = 0.99,
     variance: Literal["explained", "singular_values"] = "explained",
     epsilon: float = 0.0,
