@@ -241,11 +241,11 @@ def rsm_norm_combine(
     tol: float = 0.0,
 ) -> RSMNormResult:
     """:func:`rsm_norm_difference` of two prepared sides."""
-    norm, t = _check_norm(norm, tol)
+    kind, t = _check_norm(norm, tol)
     _check_same_n(sx, sy)
     n = sx.n
     b = _check_block_size(block_size, n)
-    if norm == "spectral":
+    if kind == "spectral":
         value = _spectral(sx, sy, b, t)
     else:
         total = 0.0
@@ -253,8 +253,8 @@ def rsm_norm_combine(
             M = sx.distances(lo, hi)
             M -= sy.distances(lo, hi)
             total += float(np.einsum("ij,ij->", M, M))
-        value = float(np.sqrt(total if norm == "frobenius" else total / 2.0))
-    return RSMNormResult(value, norm, n, (sx.p, sy.p))
+        value = float(np.sqrt(total if kind == "frobenius" else total / 2.0))
+    return RSMNormResult(value, kind, n, (sx.p, sy.p))
 
 
 def rsm_norm_difference(
