@@ -301,8 +301,8 @@ def rsm_norm_difference(
     every distance.
 
     Memory: each side's centred data (``n p``) and a few blocks of ``b n`` distances,
-    ``b n <= 2^22`` by default, never the ``n x n`` matrices (ReSi holds two of them:
-    80 GB at ``n = 100,000``). The Frobenius norms take one blocked pass. The spectral
+    ``b n <= 2^22`` by default, never the ``n x n`` matrices (ReSi holds two, 80 GB
+    each at ``n = 100,000``). The Frobenius norms take one blocked pass. The spectral
     norm is the largest :math:`|\\lambda|` of the symmetric :math:`D_x - D_y`: when one
     block covers all rows (``n <= 2048`` by default) the difference is decomposed
     directly (``eigvalsh``); otherwise Lanczos iteration (``scipy.sparse.linalg.eigsh``
