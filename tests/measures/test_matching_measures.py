@@ -134,3 +134,14 @@ def test_an_unknown_mode_is_refused():
 
     with pytest.raises(ValueError, match="mode must be one of 'hard', 'soft'"):
         correlation_match(X, Y, mode="fuzzy")
+
+
+def test_size_and_shape_distance_is_procrustes_before_normalising():
+    """d^2 = |X_c|^2 + |Y_c|^2 - 2 |X_c| |Y_c| s, with s svcca.procrustes's score (the
+    nuclear norm over the norms): two code paths, one number."""
+    X, Y = pair(p=5, q=3)
+    nx, ny = np.sum((X - X.mean(0)) ** 2), np.sum((Y - Y.mean(0)) ** 2)
+    s = svcca.procrustes(X, Y).score
+    want = nx + ny - 2 * np.sqrt(nx * ny) * s
+    got = M["procrustes_size_shape"](X, Y).squared_distance
+    assert abs(got - want) <= tol(scale=nx + ny, factor=100)
