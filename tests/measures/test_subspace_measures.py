@@ -3,6 +3,8 @@ from an SVD, ridge predictors from explicit inverses."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,19 @@ def test_a_negative_ridge_is_refused():
     X, Y = pair()
     with pytest.raises(ValueError, match="ridge must be a number >= 0"):
         M["gulp"](X, Y, ridge=-1.0)
+
+
+def test_a_ridge_below_the_round_off_of_the_eigenvalues_warns_with_the_bound():
+    """On a layer whose variances span 1e-12, ridge = 1e-10 leaves (Sigma + ridge I)
+    with condition number 1e10: the squared distance is round-off of that size, said so,
+    and never a refusal or a negative number (was: FloatingPointError from a bound that
+    ignored the conditioning)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 20)) @ np.diag(np.logspace(0, -6, 20))
+    Q, _ = np.linalg.qr(rng.standard_normal((20, 20)))
+    with pytest.warns(svcca.SVCCAWarning, match="condition number 9.9e\\+09: the squared"):
+        res = M["gulp"](X, 3 * X @ Q + 1, ridge=1e-10)
+    assert 0.0 <= res.squared_distance <= 1e-2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a ridge above the round-off: quiet
+        assert M["gulp"](X, 3 * X @ Q + 1, ridge=1e-3).squared_distance <= tol(cond=1e4)

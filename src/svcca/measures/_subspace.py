@@ -199,7 +199,23 @@ def _gulp_squared(m: Moments, ridge: float) -> tuple[float, float]:
     cross *= np.sqrt(ix)[:, None]
     cross *= np.sqrt(iy)[None, :]
     t3 = float(np.einsum("ij,ij->", cross, cross))
-    return t1 + t2 - 2.0 * t3, 100.0 * max(m.eps, EPS) * (m.p + m.q)
+    # Each eigenvalue (of a unit-trace matrix) carries an absolute error of a few eps;
+    # lambda / (lambda + ridge) amplifies it by up to 1 / (lambda + ridge): the
+    # condition number of the regularised covariance bounds the error of each term.
+    cond = 1.0 / min(float(lx[-1]) + ridge, float(ly[-1]) + ridge)
+    bound = 100.0 * max(m.eps, EPS) * (m.p + m.q) * max(cond, 1.0)
+    if bound > 1e-6 * (m.p + m.q):
+        warnings.warn(
+            f"GULP with ridge={ridge:g}: a side's smallest covariance eigenvalue is "
+            f"{min(float(lx[-1]), float(ly[-1])):.1e} of its total variance, so ridge "
+            f"leaves (Sigma + ridge I) with condition number {cond:.1e}: the squared "
+            f"distance carries round-off up to {bound:.1e}. Use a larger ridge (the "
+            "regularised GULP), or ridge=0 (the pseudo-inverse: directions below 1e-12 "
+            "are dropped).",
+            SVCCAWarning,
+            stacklevel=4,
+        )
+    return t1 + t2 - 2.0 * t3, bound
 
 
 def gulp(X: Any, Y: Any = None, *, ridge: float = 0.0) -> GULPResult:
