@@ -127,3 +127,18 @@ def test_a_ridge_below_the_round_off_of_the_eigenvalues_warns_with_the_bound():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a ridge above the round-off: quiet
         assert M["gulp"](X, 3 * X @ Q + 1, ridge=1e-3).squared_distance <= tol(cond=1e4)
+
+
+def test_eigenspace_overlap_keeps_small_directions_under_a_large_mean():
+    """Means 1e3 above spreads down to 1e-5: the raw Gram X^T X has condition number
+    ~1e17 and would lose a third of the directions (was: 0.633 for X against itself);
+    the centred whitening plus the mean direction keeps X's own conditioning (~1e9)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 30)) @ np.diag(np.logspace(0, -5, 30)) + 1e3
+    U = basis(X)
+    assert U.shape[1] == 30  # numerically full rank as data
+    res = M["eigenspace_overlap"](X, X)
+    assert res.ranks == (30, 30)
+    assert abs(res.score - 1.0) <= tol(cond=1e4)
+    A = rng.standard_normal((30, 30)) + 3 * np.eye(30)
+    assert abs(M["eigenspace_overlap"](X, X @ A).score - 1.0) <= 1e-6  # cond(X A) ~ 1e9

@@ -75,15 +75,39 @@ def _check_variance(m: Moments) -> None:
 
 
 # ---------------------------------------------------------------------- eigenspace overlap
-def _raw_grams(m: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``X^T X``, ``Y^T Y``, ``X^T Y`` of the raw (uncentred) data, in units of the
-    sums' scales (``scale_x^2``, ``scale_y^2``, ``scale_x scale_y``)."""
-    mx, my = m.mean_x / m.scale_x, m.mean_y / m.scale_y
-    return (
-        m.sxx + m.n * np.outer(mx, mx),
-        m.syy + m.n * np.outer(my, my),
-        m.sxy + m.n * np.outer(mx, my),
-    )
+def _centred_side(S: np.ndarray, eps: float, name: str) -> tuple[np.ndarray, Whitener]:
+    """The kept (non-constant) features of a side and the CCA whitener of their block."""
+    kept, _ = prune(np.diag(S).copy(), 0.0)
+    with _dense.factorising(f"representation {name}"):
+        return kept, Whitener.fit(S[np.ix_(kept, kept)], eps)
+
+
+def _raw_coordinates(
+    S: np.ndarray, mean: np.ndarray, n: int, kept: np.ndarray, white: Whitener
+) -> np.ndarray:
+    """``M`` (``(r + 1) x p``) with ``X = [1/sqrt(n), U] M`` for orthonormal columns.
+
+    The centred data are ``Z = U B`` with ``U = Z W`` orthonormal (``W`` the whitener,
+    ``B = W^T S``) and orthogonal to the constant vector, so the raw data
+    ``X = Z + 1 mean^T`` are ``[1/sqrt(n), U]`` times ``[sqrt(n) mean^T; B]``: the
+    singular values of ``M`` are those of ``X`` itself, found without forming ``X^T X``
+    (whose condition number is the square of X's; with means far above the spread that
+    loses every small direction).
+    """
+    p = S.shape[0]
+    M = np.zeros((white.rank + 1, p))
+    M[0] = np.sqrt(n) * mean
+    M[1:, kept] = white.colour(np.eye(white.rank)).T  # B = W^T S = (S W)^T
+    return M
+
+
+def _column_basis(M: np.ndarray, n: int) -> np.ndarray:
+    """An orthonormal basis of the column space of ``M``, with NumPy's ``matrix_rank``
+    rule (singular values above ``s_max max(n, p) eps``), as ReSi counts the rank."""
+    U, s, _ = _dense.svd(M)
+    if not s.size or not s[0] > 0:
+        return U[:, :0]
+    return U[:, : int(np.sum(s > s[0] * max(n, M.shape[1]) * EPS))]
 
 
 def eigenspace_overlap(X: Any, Y: Any = None) -> EigenspaceOverlapResult:
@@ -106,17 +130,22 @@ def eigenspace_overlap(X: Any, Y: Any = None) -> EigenspaceOverlapResult:
     .. math:: \\mathrm{EOS}(X, Y) = \\frac{\\|U_x^T U_y\\|_F^2}{\\max(p, q)},
 
     the sum of the squared cosines of the principal angles between the two column
-    spaces over the wider side's width (May et al. 2019; ReSi). Since
-    :math:`\\|U_x^T U_y\\|_F^2 = \\|W_x^T X^T Y W_y\\|_F^2` for any whitening
-    :math:`W_x^T X^T X W_x = I`, it is computed from the raw second moments (those of
-    :class:`svcca.Moments` plus :math:`n \\bar x \\bar y^T`), never from the ``n x n``
-    singular vectors ReSi computes (``np.linalg.svd(R)`` with full matrices). As in
-    ReSi the data are not centred: it ignores every invertible linear map of the
-    features (rotations, scalings, permutations), not a translation. A direction whose
-    eigenvalue is below 1e-12 of the largest of the (correlation-scaled) Gram matrix is
-    numerically absent (ReSi: ``np.linalg.matrix_rank``, singular values below
-    ``max(n, p) eps`` of the largest); the two rules differ only on data whose
-    condition number lies between about 1e6 and 1e12.
+    spaces over the wider side's width (May et al. 2019; ReSi). As in ReSi the data
+    are not centred: it ignores every invertible linear map of the features
+    (rotations, scalings, permutations), not a translation.
+
+    Computed from :class:`svcca.Moments`, never from the ``n x n`` singular vectors
+    ReSi computes (``np.linalg.svd(R)`` with full matrices): the centred data are
+    ``U B`` with ``U`` orthonormal (CCA's whitening of the centred block) and
+    orthogonal to the constant vector, so the raw data are ``[1/sqrt(n), U] M`` with
+    ``M = [sqrt(n) mean^T; B]`` small, and the overlap is that of the column spaces of
+    ``M_x`` and ``M_y`` through the cross Gram ``diag(1, U^T V)``. The singular values
+    of ``M`` are X's own, so the raw Gram ``X^T X`` (whose condition number is the
+    square of X's, and which loses every small direction under a large mean) is never
+    formed. The rank is NumPy's ``matrix_rank`` rule, as ReSi's (singular values above
+    ``max(n, p) eps`` of the largest); a centred direction below 1e-12 of the largest
+    eigenvalue of the correlation-scaled covariance (a feature collinear with others)
+    is dropped by the whitening first.
 
     References
     ----------
@@ -135,22 +164,26 @@ def eigenspace_overlap(X: Any, Y: Any = None) -> EigenspaceOverlapResult:
     """
     m = to_moments(X, Y)
     _check_variance(m)
-    Gx, Gy, Gxy = _raw_grams(m)
     with dense_steps(max(m.p, m.q), m.device):
-        kx, _ = prune(np.diag(Gx).copy(), 0.0)
-        ky, _ = prune(np.diag(Gy).copy(), 0.0)
-        with _dense.factorising("representation X"):
-            wx = Whitener.fit(Gx[np.ix_(kx, kx)], m.eps)
-        with _dense.factorising("representation Y"):
-            wy = Whitener.fit(Gy[np.ix_(ky, ky)], m.eps)
-        M = wy.apply_t(wx.apply_t(Gxy[np.ix_(kx, ky)]).T)  # (W_x^T G_xy W_y)^T
-        overlap = float(np.einsum("ij,ij->", M, M))
+        kx, wx = _centred_side(m.sxx, m.eps, "X")
+        ky, wy = _centred_side(m.syy, m.eps, "Y")
+        # X = [u0, U] M_x and Y = [u0, V] M_y with u0 = 1/sqrt(n) orthogonal to U and V:
+        # the cross Gram of the two bases is diag(1, U^T V), U^T V = W_x^T S_xy W_y
+        Mx = _raw_coordinates(m.sxx, m.mean_x / m.scale_x, m.n, kx, wx)
+        My = _raw_coordinates(m.syy, m.mean_y / m.scale_y, m.n, ky, wy)
+        K = np.zeros((wx.rank + 1, wy.rank + 1))
+        K[0, 0] = 1.0
+        K[1:, 1:] = wy.apply_t(wx.apply_t(m.sxy[np.ix_(kx, ky)]).T).T
+        Qx, Qy = _column_basis(Mx, m.n), _column_basis(My, m.n)
+        C = _dense.matmul(Qx.T, K, Qy)
+        overlap = float(np.einsum("ij,ij->", C, C))
     # ||U_x^T U_y||_F^2 <= min(r_x, r_y): its singular values are cosines
-    bound = float(min(wx.rank, wy.rank))
+    rx, ry = Qx.shape[1], Qy.shape[1]
+    bound = float(min(rx, ry))
     tol = 100.0 * max(m.eps, EPS) * max(wx.cond, wy.cond) * max(bound, 1.0)
     overlap = float(clip_roundoff(np.array([overlap]), 0.0, bound, tol, "The overlap")[0])
     score = overlap / max(m.p, m.q)
-    return EigenspaceOverlapResult(score, (wx.rank, wy.rank), m.n, (m.p, m.q))
+    return EigenspaceOverlapResult(score, (rx, ry), m.n, (m.p, m.q))
 
 
 # ---------------------------------------------------------------------- GULP
