@@ -145,3 +145,22 @@ def test_size_and_shape_distance_is_procrustes_before_normalising():
     want = nx + ny - 2 * np.sqrt(nx * ny) * s
     got = M["procrustes_size_shape"](X, Y).squared_distance
     assert abs(got - want) <= tol(scale=nx + ny, factor=100)
+
+
+def test_a_tiny_but_varying_neuron_keeps_its_correlation():
+    """Correlations are scale-free per neuron: one whose variance is 1e-14 of another's
+    is matched by its correlation, not counted as dead (a constant stored at an offset,
+    spread at its mean's round-off, is dead)."""
+    X, Y = pair(p=3, q=3)
+    Xs = X.copy()
+    Xs[:, 1] *= 1e-7
+    C = corr(Xs, Y)
+    soft = M["soft_correlation_match"](Xs, Y).score
+    assert abs(soft - (C.max(1).mean() + C.max(0).mean()) / 2) <= tol(cond=10)
+    assert abs(soft - M["soft_correlation_match"](X, Y).score) <= tol(cond=10)
+    Xc = X.copy()
+    Xc[:, 1] = 0.1 + 1e-17 * (np.arange(len(X)) % 2)  # 0.1, give or take one ulp
+    C = corr(Xc[:, [0, 2]], Y)
+    C = np.insert(C, 1, 0.0, axis=0)
+    soft = M["soft_correlation_match"](Xc, Y).score
+    assert abs(soft - (C.max(1).mean() + C.max(0).mean()) / 2) <= tol(cond=10)

@@ -142,3 +142,13 @@ def test_eigenspace_overlap_keeps_small_directions_under_a_large_mean():
     assert abs(res.score - 1.0) <= tol(cond=1e4)
     A = rng.standard_normal((30, 30)) + 3 * np.eye(30)
     assert abs(M["eigenspace_overlap"](X, X @ A).score - 1.0) <= 1e-6  # cond(X A) ~ 1e9
+
+
+def test_a_varying_feature_below_the_whitening_floor_is_warned_about():
+    """GULP and the eigenspace overlap whiten as CCA does: a feature whose variance is
+    below 1e-12 of the largest is pruned, and that is said (the fix: standardise)."""
+    X, Y = pair()
+    X[:, 2] *= 1e-7
+    for name in ("gulp", "eigenspace_overlap"):
+        with pytest.warns(svcca.SVCCAWarning, match="X: 1 features that vary .* standardise"):
+            M[name](X, Y)

@@ -25,7 +25,7 @@ from svcca._validation import (
     raise_degenerate,
 )
 from svcca.measures._cka import check_finite, check_not_constant
-from svcca.measures._linalg import prune
+from svcca.measures._linalg import EPS
 from svcca.sources import to_moments
 from svcca.statistic import Moments
 
@@ -115,11 +115,20 @@ def _check_variance(m: Moments) -> None:
 
 
 # ---------------------------------------------------------------------- correlation match
+def _varying(S: np.ndarray, mean: np.ndarray, n: int, scale: float) -> np.ndarray:
+    """The features that vary: variance above 0 and spread above the round-off of the
+    feature's own mean (``std > 1e3 eps |mean|``; below, a constant stored at an offset).
+    A correlation is scale-free per feature, so no floor relative to other features."""
+    var = np.maximum(np.diag(S), 0.0)
+    std = np.sqrt(var / max(n - 1, 1)) * scale
+    return np.flatnonzero((var > 0.0) & (std > 1e3 * EPS * np.abs(mean)))
+
+
 def _correlations(m: Moments) -> np.ndarray:
-    """The ``p x q`` Pearson correlations of X's and Y's features; a feature with no
-    variance (numerically: below 1e-12 of its side's largest) correlates 0."""
-    kx, _ = prune(np.diag(m.sxx).copy(), 0.0)
-    ky, _ = prune(np.diag(m.syy).copy(), 0.0)
+    """The ``p x q`` Pearson correlations of X's and Y's features; a constant feature
+    (:func:`_varying`) correlates 0."""
+    kx = _varying(m.sxx, m.mean_x, m.n, m.scale_x)
+    ky = _varying(m.syy, m.mean_y, m.n, m.scale_y)
     C = np.zeros((m.p, m.q))
     sdx, sdy = np.sqrt(np.diag(m.sxx)[kx]), np.sqrt(np.diag(m.syy)[ky])
     C[np.ix_(kx, ky)] = m.sxy[np.ix_(kx, ky)] / sdx[:, None] / sdy[None, :]
@@ -156,8 +165,10 @@ def correlation_match(X: Any, Y: Any = None, *, mode: Mode = "hard") -> Correlat
     linear_sum_assignment``). Only the correlations are needed, so the score is
     computed from :class:`svcca.Moments`. It ignores translation, isotropic and
     per-feature (positive) scaling and permutations of the neurons, not rotations.
-    A neuron with no variance (a dead unit) correlates 0 with every other, as in ReSi
-    (scikit-learn's cosine of a zero vector); a side whose every neuron is constant is
+    A neuron with no variance (a dead unit, or a constant whose spread is at the
+    round-off of its own mean) correlates 0 with every other, as in ReSi
+    (scikit-learn's cosine of a zero vector); a neuron of tiny but real variance keeps
+    its correlation (it is scale-free). A side whose every neuron is constant is
     refused.
 
     References

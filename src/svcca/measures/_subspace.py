@@ -17,7 +17,8 @@ import svcca._dense as _dense
 from svcca._result import result
 from svcca._threads import dense_steps
 from svcca._validation import SVCCAWarning, check_real, raise_degenerate
-from svcca.measures._linalg import EPS, Whitener, clip_roundoff, prune
+from svcca.measures._cca import prepare_side
+from svcca.measures._linalg import EPS, Whitener, clip_roundoff
 from svcca.sources import to_moments
 from svcca.statistic import Moments
 
@@ -75,11 +76,15 @@ def _check_variance(m: Moments) -> None:
 
 
 # ---------------------------------------------------------------------- eigenspace overlap
-def _centred_side(S: np.ndarray, eps: float, name: str) -> tuple[np.ndarray, Whitener]:
-    """The kept (non-constant) features of a side and the CCA whitener of their block."""
-    kept, _ = prune(np.diag(S).copy(), 0.0)
-    with _dense.factorising(f"representation {name}"):
-        return kept, Whitener.fit(S[np.ix_(kept, kept)], eps)
+def _centred_side(m: Moments, side: str) -> tuple[np.ndarray, Whitener]:
+    """The kept features of one side and the CCA whitener of their centred block
+    (:func:`svcca.measures._cca.prepare_side`: constant features pruned, a feature that
+    varies below 1e-12 of the largest variance warned about)."""
+    if side == "X":
+        prepared = prepare_side(m.sxx, m.mean_x, 0.0, "X", eps=m.eps, scale=m.scale_x, n=m.n)
+    else:
+        prepared = prepare_side(m.syy, m.mean_y, 0.0, "Y", eps=m.eps, scale=m.scale_y, n=m.n)
+    return prepared.kept, prepared.white
 
 
 def _raw_coordinates(
@@ -165,8 +170,8 @@ def eigenspace_overlap(X: Any, Y: Any = None) -> EigenspaceOverlapResult:
     m = to_moments(X, Y)
     _check_variance(m)
     with dense_steps(max(m.p, m.q), m.device):
-        kx, wx = _centred_side(m.sxx, m.eps, "X")
-        ky, wy = _centred_side(m.syy, m.eps, "Y")
+        kx, wx = _centred_side(m, "X")
+        ky, wy = _centred_side(m, "Y")
         # X = [u0, U] M_x and Y = [u0, V] M_y with u0 = 1/sqrt(n) orthogonal to U and V:
         # the cross Gram of the two bases is diag(1, U^T V), U^T V = W_x^T S_xy W_y
         Mx = _raw_coordinates(m.sxx, m.mean_x / m.scale_x, m.n, kx, wx)
@@ -212,12 +217,8 @@ def _gulp_squared(m: Moments, ridge: float) -> tuple[float, float]:
         # Sigma^{-0} is the pseudo-inverse: T1, T2 are the ranks and T3 the sum of the
         # squared canonical correlations, through CCA's whitening (no squared condition
         # number: the correlation matrices are factorised, not their eigenvalues inverted)
-        kx, _ = prune(np.diag(m.sxx).copy(), 0.0)
-        ky, _ = prune(np.diag(m.syy).copy(), 0.0)
-        with _dense.factorising("representation X"):
-            wx = Whitener.fit(m.sxx[np.ix_(kx, kx)], m.eps)
-        with _dense.factorising("representation Y"):
-            wy = Whitener.fit(m.syy[np.ix_(ky, ky)], m.eps)
+        kx, wx = _centred_side(m, "X")
+        ky, wy = _centred_side(m, "Y")
         M = wy.apply_t(wx.apply_t(m.sxy[np.ix_(kx, ky)]).T)
         rho2 = _dense.svdvals(M) ** 2
         tol = 100.0 * max(m.eps, EPS) * max(wx.cond, wy.cond)
