@@ -164,3 +164,10 @@ def test_a_tiny_but_varying_neuron_keeps_its_correlation():
     C = np.insert(C, 1, 0.0, axis=0)
     soft = M["soft_correlation_match"](Xc, Y).score
     assert abs(soft - (C.max(1).mean() + C.max(0).mean()) / 2) <= tol(cond=10)
+
+
+def test_a_side_constant_to_its_round_off_is_refused():
+    X, Y = pair(p=2, q=3)
+    flat = np.column_stack([0.1 + 1e-17 * (np.arange(len(X)) % 2)] * 2)  # varies by 1 ulp
+    with pytest.raises(svcca.DegenerateError, match=r"Representation X \(2 features\) has "):
+        M["hard_correlation_match"](flat, Y)

@@ -129,6 +129,9 @@ def _correlations(m: Moments) -> np.ndarray:
     (:func:`_varying`) correlates 0."""
     kx = _varying(m.sxx, m.mean_x, m.n, m.scale_x)
     ky = _varying(m.syy, m.mean_y, m.n, m.scale_y)
+    for kept, name, p in ((kx, "X", m.p), (ky, "Y", m.q)):
+        if kept.size == 0:
+            raise_degenerate(name, p, "every feature is constant (to its own round-off)")
     C = np.zeros((m.p, m.q))
     sdx, sdy = np.sqrt(np.diag(m.sxx)[kx]), np.sqrt(np.diag(m.syy)[ky])
     C[np.ix_(kx, ky)] = m.sxy[np.ix_(kx, ky)] / sdx[:, None] / sdy[None, :]
