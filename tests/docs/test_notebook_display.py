@@ -86,6 +86,7 @@ def every_result():
         svcca.shape_distance(X, Y, alpha=0.5),
         svcca.regression_fit(X, Y),
         svcca.rsa(X, Y),
+        svcca.mutual_knn(X, Y, k=5),
         svcca.Score(score=0.25),
         svcca.stats.bartlett(X, Y),
         svcca.stats.null_baseline(svcca.cca, X, Y, n_repeats=3, seed=0),

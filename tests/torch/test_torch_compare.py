@@ -209,7 +209,7 @@ def test_errors_are_explained():
     x = batches(100, (6,), 50)
     with pytest.raises(
         ValueError,
-        match=r"measure must be one of 'cca', .*'cka_minibatch', .*'rsa'(, '[a-z_]+')*; got "
+        match=r"measure must be one of 'cca', .*'cka_minibatch', .*'rsa'.*; got "
         r"'cosine'\. svcca measures",
     ):
         st.compare(a, b, x, ["1"], measure="cosine")  # type: ignore[arg-type]

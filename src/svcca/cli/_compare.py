@@ -120,7 +120,11 @@ def _summary(measure: str, out: dict[str, Any]) -> str:
     elif measure == "regression":
         ba, ab = out["r2_b_from_a"], out["r2_a_from_b"]
         extra = f"  (R^2 of B from A {ba:.6f}, of A from B {ab:.6f})"
-    return f"{measure} similarity: {out['score']:.6f}{extra}"
+    from svcca.measures import MEASURES as REGISTRY
+
+    m = REGISTRY.get(measure)
+    word = "distance" if m is not None and not m.larger_is_more_similar else "similarity"
+    return f"{measure} {word}: {out['score']:.6f}{extra}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -83,9 +83,15 @@ def _identify(
     layer_hits = {k: np.zeros(L) for k in keys}
     same: list[float] = []
     neighbour: list[float] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SVCCAWarning)
+        kernel = {**_gram_matrices(nets), **registry_matrices(nets)}
+    for w in caught:  # only the refusals: the measures' own advice is noise here
+        if str(w.message).startswith("sanity check:"):
+            warnings.warn(w.message, SVCCAWarning, stacklevel=3)
+    refused = {k for k, S in kernel.items() if np.isnan(S).any()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SVCCAWarning)
-        kernel = {**_gram_matrices(nets), **registry_matrices(nets)}
         for i in range(len(nets)):
             for j in range(i + 1, len(nets)):
                 mats = _moment_matrices(prepared[i], prepared[j], keep)
@@ -93,6 +99,8 @@ def _identify(
                     mats[key] = S[i * L : (i + 1) * L, j * L : (j + 1) * L]
                 same.extend(np.diag(mats["cka_linear"]))
                 for key in keys:
+                    if key in refused:
+                        continue
                     # S_ji = S_ij^T: queries from i read rows, queries from j columns.
                     for Q in (mats[key], mats[key].T):
                         pick = Q.argmax(axis=1)
@@ -109,11 +117,15 @@ def _identify(
         for layers in nets:
             within = svcca.pairwise(list(layers), measure="cka_linear").values
             neighbour.extend(np.diag(np.asarray(within), 1))
+    nan = float("nan")  # a refused measure (warned above) has no numbers
     return _Identification(
-        accuracy={k: float(np.mean(v)) for k, v in per_pair.items()},
-        spread={k: float(np.std(v)) for k, v in per_pair.items()},
-        adjacent={k: 100.0 * near[k] / miss[k] if miss[k] else float("nan") for k in keys},
-        per_layer={k: (100.0 * v / len(per_pair[k])).tolist() for k, v in layer_hits.items()},
+        accuracy={k: float(np.mean(v)) if v else nan for k, v in per_pair.items()},
+        spread={k: float(np.std(v)) if v else nan for k, v in per_pair.items()},
+        adjacent={k: 100.0 * near[k] / miss[k] if miss[k] else nan for k in keys},
+        per_layer={
+            k: (100.0 * v / len(per_pair[k])).tolist() if per_pair[k] else [nan] * L
+            for k, v in layer_hits.items()
+        },
         same_layer_cka=float(np.mean(same)),
         neighbour_cka=float(np.mean(neighbour)),
     )
@@ -388,6 +400,11 @@ def _describe(res: SanityResult) -> str:
     )
 
 
+def _percent(v: float) -> str:
+    """A table cell: the %, or "refused" for a measure that refused the activations."""
+    return "refused" if v != v else f"{v:.1f}%"
+
+
 def _sanity_markdown(res: SanityResult) -> str:
     lines = [
         "| measure | this run | sd over pairs | misses on a neighbour | Kornblith et al. "
@@ -398,7 +415,7 @@ def _sanity_markdown(res: SanityResult) -> str:
         ref = PAPER_CIFAR10.get(key)
         adj = res.adjacent[key]
         lines.append(
-            f"| {key} | {res.accuracy[key]:.1f}% | {res.spread[key]:.1f} | "
+            f"| {key} | {_percent(res.accuracy[key])} | {res.spread[key]:.1f} | "
             f"{'—' if adj != adj else f'{adj:.0f}%'} | {'—' if ref is None else f'{ref}%'} |"
         )
     cka = (

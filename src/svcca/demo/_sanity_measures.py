@@ -13,6 +13,7 @@ without a change here.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import svcca
+from svcca._validation import SVCCAWarning
 from svcca.measures import (
     CCASide,
     ReducedSide,
@@ -229,7 +231,20 @@ def registry_matrices(nets: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndar
     out = {}
     for name in registry_rows():
         m = svcca.MEASURES[name]
-        S = np.array(svcca.pairwise(flat, measure=name).values)  # type: ignore[arg-type]
+        try:
+            S = np.array(svcca.pairwise(flat, measure=name).values)
+        except (ValueError, svcca.DegenerateError) as err:
+            # a measure that refuses these activations (cosine neighbours of an all-zero
+            # ReLU row) scores nothing here: its matrix is NaN, and the check reports it
+            # as refused with this reason rather than ranking NaNs
+            warnings.warn(
+                f"sanity check: {name} refused these activations, so its row is left out: "
+                f"{err}",
+                SVCCAWarning,
+                stacklevel=2,
+            )
+            out[name] = np.full((len(flat), len(flat)), np.nan)
+            continue
         if not m.symmetric:
             S = S + S.T
         out[name] = S if m.larger_is_more_similar else -S

@@ -11,6 +11,7 @@ resampling kernels reuse, the engine coverage); import them from ``svcca.measure
 never from its modules.
 """
 
+# The declarations register the measures on import, in the registry's order.
 from svcca.measures._cca import (
     FLOAT32_COND_LIMIT,
     CCAResult,
@@ -58,6 +59,14 @@ from svcca.measures._svcca import (
     svcca_from_reduced,
 )
 from svcca.measures._two_pass import FrequentDirections, ritz_side, svcca_two_pass
+
+# isort: off
+# The declarations register the measures on import, in the registry's order.
+from svcca.measures import _declared  # noqa: F401
+from svcca.measures import _declared_neighbours  # noqa: F401
+from svcca.measures import _declared_field  # noqa: F401
+
+# isort: on
 
 __all__ = [
     "MEASURES",
