@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from svcca import stats
-from svcca.measures._cka import cka
+from svcca._measures._cka import cka
 from svcca.stats._resampling import _permutations
 
 

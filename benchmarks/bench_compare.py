@@ -40,7 +40,7 @@ import torch
 
 import svcca
 import svcca.torch as st
-from svcca.statistic._moments import Moments
+from svcca._moments._moments import Moments
 
 nn = torch.nn
 

@@ -154,11 +154,11 @@ def main() -> None:
         )
 
     # stage breakdown of the engine (same code path, timed piece by piece)
+    from svcca._engines import Rep as _Rep
+    from svcca._engines._passes import _cross_block, _pass1_local
+    from svcca._engines._passes import pass_rows as _pass_rows
     from svcca._progress import Progress as _Progress
-    from svcca.engines import Rep as _Rep
-    from svcca.engines._passes import _cross_block, _pass1_local
-    from svcca.engines._passes import pass_rows as _pass_rows
-    from svcca.sources import as_source
+    from svcca._sources import as_source
 
     srcs = [as_source(v, k) for k, v in reps.items()]
     n = args.n

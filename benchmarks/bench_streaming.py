@@ -39,7 +39,7 @@ CHILD = textwrap.dedent(
     """
     import json, sys, time
     import numpy as np
-    import svcca, svcca.statistic._moments as mom
+    import svcca, svcca._moments._moments as mom
 
     def hwm():
         for line in open("/proc/self/status"):

@@ -10,8 +10,8 @@ HEAVY = ("torch", "matplotlib", "dask", "distributed", "sklearn", "pandas", "tqd
 
 def test_import_svcca_is_light():
     code = (
-        "import sys, svcca, svcca.compat, svcca.cli\n"
-        "svcca.cli._main._build_parser()\n"
+        "import sys, svcca, svcca.compat, svcca._cli\n"
+        "svcca._cli._main._build_parser()\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

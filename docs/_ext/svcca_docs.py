@@ -92,7 +92,7 @@ def _check_api(app: Any) -> None:
 # ------------------------------------------------------------------ measure table
 def _pairwise_one_pass() -> tuple[str, ...]:
     """The measures svcca.pairwise computes in its one blocked pass (the rest per pair)."""
-    from svcca.engines import ONE_PASS_MEASURES
+    from svcca._engines import ONE_PASS_MEASURES
 
     return tuple(ONE_PASS_MEASURES)
 

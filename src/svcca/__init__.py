@@ -25,10 +25,8 @@ The package is layered; each layer imports only the ones above it in this list::
 
 from svcca import compat, conv, stats  # noqa: E402  (engines and compat, after the core)
 from svcca._device import DeviceMemoryError, on_device
-from svcca._validation import DegenerateError, SVCCAWarning
-from svcca._version import __version__ as __version__
-from svcca.engines import PairwiseResult, pairwise
-from svcca.measures import (
+from svcca._engines import PairwiseResult, pairwise
+from svcca._measures import (
     MEASURES,
     CCAResult,
     CKAResult,
@@ -66,7 +64,10 @@ from svcca.measures import (
     svcca,
     svcca_two_pass,
 )
-from svcca.statistic import Float32RangeError, Moments
+from svcca._moments import Float32RangeError, Moments
+from svcca._sources import load_array
+from svcca._validation import DegenerateError, SVCCAWarning
+from svcca._version import __version__ as __version__
 
 __all__ = [
     "MEASURES",
@@ -79,6 +80,7 @@ __all__ = [
     "MinibatchCKA",
     "NeighbourResult",
     "Moments",
+    "load_array",
     "PCAResult",
     "PLSResult",
     "PWCCAResult",

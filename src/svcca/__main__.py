@@ -2,6 +2,6 @@
 
 import sys
 
-from svcca.cli import main
+from svcca._cli import main
 
 sys.exit(main())

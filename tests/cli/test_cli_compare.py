@@ -1,6 +1,6 @@
 """``svcca compare``: every measure, the shared vocabulary, and one message per error.
 
-Most checks call ``svcca.cli.main`` in-process (capsys); a few run the real console
+Most checks call ``svcca._cli.main`` in-process (capsys); a few run the real console
 command in a subprocess, for its exit status and its stderr as a user sees it.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 import svcca
 from conftest import independent_pair
-from svcca.cli import main
+from svcca._cli import main
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -116,8 +116,8 @@ def test_text_output_of_the_other_measures(files, capsys):
 # ---------------------------------------------------------------------- one vocabulary
 def test_one_vocabulary_for_both_commands(capsys):
     # private: which measures the engine streams in one pass is internal; the CLI must agree
-    from svcca.cli._options import MEASURES, PAIRWISE_MEASURES
-    from svcca.engines import ONE_PASS_MEASURES as ENGINE_MEASURES
+    from svcca._cli._options import MEASURES, PAIRWISE_MEASURES
+    from svcca._engines import ONE_PASS_MEASURES as ENGINE_MEASURES
 
     assert set(PAIRWISE_MEASURES) == set(ENGINE_MEASURES)
     assert tuple(MEASURES) == tuple(svcca.MEASURES)  # the registry's names, in both

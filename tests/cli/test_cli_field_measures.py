@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca.cli import main
+from svcca._cli import main
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca.cli import main
+from svcca._cli import main
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

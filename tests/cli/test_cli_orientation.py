@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svcca.cli import main
+from svcca._cli import main
 
 
 @pytest.fixture()

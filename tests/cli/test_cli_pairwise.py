@@ -11,7 +11,7 @@ import pytest
 
 import svcca
 from svcca import pairwise
-from svcca.cli import main
+from svcca._cli import main
 
 
 @pytest.fixture

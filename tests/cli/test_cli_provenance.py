@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 import svcca
-from svcca.cli import main
+from svcca._cli import main
 
 
 def test_csv_and_json_record_measure_parameters_and_version(tmp_path, capsys):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca.cli import main
+from svcca._cli import main
 
 torch = pytest.importorskip("torch")
 import svcca.torch as st  # noqa: E402

@@ -1,5 +1,5 @@
 """Every registered measure in every engine: served (equal to the single call) or
-refused with the reason svcca.measures.engines_for states, so a measure cannot go
+refused with the reason svcca._measures.engines_for states, so a measure cannot go
 missing from an engine without a stated reason."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 import svcca
 from conftest import tol
-from svcca.measures import ENGINES, engines_for
+from svcca._measures import ENGINES, engines_for
 
 NAMES = sorted(svcca.MEASURES)
 TOL = tol(cond=1e4)
@@ -85,7 +85,7 @@ def test_served_or_refused_with_the_stated_reason(name, engine, tmp_path):
 @pytest.mark.parametrize("command", ["compare", "pairwise"])
 @pytest.mark.parametrize("name", NAMES)
 def test_the_cli_serves_or_refuses_with_the_stated_reason(name, command, tmp_path, capsys):
-    from svcca.cli import main
+    from svcca._cli import main
 
     m = svcca.MEASURES[name]
     X, Y = _pair()
@@ -131,9 +131,9 @@ def test_a_minibatch_measure_is_refused_by_exactly_the_engines_that_say_so(tmp_p
                 RUN[engine](mb.name, X, Y, tmp_path)
         assert (
             "all but pairwise, conv.compare, stats, cli pairwise"
-            in svcca.measures.invariance_table()
+            in svcca._measures.invariance_table()
         )
     finally:
-        from svcca.measures import _registry
+        from svcca._measures import _registry
 
         del _registry._REGISTRY["test_cov_minibatch"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca.cli import main
-from svcca.measures._registry import invariance_table
+from svcca._cli import main
+from svcca._measures._registry import invariance_table
 
 DOCS = Path(__file__).parents[2] / "docs" / "invariances.md"
 
@@ -19,7 +19,7 @@ DOCS = Path(__file__).parents[2] / "docs" / "invariances.md"
 def test_the_docs_table_is_the_generated_one():
     text = DOCS.read_text()
     m = re.search(
-        r"<!-- generated: svcca.measures._registry.invariance_table\(\) -->\n(.*?)"
+        r"<!-- generated: svcca._measures._registry.invariance_table\(\) -->\n(.*?)"
         r"<!-- end generated -->",
         text,
         re.S,
@@ -31,7 +31,7 @@ def test_the_docs_table_is_the_generated_one():
 def test_the_registry_is_read_only_and_names_are_the_cli_names():
     with pytest.raises(TypeError):
         svcca.MEASURES["x"] = svcca.MEASURES["cca"]  # type: ignore[index]
-    from svcca.cli._options import MEASURES as CLI_MEASURES
+    from svcca._cli._options import MEASURES as CLI_MEASURES
 
     assert set(CLI_MEASURES) <= set(svcca.MEASURES)
 
@@ -59,7 +59,7 @@ def test_a_plain_function_registers_and_is_called_like_the_others():
         with pytest.raises(ValueError, match="is registered already; pass replace=True"):
             svcca.register(m)
     finally:
-        from svcca.measures import _registry
+        from svcca._measures import _registry
 
         del _registry._REGISTRY["test_mean_abs_corr"]
 
@@ -99,7 +99,7 @@ def test_a_split_measure_prepares_each_representation_once_in_pairwise():
         np.testing.assert_allclose(res.values, ref, rtol=0, atol=1e-13)
         assert m.score(reps["l0"], reps["l1"]) == pytest.approx(ref[0, 1], abs=1e-13)
     finally:
-        from svcca.measures import _registry
+        from svcca._measures import _registry
 
         del _registry._REGISTRY["test_gram_alignment"]
 

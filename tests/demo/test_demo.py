@@ -20,11 +20,11 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
 
 import svcca  # noqa: E402
-from svcca.cli import main  # noqa: E402
-from svcca.demo import DemoConfig  # noqa: E402
+from svcca._cli import main  # noqa: E402
+from svcca._demo import DemoConfig  # noqa: E402
 
 # private: the demo's analysis steps on tiny data (`svcca demo` runs them all, below)
-from svcca.demo import _analysis as an  # noqa: E402
+from svcca._demo import _analysis as an  # noqa: E402
 
 rng = np.random.default_rng(0)
 
@@ -94,13 +94,13 @@ class TinyDemo:
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
     """``svcca demo`` through the CLI at TINY sizes: report, output and every Figure."""
-    import svcca.demo
+    import svcca._demo
     import svcca.plot
 
     out = tmp_path_factory.mktemp("demo")
     figures: dict[str, Any] = {}
     reports = []
-    real_save, real_run = svcca.plot.save, svcca.demo.run_demo
+    real_save, real_run = svcca.plot.save, svcca._demo.run_demo
 
     def save(fig, path, **kw):
         figures[os.path.basename(os.fspath(path))] = fig
@@ -114,7 +114,7 @@ def tiny_demo(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(DemoConfig, "make", classmethod(lambda cls, quick: TINY))
         mp.setattr(svcca.plot, "save", save)
-        mp.setattr(svcca.demo, "run_demo", run)
+        mp.setattr(svcca._demo, "run_demo", run)
         with redirect_stdout(stdout), redirect_stderr(stderr):
             rc = main(["demo", "--quick", "--out", str(out)])
     assert rc == 0, stderr.getvalue()[-2000:]
@@ -305,9 +305,25 @@ def test_dynamics_finding_states_what_the_run_shows():
 
 def test_cli_demo_argument_errors(capsys):
     assert main(["demo", "--seeds", "3"]) == 2
-    assert "--seeds applies to --sanity only" in capsys.readouterr().err
+    assert "--seeds applies to --sanity and --monotonicity only" in capsys.readouterr().err
     assert main(["demo", "--sanity", "--seeds", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+    assert main(["demo", "--sanity", "--monotonicity"]) == 2
+    assert "two runs: give one of them" in capsys.readouterr().err
+    assert main(["demo", "--monotonicity", "--seeds", "0"]) == 2
+    assert "--seeds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_demo_monotonicity_quick(tmp_path, capsys):
+    out = tmp_path / "mono"
+    assert (
+        main(["demo", "--monotonicity", "--quick", "--quiet", "--seeds", "1", "--out", str(out)])
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert "cka_linear" in table and "mutual_knn" in table
+    assert (out / "monotonicity.json").is_file() and (out / "monotonicity.md").is_file()
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from svcca.demo._monotonicity import monotonicity_scores, run_monotonicity
+from svcca._demo._monotonicity import monotonicity_scores, run_monotonicity
 
 L = 5
 GAP = np.abs(np.subtract.outer(np.arange(L), np.arange(L))).astype(float)

@@ -14,7 +14,7 @@ import svcca
 from conftest import tol
 
 # private: the sanity check's steps on tiny data (`svcca demo --sanity` runs them all, below)
-from svcca.demo import _sanity as sn
+from svcca._demo import _sanity as sn
 
 rng = np.random.default_rng(0)
 
@@ -146,7 +146,7 @@ pytest.importorskip("sklearn")
 
 
 def test_probe_images_centre_then_shifted_copies():
-    from svcca.demo._train import load_digits_split
+    from svcca._demo._train import load_digits_split
 
     x = load_digits_split().x_test
     p = sn.probe_images("plain", len(x) + 10)
@@ -172,7 +172,7 @@ def test_run_sanity_argument_errors(tmp_path):
 
 
 def test_train_shifts_needs_the_plain_cnn(tmp_path):
-    from svcca.demo._train import load_digits_split, train
+    from svcca._demo._train import load_digits_split, train
 
     with pytest.raises(ValueError, match="shifts=True needs arch='plain'"):
         train("mlp", 0, load_digits_split(), str(tmp_path), epochs=1, shifts=True)
@@ -181,7 +181,7 @@ def test_train_shifts_needs_the_plain_cnn(tmp_path):
 def test_plain_cnn_shapes_and_centring():
     import torch
 
-    from svcca.demo._train import layer_names, make_model, shifted
+    from svcca._demo._train import layer_names, make_model, shifted
 
     for depth in (4, 8, 10):
         model = make_model("plain", 0, width=4, depth=depth).eval()
@@ -195,7 +195,7 @@ def test_plain_cnn_shapes_and_centring():
 
 
 def test_cli_study_flag_errors(capsys):
-    from svcca.cli import main
+    from svcca._cli import main
 
     assert main(["demo", "--study"]) == 2
     assert "--study applies to --sanity only" in capsys.readouterr().err
@@ -233,7 +233,7 @@ def test_run_study_tiny_writes_table_and_figure(tmp_path):
 
 @pytest.mark.slow
 def test_cli_sanity_quick(tmp_path, capsys):
-    from svcca.cli import main
+    from svcca._cli import main
 
     assert main(["demo", "--sanity", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
     assert "| cka_linear |" in capsys.readouterr().out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import svcca
-from svcca.demo import _sanity as sn
+from svcca._demo import _sanity as sn
 
 
 def _mean_abs_corr(X, Y):
@@ -41,6 +41,6 @@ def test_a_measure_registered_later_is_a_row_equal_to_its_single_call():
         want = [[_mean_abs_corr(P, Q) for Q in b] for P in a]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
     finally:
-        from svcca.measures import _registry
+        from svcca._measures import _registry
 
         del _registry._REGISTRY["test_sanity_mac"]

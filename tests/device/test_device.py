@@ -34,12 +34,12 @@ import svcca
 from conftest import tol
 from svcca import _dense
 from svcca._device import _AUTO, _WHERE, chosen, exact_products, free_bytes, host_forced
+from svcca._moments import FLOAT32_CHUNK_ROWS
+from svcca._sources._sources import moments_of_tensors
 from svcca._threads import dense_steps
-from svcca.sources._sources import moments_of_tensors
-from svcca.statistic import FLOAT32_CHUNK_ROWS
 
 torch = pytest.importorskip("torch")
-from svcca.statistic._torch_moments import TorchAccumulator  # noqa: E402
+from svcca._moments._torch_moments import TorchAccumulator  # noqa: E402
 
 HAS_CUDA = bool(torch.cuda.is_available())
 gpu = [

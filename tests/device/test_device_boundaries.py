@@ -92,7 +92,7 @@ def test_accumulator_stopped_by_an_error_refuses_to_go_on() -> None:
     # was: the NaN batch had been added before the check raised, and the accumulator
     # took more batches and finished with NaN sums (a Y NaN in the first chunk left
     # X's shift set without Y's: the next add failed inside torch)
-    from svcca.statistic._torch_moments import TorchAccumulator
+    from svcca._moments._torch_moments import TorchAccumulator
 
     X, Y = _pair()
     bad = Y.clone()

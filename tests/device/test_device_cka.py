@@ -23,8 +23,8 @@ from svcca._validation import DegenerateError
 
 torch = pytest.importorskip("torch")
 from svcca._device import data_device  # noqa: E402
-from svcca.measures import _cka as cka_module  # noqa: E402
-from svcca.measures._cka import _median  # noqa: E402
+from svcca._measures import _cka as cka_module  # noqa: E402
+from svcca._measures._cka import _median  # noqa: E402
 
 HAS_CUDA = bool(torch.cuda.is_available())
 
@@ -138,7 +138,7 @@ def test_input_tensors_are_left_unchanged():
 
 
 def test_public_gram_helpers_take_tensors():
-    from svcca.measures._cka import center_gram, gram_linear, gram_rbf, hsic_from_centered
+    from svcca._measures._cka import center_gram, gram_linear, gram_rbf, hsic_from_centered
 
     X, _ = _data(n=30)
     Xt = torch.from_numpy(X).float()

@@ -117,7 +117,7 @@ def test_demo_report_names_only_files_it_wrote(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("matplotlib")
     pytest.importorskip("sklearn")
-    from svcca.demo import DemoConfig, run_demo
+    from svcca._demo import DemoConfig, run_demo
 
     tiny = DemoConfig(
         seeds=2,

@@ -23,7 +23,7 @@ def test_the_measures_page_runs():
 
         assert "cosine_cka" in svcca.MEASURES and "mean_abs_corr" in svcca.MEASURES
     finally:
-        from svcca.measures import _registry
+        from svcca._measures import _registry
 
         for name in ("cosine_cka", "mean_abs_corr"):
             _registry._REGISTRY.pop(name, None)

@@ -36,7 +36,7 @@ def test_a_users_measure_works_in_pairwise_unchanged():
         got = svcca.pairwise(reps, measure="test_pairwise_mac")
         assert got["l1", "l2"] == mean_abs_corr(reps["l1"], reps["l2"])
     finally:
-        from svcca.measures import _registry
+        from svcca._measures import _registry
 
         del _registry._REGISTRY["test_pairwise_mac"]
 

@@ -43,7 +43,7 @@ def test_five_layers_take_five_preparations_and_equal_the_single_calls(name):
         )
         assert len(calls) == 3 and rect.shape == (1, 2)
     finally:
-        from svcca.measures import _registry
+        from svcca._measures import _registry
 
         del _registry._REGISTRY[copy.name]
 

@@ -168,7 +168,7 @@ def test_iterator_errors_name_the_batch():
     with pytest.raises(ValueError, match="received no batches"):
         svcca.cca(iter([]), iter([]))
     # internal: no public one-representation function takes a second positional argument
-    from svcca.sources import to_moments
+    from svcca._sources import to_moments
 
     with pytest.raises(TypeError, match="takes one representation"):
         to_moments(X, Y, need_y=False)

@@ -696,7 +696,7 @@ def test_symlinks_leading_out_are_refused_and_the_outside_untouched(tmp_path, de
 def test_a_fingerprint_of_the_wrong_type_is_refused_everywhere(tmp_path, fingerprint):
     """load, resume and svcca verify agree (was: raw TypeError/AttributeError on load and
     resume while verify said the capture was fine)."""
-    from svcca.cli import main
+    from svcca._cli import main
 
     d = tmp_path / "cap"
     capture(d)
@@ -729,7 +729,7 @@ def test_layer_names_too_long_or_clashing_by_case_are_refused_before_any_work(tm
 def test_files_that_are_not_regular_are_refused_without_reading(tmp_path, capsys):
     """A FIFO would block and /dev/zero never end (was: a hang, or memory exhausted)."""
     import svcca
-    from svcca.cli import main
+    from svcca._cli import main
 
     fifo = tmp_path / "stat.npz"
     os.mkfifo(fifo)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 # private: no public input reaches these helpers with a value out of range
-from svcca.measures._cca import canonical_correlations
-from svcca.measures._linalg import clip_roundoff
+from svcca._measures._cca import canonical_correlations
+from svcca._measures._linalg import clip_roundoff
 
 
 def test_round_off_is_clipped_and_anything_larger_raises():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 # private: the sanity check's table on wide layers, without training (no public entry)
-from svcca.demo._sanity import rows, run_sanity
+from svcca._demo._sanity import rows, run_sanity
 
 
 @pytest.mark.slow

@@ -188,7 +188,7 @@ def test_more_features_than_samples_warns():
 
 def test_thresholded_mean_semantics():
     # private: the tie at exactly 60% needs exact correlations, which no CCA returns
-    from svcca.measures._cca import thresholded_mean
+    from svcca._measures._cca import thresholded_mean
 
     c = np.array([0.9, 0.5, 0.1, 0.0])
     assert thresholded_mean(c, 0.98) == pytest.approx(np.mean(c[:3]))

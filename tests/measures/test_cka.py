@@ -9,7 +9,7 @@ from scipy.spatial.distance import cdist
 import svcca
 from conftest import correlated_linear_pair
 from svcca import CKAResult, Moments, cka
-from svcca.measures._cka import center_gram  # private: no public name (a step of cka)
+from svcca._measures._cka import center_gram  # private: no public name (a step of cka)
 
 
 def _related(seed=0, n=300, p=12, q=9, noise=1.0):

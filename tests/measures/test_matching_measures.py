@@ -130,7 +130,7 @@ def test_aligned_cosine_leaves_out_zero_rows_with_a_warning():
 
 def test_an_unknown_mode_is_refused():
     X, Y = pair()
-    from svcca.measures._matching import correlation_match
+    from svcca._measures._matching import correlation_match
 
     with pytest.raises(ValueError, match="mode must be one of 'hard', 'soft'"):
         correlation_match(X, Y, mode="fuzzy")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca.measures import _registry
+from svcca._measures import _registry
 
 NAMES = (
     "mutual_knn",

@@ -21,7 +21,7 @@ from svcca import (
 )
 
 # private: the factor the permutation scorer applies to the data has no public name
-from svcca.measures._shape import partial_whitening
+from svcca._measures._shape import partial_whitening
 
 
 def _rep(seed, n=150, p=6):

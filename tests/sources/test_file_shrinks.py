@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import svcca
-from svcca.sources import load_array
+from svcca._sources import load_array
 
 
 def _env():
@@ -84,7 +84,7 @@ CHILD = """
 import sys
 import numpy as np
 import svcca
-from svcca.sources import load_array
+from svcca._sources import load_array
 A, B = load_array(sys.argv[1]), load_array(sys.argv[2])
 print("opened", flush=True)
 sys.stdin.readline()  # the parent truncates A now

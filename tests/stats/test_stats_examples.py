@@ -49,7 +49,7 @@ def test_measure_modules_import_no_optional_dependency():
     # A fresh interpreter imports the package from disk as it is now: report its stderr
     # (an import error says more than CalledProcessError) and read only the last line.
     code = (
-        "import sys, svcca.stats, svcca.measures\n"
+        "import sys, svcca.stats, svcca._measures\n"
         "heavy = ('torch', 'tqdm', 'pandas', 'matplotlib', 'dask', 'sklearn', 'scipy.stats')\n"
         "print('heavy:' + ','.join(m for m in heavy if m in sys.modules))"
     )

@@ -1,4 +1,4 @@
-"""svcca.torch.compare's accumulation (svcca.statistic.CrossMoments) where it splits and
+"""svcca.torch.compare's accumulation (svcca._moments.CrossMoments) where it splits and
 shares work: batches longer than a float32 chunk, and a layer in both the rows and the
 columns of a rectangular comparison of a model with itself."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._measures import NUMERICAL_RTOL
 from svcca._validation import (
     as_representation,
     check_epsilon,
@@ -26,7 +27,6 @@ from svcca._validation import (
     raise_degenerate,
     warn_few_samples,
 )
-from svcca.measures import NUMERICAL_RTOL
 
 __all__ = [
     "compute_pwcca",

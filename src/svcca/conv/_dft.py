@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 import svcca._dense as _dense
+from svcca._measures import EPS, FLOAT32_COND_LIMIT, rank_rtol, thresholded_mean, unit_scaled
 from svcca._result import result
 from svcca._threads import dense_steps
 from svcca._validation import (
@@ -40,7 +41,6 @@ from svcca.conv._solve import (
     svd_factor,
     whitened_cross,
 )
-from svcca.measures import EPS, FLOAT32_COND_LIMIT, rank_rtol, thresholded_mean, unit_scaled
 
 __all__ = ["FourierCCAResult", "fourier_cca", "fourier_moments"]
 
@@ -398,7 +398,7 @@ def fourier_cca(
 
 def _warn_float32_frequencies(f: Factor, name: str, whitened: bool) -> None:
     """float32 sums: say when frequencies lost directions or their whitening amplifies
-    the round-off (as :func:`svcca.measures._cca.prepare_side` does for dense layers)."""
+    the round-off (as :func:`svcca._measures._cca.prepare_side` does for dense layers)."""
     dropped = int((f.kept.sum(axis=1) - f.rank).sum()) if whitened else 0
     if dropped:
         what = (

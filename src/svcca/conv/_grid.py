@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca.statistic import FLOAT32_CHUNK_ROWS
+from svcca._moments import FLOAT32_CHUNK_ROWS
 
 __all__ = ["Grid", "SideDFT", "make_grid", "signed_frequencies"]
 

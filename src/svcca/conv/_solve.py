@@ -14,8 +14,8 @@ import numpy as np
 import scipy.linalg as sla
 
 import svcca._dense as _dense
+from svcca._measures import EPS, NUMERICAL_RTOL, clip_roundoff, n_directions, rank_rtol
 from svcca._validation import check_keep_fits
-from svcca.measures import EPS, NUMERICAL_RTOL, clip_roundoff, n_directions, rank_rtol
 
 __all__ = ["Factor", "cca_factor", "correlations", "svd_factor", "whitened_cross"]
 
@@ -86,7 +86,7 @@ def cca_factor(S: np.ndarray, epsilon: float, eps: float = EPS) -> Factor:
     (a feature within 1e-12 of the span of the others) falls back to an eigendecomposition
     truncated to the numerically non-zero eigenvalues, as :class:`svcca.cca` does.
     ``eps`` is the unit round-off of the products behind ``S``: it sets that threshold
-    (:func:`svcca.measures._linalg.rank_rtol`, 1e-12 for float64 sums).
+    (:func:`svcca._measures._linalg.rank_rtol`, 1e-12 for float64 sums).
     """
     rtol = rank_rtol(eps)
     R, c, _ = S.shape

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._measures import MEASURES, Measure, refusal
 from svcca.conv._checks import Layout, as_conv, check_layout, check_same_n
 from svcca.conv._dft import fourier_cca
-from svcca.measures import MEASURES, Measure, refusal
 
 __all__ = ["Strategy", "compare", "conv_refusal", "reduce_pair"]
 

@@ -116,7 +116,7 @@ def heatmap(
     Parameters
     ----------
     matrix : array_like, shape (r, c), or PairwiseResult
-        A :class:`svcca.engines.PairwiseResult` (what :func:`svcca.pairwise` returns)
+        A :class:`svcca._engines.PairwiseResult` (what :func:`svcca.pairwise` returns)
         brings its own ``values``, row and column labels and measure name. Tuple labels
         (keys such as ``("e0", "fc1")``) are drawn joined by ``/``: ``"e0/fc1"``.
     row_labels, col_labels : sequence, optional
@@ -165,7 +165,7 @@ def _unpack_pairwise(
     matrix: Any, row_labels: Sequence[Any] | None, col_labels: Sequence[Any] | None
 ) -> tuple[np.ndarray, Sequence[Any] | None, Sequence[Any] | None, str]:
     """``(values, row labels, column labels, measure)`` of a PairwiseResult or an array."""
-    from svcca.engines import PairwiseResult
+    from svcca._engines import PairwiseResult
 
     if isinstance(matrix, PairwiseResult):
         rows = matrix.rows if row_labels is None else row_labels

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from svcca._measures import cca_from_moments
 from svcca._result import result
+from svcca._sources import to_moments
 from svcca._validation import check_epsilon, check_probability
-from svcca.measures import cca_from_moments
-from svcca.sources import to_moments
 
 __all__ = ["BartlettResult", "bartlett"]
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import svcca._dense as _dense
-from svcca.measures import (
+from svcca._measures import (
     EPS,
     CCASide,
     Measure,
@@ -111,7 +111,7 @@ def _whitened(A: np.ndarray, epsilon: float, name: str) -> tuple[CCASide, np.nda
     """CCA's prepared side of ``A`` and the centred data in its whitened coordinates.
 
     ``A_w = A_c[:, kept] W`` has orthonormal columns, so ``A_w^T B_w[perm]`` is the
-    whitened cross block of a permutation (:func:`svcca.measures._cca.whitened_cross`
+    whitened cross block of a permutation (:func:`svcca._measures._cca.whitened_cross`
     applied to the data once instead of to every permutation's moments).
     """
     Ac = _centred(A)

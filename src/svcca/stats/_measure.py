@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from svcca.measures import MEASURES, Measure, refusal
+from svcca._measures import MEASURES, Measure, refusal
 
 __all__ = ["Resolved", "resolve"]
 

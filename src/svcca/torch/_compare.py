@@ -5,8 +5,8 @@ accumulates, in float64, each layer's count, mean and Gram matrix and the cross 
 of model A's layers against model B's (``sum(p_a) x sum(q_b)``, never a Gram matrix
 of all layers side by side), merged batch by batch with the same exact update as
 :class:`svcca.Moments`. What is left is the pairwise engine's own finish: each layer's
-prepared side (:class:`svcca.engines.Rep`) and every pair's combine step
-(:func:`svcca.engines.scores`), so each measure is the one implementation
+prepared side (:class:`svcca._engines.Rep`) and every pair's combine step
+(:func:`svcca._engines.scores`), so each measure is the one implementation
 :func:`svcca.pairwise` uses.
 """
 
@@ -19,6 +19,9 @@ from typing import Any, Literal
 import numpy as np
 
 import svcca._dense as _dense
+from svcca._engines import ONE_PASS_MEASURES, PairwiseResult, Rep, scores, warn_inflated
+from svcca._measures import MinibatchCKA, Variance
+from svcca._moments import CrossMoments, cross_moments
 from svcca._progress import Progress, check_progress
 from svcca._threads import dense_steps
 from svcca._validation import (
@@ -30,9 +33,6 @@ from svcca._validation import (
     raise_degenerate,
     raise_nonfinite,
 )
-from svcca.engines import ONE_PASS_MEASURES, PairwiseResult, Rep, scores, warn_inflated
-from svcca.measures import MinibatchCKA, Variance
-from svcca.statistic import CrossMoments, cross_moments
 from svcca.torch._batches import order_free
 from svcca.torch._layers import resolve_layers
 from svcca.torch._options import Calls, CaptureOptions, MaskOption, Selector, Sequence_
@@ -275,7 +275,7 @@ def compare(
     """
     import torch
 
-    from svcca.measures import MEASURES as REGISTRY
+    from svcca._measures import MEASURES as REGISTRY
 
     measure = check_option(  # type: ignore[assignment]
         measure,
@@ -370,7 +370,7 @@ def compare(
         plan.update(rows=rows, cols=cols, labels=labels)
         keys = ([k for k, _, _ in rows], [k for k, _, _ in cols])
         if per_pair is not None:
-            from svcca.engines import KeptLayers
+            from svcca._engines import KeptLayers
 
             plan["acc"] = KeptLayers(list(dict.fromkeys([*keys[0], *keys[1]])), per_pair)
             plan["keys"] = keys

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from svcca._moments import Moments
 from svcca._validation import Precision, check_precision
-from svcca.statistic import Moments
 from svcca.torch._batches import _Batch, order_free
 from svcca.torch._capture import keep_batches, stack
 from svcca.torch._layers import _describe

@@ -250,7 +250,7 @@ class DiskCapture:
         A memory map is not guarded after it is returned: if another process truncates
         the file while you compute on it, the process dies with SIGBUS (no Python code
         can catch it). Where that can happen, pass ``mmap=False`` or read the file with
-        ``svcca.sources.load_array(capture.files[layer])`` (positioned reads: a clear
+        ``svcca._sources.load_array(capture.files[layer])`` (positioned reads: a clear
         error instead; docs/inputs.md).
         """
         self.check(layer, verify=verify)

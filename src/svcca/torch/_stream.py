@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from svcca._moments import Moments
 from svcca._validation import Precision, check_precision
-from svcca.statistic import Moments
 from svcca.torch._batches import order_free
 from svcca.torch._capture import capture
 from svcca.torch._options import (
@@ -237,7 +237,7 @@ def pair_accumulator(
 
     NumPy batches update host :class:`Moments`; tensor batches (a capture with
     ``device_tensors=True`` whose work runs on a device) one
-    :class:`~svcca.statistic._torch_moments.TorchAccumulator` per pair on that device,
+    :class:`~svcca._moments._torch_moments.TorchAccumulator` per pair on that device,
     finished into :class:`Moments` when the statistics are read (:func:`finished`).
     """
     stats: dict[Pair, Any] = {p: None for p in pairs}
@@ -265,7 +265,7 @@ def pair_accumulator(
                 if isinstance(x, np.ndarray):
                     m = Moments.empty(x.shape[1], q, precision=precision)
                 else:
-                    from svcca.statistic import TorchAccumulator
+                    from svcca._moments import TorchAccumulator
 
                     # every pair's sums are held at once: planned beside those before it
                     held = sum(a.sums_bytes for a in stats.values() if a is not None)

@@ -1,0 +1,158 @@
+"""``svcca compare A.npy B.npy``: one similarity between two saved representations.
+
+The measures and knobs are those of ``svcca pairwise`` (see ``svcca._cli._options``),
+plus the measures of a single pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from svcca._cli._options import (
+    MEASURES,
+    UsageError,
+    add_measure_arguments,
+    check_same_datapoints,
+    load_representation,
+    resolve_measure,
+)
+
+HELP = "Compare two representations saved as .npy files (rows = datapoints)."
+
+
+# What `svcca` prints after "out of memory" (see svcca._cli._main).
+MEMORY_HINT = (
+    "svcca compare holds the pair in memory: run svcca pairwise A.npy B.npy with "
+    "--chunk-size ROWS instead (it streams the files; svcca, cca, pwcca, pls, cka_linear), "
+    "and for the n x n measures (cka_rbf, rsa, the debiased CKAs) compare fewer datapoints."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", metavar="A.npy", help="first representation, (n_samples, p)")
+    parser.add_argument("b", metavar="B.npy", help="second representation, (n_samples, q)")
+    add_measure_arguments(parser, MEASURES)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    # The old name of --measure, kept working for scripts written against it.
+
+
+def _load(path: str, transpose: bool) -> np.ndarray:
+    if os.path.isdir(path):
+        raise UsageError(
+            f"{path!r} is a folder; svcca compare takes two .npy files. To compare every "
+            f".npy file in a folder with every other, run: svcca pairwise {path}"
+        )
+    if os.path.isfile(path) and zipfile.is_zipfile(path):
+        raise UsageError(
+            f"{path!r} is an .npz archive (several arrays); svcca compare takes two .npy "
+            f"files. To compare the arrays inside it, run: svcca pairwise {path}"
+        )
+    return load_representation(path, transpose)
+
+
+def _compute(measure: str, A: np.ndarray, B: np.ndarray, s: dict[str, Any]) -> dict[str, Any]:
+    """The score and what else each measure says about the pair, as JSON types."""
+    import svcca
+
+    if measure == "svcca":
+        r = svcca.svcca(A, B, keep=s["keep"], variance=s["variance"])
+        return {
+            "score": r.score,
+            "kept_a": r.kept_x,
+            "kept_b": r.kept_y,
+            "correlations": r.correlations.tolist(),
+        }
+    if measure == "cca":
+        c = svcca.cca(A, B, epsilon=s["epsilon"])
+        return {
+            "score": c.score,
+            "thresholded_mean": c.thresholded_mean,
+            "correlations": c.correlations.tolist(),
+            "pruned_a": c.pruned_x.indices.tolist(),
+            "pruned_b": c.pruned_y.indices.tolist(),
+        }
+    if measure == "pwcca":
+        w = svcca.pwcca(A, B, epsilon=s["epsilon"])
+        return {
+            "score": w.score,
+            "weighted_by": w.weighted_by,
+            "correlations": w.correlations.tolist(),
+        }
+    # every other registered measure, with its parameters: the score and what its
+    # result says beyond it
+    params = dict(s.get("params", {}))
+    r = svcca.MEASURES[measure](A, B, **params)
+    out: dict[str, Any] = {"score": float(getattr(r, svcca.MEASURES[measure].score_field))}
+    extras = {
+        "singular_values": "singular_values",
+        "sigma_x": "sigma_a",
+        "sigma_y": "sigma_b",
+        "distance": "distance",
+        "squared_distance": "squared_distance",
+        "r2_y_given_x": "r2_b_from_a",
+        "r2_x_given_y": "r2_a_from_b",
+        "metric": "metric",
+        "compare": "compare",
+        "alpha": "alpha",
+        "angle": "angle",
+    }
+    for field, key in extras.items():
+        v = getattr(r, field, None)
+        if v is not None:
+            out[key] = v.tolist() if isinstance(v, np.ndarray) else v
+    return out
+
+
+def _summary(measure: str, out: dict[str, Any]) -> str:
+    extra = ""
+    if measure == "svcca":
+        extra = f"  (kept {out['kept_a']} and {out['kept_b']} directions)"
+    elif measure == "procrustes":
+        extra = f"  (distance {out['distance']:.6f})"
+    elif measure == "regression":
+        ba, ab = out["r2_b_from_a"], out["r2_a_from_b"]
+        extra = f"  (R^2 of B from A {ba:.6f}, of A from B {ab:.6f})"
+    from svcca._measures import MEASURES as REGISTRY
+
+    m = REGISTRY.get(measure)
+    word = "distance" if m is not None and not m.larger_is_more_similar else "similarity"
+    return f"{measure} {word}: {out['score']:.6f}{extra}"
+
+
+def run(args: argparse.Namespace) -> int:
+    measure, settings = resolve_measure(args, "compare")
+    A = _load(args.a, args.transpose)
+    B = _load(args.b, args.transpose)
+    check_same_datapoints([(args.a, A.shape), (args.b, B.shape)], args.transpose)
+    try:
+        result = _compute(measure, A, B, settings)
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        if re.search(r"\b[XY]\b", msg):  # the library's names for the two sides
+            msg += f" (X is {args.a!r}, Y is {args.b!r}.)"
+        raise UsageError(msg) from exc
+    from svcca._version import __version__
+
+    out: dict[str, Any] = {
+        "measure": measure,
+        "settings": settings,
+        "svcca_version": __version__,
+        "a": args.a,
+        "b": args.b,
+        "n_samples": int(A.shape[0]),
+        **result,
+    }
+    if args.json:
+        json.dump(out, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(_summary(measure, out))
+    return 0

@@ -1,0 +1,33 @@
+"""Layer 4, engines: many comparisons on shared work.
+
+The pairwise engine lives here (every representation prepared once, every cross block
+from one blocked GEMM); :mod:`svcca.stats` (permutation tests, bootstrap, null
+baselines) and :mod:`svcca.conv` (DFT-CCA) are the other engines, public subpackages
+of their own. Engines call the measures' prepare/combine steps; they never reimplement
+a measure.
+
+Public: :func:`pairwise` and :class:`PairwiseResult` (re-exported by :mod:`svcca`). The
+rest of ``__all__`` is *internal* API, for :func:`svcca.torch.compare`, which ends as
+``pairwise`` does: ``ONE_PASS_MEASURES`` (the measures computed from moments),
+:class:`Rep` and :func:`prepare_all` (each side prepared once), :func:`scores` (every
+pair combined from the cross blocks), :func:`warn_inflated`, and :class:`KeptLayers`
+(the per-pair measures' kept activations). Import them from ``svcca._engines``.
+"""
+
+from svcca._engines._combine import ONE_PASS_MEASURES, Rep, prepare_all, scores, warn_inflated
+from svcca._engines._pairwise import pairwise
+from svcca._engines._pairwise_result import PairwiseResult
+from svcca._engines._per_pair import KeptLayers
+
+__all__ = [
+    # public
+    "PairwiseResult",
+    "pairwise",
+    # internal (see the docstring)
+    "ONE_PASS_MEASURES",
+    "KeptLayers",
+    "Rep",
+    "prepare_all",
+    "scores",
+    "warn_inflated",
+]

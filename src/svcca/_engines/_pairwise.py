@@ -1,0 +1,251 @@
+"""All-pairs comparisons: every layer with every layer, on one pass of shared work.
+
+A learning-dynamics pane compares hundreds of pairs of the same few dozen
+representations. Done pair by pair, each representation is centred, whitened and
+decomposed again for every pair it is in, and every pair costs a ``(p + q)^2`` GEMM over
+the data. Here each representation gets its Gram matrix and its transform (whitening
+factor, or SVCCA's leading singular directions) once, and the cross-products of all
+pairs come out of one blocked GEMM per chunk of samples; what is left per pair is a
+small ``k x k`` eigenproblem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from svcca._engines._combine import ONE_PASS_MEASURES, warn_inflated
+from svcca._engines._pairwise_result import PairwiseResult
+from svcca._engines._passes import two_passes
+from svcca._engines._passes_device import tensor_device, two_passes_device
+from svcca._engines._plan import plan_of
+from svcca._engines._sketch import sketched_svcca
+from svcca._measures import Variance
+from svcca._sources import is_dask_array
+from svcca._validation import (
+    Precision,
+    check_epsilon,
+    check_int,
+    check_keep,
+    check_keep_fits,
+    check_option,
+    check_precision,
+)
+
+__all__ = ["PairwiseResult", "pairwise"]
+
+
+
+def pairwise(
+    rows: Mapping[str, Any] | Sequence[Any],
+    cols: Mapping[str, Any] | Sequence[Any] | None = None,
+    *,
+    measure: str = "svcca",
+    keep: float | int = 0.99,
+    variance: Literal["explained", "singular_values"] = "explained",
+    epsilon: float = 0.0,
+    chunk_size: int | None = None,
+    sketch_size: int | None = None,
+    progress: bool | None = False,
+    precision: Precision = "float64",
+    params: Mapping[str, Any] | None = None,
+) -> PairwiseResult:
+    """Compare every representation with every other (or every row with every column).
+
+    Parameters
+    ----------
+    rows : mapping of labels to representations, or sequence of representations
+        Each representation is ``(n_samples, p_i)``, all on the same datapoints: NumPy
+        arrays, ``np.memmap`` files (``np.load(path, mmap_mode="r")``), paths to
+        ``.npy`` files, h5py/zarr datasets, torch tensors or dask arrays. The mapping's
+        keys are the result's labels as given (a tuple key such as ``("run0", "fc1")``
+        stays a tuple, and ``to_pandas()`` makes a MultiIndex of such keys); a
+        sequence is labelled ``"0"``, ``"1"``, ...
+    cols : same, optional
+        Omitted: all pairs of ``rows`` (a square, symmetric matrix for symmetric
+        measures). Given: the rectangular matrix ``rows x cols`` (e.g. layers at a
+        checkpoint against the final model's layers). An object that appears in both
+        is read and decomposed once.
+    measure : str, default "svcca"
+        Any name of :data:`svcca.MEASURES` (``svcca measures`` lists them). ``"svcca"``,
+        ``"cca"``, ``"pwcca"``, ``"pls"`` and ``"cka_linear"`` run the one-pass engine
+        below (memory constant in ``n``; ``"pls"`` and ``"cka_linear"`` both give
+        linear CKA). Every other measure (Procrustes, shape metrics, regression, RBF
+        CKA, RSA, your own registered one) reads each representation into memory once
+        and is called on each pair: ``values[i, j]`` is exactly its score, and the
+        representations must fit in half the free memory together (else
+        :class:`~svcca.DeviceMemoryError`, before anything is read).
+    keep, variance
+        SVCCA's directions per representation, as in :func:`svcca.svcca`.
+    epsilon : float, default 0.0
+        Relative variance pruning for ``"cca"`` and ``"pwcca"``, as in :func:`svcca.cca`.
+    chunk_size : int, optional
+        Samples per chunk of each pass (default: about 64 MiB of float64 per chunk, at
+        least 1024 rows). Memory is ``O(chunk_size * sum(p_i) + sum(p_i)^2)``, constant
+        in ``n``.
+    sketch_size : int, optional
+        SVCCA only, for layers too wide for a ``p x p`` Gram matrix: pass one sketches
+        each representation with Frequent Directions (``sketch_size`` rows, memory
+        ``O(sketch_size * p)``) instead, as :func:`svcca.svcca_two_pass`
+        does; pass two gathers the joint moments of all the sketched subspaces, and
+        the kept directions are chosen inside them by their exact variances. Results
+        approximate the exact ones (to about 1e-5 when the spectrum has a gap after the
+        kept directions and ``sketch_size`` is a few times their number). Not for dask
+        inputs.
+    progress : bool or None, default False
+        The library's one progress contract (:mod:`svcca._progress`): ``True`` always
+        shows a bar on stderr, ``False`` never, ``None`` only when stderr is a terminal;
+        without tqdm, a plain counter and one warning.
+    precision : {"float64", "float32"}, default "float64"
+        How the products of both passes are taken: ``"float32"`` multiplies float32
+        chunks of at most 4096 rows and adds them into float64 sums (about twice the
+        float64 rate; scores move by about 1e-8 for CKA and by the whitened blocks'
+        condition number times 1e-7 for the CCA family, see :class:`~svcca.Moments`).
+        Not with ``sketch_size``.
+    params : mapping, optional
+        Parameters of a measure called per pair (``{"bandwidth": 0.5}`` for
+        ``"cka_rbf"``, ``{"alpha": 0.5}`` for ``"shape_distance"``), checked against its
+        declaration; the one-pass measures take ``keep``, ``variance`` and ``epsilon``.
+
+    Returns
+    -------
+    PairwiseResult
+        ``.values[i, j]`` equals ``measure(rows[i], cols[j]).score`` (to round-off),
+        with ``.rows``, ``.cols`` and ``.to_pandas()``.
+
+    Notes
+    -----
+    Pass one reads every representation once and accumulates its count, mean and
+    Gram matrix :math:`S_{ii}` (mergeable moments). From :math:`S_{ii}` alone comes the
+    per-representation transform :math:`T_i`: SVCCA's leading eigenvectors scaled to
+    unit variance, :math:`T_i = V_k \\Lambda_k^{-1/2}`; CCA's whitening factor (applied
+    after the GEMM); nothing for CKA. Pass two centres each chunk on the exact means
+    and accumulates one blocked GEMM, :math:`A^T B` with :math:`A = [X_1 T_1, \\dots]`
+    over the row representations and :math:`B` over the columns (:math:`A^T A` in the
+    square case). Block :math:`(i, j)` of it is then SVCCA's (or, after whitening,
+    CCA's) matrix :math:`M_{ij}`, whose singular values are the canonical correlations;
+    for CKA it is :math:`S_{ij}` and the score is
+    :math:`\\|S_{ij}\\|_F^2 / (\\|S_{ii}\\|_F \\|S_{jj}\\|_F)`.
+
+    Dask inputs run both passes as block tasks with tree reductions on whatever
+    scheduler is active (see docs/dask.md); nothing but moments reaches the client.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> rng = np.random.default_rng(0)
+    >>> Z = rng.standard_normal((2000, 4))
+    >>> reps = {f"layer{i}": np.tanh(Z @ rng.standard_normal((4, 20))) for i in range(3)}
+    >>> r = svcca.pairwise(reps, measure="cca")
+    >>> r.shape, round(r["layer0", "layer0"], 6)
+    ((3, 3), 1.0)
+    """
+    from svcca._measures import MEASURES as REGISTRY
+
+    measure = check_option(
+        measure,
+        "measure",
+        tuple(REGISTRY),
+        fix="svcca measures (or svcca.MEASURES) lists them; svcca.register adds your own.",
+    )  # type: ignore[assignment]
+    params = dict(params or {})
+    if measure not in ONE_PASS_MEASURES:
+        return _per_pair(rows, cols, REGISTRY[measure], params, progress)
+    if params:
+        raise TypeError(
+            f"params= is for measures called per pair; measure={measure!r} runs the one-pass "
+            f"engine and takes keep=, variance=, epsilon= and precision= (got params "
+            f"{sorted(params)})."
+        )
+    keep = check_keep(keep)
+    variance = check_option(variance, "variance", Variance)  # type: ignore[assignment]
+    epsilon = check_epsilon(epsilon)
+    precision = check_precision(precision)
+    if sketch_size is not None:
+        sketch_size = check_int(sketch_size, "sketch_size")
+        if precision != "float64":
+            raise ValueError(
+                "sketch_size runs Frequent Directions in float64; precision='float32' is "
+                "for the exact two passes. Leave one of them out."
+            )
+        if measure != "svcca":
+            raise ValueError(
+                f"sketch_size applies to measure='svcca' only (got measure={measure!r}); "
+                "CCA, PWCCA and CKA need every feature's full Gram matrix."
+            )
+    plan = plan_of(rows, cols)
+    if measure == "svcca":  # before the passes over the data, not after them
+        for s in plan.srcs:
+            check_keep_fits(keep, s.p, repr(s.name))
+    use_dask = any(is_dask_array(s.obj) for s in plan.srcs)
+    if sketch_size is not None:
+        if use_dask:
+            raise ValueError(
+                "sketch_size is not supported with dask inputs; compute on the cluster "
+                "without it, or pass NumPy arrays / memmaps."
+            )
+        values, reps = sketched_svcca(
+            plan.srcs,
+            plan.n,
+            plan.row_u,
+            plan.col_u,
+            keep,
+            variance,
+            sketch_size,
+            chunk_size,
+            progress,
+        )
+        settings: dict[str, Any] = {"keep": keep, "variance": variance, "sketch_size": sketch_size}
+    else:
+        # The device decided once, from the data: torch tensors whose work runs on a
+        # device keep their chunks there; everything else takes the host passes.
+        dev = tensor_device(plan.srcs)
+        if dev is not None:
+            values, reps = two_passes_device(
+                plan, dev, measure, keep, variance, epsilon, chunk_size, progress, precision
+            )
+        else:
+            values, reps = two_passes(
+                plan, measure, keep, variance, epsilon, chunk_size, progress, precision
+            )
+        settings = (
+            {"keep": keep, "variance": variance}
+            if measure == "svcca"
+            else {"epsilon": epsilon}
+            if measure in ("cca", "pwcca")
+            else {}
+        )
+    warn_inflated(plan.n, plan.names, reps, plan.row_u, plan.col_u, measure)
+    return PairwiseResult(
+        values=values,
+        rows=plan.row_labels,
+        cols=plan.col_labels,
+        measure=measure,
+        settings=settings,
+        n_samples=plan.n,
+        dims_rows=tuple(reps[u].dim for u in plan.row_u),
+        dims_cols=tuple(reps[u].dim for u in plan.col_u),
+    )
+
+
+def _per_pair(
+    rows: Any, cols: Any, measure: Any, params: dict[str, Any], progress: bool | None
+) -> PairwiseResult:
+    """A registered measure the one-pass engine does not serve, called per pair."""
+    from svcca._engines._per_pair import per_pair_values
+
+    measure.check_params(params)
+    plan = plan_of(rows, cols)
+    values = per_pair_values(
+        plan.srcs, plan.n, plan.row_u, plan.col_u, plan.square, measure, params, progress
+    )
+    return PairwiseResult(
+        values=values,
+        rows=plan.row_labels,
+        cols=plan.col_labels,
+        measure=measure.name,
+        settings=dict(params),
+        n_samples=plan.n,
+        dims_rows=tuple(plan.srcs[u].p for u in plan.row_u),
+        dims_cols=tuple(plan.srcs[u].p for u in plan.col_u),
+    )
