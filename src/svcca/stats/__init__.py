@@ -7,6 +7,8 @@ debiased=True)``, or your own).
 """
 
 from svcca.stats._bartlett import BartlettResult, bartlett
+from svcca.stats._blocks import BlockMoments, PoissonMoments, block_of, poisson_weights, subtract_moments
+from svcca.stats._intervals import IntervalResult, bootstrap_summary, interval, jackknife_summary
 from svcca.stats._null import DatapointsCurve, NullBaseline, datapoints_curve, null_baseline
 from svcca.stats._resampling import (
     BootstrapResult,
@@ -17,6 +19,15 @@ from svcca.stats._resampling import (
 
 __all__ = [
     "BartlettResult",
+    "BlockMoments",
+    "IntervalResult",
+    "PoissonMoments",
+    "block_of",
+    "bootstrap_summary",
+    "interval",
+    "jackknife_summary",
+    "poisson_weights",
+    "subtract_moments",
     "BootstrapResult",
     "DatapointsCurve",
     "NullBaseline",
