@@ -31,9 +31,10 @@ __all__ = ["IntervalResult", "bootstrap_summary", "interval", "jackknife_summary
 
 Method = Literal["jackknife", "bootstrap"]
 
-# n / (p + q) below which the measured coverage of nominal 95% intervals falls under 90%
-# for CCA-family measures (docs/uncertainty.md, "Where coverage breaks down").
-FEW_ROWS_RATIO = 10.0
+# n / (p + q) below which the measured coverage of nominal 95% jackknife intervals falls
+# short of 95% (0.92 at 10 (p + q), 0.88-0.90 below 8 (p + q); docs/uncertainty.md,
+# "Where coverage breaks down").
+FEW_ROWS_RATIO = 20.0
 
 
 @result
