@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tol
 
 import svcca
+from conftest import tol
 from svcca.stats import (
     BlockMoments,
     PoissonMoments,

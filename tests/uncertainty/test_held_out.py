@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tol
 
 import svcca
+from conftest import tol
 from svcca.stats import BlockMoments, block_of, cross_validate, held_out_score
 
 

@@ -7,9 +7,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import tol
 
 import svcca
+from conftest import tol
 from svcca.stats import BlockMoments, block_of, interval, jackknife_summary
 
 MOMENTS = [name for name, m in svcca.MEASURES.items() if m.kind == "moments"]
