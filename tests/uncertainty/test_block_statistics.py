@@ -30,12 +30,14 @@ def _close(a: svcca.Moments, b: svcca.Moments, n_terms: int) -> None:
     assert a.n == b.n
     for key in ("sxx", "syy", "sxy"):
         s = max(np.abs(getattr(b, key)).max(initial=0.0), 1.0)
-        np.testing.assert_allclose(getattr(a, key), getattr(b, key), rtol=0, atol=tol(
-            scale=s, factor=2 * n_terms))
+        np.testing.assert_allclose(
+            getattr(a, key), getattr(b, key), rtol=0, atol=tol(scale=s, factor=2 * n_terms)
+        )
     for key in ("mean_x", "mean_y"):
         s = np.abs(getattr(b, key)).max(initial=0.0)
-        np.testing.assert_allclose(getattr(a, key), getattr(b, key), rtol=0, atol=tol(
-            scale=s, factor=2 * n_terms))
+        np.testing.assert_allclose(
+            getattr(a, key), getattr(b, key), rtol=0, atol=tol(scale=s, factor=2 * n_terms)
+        )
 
 
 def test_blocks_follow_the_global_row_index_not_the_batching():
@@ -70,8 +72,9 @@ def test_subtraction_undoes_the_merge_at_any_scale():
     assert rest.n == 400
     for key in ("cov_xx", "cov_yy", "cov_xy"):
         want = getattr(a, key)
-        np.testing.assert_allclose(getattr(rest, key), want, rtol=0, atol=tol(
-            scale=np.abs(want).max(), factor=2 * 600))
+        np.testing.assert_allclose(
+            getattr(rest, key), want, rtol=0, atol=tol(scale=np.abs(want).max(), factor=2 * 600)
+        )
     assert subtract_moments(a, svcca.Moments.empty(5, 4)).n == 400
 
 
@@ -91,11 +94,10 @@ def test_batches_with_offsets_give_the_blocks_of_the_whole_array():
     whole = BlockMoments.from_arrays(X, Y, blocks=5, seed=2)
     # out of order, with offsets, in uneven batches
     cuts = [(350, 600), (0, 130), (130, 350)]
-    streamed = BlockMoments.from_batches(
-        ((s, X[s:e], Y[s:e]) for s, e in cuts), blocks=5, seed=2
+    streamed = BlockMoments.from_batches(((s, X[s:e], Y[s:e]) for s, e in cuts), blocks=5, seed=2)
+    implicit = BlockMoments.from_batches(
+        ((X[s : s + 97], Y[s : s + 97]) for s in range(0, 600, 97)), blocks=5, seed=2
     )
-    implicit = BlockMoments.from_batches(((X[s:s + 97], Y[s:s + 97]) for s in range(0, 600, 97)),
-                                         blocks=5, seed=2)
     assert np.array_equal(streamed.sizes, whole.sizes)
     for j in range(5):
         _close(streamed.block(j), whole.block(j), 600)

@@ -9,6 +9,7 @@ loose binomial bound. Measured numbers: docs/uncertainty.md.
 from __future__ import annotations
 
 import warnings
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -20,7 +21,9 @@ TRUTH = {"cca": population_cca(), "cka_linear": population_cka()}
 DIMS = 2 * RHO.shape[0]  # p + q
 
 
-def _coverage(measure: str, method: str, n: int, reps: int, seed: int = 21) -> float:
+def _coverage(
+    measure: str, method: Literal["jackknife", "bootstrap"], n: int, reps: int, seed: int = 21
+) -> float:
     rng = np.random.default_rng(seed)
     hits = 0
     with warnings.catch_warnings():

@@ -49,6 +49,7 @@ def _reference(name, Xtr, Ytr, Xte, Yte):
         U, _, Vt = np.linalg.svd(_centre(Xtr).T @ _centre(Ytr), full_matrices=False)
         Xc, Yc = _centre(Xte), _centre(Yte)
         return np.trace(Xc.T @ Yc @ (U @ Vt).T) / (np.linalg.norm(Xc) * np.linalg.norm(Yc))
+
     # regression, both directions, R^2 about the test mean
     def r2(P, T, Pte, Tte):
         D = np.column_stack([np.ones(len(P)), P])
@@ -75,8 +76,9 @@ def test_fold_statistics_give_the_scores_of_refitting_on_the_rows(name):
 def test_scored_on_its_own_rows_the_fit_is_the_measure(name):
     X, Y = _data()
     r = cross_validate(X, Y, measure=name, folds=4)
-    assert r.in_sample == pytest.approx(svcca.MEASURES[name].score(X, Y), abs=tol(
-        factor=3000, cond=10))
+    assert r.in_sample == pytest.approx(
+        svcca.MEASURES[name].score(X, Y), abs=tol(factor=3000, cond=10)
+    )
     assert r.score < r.in_sample  # fitted on other rows: lower, never inflated
 
 

@@ -48,7 +48,7 @@ def test_an_engines_block_statistics_give_the_same_interval():
     X, Y = _data()
     bm = BlockMoments(4, 3, blocks=10, seed=2)
     for s in range(0, 400, 64):
-        bm.update(X[s:s + 64], Y[s:s + 64])
+        bm.update(X[s : s + 64], Y[s : s + 64])
     a = interval(bm, measure="cca")
     b = interval(X, Y, measure="cca", blocks=10, seed=2)
     np.testing.assert_allclose(a.replicates, b.replicates, rtol=0, atol=tol(factor=4000, cond=10))

@@ -302,9 +302,7 @@ class BlockMoments:
         return self._parts[0].q
 
     @classmethod
-    def from_arrays(
-        cls, X: Any, Y: Any = None, *, blocks: int = 20, seed: int = 0
-    ) -> BlockMoments:
+    def from_arrays(cls, X: Any, Y: Any = None, *, blocks: int = 20, seed: int = 0) -> BlockMoments:
         """Block statistics of arrays ``X`` (n, p) and ``Y`` (n, q): row ``i`` is global
         row ``i``."""
         X = np.asarray(X)

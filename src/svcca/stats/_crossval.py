@@ -93,9 +93,7 @@ def _pca_basis(S: np.ndarray, keep: float | int) -> np.ndarray:
     return V[:, : min(k, S.shape[0])]
 
 
-def _fit_score(
-    name: str, train: Moments, test: Moments, keep: float | int
-) -> float:
+def _fit_score(name: str, train: Moments, test: Moments, keep: float | int) -> float:
     txx, tyy, txy = _covs(train)
     if name in ("cca", "svcca", "pwcca"):
         if name == "svcca":
@@ -129,9 +127,7 @@ def _fit_score(
         sse += test.n * float(r @ r) / nt1
         return float(1.0 - sse / np.trace(Syy))
 
-    return 0.5 * (
-        r2(txx, txy, sxx, syy, sxy, dx, dy) + r2(tyy, txy.T, syy, sxx, sxy.T, dy, dx)
-    )
+    return 0.5 * (r2(txx, txy, sxx, syy, sxy, dx, dy) + r2(tyy, txy.T, syy, sxx, sxy.T, dy, dx))
 
 
 def held_out_score(
@@ -249,6 +245,7 @@ def cross_validate(
             f"Fold sizes {sizes.tolist()}: every fold needs at least 2 rows. Use more rows "
             "or fewer folds."
         )
+
     def score(tr: Moments, te: Moments) -> float:
         return held_out_score(tr, te, measure=measure, keep=keep)
 
