@@ -85,13 +85,42 @@ def test_the_bootstrap_is_refused_where_duplicated_rows_bias_the_measure():
 
 def test_bootstrap_interval_of_a_moments_measure():
     X, Y = _data()
-    r = interval(X, Y, measure="cka_linear", method="bootstrap", replicates=50, seed=3)
+    r = interval(
+        X, Y, measure="cka_linear", method="bootstrap", replicates=50, seed=3, transform="none"
+    )
     assert r.method == "bootstrap" and r.blocks == 50 and r.replicates.shape == (50,)
     assert r.corrected == pytest.approx(2 * r.estimate - r.replicates.mean(), abs=1e-14)
     assert r.standard_error == pytest.approx(r.replicates.std(ddof=1), rel=1e-12)
     jk = interval(X, Y, measure="cka_linear")
     # two estimates of one standard error: within a factor of two of each other
     assert 0.5 < r.standard_error / jk.standard_error < 2
+
+
+def test_bounded_scores_are_combined_on_the_logit_scale_and_mapped_back():
+    X, Y = _data()
+    r = interval(X, Y, measure="cka_linear", blocks=10, seed=1, level=0.9)
+    assert r.transform == "logit"
+    logit = lambda v: np.log(v / (1 - v))  # noqa: E731
+    c, se, lo, hi = jackknife_summary(
+        logit(r.estimate), logit(r.replicates), r.block_sizes, level=0.9
+    )
+    expit = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    assert (r.corrected, r.low, r.high) == pytest.approx(
+        (expit(c), expit(lo), expit(hi)), rel=1e-12
+    )
+    assert r.standard_error == pytest.approx(se * expit(c) * (1 - expit(c)), rel=1e-12)
+    assert interval(X, Y, measure="rsa", blocks=4).transform == "fisher"  # range [-1, 1]
+    assert interval(X, Y, measure="cka_linear", transform="none").transform == "none"
+
+
+def test_a_score_on_its_bound_is_combined_on_its_own_scale():
+    X, _ = _data()
+    assert interval(X, X, measure="cka_linear").transform == "none"  # every replicate is 1
+    with pytest.warns(svcca.SVCCAWarning, match="on the measure's own scale"):
+        r = interval(X, X, measure="cka_linear", transform="logit")
+    assert r.low == r.high == 1.0
+    with pytest.raises(ValueError, match="transform must be 'auto', 'logit'"):
+        interval(X, X, transform="log")  # type: ignore[arg-type]
 
 
 def test_few_rows_warn_where_coverage_breaks_down():

@@ -30,6 +30,7 @@ from svcca.stats._blocks import (
 __all__ = ["IntervalResult", "bootstrap_summary", "interval", "jackknife_summary"]
 
 Method = Literal["jackknife", "bootstrap"]
+Transform = Literal["auto", "logit", "fisher", "none"]
 
 # n / (p + q) below which the measured coverage of nominal 95% jackknife intervals falls
 # short of 95% (0.92 at 10 (p + q), 0.88-0.90 below 8 (p + q); docs/uncertainty.md,
@@ -48,16 +49,20 @@ class IntervalResult:
     estimate : float
         The measure on all rows.
     corrected : float
-        The bias-corrected estimate (jackknife: Quenouille's ``g theta - (g-1) mean``
+        The bias-corrected estimate, clipped (as :attr:`low`, :attr:`high`) to the
+        measure's range (jackknife: Quenouille's ``g theta - (g-1) mean``
         for unequal blocks; bootstrap: ``2 theta - mean(theta*)``).
     bias : float
         ``estimate - corrected``: the estimated bias of the plain estimate.
     standard_error : float
+        On the measure's scale (the delta method through the transform).
     low, high : float
-        The interval, centred on :attr:`corrected`.
+        The interval; symmetric about :attr:`corrected` on the transformed scale.
     level : float
         Nominal coverage (0.95).
     method : {"jackknife", "bootstrap"}
+    transform : {"logit", "fisher", "none"}
+        The scale the replicates were combined on (see :func:`interval`).
     blocks : int
         Number of non-empty blocks (jackknife) or of replicates (bootstrap).
     seed : int
@@ -77,6 +82,7 @@ class IntervalResult:
     high: float
     level: float
     method: str
+    transform: str
     blocks: int
     seed: int
     n_samples: int
@@ -178,6 +184,81 @@ def bootstrap_summary(
     return corrected, se, corrected - z * se, corrected + z * se
 
 
+class _Scale:
+    """A monotone map of the score to the line, its inverse and the inverse's slope."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def forward(self, x: Any) -> Any:
+        x = np.asarray(x, dtype=np.float64)
+        if self.name == "logit":
+            return np.log(x) - np.log1p(-x)
+        if self.name == "fisher":
+            return np.arctanh(x)
+        return x
+
+    def back(self, y: float) -> float:
+        if self.name == "logit":
+            return float(0.5 * (1.0 + np.tanh(0.5 * y)))  # 1 / (1 + e^-y), no overflow
+        if self.name == "fisher":
+            return float(np.tanh(y))
+        return float(y)
+
+    def slope(self, y: float) -> float:
+        if self.name == "logit":
+            v = self.back(y)
+            return v * (1.0 - v)
+        if self.name == "fisher":
+            return 1.0 - float(np.tanh(y)) ** 2
+        return 1.0
+
+
+def choose_scale(m: Measure, transform: str, values: np.ndarray) -> _Scale:
+    """The scale for ``transform`` ("auto": logit for a range of (0, 1), Fisher's z for
+    (-1, 1), else none); none where a value lies on the bounds (a score of exactly 1)."""
+    if transform not in ("auto", "logit", "fisher", "none"):
+        raise ValueError(
+            f"transform must be 'auto', 'logit', 'fisher' or 'none'; got {transform!r}."
+        )
+    name = transform
+    if name == "auto":
+        name = {(0.0, 1.0): "logit", (-1.0, 1.0): "fisher"}.get(tuple(m.range), "none")
+    lo = 0.0 if name == "logit" else -1.0
+    if name != "none" and not ((values > lo) & (values < 1.0)).all():
+        if transform != "auto":
+            warnings.warn(
+                f"transform={transform!r} needs every replicate of {m.name!r} inside "
+                f"({lo:g}, 1); some lie on or beyond a bound, so the interval is formed on "
+                "the measure's own scale (transform='none').",
+                SVCCAWarning,
+                stacklevel=4,
+            )
+        return _Scale("none")
+    return _Scale(name)
+
+
+def _on_scale(
+    summary: Any,
+    scale: _Scale,
+    bounds: tuple[float, float],
+    estimate: float,
+    reps: np.ndarray,
+    *args: Any,
+    level: float,
+) -> tuple[float, float, float, float]:
+    """``summary`` (jackknife or bootstrap) on the transformed scale, mapped back and
+    clipped to the measure's range ``bounds`` (the population value lies in it; a bias
+    correction or round-off may step past it)."""
+    c, se, lo, hi = summary(float(scale.forward(estimate)), scale.forward(reps), *args, level=level)
+    a, b = bounds
+
+    def clip(v: float) -> float:
+        return float(min(max(v, a), b))
+
+    return clip(scale.back(c)), se * scale.slope(c), clip(scale.back(lo)), clip(scale.back(hi))
+
+
 def resolve_measure(measure: Any) -> Measure:
     if isinstance(measure, Measure):
         return measure
@@ -229,6 +310,7 @@ def interval(
     blocks: int = 20,
     replicates: int = 200,
     seed: int = 0,
+    transform: Transform = "auto",
     params: Mapping[str, Any] | None = None,
 ) -> IntervalResult:
     """An interval for the population value of a similarity measure.
@@ -251,6 +333,14 @@ def interval(
     blocks : int, default 20
     replicates : int, default 200
     seed : int, default 0
+    transform : {"auto", "logit", "fisher", "none"}, default "auto"
+        The scale on which the replicates are combined, the interval formed and mapped
+        back: ``"auto"`` takes the logit for measures in ``[0, 1]`` and Fisher's z
+        (``atanh``) for measures in ``[-1, 1]``, none otherwise; ``"none"`` wherever the
+        estimate or a replicate lies on a bound (a score of exactly 1). On the raw scale
+        the skewed sampling distribution of linear CKA near 0.3 gave 0.924 coverage
+        for a nominal 0.95 at n = 20 (p + q), against 0.95 on the logit scale
+        (docs/uncertainty.md).
     params : mapping, optional
         The measure's parameters (``{"keep": 10}`` for SVCCA).
 
@@ -285,6 +375,7 @@ def interval(
     m.check_params(params)
     if method not in ("jackknife", "bootstrap"):
         raise ValueError(f"method must be 'jackknife' or 'bootstrap'; got {method!r}.")
+    choose_scale(m, transform, np.zeros(0))  # validates the name
     if isinstance(X, (BlockMoments, PoissonMoments)):
         if Y is not None:
             raise ValueError("Give block statistics alone (they hold both sides); Y must be None.")
@@ -293,7 +384,7 @@ def interval(
                 f"Measure {m.name!r} is a {m.kind} measure: it needs the rows, not their "
                 "block statistics. Pass the arrays X and Y instead."
             )
-        return _from_statistics(m, X, level, params)
+        return _from_statistics(m, X, level, params, transform)
     if isinstance(X, Moments):
         raise TypeError(
             "A single Moments holds no blocks to resample; accumulate a "
@@ -308,7 +399,7 @@ def interval(
             )
         else:
             stats = PoissonMoments.from_arrays(X, Y, replicates=replicates, seed=seed)
-        return _from_statistics(m, stats, level, params)
+        return _from_statistics(m, stats, level, params, transform)
     if method == "bootstrap":
         raise ValueError(
             f"Measure {m.name!r} is a {m.kind} measure: the bootstrap duplicates rows, and a "
@@ -316,7 +407,7 @@ def interval(
             "repeated), which biases the measure. Use method='jackknife' (a block "
             "jackknife on the rows)."
         )
-    return _rows_jackknife(m, X, Y, level, blocks, seed, params)
+    return _rows_jackknife(m, X, Y, level, blocks, seed, params, transform)
 
 
 def _from_statistics(
@@ -324,6 +415,7 @@ def _from_statistics(
     stats: BlockMoments | PoissonMoments,
     level: float,
     params: Mapping[str, Any],
+    transform: str,
 ) -> IntervalResult:
     total = stats.total
     if total.n < 3:
@@ -341,19 +433,25 @@ def _from_statistics(
         reps = _quiet_scores(
             lambda j: _score(m, subtract_moments(total, stats.block(j)), None, params), used
         )
-        corrected, se, lo, hi = jackknife_summary(estimate, reps, sizes[used], level=level)
+        scale = choose_scale(m, transform, np.append(reps, estimate))
+        corrected, se, lo, hi = _on_scale(
+            jackknife_summary, scale, m.range, estimate, reps, sizes[used], level=level
+        )
         return IntervalResult(
             m.name, estimate, corrected, estimate - corrected, se, lo, hi, level,
-            "jackknife", int(used.size), stats.seed, total.n, reps, sizes[used],
+            "jackknife", scale.name, int(used.size), stats.seed, total.n, reps, sizes[used],
         )  # fmt: skip
     reps = _quiet_scores(
         lambda r: _score(m, stats.replicate(r), None, params), range(stats.replicates)
     )
-    corrected, se, lo, hi = bootstrap_summary(estimate, reps, level=level)
+    scale = choose_scale(m, transform, np.append(reps, estimate))
+    corrected, se, lo, hi = _on_scale(
+        bootstrap_summary, scale, m.range, estimate, reps, level=level
+    )
     sizes = np.array([stats.replicate(r).n for r in range(stats.replicates)])
     return IntervalResult(
         m.name, estimate, corrected, estimate - corrected, se, lo, hi, level,
-        "bootstrap", stats.replicates, stats.seed, total.n, reps, sizes,
+        "bootstrap", scale.name, stats.replicates, stats.seed, total.n, reps, sizes,
     )  # fmt: skip
 
 
@@ -365,6 +463,7 @@ def _rows_jackknife(
     blocks: int,
     seed: int,
     params: Mapping[str, Any],
+    transform: str,
 ) -> IntervalResult:
     X = np.asarray(X)
     Yv = None if Y is None else np.asarray(Y)
@@ -388,8 +487,11 @@ def _rows_jackknife(
         return _score(m, X[keep], None if Yv is None else Yv[keep], params)
 
     reps = _quiet_scores(drop, used)
-    corrected, se, lo, hi = jackknife_summary(estimate, reps, sizes[used], level=level)
+    scale = choose_scale(m, transform, np.append(reps, estimate))
+    corrected, se, lo, hi = _on_scale(
+        jackknife_summary, scale, m.range, estimate, reps, sizes[used], level=level
+    )
     return IntervalResult(
         m.name, estimate, corrected, estimate - corrected, se, lo, hi, level,
-        "jackknife", int(used.size), seed, n, reps, sizes[used],
+        "jackknife", scale.name, int(used.size), seed, n, reps, sizes[used],
     )  # fmt: skip
