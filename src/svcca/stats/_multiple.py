@@ -68,6 +68,11 @@ class PairedDifference:
     n_samples: int
     replicates: np.ndarray
 
+    @property
+    def interval(self) -> tuple[float, float]:
+        """``(low, high)``."""
+        return (self.low, self.high)
+
 
 def _pair(obj: Any, name: str) -> tuple[Any, Any]:
     if isinstance(obj, BlockMoments):
