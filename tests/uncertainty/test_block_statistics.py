@@ -145,3 +145,17 @@ def test_block_statistics_refuse_bad_input_by_name():
         BlockMoments.from_batches([])
     with pytest.raises(ValueError, match="must be 2-D"):
         BlockMoments.from_arrays(X[:, 0])
+
+
+def test_an_engine_can_hand_over_its_own_per_block_statistics():
+    X, Y = _data()
+    b = block_of(np.arange(600), 4, seed=9)
+    parts = [svcca.Moments.from_arrays(X[b == j], Y[b == j]) for j in range(4)]
+    bm = BlockMoments.from_blocks(parts, seed=9)
+    whole = BlockMoments.from_arrays(X, Y, blocks=4, seed=9)
+    assert np.array_equal(bm.sizes, whole.sizes) and bm.seed == 9 and bm.rows_seen == 600
+    _close(bm.leave_out(2), whole.leave_out(2), 600)
+    with pytest.raises(ValueError, match="at least 2 Moments, one per block"):
+        BlockMoments.from_blocks(parts[:1])
+    with pytest.raises(ValueError, match="same representations"):
+        BlockMoments.from_blocks([parts[0], svcca.Moments.from_arrays(X[:9])])

@@ -312,6 +312,36 @@ class BlockMoments:
         return cls(X.shape[1], q, blocks=blocks, seed=seed).update(X, Y)
 
     @classmethod
+    def from_blocks(cls, parts: Iterable[Moments], *, seed: int = 0) -> BlockMoments:
+        """Block statistics from per-block :class:`svcca.Moments` an engine accumulated.
+
+        Parameters
+        ----------
+        parts : iterable of Moments, length G >= 2
+            ``parts[j]``: the statistic of the rows with ``block_of(row, G, seed) == j``
+            (an engine that keeps one Gram of all its layers per block slices each
+            pair's ``Moments`` out of it). Copied.
+        seed : int, default 0
+            The seed of that assignment (recorded in the results).
+        """
+        parts = list(parts)
+        if len(parts) < 2 or not all(isinstance(m, Moments) for m in parts):
+            raise ValueError(
+                f"from_blocks needs at least 2 Moments, one per block; got {len(parts)} "
+                "parts (or a part that is not a Moments)."
+            )
+        widths = {(m.p, m.q) for m in parts}
+        if len(widths) != 1:
+            raise ValueError(
+                f"Every block must describe the same representations; got widths {sorted(widths)}."
+            )
+        p, q = widths.pop()
+        out = cls(p, q, blocks=len(parts), seed=seed)
+        out._parts = [m.copy() for m in parts]
+        out.rows_seen = int(sum(m.n for m in parts))
+        return out
+
+    @classmethod
     def from_batches(
         cls, batches: Iterable[Any], *, blocks: int = 20, seed: int = 0
     ) -> BlockMoments:
