@@ -97,7 +97,11 @@ def test_paired_difference_refuses_cells_that_do_not_share_rows():
             BlockMoments.from_arrays(A, B, blocks=4, seed=0),
             BlockMoments.from_arrays(A, C, blocks=4, seed=1),
         )
-    assert block_of(np.arange(3), 2).shape == (3,)
+    rows = dataclasses.replace(svcca.MEASURES["cka_linear"], kind="samples")
+    with pytest.raises(ValueError, match="Only 1 of 4 blocks hold rows"):
+        # seed 22 puts the 3 rows in one block
+        paired_difference((A[:3], B[:3]), (A[:3], C[:3]), measure=rows, blocks=4, seed=22)
+    assert np.unique(block_of(np.arange(3), 4, seed=22)).size == 1
 
 
 def test_holm_and_bh_match_their_definitions():

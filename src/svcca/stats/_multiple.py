@@ -174,6 +174,11 @@ def paired_difference(
     b = block_of(np.arange(n), blocks, seed)
     sizes = np.bincount(b, minlength=blocks)
     used = np.flatnonzero(sizes)
+    if used.size < 2:
+        raise ValueError(
+            f"Only {used.size} of {blocks} blocks hold rows; a jackknife needs at least 2. "
+            "Use more rows or fewer blocks."
+        )
     s1 = float(m.score(arrays[0], arrays[1], **params))
     s2 = float(m.score(arrays[2], arrays[3], **params))
 
