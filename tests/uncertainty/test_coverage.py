@@ -51,12 +51,16 @@ def test_jackknife_intervals_cover_quick(measure, reps):
     assert _coverage(measure, "jackknife", 20 * DIMS, reps) >= floor
 
 
+# Measured (docs/uncertainty.md): the jackknife covers from n = 20 (p + q), the
+# bootstrap from 40 (p + q) (0.929 / 0.930 at 20 (p + q): interval() warns there).
 @pytest.mark.slow
 @pytest.mark.parametrize("measure", ["cca", "cka_linear"])
-@pytest.mark.parametrize("method", ["jackknife", "bootstrap"])
-def test_intervals_cover_at_their_level(measure, method):
+@pytest.mark.parametrize(
+    ("method", "ratio"), [("jackknife", 20), ("jackknife", 40), ("bootstrap", 40)]
+)
+def test_intervals_cover_at_their_level(measure, method, ratio):
     from scipy.stats import binomtest
 
     reps = 2000
-    cov = _coverage(measure, method, 20 * DIMS, reps)
+    cov = _coverage(measure, method, ratio * DIMS, reps)
     assert binomtest(round(cov * reps), reps, 0.95).pvalue > 0.01, cov

@@ -4,6 +4,7 @@ jackknife formulas with the textbook ones, and every boundary answers or refuses
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -125,7 +126,13 @@ def test_a_score_on_its_bound_is_combined_on_its_own_scale():
 
 def test_few_rows_warn_where_coverage_breaks_down():
     X, Y = _data(n=100)  # 100 < 20 (4 + 3)
-    with pytest.warns(svcca.SVCCAWarning, match=r"coverage of these intervals falls short"):
+    with pytest.warns(svcca.SVCCAWarning, match=r"Jackknife .* coverage of these intervals"):
+        interval(X, Y, measure="cca")
+    X, Y = _data(n=200)  # 20 (p + q) <= 200 < 40 (p + q): enough for the jackknife only
+    with pytest.warns(svcca.SVCCAWarning, match=r"Bootstrap intervals .* n = 40 \(p \+ q\)"):
+        interval(X, Y, measure="cca", method="bootstrap", replicates=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", svcca.SVCCAWarning)
         interval(X, Y, measure="cca")
 
 
