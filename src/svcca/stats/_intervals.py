@@ -224,7 +224,8 @@ def choose_scale(m: Measure, transform: str, values: np.ndarray) -> _Scale:
         )
     name = transform
     if name == "auto":
-        name = {(0.0, 1.0): "logit", (-1.0, 1.0): "fisher"}.get(tuple(m.range), "none")
+        lo_hi = (float(m.range[0]), float(m.range[1]))
+        name = {(0.0, 1.0): "logit", (-1.0, 1.0): "fisher"}.get(lo_hi, "none")
     lo = 0.0 if name == "logit" else -1.0
     if name != "none" and not ((values > lo) & (values < 1.0)).all():
         if transform != "auto":
