@@ -113,6 +113,8 @@ def test_held_out_scores_refuse_what_they_cannot_fit():
         held_out_score(svcca.Moments.from_arrays(X), m)
     with pytest.raises(ValueError, match="at least 2 training and 2 test rows"):
         held_out_score(m, svcca.Moments.from_arrays(X[:1], Y[:1]))
+    with pytest.raises(ValueError, match=r"keep must be a share of variance in \(0, 1\)"):
+        held_out_score(m, m, measure="svcca", keep=1.0)
     with pytest.raises(ValueError, match="needs both representations"):
         cross_validate(X)
     with pytest.raises(ValueError, match="every fold needs at least 2 rows"):

@@ -174,6 +174,14 @@ def held_out_score(
         )
     if not isinstance(train, Moments) or not isinstance(test, Moments) or not train.has_y:
         raise TypeError("train and test must be Moments of both representations (X and Y).")
+    if isinstance(keep, bool) or not (
+        (isinstance(keep, (int, np.integer)) and keep >= 1)
+        or (isinstance(keep, float) and 0.0 < keep < 1.0)
+    ):
+        raise ValueError(
+            f"keep must be a share of variance in (0, 1) or a number of directions >= 1, "
+            f"as for svcca.svcca; got {keep!r}."
+        )
     if test.n < 2 or train.n < 2:
         raise ValueError(
             f"A held-out score needs at least 2 training and 2 test rows; got {train.n} "
