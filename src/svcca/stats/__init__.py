@@ -9,6 +9,21 @@ estimator) is refused with the reason.
 """
 
 from svcca.stats._bartlett import BartlettResult, bartlett
+from svcca.stats._blocks import (
+    BlockMoments,
+    PoissonMoments,
+    block_of,
+    poisson_weights,
+    subtract_moments,
+)
+from svcca.stats._crossval import CrossValidated, cross_validate, held_out_score
+from svcca.stats._intervals import IntervalResult, bootstrap_summary, interval, jackknife_summary
+from svcca.stats._multiple import (
+    AdjustedPValues,
+    PairedDifference,
+    adjust_pvalues,
+    paired_difference,
+)
 from svcca.stats._null import DatapointsCurve, NullBaseline, datapoints_curve, null_baseline
 from svcca.stats._resampling import (
     BootstrapResult,
@@ -18,7 +33,23 @@ from svcca.stats._resampling import (
 )
 
 __all__ = [
+    "AdjustedPValues",
+    "PairedDifference",
+    "adjust_pvalues",
+    "paired_difference",
     "BartlettResult",
+    "CrossValidated",
+    "cross_validate",
+    "held_out_score",
+    "BlockMoments",
+    "IntervalResult",
+    "PoissonMoments",
+    "block_of",
+    "bootstrap_summary",
+    "interval",
+    "jackknife_summary",
+    "poisson_weights",
+    "subtract_moments",
     "BootstrapResult",
     "DatapointsCurve",
     "NullBaseline",
