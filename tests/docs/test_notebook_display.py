@@ -93,6 +93,10 @@ def every_result():
         svcca.stats.permutation_test(svcca.cka, X, Y, n_permutations=20, seed=0),
         svcca.stats.bootstrap(svcca.cka, X, Y, n_resamples=20, seed=0),
         svcca.stats.datapoints_curve(svcca.cca, 4, 3, sizes=[20, 40], n_repeats=2, seed=0),
+        svcca.stats.interval(X, Y, measure="cka_linear", blocks=5, seed=0),
+        svcca.stats.paired_difference((X, Y), (X, np.tanh(Y)), blocks=5, seed=0),
+        svcca.stats.adjust_pvalues([0.01, 0.04, 0.2]),
+        svcca.stats.cross_validate(X, Y, measure="cca", folds=3),
     ]
     rng = np.random.default_rng(1)
     A = rng.standard_normal((40, 4, 4, 3))

@@ -1,5 +1,9 @@
 """Statistics for similarity measures: null baselines, permutation tests, bootstrap
-confidence intervals, Bartlett's test, and how many datapoints a comparison needs.
+confidence intervals, Bartlett's test, and how many datapoints a comparison needs; and
+from one pass over the data (docs/uncertainty.md): block-jackknife and Poisson-bootstrap
+intervals (:func:`interval`), paired tests between cells (:func:`paired_difference`),
+multiple-comparison control (:func:`adjust_pvalues`) and held-out scores
+(:func:`cross_validate`).
 
 Every function takes a *measure*: a name of :data:`svcca.MEASURES` (``"cka_rbf"``, with
 ``params={"bandwidth": 0.5}``), a :class:`svcca.Measure`, or any callable ``measure(X,
@@ -17,7 +21,7 @@ from svcca.stats._blocks import (
     subtract_moments,
 )
 from svcca.stats._crossval import CrossValidated, cross_validate, held_out_score
-from svcca.stats._intervals import IntervalResult, bootstrap_summary, interval, jackknife_summary
+from svcca.stats._intervals import IntervalResult, interval
 from svcca.stats._multiple import (
     AdjustedPValues,
     PairedDifference,
@@ -45,9 +49,7 @@ __all__ = [
     "IntervalResult",
     "PoissonMoments",
     "block_of",
-    "bootstrap_summary",
     "interval",
-    "jackknife_summary",
     "poisson_weights",
     "subtract_moments",
     "BootstrapResult",

@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._measures import MEASURES, Measure
+from svcca._moments import Moments
 from svcca._result import result
 from svcca._validation import SVCCAWarning
-from svcca.measures import MEASURES, Measure
-from svcca.statistic import Moments
 from svcca.stats._blocks import (
     BlockMoments,
     PoissonMoments,

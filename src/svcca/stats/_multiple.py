@@ -120,7 +120,7 @@ def paired_difference(
     for moments measures; the rows for sample measures), so the replicates of
     :math:`d = \\theta_1 - \\theta_2` carry the covariance of the two scores, which
     sharing datapoints makes large: an unpaired comparison of two intervals would be
-    far too conservative. :func:`~svcca.stats.jackknife_summary` gives the corrected
+    far too conservative. :func:`~svcca.stats.interval`'s jackknife gives the corrected
     difference and its standard error; :math:`t = \\hat d_J / \\widehat{\\mathrm{se}}`
     is referred to Student's t with ``g - 1`` degrees of freedom. The measured type I
     error is in docs/uncertainty.md.
