@@ -243,13 +243,13 @@ def test_prepared_sides_combine_to_the_single_call(name):
         assert abs(got - want) <= TOL, (params, got, want)
     perm = np.random.default_rng(5).permutation(X.shape[0])
     sy = m.prepare_side(Y)
-    if m.permute is not None:
-        moved = m.combine_sides(m.prepare_side(X), m.permute_side(sy, perm))
-        assert abs(moved - m.score(X, Y[perm])) <= TOL
-    if m.side_bytes is not None:
+    if m.side_bytes is not None:  # what a prepared side holds in the engines (unpermuted)
         fields = [sy] if isinstance(sy, np.ndarray) else list(getattr(sy, "__dict__", {}).values())
         held = sum(v.nbytes for v in fields if isinstance(v, np.ndarray))
         assert held <= m.prepared_bytes(*Y.shape)
+    if m.permute is not None:
+        moved = m.combine_sides(m.prepare_side(X), m.permute_side(sy, perm))
+        assert abs(moved - m.score(X, Y[perm])) <= TOL
 
 
 # Other settings of the library's own parameters, where a measure takes them.

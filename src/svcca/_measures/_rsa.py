@@ -274,6 +274,17 @@ class RSASide:
     n: int
     p: int
 
+    @functools.cached_property
+    def square(self) -> np.ndarray:
+        """The values as a symmetric ``(n, n)`` matrix (zero diagonal), made once, for
+        permutations: one gather per permutation instead of index arithmetic on
+        ``n (n - 1) / 2`` pairs (3x faster at n = 600)."""
+        i, j = _pairs(self.n)
+        S = np.zeros((self.n, self.n))
+        S[i, j] = self.values
+        S[j, i] = self.values
+        return S
+
 
 def prepare_rsa(X: Any, *, metric: Metric = "euclidean", compare: Compare = "spearman") -> RSASide:
     """One side of :func:`rsa`: the centred (ranked) upper triangle of its RDM, refused
@@ -324,14 +335,10 @@ def combine_rsa(sx: RSASide, sy: RSASide, **_: Any) -> RSAResult:
 def permute_rsa(side: RSASide, perm: np.ndarray) -> RSASide:
     """The side with its datapoints reordered by ``perm``: the pair ``(i, j)`` of the
     permuted RDM is the pair ``(perm[i], perm[j])`` of the original, so its condensed
-    entries are gathered, not recomputed (the same multiset: mean and norm unchanged)."""
-    n = side.n
-    i, j = _pairs(n)
-    pi, pj = perm[i], perm[j]
-    lo = np.minimum(pi, pj)
-    idx = np.maximum(pi, pj) - lo - 1
-    idx += n * lo - lo * (lo + 1) // 2
-    return dataclasses.replace(side, values=side.values[idx])
+    entries are gathered from :attr:`RSASide.square`, not recomputed (the same multiset:
+    mean and norm unchanged)."""
+    i, j = _pairs(side.n)
+    return dataclasses.replace(side, values=side.square[perm[i], perm[j]])
 
 
 @functools.lru_cache(maxsize=2)
