@@ -41,7 +41,7 @@ import numpy as np
 import svcca
 
 K = 10
-KNN: Any = "mutual_knn"  # pairwise's signature types only its one-pass measures' names
+KNN = "mutual_knn"
 
 
 # ---------------------------------------------------------------------- data
