@@ -7,17 +7,14 @@ is switched); :func:`save` writes PNG and SVG. :func:`heatmap` also takes the
 :class:`svcca.PairwiseResult` of :func:`svcca.pairwise` as it is (values, labels, measure).
 """
 
-from svcca.plot._figures import (
+from svcca.plot._curves import (
     class_sensitivity,
     coefficient_curves,
     compression_curves,
-    convergence_curves,
     group_similarity,
-    heatmap,
     interpretability,
-    learning_dynamics,
-    save,
 )
+from svcca.plot._figures import convergence_curves, heatmap, learning_dynamics, save
 
 __all__ = [
     "class_sensitivity",
