@@ -68,6 +68,16 @@ from svcca._measures import _declared_field  # noqa: F401
 
 # isort: on
 
+from svcca._measures._replicates import (
+    bootstrap_summary,
+    check_level,
+    choose_scale,
+    jackknife_of_blocks,
+    jackknife_summary,
+    on_scale,
+    quiet_scores,
+)
+
 __all__ = [
     "MEASURES",
     "CCAResult",
@@ -106,6 +116,13 @@ __all__ = [
     "svcca",
     "svcca_two_pass",
     # internal (see the docstring)
+    "bootstrap_summary",
+    "check_level",
+    "choose_scale",
+    "jackknife_of_blocks",
+    "jackknife_summary",
+    "on_scale",
+    "quiet_scores",
     "ENGINES",
     "CCASide",
     "EPS",
