@@ -69,6 +69,7 @@ from svcca._measures import _declared_field  # noqa: F401
 # isort: on
 
 from svcca._measures._replicates import (
+    FEW_ROWS_RATIO,
     bootstrap_summary,
     check_level,
     choose_scale,
@@ -116,6 +117,7 @@ __all__ = [
     "svcca",
     "svcca_two_pass",
     # internal (see the docstring)
+    "FEW_ROWS_RATIO",
     "bootstrap_summary",
     "check_level",
     "choose_scale",

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._measures import (
+    FEW_ROWS_RATIO,
     MEASURES,
     Measure,
     bootstrap_summary,
@@ -41,11 +42,6 @@ __all__ = ["IntervalResult", "bootstrap_summary", "interval", "jackknife_summary
 Method = Literal["jackknife", "bootstrap"]
 Transform = Literal["auto", "logit", "fisher", "none"]
 
-# n / (p + q) below which the measured coverage of nominal 95% intervals falls short of
-# 95% (binomial test over 2,000 repetitions, docs/uncertainty.md "Coverage, measured"):
-# the jackknife covers from 20 (p + q) (0.938 to 0.952), the bootstrap from 40 (p + q)
-# (0.929 at 20 (p + q), 0.941 at 40 (p + q)).
-FEW_ROWS_RATIO = {"jackknife": 20.0, "bootstrap": 40.0}
 
 
 @result
