@@ -43,7 +43,6 @@ Method = Literal["jackknife", "bootstrap"]
 Transform = Literal["auto", "logit", "fisher", "none"]
 
 
-
 @result
 class IntervalResult:
     """An interval for a measure's population value.
