@@ -182,3 +182,14 @@ def test_too_few_rows_or_blocks_for_a_jackknife_are_refused(measure):
             svcca.pairwise(two, measure=measure, uncertainty="jackknife", blocks=2)
         with pytest.raises(ValueError, match="Only 1 of 2 blocks hold rows"):
             svcca.pairwise(three, measure=measure, uncertainty="jackknife", blocks=2, seed=seed)
+
+
+def test_intervals_do_not_depend_on_the_chunks_or_the_source(tmp_path):
+    reps = _reps(n=700, k=2)
+    np.save(tmp_path / "a.npy", reps["l0"])
+    files = {"l0": np.load(tmp_path / "a.npy", mmap_mode="r"), "l1": reps["l1"]}
+    whole = svcca.pairwise(reps, measure="cca", uncertainty="jackknife", blocks=9)
+    chunked = svcca.pairwise(files, measure="cca", uncertainty="jackknife", blocks=9, chunk_size=37)
+    # rows go to blocks by their global index: the same blocks, sums in another order
+    for key in ("values", "corrected", "standard_errors", "low", "high"):
+        np.testing.assert_allclose(getattr(chunked, key), getattr(whole, key), rtol=0, atol=ATOL)
