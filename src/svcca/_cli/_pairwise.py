@@ -75,6 +75,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="svcca on very wide layers: sketch each layer to this many directions first",
     )
     parser.add_argument(
+        "--uncertainty",
+        choices=["jackknife"],
+        default=None,
+        help="an interval for every cell (delete-a-block jackknife); the CSV becomes one "
+        "line per cell: row, col, value, corrected, se, low, high",
+    )
+    parser.add_argument("--blocks", type=int, default=None, help="jackknife blocks (default 20)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the rows' blocks (default 0)"
+    )
+    parser.add_argument("--level", type=float, default=None, help="interval level (default 0.95)")
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -185,6 +197,16 @@ def csv_corner(result: Any) -> str:
 def _csv_text(result: Any) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    if result.uncertainty is not None:  # one line per cell, its interval beside it
+        u = result.uncertainty
+        corner = (
+            f"{csv_corner(result)}; {u['method']} {u['level']:g}, {u['blocks']} blocks, "
+            f"seed {u['seed']}"
+        )
+        w.writerow([corner, "col", "value", "corrected", "se", "low", "high"])
+        for line in result.intervals_to_pandas().itertuples(index=False):
+            w.writerow([line[0], line[1], *(repr(float(v)) for v in line[2:])])
+        return buf.getvalue()
     w.writerow([csv_corner(result), *result.cols])
     for label, row in zip(result.rows, result.values, strict=True):
         w.writerow([label, *(repr(float(v)) for v in row)])
@@ -235,6 +257,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output must end in .csv or .json; got {args.output!r}")
     if args.heatmap and not args.heatmap.lower().endswith(".png"):
         raise UsageError(f"--heatmap must name a .png file; got {args.heatmap!r}")
+    given = [f for f in ("blocks", "seed", "level") if getattr(args, f) is not None]
+    if given and args.uncertainty is None:
+        raise UsageError(
+            f"--{given[0]} sets the intervals of --uncertainty jackknife; add "
+            "--uncertainty jackknife, or leave it out."
+        )
     rows, where = _collect(args.inputs, args.transpose)
     cols, where_cols = ({}, {}) if not args.cols else _collect(args.cols, args.transpose)
     shapes = [(where[k], a.shape) for k, a in rows.items()]
@@ -247,6 +275,16 @@ def run(args: argparse.Namespace) -> int:
         chunk_size=chunk_size,
         progress=args.progress,
         **settings,
+        **(
+            {}
+            if args.uncertainty is None
+            else {
+                "uncertainty": args.uncertainty,
+                "blocks": 20 if args.blocks is None else args.blocks,
+                "seed": 0 if args.seed is None else args.seed,
+                "level": 0.95 if args.level is None else args.level,
+            }
+        ),
     )
     as_json = args.json or (args.output or "").lower().endswith(".json")
     text = json.dumps(result.to_dict(), indent=1) + "\n" if as_json else _csv_text(result)

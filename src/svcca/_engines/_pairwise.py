@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from svcca._engines._cells import check_uncertainty, refuse_uncertainty
+from svcca._engines._cells import with_intervals as _with_intervals
+from svcca._engines._cells_rows import per_pair_intervals
 from svcca._engines._combine import ONE_PASS_MEASURES, warn_inflated
 from svcca._engines._pairwise_result import PairwiseResult
 from svcca._engines._passes import two_passes
@@ -35,7 +38,6 @@ from svcca._validation import (
 __all__ = ["PairwiseResult", "pairwise"]
 
 
-
 def pairwise(
     rows: Mapping[str, Any] | Sequence[Any],
     cols: Mapping[str, Any] | Sequence[Any] | None = None,
@@ -49,6 +51,10 @@ def pairwise(
     progress: bool | None = False,
     precision: Precision = "float64",
     params: Mapping[str, Any] | None = None,
+    uncertainty: Literal["jackknife"] | None = None,
+    blocks: int = 20,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> PairwiseResult:
     """Compare every representation with every other (or every row with every column).
 
@@ -106,12 +112,47 @@ def pairwise(
         Parameters of a measure called per pair (``{"bandwidth": 0.5}`` for
         ``"cka_rbf"``, ``{"alpha": 0.5}`` for ``"shape_distance"``), checked against its
         declaration; the one-pass measures take ``keep``, ``variance`` and ``epsilon``.
+    uncertainty : {None, "jackknife"}, default None
+        ``"jackknife"``: an interval for every cell, from one pass over the data, for
+        the one-pass measures (``"svcca"``, ``"cca"``, ``"pwcca"``, ``"pls"``,
+        ``"cka_linear"``). Separate keywords (``blocks``, ``seed``, ``level``) rather
+        than one mapping, as in :func:`svcca.stats.interval`, whose interval each cell
+        equals (to round-off) for ``interval(rows[i], cols[j], measure=measure,
+        blocks=blocks, seed=seed, level=level)``. The pass keeps, per block of rows,
+        the moments of all representations side by side (``blocks + 1`` statistics of
+        ``(sum p_i)^2`` float64 entries, planned against half the free memory: else
+        :class:`~svcca.DeviceMemoryError` with the size and the fix); each cell's
+        leave-one-block-out statistics are slices of them, and the measure is
+        evaluated on each through :data:`svcca.MEASURES`. For ``"svcca"`` the kept
+        directions are **refitted on every leave-one-block-out statistic**, so the
+        jackknife resamples the whole estimator, direction choice included. The
+        values are then the measure on the pass's total statistic (this replaces the
+        two passes of the default path; they agree to round-off). Every other measure
+        (served per pair) gets the block jackknife on the rows, as
+        :func:`svcca.stats.interval` gives it: each representation is prepared again
+        without each block and every pair combined, ``blocks + 1`` times the cost of
+        the call without intervals, in the same memory (a neighbour measure stays
+        valid: no row is duplicated). Refused, with the reason, for dask inputs,
+        tensors on a device, ``sketch_size`` and ``precision="float32"`` (see
+        docs/uncertainty.md).
+    blocks : int, default 20
+        Jackknife blocks ``G``; rows go to blocks by a seeded hash of their global
+        index (:func:`svcca.stats.block_of`), so a loader sorted by class puts every
+        class in every block.
+    seed : int, default 0
+        Seed of that hash.
+    level : float, default 0.95
+        Nominal coverage of each cell's interval (not simultaneous over cells).
 
     Returns
     -------
     PairwiseResult
         ``.values[i, j]`` equals ``measure(rows[i], cols[j]).score`` (to round-off),
-        with ``.rows``, ``.cols`` and ``.to_pandas()``.
+        with ``.rows``, ``.cols`` and ``.to_pandas()``. With ``uncertainty``, also
+        ``.corrected`` (the jackknife's bias-corrected estimate), ``.standard_errors``,
+        ``.low`` and ``.high``, each shaped like ``.values``, and ``.uncertainty``
+        (method, level, blocks, seed); :meth:`PairwiseResult.intervals_to_pandas`
+        gives them as a long table.
 
     Notes
     -----
@@ -149,7 +190,10 @@ def pairwise(
         fix="svcca measures (or svcca.MEASURES) lists them; svcca.register adds your own.",
     )  # type: ignore[assignment]
     params = dict(params or {})
+    unc = None if uncertainty is None else check_uncertainty(uncertainty, blocks, seed, level)
     if measure not in ONE_PASS_MEASURES:
+        if unc is not None:
+            return per_pair_intervals(plan_of(rows, cols), REGISTRY[measure], params, unc, progress)
         return _per_pair(rows, cols, REGISTRY[measure], params, progress)
     if params:
         raise TypeError(
@@ -178,6 +222,9 @@ def pairwise(
         for s in plan.srcs:
             check_keep_fits(keep, s.p, repr(s.name))
     use_dask = any(is_dask_array(s.obj) for s in plan.srcs)
+    if unc is not None:
+        refuse_uncertainty(plan, use_dask, sketch_size, precision)
+        return _with_intervals(plan, measure, keep, variance, epsilon, chunk_size, progress, unc)
     if sketch_size is not None:
         if use_dask:
             raise ValueError(

@@ -46,6 +46,11 @@ class PairwiseResult:
     n_samples: int
     dims_rows: tuple[int, ...]
     dims_cols: tuple[int, ...]
+    corrected: np.ndarray | None = None
+    standard_errors: np.ndarray | None = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    uncertainty: Mapping[str, Any] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -113,7 +118,43 @@ class PairwiseResult:
         )
         df.attrs["measure"] = self.measure
         df.attrs["settings"] = dict(self.settings)
+        if self.uncertainty is not None:  # the matrices beside the values, by name
+            df.attrs["uncertainty"] = dict(self.uncertainty)
+            for key in ("corrected", "standard_errors", "low", "high"):
+                df.attrs[key] = np.array(getattr(self, key))
         return df
+
+    def intervals_to_pandas(self) -> Any:
+        """Each cell's interval as a long ``pandas.DataFrame``.
+
+        Columns ``row``, ``col``, ``value``, ``corrected``, ``se``, ``low``, ``high``, one
+        line per cell in row-major order. Raises ``ValueError`` for a result made
+        without ``uncertainty=``.
+        """
+        self._require_intervals("intervals_to_pandas()")
+        import pandas as pd
+
+        r, c = self.shape
+        assert self.corrected is not None and self.standard_errors is not None
+        assert self.low is not None and self.high is not None
+        return pd.DataFrame(
+            {
+                "row": [self.rows[i] for i in range(r) for _ in range(c)],
+                "col": [self.cols[j] for _ in range(r) for j in range(c)],
+                "value": self.values.ravel(),
+                "corrected": self.corrected.ravel(),
+                "se": self.standard_errors.ravel(),
+                "low": self.low.ravel(),
+                "high": self.high.ravel(),
+            }
+        )
+
+    def _require_intervals(self, what: str) -> None:
+        if self.uncertainty is None:
+            raise ValueError(
+                f"{what} needs intervals; this result has none. Call "
+                "svcca.pairwise(..., uncertainty='jackknife')."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python types (lists, floats, str), ready for ``json.dump``."""
@@ -129,7 +170,16 @@ class PairwiseResult:
             "dims_rows": list(self.dims_rows),
             "dims_cols": list(self.dims_cols),
             "values": self.values.tolist(),
+            **self._intervals_dict(),
         }
+
+    def _intervals_dict(self) -> dict[str, Any]:
+        if self.uncertainty is None:
+            return {}
+        out: dict[str, Any] = {"uncertainty": dict(self.uncertainty)}
+        for key in ("corrected", "standard_errors", "low", "high"):
+            out[key] = np.asarray(getattr(self, key)).tolist()
+        return out
 
 
 def _pandas_index(labels: tuple[Hashable, ...]) -> Any:

@@ -68,6 +68,17 @@ from svcca._measures import _declared_field  # noqa: F401
 
 # isort: on
 
+from svcca._measures._replicates import (
+    FEW_ROWS_RATIO,
+    bootstrap_summary,
+    check_level,
+    choose_scale,
+    jackknife_of_blocks,
+    jackknife_summary,
+    on_scale,
+    quiet_scores,
+)
+
 __all__ = [
     "MEASURES",
     "CCAResult",
@@ -106,6 +117,14 @@ __all__ = [
     "svcca",
     "svcca_two_pass",
     # internal (see the docstring)
+    "FEW_ROWS_RATIO",
+    "bootstrap_summary",
+    "check_level",
+    "choose_scale",
+    "jackknife_of_blocks",
+    "jackknife_summary",
+    "on_scale",
+    "quiet_scores",
     "ENGINES",
     "CCASide",
     "EPS",

@@ -17,10 +17,26 @@ its modules:
 - :func:`release_rows`: hand back a memmap's pages once read;
 - :func:`column_means`, :func:`scale_for`, :func:`top_of`: the sums' power-of-two units;
 - :func:`moments_of_tensor_pair`, :func:`register_dask_moments`: the tensor and Dask
-  paths of :meth:`Moments.from_arrays`.
+  paths of :meth:`Moments.from_arrays`;
+- :class:`BlockMoments`, :class:`PoissonMoments`, :func:`block_of`,
+  :func:`poisson_weights`, :func:`subtract_moments` (public through :mod:`svcca.stats`)
+  and :func:`plan_statistics`, :func:`check_count`, :func:`check_seed`: the per-block
+  statistics of one pass that every interval is made of, here so that the engines
+  (``pairwise``'s intervals per cell) and ``svcca.stats`` share them.
 """
 
 from svcca._moments._accumulator import Accumulator, raise_bad_chunk, release_rows
+from svcca._moments._blocks import (
+    BlockMoments,
+    PoissonMoments,
+    block_of,
+    check_count,
+    check_seed,
+    plan_statistics,
+    poisson_weights,
+    statistic_bytes,
+    subtract_moments,
+)
 from svcca._moments._chunks import FLOAT32_CHUNK_ROWS, chunk_rows
 from svcca._moments._cross import CrossMoments, cross_moments
 from svcca._moments._moments import Moments
@@ -35,6 +51,15 @@ __all__ = [
     # internal (see the docstring)
     "FLOAT32_CHUNK_ROWS",
     "Accumulator",
+    "BlockMoments",
+    "PoissonMoments",
+    "block_of",
+    "check_count",
+    "check_seed",
+    "plan_statistics",
+    "poisson_weights",
+    "statistic_bytes",
+    "subtract_moments",
     "CrossMoments",
     "TorchAccumulator",
     "chunk_rows",

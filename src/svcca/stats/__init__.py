@@ -12,14 +12,14 @@ debiased=True)``, or your own). A measure a statistic cannot serve (a minibatch
 estimator) is refused with the reason.
 """
 
-from svcca.stats._bartlett import BartlettResult, bartlett
-from svcca.stats._blocks import (
+from svcca._moments import (
     BlockMoments,
     PoissonMoments,
     block_of,
     poisson_weights,
     subtract_moments,
 )
+from svcca.stats._bartlett import BartlettResult, bartlett
 from svcca.stats._crossval import CrossValidated, cross_validate, held_out_score
 from svcca.stats._intervals import IntervalResult, interval
 from svcca.stats._multiple import (

@@ -12,9 +12,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._moments import Moments
+from svcca._moments import BlockMoments, Moments, check_count, check_seed, subtract_moments
 from svcca._result import result
-from svcca.stats._blocks import BlockMoments, check_count, check_seed, subtract_moments
 
 __all__ = ["CrossValidated", "cross_validate", "held_out_score"]
 

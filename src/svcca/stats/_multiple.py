@@ -10,13 +10,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._moments import BlockMoments, block_of, check_count, check_seed, subtract_moments
 from svcca._result import result
 from svcca._validation import SVCCAWarning
-from svcca.stats._blocks import BlockMoments, block_of, check_count, check_seed, subtract_moments
 from svcca.stats._intervals import (
-    _quiet_scores,
     check_level,
     jackknife_summary,
+    quiet_scores,
     resolve_measure,
     warn_few_rows,
 )
@@ -187,7 +187,7 @@ def paired_difference(
         a = [v[k] for v in arrays]
         return float(m.score(a[0], a[1], **params)) - float(m.score(a[2], a[3], **params))
 
-    reps = _quiet_scores(drop, used)
+    reps = quiet_scores(drop, used)
     return _summary(m.name, s1, s2, reps, sizes[used], level, seed, n)
 
 
@@ -212,7 +212,7 @@ def _paired_moments(
             m.score(subtract_moments(t2, b2.block(j)), None, **params)
         )
 
-    reps = _quiet_scores(drop, used)
+    reps = quiet_scores(drop, used)
     return _summary(m.name, s1, s2, reps, sizes[used], level, b1.seed, t1.n)
 
 

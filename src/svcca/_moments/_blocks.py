@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from svcca._device import DeviceMemoryError, free_bytes
-from svcca._moments import Moments
+from svcca._moments._moments import Moments
 
 __all__ = [
     "BlockMoments",

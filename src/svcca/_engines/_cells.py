@@ -1,0 +1,305 @@
+"""An interval for every cell of ``pairwise``, from one pass over the data.
+
+The one-pass measures (SVCCA, CCA, PWCCA, PLS, linear CKA) are functions of the
+:class:`svcca.Moments` of a pair, and those are sums over rows. One pass that keeps, per
+block of rows, the moments of *all* representations side by side (one statistic of
+width ``P = sum p_i``: every representation's Gram matrix and every cross block)
+therefore holds every pair's per-block statistics: pair ``(i, j)``'s is a slice of it.
+Each cell's delete-a-block jackknife is then the one :func:`svcca.stats.interval` forms
+(:func:`svcca._measures.jackknife_of_blocks`): the measure, through the registry, on the
+total and on the total minus each block.
+
+Rows go to blocks by :func:`svcca.stats.block_of` of their *global* index, so the blocks
+are those of ``svcca.stats.interval(X_i, X_j, blocks=G, seed=s)``, and the cell's
+interval equals that call's to round-off.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from svcca._engines._plan import Plan
+from svcca._measures import FEW_ROWS_RATIO, MEASURES, Measure, check_level, jackknife_of_blocks
+from svcca._moments import Moments, block_of, check_count, check_seed, plan_statistics
+from svcca._progress import Progress as _Progress
+from svcca._validation import SVCCAWarning, check_chunk_size
+
+__all__ = [
+    "CellIntervals",
+    "block_statistics",
+    "cell_intervals",
+    "check_uncertainty",
+    "refuse_uncertainty",
+    "with_intervals",
+]
+
+# Rows per chunk of the block pass: about this many float64 bytes of all representations.
+_PASS_BYTES = 64 * 2**20
+
+
+def check_uncertainty(uncertainty: Any, blocks: Any, seed: Any, level: Any) -> dict[str, Any]:
+    """Validate ``pairwise``'s uncertainty keywords; the mapping the result records."""
+    if uncertainty != "jackknife":
+        raise ValueError(
+            f"uncertainty must be None or 'jackknife' (a delete-a-block jackknife per cell); "
+            f"got {uncertainty!r}. For a Poisson bootstrap of one pair, call "
+            "svcca.stats.interval(X, Y, method='bootstrap')."
+        )
+    return {
+        "method": "jackknife",
+        "level": check_level(level),
+        "blocks": check_count(blocks, "blocks", 2),
+        "seed": check_seed(seed),
+    }
+
+
+def block_statistics(
+    plan: Plan, blocks: int, seed: int, chunk_size: int | None, progress: bool | None
+) -> tuple[list[Moments], list[slice]]:
+    """One :class:`svcca.Moments` per block of the representations side by side.
+
+    Returns the ``G`` statistics (width ``P = sum p_i``, ``q = 0``) and each
+    representation's columns in them. Memory: ``G + 1`` statistics of ``P^2`` float64
+    entries, planned against half the free host memory before anything is read
+    (:class:`svcca.DeviceMemoryError` naming the size and the fix otherwise), plus one
+    chunk of ``rows x P``. Time: ``P^2`` products per row, once.
+    """
+    widths = [s.p for s in plan.srcs]
+    P = int(sum(widths))
+    plan_statistics(
+        blocks + 1,
+        P,
+        0,
+        f"pairwise(..., uncertainty='jackknife') over {len(widths)} representations of "
+        f"{P} features in all, with {blocks} blocks,",
+        "Use fewer blocks (blocks=10 still gives a jackknife interval), fewer or narrower "
+        "representations per call (split the matrix into row/column groups with cols=), "
+        "or reduce the widths first (PCA or a random projection).",
+    )
+    offs = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+    cols = [slice(int(a), int(b)) for a, b in zip(offs[:-1], offs[1:], strict=True)]
+    n = plan.n
+    chunk_size = check_chunk_size(chunk_size)
+    rows = chunk_size or max(1024, _PASS_BYTES // (8 * max(P, 1)))
+    rows = max(1, min(n, rows))
+    parts = [Moments.empty(P) for _ in range(blocks)]
+    chunk = np.empty((rows, P))
+    bufs = [np.empty((rows, s.p)) for s in plan.srcs]
+    bar = _Progress(progress, total=-(-n // rows), desc="blocks")
+    try:
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            m = stop - start
+            for s, c, buf in zip(plan.srcs, cols, bufs, strict=True):
+                chunk[:m, c] = s.read(start, stop, buf)
+            b = block_of(np.arange(start, stop), blocks, seed)
+            order = np.argsort(b, kind="stable")
+            bounds = np.searchsorted(b[order], np.arange(blocks + 1))
+            for j in range(blocks):
+                idx = order[bounds[j] : bounds[j + 1]]
+                if idx.size:
+                    parts[j].update(chunk[:m][idx])
+            bar.update(1)
+    finally:
+        bar.close()
+    return parts, cols
+
+
+def _pair(m: Moments, a: slice, b: slice) -> Moments:
+    """Pair ``(a, b)``'s statistic, sliced out of the side-by-side one."""
+    return Moments(
+        m.n,
+        m.mean_x[a].copy(),
+        m.mean_x[b].copy(),
+        m.sxx[a, a].copy(),
+        m.sxx[b, b].copy(),
+        m.sxx[a, b].copy(),
+        scale_x=m.scale_x,
+        scale_y=m.scale_x,
+    )
+
+
+@dataclass(frozen=True)
+class CellIntervals:
+    """Per-cell jackknife summaries, each shaped like the matrix."""
+
+    estimate: np.ndarray
+    corrected: np.ndarray
+    standard_errors: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    blocks_used: int
+
+
+def cell_intervals(
+    plan: Plan,
+    parts: list[Moments],
+    cols: list[slice],
+    measure: str,
+    params: Mapping[str, Any],
+    level: float,
+) -> CellIntervals:
+    """Every cell's delete-a-block jackknife from the side-by-side block statistics."""
+    m = MEASURES[measure]
+    total = Moments.empty(parts[0].p)
+    for part in parts:
+        total.merge_in_place(part)
+    if total.n < 3:
+        raise ValueError(f"An interval needs at least 3 rows; got {total.n}.")
+    shape = (len(plan.row_u), len(plan.col_u))
+    out = {k: np.zeros(shape) for k in ("estimate", "corrected", "se", "low", "high")}
+    mirror = plan.square and measure != "pwcca"  # PWCCA weighs by the row side
+    with warnings.catch_warnings():
+        # The matrix's own warnings (few samples per pair) are raised once, by pairwise.
+        warnings.simplefilter("ignore", SVCCAWarning)
+        _fill(plan, parts, cols, m, params, level, total, out, mirror)
+    for arr in out.values():
+        arr.flags.writeable = False
+    used = int(np.count_nonzero([p.n for p in parts]))
+    return CellIntervals(
+        out["estimate"], out["corrected"], out["se"], out["low"], out["high"], used
+    )
+
+
+def _fill(
+    plan: Plan,
+    parts: list[Moments],
+    cols: list[slice],
+    m: Measure,
+    params: Mapping[str, Any],
+    level: float,
+    total: Moments,
+    out: dict[str, np.ndarray],
+    mirror: bool,
+) -> None:
+    for i, ui in enumerate(plan.row_u):
+        for j, uj in enumerate(plan.col_u):
+            if mirror and j < i:
+                for arr in out.values():
+                    arr[i, j] = arr[j, i]
+                continue
+            a, b = cols[ui], cols[uj]
+            cell = [_pair(p, a, b) for p in parts]
+            est, corrected, se, lo, hi, *_ = jackknife_of_blocks(
+                m, cell, params, level, "auto", _pair(total, a, b)
+            )
+            for key, v in zip(out, (est, corrected, se, lo, hi), strict=True):
+                out[key][i, j] = v
+
+
+def refuse_uncertainty(plan: Plan, use_dask: bool, sketch_size: int | None, precision: str) -> None:
+    """Refuse, with the reason, the paths whose cells get no interval yet."""
+    from svcca._engines._passes_device import tensor_device
+
+    if use_dask:
+        raise ValueError(
+            "uncertainty= is not served for dask inputs yet: the block statistics are kept "
+            "on the client, chunk by chunk, and the dask passes reduce on the cluster. "
+            "Compute the arrays (or write them to .npy and pass memmaps), or leave "
+            "uncertainty out."
+        )
+    if sketch_size is not None:
+        raise ValueError(
+            "uncertainty= needs every representation's full Gram matrix per block (SVCCA's "
+            "directions are refitted on each leave-one-block-out statistic), which "
+            "sketch_size exists to avoid. Leave one of them out."
+        )
+    if precision != "float64":
+        raise ValueError(
+            "uncertainty= keeps float64 block statistics; precision='float32' is for the "
+            "exact two passes without intervals. Leave one of them out."
+        )
+    if tensor_device(plan.srcs) is not None:
+        raise ValueError(
+            "uncertainty= is not served for torch tensors on a device yet (a GPU, or any "
+            "inside svcca.on_device): the block statistics are kept on the host, in NumPy. "
+            "Pass NumPy arrays or CPU tensors outside svcca.on_device, or leave "
+            "uncertainty out."
+        )
+
+
+def with_intervals(
+    plan: Plan,
+    measure: str,
+    keep: float | int,
+    variance: Any,
+    epsilon: float,
+    chunk_size: int | None,
+    progress: bool | None,
+    unc: dict[str, Any],
+) -> Any:
+    """``pairwise`` with an interval per cell: one pass of block statistics, then each
+    cell's jackknife; the values are the measure on the total statistic."""
+    from svcca._engines._combine import prepare_all, warn_inflated
+    from svcca._engines._pairwise_result import PairwiseResult
+
+    parts, cols = block_statistics(plan, unc["blocks"], unc["seed"], chunk_size, progress)
+    settings: dict[str, Any] = (
+        {"keep": keep, "variance": variance}
+        if measure == "svcca"
+        else {"epsilon": epsilon}
+        if measure in ("cca", "pwcca")
+        else {}
+    )
+    total = Moments.empty(parts[0].p)
+    for part in parts:
+        total.merge_in_place(part)
+    singles = [  # each representation's own statistic (X only), as pass one gives it
+        Moments(
+            total.n,
+            total.mean_x[c].copy(),
+            np.zeros(0),
+            total.sxx[c, c].copy(),
+            np.zeros((0, 0)),
+            np.zeros((c.stop - c.start, 0)),
+            scale_x=total.scale_x,
+        )
+        for c in cols
+    ]
+    reps = prepare_all(plan.names, singles, measure, keep, variance, epsilon)
+    warn_inflated(plan.n, plan.names, reps, plan.row_u, plan.col_u, measure)
+    _warn_coverage(plan, measure)
+    cells = cell_intervals(plan, parts, cols, measure, settings, unc["level"])
+    return PairwiseResult(
+        values=np.array(cells.estimate),
+        rows=plan.row_labels,
+        cols=plan.col_labels,
+        measure=measure,
+        settings=settings,
+        n_samples=plan.n,
+        dims_rows=tuple(reps[u].dim for u in plan.row_u),
+        dims_cols=tuple(reps[u].dim for u in plan.col_u),
+        corrected=cells.corrected,
+        standard_errors=cells.standard_errors,
+        low=cells.low,
+        high=cells.high,
+        uncertainty={**unc, "blocks_used": cells.blocks_used},
+    )
+
+
+def _warn_coverage(plan: Plan, measure: str) -> None:
+    """One warning where a cell has too few rows for its interval's measured coverage."""
+    ratio = FEW_ROWS_RATIO["jackknife"]
+    widths = [s.p for s in plan.srcs]
+    bad = [
+        (plan.names[a], plan.names[b])
+        for a in plan.row_u
+        for b in plan.col_u
+        if plan.n < ratio * (widths[a] + widths[b])
+    ]
+    if bad:
+        shown = ", ".join(f"({x!r}, {y!r})" for x, y in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        warnings.warn(
+            f"Jackknife intervals for {measure!r} from {plan.n} rows: {len(bad)} cells have "
+            f"fewer than {ratio:g} (p + q) rows, below which the measured coverage of these "
+            f"intervals falls short of their level (docs/uncertainty.md): {shown}{more}. "
+            "Use more rows, or fewer features (svcca's keep=, or PCA first).",
+            SVCCAWarning,
+            stacklevel=4,
+        )
