@@ -14,11 +14,15 @@ capture (:mod:`svcca.torch`) and plots (:mod:`svcca.plot`) are imported on deman
 The package is layered; each layer imports only the ones above it in this list::
 
     _validation, _progress     argument checks, warnings, the progress contract
-    statistic/                 Moments: the mergeable sufficient statistic
-    sources/                   arrays, memmaps, h5py/zarr, dask, torch tensors -> Moments
-    measures/                  every measure, written once as prepare-a-side + combine
-    engines/, stats/, conv/    pairwise engine, resampling statistics, DFT-CCA
-    compat/, torch/, plot/, demo/, cli/   integrations
+    _moments/                  Moments: the mergeable sufficient statistic, row blocks
+    _sources/                  arrays, memmaps, h5py/zarr, dask, torch tensors -> Moments
+    _measures/                 every measure, declared once (MEASURES), prepare + combine
+    _engines/, stats/, conv/   pairwise engine, statistics and intervals, DFT-CCA
+    compat/, torch/, plot/, _demo/, _cli/   integrations
+
+Underscored packages are internal; the public names are this package's ``__all__`` and
+those of ``svcca.torch``, ``svcca.conv``, ``svcca.stats``, ``svcca.plot`` and
+``svcca.compat``.
 
 ``tests/test_layers.py`` checks this order for every import, lazy ones included.
 """
