@@ -100,6 +100,8 @@ def heatmap(
     vmax: float | None = 1.0,
     cmap: str = "viridis",
     annotate: bool = True,
+    excludes: float | None = None,
+    mark: Any = None,
 ) -> Any:
     """A labelled similarity matrix (e.g. layers x layers), with the values written in.
 
@@ -113,12 +115,19 @@ def heatmap(
         Tick labels; for a PairwiseResult they replace its own.
     cbar_label : str, optional
         Label of the colour bar; for a PairwiseResult its measure by default.
+    excludes : float, optional
+        Outline the cells whose interval excludes this value (a PairwiseResult made with
+        ``uncertainty=``: ``low > excludes`` or ``high < excludes``), e.g. ``0`` for
+        "similar beyond chance" or a reference cell's value.
+    mark : array_like of bool, shape (r, c), optional
+        Outline these cells too, e.g. ``svcca.stats.adjust_pvalues(p).rejected``: the
+        cells that survive a multiple-comparison correction.
 
     Returns
     -------
     matplotlib.figure.Figure
         ``fig.axes[0].images[0].get_array()`` is ``matrix``; ``fig.axes[1]`` is the
-        colour bar.
+        colour bar; each outlined cell is one rectangle in ``fig.axes[0].patches``.
 
     Examples
     --------
@@ -143,12 +152,52 @@ def heatmap(
     fig = _figure(1.6 + 0.55 * M.shape[1], 1.6 + 0.45 * M.shape[0])
     ax = fig.add_subplot()
     im = _draw_heatmap(ax, M, rows, cols, vmin=vmin, vmax=vmax, cmap=cmap, annotate=annotate)
+    marked = _marked_cells(matrix, M.shape, excludes, mark)
+    if marked is not None:
+        from matplotlib.patches import Rectangle
+
+        for i, j in zip(*np.nonzero(marked), strict=True):
+            ax.add_patch(
+                # inset, so that two marked neighbours read as two marks
+                Rectangle((j - 0.42, i - 0.42), 0.84, 0.84, fill=False, edgecolor="red", lw=1.5)
+            )
     ax.set_title(_wrap(title, fig.get_figwidth() - 1.4), fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     cbar = fig.colorbar(im, ax=ax, shrink=0.8)
     cbar.set_label(cbar_label)
     return fig
+
+
+def _marked_cells(
+    matrix: Any, shape: tuple[int, ...], excludes: float | None, mark: Any
+) -> np.ndarray | None:
+    """The cells to outline: an interval excluding ``excludes``, or ``mark`` (or both)."""
+    out = None
+    if excludes is not None:
+        low, high = getattr(matrix, "low", None), getattr(matrix, "high", None)
+        if low is None or high is None:
+            raise ValueError(
+                "excludes= outlines the cells whose interval excludes a value, so it needs "
+                "a PairwiseResult with intervals; got "
+                + (
+                    "one without them"
+                    if hasattr(matrix, "low")
+                    else f"a {type(matrix).__name__}"
+                )
+                + ". Make it with svcca.pairwise(..., uncertainty='jackknife')."
+            )
+        out = (np.asarray(low) > excludes) | (np.asarray(high) < excludes)
+    if mark is not None:
+        m = np.asarray(mark)
+        if m.dtype != bool or m.shape != tuple(shape):
+            raise ValueError(
+                f"mark= must be a boolean array of the matrix's shape {tuple(shape)}; got "
+                f"dtype {m.dtype} and shape {m.shape}. For p-values, pass "
+                "svcca.stats.adjust_pvalues(p).rejected."
+            )
+        out = m if out is None else out | m
+    return out
 
 
 def _unpack_pairwise(
