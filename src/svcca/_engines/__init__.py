@@ -11,13 +11,19 @@ rest of ``__all__`` is *internal* API, for :func:`svcca.torch.compare`, which en
 ``pairwise`` does: ``ONE_PASS_MEASURES`` (the measures computed from moments),
 :class:`Rep` and :func:`prepare_all` (each side prepared once), :func:`scores` (every
 pair combined from the cross blocks), :func:`warn_inflated`, and :class:`KeptLayers`
-(the per-pair measures' kept activations). Import them from ``svcca._engines``.
+(the per-pair measures' kept activations), and for ``compare(..., uncertainty=...)``
+the per-cell interval path: :func:`check_uncertainty`, :func:`add_rows` (rows to their
+blocks' statistics), :func:`intervals_from_blocks`, :func:`per_pair_intervals`,
+:class:`Plan` and :func:`plan_of`. Import them from ``svcca._engines``.
 """
 
+from svcca._engines._cells import add_rows, check_uncertainty, intervals_from_blocks
+from svcca._engines._cells_rows import per_pair_intervals
 from svcca._engines._combine import ONE_PASS_MEASURES, Rep, prepare_all, scores, warn_inflated
 from svcca._engines._pairwise import pairwise
 from svcca._engines._pairwise_result import PairwiseResult
 from svcca._engines._per_pair import KeptLayers
+from svcca._engines._plan import Plan, plan_of
 
 __all__ = [
     # public
@@ -26,7 +32,13 @@ __all__ = [
     # internal (see the docstring)
     "ONE_PASS_MEASURES",
     "KeptLayers",
+    "Plan",
     "Rep",
+    "add_rows",
+    "check_uncertainty",
+    "intervals_from_blocks",
+    "per_pair_intervals",
+    "plan_of",
     "prepare_all",
     "scores",
     "warn_inflated",

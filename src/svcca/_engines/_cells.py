@@ -31,9 +31,11 @@ from svcca._validation import SVCCAWarning, check_chunk_size
 
 __all__ = [
     "CellIntervals",
+    "add_rows",
     "block_statistics",
     "cell_intervals",
     "check_uncertainty",
+    "intervals_from_blocks",
     "refuse_uncertainty",
     "with_intervals",
 ]
@@ -97,17 +99,24 @@ def block_statistics(
             m = stop - start
             for s, c, buf in zip(plan.srcs, cols, bufs, strict=True):
                 chunk[:m, c] = s.read(start, stop, buf)
-            b = block_of(np.arange(start, stop), blocks, seed)
-            order = np.argsort(b, kind="stable")
-            bounds = np.searchsorted(b[order], np.arange(blocks + 1))
-            for j in range(blocks):
-                idx = order[bounds[j] : bounds[j + 1]]
-                if idx.size:
-                    parts[j].update(chunk[:m][idx])
+            add_rows(parts, chunk[:m], start, seed)
             bar.update(1)
     finally:
         bar.close()
     return parts, cols
+
+
+def add_rows(parts: list[Moments], rows: np.ndarray, start: int, seed: int) -> None:
+    """Add ``rows`` (m, P), global rows ``start .. start + m - 1``, each to the statistic
+    of its block (:func:`svcca.stats.block_of` with ``G = len(parts)`` and ``seed``)."""
+    blocks = len(parts)
+    b = block_of(np.arange(start, start + rows.shape[0]), blocks, seed)
+    order = np.argsort(b, kind="stable")
+    bounds = np.searchsorted(b[order], np.arange(blocks + 1))
+    for j in range(blocks):
+        idx = order[bounds[j] : bounds[j + 1]]
+        if idx.size:
+            parts[j].update(rows[idx])
 
 
 def _pair(m: Moments, a: slice, b: slice) -> Moments:
@@ -235,10 +244,27 @@ def with_intervals(
 ) -> Any:
     """``pairwise`` with an interval per cell: one pass of block statistics, then each
     cell's jackknife; the values are the measure on the total statistic."""
+    parts, cols = block_statistics(plan, unc["blocks"], unc["seed"], chunk_size, progress)
+    return intervals_from_blocks(plan, parts, cols, measure, keep, variance, epsilon, unc)
+
+
+def intervals_from_blocks(
+    plan: Plan,
+    parts: list[Moments],
+    cols: list[slice],
+    measure: str,
+    keep: float | int,
+    variance: Any,
+    epsilon: float,
+    unc: dict[str, Any],
+) -> Any:
+    """The result of a pass of side-by-side block statistics (``parts``, each
+    representation's columns ``cols``): the values are the measure on the total, each
+    cell's interval its jackknife. Of ``plan`` only the names, labels, ``n`` and the
+    row/column indices are read (``svcca.torch.compare`` passes ``srcs=[]``)."""
     from svcca._engines._combine import prepare_all, warn_inflated
     from svcca._engines._pairwise_result import PairwiseResult
 
-    parts, cols = block_statistics(plan, unc["blocks"], unc["seed"], chunk_size, progress)
     settings: dict[str, Any] = (
         {"keep": keep, "variance": variance}
         if measure == "svcca"
@@ -263,7 +289,7 @@ def with_intervals(
     ]
     reps = prepare_all(plan.names, singles, measure, keep, variance, epsilon)
     warn_inflated(plan.n, plan.names, reps, plan.row_u, plan.col_u, measure)
-    _warn_coverage(plan, measure)
+    _warn_coverage(plan, [c.stop - c.start for c in cols], measure)
     cells = cell_intervals(plan, parts, cols, measure, settings, unc["level"])
     return PairwiseResult(
         values=np.array(cells.estimate),
@@ -282,10 +308,9 @@ def with_intervals(
     )
 
 
-def _warn_coverage(plan: Plan, measure: str) -> None:
+def _warn_coverage(plan: Plan, widths: list[int], measure: str) -> None:
     """One warning where a cell has too few rows for its interval's measured coverage."""
     ratio = FEW_ROWS_RATIO["jackknife"]
-    widths = [s.p for s in plan.srcs]
     bad = [
         (plan.names[a], plan.names[b])
         for a in plan.row_u
@@ -301,5 +326,5 @@ def _warn_coverage(plan: Plan, measure: str) -> None:
             f"intervals falls short of their level (docs/uncertainty.md): {shown}{more}. "
             "Use more rows, or fewer features (svcca's keep=, or PCA first).",
             SVCCAWarning,
-            stacklevel=4,
+            stacklevel=5,  # the user's call of pairwise or torch.compare
         )

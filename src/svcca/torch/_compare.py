@@ -19,7 +19,14 @@ from typing import Any, Literal
 import numpy as np
 
 import svcca._dense as _dense
-from svcca._engines import ONE_PASS_MEASURES, PairwiseResult, Rep, scores, warn_inflated
+from svcca._engines import (
+    ONE_PASS_MEASURES,
+    PairwiseResult,
+    Rep,
+    check_uncertainty,
+    scores,
+    warn_inflated,
+)
 from svcca._measures import MinibatchCKA, Variance
 from svcca._moments import CrossMoments, cross_moments
 from svcca._progress import Progress, check_progress
@@ -34,6 +41,7 @@ from svcca._validation import (
     raise_nonfinite,
 )
 from svcca.torch._batches import order_free
+from svcca.torch._compare_cells import BlockCells, kept_intervals, refuse_device
 from svcca.torch._layers import resolve_layers
 from svcca.torch._options import Calls, CaptureOptions, MaskOption, Selector, Sequence_
 from svcca.torch._run import run_capture
@@ -177,6 +185,10 @@ def compare(
     progress: bool | None = False,
     precision: Precision = "float64",
     params: Mapping[str, Any] | None = None,
+    uncertainty: Literal["jackknife"] | None = None,
+    blocks: int = 20,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> PairwiseResult:
     """Compare every layer of ``model_a`` with every layer of ``model_b``, in one pass.
 
@@ -236,13 +248,31 @@ def compare(
     params : mapping, optional
         Parameters of a measure called per pair (``{"alpha": 0.5}`` for
         ``"shape_distance"``), checked against its declaration.
+    uncertainty : {None, "jackknife"}, default None
+        ``"jackknife"``: every cell also gets a delete-a-block jackknife interval, as in
+        :func:`svcca.pairwise` (docs/uncertainty.md). Batch rows get their global index
+        from the batch order (the rows seen so far) and go to blocks by
+        :func:`svcca.stats.block_of` of it, so each cell equals ``pairwise(capture(...),
+        uncertainty="jackknife")``'s with the same ``blocks`` and ``seed``, whatever the
+        batch size. Streamed measures keep ``blocks + 1`` statistics of ``P^2`` float64
+        numbers (``P``: the layers' total width) on the host, planned against half the
+        free memory; measures called per pair use the kept rows. Not for
+        ``"cka_minibatch"``, ``precision="float32"`` or batches delivered on a device.
+    blocks : int, default 20
+        Number of blocks ``G`` (at least 2).
+    seed : int, default 0
+        Seed of the row-to-block hash.
+    level : float, default 0.95
+        Confidence level of the intervals.
 
     Returns
     -------
     PairwiseResult
         ``.values[i, j]`` compares ``layers_a[i]`` of ``model_a`` with ``layers_b[j]`` of
         ``model_b``; ``.rows`` and ``.cols`` are the layer names; plot it with
-        ``svcca.plot.heatmap(result)``.
+        ``svcca.plot.heatmap(result)``. With ``uncertainty``, also ``.corrected``,
+        ``.standard_errors``, ``.low``, ``.high`` (shaped like ``.values``) and
+        ``.uncertainty``, as :func:`svcca.pairwise` gives them.
 
     Raises
     ------
@@ -316,6 +346,19 @@ def compare(
             "sequences with svcca.torch.capture(..., sequence='keep')."
         )
     check_progress(progress)
+    unc = None if uncertainty is None else check_uncertainty(uncertainty, blocks, seed, level)
+    if unc is not None and measure == "cka_minibatch":
+        raise ValueError(
+            "uncertainty= is not served for measure='cka_minibatch': it averages HSICs over "
+            "the loader's own batches, so the rows cannot be regrouped into the blocks of a "
+            "row hash. For a streamed interval use measure='cka_linear' (full-data linear "
+            "CKA), or leave uncertainty out."
+        )
+    if unc is not None and precision != "float64":
+        raise ValueError(
+            "uncertainty= keeps float64 block statistics; precision='float32' is for the "
+            "accumulation without intervals. Leave one of them out."
+        )
     la = _layer_list(layers_a, "layers_a")
     lb = la if layers_b is None else _layer_list(layers_b, "layers_b")
     for m, nm in ((model_a, "model_a"), (model_b, "model_b")):
@@ -376,6 +419,10 @@ def compare(
             plan["keys"] = keys
         elif mb is not None:  # minibatch CKA keeps its own sums: only the layers' names
             plan["acc"] = _Layers(*keys, labels)
+        elif unc is not None:  # per block, every layer side by side (pairwise's pass)
+            refuse_device(next(iter(arrays.values())))
+            widths = {k: int(arrays[k].shape[1]) for k in dict.fromkeys([*keys[0], *keys[1]])}
+            plan["acc"] = BlockCells(*keys, labels, widths, unc, _check_finite)
         else:
             plan["acc"] = cross_moments(*keys, labels, precision, arrays)
 
@@ -431,7 +478,7 @@ def compare(
     if not plan:
         raise ValueError("batches was empty: there was nothing to run the models on.")
     acc = plan["acc"]
-    if mb is None and per_pair is None:
+    if mb is None and per_pair is None and unc is None:
         acc.finish()
     row_names = tuple(nm for _, nm, _ in plan["rows"])
     col_names = tuple(nm for _, nm, _ in plan["cols"])
@@ -440,6 +487,10 @@ def compare(
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
     if mb is not None:
         return _minibatch_result(mb, row_names, col_names, acc)
+    if per_pair is not None and unc is not None:
+        return kept_intervals(acc, plan["rows"], plan["cols"], params, unc, progress)
+    if unc is not None:
+        return acc.result(row_names, col_names, measure, keep, variance, epsilon)
     if per_pair is not None:
         rk, ck = plan["keys"]
         widths = {k: acc.parts[k][0].shape[1] for k in acc.keys}
