@@ -146,3 +146,12 @@ def test_blocks_that_do_not_fit_are_refused_with_the_size():
         r"MiB.*Use fewer blocks",
     ):
         st.compare(a, b, x, LAYERS, uncertainty="jackknife", blocks=10**9)
+
+
+def test_few_rows_warning_points_at_the_call():
+    torch.manual_seed(0)
+    wide = nn.Sequential(nn.Linear(6, 30), nn.Tanh()).double()
+    x = list(_inputs(200).split(50))
+    with pytest.warns(svcca.SVCCAWarning, match=r"Jackknife intervals for 'cca' from 200") as w:
+        st.compare(wide, wide, x, ["0", "1"], measure="cca", uncertainty="jackknife")
+    assert any(r.filename == __file__ for r in w if "Jackknife" in str(r.message))
