@@ -79,6 +79,12 @@ def test_summaries_are_those_of_the_stacked_runs():
 
 def test_runs_that_differ_by_the_seed_are_flagged():
     out = across_runs(_runs(6, "cca", same_data=True))
+    # the across-run interval stays in CCA's range [0, 1] (cut where mean -+ t s / sqrt(k)
+    # leaves it), else it is the t interval
+    t = sps.t.ppf(0.975, 5) * out.std / np.sqrt(6)
+    np.testing.assert_allclose(out.low, np.clip(out.mean - t, 0, 1), rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(out.high, np.clip(out.mean + t, 0, 1), rtol=1e-12, atol=1e-16)
+    assert out.low.min() >= 0 and out.high.max() <= 1
     # b's noise level is 0.2, 1 or 3 by seed: a-b and b-c move far more than n = 400
     # datapoints explain
     assert out.flagged[0, 1] and out.flagged[1, 2] and out.flagged[1, 0]
@@ -149,3 +155,22 @@ def test_mismatched_or_unfit_runs_are_refused_with_the_fix():
         across_runs(kept)
     with pytest.raises(ValueError, match=r"threshold must be a positive finite number; got 0"):
         across_runs([good, good], threshold=0)
+
+
+def test_the_across_run_interval_is_cut_to_the_measures_range():
+    # three runs whose noise level is the seed's (0.3, 1.3, 2.3): CCA spreads so wide that
+    # mean - t_2 s / sqrt(3) falls below 0, where no population CCA lies
+    runs = []
+    for seed in range(3):
+        r = np.random.default_rng(seed)
+        Z = r.standard_normal((400, 5))
+        layers = {
+            f"l{k}": Z[:, k : k + 3] @ r.standard_normal((3, 3))
+            + (0.3 + seed) * r.standard_normal((400, 3))
+            for k in range(3)
+        }
+        runs.append(svcca.pairwise(layers, measure="cca", uncertainty="jackknife"))
+    out = across_runs(runs)
+    raw = out.mean - sps.t.ppf(0.975, 2) * out.std / np.sqrt(3)
+    assert raw[0, 1] < 0 and out.low[0, 1] == 0.0
+    assert out.high[0, 1] == pytest.approx(2 * out.mean[0, 1] - raw[0, 1], rel=1e-12)

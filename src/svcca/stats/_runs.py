@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from svcca._engines import PairwiseResult
+from svcca._measures import MEASURES
 from svcca._result import result
 
 __all__ = ["AcrossRuns", "across_runs"]
@@ -50,8 +51,10 @@ class AcrossRuns:
         another.
     low, high : ndarray
         Student-t interval at ``level`` for the mean over runs (the population of
-        runs): ``mean -+ t_{k-1} std / sqrt(k)`` with ``k`` runs. It treats the runs as
-        a sample of seeds; with few runs it is wide, as it should be.
+        runs): ``mean -+ t_{k-1} std / sqrt(k)`` with ``k`` runs, cut to the measure's
+        range (``svcca.MEASURES[measure].range``: a population value lies in it, so the
+        cut keeps the coverage). It treats the runs as a sample of seeds; with few runs
+        it is wide, as it should be.
     values : ndarray, shape (n_runs, n_rows, n_cols)
         Each run's ``.values``, in the order given.
     rows, cols : tuple
@@ -223,6 +226,7 @@ def across_runs(
     flagged = np.nan_to_num(ratio, nan=0.0, posinf=np.inf) > threshold
     level = float(first.uncertainty["level"])  # type: ignore[index]
     half = float(sps.t.ppf(0.5 + level / 2, k - 1)) * std / np.sqrt(k)
+    lo, hi = _range(first.measure)
     return AcrossRuns(
         mean=mean,
         std=std,
@@ -231,8 +235,8 @@ def across_runs(
         within=within,
         ratio=ratio,
         flagged=flagged,
-        low=mean - half,
-        high=mean + half,
+        low=np.clip(mean - half, lo, hi),
+        high=np.clip(mean + half, lo, hi),
         values=values,
         rows=tuple(first.rows),
         cols=tuple(first.cols),
@@ -249,3 +253,11 @@ def _same(run: Hashable, ref: Hashable, what: str, got: Any, want: Any, fix: str
             f"Run {run!r} has {what} {got!r} but run {ref!r} has {want!r}: across_runs compares "
             f"one comparison over runs. Make every run's matrix with {fix}."
         )
+
+
+def _range(measure: str) -> tuple[float, float]:
+    """The registered measure's range, or the whole line for a name not registered."""
+    m = MEASURES.get(measure)
+    if m is None:
+        return (-np.inf, np.inf)
+    return (float(m.range[0]), float(m.range[1]))
