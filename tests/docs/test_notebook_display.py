@@ -97,6 +97,12 @@ def every_result():
         svcca.stats.paired_difference((X, Y), (X, np.tanh(Y)), blocks=5, seed=0),
         svcca.stats.adjust_pvalues([0.01, 0.04, 0.2]),
         svcca.stats.cross_validate(X, Y, measure="cca", folds=3),
+        svcca.stats.across_runs(
+            [
+                svcca.pairwise({"x": X, "y": Y + s * X[:, :9]}, uncertainty="jackknife", blocks=5)
+                for s in (0.0, 1.0)
+            ]
+        ),
     ]
     rng = np.random.default_rng(1)
     A = rng.standard_normal((40, 4, 4, 3))

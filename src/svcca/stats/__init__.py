@@ -3,7 +3,8 @@ confidence intervals, Bartlett's test, and how many datapoints a comparison need
 from one pass over the data (docs/uncertainty.md): block-jackknife and Poisson-bootstrap
 intervals (:func:`interval`), paired tests between cells (:func:`paired_difference`),
 multiple-comparison control (:func:`adjust_pvalues`) and held-out scores
-(:func:`cross_validate`).
+(:func:`cross_validate`); the spread of a comparison across training runs beside its
+spread across datapoints (:func:`across_runs`).
 
 Every function takes a *measure*: a name of :data:`svcca.MEASURES` (``"cka_rbf"``, with
 ``params={"bandwidth": 0.5}``), a :class:`svcca.Measure`, or any callable ``measure(X,
@@ -35,8 +36,11 @@ from svcca.stats._resampling import (
     bootstrap,
     permutation_test,
 )
+from svcca.stats._runs import AcrossRuns, across_runs
 
 __all__ = [
+    "AcrossRuns",
+    "across_runs",
     "AdjustedPValues",
     "PairedDifference",
     "adjust_pvalues",
