@@ -74,7 +74,16 @@ def test_example_has_a_gallery_title(script):
     assert title and set(underline) == {"="} and len(underline) >= len(title), script
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+# The two longest (7-8 s each) run by default only in the docs build, which CI runs with
+# abort_on_example_error (docs/conf.py); `-m slow` runs them here too, so the README's
+# test command stays under two minutes on two cores.
+_DOCS_BUILD_RUNS = {"05_transformers_layer_by_layer.py", "06_learning_dynamics.py"}
+
+
+@pytest.mark.parametrize(
+    "script",
+    [pytest.param(s, marks=pytest.mark.slow) if s in _DOCS_BUILD_RUNS else s for s in SCRIPTS],
+)
 def test_example_runs_in_quick_mode(script, tmp_path):
     for mod in NEEDS.get(script, ()):
         pytest.importorskip(mod)
