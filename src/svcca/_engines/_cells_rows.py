@@ -23,7 +23,7 @@ import numpy as np
 from svcca._engines._per_pair import combine_pairs, per_pair_values
 from svcca._engines._plan import Plan
 from svcca._measures import Measure, choose_scale, jackknife_summary, on_scale
-from svcca._moments import block_of
+from svcca._moments import block_of, jackknife_blocks
 from svcca._progress import Progress as _Progress
 from svcca._validation import SVCCAWarning
 
@@ -47,12 +47,7 @@ def per_pair_intervals(
         raise ValueError(f"An interval needs at least 3 rows; got {n}.")
     b = block_of(np.arange(n), G, int(unc["seed"]))
     sizes = np.bincount(b, minlength=G)
-    used = np.flatnonzero(sizes)
-    if used.size < 2:
-        raise ValueError(
-            f"Only {used.size} of {G} blocks hold rows; a jackknife needs at least 2. "
-            "Use more rows or fewer blocks."
-        )
+    used = jackknife_blocks(sizes)
     values = per_pair_values(
         plan.srcs, n, plan.row_u, plan.col_u, plan.square, measure, params, progress
     )

@@ -33,7 +33,6 @@ __all__ = [
     "per_pair_values",
     "planned_bytes",
     "refuse_unserved",
-    "score_pairs",
 ]
 
 # Of the free memory, what a call may plan to keep (the measure's own work, one side
@@ -110,23 +109,6 @@ def per_pair_values(
         "datapoints.",
     )
     sides = {u: measure.prepare_side(srcs[u].read(0, n), **params) for u in used}
-    return combine_pairs(sides, row_u, col_u, square, measure, params, progress)
-
-
-def score_pairs(
-    arrays: list[Any],
-    row_u: list[int],
-    col_u: list[int],
-    square: bool,
-    measure: Measure,
-    params: Mapping[str, Any],
-    progress: bool | None,
-) -> np.ndarray:
-    """``measure.score(arrays[i], arrays[j], **params)`` for the rows x cols pairs (a
-    symmetric measure's square matrix is mirrored). A measure split into prepare and
-    combine prepares each representation once."""
-    used = sorted(set(row_u) | set(col_u))
-    sides = {u: measure.prepare_side(arrays[u], **params) for u in used}
     return combine_pairs(sides, row_u, col_u, square, measure, params, progress)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from svcca._measures._registry import Measure
-from svcca._moments import Moments, subtract_moments
+from svcca._moments import Moments, jackknife_blocks, subtract_moments
 from svcca._validation import SVCCAWarning
 
 __all__ = [
@@ -254,12 +254,7 @@ def jackknife_of_blocks(
         for part in parts:
             total.merge_in_place(part)
     sizes = np.array([part.n for part in parts], dtype=np.int64)
-    used = np.flatnonzero(sizes)
-    if used.size < 2:
-        raise ValueError(
-            f"Only {used.size} of {len(parts)} blocks hold rows; a jackknife needs at "
-            "least 2. Use more rows or fewer blocks."
-        )
+    used = jackknife_blocks(sizes)
     estimate = float(m.score(total, None, **params))
     reps = quiet_scores(
         lambda j: float(m.score(subtract_moments(total, parts[j]), None, **params)), used

@@ -30,6 +30,7 @@ __all__ = [
     "BlockMoments",
     "PoissonMoments",
     "block_of",
+    "jackknife_blocks",
     "poisson_weights",
     "subtract_moments",
 ]
@@ -111,6 +112,18 @@ def block_of(rows: Any, blocks: int, seed: int = 0) -> np.ndarray:
 _POISSON1_CDF = np.cumsum(
     [np.exp(-1.0) / float(np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(20)]
 )
+
+
+def jackknife_blocks(sizes: np.ndarray) -> np.ndarray:
+    """The blocks that hold rows (indices into ``sizes``, the rows per block); a
+    jackknife leaves each out in turn, so fewer than 2 are refused."""
+    used = np.flatnonzero(sizes)
+    if used.size < 2:
+        raise ValueError(
+            f"Only {used.size} of {len(sizes)} blocks hold rows; a jackknife needs at least 2. "
+            "Use more rows or fewer blocks."
+        )
+    return used
 
 
 def poisson_weights(rows: Any, replicates: int, seed: int = 0) -> np.ndarray:

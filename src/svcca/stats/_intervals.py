@@ -33,6 +33,7 @@ from svcca._moments import (
     block_of,
     check_count,
     check_seed,
+    jackknife_blocks,
 )
 from svcca._result import result
 from svcca._validation import SVCCAWarning
@@ -297,12 +298,7 @@ def _rows_jackknife(
         raise ValueError(f"An interval needs at least 3 rows; got {n}.")
     b = block_of(np.arange(n), blocks, seed)
     sizes = np.bincount(b, minlength=blocks)
-    used = np.flatnonzero(sizes)
-    if used.size < 2:
-        raise ValueError(
-            f"Only {used.size} of {blocks} blocks hold rows; a jackknife needs at least 2. "
-            "Use more rows or fewer blocks."
-        )
+    used = jackknife_blocks(sizes)
     estimate = _score(m, X, Yv, params)
 
     def drop(j: int) -> float:

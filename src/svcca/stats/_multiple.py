@@ -10,7 +10,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._moments import BlockMoments, block_of, check_count, check_seed, subtract_moments
+from svcca._moments import (
+    BlockMoments,
+    block_of,
+    check_count,
+    check_seed,
+    jackknife_blocks,
+    subtract_moments,
+)
 from svcca._result import result
 from svcca._validation import SVCCAWarning
 from svcca.stats._intervals import (
@@ -173,12 +180,7 @@ def paired_difference(
     arrays = [np.asarray(a) for a in (x1, y1, x2, y2)]
     b = block_of(np.arange(n), blocks, seed)
     sizes = np.bincount(b, minlength=blocks)
-    used = np.flatnonzero(sizes)
-    if used.size < 2:
-        raise ValueError(
-            f"Only {used.size} of {blocks} blocks hold rows; a jackknife needs at least 2. "
-            "Use more rows or fewer blocks."
-        )
+    used = jackknife_blocks(sizes)
     s1 = float(m.score(arrays[0], arrays[1], **params))
     s2 = float(m.score(arrays[2], arrays[3], **params))
 
@@ -200,12 +202,7 @@ def _paired_moments(
     s1 = float(m.score(t1, None, **params))
     s2 = float(m.score(t2, None, **params))
     sizes = b1.sizes
-    used = np.flatnonzero(sizes)
-    if used.size < 2:
-        raise ValueError(
-            f"Only {used.size} of {b1.blocks} blocks hold rows; a jackknife needs at least 2. "
-            "Use more rows or fewer blocks."
-        )
+    used = jackknife_blocks(sizes)
 
     def drop(j: int) -> float:
         return float(m.score(subtract_moments(t1, b1.block(j)), None, **params)) - float(
