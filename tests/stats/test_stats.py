@@ -215,7 +215,7 @@ def test_errors():
 
 def test_linear_cka_permutations_pick_the_cheaper_space():
     # private: which space is cheaper is a speed decision; only the null values are public
-    from svcca.stats._kernels import sample_space_for_permutations
+    from svcca._measures._permuters import sample_space_for_permutations
 
     assert not sample_space_for_permutations(10000, 512, 512, 1000)
     assert sample_space_for_permutations(5000, 1000, 1000, 1000)

@@ -68,6 +68,7 @@ from svcca._measures import _declared_field  # noqa: F401
 
 # isort: on
 
+from svcca._measures._permuters import fast_scorer
 from svcca._measures._replicates import (
     FEW_ROWS_RATIO,
     bootstrap_summary,
@@ -117,6 +118,7 @@ __all__ = [
     "svcca",
     "svcca_two_pass",
     # internal (see the docstring)
+    "fast_scorer",
     "FEW_ROWS_RATIO",
     "bootstrap_summary",
     "check_level",

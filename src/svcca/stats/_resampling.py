@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from svcca._measures import fast_scorer
 from svcca._moments import Moments
 from svcca._progress import Progress, check_progress
 from svcca._result import result
@@ -18,7 +19,6 @@ from svcca._validation import (
     check_precision,
     check_probability,
 )
-from svcca.stats._kernels import fast_scorer
 from svcca.stats._measure import Resolved, resolve
 
 __all__ = [

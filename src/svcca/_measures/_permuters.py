@@ -18,26 +18,20 @@ from typing import Any
 import numpy as np
 
 import svcca._dense as _dense
-from svcca._measures import (
-    EPS,
+from svcca._measures._cca import (
     CCASide,
-    Measure,
     canonical_correlations,
     cca,
-    center_gram,
-    cka,
-    clip_roundoff,
-    explained,
-    gram_linear,
-    partial_whitening,
     prepare_side,
-    procrustes,
-    regression_fit,
     roundoff_bound,
-    shape_distance,
     svd_of_cross,
-    unit_scaled,
 )
+from svcca._measures._cka import cka
+from svcca._measures._gram import center_gram, gram_linear, unit_scaled
+from svcca._measures._linalg import EPS, clip_roundoff
+from svcca._measures._registry import Measure
+from svcca._measures._regression import explained, regression_fit
+from svcca._measures._shape import partial_whitening, procrustes, shape_distance
 
 __all__ = ["fast_scorer"]
 
