@@ -63,9 +63,12 @@ ATOL = tol(cond=1e3, factor=100.0)
 def test_each_cell_equals_the_single_pair_interval(measure, params):
     reps = _reps()
     r = svcca.pairwise(reps, measure=measure, uncertainty="jackknife", blocks=10, seed=3, **params)
+    sizes = np.bincount(svcca.stats.block_of(np.arange(r.n_samples), 10, 3), minlength=10)
     assert r.uncertainty == {
-        "method": "jackknife", "level": 0.95, "blocks": 10, "seed": 3, "blocks_used": 10
+        "method": "jackknife", "level": 0.95, "blocks": 10, "seed": 3, "blocks_used": 10,
+        "block_sizes": tuple(sizes.tolist()),
     }  # fmt: skip
+    assert r.replicates.shape == (10, *r.shape)
     _assert_cells_equal(r, reps, reps, measure, params, 10, 3, ATOL)
     default = svcca.pairwise(reps, measure=measure, **params)
     np.testing.assert_allclose(r.values, default.values, rtol=0, atol=ATOL)
@@ -103,8 +106,7 @@ def test_default_result_has_no_intervals_and_is_unchanged():
     r = svcca.pairwise(reps, measure="cka_linear")
     assert r.uncertainty is None and r.corrected is None and r.low is None
     assert "uncertainty" not in r.to_dict() and "uncertainty" not in r.to_pandas().attrs
-    with pytest.raises(ValueError, match="needs intervals; this result has none"):
-        r.intervals_to_pandas()
+    assert list(r.cells_to_pandas().columns) == ["row", "col", "value"]
 
 
 def test_results_carry_the_intervals_to_pandas_and_json():
@@ -117,7 +119,7 @@ def test_results_carry_the_intervals_to_pandas_and_json():
     df = r.to_pandas()
     assert df.attrs["uncertainty"]["method"] == "jackknife"
     np.testing.assert_array_equal(df.attrs["standard_errors"], r.standard_errors)
-    long = r.intervals_to_pandas()
+    long = r.cells_to_pandas()
     assert list(long.columns) == ["row", "col", "value", "corrected", "se", "low", "high"]
     assert len(long) == 4 and long.loc[1, "row"] == "l0" and long.loc[1, "col"] == "l1"
     assert long.loc[1, "low"] == r.low[0, 1]

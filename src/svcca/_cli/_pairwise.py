@@ -204,7 +204,7 @@ def _csv_text(result: Any) -> str:
             f"seed {u['seed']}"
         )
         w.writerow([corner, "col", "value", "corrected", "se", "low", "high"])
-        for line in result.intervals_to_pandas().itertuples(index=False):
+        for line in result.cells_to_pandas().itertuples(index=False):
             w.writerow([line[0], line[1], *(repr(float(v)) for v in line[2:])])
         return buf.getvalue()
     w.writerow([csv_corner(result), *result.cols])

@@ -14,9 +14,17 @@ pair combined from the cross blocks), :func:`warn_inflated`, and :class:`KeptLay
 (the per-pair measures' kept activations), and for ``compare(..., uncertainty=...)``
 the per-cell interval path: :func:`check_uncertainty`, :func:`add_rows` (rows to their
 blocks' statistics), :func:`intervals_from_blocks`, :func:`per_pair_intervals`,
-:class:`Plan` and :func:`plan_of`. Import them from ``svcca._engines``.
+:class:`Plan` and :func:`plan_of`; for ``compare(..., test=...)`` the per-cell tests:
+:func:`check_test`, :class:`CellTests`, :func:`asymptotic_fields` and
+:func:`permutation_cells`. Import them from ``svcca._engines``.
 """
 
+from svcca._engines._cell_tests import (
+    CellTests,
+    asymptotic_fields,
+    check_test,
+    permutation_cells,
+)
 from svcca._engines._cells import add_rows, check_uncertainty, intervals_from_blocks
 from svcca._engines._cells_rows import per_pair_intervals
 from svcca._engines._combine import ONE_PASS_MEASURES, Rep, prepare_all, scores, warn_inflated
@@ -31,6 +39,10 @@ __all__ = [
     "pairwise",
     # internal (see the docstring)
     "ONE_PASS_MEASURES",
+    "CellTests",
+    "asymptotic_fields",
+    "check_test",
+    "permutation_cells",
     "KeptLayers",
     "Plan",
     "Rep",

@@ -23,9 +23,25 @@ from typing import Any
 
 import numpy as np
 
+from svcca._engines._cell_tests import CellTests, asymptotic_fields, family_mask
 from svcca._engines._plan import Plan
-from svcca._measures import FEW_ROWS_RATIO, MEASURES, Measure, check_level, jackknife_of_blocks
-from svcca._moments import Moments, block_of, check_count, check_seed, plan_statistics
+from svcca._measures import (
+    ASYMPTOTIC_TESTS,
+    FEW_ROWS_RATIO,
+    MEASURES,
+    Measure,
+    cca_of,
+    check_level,
+    jackknife_of_blocks,
+)
+from svcca._moments import (
+    Moments,
+    block_of,
+    check_count,
+    check_seed,
+    jackknife_blocks,
+    plan_statistics,
+)
 from svcca._progress import Progress as _Progress
 from svcca._validation import SVCCAWarning, check_chunk_size
 
@@ -142,7 +158,8 @@ class CellIntervals:
     standard_errors: np.ndarray
     low: np.ndarray
     high: np.ndarray
-    blocks_used: int
+    replicates: np.ndarray  # (blocks used, rows, cols): each cell without each block
+    block_sizes: tuple[int, ...]  # rows in each block used
 
 
 def cell_intervals(
@@ -163,15 +180,23 @@ def cell_intervals(
     shape = (len(plan.row_u), len(plan.col_u))
     out = {k: np.zeros(shape) for k in ("estimate", "corrected", "se", "low", "high")}
     mirror = plan.square and measure != "pwcca"  # PWCCA weighs by the row side
+    sizes = np.array([p.n for p in parts], dtype=np.int64)
+    used = jackknife_blocks(sizes)
+    reps = np.zeros((used.size, *shape))
     with warnings.catch_warnings():
         # The matrix's own warnings (few samples per pair) are raised once, by pairwise.
         warnings.simplefilter("ignore", SVCCAWarning)
-        _fill(plan, parts, cols, m, params, level, total, out, mirror)
-    for arr in out.values():
+        _fill(plan, parts, cols, m, params, level, total, out, reps, mirror)
+    for arr in (*out.values(), reps):
         arr.flags.writeable = False
-    used = int(np.count_nonzero([p.n for p in parts]))
     return CellIntervals(
-        out["estimate"], out["corrected"], out["se"], out["low"], out["high"], used
+        out["estimate"],
+        out["corrected"],
+        out["se"],
+        out["low"],
+        out["high"],
+        reps,
+        tuple(int(k) for k in sizes[used]),
     )
 
 
@@ -184,6 +209,7 @@ def _fill(
     level: float,
     total: Moments,
     out: dict[str, np.ndarray],
+    reps: np.ndarray,
     mirror: bool,
 ) -> None:
     for i, ui in enumerate(plan.row_u):
@@ -191,14 +217,16 @@ def _fill(
             if mirror and j < i:
                 for arr in out.values():
                     arr[i, j] = arr[j, i]
+                reps[:, i, j] = reps[:, j, i]
                 continue
             a, b = cols[ui], cols[uj]
             cell = [_pair(p, a, b) for p in parts]
-            est, corrected, se, lo, hi, *_ = jackknife_of_blocks(
+            est, corrected, se, lo, hi, _, _, _, r = jackknife_of_blocks(
                 m, cell, params, level, "auto", _pair(total, a, b)
             )
             for key, v in zip(out, (est, corrected, se, lo, hi), strict=True):
                 out[key][i, j] = v
+            reps[:, i, j] = r
 
 
 def refuse_uncertainty(plan: Plan, use_dask: bool, sketch_size: int | None, precision: str) -> None:
@@ -241,11 +269,12 @@ def with_intervals(
     chunk_size: int | None,
     progress: bool | None,
     unc: dict[str, Any],
+    test: str | None = None,
 ) -> Any:
     """``pairwise`` with an interval per cell: one pass of block statistics, then each
     cell's jackknife; the values are the measure on the total statistic."""
     parts, cols = block_statistics(plan, unc["blocks"], unc["seed"], chunk_size, progress)
-    return intervals_from_blocks(plan, parts, cols, measure, keep, variance, epsilon, unc)
+    return intervals_from_blocks(plan, parts, cols, measure, keep, variance, epsilon, unc, test)
 
 
 def intervals_from_blocks(
@@ -257,6 +286,7 @@ def intervals_from_blocks(
     variance: Any,
     epsilon: float,
     unc: dict[str, Any],
+    test: str | None = None,
 ) -> Any:
     """The result of a pass of side-by-side block statistics (``parts``, each
     representation's columns ``cols``): the values are the measure on the total, each
@@ -291,6 +321,9 @@ def intervals_from_blocks(
     warn_inflated(plan.n, plan.names, reps, plan.row_u, plan.col_u, measure)
     _warn_coverage(plan, [c.stop - c.start for c in cols], measure)
     cells = cell_intervals(plan, parts, cols, measure, settings, unc["level"])
+    tested: dict[str, Any] = {}
+    if test is not None:
+        tested = asymptotic_from_total(plan, total, cols, measure, settings, reps)
     return PairwiseResult(
         values=np.array(cells.estimate),
         rows=plan.row_labels,
@@ -304,7 +337,44 @@ def intervals_from_blocks(
         standard_errors=cells.standard_errors,
         low=cells.low,
         high=cells.high,
-        uncertainty={**unc, "blocks_used": cells.blocks_used},
+        uncertainty={
+            **unc,
+            "blocks_used": len(cells.block_sizes),
+            "block_sizes": cells.block_sizes,
+        },
+        replicates=cells.replicates,
+        **tested,
+    )
+
+
+def asymptotic_from_total(
+    plan: Plan,
+    total: Moments,
+    cols: list[slice],
+    measure: str,
+    settings: Mapping[str, Any],
+    reps: list[Any],
+) -> dict[str, Any]:
+    """Every cell's asymptotic test of independence from the side-by-side total
+    statistic (``pvalues`` and ``test``, as :class:`svcca.PairwiseResult` takes them)."""
+    m = MEASURES[measure]
+    mask = family_mask(plan.row_u, plan.col_u, plan.square)
+    tests = CellTests(mask.shape, total.n)
+    grams = {u: total.sxx[c, c] for u, c in enumerate(cols)}
+    for i, ui in enumerate(plan.row_u):
+        for j, uj in enumerate(plan.col_u):
+            if not mask[i, j]:
+                continue
+            if ASYMPTOTIC_TESTS[measure] == "hsic":
+                tests.cka(i, j, total.sxx[cols[ui], cols[uj]], ui, uj, grams)
+            else:
+                res = cca_of(m, _pair(total, cols[ui], cols[uj]), settings)
+                tests.cca(i, j, res.correlations, int(res.rank_x), int(res.rank_y))
+            if plan.square:
+                tests.mirror(j, i)
+    dims = [r.dim for r in reps]
+    return asymptotic_fields(
+        tests, plan.row_u, plan.col_u, plan.square, plan.names, dims, measure, stacklevel=5
     )
 
 

@@ -93,5 +93,10 @@ def per_pair_intervals(
         standard_errors=out["se"],
         low=out["low"],
         high=out["high"],
-        uncertainty={**unc, "blocks_used": int(used.size)},
+        uncertainty={
+            **unc,
+            "blocks_used": int(used.size),
+            "block_sizes": tuple(int(k) for k in sizes[used]),
+        },
+        replicates=reps,
     )

@@ -13,6 +13,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 import svcca._dense as _dense
+from svcca._engines._cell_tests import CellTests
 from svcca._measures import (
     CCASide,
     Variance,
@@ -47,7 +48,7 @@ class Rep:
     ``||S_xx||_F^2``. Each is the same call a single comparison makes.
     """
 
-    __slots__ = ("side", "transform", "dim", "gram_sq")
+    __slots__ = ("side", "transform", "dim", "gram_sq", "gram")
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class Rep:
         self.side: CCASide | None = None
         self.transform: np.ndarray | None = None
         self.gram_sq = 0.0
+        self.gram: np.ndarray | None = None  # linear CKA's Gram matrix, for its test
         if measure == "svcca":
             red = reduce_side(m.sxx, m.mean_x, keep, variance, name, eps=m.eps, scale=m.scale_x)
             self.transform, self.side, self.dim = red.directions, red.cca_side(), red.k
@@ -73,6 +75,7 @@ class Rep:
             self.dim = self.side.rank
         else:
             self.gram_sq = float(np.sum(m.sxx * m.sxx))
+            self.gram = m.sxx
             if not self.gram_sq > 0:
                 raise_degenerate(name, m.p, "it is constant (its centred Gram matrix is zero)")
             self.dim = m.p
@@ -80,7 +83,7 @@ class Rep:
     @classmethod
     def of_side(cls, side: CCASide, dim: int) -> Rep:
         rep = cls.__new__(cls)
-        rep.side, rep.transform, rep.dim, rep.gram_sq = side, None, dim, 0.0
+        rep.side, rep.transform, rep.dim, rep.gram_sq, rep.gram = side, None, dim, 0.0, None
         return rep
 
 
@@ -100,15 +103,17 @@ def prepare_all(
         ]
 
 
-def _pair_score(measure: str, M: np.ndarray, si: CCASide, sj: CCASide) -> float:
-    """The combine step of one pair from its whitened cross block ``M``."""
+def _pair_score(measure: str, M: np.ndarray, si: CCASide, sj: CCASide) -> tuple[float, np.ndarray]:
+    """The combine step of one pair from its whitened cross block ``M``: the score and
+    the canonical correlations."""
     tol = roundoff_bound(M, si, sj)
     with _dense.factorising(cross_label(si, sj)):
         if measure == "pwcca":
             U, rho, V = svd_of_cross(M, tol)
             weights, _ = pwcca_weights(si, sj, U, V, rho)
-            return float(weights @ rho)
-        return float(canonical_correlations(M, tol).mean())
+            return float(weights @ rho), rho
+        rho = canonical_correlations(M, tol)
+        return float(rho.mean()), rho
 
 
 def scores(
@@ -120,8 +125,10 @@ def scores(
     measure: str,
     square: bool,
     bar: _Progress,
+    tests: CellTests | None = None,
 ) -> np.ndarray:
-    """Every pair's score from the blocked cross-products ``C`` (rows x cols stripes)."""
+    """Every pair's score from the blocked cross-products ``C`` (rows x cols stripes);
+    with ``tests``, each cell's asymptotic test of independence from the same block."""
     roff = np.concatenate([[0], np.cumsum([widths[u] for u in row_u])])
     coff = np.concatenate([[0], np.cumsum([widths[u] for u in col_u])])
     out = np.zeros((len(row_u), len(col_u)))
@@ -130,19 +137,26 @@ def scores(
         # Whiten every row stripe from the left once (CCASide.left), then each pair's
         # block from the right (CCASide.right): the two halves of whitened_cross.
         left = [reps[u].side.left(C[roff[i] : roff[i + 1]]) for i, u in enumerate(row_u)]  # type: ignore[union-attr]
+    grams = {u: r.gram for u, r in enumerate(reps)}
     for i, ui in enumerate(row_u):
         for j, uj in enumerate(col_u):
             if square and measure in _SYMMETRIC and j < i:
                 out[i, j] = out[j, i]
+                if tests is not None:
+                    tests.mirror(i, j)
             elif whitened:
                 si, sj = reps[ui].side, reps[uj].side
                 assert si is not None and sj is not None
                 M = sj.right(left[i][:, coff[j] : coff[j + 1]])
-                out[i, j] = _pair_score(measure, M, si, sj)
+                out[i, j], rho = _pair_score(measure, M, si, sj)
+                if tests is not None and ui != uj:
+                    tests.cca(i, j, rho, reps[ui].dim, reps[uj].dim)
             else:
                 S = C[roff[i] : roff[i + 1], coff[j] : coff[j + 1]]
                 xy = float(np.sum(S * S))
                 out[i, j] = cka_ratio(xy, reps[ui].gram_sq, reps[uj].gram_sq, 1, 1, ("", ""))
+                if tests is not None and ui != uj:
+                    tests.cka(i, j, S, ui, uj, grams)
             bar.update(1)
     return out
 

@@ -11,9 +11,16 @@ small ``k x k`` eigenproblem.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from svcca._engines._cell_tests import (
+    CellTests,
+    asymptotic_fields,
+    check_test,
+    permutation_cells,
+)
 from svcca._engines._cells import check_uncertainty, refuse_uncertainty
 from svcca._engines._cells import with_intervals as _with_intervals
 from svcca._engines._cells_rows import per_pair_intervals
@@ -21,9 +28,9 @@ from svcca._engines._combine import ONE_PASS_MEASURES, warn_inflated
 from svcca._engines._pairwise_result import PairwiseResult
 from svcca._engines._passes import two_passes
 from svcca._engines._passes_device import tensor_device, two_passes_device
-from svcca._engines._plan import plan_of
+from svcca._engines._plan import Plan, plan_of
 from svcca._engines._sketch import sketched_svcca
-from svcca._measures import Variance
+from svcca._measures import Measure, Variance
 from svcca._sources import is_dask_array
 from svcca._validation import (
     Precision,
@@ -55,6 +62,8 @@ def pairwise(
     blocks: int = 20,
     seed: int = 0,
     level: float = 0.95,
+    test: Literal["permutation", "asymptotic"] | None = None,
+    permutations: int | None = None,
 ) -> PairwiseResult:
     """Compare every representation with every other (or every row with every column).
 
@@ -140,9 +149,30 @@ def pairwise(
         index (:func:`svcca.stats.block_of`), so a loader sorted by class puts every
         class in every block.
     seed : int, default 0
-        Seed of that hash.
+        Seed of that hash, and of the permutations of ``test="permutation"``.
     level : float, default 0.95
         Nominal coverage of each cell's interval (not simultaneous over cells).
+    test : {None, "permutation", "asymptotic"}, default None
+        A p-value against independence for every cell (``.pvalues``; NaN for a
+        representation with itself), to adjust over a family of cells with
+        :func:`svcca.stats.adjust_pvalues`. ``"permutation"`` shuffles the rows of
+        the column representation, one sequence of permutations for all cells (each
+        cell's p-value equals ``svcca.stats.permutation_test(measure, rows[i],
+        cols[j], n_permutations=B, seed=seed)``'s): every measure, its prepared sides
+        reused (a split measure's column side is permuted once per permutation and
+        combined with every row side), the representations read into memory (planned
+        as for the measures served per pair). ``"asymptotic"``, for the one-pass
+        measures, from the moments the scores come from, in the same pass:
+        Bartlett's chi-square (Wilks' lambda) for ``"cca"``, ``"pwcca"`` and
+        ``"svcca"`` (on its kept directions), and the HSIC null of linear CKA for
+        ``"cka_linear"`` and ``"pls"`` (Liu-Tang-Zhang's chi-square); a warning where
+        a cell has fewer than ``10 (p + q)`` rows, below which these p-values were
+        measured to drift from uniform (docs/uncertainty.md).
+    permutations : int, optional
+        ``B`` for ``test="permutation"``. Default: enough for the smallest p-value,
+        ``1 / (B + 1)``, to pass Holm's first threshold at 5% over the matrix's
+        distinct tests (``m`` cells: ``B = max(999, ceil(m / 0.05) - 1)``; a
+        symmetric square matrix tests each pair once).
 
     Returns
     -------
@@ -151,8 +181,10 @@ def pairwise(
         with ``.rows``, ``.cols`` and ``.to_pandas()``. With ``uncertainty``, also
         ``.corrected`` (the jackknife's bias-corrected estimate), ``.standard_errors``,
         ``.low`` and ``.high``, each shaped like ``.values``, and ``.uncertainty``
-        (method, level, blocks, seed); :meth:`PairwiseResult.intervals_to_pandas`
-        gives them as a long table.
+        (method, level, blocks, seed), and ``.replicates`` (each cell without each
+        block, for :func:`svcca.stats.cell_difference`). With ``test``, ``.pvalues``
+        and ``.test``. :meth:`PairwiseResult.cells_to_pandas` gives every cell's
+        numbers as a long table.
 
     Notes
     -----
@@ -191,10 +223,16 @@ def pairwise(
     )  # type: ignore[assignment]
     params = dict(params or {})
     unc = None if uncertainty is None else check_uncertainty(uncertainty, blocks, seed, level)
+    test = check_test(test, permutations, measure)  # type: ignore[assignment]
     if measure not in ONE_PASS_MEASURES:
+        plan = plan_of(rows, cols)
         if unc is not None:
-            return per_pair_intervals(plan_of(rows, cols), REGISTRY[measure], params, unc, progress)
-        return _per_pair(rows, cols, REGISTRY[measure], params, progress)
+            out = per_pair_intervals(plan, REGISTRY[measure], params, unc, progress)
+        else:
+            out = _per_pair(plan, REGISTRY[measure], params, progress)
+        return _with_permutation_test(
+            out, plan, REGISTRY[measure], params, test, permutations, seed, progress
+        )
     if params:
         raise TypeError(
             f"params= is for measures called per pair; measure={measure!r} runs the one-pass "
@@ -224,7 +262,15 @@ def pairwise(
     use_dask = any(is_dask_array(s.obj) for s in plan.srcs)
     if unc is not None:
         refuse_uncertainty(plan, use_dask, sketch_size, precision)
-        return _with_intervals(plan, measure, keep, variance, epsilon, chunk_size, progress, unc)
+        out = _with_intervals(
+            plan, measure, keep, variance, epsilon, chunk_size, progress, unc, test
+        )
+        return _with_permutation_test(
+            out, plan, REGISTRY[measure], dict(out.settings), test, permutations, seed, progress
+        )
+    tests = None
+    if test == "asymptotic":
+        tests = CellTests((len(plan.row_u), len(plan.col_u)), plan.n)
     if sketch_size is not None:
         if use_dask:
             raise ValueError(
@@ -241,6 +287,7 @@ def pairwise(
             sketch_size,
             chunk_size,
             progress,
+            tests,
         )
         settings: dict[str, Any] = {"keep": keep, "variance": variance, "sketch_size": sketch_size}
     else:
@@ -249,11 +296,11 @@ def pairwise(
         dev = tensor_device(plan.srcs)
         if dev is not None:
             values, reps = two_passes_device(
-                plan, dev, measure, keep, variance, epsilon, chunk_size, progress, precision
+                plan, dev, measure, keep, variance, epsilon, chunk_size, progress, precision, tests
             )
         else:
             values, reps = two_passes(
-                plan, measure, keep, variance, epsilon, chunk_size, progress, precision
+                plan, measure, keep, variance, epsilon, chunk_size, progress, precision, tests
             )
         settings = (
             {"keep": keep, "variance": variance}
@@ -263,7 +310,13 @@ def pairwise(
             else {}
         )
     warn_inflated(plan.n, plan.names, reps, plan.row_u, plan.col_u, measure)
-    return PairwiseResult(
+    tested: dict[str, Any] = {}
+    if tests is not None:
+        dims = [r.dim for r in reps]
+        tested = asymptotic_fields(
+            tests, plan.row_u, plan.col_u, plan.square, plan.names, dims, measure
+        )
+    out = PairwiseResult(
         values=values,
         rows=plan.row_labels,
         cols=plan.col_labels,
@@ -272,17 +325,38 @@ def pairwise(
         n_samples=plan.n,
         dims_rows=tuple(reps[u].dim for u in plan.row_u),
         dims_cols=tuple(reps[u].dim for u in plan.col_u),
+        **tested,
+    )
+    return _with_permutation_test(
+        out, plan, REGISTRY[measure], dict(settings), test, permutations, seed, progress
     )
 
 
+def _with_permutation_test(
+    out: PairwiseResult,
+    plan: Plan,
+    measure: Measure,
+    params: dict[str, Any],
+    test: str | None,
+    permutations: int | None,
+    seed: int,
+    progress: bool | None,
+) -> PairwiseResult:
+    """``out`` with every cell's permutation p-value, for ``test="permutation"``."""
+    if test != "permutation":
+        return out
+    params = {k: v for k, v in params.items() if k != "sketch_size"}
+    pvalues, record = permutation_cells(plan, measure, params, permutations, seed, progress)
+    return dataclasses.replace(out, pvalues=pvalues, test=record)
+
+
 def _per_pair(
-    rows: Any, cols: Any, measure: Any, params: dict[str, Any], progress: bool | None
+    plan: Plan, measure: Measure, params: dict[str, Any], progress: bool | None
 ) -> PairwiseResult:
     """A registered measure the one-pass engine does not serve, called per pair."""
     from svcca._engines._per_pair import per_pair_values
 
     measure.check_params(params)
-    plan = plan_of(rows, cols)
     values = per_pair_values(
         plan.srcs, plan.n, plan.row_u, plan.col_u, plan.square, measure, params, progress
     )

@@ -36,6 +36,24 @@ class PairwiseResult:
     dims_rows, dims_cols : tuple of int
         Dimensions each representation entered its comparisons with: directions kept
         (svcca), whitened rank after pruning (cca, pwcca) or features (pls, cka_linear).
+    corrected, standard_errors, low, high : ndarray, shape (n_rows, n_cols), or None
+        With ``uncertainty=``: each cell's bias-corrected estimate, standard error and
+        interval at ``uncertainty["level"]``.
+    uncertainty : mapping or None
+        How the intervals were made: ``method``, ``level``, ``blocks``, ``seed``,
+        ``blocks_used`` and ``block_sizes`` (rows in each block that held rows).
+    replicates : ndarray, shape (blocks_used, n_rows, n_cols), or None
+        With ``uncertainty=``: each cell's value without each block, which
+        :func:`svcca.stats.cell_difference` pairs to test two cells against each other.
+    pvalues : ndarray, shape (n_rows, n_cols), or None
+        With ``test=``: each cell's p-value against independence (no association
+        between the pair beyond chance); NaN for a representation with itself.
+        :func:`svcca.stats.adjust_pvalues` adjusts them over a family of cells.
+    test : mapping or None
+        How: ``method`` (``"permutation"`` or ``"asymptotic"``), ``permutations`` and
+        ``seed`` or the asymptotic ``statistic`` (``"bartlett"``, ``"hsic"``), and
+        ``family_size`` (the distinct tests: a symmetric square matrix tests each pair
+        once).
     """
 
     values: np.ndarray
@@ -51,6 +69,9 @@ class PairwiseResult:
     low: np.ndarray | None = None
     high: np.ndarray | None = None
     uncertainty: Mapping[str, Any] | None = None
+    replicates: np.ndarray | None = None
+    pvalues: np.ndarray | None = None
+    test: Mapping[str, Any] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -118,49 +139,47 @@ class PairwiseResult:
         )
         df.attrs["measure"] = self.measure
         df.attrs["settings"] = dict(self.settings)
-        if self.uncertainty is not None:  # the matrices beside the values, by name
-            df.attrs["uncertainty"] = dict(self.uncertainty)
-            for key in ("corrected", "standard_errors", "low", "high"):
-                df.attrs[key] = np.array(getattr(self, key))
+        for key in self._cell_keys():  # the matrices beside the values, by name
+            df.attrs[key] = np.array(getattr(self, key))
+        for key in ("uncertainty", "test"):
+            if getattr(self, key) is not None:
+                df.attrs[key] = dict(getattr(self, key))
         return df
 
-    def intervals_to_pandas(self) -> Any:
-        """Each cell's interval as a long ``pandas.DataFrame``.
+    def _cell_keys(self) -> tuple[str, ...]:
+        """The per-cell matrices this result carries beside ``values``."""
+        keys: tuple[str, ...] = ()
+        if self.uncertainty is not None:
+            keys += ("corrected", "standard_errors", "low", "high")
+        if self.pvalues is not None:
+            keys += ("pvalues",)
+        return keys
 
-        Columns ``row``, ``col``, ``value``, ``corrected``, ``se``, ``low``, ``high``, one
-        line per cell in row-major order. Raises ``ValueError`` for a result made
-        without ``uncertainty=``.
+    def cells_to_pandas(self) -> Any:
+        """Every cell as one line of a long ``pandas.DataFrame``, in row-major order.
+
+        Columns ``row``, ``col``, ``value``; with intervals also ``corrected``, ``se``,
+        ``low``, ``high``; with tests also ``pvalue`` (NaN for a representation with
+        itself).
         """
-        self._require_intervals("intervals_to_pandas()")
         import pandas as pd
 
         r, c = self.shape
-        assert self.corrected is not None and self.standard_errors is not None
-        assert self.low is not None and self.high is not None
-        return pd.DataFrame(
-            {
-                "row": [self.rows[i] for i in range(r) for _ in range(c)],
-                "col": [self.cols[j] for _ in range(r) for j in range(c)],
-                "value": self.values.ravel(),
-                "corrected": self.corrected.ravel(),
-                "se": self.standard_errors.ravel(),
-                "low": self.low.ravel(),
-                "high": self.high.ravel(),
-            }
-        )
-
-    def _require_intervals(self, what: str) -> None:
-        if self.uncertainty is None:
-            raise ValueError(
-                f"{what} needs intervals; this result has none. Call "
-                "svcca.pairwise(..., uncertainty='jackknife')."
-            )
+        names = {"standard_errors": "se", "pvalues": "pvalue"}
+        table: dict[str, Any] = {
+            "row": [self.rows[i] for i in range(r) for _ in range(c)],
+            "col": [self.cols[j] for _ in range(r) for j in range(c)],
+            "value": self.values.ravel(),
+        }
+        for key in self._cell_keys():
+            table[names.get(key, key)] = np.asarray(getattr(self, key)).ravel()
+        return pd.DataFrame(table)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain Python types (lists, floats, str), ready for ``json.dump``."""
+        """Plain Python types (lists, floats, str, None for NaN), ready for ``json.dump``."""
         from svcca._version import __version__
 
-        return {
+        out: dict[str, Any] = {
             "measure": self.measure,
             "settings": dict(self.settings),
             "svcca_version": __version__,
@@ -170,15 +189,14 @@ class PairwiseResult:
             "dims_rows": list(self.dims_rows),
             "dims_cols": list(self.dims_cols),
             "values": self.values.tolist(),
-            **self._intervals_dict(),
         }
-
-    def _intervals_dict(self) -> dict[str, Any]:
-        if self.uncertainty is None:
-            return {}
-        out: dict[str, Any] = {"uncertainty": dict(self.uncertainty)}
-        for key in ("corrected", "standard_errors", "low", "high"):
-            out[key] = np.asarray(getattr(self, key)).tolist()
+        for key in ("uncertainty", "test"):
+            if getattr(self, key) is not None:
+                out[key] = dict(getattr(self, key))
+        for key in self._cell_keys():
+            a = np.asarray(getattr(self, key), dtype=object)
+            a[np.isnan(np.asarray(getattr(self, key)))] = None
+            out[key] = a.tolist()
         return out
 
 

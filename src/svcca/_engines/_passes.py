@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._engines._cell_tests import CellTests
 from svcca._engines._combine import Rep, prepare_all, scores
 from svcca._engines._plan import Plan
 from svcca._measures import Variance
@@ -194,9 +195,11 @@ def two_passes(
     chunk_size: int | None,
     progress: bool | None,
     precision: Precision = "float64",
+    tests: CellTests | None = None,
 ) -> tuple[np.ndarray, list[Rep]]:
     """Pass one: each representation's moments; prepare each side; pass two: the blocked
-    cross-products of the (transformed) representations; combine every pair."""
+    cross-products of the (transformed) representations; combine every pair (and, with
+    ``tests``, test each for independence)."""
     srcs, n = plan.srcs, plan.n
     use_dask = any(is_dask_array(s.obj) for s in srcs)
     dtype = precision_dtype(precision)
@@ -243,7 +246,9 @@ def two_passes(
                 args = (means, transforms, plan.row_u, col_u, inv_scales)
                 C = pass2_local(srcs, n, rows2, args, bar, dtype)
         with dense_steps(max(widths)):
-            values = scores(C, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar)
+            values = scores(
+                C, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar, tests
+            )
     finally:
         bar.close()
     return values, reps

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._engines._cell_tests import CellTests
 from svcca._engines._combine import Rep, prepare_all, scores
 from svcca._engines._passes import centred_cross
 from svcca._engines._plan import Plan
@@ -37,6 +38,7 @@ def two_passes_device(
     chunk_size: int | None,
     progress: bool | None,
     precision: Precision,
+    tests: CellTests | None = None,
 ) -> tuple[np.ndarray, list[Rep]]:
     """:func:`two_passes` with the tensors' chunks never leaving their device.
 
@@ -124,7 +126,9 @@ def two_passes_device(
         host = centred_cross(np.asarray(C.cpu().numpy()), n)
         del C
         with dense_steps(max(widths), dev):
-            values = scores(host, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar)
+            values = scores(
+                host, reps, widths, plan.row_u, plan.col_u, measure, plan.square, bar, tests
+            )
     finally:
         bar.close()
     return values, reps

@@ -32,6 +32,7 @@ __all__ = [
     "combine_pairs",
     "per_pair_values",
     "planned_bytes",
+    "read_sides",
     "refuse_unserved",
 ]
 
@@ -94,8 +95,17 @@ def per_pair_values(
     against the free memory before any is read; a split measure's representations are
     read and prepared one at a time, and only the sides are kept.
     """
-    refuse_unserved(measure, "pairwise")
     used = sorted(set(row_u) | set(col_u))
+    sides = read_sides(srcs, n, used, measure, params)
+    return combine_pairs(sides, row_u, col_u, square, measure, params, progress)
+
+
+def read_sides(
+    srcs: list[Source], n: int, used: list[int], measure: Measure, params: Mapping[str, Any]
+) -> dict[int, Any]:
+    """Each used representation's prepared side (the float64 rows, for a measure not
+    split), planned against the free memory before any is read."""
+    refuse_unserved(measure, "pairwise")
     need = planned_bytes(measure, n, [srcs[u].p for u in used], params)
     _refuse_unplanned(
         measure,
@@ -108,8 +118,7 @@ def per_pair_values(
         "cca, pwcca, pls, cka_linear), whose memory is constant in the number of "
         "datapoints.",
     )
-    sides = {u: measure.prepare_side(srcs[u].read(0, n), **params) for u in used}
-    return combine_pairs(sides, row_u, col_u, square, measure, params, progress)
+    return {u: measure.prepare_side(srcs[u].read(0, n), **params) for u in used}
 
 
 def combine_pairs(

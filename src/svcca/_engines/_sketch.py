@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from svcca._engines._cell_tests import CellTests
 from svcca._engines._combine import Rep, scores
 from svcca._engines._passes import pass2_local, pass_rows
 from svcca._measures import FrequentDirections, Variance, ritz_side
@@ -25,6 +26,7 @@ def sketched_svcca(
     ell: int,
     chunk_size: int | None,
     progress: bool | None,
+    tests: CellTests | None = None,
 ) -> tuple[np.ndarray, list[Rep]]:
     """SVCCA for wide layers: Frequent Directions, then Rayleigh-Ritz in the sketches."""
     rows1 = pass_rows(sum(s.p for s in srcs), n, chunk_size, "float64")
@@ -60,7 +62,7 @@ def sketched_svcca(
         R = _reduced_blocks(C, off, [U for _, U in sides], row_u, col_u)
         reps = [Rep.of_side(red.cca_side(), red.k) for red, _ in sides]
         widths = [rep.dim for rep in reps]
-        out = scores(R, reps, widths, row_u, col_u, "svcca", row_u is col_u, bar)
+        out = scores(R, reps, widths, row_u, col_u, "svcca", row_u is col_u, bar, tests)
     finally:
         bar.close()
     return out, reps

@@ -68,7 +68,16 @@ from svcca._measures import _declared_field  # noqa: F401
 
 # isort: on
 
-from svcca._measures._permuters import fast_scorer
+from svcca._measures._independence import (
+    ASYMPTOTIC_TESTS,
+    FEW_ROWS_TEST,
+    bartlett_statistics,
+    cca_of,
+    hsic_linear_pvalue,
+    independence_test,
+    power_traces,
+)
+from svcca._measures._permuters import fast_scorer, permutation_batches
 from svcca._measures._replicates import (
     FEW_ROWS_RATIO,
     bootstrap_summary,
@@ -119,6 +128,14 @@ __all__ = [
     "svcca_two_pass",
     # internal (see the docstring)
     "fast_scorer",
+    "permutation_batches",
+    "ASYMPTOTIC_TESTS",
+    "FEW_ROWS_TEST",
+    "bartlett_statistics",
+    "cca_of",
+    "hsic_linear_pvalue",
+    "independence_test",
+    "power_traces",
     "FEW_ROWS_RATIO",
     "bootstrap_summary",
     "check_level",

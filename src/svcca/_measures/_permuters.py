@@ -12,7 +12,7 @@ round-off); the tests check this against the plain loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -33,9 +33,23 @@ from svcca._measures._registry import Measure
 from svcca._measures._regression import explained, regression_fit
 from svcca._measures._shape import partial_whitening, procrustes, shape_distance
 
-__all__ = ["fast_scorer"]
+__all__ = ["fast_scorer", "permutation_batches"]
 
 Scorer = Callable[[np.ndarray], float]
+
+# Permutations drawn per call to the generator (bounds memory at this many x n ints).
+_PERM_BATCH = 64
+
+
+def permutation_batches(rng: np.random.Generator, n: int, total: int) -> Iterator[np.ndarray]:
+    """Batches ``(k, n)`` of permutations of ``range(n)``, ``total`` in all, reproducibly:
+    the same generator state gives the same permutations in every statistic that draws
+    them (``svcca.stats.permutation_test``, ``pairwise(..., test="permutation")``)."""
+    done = 0
+    while done < total:
+        k = min(_PERM_BATCH, total - done)
+        yield rng.permuted(np.tile(np.arange(n), (k, 1)), axis=1)
+        done += k
 
 
 def _centred(A: np.ndarray) -> np.ndarray:

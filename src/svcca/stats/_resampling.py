@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from svcca._measures import fast_scorer
+from svcca._measures import fast_scorer, permutation_batches
 from svcca._moments import Moments
 from svcca._progress import Progress, check_progress
 from svcca._result import result
@@ -32,9 +32,6 @@ __all__ = [
 # A registered measure's name, a svcca.Measure, or a callable (X, Y) -> result with .score.
 Measure = Any
 Alternative = Literal["greater", "less"]
-
-# Permutations drawn per call to the generator (bounds memory at this many x n ints).
-_PERM_BATCH = 64
 
 
 @result
@@ -118,15 +115,6 @@ def check_arrays(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
     return A, B
 
 
-def _permutations(rng: np.random.Generator, n: int, total: int):
-    """Yield batches of permutations of ``range(n)``, ``total`` in all, reproducibly."""
-    done = 0
-    while done < total:
-        k = min(_PERM_BATCH, total - done)
-        yield rng.permuted(np.tile(np.arange(n), (k, 1)), axis=1)
-        done += k
-
-
 # ---------------------------------------------------------------------- permutations
 def permutation_null(
     measure: Resolved,
@@ -146,7 +134,7 @@ def permutation_null(
     out = np.empty(n_permutations)
     i = 0
     with Progress(progress, n_permutations, "permutations") as bar:
-        for perms in _permutations(rng, A.shape[0], n_permutations):
+        for perms in permutation_batches(rng, A.shape[0], n_permutations):
             for perm in perms:
                 out[i] = scorer(perm) if scorer is not None else measure.score(A, B[perm])
                 i += 1
