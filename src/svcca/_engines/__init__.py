@@ -30,7 +30,7 @@ from svcca._engines._cells_rows import per_pair_intervals
 from svcca._engines._combine import ONE_PASS_MEASURES, Rep, prepare_all, scores, warn_inflated
 from svcca._engines._pairwise import pairwise
 from svcca._engines._pairwise_result import PairwiseResult
-from svcca._engines._per_pair import KeptLayers
+from svcca._engines._per_pair import KeptLayers, per_pair_values
 from svcca._engines._plan import Plan, plan_of
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "check_uncertainty",
     "intervals_from_blocks",
     "per_pair_intervals",
+    "per_pair_values",
     "plan_of",
     "prepare_all",
     "scores",

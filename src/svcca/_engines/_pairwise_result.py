@@ -95,9 +95,14 @@ class PairwiseResult:
         """
         if not (isinstance(key, tuple) and len(key) == 2):
             raise KeyError(f"Index with a (row, col) pair of labels or positions; got {key!r}.")
-        i = self._index(key[0], self.rows, "row")
-        j = self._index(key[1], self.cols, "column")
+        i, j = self.position(*key)
         return float(self.values[i, j])
+
+    def position(self, row: Hashable, col: Hashable) -> tuple[int, int]:
+        """The ``(i, j)`` of the cell ``result[row, col]`` names (labels or positions,
+        as :meth:`__getitem__` reads them), to index ``.values``, ``.low``,
+        ``.pvalues``, ..."""
+        return self._index(row, self.rows, "row"), self._index(col, self.cols, "column")
 
     @staticmethod
     def _index(k: Hashable, labels: tuple[Hashable, ...], what: str) -> int:

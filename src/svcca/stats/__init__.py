@@ -1,8 +1,9 @@
 """Statistics for similarity measures: null baselines, permutation tests, bootstrap
 confidence intervals, Bartlett's test, and how many datapoints a comparison needs; and
 from one pass over the data (docs/uncertainty.md): block-jackknife and Poisson-bootstrap
-intervals (:func:`interval`), paired tests between cells (:func:`paired_difference`),
-multiple-comparison control (:func:`adjust_pvalues`) and held-out scores
+intervals (:func:`interval`), paired tests between cells (:func:`paired_difference`, and
+:func:`cell_difference` on a matrix's result), multiple-comparison control over a
+family of cells (:func:`adjust_pvalues`) and held-out scores
 (:func:`cross_validate`); the spread of a comparison across training runs beside its
 spread across datapoints (:func:`across_runs`).
 
@@ -27,6 +28,7 @@ from svcca.stats._multiple import (
     AdjustedPValues,
     PairedDifference,
     adjust_pvalues,
+    cell_difference,
     paired_difference,
 )
 from svcca.stats._null import DatapointsCurve, NullBaseline, datapoints_curve, null_baseline
@@ -44,6 +46,7 @@ __all__ = [
     "AdjustedPValues",
     "PairedDifference",
     "adjust_pvalues",
+    "cell_difference",
     "paired_difference",
     "BartlettResult",
     "CrossValidated",

@@ -5,11 +5,12 @@ adjusted p-values."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
+from svcca._engines import PairwiseResult
 from svcca._moments import (
     BlockMoments,
     block_of,
@@ -28,7 +29,13 @@ from svcca.stats._intervals import (
     warn_few_rows,
 )
 
-__all__ = ["AdjustedPValues", "PairedDifference", "adjust_pvalues", "paired_difference"]
+__all__ = [
+    "AdjustedPValues",
+    "PairedDifference",
+    "adjust_pvalues",
+    "cell_difference",
+    "paired_difference",
+]
 
 
 @result
@@ -273,14 +280,18 @@ def adjust_pvalues(
     method: Adjust = "holm",
     alpha: float = 0.05,
     permutations: int | None = None,
+    cells: Sequence[tuple[Hashable, Hashable]] | None = None,
 ) -> AdjustedPValues:
     """Holm (family-wise error) or Benjamini-Hochberg (false discovery rate) adjustment.
 
     Parameters
     ----------
-    pvalues : array_like, any shape
-        One p-value per cell (a matrix of cells is fine); NaN marks a cell outside the
-        family (the diagonal of a similarity matrix, say).
+    pvalues : PairwiseResult, or array_like of any shape
+        A result of ``svcca.pairwise(..., test=...)`` or ``svcca.torch.compare(...,
+        test=...)``: its ``.pvalues`` over the family of its distinct tests (a square
+        matrix tests each pair once: its upper triangle; the adjusted matrix mirrors
+        it), and for permutation p-values its number of permutations. Or one p-value
+        per cell (a matrix of cells is fine); NaN marks a cell outside the family.
     method : {"holm", "bh"}, default "holm"
     alpha : float, default 0.05
     permutations : int, optional
@@ -288,6 +299,11 @@ def adjust_pvalues(
         p-values: their smallest attainable value is ``1 / (B + 1)``, and a warning
         (:class:`svcca.SVCCAWarning`) says when it exceeds the smallest threshold of the
         correction, ``alpha / m``: then no cell can be declared significant alone.
+        Read from a result's ``.test`` when not given.
+    cells : sequence of (row, col) label pairs, optional
+        With a result: the family, named by labels (``[("fc1", "fc1"), ("fc2",
+        "fc2")]`` for the diagonal of two runs' layers); default all its tests. In a
+        square matrix ``(a, b)`` and ``(b, a)`` are the same test, counted once.
 
     Returns
     -------
@@ -319,6 +335,19 @@ def adjust_pvalues(
     >>> adjust_pvalues([0.01, 0.04, 0.03], method="bh").adjusted.round(3).tolist()
     [0.03, 0.04, 0.04]
     """
+    if isinstance(pvalues, PairwiseResult):
+        return _adjust_result(pvalues, method, alpha, permutations, cells)
+    if cells is not None:
+        raise TypeError(
+            "cells= names cells by their labels, which only a PairwiseResult has; for an "
+            "array, mark the cells outside the family with NaN."
+        )
+    return _adjust(pvalues, method, alpha, permutations)
+
+
+def _adjust(
+    pvalues: Any, method: Adjust, alpha: float, permutations: int | None, stacklevel: int = 3
+) -> AdjustedPValues:
     if method not in ("holm", "bh"):
         raise ValueError(f"method must be 'holm' or 'bh'; got {method!r}.")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
@@ -343,7 +372,7 @@ def adjust_pvalues(
                 f"cells, alpha / m = {alpha / mm:.3g}: no cell can be significant on its "
                 f"own. Use at least B = m / alpha - 1 = {need} permutations.",
                 SVCCAWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
     order = np.argsort(vals, kind="stable")
     s = vals[order]
@@ -359,3 +388,108 @@ def adjust_pvalues(
     rejected = np.zeros(p.shape, dtype=bool)
     rejected[inside] = adj <= alpha
     return AdjustedPValues(p, out, rejected, method, float(alpha), int(mm))
+
+
+def _adjust_result(
+    result: PairwiseResult,
+    method: Adjust,
+    alpha: float,
+    permutations: int | None,
+    cells: Sequence[tuple[Hashable, Hashable]] | None,
+) -> AdjustedPValues:
+    """:func:`adjust_pvalues` over a family of a result's cells, mirrored where square."""
+    if result.pvalues is None or result.test is None:
+        raise ValueError(
+            "This result has no p-values; make it with test=: svcca.pairwise(..., "
+            "test='permutation') or test='asymptotic' (svcca.torch.compare: "
+            "test='asymptotic')."
+        )
+    square = result.rows == result.cols
+    p = np.array(result.pvalues, dtype=np.float64)
+    family = ~np.isnan(p)
+    if square:
+        family &= np.triu(np.ones(p.shape, dtype=bool), 1)
+    if cells is not None:
+        named = np.zeros(p.shape, dtype=bool)
+        for cell in cells:
+            if not (isinstance(cell, tuple) and len(cell) == 2):
+                raise TypeError(f"cells= holds (row, col) label pairs; got {cell!r}.")
+            i, j = result.position(*cell)
+            if square and j < i:
+                i, j = j, i
+            if not family[i, j]:
+                raise ValueError(
+                    f"Cell {cell!r} has no test (a representation with itself has none); "
+                    "leave it out of cells=."
+                )
+            named[i, j] = True
+        family = named
+    if permutations is None and result.test.get("method") == "permutation":
+        permutations = int(result.test["permutations"])
+    out = _adjust(np.where(family, p, np.nan), method, alpha, permutations, stacklevel=4)
+    if not square:
+        return out
+    adjusted, rejected = np.array(out.adjusted), np.array(out.rejected)
+    lower = np.tril_indices(p.shape[0], -1)
+    adjusted[lower] = adjusted.T[lower]
+    rejected[lower] = rejected.T[lower]
+    return AdjustedPValues(
+        np.where(family | family.T, p, np.nan), adjusted, rejected, method, alpha, out.family_size
+    )
+
+
+def cell_difference(
+    result: PairwiseResult,
+    first: tuple[Hashable, Hashable],
+    second: tuple[Hashable, Hashable],
+) -> PairedDifference:
+    """Is cell ``first`` of a matrix larger than cell ``second``? The paired jackknife of
+    :func:`paired_difference`, from the result alone.
+
+    Parameters
+    ----------
+    result : PairwiseResult
+        Made with ``uncertainty="jackknife"`` (``svcca.pairwise`` or
+        ``svcca.torch.compare``): it keeps each cell's value without each block
+        (``.replicates``), on the same rows for every cell.
+    first, second : (row, col) labels
+        The two cells, e.g. ``("fc1", "final.fc1")`` and ``("fc2", "final.fc2")``.
+
+    Returns
+    -------
+    PairedDifference
+        As :func:`paired_difference` gives it for the two cells' representations with
+        the same ``blocks`` and ``seed`` (equal to round-off), at the result's level.
+
+    Examples
+    --------
+    >>> import numpy as np, svcca
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((600, 4))
+    >>> reps = {"a": A, "b": A + rng.standard_normal((600, 4)),
+    ...         "c": A + 3 * rng.standard_normal((600, 4))}
+    >>> r = svcca.pairwise(reps, measure="cka_linear", uncertainty="jackknife")
+    >>> d = svcca.stats.cell_difference(r, ("a", "b"), ("a", "c"))
+    >>> bool(d.difference > 0 and d.pvalue < 0.01)
+    True
+    """
+    if not isinstance(result, PairwiseResult):
+        raise TypeError(
+            f"result must be a svcca.PairwiseResult; got {type(result).__name__}. For "
+            "two pairs of arrays, call svcca.stats.paired_difference((A, B), (A, C))."
+        )
+    if result.replicates is None or result.uncertainty is None:
+        raise ValueError(
+            "cell_difference needs each cell's jackknife replicates; this result has "
+            "none. Make it with uncertainty='jackknife' (svcca.pairwise or "
+            "svcca.torch.compare)."
+        )
+    i1, j1 = result.position(*first)
+    i2, j2 = result.position(*second)
+    u = result.uncertainty
+    reps = result.replicates[:, i1, j1] - result.replicates[:, i2, j2]
+    sizes = np.asarray(u["block_sizes"], dtype=np.int64)
+    s1, s2 = float(result.values[i1, j1]), float(result.values[i2, j2])
+    return _summary(
+        result.measure, s1, s2, reps, sizes, float(u["level"]), int(u["seed"]), result.n_samples
+    )

@@ -21,8 +21,11 @@ import numpy as np
 import svcca._dense as _dense
 from svcca._engines import (
     ONE_PASS_MEASURES,
+    CellTests,
     PairwiseResult,
     Rep,
+    asymptotic_fields,
+    check_test,
     check_uncertainty,
     scores,
     warn_inflated,
@@ -41,7 +44,7 @@ from svcca._validation import (
     raise_nonfinite,
 )
 from svcca.torch._batches import order_free
-from svcca.torch._compare_cells import BlockCells, kept_intervals, refuse_device
+from svcca.torch._compare_cells import BlockCells, kept_cells, kept_plan, refuse_device
 from svcca.torch._layers import resolve_layers
 from svcca.torch._options import Calls, CaptureOptions, MaskOption, Selector, Sequence_
 from svcca.torch._run import run_capture
@@ -65,8 +68,10 @@ def _finish_moments(
     keep: float | int,
     variance: Variance,
     epsilon: float,
+    tests: CellTests | None = None,
 ) -> tuple[np.ndarray, list[Rep], list[int], list[int]]:
-    """Each layer's prepared side, the (transformed) cross blocks, every pair's score."""
+    """Each layer's prepared side, the (transformed) cross blocks, every pair's score
+    (and, with ``tests``, each pair's asymptotic test)."""
     assert acc.cross is not None
     uniq = acc.keys
     reps = [Rep(acc.labels[k], acc.moms[k], measure, keep, variance, epsilon) for k in uniq]
@@ -89,7 +94,8 @@ def _finish_moments(
             [_dense.matmul(left[:, coff[j] : coff[j + 1]], T[u]) for j, u in enumerate(col_u)],
             axis=1,
         )
-    values = scores(C, reps, widths, row_u, col_u, measure, col_u is row_u, Progress(False, 0, ""))
+    bar = Progress(False, 0, "")
+    values = scores(C, reps, widths, row_u, col_u, measure, col_u is row_u, bar, tests)
     return values, reps, row_u, col_u
 
 
@@ -189,6 +195,8 @@ def compare(
     blocks: int = 20,
     seed: int = 0,
     level: float = 0.95,
+    test: Literal["permutation", "asymptotic"] | None = None,
+    permutations: int | None = None,
 ) -> PairwiseResult:
     """Compare every layer of ``model_a`` with every layer of ``model_b``, in one pass.
 
@@ -264,6 +272,15 @@ def compare(
         Seed of the row-to-block hash.
     level : float, default 0.95
         Confidence level of the intervals.
+    test : {None, "asymptotic", "permutation"}, default None
+        A p-value against independence for every cell, as :func:`svcca.pairwise`
+        gives it. The streamed measures' rows are gone once their moments are added,
+        so they take ``"asymptotic"`` (Bartlett for ``"cca"``, ``"pwcca"``,
+        ``"svcca"``; the HSIC null for ``"cka_linear"``, ``"pls"``), from the same
+        pass; ``"permutation"`` is for the measures called per pair on kept
+        activations (refused for the streamed ones, with the fix).
+    permutations : int, optional
+        ``B`` for ``test="permutation"`` (default as in :func:`svcca.pairwise`).
 
     Returns
     -------
@@ -347,6 +364,7 @@ def compare(
         )
     check_progress(progress)
     unc = None if uncertainty is None else check_uncertainty(uncertainty, blocks, seed, level)
+    test = check_test(test, permutations, measure, streamed=per_pair is None)  # type: ignore[assignment]
     if unc is not None and measure == "cka_minibatch":
         raise ValueError(
             "uncertainty= is not served for measure='cka_minibatch': it averages HSICs over "
@@ -487,10 +505,11 @@ def compare(
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
     if mb is not None:
         return _minibatch_result(mb, row_names, col_names, acc)
-    if per_pair is not None and unc is not None:
-        return kept_intervals(acc, plan["rows"], plan["cols"], params, unc, progress)
+    if per_pair is not None and (unc is not None or test is not None):
+        kept = kept_plan(acc, plan["rows"], plan["cols"])
+        return kept_cells(kept, per_pair, params, unc, test, permutations, seed, progress)
     if unc is not None:
-        return acc.result(row_names, col_names, measure, keep, variance, epsilon)
+        return acc.result(row_names, col_names, measure, keep, variance, epsilon, test)
     if per_pair is not None:
         rk, ck = plan["keys"]
         widths = {k: acc.parts[k][0].shape[1] for k in acc.keys}
@@ -504,10 +523,15 @@ def compare(
             dims_rows=tuple(widths[k] for k in rk),
             dims_cols=tuple(widths[k] for k in ck),
         )
+    tests = None if test is None else CellTests((len(row_names), len(col_names)), n)
     with dense_steps(max(m.p for m in acc.moms.values()), acc.device):
-        values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon)
+        values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon, tests)
     names: list[Hashable] = list(acc.keys)  # "a.<name>" / "b.<name>", as capture errors say
     warn_inflated(n, names, reps, row_u, col_u, measure)
+    tested: dict[str, Any] = {}
+    if tests is not None:
+        dims = [r.dim for r in reps]
+        tested = asymptotic_fields(tests, row_u, col_u, col_u is row_u, names, dims, measure)
     settings: dict[str, Any] = (
         {"keep": keep, "variance": variance}
         if measure == "svcca"
@@ -524,6 +548,7 @@ def compare(
         n_samples=n,
         dims_rows=tuple(reps[u].dim for u in row_u),
         dims_cols=tuple(reps[u].dim for u in col_u),
+        **tested,
     )
 
 

@@ -12,11 +12,12 @@ each cell's statistic sliced out, its jackknife from
 captured activations with the same blocks and seed, whatever the batch size.
 
 The measures compare calls per pair on kept activations go through pairwise's per-pair
-interval path on the kept rows (:func:`kept_intervals`).
+interval path and permutation tests on the kept rows (:func:`kept_cells`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,15 +25,19 @@ import numpy as np
 
 from svcca._engines import (
     KeptLayers,
+    PairwiseResult,
     Plan,
     add_rows,
     intervals_from_blocks,
     per_pair_intervals,
+    per_pair_values,
+    permutation_cells,
     plan_of,
 )
+from svcca._measures import Measure
 from svcca._moments import Moments, plan_statistics
 
-__all__ = ["BlockCells", "kept_intervals", "refuse_device"]
+__all__ = ["BlockCells", "kept_cells", "kept_plan", "refuse_device"]
 
 
 def refuse_device(first: Any) -> None:
@@ -116,6 +121,7 @@ class BlockCells:
         keep: float | int,
         variance: Any,
         epsilon: float,
+        test: str | None = None,
     ) -> Any:
         """The :class:`svcca.PairwiseResult` with its intervals (pairwise's finish)."""
         pos = {k: u for u, k in enumerate(self.keys)}
@@ -125,22 +131,51 @@ class BlockCells:
         cols = [slice(int(a), int(b)) for a, b in zip(offs[:-1], offs[1:], strict=True)]
         plan = Plan([], list(self.keys), row_u, col_u, row_names, col_names, self.n)
         return intervals_from_blocks(
-            plan, self.parts, cols, measure, keep, variance, epsilon, self.unc
+            plan, self.parts, cols, measure, keep, variance, epsilon, self.unc, test
         )
 
 
-def kept_intervals(
-    acc: KeptLayers,
-    rows: list[tuple[str, str, str]],
-    cols: list[tuple[str, str, str]],
-    params: dict[str, Any],
-    unc: Mapping[str, Any],
-    progress: bool | None,
-) -> Any:
-    """A measure called per pair on the kept activations, with pairwise's per-pair
-    interval path on the kept rows (``rows``/``cols``: ``(key, name, model)``)."""
+def kept_plan(
+    acc: KeptLayers, rows: list[tuple[str, str, str]], cols: list[tuple[str, str, str]]
+) -> Plan:
+    """The kept activations as pairwise's plan (``rows``/``cols``: ``(key, name,
+    model)``); the kept batches are released as they are joined."""
     kept = {k: np.concatenate(acc.parts.pop(k)) for k in acc.keys}
     row_reps = {name: kept[k] for k, name, _ in rows}
     square = [k for k, _, _ in rows] == [k for k, _, _ in cols]
     col_reps = None if square else {name: kept[k] for k, name, _ in cols}
-    return per_pair_intervals(plan_of(row_reps, col_reps), acc.measure, params, unc, progress)
+    return plan_of(row_reps, col_reps)
+
+
+def kept_cells(
+    plan: Plan,
+    measure: Measure,
+    params: dict[str, Any],
+    unc: Mapping[str, Any] | None,
+    test: str | None,
+    permutations: int | None,
+    seed: int,
+    progress: bool | None,
+) -> Any:
+    """A measure called per pair on the kept activations, with pairwise's per-pair
+    interval path and permutation tests on the kept rows."""
+    if unc is not None:
+        out = per_pair_intervals(plan, measure, params, unc, progress)
+    else:
+        values = per_pair_values(
+            plan.srcs, plan.n, plan.row_u, plan.col_u, plan.square, measure, params, progress
+        )
+        out = PairwiseResult(
+            values=values,
+            rows=plan.row_labels,
+            cols=plan.col_labels,
+            measure=measure.name,
+            settings=dict(params),
+            n_samples=plan.n,
+            dims_rows=tuple(plan.srcs[u].p for u in plan.row_u),
+            dims_cols=tuple(plan.srcs[u].p for u in plan.col_u),
+        )
+    if test is None:
+        return out
+    pvalues, record = permutation_cells(plan, measure, params, permutations, seed, progress)
+    return dataclasses.replace(out, pvalues=pvalues, test=record)
