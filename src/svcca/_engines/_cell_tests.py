@@ -205,7 +205,7 @@ def asymptotic_fields(
     :class:`svcca.PairwiseResult`, with one warning where rows are few (``dims``: each
     representation's dimensions in the test)."""
     mask = family_mask(row_u, col_u, square)
-    warn_few_rows_test(tests.n, names, dims, row_u, col_u, stacklevel + 1)
+    warn_few_rows_test(tests.n, names, dims, row_u, col_u, mask, stacklevel + 1)
     return {
         "pvalues": tests.frozen(mask, square)[1],
         "test": test_record("asymptotic", measure, int(mask.sum()), None, 0),
@@ -218,14 +218,15 @@ def warn_few_rows_test(
     widths: Sequence[int],
     row_u: Sequence[int],
     col_u: Sequence[int],
+    mask: np.ndarray,
     stacklevel: int = 2,
 ) -> None:
-    """One warning where a cell has too few rows for its asymptotic p-value."""
+    """One warning where a tested cell (``mask``) has too few rows for its asymptotic
+    p-value (``stacklevel`` as :func:`warnings.warn` counts it from here)."""
     bad = [
-        (names[a], names[b])
-        for a in row_u
-        for b in col_u
-        if a != b and n < FEW_ROWS_TEST * (widths[a] + widths[b])
+        (names[row_u[i]], names[col_u[j]])
+        for i, j in zip(*np.nonzero(mask), strict=True)
+        if n < FEW_ROWS_TEST * (widths[row_u[i]] + widths[col_u[j]])
     ]
     if bad:
         shown = ", ".join(f"({x!r}, {y!r})" for x, y in bad[:5])
@@ -237,7 +238,7 @@ def warn_few_rows_test(
             "more rows, fewer features (keep= or PCA first), or test='permutation' on "
             "the rows.",
             SVCCAWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=stacklevel,
         )
 
 

@@ -374,7 +374,7 @@ def asymptotic_from_total(
                 tests.mirror(j, i)
     dims = [r.dim for r in reps]
     return asymptotic_fields(
-        tests, plan.row_u, plan.col_u, plan.square, plan.names, dims, measure, stacklevel=5
+        tests, plan.row_u, plan.col_u, plan.square, plan.names, dims, measure, stacklevel=6
     )
 
 
