@@ -87,6 +87,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--level", type=float, default=None, help="interval level (default 0.95)")
     parser.add_argument(
+        "--test",
+        choices=["permutation", "asymptotic"],
+        default=None,
+        help="a p-value against independence for every cell (rows shuffled, or from the "
+        "moments: Bartlett for the CCA family, the HSIC null for linear CKA); the CSV "
+        "becomes one line per cell, with a pvalue column",
+    )
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=None,
+        help="permutations of --test permutation (default: enough for Holm at 5%% over "
+        "the matrix's distinct tests, at least 999)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -197,14 +212,22 @@ def csv_corner(result: Any) -> str:
 def _csv_text(result: Any) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    if result.uncertainty is not None:  # one line per cell, its interval beside it
-        u = result.uncertainty
-        corner = (
-            f"{csv_corner(result)}; {u['method']} {u['level']:g}, {u['blocks']} blocks, "
-            f"seed {u['seed']}"
-        )
-        w.writerow([corner, "col", "value", "corrected", "se", "low", "high"])
-        for line in result.cells_to_pandas().itertuples(index=False):
+    if result.uncertainty is not None or result.test is not None:
+        # one line per cell, its interval and p-value beside it
+        corner = csv_corner(result)
+        if result.uncertainty is not None:
+            u = result.uncertainty
+            corner += f"; {u['method']} {u['level']:g}, {u['blocks']} blocks, seed {u['seed']}"
+        if result.test is not None:
+            t = result.test
+            corner += "; " + (
+                f"{t['permutations']} permutations, seed {t['seed']}"
+                if t["method"] == "permutation"
+                else f"asymptotic {t['statistic']} test"
+            )
+        table = result.cells_to_pandas()
+        w.writerow([corner, *table.columns[1:]])
+        for line in table.itertuples(index=False):
             w.writerow([line[0], line[1], *(repr(float(v)) for v in line[2:])])
         return buf.getvalue()
     w.writerow([csv_corner(result), *result.cols])
@@ -257,11 +280,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output must end in .csv or .json; got {args.output!r}")
     if args.heatmap and not args.heatmap.lower().endswith(".png"):
         raise UsageError(f"--heatmap must name a .png file; got {args.heatmap!r}")
-    given = [f for f in ("blocks", "seed", "level") if getattr(args, f) is not None]
+    given = [f for f in ("blocks", "level") if getattr(args, f) is not None]
+    if args.seed is not None and args.test != "permutation":
+        given.append("seed")
     if given and args.uncertainty is None:
         raise UsageError(
-            f"--{given[0]} sets the intervals of --uncertainty jackknife; add "
-            "--uncertainty jackknife, or leave it out."
+            f"--{given[0]} sets the intervals of --uncertainty jackknife"
+            + (" (or the permutations of --test permutation)" if given[0] == "seed" else "")
+            + "; add --uncertainty jackknife, or leave it out."
+        )
+    if args.permutations is not None and args.test != "permutation":
+        raise UsageError(
+            "--permutations sets the permutations of --test permutation; add --test "
+            "permutation, or leave it out."
         )
     rows, where = _collect(args.inputs, args.transpose)
     cols, where_cols = ({}, {}) if not args.cols else _collect(args.cols, args.transpose)
@@ -281,10 +312,12 @@ def run(args: argparse.Namespace) -> int:
             else {
                 "uncertainty": args.uncertainty,
                 "blocks": 20 if args.blocks is None else args.blocks,
-                "seed": 0 if args.seed is None else args.seed,
                 "level": 0.95 if args.level is None else args.level,
             }
         ),
+        seed=0 if args.seed is None else args.seed,
+        test=args.test,
+        permutations=args.permutations,
     )
     as_json = args.json or (args.output or "").lower().endswith(".json")
     text = json.dumps(result.to_dict(), indent=1) + "\n" if as_json else _csv_text(result)
