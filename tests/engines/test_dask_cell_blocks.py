@@ -81,10 +81,12 @@ def test_rectangular_and_a_single_row_block(dask_client):
     _assert_same(svcca.pairwise(one, many, measure="pwcca", uncertainty="jackknife", blocks=5), ref)
 
 
-def test_local_scheduler_many_row_blocks():
-    # more than 8 row blocks: each block's merge tree has two levels
+def test_local_scheduler_many_row_blocks_a_numpy_array_first():
+    # more than 8 row blocks: each block's merge tree has two levels; the NumPy array
+    # first takes the dask arrays' row blocks
     reps = _reps(n=700, seed=3)
     dreps = {k: da.from_array(v, chunks=(41, -1)) for k, v in reps.items()}
+    dreps["l0"] = reps["l0"]
     ref = svcca.pairwise(reps, measure="pls", uncertainty="jackknife", blocks=4, seed=9)
     _assert_same(
         svcca.pairwise(dreps, measure="pls", uncertainty="jackknife", blocks=4, seed=9), ref

@@ -272,7 +272,7 @@ def with_intervals(
     elif any(is_dask_array(s.obj) for s in plan.srcs):
         from svcca._engines._cells_dask import block_statistics_dask
 
-        parts, cols = block_statistics_dask(plan, G, seed, BLOCKS_FIX)
+        parts, cols = block_statistics_dask(plan, G, seed, BLOCKS_FIX, progress)
     else:
         parts, cols = block_statistics(plan, G, seed, chunk_size, progress)
     return intervals_from_blocks(plan, parts, cols, measure, keep, variance, epsilon, unc)

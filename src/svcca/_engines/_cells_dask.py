@@ -26,6 +26,7 @@ import numpy as np
 from svcca._engines._cells import add_rows, check_finite_rows
 from svcca._engines._plan import Plan
 from svcca._moments import Moments, plan_statistics, statistic_bytes
+from svcca._progress import Progress as _Progress
 from svcca._sources import block_moments_dask
 
 __all__ = ["block_statistics_dask"]
@@ -35,7 +36,7 @@ _SPLIT_EVERY = 8
 
 
 def block_statistics_dask(
-    plan: Plan, blocks: int, seed: int, fix: str
+    plan: Plan, blocks: int, seed: int, fix: str, progress: bool | None = False
 ) -> tuple[list[Moments], list[slice]]:
     """:func:`svcca._engines._cells.block_statistics` of dask inputs, on the cluster.
 
@@ -48,6 +49,8 @@ def block_statistics_dask(
         ``G`` and the seed of :func:`svcca.stats.block_of`.
     fix : str
         The memory refusal's advice (the host path's).
+    progress : bool or None
+        The library's progress contract (one step: the graph).
 
     Returns
     -------
@@ -56,12 +59,20 @@ def block_statistics_dask(
     cols : list of slice
         Each representation's columns in them.
     """
+    import dask.array as da
+
     from svcca._engines._passes import _dask_or_array
 
     widths = [s.p for s in plan.srcs]
     P = int(sum(widths))
     arrays = [_dask_or_array(s, plan.n) for s in plan.srcs]
-    most = max(max(a.chunks[0]) for a in arrays if hasattr(a, "chunks")) if arrays else 0
+    # The row blocks of the first dask array, which every other array is rechunked to
+    # (NumPy ones are wrapped with them), so the planned row block is the real one.
+    row_chunks = next(a.chunks[0] for a in arrays if isinstance(a, da.Array))
+    arrays = [
+        a if isinstance(a, da.Array) else da.from_array(a, chunks=(row_chunks, -1)) for a in arrays
+    ]
+    most = max(row_chunks)
     what = (
         f"pairwise(..., uncertainty='jackknife') over {len(widths)} representations of "
         f"{P} features in all, with {blocks} blocks,"
@@ -71,14 +82,19 @@ def block_statistics_dask(
     offs = np.concatenate([[0], np.cumsum(widths)]).astype(int)
     cols = [slice(int(a), int(b)) for a, b in zip(offs[:-1], offs[1:], strict=True)]
     names = [f"Representation {s.name!r}" for s in plan.srcs]
-    parts = block_moments_dask(
-        arrays,
-        _leaf,
-        (blocks, seed, names),
-        blocks,
-        names=names,
-        split_every=_SPLIT_EVERY,
-    )
+    bar = _Progress(progress, total=1, desc="blocks")  # one graph: one step
+    try:
+        parts = block_moments_dask(
+            arrays,
+            _leaf,
+            (blocks, seed, names),
+            blocks,
+            names=names,
+            split_every=_SPLIT_EVERY,
+        )
+        bar.update(1)
+    finally:
+        bar.close()
     return parts, cols
 
 
