@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from svcca._engines._block_rows import BLOCKS_FIX, add_rows, check_finite_rows
 from svcca._engines._plan import Plan
 from svcca._measures import FEW_ROWS_RATIO, MEASURES, Measure, check_level, jackknife_of_blocks
-from svcca._moments import Moments, block_of, check_count, check_seed, plan_statistics
+from svcca._moments import Moments, check_count, check_seed, plan_statistics
 from svcca._progress import Progress as _Progress
-from svcca._validation import SVCCAWarning, check_chunk_size, nonfinite_error
+from svcca._validation import SVCCAWarning, check_chunk_size
 
 __all__ = [
     "CellIntervals",
@@ -44,14 +45,6 @@ __all__ = [
 
 # Rows per chunk of the block pass: about this many float64 bytes of all representations.
 _PASS_BYTES = 64 * 2**20
-
-# What lowers the memory of the block statistics (every path's refusal says it).
-BLOCKS_FIX = (
-    "Use fewer blocks (blocks=10 still gives a jackknife interval), fewer or narrower "
-    "representations per call (split the matrix into row/column groups with cols=), "
-    "or reduce the widths first (PCA or a random projection)."
-)
-
 
 def check_uncertainty(uncertainty: Any, blocks: Any, seed: Any, level: Any) -> dict[str, Any]:
     """Validate ``pairwise``'s uncertainty keywords; the mapping the result records."""
@@ -113,31 +106,6 @@ def block_statistics(
     finally:
         bar.close()
     return parts, cols
-
-
-def check_finite_rows(blocks: list[np.ndarray], names: list[str], start: int) -> None:
-    """Raise the one NaN/inf error naming the representation and the offending rows by
-    their global index (``blocks``: each representation's rows ``start`` onwards), before
-    the rows are regrouped by block (where their positions would be lost)."""
-    for b, name in zip(blocks, names, strict=True):
-        if np.isfinite(b.sum(axis=0)).all():
-            continue
-        bad = np.flatnonzero(~np.isfinite(b).all(axis=1))
-        if bad.size:  # else finite values whose sum overflowed: the statistic scales them
-            raise nonfinite_error(name, bad + start, within=(start, start + b.shape[0]))
-
-
-def add_rows(parts: list[Moments], rows: np.ndarray, start: int, seed: int) -> None:
-    """Add ``rows`` (m, P), global rows ``start .. start + m - 1``, each to the statistic
-    of its block (:func:`svcca.stats.block_of` with ``G = len(parts)`` and ``seed``)."""
-    blocks = len(parts)
-    b = block_of(np.arange(start, start + rows.shape[0]), blocks, seed)
-    order = np.argsort(b, kind="stable")
-    bounds = np.searchsorted(b[order], np.arange(blocks + 1))
-    for j in range(blocks):
-        idx = order[bounds[j] : bounds[j + 1]]
-        if idx.size:
-            parts[j].update(rows[idx])
 
 
 def _pair(m: Moments, a: slice, b: slice) -> Moments:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._engines._cells import add_rows, check_finite_rows
+from svcca._engines._block_rows import add_rows, check_finite_rows
 from svcca._engines._plan import Plan
 from svcca._moments import Moments, plan_statistics, statistic_bytes
 from svcca._progress import Progress as _Progress

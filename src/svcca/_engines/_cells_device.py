@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._engines._block_rows import BLOCKS_FIX
 from svcca._engines._plan import Plan
 from svcca._moments import Moments, TorchAccumulator, block_of, plan_statistics
 from svcca._progress import Progress as _Progress
@@ -47,7 +48,6 @@ def block_statistics_device(
     import torch
 
     from svcca._device import exact_products, format_bytes, plan_rows
-    from svcca._engines._cells import BLOCKS_FIX
 
     srcs, n = plan.srcs, plan.n
     widths = [s.p for s in srcs]
