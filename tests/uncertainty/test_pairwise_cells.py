@@ -149,18 +149,8 @@ def test_paths_not_served_are_refused_with_the_reason():
         svcca.pairwise(reps, keep=2, sketch_size=8, uncertainty="jackknife")
     with pytest.raises(ValueError, match="keeps float64 block statistics"):
         svcca.pairwise(reps, measure="cca", precision="float32", uncertainty="jackknife")
-    torch = pytest.importorskip("torch")
-    tensors = {k: torch.as_tensor(v) for k, v in reps.items()}
-    with svcca.on_device("cpu"):
-        with pytest.raises(ValueError, match="not served for torch tensors on a device"):
-            svcca.pairwise(tensors, measure="cca", uncertainty="jackknife")
-
-
-def test_dask_inputs_are_refused_with_the_reason():
-    da = pytest.importorskip("dask.array")
-    reps = {k: da.from_array(v, chunks=100) for k, v in _reps(n=200, k=2).items()}
-    with pytest.raises(ValueError, match="not served for dask inputs yet"):
-        svcca.pairwise(reps, measure="cka_linear", uncertainty="jackknife")
+    # dask inputs and tensors on a device are served: tests/engines/test_dask_cell_blocks.py
+    # and tests/engines/test_device_cell_blocks.py
 
 
 def test_block_statistics_that_do_not_fit_are_refused_before_reading():

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from svcca._engines._block_rows import BLOCKS_FIX, add_rows, check_finite_rows
 from svcca._engines._cell_tests import CellTests, asymptotic_fields, family_mask
 from svcca._engines._plan import Plan
 from svcca._measures import (
@@ -34,22 +35,17 @@ from svcca._measures import (
     check_level,
     jackknife_of_blocks,
 )
-from svcca._moments import (
-    Moments,
-    block_of,
-    check_count,
-    check_seed,
-    jackknife_blocks,
-    plan_statistics,
-)
+from svcca._moments import Moments, check_count, check_seed, jackknife_blocks, plan_statistics
 from svcca._progress import Progress as _Progress
 from svcca._validation import SVCCAWarning, check_chunk_size
 
 __all__ = [
     "CellIntervals",
     "add_rows",
+    "BLOCKS_FIX",
     "block_statistics",
     "cell_intervals",
+    "check_finite_rows",
     "check_uncertainty",
     "intervals_from_blocks",
     "refuse_uncertainty",
@@ -95,9 +91,7 @@ def block_statistics(
         0,
         f"pairwise(..., uncertainty='jackknife') over {len(widths)} representations of "
         f"{P} features in all, with {blocks} blocks,",
-        "Use fewer blocks (blocks=10 still gives a jackknife interval), fewer or narrower "
-        "representations per call (split the matrix into row/column groups with cols=), "
-        "or reduce the widths first (PCA or a random projection).",
+        BLOCKS_FIX,
     )
     offs = np.concatenate([[0], np.cumsum(widths)]).astype(int)
     cols = [slice(int(a), int(b)) for a, b in zip(offs[:-1], offs[1:], strict=True)]
@@ -108,6 +102,7 @@ def block_statistics(
     parts = [Moments.empty(P) for _ in range(blocks)]
     chunk = np.empty((rows, P))
     bufs = [np.empty((rows, s.p)) for s in plan.srcs]
+    names = [f"Representation {s.name!r}" for s in plan.srcs]
     bar = _Progress(progress, total=-(-n // rows), desc="blocks")
     try:
         for start in range(0, n, rows):
@@ -115,24 +110,12 @@ def block_statistics(
             m = stop - start
             for s, c, buf in zip(plan.srcs, cols, bufs, strict=True):
                 chunk[:m, c] = s.read(start, stop, buf)
+            check_finite_rows([chunk[:m, c] for c in cols], names, start)
             add_rows(parts, chunk[:m], start, seed)
             bar.update(1)
     finally:
         bar.close()
     return parts, cols
-
-
-def add_rows(parts: list[Moments], rows: np.ndarray, start: int, seed: int) -> None:
-    """Add ``rows`` (m, P), global rows ``start .. start + m - 1``, each to the statistic
-    of its block (:func:`svcca.stats.block_of` with ``G = len(parts)`` and ``seed``)."""
-    blocks = len(parts)
-    b = block_of(np.arange(start, start + rows.shape[0]), blocks, seed)
-    order = np.argsort(b, kind="stable")
-    bounds = np.searchsorted(b[order], np.arange(blocks + 1))
-    for j in range(blocks):
-        idx = order[bounds[j] : bounds[j + 1]]
-        if idx.size:
-            parts[j].update(rows[idx])
 
 
 def _pair(m: Moments, a: slice, b: slice) -> Moments:
@@ -146,6 +129,7 @@ def _pair(m: Moments, a: slice, b: slice) -> Moments:
         m.sxx[a, b].copy(),
         scale_x=m.scale_x,
         scale_y=m.scale_x,
+        device=m.device,  # a cell's kernels run where the block pass did
     )
 
 
@@ -229,17 +213,13 @@ def _fill(
             reps[:, i, j] = r
 
 
-def refuse_uncertainty(plan: Plan, use_dask: bool, sketch_size: int | None, precision: str) -> None:
-    """Refuse, with the reason, the paths whose cells get no interval yet."""
-    from svcca._engines._passes_device import tensor_device
+def refuse_uncertainty(sketch_size: int | None, precision: str) -> None:
+    """Refuse, with the reason, the paths whose cells get no interval.
 
-    if use_dask:
-        raise ValueError(
-            "uncertainty= is not served for dask inputs yet: the block statistics are kept "
-            "on the client, chunk by chunk, and the dask passes reduce on the cluster. "
-            "Compute the arrays (or write them to .npy and pass memmaps), or leave "
-            "uncertainty out."
-        )
+    Dask inputs (blocks on the cluster, :mod:`svcca._engines._cells_dask`) and torch
+    tensors on a device (blocks on the device, :mod:`svcca._engines._cells_device`) are
+    served by :func:`with_intervals`.
+    """
     if sketch_size is not None:
         raise ValueError(
             "uncertainty= needs every representation's full Gram matrix per block (SVCCA's "
@@ -250,13 +230,6 @@ def refuse_uncertainty(plan: Plan, use_dask: bool, sketch_size: int | None, prec
         raise ValueError(
             "uncertainty= keeps float64 block statistics; precision='float32' is for the "
             "exact two passes without intervals. Leave one of them out."
-        )
-    if tensor_device(plan.srcs) is not None:
-        raise ValueError(
-            "uncertainty= is not served for torch tensors on a device yet (a GPU, or any "
-            "inside svcca.on_device): the block statistics are kept on the host, in NumPy. "
-            "Pass NumPy arrays or CPU tensors outside svcca.on_device, or leave "
-            "uncertainty out."
         )
 
 
@@ -272,8 +245,26 @@ def with_intervals(
     test: str | None = None,
 ) -> Any:
     """``pairwise`` with an interval per cell: one pass of block statistics, then each
-    cell's jackknife; the values are the measure on the total statistic."""
-    parts, cols = block_statistics(plan, unc["blocks"], unc["seed"], chunk_size, progress)
+    cell's jackknife; the values are the measure on the total statistic.
+
+    The pass runs where the default passes would: on the tensors' device
+    (:func:`svcca._engines._cells_device.block_statistics_device`), on the dask cluster
+    (:func:`svcca._engines._cells_dask.block_statistics_dask`), else on the host."""
+    from svcca._engines._passes_device import tensor_device
+    from svcca._sources import is_dask_array
+
+    G, seed = unc["blocks"], unc["seed"]
+    dev = tensor_device(plan.srcs)  # refuses arrays mixed with tensors on a device
+    if dev is not None:
+        from svcca._engines._cells_device import block_statistics_device
+
+        parts, cols = block_statistics_device(plan, dev, G, seed, chunk_size, progress)
+    elif any(is_dask_array(s.obj) for s in plan.srcs):
+        from svcca._engines._cells_dask import block_statistics_dask
+
+        parts, cols = block_statistics_dask(plan, G, seed, BLOCKS_FIX, progress)
+    else:
+        parts, cols = block_statistics(plan, G, seed, chunk_size, progress)
     return intervals_from_blocks(plan, parts, cols, measure, keep, variance, epsilon, unc, test)
 
 

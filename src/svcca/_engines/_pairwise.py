@@ -141,8 +141,9 @@ def pairwise(
         :func:`svcca.stats.interval` gives it: each representation is prepared again
         without each block and every pair combined, ``blocks + 1`` times the cost of
         the call without intervals, in the same memory (a neighbour measure stays
-        valid: no row is duplicated). Refused, with the reason, for dask inputs,
-        tensors on a device, ``sketch_size`` and ``precision="float32"`` (see
+        valid: no row is duplicated). Dask inputs run the block pass on the cluster
+        (only block statistics reach the client), tensors on a device on that device.
+        Refused, with the reason, for ``sketch_size`` and ``precision="float32"`` (see
         docs/uncertainty.md).
     blocks : int, default 20
         Jackknife blocks ``G``; rows go to blocks by a seeded hash of their global
@@ -261,7 +262,7 @@ def pairwise(
             check_keep_fits(keep, s.p, repr(s.name))
     use_dask = any(is_dask_array(s.obj) for s in plan.srcs)
     if unc is not None:
-        refuse_uncertainty(plan, use_dask, sketch_size, precision)
+        refuse_uncertainty(sketch_size, precision)
         out = _with_intervals(
             plan, measure, keep, variance, epsilon, chunk_size, progress, unc, test
         )

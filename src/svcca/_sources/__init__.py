@@ -9,10 +9,11 @@ torch, cli); import it from ``svcca._sources``, never from its modules: :class:`
 and :func:`as_source` (a chunked reader of any input), :func:`check_same_n`,
 :func:`is_dask_array`, :func:`is_streamable`, :func:`load_array`,
 :func:`moments_from_sources`, :func:`to_moments`, and the Dask passes of ``pairwise``
-(:func:`per_rep_moments_dask`, :func:`cross_products_dask`).
+(:func:`per_rep_moments_dask`, :func:`cross_products_dask`) and of its intervals per cell
+(:func:`block_moments_dask`).
 """
 
-from svcca._sources._dask import cross_products_dask, per_rep_moments_dask
+from svcca._sources._dask import block_moments_dask, cross_products_dask, per_rep_moments_dask
 from svcca._sources._sources import (
     Source,
     as_source,
@@ -27,6 +28,7 @@ from svcca._sources._to_moments import to_moments
 __all__ = [
     "Source",
     "as_source",
+    "block_moments_dask",
     "check_same_n",
     "cross_products_dask",
     "is_dask_array",

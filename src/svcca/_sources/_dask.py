@@ -20,7 +20,12 @@ import numpy as np
 from svcca._moments import Moments, register_dask_moments
 from svcca._validation import Precision, check_unmasked
 
-__all__ = ["moments_from_dask", "per_rep_moments_dask", "cross_products_dask"]
+__all__ = [
+    "block_moments_dask",
+    "cross_products_dask",
+    "moments_from_dask",
+    "per_rep_moments_dask",
+]
 
 # (n, mean_x, mean_y, sxx, syy, sxy, scale_x, scale_y): what a task returns.
 Stat = tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]
@@ -205,6 +210,60 @@ def cross_products_dask(
     ]
     (total,) = dask.compute(_tree(parts, _sum, split_every))
     return total
+
+
+def block_moments_dask(
+    arrays: Sequence[Any],
+    leaf: Callable[..., Sequence[Moments]],
+    fn_args: tuple[Any, ...],
+    count: int,
+    *,
+    names: Sequence[str] | None = None,
+    split_every: int = 8,
+) -> list[Moments]:
+    """``count`` statistics, each merged over the row blocks of ``arrays`` by its own tree.
+
+    ``leaf(blocks, first_row, *fn_args)`` runs on the worker that holds a row block:
+    ``blocks`` are one float64 NumPy block per array (all its features), rows
+    ``first_row`` onwards of the whole arrays; it returns ``count`` :class:`Moments`.
+    Statistic ``k`` of every row block is merged (Chan et al.) up its own tree of fan-in
+    ``split_every``, so a leaf task holds its ``count`` statistics and a merge task
+    ``split_every + 1`` of them; only the ``count`` totals reach the client. ``fn_args``
+    enter the graph once. ``names`` name the arrays in messages (masked values).
+    """
+    import dask
+    from dask import delayed
+
+    arrays = _aligned(arrays)
+    names = list(names) if names is not None else [f"array {i}" for i in range(len(arrays))]
+    blocks = [a.to_delayed().ravel() for a in arrays]
+    shared = delayed(fn_args, pure=True)
+    leaves = [
+        delayed(_leaf_stats, pure=True, nout=count)(leaf, list(row), shared, names, start)
+        for row, start, rows in zip(
+            zip(*blocks, strict=True),
+            _block_starts(arrays[0]),
+            arrays[0].chunks[0],
+            strict=True,
+        )
+        if rows
+    ]
+    roots = [_tree([lf[k] for lf in leaves], _merge_stats, split_every) for k in range(count)]
+    return [_from_stat(s) for s in dask.compute(*roots)]
+
+
+def _leaf_stats(
+    leaf: Callable[..., Sequence[Moments]],
+    blocks: list[np.ndarray],
+    args: tuple[Any, ...],
+    names: list[str],
+    first_row: int,
+) -> tuple[Stat, ...]:
+    blocks = [
+        np.array(check_unmasked(b, nm, first_row), dtype=np.float64, copy=True)
+        for b, nm in zip(blocks, names, strict=True)
+    ]
+    return tuple(_stat(m) for m in leaf(blocks, first_row, *args))
 
 
 def _apply(
