@@ -131,11 +131,6 @@ def test_refusals_say_why():
         st.compare(a, b, x, LAYERS, uncertainty="bootstrap")
     with pytest.raises(ValueError, match=r"blocks"):
         st.compare(a, b, x, LAYERS, uncertainty="jackknife", blocks=1)
-    with (
-        svcca.on_device("cpu"),
-        pytest.raises(ValueError, match=r"keeps its block statistics on the host.*no device path"),
-    ):
-        st.compare(a, b, x, LAYERS, uncertainty="jackknife")
 
 
 def test_blocks_that_do_not_fit_are_refused_with_the_size():
@@ -155,3 +150,19 @@ def test_few_rows_warning_points_at_the_call():
     with pytest.warns(svcca.SVCCAWarning, match=r"Jackknife intervals for 'cca' from 200") as w:
         st.compare(wide, wide, x, ["0", "1"], measure="cca", uncertainty="jackknife")
     assert any(r.filename == __file__ for r in w if "Jackknife" in str(r.message))
+
+
+@pytest.mark.parametrize("measure", ["cca", "cka_linear", "svcca"])
+def test_device_batches_keep_their_blocks_on_the_device_and_agree(measure):
+    """Batches delivered as tensors (inside svcca.on_device; a GPU takes the same code)
+    accumulate their block statistics on the device: the same cells as on the host."""
+    a, b, x = _mlp(0), _mlp(1), list(_inputs(400).split(70))
+    kw = {"keep": 3} if measure == "svcca" else {}
+    host = st.compare(a, b, x, LAYERS, measure=measure, uncertainty="jackknife", blocks=6, **kw)
+    with svcca.on_device("cpu"):
+        dev = st.compare(a, b, x, LAYERS, measure=measure, uncertainty="jackknife", blocks=6,
+                         **kw)  # fmt: skip
+    for f in ("values", "corrected", "standard_errors", "low", "high", "replicates"):
+        np.testing.assert_allclose(getattr(dev, f), getattr(host, f), rtol=0, atol=ATOL, err_msg=f)
+    assert dev.uncertainty == host.uncertainty
+

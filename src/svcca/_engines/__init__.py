@@ -26,6 +26,7 @@ from svcca._engines._cell_tests import (
     permutation_cells,
 )
 from svcca._engines._cells import add_rows, check_uncertainty, intervals_from_blocks
+from svcca._engines._cells_device import DeviceBlocks
 from svcca._engines._cells_rows import per_pair_intervals
 from svcca._engines._combine import ONE_PASS_MEASURES, Rep, prepare_all, scores, warn_inflated
 from svcca._engines._pairwise import pairwise
@@ -39,6 +40,7 @@ __all__ = [
     "pairwise",
     # internal (see the docstring)
     "ONE_PASS_MEASURES",
+    "DeviceBlocks",
     "CellTests",
     "asymptotic_fields",
     "check_test",

@@ -27,7 +27,7 @@ from svcca._moments import Moments, TorchAccumulator, block_of, plan_statistics
 from svcca._progress import Progress as _Progress
 from svcca._validation import check_chunk_size, nonfinite_error
 
-__all__ = ["block_statistics_device"]
+__all__ = ["DeviceBlocks", "block_statistics_device", "check_finite_device"]
 
 
 def block_statistics_device(
@@ -71,11 +71,7 @@ def block_statistics_device(
         most=most or 1 << 16,
         least=min(256, n),
     )
-    accs = [
-        TorchAccumulator(P, 0, dev, "float64", (f"Block {j} of the representations", ""),
-                         held=j * sums)
-        for j in range(blocks)
-    ]  # fmt: skip
+    acc = DeviceBlocks(P, blocks, seed, dev)
     offs = np.concatenate([[0], np.cumsum(widths)]).astype(int)
     cols = [slice(int(a), int(b)) for a, b in zip(offs[:-1], offs[1:], strict=True)]
     bar = _Progress(progress, total=-(-n // rows), desc="blocks")
@@ -86,28 +82,54 @@ def block_statistics_device(
                 chunk = torch.cat(
                     [s.obj[start:stop].detach().to(torch.float64) for s in srcs], dim=1
                 )
-                _check_finite(chunk, cols, srcs, start)
-                b = block_of(np.arange(start, stop), blocks, seed)
-                order = np.argsort(b, kind="stable")
-                bounds = np.searchsorted(b[order], np.arange(blocks + 1))
-                grouped = chunk[torch.from_numpy(order).to(dev)]
+                check_finite_device(
+                    chunk, cols, [f"Representation {s.name!r}" for s in srcs], start
+                )
+                acc.add(chunk, start)
                 del chunk
-                queued = [
-                    (acc, acc.queue(grouped[bounds[j] : bounds[j + 1]]))
-                    for j, acc in enumerate(accs)
-                    if bounds[j + 1] > bounds[j]
-                ]
-                for acc, checks in queued:  # one synchronisation per chunk
-                    acc.verify(checks)
-                del grouped
                 bar.update(1)
-        parts = [acc.finish() for acc in accs]
+        parts = acc.finish()
     finally:
         bar.close()
     return parts, cols
 
 
-def _check_finite(chunk: Any, cols: list[slice], srcs: list[Any], start: int) -> None:
+class DeviceBlocks:
+    """``G`` :class:`~svcca._moments.TorchAccumulator` s on ``dev``, one per block of
+    rows: :meth:`add` regroups a chunk ``(m, P)`` of float64 rows, global rows ``start ..
+    start + m - 1``, by :func:`svcca.stats.block_of` and adds each group to its block
+    (one synchronisation per chunk); :meth:`finish` gives the ``G`` host statistics.
+    The caller plans the memory (``G`` sums of ``8 (P^2 + 2P)`` bytes)."""
+
+    def __init__(self, P: int, blocks: int, seed: int, dev: Any) -> None:
+        sums = 8 * (P * P + 2 * P)  # one TorchAccumulator's (its sums_bytes)
+        self.accs = [
+            TorchAccumulator(P, 0, dev, "float64", (f"Block {j} of the representations", ""),
+                             held=j * sums)
+            for j in range(blocks)
+        ]  # fmt: skip
+        self.blocks, self.seed, self.dev = blocks, seed, dev
+
+    def add(self, chunk: Any, start: int) -> None:
+        import torch
+
+        b = block_of(np.arange(start, start + chunk.shape[0]), self.blocks, self.seed)
+        order = np.argsort(b, kind="stable")
+        bounds = np.searchsorted(b[order], np.arange(self.blocks + 1))
+        grouped = chunk[torch.from_numpy(order).to(chunk.device)]
+        queued = [
+            (acc, acc.queue(grouped[bounds[j] : bounds[j + 1]]))
+            for j, acc in enumerate(self.accs)
+            if bounds[j + 1] > bounds[j]
+        ]
+        for acc, checks in queued:  # one synchronisation per chunk
+            acc.verify(checks)
+
+    def finish(self) -> list[Moments]:
+        return [acc.finish() for acc in self.accs]
+
+
+def check_finite_device(chunk: Any, cols: list[slice], names: list[str], start: int) -> None:
     """The one NaN/inf error, naming the representation and its rows by their global
     index, before the rows are regrouped (one synchronisation per chunk)."""
     import torch
@@ -115,11 +137,11 @@ def _check_finite(chunk: Any, cols: list[slice], srcs: list[Any], start: int) ->
     sums = chunk.sum(dim=0)
     if bool(torch.isfinite(sums).all()):
         return
-    for c, s in zip(cols, srcs, strict=True):
+    for c, name in zip(cols, names, strict=True):
         bad = torch.nonzero(~torch.isfinite(chunk[:, c]).all(dim=1)).flatten()
         if bad.numel():
             raise nonfinite_error(
-                f"Representation {s.name!r}",
+                name,
                 (bad[:5].cpu().numpy() + start).tolist(),
                 within=(start, start + chunk.shape[0]),
             )

@@ -44,7 +44,7 @@ from svcca._validation import (
     raise_nonfinite,
 )
 from svcca.torch._batches import order_free
-from svcca.torch._compare_cells import BlockCells, kept_cells, kept_plan, refuse_device
+from svcca.torch._compare_cells import BlockCells, kept_cells, kept_plan
 from svcca.torch._layers import resolve_layers
 from svcca.torch._options import Calls, CaptureOptions, MaskOption, Selector, Sequence_
 from svcca.torch._run import run_capture
@@ -438,9 +438,9 @@ def compare(
         elif mb is not None:  # minibatch CKA keeps its own sums: only the layers' names
             plan["acc"] = _Layers(*keys, labels)
         elif unc is not None:  # per block, every layer side by side (pairwise's pass)
-            refuse_device(next(iter(arrays.values())))
             widths = {k: int(arrays[k].shape[1]) for k in dict.fromkeys([*keys[0], *keys[1]])}
-            plan["acc"] = BlockCells(*keys, labels, widths, unc, _check_finite)
+            first = next(iter(arrays.values()))
+            plan["acc"] = BlockCells(*keys, labels, widths, unc, _check_finite, first)
         else:
             plan["acc"] = cross_moments(*keys, labels, precision, arrays)
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from svcca._engines import (
+    DeviceBlocks,
     KeptLayers,
     PairwiseResult,
     Plan,
@@ -37,19 +38,7 @@ from svcca._engines import (
 from svcca._measures import Measure
 from svcca._moments import Moments, plan_statistics
 
-__all__ = ["BlockCells", "kept_cells", "kept_plan", "refuse_device"]
-
-
-def refuse_device(first: Any) -> None:
-    """The block statistics are kept on the host, in NumPy: refuse device batches."""
-    if not isinstance(first, np.ndarray):
-        raise ValueError(
-            "compare(..., uncertainty='jackknife') keeps its block statistics on the host, "
-            f"in NumPy, and the capture delivers torch tensors on {first.device} (a GPU, or "
-            "any inside svcca.on_device): there is no device path for them yet. Run "
-            "compare outside svcca.on_device (and with device=None or 'cpu'), or leave "
-            "uncertainty out."
-        )
+__all__ = ["BlockCells", "kept_cells", "kept_plan"]
 
 
 class BlockCells:
@@ -68,13 +57,19 @@ class BlockCells:
         :func:`svcca._engines.check_uncertainty`'s record (``blocks`` ``G``, ``seed``).
     check : callable
         ``check(array, label, batch)``: refuses a non-finite batch.
+    first : array or tensor
+        A captured array of the first batch: torch tensors (on a GPU, or any inside
+        ``svcca.on_device``) keep the block statistics on their device, as
+        ``pairwise`` does for tensors (:class:`svcca._engines.DeviceBlocks`); NumPy
+        arrays on the host.
 
     Notes
     -----
     Memory: ``G + 1`` statistics of ``P^2`` float64 entries (``P = sum p_i`` over the
     distinct layers), planned against half the free host memory before the first batch
     is added (:class:`svcca.DeviceMemoryError` naming the size and the fix otherwise),
-    plus one batch of ``rows x P``. Time: ``P^2`` products per row.
+    plus one batch of ``rows x P``; on a device also the ``G`` sums there, planned
+    against its free memory. Time: ``P^2`` products per row.
     """
 
     def __init__(
@@ -85,6 +80,7 @@ class BlockCells:
         widths: Mapping[str, int],
         unc: Mapping[str, Any],
         check: Callable[[Any, str, int], None],
+        first: Any = None,
     ) -> None:
         self.row_keys, self.col_keys, self.labels = row_keys, col_keys, labels
         self.keys = list(dict.fromkeys([*row_keys, *col_keys]))
@@ -102,13 +98,38 @@ class BlockCells:
             "narrower layers per call (select= a subset of units, conv='mean'), or split "
             "the matrix into calls over fewer layers.",
         )
-        self.parts = [Moments.empty(P) for _ in range(G)]
+        self.device = None if first is None or isinstance(first, np.ndarray) else first.device
+        self.on_device: DeviceBlocks | None = None
+        if self.device is not None:
+            from svcca._device import plan_rows
+
+            plan_rows(
+                fixed=G * 8 * (P * P + 2 * P),
+                per_row=4 * 8 * P,
+                device=self.device,
+                what=f"compare(..., uncertainty='jackknife') over {len(self.keys)} layers of "
+                f"{P} features in all, with {G} blocks (their sums on the device)",
+                lower="Use fewer blocks, fewer or narrower layers per call, or run on the "
+                "host (device=None, outside svcca.on_device).",
+            )
+            self.on_device = DeviceBlocks(P, G, int(unc["seed"]), self.device)
+        self.parts = [] if self.on_device is not None else [Moments.empty(P) for _ in range(G)]
         self.n = 0
 
     def add(self, i: int, arrays: Mapping[str, Any]) -> None:
         """Add batch ``i``: its rows are global rows ``n .. n + m - 1``."""
         for k in self.keys:
             self.check(arrays[k], self.labels[k], i)
+        if self.on_device is not None:
+            import torch
+
+            from svcca._device import exact_products
+
+            with torch.no_grad(), exact_products(self.device):
+                rows = torch.cat([arrays[k].to(torch.float64) for k in self.keys], dim=1)
+                self.on_device.add(rows, self.n)
+            self.n += int(rows.shape[0])
+            return
         chunk = np.concatenate([np.asarray(arrays[k], dtype=np.float64) for k in self.keys], 1)
         add_rows(self.parts, chunk, self.n, int(self.unc["seed"]))
         self.n += chunk.shape[0]
@@ -124,6 +145,8 @@ class BlockCells:
         test: str | None = None,
     ) -> Any:
         """The :class:`svcca.PairwiseResult` with its intervals (pairwise's finish)."""
+        if self.on_device is not None:
+            self.parts, self.on_device = self.on_device.finish(), None
         pos = {k: u for u, k in enumerate(self.keys)}
         row_u = [pos[k] for k in self.row_keys]
         col_u = row_u if self.col_keys == self.row_keys else [pos[k] for k in self.col_keys]
