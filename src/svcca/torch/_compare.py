@@ -13,26 +13,22 @@ prepared side (:class:`svcca._engines.Rep`) and every pair's combine step
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-import svcca._dense as _dense
 from svcca._engines import (
     ONE_PASS_MEASURES,
     CellTests,
     PairwiseResult,
-    Rep,
     asymptotic_fields,
     check_test,
     check_uncertainty,
-    scores,
     warn_inflated,
 )
 from svcca._measures import MinibatchCKA, Variance
-from svcca._moments import CrossMoments, cross_moments
-from svcca._progress import Progress, check_progress
+from svcca._moments import cross_moments
+from svcca._progress import check_progress
 from svcca._threads import dense_steps
 from svcca._validation import (
     Precision,
@@ -40,11 +36,11 @@ from svcca._validation import (
     check_keep,
     check_option,
     check_precision,
-    raise_degenerate,
     raise_nonfinite,
 )
 from svcca.torch._batches import order_free
 from svcca.torch._compare_cells import BlockCells, kept_cells, kept_plan
+from svcca.torch._compare_finish import Layers, finish_moments, minibatch_result
 from svcca.torch._layers import resolve_layers
 from svcca.torch._options import Calls, CaptureOptions, MaskOption, Selector, Sequence_
 from svcca.torch._run import run_capture
@@ -60,43 +56,6 @@ def _check_finite(x: Any, label: str, batch: int) -> None:
     finite = bool(np.isfinite(x).all()) if isinstance(x, np.ndarray) else bool(x.isfinite().all())
     if not finite:
         raise_nonfinite(x, f"Layer {label}", first_row=0, where=f" (batch {batch})")
-
-
-def _finish_moments(
-    acc: CrossMoments,
-    measure: str,
-    keep: float | int,
-    variance: Variance,
-    epsilon: float,
-    tests: CellTests | None = None,
-) -> tuple[np.ndarray, list[Rep], list[int], list[int]]:
-    """Each layer's prepared side, the (transformed) cross blocks, every pair's score
-    (and, with ``tests``, each pair's asymptotic test)."""
-    assert acc.cross is not None
-    uniq = acc.keys
-    reps = [Rep(acc.labels[k], acc.moms[k], measure, keep, variance, epsilon) for k in uniq]
-    pos = {k: u for u, k in enumerate(uniq)}
-    row_u = [pos[k] for k in acc.row_keys]
-    col_u = row_u if acc.col_keys == acc.row_keys else [pos[k] for k in acc.col_keys]
-    widths = [
-        acc.moms[k].p if r.transform is None else r.transform.shape[1]
-        for k, r in zip(uniq, reps, strict=True)
-    ]
-    C = acc.cross
-    if measure == "svcca":  # pass two of pairwise, from the moments: T_i^T S_ij T_j
-        roff = np.concatenate([[0], np.cumsum([acc.moms[k].p for k in acc.row_keys])])
-        coff = np.concatenate([[0], np.cumsum([acc.moms[k].p for k in acc.col_keys])])
-        T: list[np.ndarray] = [r.transform for r in reps]  # type: ignore[misc]
-        left = np.concatenate(
-            [_dense.matmul(T[u].T, C[roff[i] : roff[i + 1]]) for i, u in enumerate(row_u)]
-        )
-        C = np.concatenate(
-            [_dense.matmul(left[:, coff[j] : coff[j + 1]], T[u]) for j, u in enumerate(col_u)],
-            axis=1,
-        )
-    bar = Progress(False, 0, "")
-    values = scores(C, reps, widths, row_u, col_u, measure, col_u is row_u, bar, tests)
-    return values, reps, row_u, col_u
 
 
 # ---------------------------------------------------------------------- inputs
@@ -436,7 +395,7 @@ def compare(
             plan["acc"] = KeptLayers(list(dict.fromkeys([*keys[0], *keys[1]])), per_pair)
             plan["keys"] = keys
         elif mb is not None:  # minibatch CKA keeps its own sums: only the layers' names
-            plan["acc"] = _Layers(*keys, labels)
+            plan["acc"] = Layers(*keys, labels)
         elif unc is not None:  # per block, every layer side by side (pairwise's pass)
             widths = {k: int(arrays[k].shape[1]) for k in dict.fromkeys([*keys[0], *keys[1]])}
             first = next(iter(arrays.values()))
@@ -504,7 +463,7 @@ def compare(
     if n < 2:
         raise ValueError(f"At least 2 samples are needed to compare representations; got {n}.")
     if mb is not None:
-        return _minibatch_result(mb, row_names, col_names, acc)
+        return minibatch_result(mb, row_names, col_names, acc)
     if per_pair is not None and (unc is not None or test is not None):
         kept = kept_plan(acc, plan["rows"], plan["cols"])
         return kept_cells(kept, per_pair, params, unc, test, permutations, seed, progress)
@@ -525,7 +484,7 @@ def compare(
         )
     tests = None if test is None else CellTests((len(row_names), len(col_names)), n)
     with dense_steps(max(m.p for m in acc.moms.values()), acc.device):
-        values, reps, row_u, col_u = _finish_moments(acc, measure, keep, variance, epsilon, tests)
+        values, reps, row_u, col_u = finish_moments(acc, measure, keep, variance, epsilon, tests)
     names: list[Hashable] = list(acc.keys)  # "a.<name>" / "b.<name>", as capture errors say
     warn_inflated(n, names, reps, row_u, col_u, measure)
     tested: dict[str, Any] = {}
@@ -575,43 +534,3 @@ def _expand(
 
 def _run_pair(model: Any, batch: Any) -> Any:
     return model(batch)
-
-
-@dataclass(frozen=True)
-class _Layers:
-    """The captured layers of the rows and the columns, and how messages name them."""
-
-    row_keys: list[str]
-    col_keys: list[str]
-    labels: Mapping[str, str]
-
-    @property
-    def keys(self) -> list[str]:
-        return list(dict.fromkeys([*self.row_keys, *self.col_keys]))
-
-
-def _minibatch_result(
-    mb: MinibatchCKA, rows: tuple[str, ...], cols: tuple[str, ...], acc: _Layers
-) -> PairwiseResult:
-    assert mb.sum_xx is not None and mb.sum_yy is not None and mb.widths is not None
-    for sums, keys, widths in (
-        (mb.sum_xx, acc.row_keys, mb.widths[0]),
-        (mb.sum_yy, acc.col_keys, mb.widths[1]),
-    ):
-        for s, k, p in zip(sums, keys, widths, strict=True):
-            if not s > 0:
-                raise_degenerate(
-                    acc.labels[k],
-                    p,
-                    "it is constant within every batch (its HSIC with itself is 0)",
-                )
-    return PairwiseResult(
-        values=mb.scores(),
-        rows=rows,
-        cols=cols,
-        measure="cka_minibatch",
-        settings={},
-        n_samples=mb.n_samples,
-        dims_rows=tuple(mb.widths[0]),
-        dims_cols=tuple(mb.widths[1]),
-    )
