@@ -174,3 +174,39 @@ def test_the_across_run_interval_is_cut_to_the_measures_range():
     raw = out.mean - sps.t.ppf(0.975, 2) * out.std / np.sqrt(3)
     assert raw[0, 1] < 0 and out.low[0, 1] == 0.0
     assert out.high[0, 1] == pytest.approx(2 * out.mean[0, 1] - raw[0, 1], rel=1e-12)
+
+
+def test_streamed_compare_results_of_several_seeds():
+    """Three trained-from-different-seeds networks (here: initialised from three seeds)
+    compared with a reference model by svcca.torch.compare: their per-run results feed
+    across_runs as pairwise's do, and the mean equals the mean of the runs' cells."""
+    import torch
+
+    import svcca.torch as st
+
+    def net(seed):
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(
+            torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 6), torch.nn.Tanh()
+        ).double()
+
+    x = torch.randn(500, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    batches = list(x.split(128))
+    ref = net(100)
+    runs = {
+        f"seed{s}": st.compare(
+            net(s),
+            ref,
+            batches,
+            ["1", "3"],
+            measure="cka_linear",
+            uncertainty="jackknife",
+            blocks=10,
+        )  # fmt: skip
+        for s in range(3)
+    }
+    out = across_runs(runs)
+    values = np.stack([r.values for r in runs.values()])
+    np.testing.assert_allclose(out.mean, values.mean(0), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out.std, values.std(0, ddof=1), rtol=0, atol=1e-15)
+    assert out.mean.shape == (2, 2) and (out.within > 0).all()
