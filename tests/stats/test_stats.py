@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import chi2, kstest
 
-from svcca import Moments, cca, cka, procrustes, regression_fit, rsa, shape_distance, stats
+from svcca import Moments, cca, cka, pls, procrustes, regression_fit, rsa, shape_distance, stats
+from svcca import svcca as svcca_fn
 
 
 def _pair(seed=0, n=60, p=5, q=4, signal=1.0):
@@ -31,6 +32,9 @@ MEASURES = {
     "shape-0": functools.partial(shape_distance, alpha=0.0),
     "shape-0.5": functools.partial(shape_distance, alpha=0.5, kind="euclidean"),
     "regression": regression_fit,
+    "svcca": functools.partial(svcca_fn, keep=3),
+    "svcca-fraction": functools.partial(svcca_fn, keep=0.9, variance="singular_values"),
+    "pls": pls,
     "rsa": rsa,
     "rsa-pearson-corr": functools.partial(rsa, metric="correlation", compare="pearson"),
 }

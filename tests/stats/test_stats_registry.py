@@ -39,7 +39,7 @@ def test_every_measure_by_name_equals_the_plain_loop(name):
     # vectorised: the moments measures with a fast permutation scorer (the library's
     # own linear ones), and every measure split into prepare/combine (the prepared side
     # is permuted); the rest call the measure on each permutation
-    fast_paths = {"cca", "cka_linear", "procrustes", "shape_distance", "regression"}
+    fast_paths = {"cca", "cka_linear", "procrustes", "shape_distance", "regression", "svcca", "pls"}
     assert fast.vectorized == (name in fast_paths or m.prepare is not None)
     boot = stats.bootstrap(name, X, Y, n_resamples=3, seed=0)
     assert boot.statistic == m.score(X, Y)

@@ -1,13 +1,15 @@
 """Permutation scorers that reuse each side's work across permutations.
 
 They read the registry (:data:`svcca.MEASURES`): a moments measure of the library
-(linear CKA, CCA, Procrustes, shape metrics, regression) has a fast path here keyed by
-its registered name: centring and whitening once, then one ``p x n x q`` product per
-permutation. Any measure split into prepare and combine (RBF and debiased CKA, RSA, a
-user's own) prepares each side once; where it declares ``permute`` (a Gram matrix or
-RDM of permuted rows is ``P K P^T``), a permutation gathers the prepared side instead
-of preparing it again. Each scorer returns what ``measure(X, Y[perm]).score`` would (to
-round-off); the tests check this against the plain loop.
+(linear CKA and PLS, CCA, SVCCA, Procrustes, shape metrics, regression) has a fast path
+here keyed by its registered name: centring and whitening once (SVCCA: reducing each
+side to its kept directions once, which permuting rows does not change), then one
+``p x n x q`` product per permutation. Any measure split into prepare and combine (RBF
+and debiased CKA, RSA, a user's own) prepares each side once; where it declares
+``permute`` (a Gram matrix or RDM of permuted rows is ``P K P^T``), a permutation
+gathers the prepared side instead of preparing it again. Each scorer returns what
+``measure(X, Y[perm]).score`` would (to round-off); the tests check this against the
+plain loop.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from svcca._measures._cca import (
 from svcca._measures._cka import cka
 from svcca._measures._gram import center_gram, gram_linear, unit_scaled
 from svcca._measures._linalg import EPS, clip_roundoff
+from svcca._measures._pls import pls
 from svcca._measures._registry import Measure
 from svcca._measures._regression import explained, regression_fit
 from svcca._measures._shape import partial_whitening, procrustes, shape_distance
+from svcca._measures._svcca import reduce_side, svcca
+from svcca._moments import Moments
 
 __all__ = ["fast_scorer", "permutation_batches"]
 
@@ -146,6 +151,19 @@ def _cca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], dt: Any) -> Sc
     return score
 
 
+def _svcca_scorer(X: np.ndarray, Y: np.ndarray, kw: dict[str, Any], dt: Any) -> Scorer:
+    """SVCCA: each side's kept singular directions are a function of that side alone,
+    and permuting rows leaves them unchanged, so each side is reduced once (centred data
+    onto its kept directions) and every permutation is CCA of the reduced sides."""
+    keep, variance = kw.get("keep", 0.99), kw.get("variance", "explained")
+    reduced = []
+    for A, name in ((X, "X"), (Y, "Y")):
+        m = Moments.from_arrays(A)
+        red = reduce_side(m.sxx, m.mean_x, keep, variance, name, eps=m.eps, scale=m.scale_x)
+        reduced.append(_centred(A) @ red.directions)
+    return _cca_scorer(reduced[0], reduced[1], {"epsilon": 0.0}, dt)
+
+
 def _shape_scorer(X: np.ndarray, Y: np.ndarray, alpha: float, dt: Any) -> Scorer:
     extra = _product_bound(X.shape[0], dt)
     if alpha == 0.0:
@@ -227,6 +245,13 @@ _FAST: dict[str, tuple[Any, dict[str, Any], set[str], Callable[..., Scorer]]] = 
         {"epsilon", "threshold"},
         lambda X, Y, kw, n, dt: _cca_scorer(X, Y, kw, dt),
     ),
+    "svcca": (
+        svcca,
+        {},
+        {"keep", "variance", "threshold"},
+        lambda X, Y, kw, n, dt: _svcca_scorer(X, Y, kw, dt),
+    ),
+    "pls": (pls, {}, set(), lambda X, Y, kw, n, dt: _cka_scorer(X, Y, {}, n, dt)),
     "procrustes": (procrustes, {}, set(), lambda X, Y, kw, n, dt: _shape_scorer(X, Y, 1.0, dt)),
     "shape_distance": (
         shape_distance,

@@ -174,8 +174,8 @@ def permutation_test(
         ``.score``, which grows with similarity).
     vectorized : bool, default True
         Reuse each side's work across permutations: the library's moments measures
-        (linear CKA, CCA, Procrustes, shape metrics, regression) through their fast
-        paths, and every measure split into prepare and combine (RBF and debiased CKA,
+        (linear CKA and PLS, CCA, SVCCA, Procrustes, shape metrics, regression) through
+        their fast paths, and every measure split into prepare and combine (RBF and debiased CKA,
         RSA, a registered measure of yours) by preparing each side once (and permuting
         Y's prepared side where the measure declares ``permute``). False calls the
         measure in full each time (same numbers).
