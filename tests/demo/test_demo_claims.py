@@ -195,7 +195,7 @@ def test_extreme_claims_correct_for_the_pick():
         logits = np.stack(
             [M[:, 0] + s * rng.standard_normal(n) for s in (0.2, 0.5, 1.0, 3.0)], axis=1
         )
-        runs.append([[un.cell_statistics(M, logits[:, c : c + 1]) for c in range(C)]])
+        runs.append([{c: un.cell_statistics(M, logits[:, c : c + 1]) for c in range(C)}])
         means.append([svcca.cca(M, logits[:, c : c + 1]).score for c in range(C)])
         last = (M, logits)
     means = np.mean(means, axis=0)[None]

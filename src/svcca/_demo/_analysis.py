@@ -258,23 +258,27 @@ def class_sensitivity(runs: Sequence[Run], x: np.ndarray) -> ClassSensitivity:
     """
     names = tuple(LAYERS[runs[0].arch][:-1])
     per_run = np.zeros((len(runs), len(names), 10))
-    cells = []
+    kept = []  # per run: the drawn layers' CCA inputs and the logits
     for r, run in enumerate(runs):
         acts = final_activations(run, x, conv="keep", dtype=np.float64)
         logits = acts[LAYERS[run.arch][-1]]
         for i, name in enumerate(names):
             for c in range(10):
                 per_run[r, i, c] = logit_correlation(acts[name], logits[:, c])
-        cells.append(
-            [
-                [cell_statistics(_layer_input(acts[n]), logits[:, c : c + 1]) for c in range(10)]
-                for n in names[:-1]
-            ]
-        )
+        kept.append(([_layer_input(acts[n]) for n in names[:-1]], logits))
     linear_min = float(per_run[:, -1].min())
     per_run = per_run[:, :-1]
     layers = names[:-1]
     M = per_run.mean(axis=0)
+    # Block statistics only for the two digits each layer's claim compares.
+    picked = [{int(M[i].argmax()), int(M[i].argmin())} for i in range(len(layers))]
+    cells = [
+        [
+            {c: cell_statistics(inputs[i], logits[:, c : c + 1]) for c in picked[i]}
+            for i in range(len(layers))
+        ]
+        for inputs, logits in kept
+    ]
     few = FewRows()
     extremes = tuple(extreme_claims(layers, cells, M, measure="cca", few=few))
     parts = [

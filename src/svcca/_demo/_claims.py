@@ -7,7 +7,7 @@ Holm over the finding's tests, and the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -100,7 +100,7 @@ def crossing_claims(labels: Sequence[str], crossing: np.ndarray, last: int) -> l
 
 def extreme_claims(
     layers: Sequence[str],
-    cells: Sequence[Sequence[Sequence[Any]]],
+    cells: Sequence[Sequence[Mapping[int, Any]]],
     means: np.ndarray,
     *,
     measure: str,
@@ -109,7 +109,8 @@ def extreme_claims(
     """Per layer, "the most correlated class exceeds the least correlated one".
 
     ``cells[r][l][c]`` holds the block statistics of layer ``l`` against class ``c`` in
-    run ``r``; ``means`` (L, C) the mean over runs the two classes are picked from. They
+    run ``r`` (at least for the two classes picked); ``means`` (L, C) the mean over runs
+    the two classes are picked from. They
     are picked from the ``C (C - 1) / 2`` pairs of classes, so each run's p-value is
     multiplied by that number (Bonferroni) before Holm over layers x runs.
     """

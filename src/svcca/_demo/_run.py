@@ -16,7 +16,7 @@ import numpy as np
 
 from svcca._demo import _analysis as an
 from svcca._demo._train import Digits, Run
-from svcca._demo._uncertain import Claim, iv
+from svcca._demo._uncertain import Claim, fmt_p, iv
 
 __all__ = ["DemoConfig", "DemoReport", "Figure", "run_demo"]
 
@@ -504,8 +504,8 @@ def _claims_table(claims: Sequence[dict[str, Any]]) -> str:
     """The finding's comparisons as a table: each number with its 95% interval across
     runs, the difference, and whether it holds (with the largest adjusted p-value)."""
     head = (
-        "<table class='claims'><tr><th>quantity</th><th>first</th><th>second</th>"
-        "<th>difference</th><th>holds?</th></tr>"
+        "<table class='claims'><tr><th>quantity</th><th>first [95% interval across runs]"
+        "</th><th>second</th><th>difference</th><th>holds? (largest adjusted p)</th></tr>"
     )
 
     def ends(v: list[float | None]) -> tuple[float, float, float]:
@@ -514,7 +514,7 @@ def _claims_table(claims: Sequence[dict[str, Any]]) -> str:
 
     rows = []
     for c in claims:
-        digits = 1 if "epoch" in c["quantity"] else 2
+        digits = 1 if c["quantity"].startswith("epoch") else 2
         cell = [
             c["quantity"],
             f"{c['first']} {iv(ends(c['first_interval']), digits)}",
@@ -527,7 +527,7 @@ def _claims_table(claims: Sequence[dict[str, Any]]) -> str:
             "<tr>"
             + "".join(f"<td>{html.escape(v)}</td>" for v in cell)
             + f"<td class='{'holds' if c['holds'] else 'fails'}'>{html.escape(verdict)} "
-            f"(adjusted p {worst:.2g})</td></tr>"
+            f"({fmt_p(worst)})</td></tr>"
         )
     return head + "".join(rows) + "</table>"
 
