@@ -115,7 +115,8 @@ def test_equal_cells_in_population_do_not_hold():
         ("a", "b", "c"), claims, cl.crossing_claims(["a", "b", "c"], np.zeros((3, 3)), 4), 0.9, 1
     )
     assert "b minus c" in finding and "does not hold" in finding
-    assert "Neither order is established" in finding
+    assert "Bottom-up is not established at every step" in finding
+    assert "falls with depth at 1 of 2 steps (b > c does not hold)" in finding
 
 
 def test_a_reversed_difference_is_named():

@@ -224,6 +224,10 @@ def dynamics_finding(
     )
     bad_falls = [f"{c.first} > {c.second}" for c in falls if not c.holds]
     bad_cross = [f"{c.first} after {c.second}" for c in crossings if not c.holds]
+
+    def missing(bad: list[str]) -> str:
+        return f"{' and '.join(bad)} {'does' if len(bad) == 1 else 'do'} not hold"
+
     if not bad_falls and not bad_cross:
         verdict = (
             "Both orders are bottom-up with every step holding (no layer settles before "
@@ -233,18 +237,20 @@ def dynamics_finding(
         verdict = (
             f"The epoch-{e1} similarity falls with depth at every step (bottom-up, as in the "
             f"paper), but the crossings' depth order is not established: "
-            f"{', '.join(bad_cross)} does not hold."
+            f"{missing(bad_cross)}."
         )
     elif not bad_cross:
         verdict = (
             f"The crossings are in depth order at every step (bottom-up, as in the paper), "
             f"but the fall of the epoch-{e1} similarity with depth is not established: "
-            f"{', '.join(bad_falls)} does not hold."
+            f"{missing(bad_falls)}."
         )
     else:
         verdict = (
-            f"Neither order is established step by step on these runs: at epoch {e1} "
-            f"{', '.join(bad_falls)} and for the crossings {', '.join(bad_cross)} do not hold."
+            f"Bottom-up is not established at every step on these runs: the epoch-{e1} "
+            f"similarity falls with depth at {len(falls) - len(bad_falls)} of {len(falls)} "
+            f"steps ({missing(bad_falls)}), the crossings are in depth order at "
+            f"{len(crossings) - len(bad_cross)} of {len(crossings)} ({missing(bad_cross)})."
         )
     return (
         f"Mean over {k} seeds [95% interval across seeds], each layer's linear CKA with "
