@@ -199,6 +199,9 @@ def test_findings_that_compare_numbers_state_intervals_and_verdicts(tiny_demo):
             assert len(c["values"]) == (
                 TINY.seeds if fg.name != "generalising_vs_memorising" else 1
             )
+            digits = 1 if c["quantity"].startswith("epoch") else 2
+            ends = tuple(float("nan") if v is None else v for v in c["difference_interval"])
+            assert un.iv(ends, digits) in fg.finding  # the stated interval is the claim's
             if c["holds"]:
                 assert c["why"] == "" and max(c["adjusted"]) <= 0.05
             else:

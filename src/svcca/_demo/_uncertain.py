@@ -16,7 +16,18 @@ every run, each with an interval, and whether the difference *holds*:
 A difference holds when every run's test rejects in the claimed direction at level
 ``ALPHA`` after the adjustment *and* its interval across runs excludes 0: a finding that
 holds for one seed only is not a finding. Otherwise the text says that it does not hold,
-and why.
+and why. A statistic the jackknife cannot serve (a crossing epoch, discrete) is tested
+across runs only (:func:`claim` without p-values). docs/demo.md states the rules.
+
+References
+----------
+- S. Holm, "A simple sequentially rejective multiple test procedure", Scand. J.
+  Statist. 6, 1979.
+- J. N. Arvesen, "Jackknifing U-statistics", Ann. Math. Statist. 40, 1969.
+- F. M. T. A. Busing, E. Meijer, R. van der Leeden, "Delete-m jackknife for unequal m",
+  Statistics and Computing 9, 1999 (the block jackknife of :mod:`svcca.stats`).
+- W. F. Sheppard, "On the calculation of the most probable values of frequency
+  constants ...", Proc. London Math. Soc. 29, 1898 (the variance of rounding, 1/12).
 """
 
 from __future__ import annotations
@@ -34,13 +45,13 @@ __all__ = [
     "ALPHA",
     "BLOCKS",
     "LEVEL",
-    "method",
     "Claim",
     "FewRows",
     "cell_statistics",
     "claim",
     "fmt_p",
     "iv",
+    "method",
     "say",
     "seed_jackknife",
     "settle",
