@@ -176,7 +176,9 @@ def test_group_claims_pair_each_pair_of_seeds_with_its_twin():
     few = un.FewRows()
     first = [[un.cell_statistics(close[i], close[j])] for i, j in pairs]
     second = [[un.cell_statistics(far[i], far[j])] for i, j in pairs]
-    (c,), g1, g2 = cl.group_claims(["h"], first, second, pairs, measure="pwcca", few=few)
+    (c,), g1, g2 = cl.group_claims(
+        ["h"], first, second, pairs, measure="pwcca", few=few, names=("close", "far")
+    )
     for m, (i, j) in enumerate(pairs):
         d = svcca.stats.paired_difference((close[i], close[j]), (far[i], far[j]), measure="pwcca")
         assert g1[m, 0] == pytest.approx(svcca.pwcca(close[i], close[j]).score, abs=1e-9)
@@ -185,6 +187,11 @@ def test_group_claims_pair_each_pair_of_seeds_with_its_twin():
     assert c.holds and c.unit == "pair of seeds"
     assert c.first_interval == pytest.approx(un.seed_jackknife(g1[:, 0], pairs))
     assert "holds in each of 3 pairs of seeds" in un.say(c)
+    (back,), _, _ = cl.group_claims(
+        ["h"], second, first, pairs, measure="pwcca", few=few, names=("far", "close")
+    )
+    assert not back.holds
+    assert back.why == "reversed: close exceeds far in every pair of seeds"
 
 
 def test_extreme_claims_correct_for_the_pick():

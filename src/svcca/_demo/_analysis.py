@@ -500,7 +500,13 @@ def generalising_vs_memorising(
     }
     few = FewRows()
     claims, g1, g2 = group_claims(
-        layers, stats[names[0]], stats[names[1]], pairs, measure="pwcca", few=few
+        layers,
+        stats[names[0]],
+        stats[names[1]],
+        pairs,
+        measure="pwcca",
+        few=few,
+        names=(names[0], names[1]),
     )
     out = {names[0]: g1, names[1]: g2}
     accs = {

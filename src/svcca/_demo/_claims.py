@@ -155,14 +155,15 @@ def group_claims(
     *,
     measure: str,
     few: FewRows,
+    names: tuple[str, str] = ("first group", "second group"),
 ) -> tuple[list[Claim], np.ndarray, np.ndarray]:
     """Per layer, "networks of the first group are more alike than those of the second".
 
     ``first[m][l]`` / ``second[m][l]`` hold the block statistics of the ``m``-th pair
     of seeds (``pairs[m]``) at layer ``l`` in each group, on the same images. Each pair
     is tested with :func:`svcca.stats.paired_difference`, Holm over layers x pairs; the
-    intervals over pairs come from the leave-one-seed-out jackknife. Also returns the
-    two groups' scores, each ``(pairs, L)``.
+    intervals over pairs come from the leave-one-seed-out jackknife. ``names`` label the
+    two groups in each claim. Also returns the two groups' scores, each ``(pairs, L)``.
     """
     L = len(layers)
     diffs = [
@@ -183,8 +184,8 @@ def group_claims(
     g2 = np.array([[d.second for d in row] for row in diffs])
     out = [
         claim(
-            layers[li],
-            layers[li],
+            names[0],
+            names[1],
             np.stack([g1[:, li], g2[:, li]], axis=1),
             unit="pair of seeds",
             pvalues=[row[li].pvalue for row in diffs],

@@ -371,7 +371,7 @@ def _generalising_vs_memorising(
         ),
         gm.finding,
         [
-            (f"PWCCA between two networks at {n} ({' vs '.join(gm.groups)})", (c,))
+            (f"PWCCA between two networks at {n}", (c,))
             for n, c in zip(gm.layers, gm.claims, strict=True)
         ],
     )
