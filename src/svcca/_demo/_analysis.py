@@ -197,7 +197,8 @@ def _panes_finding(run: str, layers: tuple[str, ...], panes: np.ndarray, own: np
         f"In {run}'s panes, each row's brightest entry is on the diagonal (the layer is "
         f"closer to its own final self than to any other final layer) from this epoch on: "
         + ", ".join(f"{n} {int(e)}" for n, e in zip(layers, own, strict=True))
-        + f" ({order}). At epoch 0 the diagonal reads "
+        + f" ({order} in this one seed, untested; the convergence figure tests the order "
+        "over all seeds). At epoch 0 the diagonal reads "
         + ", ".join(f"{n} {v:.2f}" for n, v in zip(layers, d0, strict=True))
         + "."
     )
