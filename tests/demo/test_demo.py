@@ -25,6 +25,8 @@ from svcca._demo import DemoConfig  # noqa: E402
 
 # private: the demo's analysis steps on tiny data (`svcca demo` runs them all, below)
 from svcca._demo import _analysis as an  # noqa: E402
+from svcca._demo import _claims as cl  # noqa: E402
+from svcca._demo import _uncertain as un  # noqa: E402
 
 rng = np.random.default_rng(0)
 
@@ -172,6 +174,54 @@ def test_cli_prints_each_finding_once(tiny_demo):
     assert "index.html" in err  # progress still says what was written
 
 
+COMPARING = {  # the figures whose findings compare numbers: how many claims each makes
+    "convergence_cnn": 6,  # 3 steps after epoch 1, 3 steps of the crossings
+    "convergence_mlp": 6,
+    "class_sensitivity": 2,  # most vs least correlated digit, per drawn layer
+    "generalising_vs_memorising": 4,  # per layer
+}
+
+
+def test_findings_that_compare_numbers_state_intervals_and_verdicts(tiny_demo):
+    """Each comparison's numbers, interval and verdict are in its finding, in
+    findings.json and in the HTML table; a difference that does not hold says so."""
+    report = tiny_demo.report
+    saved = json.load(open(os.path.join(report.out, "findings.json")))  # strict JSON
+    page = open(report.index).read()
+    for fg, js in zip(report.figures, saved["figures"], strict=True):
+        if fg.name not in COMPARING:
+            assert fg.claims == () and js["claims"] == []
+            continue
+        assert len(fg.claims) == COMPARING[fg.name], fg.name
+        assert js["claims"] == [dict(c) for c in fg.claims]
+        assert "[95% interval" in fg.finding
+        for c in fg.claims:
+            assert len(c["values"]) == (
+                TINY.seeds if fg.name != "generalising_vs_memorising" else 1
+            )
+            digits = 1 if c["quantity"].startswith("epoch") else 2
+            ends = tuple(float("nan") if v is None else v for v in c["difference_interval"])
+            assert un.iv(ends, digits) in fg.finding  # the stated interval is the claim's
+            if c["holds"]:
+                assert c["why"] == "" and max(c["adjusted"]) <= 0.05
+            else:
+                assert f"does not hold: {c['why']}" in fg.finding
+        assert "Holm over" in fg.finding
+    assert page.count("<table class='claims'>") == len(COMPARING)
+    conv = next(f for f in report.figures if f.name == "convergence_cnn")
+    for c in conv.claims[:3]:  # the epoch-1 steps: each names its difference
+        assert f"{c['first']} minus {c['second']} " in conv.finding
+    # one pair of seeds per group at TINY size: no interval across pairs, said so
+    gm = next(f for f in report.figures if f.name == "generalising_vs_memorising")
+    assert all(c["difference_interval"][1] is None for c in gm.claims)
+    assert all(not c["holds"] for c in gm.claims)
+
+
+def test_generalising_vs_memorising_needs_two_matching_groups():
+    with pytest.raises(ValueError, match="two groups of as many runs"):
+        an.generalising_vs_memorising({"a": [None, None], "b": [None]}, np.zeros((2, 64)))
+
+
 def _colorbars(fig):
     return [ax for ax in fig.axes if not ax.images and not ax.lines and not ax.containers]
 
@@ -281,26 +331,36 @@ def test_own_row_epochs():
     np.testing.assert_array_equal(an.own_row_epochs(P), [0, 2])
 
 
-def test_dynamics_finding_states_what_the_run_shows():
+def test_dynamics_finding_states_what_the_runs_show():
     layers = ("a", "b", "c")
-    T, thr = 4, 0.9
+    k = 5
 
-    def finding(cross, at1):
-        to_final = np.ones((1, T, 3))
-        to_final[0, 1] = at1
-        return an._dynamics_finding(layers, to_final, np.array([cross], float), thr)
+    def falls(ok):  # "a > b", "b > c" after epoch 1, each with 5 runs' paired p-values
+        claims = []
+        for first, second, good in (("a", "b", ok[0]), ("b", "c", ok[1])):
+            d = 0.05 if good else 0.0
+            v = np.stack([0.9 + d + 0.01 * np.arange(k), 0.9 + 0.01 * np.arange(k)], axis=1)
+            p = np.full(k, 1e-8 if good else 0.5)
+            claims.append(un.claim(first, second, v, pvalues=p, bounds=(0, 1)))
+        return un.settle(claims)
 
-    both = finding([0, 1, 2], [0.95, 0.9, 0.8])
-    late = finding([0, 2, 1], [0.95, 0.9, 0.8])  # c crosses before b
-    rise = finding([0, 1, 2], [0.95, 0.8, 0.9])  # c above b after epoch 1
-    neither = finding([0, 2, 1], [0.95, 0.8, 0.9])
+    def crossings(order):
+        c = np.tile(np.asarray(order, float), (k, 1))
+        return cl.crossing_claims(layers, c, 6)
+
+    both = cl.dynamics_finding(layers, falls((1, 1)), crossings([0, 1, 2]), 0.9, 1)
+    late = cl.dynamics_finding(layers, falls((1, 1)), crossings([0, 2, 1]), 0.9, 1)
+    rise = cl.dynamics_finding(layers, falls((1, 0)), crossings([0, 1, 2]), 0.9, 1)
+    neither = cl.dynamics_finding(layers, falls((1, 0)), crossings([0, 2, 1]), 0.9, 1)
     verdicts = [f.split(". ")[-1] for f in (both, late, rise, neither)]
     assert len(set(verdicts)) == 4
-    for f in (late, neither):  # the out-of-order crossing is named with its numbers
-        assert "b (2.0)" in f and "c (1.0)" in f
-    for f in (rise, neither):  # and the similarity that rises with depth
-        assert "c (0.900)" in f and "b (0.800)" in f
-    assert "b (2.0)" not in both and "(0.900)" not in both
+    assert "every step holding" in both and "does not hold" not in both
+    for f in (late, neither):  # the crossing out of order is named, with its numbers
+        assert "c after b by -1.0" in f and "c after b" in f.split(". ")[-1]
+    for f in (rise, neither):  # and the step that does not hold at epoch 1
+        assert "b minus c 0.00" in f and "b > c" in f.split(". ")[-1]
+    assert "Holm over 10 tests" in both  # 2 steps x 5 seeds
+    assert "a minus b 0.05 [0.05, 0.05], holds in each of 5 seeds" in both
 
 
 def test_cli_demo_argument_errors(capsys):

@@ -14,7 +14,16 @@ from typing import Any
 import numpy as np
 
 import svcca
+from svcca._demo._claims import (
+    chain_claims,
+    crossing_claims,
+    dynamics_finding,
+    extreme_claims,
+    fisher_interval,
+    group_claims,
+)
 from svcca._demo._train import LAYERS, Digits, Run
+from svcca._demo._uncertain import Claim, FewRows, cell_statistics, iv, method, say
 
 __all__ = [
     "class_sensitivity",
@@ -95,6 +104,8 @@ class LearningDynamics:
     run_names: tuple[str, ...]
     finding: str  # what the first run's panes show
     convergence_finding: str  # what the to_final curves over all runs show
+    falls: tuple[Claim, ...] = ()  # layer i above layer i + 1 after epoch 1, each step
+    crossings: tuple[Claim, ...] = ()  # layer i + 1 crosses after layer i, each step
 
 
 def learning_dynamics(
@@ -108,19 +119,35 @@ def learning_dynamics(
     layer at initialisation already scores high against its final self (0.74 to 0.95 on
     the full run's first CNN, not in depth order) and leaves little room to see an
     ordering; linear CKA starts lower and spreads the layers apart (docs/demo.md).
+
+    Both orders the convergence finding reads are tested step by step: the similarity
+    after epoch 1 (each layer with its final self) per run by the paired block jackknife
+    over the images (:func:`~svcca._demo._claims.chain_claims`), the crossing epochs
+    across runs (:func:`~svcca._demo._claims.crossing_claims`).
     """
     layers = tuple(LAYERS[runs[0].arch])
     T = len(runs[0].checkpoints)
     epochs = tuple(range(T))
-    panes = cka_with_final(_capture_series(runs[0], x, epochs), layers)
-    to_final = np.stack(  # (runs, T, L)
-        [np.diagonal(panes, axis1=1, axis2=2)]
-        + [cka_with_final_self(_capture_series(run, x, epochs), layers) for run in runs[1:]]
-    )
+    e1 = min(1, T - 1)
+    diagonals, cells = [], []
+    panes = np.empty((0, 0, 0))
+    for r, run in enumerate(runs):
+        series = _capture_series(run, x, epochs)
+        if r == 0:
+            panes = cka_with_final(series, layers)
+            diagonals.append(np.diagonal(panes, axis1=1, axis2=2))
+        else:
+            diagonals.append(cka_with_final_self(series, layers))
+        cells.append([cell_statistics(series[e1][n], series[-1][n]) for n in layers])
+        del series
+    to_final = np.stack(diagonals)  # (runs, T, L)
     above = to_final >= threshold
     crossing = np.where(above.any(axis=1), above.argmax(axis=1), T - 1).astype(float)
     own = own_row_epochs(panes)
     shown = _spread(T, pane_epochs)
+    few = FewRows()
+    falls = tuple(chain_claims(layers, cells, measure="cka_linear", few=few))
+    crossings = tuple(crossing_claims(layers, crossing, T - 1))
     return LearningDynamics(
         layers,
         tuple(shown),
@@ -131,7 +158,9 @@ def learning_dynamics(
         threshold,
         tuple(r.name for r in runs),
         _panes_finding(runs[0].name, layers, panes, own),
-        _dynamics_finding(layers, to_final, crossing, threshold),
+        dynamics_finding(layers, falls, crossings, threshold, e1) + few.note(),
+        falls,
+        crossings,
     )
 
 
@@ -168,59 +197,10 @@ def _panes_finding(run: str, layers: tuple[str, ...], panes: np.ndarray, own: np
         f"In {run}'s panes, each row's brightest entry is on the diagonal (the layer is "
         f"closer to its own final self than to any other final layer) from this epoch on: "
         + ", ".join(f"{n} {int(e)}" for n, e in zip(layers, own, strict=True))
-        + f" ({order}). At epoch 0 the diagonal reads "
+        + f" ({order} in this one seed, untested; the convergence figure tests the order "
+        "over all seeds). At epoch 0 the diagonal reads "
         + ", ".join(f"{n} {v:.2f}" for n, v in zip(layers, d0, strict=True))
         + "."
-    )
-
-
-def _dynamics_finding(
-    layers: tuple[str, ...], to_final: np.ndarray, crossing: np.ndarray, threshold: float
-) -> str:
-    """The convergence finding: mean crossing epochs, similarity after epoch 1, verdict."""
-    T = to_final.shape[1]
-    e1 = min(1, T - 1)
-    mean_cross = crossing.mean(axis=0)
-    at1 = to_final[:, e1].mean(0)
-    cross_ok = _bottom_up(mean_cross, rising=True)
-    at1_ok = _bottom_up(at1, rising=False)
-    late = ", ".join(
-        f"{layers[i]} ({mean_cross[i]:.1f}) after {layers[i + 1]} ({mean_cross[i + 1]:.1f})"
-        for i in range(len(layers) - 1)
-        if mean_cross[i] > mean_cross[i + 1]
-    )
-    rises = ", ".join(
-        f"{layers[i + 1]} ({at1[i + 1]:.3f}) above {layers[i]} ({at1[i]:.3f})"
-        for i in range(len(layers) - 1)
-        if at1[i + 1] > at1[i]
-    )
-    if cross_ok and at1_ok:
-        verdict = (
-            "Both orders are bottom-up (no layer settles before the one below it), the "
-            "paper's finding."
-        )
-    elif at1_ok:
-        verdict = (
-            f"The epoch-{e1} similarity falls with depth (bottom-up, as in the paper), "
-            f"but the crossings are not in depth order: {late}."
-        )
-    elif cross_ok:
-        verdict = (
-            f"The crossings are in depth order (bottom-up, as in the paper), but the "
-            f"epoch-{e1} similarity does not fall with depth: {rises}."
-        )
-    else:
-        verdict = (
-            f"Neither order is strictly bottom-up on this run: crossings {late}; at "
-            f"epoch {e1} {rises}."
-        )
-    return (
-        f"Mean over {len(to_final)} seeds, the epoch at which each layer's linear CKA "
-        f"with its final self first reaches {threshold}: "
-        + ", ".join(f"{n} {c:.1f}" for n, c in zip(layers, mean_cross, strict=True))
-        + f"; its value after epoch {e1}: "
-        + ", ".join(f"{n} {v:.2f}" for n, v in zip(layers, at1, strict=True))
-        + f". {verdict}"
     )
 
 
@@ -256,6 +236,13 @@ class ClassSensitivity:
     linear_layer: str  # the layer the logits are an affine function of
     linear_min: float  # its smallest correlation with a logit over classes and runs
     finding: str
+    extremes: tuple[Claim, ...] = ()  # per layer: most vs least correlated digit
+
+
+def _layer_input(A: np.ndarray) -> np.ndarray:
+    """What a logit's CCA with a layer sees: a conv map's spatial mean (DFT-CCA's zero
+    frequency, :func:`logit_correlation`), else the layer itself; float64, (n, c)."""
+    return np.asarray(A.mean(axis=(2, 3)) if A.ndim == 4 else A, dtype=np.float64)
 
 
 def class_sensitivity(runs: Sequence[Run], x: np.ndarray) -> ClassSensitivity:
@@ -266,39 +253,68 @@ def class_sensitivity(runs: Sequence[Run], x: np.ndarray) -> ClassSensitivity:
     correlate, so this is the CCA of the layer's spatial mean with the logit. The layer
     just below the logits is measured but not drawn: a logit is an affine function of
     it (``logits = W h + b``), so its correlation is 1 by construction; the finding
-    reports the measured value.
+    reports the measured value. Per drawn layer the most and the least correlated digit
+    (of the mean over runs) are compared in every run by the paired block jackknife
+    (:func:`~svcca._demo._claims.extreme_claims`, CCA of the spatial mean).
     """
     names = tuple(LAYERS[runs[0].arch][:-1])
     per_run = np.zeros((len(runs), len(names), 10))
+    kept = []  # per run: the drawn layers' CCA inputs and the logits
     for r, run in enumerate(runs):
         acts = final_activations(run, x, conv="keep", dtype=np.float64)
         logits = acts[LAYERS[run.arch][-1]]
         for i, name in enumerate(names):
             for c in range(10):
                 per_run[r, i, c] = logit_correlation(acts[name], logits[:, c])
+        kept.append(([_layer_input(acts[n]) for n in names[:-1]], logits))
     linear_min = float(per_run[:, -1].min())
     per_run = per_run[:, :-1]
     layers = names[:-1]
     M = per_run.mean(axis=0)
-    parts = [
-        f"{n} {M[i].min():.2f} (digit {int(M[i].argmin())}) to {M[i].max():.2f} (digit "
-        f"{int(M[i].argmax())}), mean {M[i].mean():.2f}"
-        for i, n in enumerate(layers)
+    # Block statistics only for the two digits each layer's claim compares.
+    picked = [{int(M[i].argmax()), int(M[i].argmin())} for i in range(len(layers))]
+    cells = [
+        [
+            {c: cell_statistics(inputs[i], logits[:, c : c + 1]) for c in picked[i]}
+            for i in range(len(layers))
+        ]
+        for inputs, logits in kept
     ]
-    finding = (
-        f"Mean over {len(runs)} seeds, a digit's logit correlates with "
-        + "; ".join(parts)
-        + (
-            f"; across digits the {layers[0]} and {layers[1]} values correlate r = "
-            f"{np.corrcoef(M[0], M[1])[0, 1]:.2f}"
-            if len(layers) >= 2
-            else ""
+    few = FewRows()
+    extremes = tuple(extreme_claims(layers, cells, M, measure="cca", few=few))
+    parts = [
+        f"{n} from {c.second} {iv(c.second_interval)} to {c.first} "
+        f"{iv(c.first_interval)} (mean over digits {M[i].mean():.2f})"
+        for i, (n, c) in enumerate(zip(layers, extremes, strict=True))
+    ]
+    tests = "; ".join(
+        say(c, lead=f"{n}, {c.first} minus {c.second}")
+        for n, c in zip(layers, extremes, strict=True)
+    )
+    corr = ""
+    if len(layers) >= 2:
+        rho = float(np.corrcoef(M[0], M[1])[0, 1])
+        lo, hi = fisher_interval(rho, M.shape[1])
+        corr = (
+            f". Across digits the {layers[0]} and {layers[1]} values correlate r = {rho:.2f} "
+            f"[{lo:.2f}, {hi:.2f}] (Fisher's z over {M.shape[1]} digits: "
+            + ("excludes 0" if lo > 0 or hi < 0 else "includes 0, so no relation is shown")
+            + ")"
         )
+    finding = (
+        f"Mean over {len(runs)} seeds [95% interval across seeds], a digit's logit "
+        f"correlates with "
+        + "; with ".join(parts)
+        + f". Most minus least correlated digit ({method(extremes)}): {tests}"
+        + corr
         + f". {names[-1]} is left out of the figure: every logit is an affine function of "
         f"it, so its correlation is 1 by construction (measured: within "
         f"{max(abs(1 - linear_min), np.finfo(float).eps):.0e} of 1 for every digit and seed)."
+        + few.note()
     )
-    return ClassSensitivity(layers, tuple(range(10)), M, per_run, names[-1], linear_min, finding)
+    return ClassSensitivity(
+        layers, tuple(range(10)), M, per_run, names[-1], linear_min, finding, extremes
+    )
 
 
 # ---------------------------------------------------------------------------- 3. interpret
@@ -457,37 +473,66 @@ class GroupSimilarity:
     groups: dict[str, np.ndarray]  # group -> (n_pairs, L) PWCCA
     accuracies: dict[str, tuple[float, float]]  # group -> (train, test) mean
     finding: str
+    claims: tuple[Claim, ...] = ()  # per layer: first group more alike than the second
 
 
 def generalising_vs_memorising(
     groups: Mapping[str, Sequence[Run]], x: np.ndarray
 ) -> GroupSimilarity:
-    """Within each group, PWCCA between every pair of networks, per layer."""
-    first = next(iter(groups.values()))[0]
-    layers = tuple(LAYERS[first.arch])
-    out, accs = {}, {}
-    for gname, runs in groups.items():
-        acts = [final_activations(r, x) for r in runs]
-        rows = []
-        for i, j in combinations(range(len(runs)), 2):
-            rows.append([svcca.pwcca(acts[i][n], acts[j][n]).score for n in layers])
-        out[gname] = np.array(rows)
-        accs[gname] = (
+    """Within each group, PWCCA between every pair of networks, per layer.
+
+    The two groups' networks come in matching seeds, so pair ``(i, j)`` of the first
+    group is compared with pair ``(i, j)`` of the second on the same images by the paired
+    block jackknife, per layer (:func:`~svcca._demo._claims.group_claims`); intervals
+    over the pairs drop one seed at a time.
+    """
+    names = list(groups)
+    if len(names) != 2 or len(groups[names[0]]) != len(groups[names[1]]):
+        raise ValueError(
+            f"generalising_vs_memorising compares two groups of as many runs; got "
+            f"{ {k: len(v) for k, v in groups.items()} }."
+        )
+    layers = tuple(LAYERS[groups[names[0]][0].arch])
+    acts = {g: [final_activations(r, x) for r in runs] for g, runs in groups.items()}
+    pairs = list(combinations(range(len(groups[names[0]])), 2))
+    stats = {
+        g: [[cell_statistics(a[i][n], a[j][n]) for n in layers] for i, j in pairs]
+        for g, a in acts.items()
+    }
+    few = FewRows()
+    claims, g1, g2 = group_claims(
+        layers,
+        stats[names[0]],
+        stats[names[1]],
+        pairs,
+        measure="pwcca",
+        few=few,
+        names=(names[0], names[1]),
+    )
+    out = {names[0]: g1, names[1]: g2}
+    accs = {
+        g: (
             float(np.mean([r.train_accuracy[-1] for r in runs])),
             float(np.mean([r.test_accuracy[-1] for r in runs])),
         )
-    names = list(out)
-    g, m = out[names[0]].mean(0), out[names[1]].mean(0)
-    more = int(np.sum(g > m))
+        for g, runs in groups.items()
+    }
+    held = sum(c.holds for c in claims)
+    more = int(np.sum(g1.mean(0) > g2.mean(0)))
     finding = (
-        f"Mean PWCCA between pairs of networks trained on {names[0]} (train/test accuracy "
+        f"PWCCA between pairs of networks trained on {names[0]} (train/test accuracy "
         f"{accs[names[0]][0]:.2f}/{accs[names[0]][1]:.2f}) vs on {names[1]} "
-        f"({accs[names[1]][0]:.2f}/{accs[names[1]][1]:.2f}), per layer: "
-        + ", ".join(f"{n} {a:.2f} vs {b:.2f}" for n, a, b in zip(layers, g, m, strict=True))
-        + f"; the networks trained on {names[0]} are more alike in {more} of {len(layers)} "
-        "layers."
+        f"({accs[names[1]][0]:.2f}/{accs[names[1]][1]:.2f}), mean over the {len(pairs)} "
+        f"pairs of seeds [95% interval, leaving out one seed at a time], per layer "
+        f"({method(claims)}): "
+        + "; ".join(
+            say(c, lead=f"{n} {iv(c.first_interval)} vs {iv(c.second_interval)}: difference")
+            for n, c in zip(layers, claims, strict=True)
+        )
+        + f". The networks trained on {names[0]} are more alike in {more} of {len(layers)} "
+        f"layers, and the difference holds in {held} of them." + few.note()
     )
-    return GroupSimilarity(layers, out, accs, finding)
+    return GroupSimilarity(layers, out, accs, finding, tuple(claims))
 
 
 # ---------------------------------------------------------------------------- coefficients

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -16,6 +16,7 @@ import numpy as np
 
 from svcca._demo import _analysis as an
 from svcca._demo._train import Digits, Run
+from svcca._demo._uncertain import Claim, fmt_p, iv
 
 __all__ = ["DemoConfig", "DemoReport", "Figure", "run_demo"]
 
@@ -56,6 +57,8 @@ class Figure:
     title: str
     files: tuple[str, ...]
     finding: str
+    # the finding's comparisons (svcca._demo._uncertain.Claim.as_dict, plus "quantity")
+    claims: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,11 +165,20 @@ class _Figures:
     def log(self, msg: str) -> None:
         _log(self.progress, msg, self.t0)
 
-    def add(self, name: str, title: str, f: Any, finding: str) -> None:
+    def add(
+        self,
+        name: str,
+        title: str,
+        f: Any,
+        finding: str,
+        claims: Sequence[tuple[str, Sequence[Claim]]] = (),
+    ) -> None:
         import svcca.plot as sp
 
         files = sp.save(f, os.path.join(self.out, name), formats=self.formats)
-        self.done.append(Figure(name, title, tuple(os.path.basename(p) for p in files), finding))
+        rows = tuple({"quantity": q, **c.as_dict()} for q, group in claims for c in group)
+        base = tuple(os.path.basename(p) for p in files)
+        self.done.append(Figure(name, title, base, finding, rows))
         # The finding itself is the CLI's output (stdout); progress only says where it is.
         self.log(f"figure {name}: {', '.join(os.path.basename(p) for p in files)}")
 
@@ -271,6 +283,10 @@ def _learning_dynamics(
             ylabel=f"linear CKA with epoch {last}",
         ),
         ld.convergence_finding,
+        [
+            (f"linear CKA with its final self after epoch {min(1, last)}", ld.falls),
+            (f"epoch its CKA first reaches {ld.threshold}", ld.crossings),
+        ],
     )
 
 
@@ -289,6 +305,10 @@ def _class_sensitivity(cnn: list[Run], probe: np.ndarray, figures: _Figures) -> 
             f"(mean of {len(cnn)} seeds)",
         ),
         cs.finding,
+        [
+            (f"DFT-CCA of a digit's logit with {n}", (c,))
+            for n, c in zip(cs.layers, cs.extremes, strict=True)
+        ],
     )
 
 
@@ -350,6 +370,10 @@ def _generalising_vs_memorising(
             ylabel="PWCCA",
         ),
         gm.finding,
+        [
+            (f"PWCCA between two networks at {n}", (c,))
+            for n, c in zip(gm.layers, gm.claims, strict=True)
+        ],
     )
 
 
@@ -455,7 +479,10 @@ def _index_html(intro: str, figures: tuple[Figure, ...]) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;"
         "padding:0 1em}img{max-width:100%;border:1px solid #ddd}"
-        "p.finding{font-size:1.05em}</style>",
+        "p.finding{font-size:1.05em}table.claims{border-collapse:collapse;font-size:.9em;"
+        "margin-bottom:1em}table.claims td,table.claims th{border:1px solid #ddd;"
+        "padding:.2em .5em;text-align:left}td.holds{color:#176317}td.fails{color:#9a3412}"
+        "</style>",
         "</head><body><h1>svcca demo</h1>",
         f"<p>{html.escape(intro)}</p>",
     ]
@@ -467,8 +494,42 @@ def _index_html(intro: str, figures: tuple[Figure, ...]) -> str:
             f"<a href='{png}'><img src='{png}' alt='{html.escape(fg.title)}'></a>",
             f"<p class='finding'>{html.escape(fg.finding)}{link}</p>",
         ]
+        if fg.claims:
+            parts.append(_claims_table(fg.claims))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _claims_table(claims: Sequence[dict[str, Any]]) -> str:
+    """The finding's comparisons as a table: each number with its 95% interval across
+    runs, the difference, and whether it holds (with the largest adjusted p-value)."""
+    head = (
+        "<table class='claims'><tr><th>quantity</th><th>first [95% interval across runs]"
+        "</th><th>second</th><th>difference</th><th>holds? (largest adjusted p)</th></tr>"
+    )
+
+    def ends(v: list[float | None]) -> tuple[float, float, float]:
+        a, b, c = (float("nan") if x is None else x for x in v)
+        return a, b, c
+
+    rows = []
+    for c in claims:
+        digits = 1 if c["quantity"].startswith("epoch") else 2
+        cell = [
+            c["quantity"],
+            f"{c['first']} {iv(ends(c['first_interval']), digits)}",
+            f"{c['second']} {iv(ends(c['second_interval']), digits)}",
+            iv(ends(c["difference_interval"]), digits),
+        ]
+        worst = max(c["adjusted"]) if c["adjusted"] else float("nan")
+        verdict = "holds" if c["holds"] else f"does not hold: {c['why']}"
+        rows.append(
+            "<tr>"
+            + "".join(f"<td>{html.escape(v)}</td>" for v in cell)
+            + f"<td class='{'holds' if c['holds'] else 'fails'}'>{html.escape(verdict)} "
+            f"({fmt_p(worst)})</td></tr>"
+        )
+    return head + "".join(rows) + "</table>"
 
 
 RunDemo = Callable[..., DemoReport]
