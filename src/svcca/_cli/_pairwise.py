@@ -26,10 +26,12 @@ from svcca._cli._options import (
     MEASURES,
     UsageError,
     add_measure_arguments,
+    add_uncertainty_arguments,
     check_same_datapoints,
     load_representation,
     parse_option,
     resolve_measure,
+    resolve_uncertainty,
 )
 
 HELP = "Compare every representation with every other (folder/list of .npy, or one .npz)."
@@ -74,18 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="svcca on very wide layers: sketch each layer to this many directions first",
     )
-    parser.add_argument(
-        "--uncertainty",
-        choices=["jackknife"],
-        default=None,
-        help="an interval for every cell (delete-a-block jackknife); the CSV becomes one "
+    add_uncertainty_arguments(
+        parser,
+        ["jackknife"],
+        "an interval for every cell (delete-a-block jackknife); the CSV becomes one "
         "line per cell: row, col, value, corrected, se, low, high",
     )
-    parser.add_argument("--blocks", type=int, default=None, help="jackknife blocks (default 20)")
-    parser.add_argument(
-        "--seed", type=int, default=None, help="seed of the rows' blocks (default 0)"
-    )
-    parser.add_argument("--level", type=float, default=None, help="interval level (default 0.95)")
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -257,12 +253,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output must end in .csv or .json; got {args.output!r}")
     if args.heatmap and not args.heatmap.lower().endswith(".png"):
         raise UsageError(f"--heatmap must name a .png file; got {args.heatmap!r}")
-    given = [f for f in ("blocks", "seed", "level") if getattr(args, f) is not None]
-    if given and args.uncertainty is None:
-        raise UsageError(
-            f"--{given[0]} sets the intervals of --uncertainty jackknife; add "
-            "--uncertainty jackknife, or leave it out."
-        )
+    unc = resolve_uncertainty(args)
     rows, where = _collect(args.inputs, args.transpose)
     cols, where_cols = ({}, {}) if not args.cols else _collect(args.cols, args.transpose)
     shapes = [(where[k], a.shape) for k, a in rows.items()]
@@ -275,16 +266,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_size=chunk_size,
         progress=args.progress,
         **settings,
-        **(
-            {}
-            if args.uncertainty is None
-            else {
-                "uncertainty": args.uncertainty,
-                "blocks": 20 if args.blocks is None else args.blocks,
-                "seed": 0 if args.seed is None else args.seed,
-                "level": 0.95 if args.level is None else args.level,
-            }
-        ),
+        **({} if unc is None else {"uncertainty": unc.pop("method"), **unc}),
     )
     as_json = args.json or (args.output or "").lower().endswith(".json")
     text = json.dumps(result.to_dict(), indent=1) + "\n" if as_json else _csv_text(result)
