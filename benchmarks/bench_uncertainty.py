@@ -20,6 +20,9 @@ Peak memory: Python's ``tracemalloc`` (NumPy reports its buffers to it) in a sep
 untimed call of each, so tracing does not slow the timed one. Each timing is the best of
 ``--repeat`` calls.
 
+The same question model against model (``svcca.torch.compare`` of two 12-layer MLPs):
+``benchmarks/bench_uncertainty_compare.py``.
+
 Run: ``python benchmarks/bench_uncertainty.py [--n 20000] [--width 256]``;
 ``--quick`` is a smoke run at tiny sizes (seconds) to see the script work, not a
 measurement.

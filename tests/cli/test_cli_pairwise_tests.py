@@ -60,6 +60,6 @@ def test_test_knobs_without_the_test_are_refused(folder, capsys):
     assert main(["pairwise", str(d), "--permutations", "9"]) == 2
     assert "--permutations sets the permutations of --test permutation" in capsys.readouterr().err
     assert main(["pairwise", str(d), "--seed", "3", "--test", "asymptotic"]) == 2
-    assert "--seed sets the intervals of --uncertainty jackknife (or the permutations" in (
+    assert "--seed sets the intervals of --uncertainty jackknife (or the permutations of" in (
         capsys.readouterr().err
     )

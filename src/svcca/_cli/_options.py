@@ -15,13 +15,16 @@ from typing import Any
 __all__ = [
     "MEASURES",
     "PAIRWISE_MEASURES",
+    "UNCERTAINTY_DEFAULTS",
     "UsageError",
     "add_measure_arguments",
+    "add_uncertainty_arguments",
     "check_same_datapoints",
     "load_representation",
     "parse_keep",
     "parse_option",
     "resolve_measure",
+    "resolve_uncertainty",
 ]
 
 
@@ -244,6 +247,91 @@ def parse_params(items: Sequence[str], measure: str) -> dict[str, Any]:
             f"--measure {measure} takes its knobs as flags (--keep, --variance, --epsilon); "
             f"drop --param {', '.join(out)}."
         )
+    return out
+
+
+# ---------------------------------------------------------------------- intervals
+# svcca.stats.interval's and svcca.pairwise's defaults (a test holds them equal)
+UNCERTAINTY_DEFAULTS = {"blocks": 20, "seed": 0, "level": 0.95, "replicates": 200}
+# which method each knob sets (seed and level: both)
+_KNOB_METHOD = {"blocks": "jackknife", "replicates": "bootstrap"}
+
+
+def add_uncertainty_arguments(
+    parser: argparse.ArgumentParser, methods: Sequence[str], what: str
+) -> None:
+    """``--uncertainty {methods}`` (help ``what``) and its knobs, ``--replicates`` only
+    where ``"bootstrap"`` is offered (values are checked by :func:`resolve_uncertainty`)."""
+    d = UNCERTAINTY_DEFAULTS
+    parser.add_argument("--uncertainty", choices=list(methods), default=None, help=what)
+    parser.add_argument(
+        "--blocks",
+        metavar="G",
+        default=None,
+        help=f"jackknife: blocks of rows, assigned by a seeded hash of the row index, an "
+        f"int >= 2 (default {d['blocks']})",
+    )
+    if "bootstrap" in methods:
+        parser.add_argument(
+            "--replicates",
+            metavar="B",
+            default=None,
+            help=f"bootstrap: Poisson-weighted replicates, an int >= 2 (default {d['replicates']})",
+        )
+    parser.add_argument(
+        "--seed",
+        metavar="S",
+        default=None,
+        help=f"seed of the rows' blocks (bootstrap: of the weights), an int >= 0 (default "
+        f"{d['seed']})",
+    )
+    parser.add_argument(
+        "--level",
+        metavar="L",
+        default=None,
+        help=f"interval level in (0, 1) (default {d['level']})",
+    )
+
+
+def resolve_uncertainty(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The interval settings ``{"method", "level", "seed", "blocks" | "replicates"}``
+    given on the command line, checked as the library checks them; None without
+    ``--uncertainty``. A knob without ``--uncertainty``, or one that belongs to the other
+    method, is refused with the fix."""
+    from svcca._measures import check_level
+    from svcca._moments import check_count, check_seed
+
+    method = args.uncertainty
+    given = [k for k in UNCERTAINTY_DEFAULTS if getattr(args, k, None) is not None]
+    if method is None:
+        if given:
+            wants = _KNOB_METHOD.get(given[0], "jackknife")
+            raise UsageError(
+                f"--{given[0]} sets the intervals of --uncertainty {wants}; add "
+                f"--uncertainty {wants}, or leave it out."
+            )
+        return None
+    for knob in given:
+        wants = _KNOB_METHOD.get(knob, method)
+        if wants != method:
+            other = next(k for k, m in _KNOB_METHOD.items() if m == method)
+            raise UsageError(
+                f"--{knob} is a setting of the {wants}; --uncertainty {method} takes --{other} "
+                f"instead. Drop --{knob}, or use --uncertainty {wants}."
+            )
+
+    def value(knob: str) -> Any:
+        text = getattr(args, knob, None)
+        return UNCERTAINTY_DEFAULTS[knob] if text is None else _number(text)
+
+    flag = {k: "--" + k for k in UNCERTAINTY_DEFAULTS}
+    out: dict[str, Any] = {
+        "method": method,
+        "level": _checked(check_level, value("level"), flag["level"], "level"),
+        "seed": _checked(check_seed, value("seed"), flag["seed"], "seed"),
+    }
+    knob = "blocks" if method == "jackknife" else "replicates"
+    out[knob] = _checked(lambda v: check_count(v, flag[knob], 2), value(knob), flag[knob], knob)
     return out
 
 

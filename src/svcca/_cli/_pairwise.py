@@ -25,12 +25,17 @@ import numpy as np
 from svcca._cli._options import (
     MEASURES,
     UsageError,
+    _checked,
+    _number,
     add_measure_arguments,
+    add_uncertainty_arguments,
     check_same_datapoints,
     load_representation,
     parse_option,
     resolve_measure,
+    resolve_uncertainty,
 )
+from svcca._moments import check_seed
 
 HELP = "Compare every representation with every other (folder/list of .npy, or one .npz)."
 
@@ -74,18 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="svcca on very wide layers: sketch each layer to this many directions first",
     )
-    parser.add_argument(
-        "--uncertainty",
-        choices=["jackknife"],
-        default=None,
-        help="an interval for every cell (delete-a-block jackknife); the CSV becomes one "
+    add_uncertainty_arguments(
+        parser,
+        ["jackknife"],
+        "an interval for every cell (delete-a-block jackknife); the CSV becomes one "
         "line per cell: row, col, value, corrected, se, low, high",
     )
-    parser.add_argument("--blocks", type=int, default=None, help="jackknife blocks (default 20)")
-    parser.add_argument(
-        "--seed", type=int, default=None, help="seed of the rows' blocks (default 0)"
-    )
-    parser.add_argument("--level", type=float, default=None, help="interval level (default 0.95)")
     parser.add_argument(
         "--test",
         choices=["permutation", "asymptotic"],
@@ -280,15 +279,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--output must end in .csv or .json; got {args.output!r}")
     if args.heatmap and not args.heatmap.lower().endswith(".png"):
         raise UsageError(f"--heatmap must name a .png file; got {args.heatmap!r}")
-    given = [f for f in ("blocks", "level") if getattr(args, f) is not None]
-    if args.seed is not None and args.test != "permutation":
-        given.append("seed")
-    if given and args.uncertainty is None:
+    seed_text = args.seed
+    if args.test == "permutation" and args.uncertainty is None:
+        args.seed = None  # the permutations' seed, not an interval's
+    elif seed_text is not None and args.uncertainty is None:
         raise UsageError(
-            f"--{given[0]} sets the intervals of --uncertainty jackknife"
-            + (" (or the permutations of --test permutation)" if given[0] == "seed" else "")
-            + "; add --uncertainty jackknife, or leave it out."
+            "--seed sets the intervals of --uncertainty jackknife (or the permutations of "
+            "--test permutation); add one of them, or leave it out."
         )
+    unc = resolve_uncertainty(args)
+    args.seed = seed_text
+    seed = (
+        unc.pop("seed")
+        if unc is not None
+        else _checked(check_seed, _number(seed_text), "--seed", "seed")
+        if seed_text is not None
+        else 0
+    )
     if args.permutations is not None and args.test != "permutation":
         raise UsageError(
             "--permutations sets the permutations of --test permutation; add --test "
@@ -306,16 +313,8 @@ def run(args: argparse.Namespace) -> int:
         chunk_size=chunk_size,
         progress=args.progress,
         **settings,
-        **(
-            {}
-            if args.uncertainty is None
-            else {
-                "uncertainty": args.uncertainty,
-                "blocks": 20 if args.blocks is None else args.blocks,
-                "level": 0.95 if args.level is None else args.level,
-            }
-        ),
-        seed=0 if args.seed is None else args.seed,
+        **({} if unc is None else {"uncertainty": unc.pop("method"), **unc}),
+        seed=seed,
         test=args.test,
         permutations=args.permutations,
     )
