@@ -12,7 +12,7 @@ rest of ``__all__`` is *internal* API, for :func:`svcca.torch.compare`, which en
 :class:`Rep` and :func:`prepare_all` (each side prepared once), :func:`scores` (every
 pair combined from the cross blocks), :func:`warn_inflated`, and :class:`KeptLayers`
 (the per-pair measures' kept activations), and for ``compare(..., uncertainty=...)``
-the per-cell interval path: :func:`check_uncertainty`, :func:`add_rows` (rows to their
+the per-cell interval path: :func:`check_uncertainty`, :class:`BlockRows` (rows to their
 blocks' statistics), :func:`intervals_from_blocks`, :func:`per_pair_intervals`,
 :class:`Plan` and :func:`plan_of`; for ``compare(..., test=...)`` the per-cell tests:
 :func:`check_test`, :class:`CellTests`, :func:`asymptotic_fields` and
@@ -25,7 +25,7 @@ from svcca._engines._cell_tests import (
     check_test,
     permutation_cells,
 )
-from svcca._engines._cells import add_rows, check_uncertainty, intervals_from_blocks
+from svcca._engines._cells import BlockRows, check_uncertainty, intervals_from_blocks
 from svcca._engines._cells_device import DeviceBlocks
 from svcca._engines._cells_rows import per_pair_intervals
 from svcca._engines._combine import ONE_PASS_MEASURES, Rep, prepare_all, scores, warn_inflated
@@ -48,7 +48,7 @@ __all__ = [
     "KeptLayers",
     "Plan",
     "Rep",
-    "add_rows",
+    "BlockRows",
     "check_uncertainty",
     "intervals_from_blocks",
     "per_pair_intervals",

@@ -23,17 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from svcca._engines._block_rows import BLOCKS_FIX, add_rows, check_finite_rows
+from svcca._engines._block_rows import BLOCKS_FIX, BlockRows, check_finite_rows
 from svcca._engines._cell_tests import CellTests, asymptotic_fields, family_mask
 from svcca._engines._plan import Plan
 from svcca._measures import (
     ASYMPTOTIC_TESTS,
+    BOUNDARY_MEASURES,
     FEW_ROWS_RATIO,
     MEASURES,
     Measure,
     cca_of,
     check_level,
     jackknife_of_blocks,
+    null_correlations,
+    warn_null_correlations,
 )
 from svcca._moments import Moments, check_count, check_seed, jackknife_blocks, plan_statistics
 from svcca._progress import Progress as _Progress
@@ -41,7 +44,7 @@ from svcca._validation import SVCCAWarning, check_chunk_size
 
 __all__ = [
     "CellIntervals",
-    "add_rows",
+    "BlockRows",
     "BLOCKS_FIX",
     "block_statistics",
     "cell_intervals",
@@ -99,7 +102,7 @@ def block_statistics(
     chunk_size = check_chunk_size(chunk_size)
     rows = chunk_size or max(1024, _PASS_BYTES // (8 * max(P, 1)))
     rows = max(1, min(n, rows))
-    parts = [Moments.empty(P) for _ in range(blocks)]
+    acc = BlockRows(P, blocks, seed)
     chunk = np.empty((rows, P))
     bufs = [np.empty((rows, s.p)) for s in plan.srcs]
     names = [f"Representation {s.name!r}" for s in plan.srcs]
@@ -111,8 +114,9 @@ def block_statistics(
             for s, c, buf in zip(plan.srcs, cols, bufs, strict=True):
                 chunk[:m, c] = s.read(start, stop, buf)
             check_finite_rows([chunk[:m, c] for c in cols], names, start)
-            add_rows(parts, chunk[:m], start, seed)
+            acc.add(chunk[:m], start)
             bar.update(1)
+        parts = acc.finish()
     finally:
         bar.close()
     return parts, cols
@@ -311,6 +315,7 @@ def intervals_from_blocks(
     reps = prepare_all(plan.names, singles, measure, keep, variance, epsilon)
     warn_inflated(plan.n, plan.names, reps, plan.row_u, plan.col_u, measure)
     _warn_coverage(plan, [c.stop - c.start for c in cols], measure)
+    _warn_null(plan, total, cols, measure, settings)
     cells = cell_intervals(plan, parts, cols, measure, settings, unc["level"])
     tested: dict[str, Any] = {}
     if test is not None:
@@ -367,6 +372,24 @@ def asymptotic_from_total(
     return asymptotic_fields(
         tests, plan.row_u, plan.col_u, plan.square, plan.names, dims, measure, stacklevel=6
     )
+
+
+def _warn_null(
+    plan: Plan, total: Moments, cols: list[slice], measure: str, settings: Mapping[str, Any]
+) -> None:
+    """One warning naming the CCA-family cells with canonical correlations Bartlett's
+    test does not tell from 0, where the intervals undercover (docs/uncertainty.md)."""
+    m = MEASURES[measure]
+    if m.name not in BOUNDARY_MEASURES:
+        return
+    found = []
+    for i, ui in enumerate(plan.row_u):
+        for j, uj in enumerate(plan.col_u):
+            if ui == uj or (plan.square and j < i):
+                continue
+            zero, k = null_correlations(m, _pair(total, cols[ui], cols[uj]), settings)
+            found.append((f"({plan.names[ui]!r}, {plan.names[uj]!r})", zero, k))
+    warn_null_correlations(measure, found, stacklevel=6)
 
 
 def _warn_coverage(plan: Plan, widths: list[int], measure: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._engines._block_rows import add_rows, check_finite_rows
+from svcca._engines._block_rows import BlockRows, check_finite_rows
 from svcca._engines._plan import Plan
 from svcca._moments import Moments, plan_statistics, statistic_bytes
 from svcca._progress import Progress as _Progress
@@ -104,9 +104,9 @@ def _leaf(
     """The ``count`` block statistics of one row block (global rows ``first_row`` on)."""
     check_finite_rows(blocks, names, first_row)
     rows = np.hstack(blocks)
-    parts = [Moments.empty(rows.shape[1]) for _ in range(count)]
-    add_rows(parts, rows, first_row, seed)
-    return parts
+    acc = BlockRows(rows.shape[1], count, seed)
+    acc.add(rows, first_row)
+    return acc.finish()
 
 
 def _plan_workers(blocks: int, P: int, rows: int, what: str, fix: str) -> None:

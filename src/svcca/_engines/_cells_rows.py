@@ -76,7 +76,14 @@ def per_pair_intervals(
             est, r = float(values[i, jj]), reps[:, i, jj]
             scale = choose_scale(measure, "auto", np.append(r, est))
             cells = on_scale(
-                jackknife_summary, scale, measure.range, est, r, sizes[used], level=level
+                jackknife_summary,
+                scale,
+                measure.range,
+                est,
+                r,
+                sizes[used],
+                level=level,
+                correct=not measure.depends_on_n,
             )
             for key, v in zip(out, cells, strict=True):
                 out[key][i, jj] = v

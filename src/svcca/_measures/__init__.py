@@ -70,12 +70,15 @@ from svcca._measures import _declared_field  # noqa: F401
 
 from svcca._measures._independence import (
     ASYMPTOTIC_TESTS,
+    BOUNDARY_MEASURES,
     FEW_ROWS_TEST,
     bartlett_statistics,
     cca_of,
     hsic_linear_pvalue,
     independence_test,
+    null_correlations,
     power_traces,
+    warn_null_correlations,
 )
 from svcca._measures._permuters import fast_scorer, permutation_batches
 from svcca._measures._replicates import (
@@ -130,6 +133,9 @@ __all__ = [
     "fast_scorer",
     "permutation_batches",
     "ASYMPTOTIC_TESTS",
+    "BOUNDARY_MEASURES",
+    "null_correlations",
+    "warn_null_correlations",
     "FEW_ROWS_TEST",
     "bartlett_statistics",
     "cca_of",

@@ -64,6 +64,7 @@ for _m in (
         params=("norm", "block_size", "tol"),
         prepare=rsm_prepare,
         combine=rsm_norm_combine,
+        depends_on_n=True,  # a norm of an n x n matrix: grows like n
         description="norm of the difference of the Euclidean distance matrices (ReSi; "
         "norm: spectral, frobenius, triangle)",
     ),
@@ -109,6 +110,7 @@ for _m in (
         larger_is_more_similar=False,
         is_metric=True,
         score_field="distance",
+        depends_on_n=True,  # an unnormalised Frobenius distance: grows like sqrt(n)
         description="||XP - Y||_F over permutations P of the raw data (ReSi)",
     ),
     Measure(
@@ -121,6 +123,7 @@ for _m in (
         larger_is_more_similar=False,
         is_metric=True,
         score_field="distance",
+        depends_on_n=True,  # an unnormalised Frobenius distance: grows like sqrt(n)
         description="Procrustes size-and-shape distance: centred, rotated, not scaled",
     ),
     Measure(

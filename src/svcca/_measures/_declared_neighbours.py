@@ -57,6 +57,7 @@ for _m in (
         params=_KNN_PARAMS,
         prepare=prepare_side,
         combine=mutual_knn_combine,
+        depends_on_n=True,  # neighbourhoods of a fixed k: their share is k / n
         description="mutual k-NN: mean fraction of shared k nearest neighbours (k=10, cosine)",
     ),
     Measure(
@@ -70,6 +71,7 @@ for _m in (
         prepare=prepare_side,
         combine=cycle_knn_combine,
         self_score=float("nan"),
+        depends_on_n=True,  # neighbourhoods of a fixed k: their share is k / n
         description="cycle k-NN: fraction of points a Y-neighbour has among its X-neighbours",
     ),
     Measure(
@@ -83,6 +85,7 @@ for _m in (
         prepare=cknna_prepare,
         combine=cknna_combine,
         self_score=1.0,
+        depends_on_n=True,  # neighbourhoods of a fixed k: their share is k / n
         description="CKNNA: unbiased CKA restricted to mutual k nearest neighbours (k=10)",
     ),
     Measure(
@@ -95,6 +98,7 @@ for _m in (
         params=_KNN_PARAMS,
         prepare=prepare_side,
         combine=jaccard_knn_combine,
+        depends_on_n=True,  # neighbourhoods of a fixed k: their share is k / n
         description="Jaccard similarity of the k-nearest-neighbour sets (ReSi; k=10, cosine)",
     ),
     Measure(
@@ -107,6 +111,7 @@ for _m in (
         params=_KNN_PARAMS,
         prepare=prepare_side,
         combine=rank_similarity_combine,
+        depends_on_n=True,  # neighbourhoods of a fixed k: their share is k / n
         description="rank similarity of the k-nearest-neighbour lists (ReSi; k=10, cosine)",
     ),
     Measure(
@@ -119,6 +124,7 @@ for _m in (
         params=_KNN_PARAMS,
         prepare=second_order_prepare,
         combine=second_order_cosine_combine,
+        depends_on_n=True,  # neighbourhoods of a fixed k: their share is k / n
         description="second-order cosine: neighbours' distance profiles (ReSi; k=10, cosine)",
     ),
 ):

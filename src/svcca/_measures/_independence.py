@@ -49,6 +49,9 @@ from svcca._moments import Moments
 
 __all__ = [
     "ASYMPTOTIC_TESTS",
+    "BOUNDARY_MEASURES",
+    "null_correlations",
+    "warn_null_correlations",
     "FEW_ROWS_TEST",
     "PowerTraces",
     "bartlett_statistics",
@@ -66,6 +69,10 @@ ASYMPTOTIC_TESTS: Mapping[str, str] = {
     "cka_linear": "hsic",
     "pls": "hsic",
 }
+
+# The measures whose intervals were measured to undercover when a population canonical
+# correlation is 0 (a singular value at 0 is not a smooth function of the moments).
+BOUNDARY_MEASURES = frozenset({"cca", "svcca", "pwcca"})
 
 # Below this many rows per feature (n < ratio * (p + q)) the asymptotic p-values were
 # measured to drift from uniform (docs/uncertainty.md): the engines warn there.
@@ -197,3 +204,50 @@ def independence_test(
     from scipy.stats import chi2
 
     return float(stats[0]), float(chi2.sf(stats[0], dof[0]))
+
+
+def null_correlations(
+    m: Measure, pair: Moments, params: Mapping[str, Any], alpha: float = 0.05
+) -> tuple[int, int]:
+    """``(zero, k)``: of a CCA-family measure's ``k`` canonical correlations on ``pair``,
+    how many Bartlett's sequential test at ``alpha`` does not tell from 0 (``(0, 0)``
+    for another measure, or where the test cannot run)."""
+    if m.name not in BOUNDARY_MEASURES:
+        return 0, 0
+    res = cca_of(m, pair, params)
+    p, q = int(res.rank_x), int(res.rank_y)
+    k = int(np.asarray(res.correlations).size)
+    if k == 0 or pair.n - 1 - (p + q + 1) / 2.0 <= 0:
+        return 0, 0
+    from scipy.stats import chi2
+
+    stats, dof = bartlett_statistics(res.correlations, pair.n, p, q)
+    reject = chi2.sf(stats, dof) < alpha
+    significant = k if reject.all() else int(np.argmin(reject))
+    return k - significant, k
+
+
+def warn_null_correlations(name: str, cells: list[tuple[str, int, int]], stacklevel: int) -> None:
+    """One warning naming the cells (``(label, zero, k)``) whose CCA-family interval rests
+    on canonical correlations indistinguishable from 0, where its coverage was measured
+    to fall short (docs/uncertainty.md); ``stacklevel`` as :func:`warnings.warn` counts
+    it from here."""
+    import warnings
+
+    from svcca._validation import SVCCAWarning
+
+    bad = [c for c in cells if c[1] > 0]
+    if not bad:
+        return
+    shown = "; ".join(f"{label}: {z} of {k}" for label, z, k in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    warnings.warn(
+        f"The {name!r} interval includes canonical correlations that Bartlett's test does "
+        f"not tell from 0 ({shown}{more}). With a population canonical correlation of 0 "
+        "the CCA intervals were measured to cover 0.86-0.88 at any number of rows (a "
+        "correlation at 0 is not a smooth function of the data; docs/uncertainty.md): "
+        "read the interval as too narrow. Compare the significant directions only "
+        "(svcca with keep= their number), or use linear CKA, whose intervals cover.",
+        SVCCAWarning,
+        stacklevel=stacklevel,
+    )

@@ -141,6 +141,14 @@ class Measure:
         The score of any representation against itself, where the range's best end is
         not it: ``None`` (default) means the best end of ``range``; NaN means no fixed
         value (cycle k-NN: a point need not be a neighbour of its neighbours).
+    depends_on_n : bool, default False
+        The score's expected value depends on the number of datapoints beyond an
+        estimator's bias: an unnormalised sum over datapoints (it grows like ``n`` or
+        ``sqrt(n)``), or neighbourhoods of a fixed ``k`` (their share of the data
+        shrinks as ``k / n``). It has no ``n``-free population value, so an interval
+        (:func:`svcca.stats.interval`, ``pairwise(..., uncertainty=...)``) covers its
+        expected value **at this n**: centred on the estimate, without the jackknife's
+        bias correction (which would extrapolate the ``n``-dependence).
     """
 
     name: str
@@ -160,6 +168,7 @@ class Measure:
     permute: Callable[[Any, Any], Any] | None = None
     side_bytes: Callable[..., int] | None = None
     self_score: float | None = None
+    depends_on_n: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():

@@ -52,6 +52,7 @@ def jackknife_summary(
     sizes: Any,
     *,
     level: float = 0.95,
+    correct: bool = True,
 ) -> tuple[float, float, float, float]:
     """Delete-a-group jackknife for unequal groups: ``(corrected, se, low, high)``.
 
@@ -64,6 +65,12 @@ def jackknife_summary(
     sizes : array_like, shape (g,)
         :math:`m_j`, rows of each (non-empty) block, summing to ``n``.
     level : float, default 0.95
+    correct : bool, default True
+        False: no bias correction (``corrected`` is the estimate and the interval is
+        centred on it), for a measure whose value depends on ``n``
+        (:attr:`svcca.Measure.depends_on_n`), where the correction would extrapolate
+        that dependence instead of removing an estimator's bias. The variance is the
+        same: a trend in ``n`` shifts every leave-one-block-out value alike.
 
     Notes
     -----
@@ -96,6 +103,8 @@ def jackknife_summary(
     corrected = g * estimate - float(np.sum((1.0 - m / n) * theta))
     pseudo = h * estimate - (h - 1.0) * theta
     var = float(np.sum((pseudo - corrected) ** 2 / (h - 1.0)) / g)
+    if not correct:
+        corrected = float(estimate)
     se = float(np.sqrt(max(var, 0.0)))
     from scipy.stats import t as student  # slow to import: only when used
 
@@ -104,9 +113,10 @@ def jackknife_summary(
 
 
 def bootstrap_summary(
-    estimate: float, replicates: Any, *, level: float = 0.95
+    estimate: float, replicates: Any, *, level: float = 0.95, correct: bool = True
 ) -> tuple[float, float, float, float]:
-    """Bias-corrected normal bootstrap interval: ``(corrected, se, low, high)``.
+    """Bias-corrected normal bootstrap interval: ``(corrected, se, low, high)``;
+    ``correct=False`` centres it on the estimate (as :func:`jackknife_summary`).
 
     Notes
     -----
@@ -121,7 +131,7 @@ def bootstrap_summary(
        1993.
     """
     r = np.asarray(replicates, dtype=np.float64)
-    corrected = 2.0 * estimate - float(r.mean())
+    corrected = 2.0 * estimate - float(r.mean()) if correct else float(estimate)
     se = float(r.std(ddof=1))
     from scipy.stats import norm
 
@@ -192,11 +202,14 @@ def on_scale(
     reps: np.ndarray,
     *args: Any,
     level: float,
+    **options: Any,
 ) -> tuple[float, float, float, float]:
     """``summary`` (jackknife or bootstrap) on the transformed scale, mapped back and
     clipped to the measure's range ``bounds`` (the population value lies in it; a bias
-    correction or round-off may step past it)."""
-    c, se, lo, hi = summary(float(scale.forward(estimate)), scale.forward(reps), *args, level=level)
+    correction or round-off may step past it); ``options`` go to ``summary``."""
+    c, se, lo, hi = summary(
+        float(scale.forward(estimate)), scale.forward(reps), *args, level=level, **options
+    )
     a, b = bounds
 
     def clip(v: float) -> float:
@@ -261,6 +274,13 @@ def jackknife_of_blocks(
     )
     scale = choose_scale(m, transform, np.append(reps, estimate))
     corrected, se, lo, hi = on_scale(
-        jackknife_summary, scale, m.range, estimate, reps, sizes[used], level=level
+        jackknife_summary,
+        scale,
+        m.range,
+        estimate,
+        reps,
+        sizes[used],
+        level=level,
+        correct=not m.depends_on_n,
     )
     return estimate, corrected, se, lo, hi, scale.name, used, sizes[used], reps

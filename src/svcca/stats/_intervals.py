@@ -23,8 +23,10 @@ from svcca._measures import (
     choose_scale,
     jackknife_of_blocks,
     jackknife_summary,
+    null_correlations,
     on_scale,
     quiet_scores,
+    warn_null_correlations,
 )
 from svcca._moments import (
     BlockMoments,
@@ -257,6 +259,8 @@ def _from_statistics(
         raise ValueError(f"An interval needs at least 3 rows; got {total.n}.")
     method = "jackknife" if isinstance(stats, BlockMoments) else "bootstrap"
     warn_few_rows(m, total.n, total.p, total.q, method)
+    zero, k = null_correlations(m, total, params)
+    warn_null_correlations(m.name, [("(X, Y)", zero, k)], stacklevel=4)
     if isinstance(stats, BlockMoments):
         parts = [stats.block(j) for j in range(stats.blocks)]
         estimate, corrected, se, lo, hi, scale_name, used, sizes, reps = jackknife_of_blocks(
@@ -271,7 +275,15 @@ def _from_statistics(
         lambda r: _score(m, stats.replicate(r), None, params), range(stats.replicates)
     )
     scale = choose_scale(m, transform, np.append(reps, estimate))
-    corrected, se, lo, hi = on_scale(bootstrap_summary, scale, m.range, estimate, reps, level=level)
+    corrected, se, lo, hi = on_scale(
+        bootstrap_summary,
+        scale,
+        m.range,
+        estimate,
+        reps,
+        level=level,
+        correct=not m.depends_on_n,
+    )
     sizes = np.array([stats.replicate(r).n for r in range(stats.replicates)])
     return IntervalResult(
         m.name, estimate, corrected, estimate - corrected, se, lo, hi, level,
@@ -308,7 +320,14 @@ def _rows_jackknife(
     reps = quiet_scores(drop, used)
     scale = choose_scale(m, transform, np.append(reps, estimate))
     corrected, se, lo, hi = on_scale(
-        jackknife_summary, scale, m.range, estimate, reps, sizes[used], level=level
+        jackknife_summary,
+        scale,
+        m.range,
+        estimate,
+        reps,
+        sizes[used],
+        level=level,
+        correct=not m.depends_on_n,
     )
     return IntervalResult(
         m.name, estimate, corrected, estimate - corrected, se, lo, hi, level,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from svcca._engines import PairwiseResult
+from svcca._measures import MEASURES
 from svcca._moments import (
     BlockMoments,
     block_of,
@@ -197,7 +198,7 @@ def paired_difference(
         return float(m.score(a[0], a[1], **params)) - float(m.score(a[2], a[3], **params))
 
     reps = quiet_scores(drop, used)
-    return _summary(m.name, s1, s2, reps, sizes[used], level, seed, n)
+    return _summary(m.name, s1, s2, reps, sizes[used], level, seed, n, not m.depends_on_n)
 
 
 def _paired_moments(
@@ -217,7 +218,7 @@ def _paired_moments(
         )
 
     reps = quiet_scores(drop, used)
-    return _summary(m.name, s1, s2, reps, sizes[used], level, b1.seed, t1.n)
+    return _summary(m.name, s1, s2, reps, sizes[used], level, b1.seed, t1.n, not m.depends_on_n)
 
 
 def _summary(
@@ -229,11 +230,12 @@ def _summary(
     level: float,
     seed: int,
     n: int,
+    correct: bool = True,
 ) -> PairedDifference:
     from scipy.stats import t as student
 
     d = s1 - s2
-    corrected, se, lo, hi = jackknife_summary(d, reps, sizes, level=level)
+    corrected, se, lo, hi = jackknife_summary(d, reps, sizes, level=level, correct=correct)
     g = int(sizes.shape[0])
     if se > 0:
         stat = corrected / se
@@ -490,6 +492,15 @@ def cell_difference(
     reps = result.replicates[:, i1, j1] - result.replicates[:, i2, j2]
     sizes = np.asarray(u["block_sizes"], dtype=np.int64)
     s1, s2 = float(result.values[i1, j1]), float(result.values[i2, j2])
+    m = MEASURES.get(result.measure)
     return _summary(
-        result.measure, s1, s2, reps, sizes, float(u["level"]), int(u["seed"]), result.n_samples
+        result.measure,
+        s1,
+        s2,
+        reps,
+        sizes,
+        float(u["level"]),
+        int(u["seed"]),
+        result.n_samples,
+        m is None or not m.depends_on_n,
     )

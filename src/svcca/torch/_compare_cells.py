@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from svcca._engines import (
+    BlockRows,
     DeviceBlocks,
     KeptLayers,
     PairwiseResult,
     Plan,
-    add_rows,
     intervals_from_blocks,
     per_pair_intervals,
     per_pair_values,
@@ -113,7 +113,8 @@ class BlockCells:
                 "host (device=None, outside svcca.on_device).",
             )
             self.on_device = DeviceBlocks(P, G, int(unc["seed"]), self.device)
-        self.parts = [] if self.on_device is not None else [Moments.empty(P) for _ in range(G)]
+        self.on_host = None if self.on_device is not None else BlockRows(P, G, int(unc["seed"]))
+        self.parts: list[Moments] = []
         self.n = 0
 
     def add(self, i: int, arrays: Mapping[str, Any]) -> None:
@@ -130,8 +131,9 @@ class BlockCells:
                 self.on_device.add(rows, self.n)
             self.n += int(rows.shape[0])
             return
+        assert self.on_host is not None
         chunk = np.concatenate([np.asarray(arrays[k], dtype=np.float64) for k in self.keys], 1)
-        add_rows(self.parts, chunk, self.n, int(self.unc["seed"]))
+        self.on_host.add(chunk, self.n)
         self.n += chunk.shape[0]
 
     def result(
@@ -147,6 +149,8 @@ class BlockCells:
         """The :class:`svcca.PairwiseResult` with its intervals (pairwise's finish)."""
         if self.on_device is not None:
             self.parts, self.on_device = self.on_device.finish(), None
+        elif self.on_host is not None:
+            self.parts, self.on_host = self.on_host.finish(), None
         pos = {k: u for u, k in enumerate(self.keys)}
         row_u = [pos[k] for k in self.row_keys]
         col_u = row_u if self.col_keys == self.row_keys else [pos[k] for k in self.col_keys]
