@@ -186,6 +186,8 @@ class CellTests:
         matrix, its mirror image: no test of a representation with itself. Read-only."""
         tested = mask | mask.T if square else mask
         for a in (self.statistics, self.pvalues):
+            if square:  # one test per pair: the lower triangle is the upper's
+                a.T[mask] = a[mask]
             a[~tested] = np.nan
             a.flags.writeable = False
         return self.statistics, self.pvalues
