@@ -28,10 +28,17 @@ from svcca._engines._cell_tests import (
 from svcca._engines._cells import BlockRows, check_uncertainty, intervals_from_blocks
 from svcca._engines._cells_device import DeviceBlocks
 from svcca._engines._cells_rows import per_pair_intervals
-from svcca._engines._combine import ONE_PASS_MEASURES, Rep, prepare_all, scores, warn_inflated
-from svcca._engines._pairwise import pairwise
+from svcca._engines._combine import (
+    ONE_PASS_MEASURES,
+    Rep,
+    one_pass_settings,
+    prepare_all,
+    scores,
+    warn_inflated,
+)
+from svcca._engines._pairwise import pairwise, served_per_pair
 from svcca._engines._pairwise_result import PairwiseResult
-from svcca._engines._per_pair import KeptLayers, per_pair_values
+from svcca._engines._per_pair import KeptLayers
 from svcca._engines._plan import Plan, plan_of
 
 __all__ = [
@@ -52,9 +59,10 @@ __all__ = [
     "check_uncertainty",
     "intervals_from_blocks",
     "per_pair_intervals",
-    "per_pair_values",
     "plan_of",
+    "one_pass_settings",
     "prepare_all",
     "scores",
+    "served_per_pair",
     "warn_inflated",
 ]

@@ -37,11 +37,11 @@ from svcca._measures import (
     ASYMPTOTIC_TESTS,
     FEW_ROWS_TEST,
     Measure,
-    bartlett_statistics,
+    PowerTraces,
+    bartlett_pvalue,
     fast_scorer,
     hsic_linear_pvalue,
     permutation_batches,
-    power_traces,
 )
 from svcca._moments import check_count, check_seed
 from svcca._progress import Progress as _Progress
@@ -147,7 +147,7 @@ class CellTests:
     """Each cell's asymptotic ``(statistic, p-value)``, filled as a finish visits it.
 
     ``n`` rows; ``grams[u]``, for linear CKA, is representation ``u``'s centred Gram
-    matrix in the units of the cross blocks (its :func:`power_traces` are computed once).
+    matrix in the units of the cross blocks (its :class:`PowerTraces` are computed once).
     """
 
     def __init__(self, shape: tuple[int, int], n: int) -> None:
@@ -158,13 +158,7 @@ class CellTests:
 
     def cca(self, i: int, j: int, rho: np.ndarray, p: int, q: int) -> None:
         """Bartlett's test of "every canonical correlation is zero" for cell ``(i, j)``."""
-        if min(p, q) == 0:
-            self.statistics[i, j], self.pvalues[i, j] = 0.0, 1.0
-            return
-        from scipy.stats import chi2
-
-        stats, dof = bartlett_statistics(rho, self.n, p, q)
-        self.statistics[i, j], self.pvalues[i, j] = stats[0], chi2.sf(stats[0], dof[0])
+        self.statistics[i, j], self.pvalues[i, j] = bartlett_pvalue(rho, self.n, p, q)
 
     def cka(
         self, i: int, j: int, sxy: np.ndarray, ui: int, uj: int, grams: Mapping[int, Any]
@@ -173,7 +167,7 @@ class CellTests:
         for u in (ui, uj):
             if u not in self._traces:
                 g = grams[u]
-                self._traces[u] = power_traces(g.cpu().numpy() if hasattr(g, "cpu") else g)
+                self._traces[u] = PowerTraces(g.cpu().numpy() if hasattr(g, "cpu") else g)
         self.statistics[i, j], self.pvalues[i, j] = hsic_linear_pvalue(
             sxy, self.n, self._traces[ui], self._traces[uj]
         )

@@ -153,16 +153,15 @@ class CellIntervals:
 def cell_intervals(
     plan: Plan,
     parts: list[Moments],
+    total: Moments,
     cols: list[slice],
     measure: str,
     params: Mapping[str, Any],
     level: float,
 ) -> CellIntervals:
-    """Every cell's delete-a-block jackknife from the side-by-side block statistics."""
+    """Every cell's delete-a-block jackknife from the side-by-side block statistics
+    (``total``: the blocks merged)."""
     m = MEASURES[measure]
-    total = Moments.empty(parts[0].p)
-    for part in parts:
-        total.merge_in_place(part)
     if total.n < 3:
         raise ValueError(f"An interval needs at least 3 rows; got {total.n}.")
     shape = (len(plan.row_u), len(plan.col_u))
@@ -287,16 +286,10 @@ def intervals_from_blocks(
     representation's columns ``cols``): the values are the measure on the total, each
     cell's interval its jackknife. Of ``plan`` only the names, labels, ``n`` and the
     row/column indices are read (``svcca.torch.compare`` passes ``srcs=[]``)."""
-    from svcca._engines._combine import prepare_all, warn_inflated
+    from svcca._engines._combine import one_pass_settings, prepare_all, warn_inflated
     from svcca._engines._pairwise_result import PairwiseResult
 
-    settings: dict[str, Any] = (
-        {"keep": keep, "variance": variance}
-        if measure == "svcca"
-        else {"epsilon": epsilon}
-        if measure in ("cca", "pwcca")
-        else {}
-    )
+    settings: dict[str, Any] = one_pass_settings(measure, keep, variance, epsilon)
     total = Moments.empty(parts[0].p)
     for part in parts:
         total.merge_in_place(part)
@@ -316,7 +309,7 @@ def intervals_from_blocks(
     warn_inflated(plan.n, plan.names, reps, plan.row_u, plan.col_u, measure)
     _warn_coverage(plan, [c.stop - c.start for c in cols], measure)
     _warn_null(plan, total, cols, measure, settings)
-    cells = cell_intervals(plan, parts, cols, measure, settings, unc["level"])
+    cells = cell_intervals(plan, parts, total, cols, measure, settings, unc["level"])
     tested: dict[str, Any] = {}
     if test is not None:
         tested = asymptotic_from_total(plan, total, cols, measure, settings, reps)

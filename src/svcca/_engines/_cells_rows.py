@@ -22,7 +22,7 @@ import numpy as np
 
 from svcca._engines._per_pair import combine_pairs, per_pair_values
 from svcca._engines._plan import Plan
-from svcca._measures import Measure, choose_scale, jackknife_summary, on_scale
+from svcca._measures import Measure, measure_summary
 from svcca._moments import block_of, jackknife_blocks
 from svcca._progress import Progress as _Progress
 from svcca._validation import SVCCAWarning
@@ -74,17 +74,7 @@ def per_pair_intervals(
     for i in range(values.shape[0]):
         for jj in range(values.shape[1]):
             est, r = float(values[i, jj]), reps[:, i, jj]
-            scale = choose_scale(measure, "auto", np.append(r, est))
-            cells = on_scale(
-                jackknife_summary,
-                scale,
-                measure.range,
-                est,
-                r,
-                sizes[used],
-                level=level,
-                correct=not measure.depends_on_n,
-            )
+            cells = measure_summary(measure, est, r, sizes[used], level)[:4]
             for key, v in zip(out, cells, strict=True):
                 out[key][i, jj] = v
     return PairwiseResult(

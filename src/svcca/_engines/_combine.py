@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,11 +33,28 @@ from svcca._progress import Progress as _Progress  # the one progress contract
 from svcca._threads import dense_steps
 from svcca._validation import SVCCAWarning, few_samples_message, raise_degenerate
 
-__all__ = ["ONE_PASS_MEASURES", "Rep", "prepare_all", "scores", "warn_inflated"]
+__all__ = [
+    "ONE_PASS_MEASURES",
+    "Rep",
+    "one_pass_settings",
+    "prepare_all",
+    "scores",
+    "warn_inflated",
+]
 
 # The measures the blocked passes compute from moments (every other is served per pair).
 ONE_PASS_MEASURES = ("cca", "svcca", "pwcca", "pls", "cka_linear")
 _SYMMETRIC = {"cca", "svcca", "pls", "cka_linear"}
+
+
+def one_pass_settings(
+    measure: str, keep: float | int, variance: Variance, epsilon: float
+) -> dict[str, Any]:
+    """The settings a one-pass measure's result records (and the registry takes):
+    ``keep`` and ``variance`` for SVCCA, ``epsilon`` for CCA and PWCCA, none for CKA."""
+    if measure == "svcca":
+        return {"keep": keep, "variance": variance}
+    return {"epsilon": epsilon} if measure in ("cca", "pwcca") else {}
 
 
 class Rep:

@@ -24,7 +24,7 @@ from svcca._engines._cell_tests import (
 from svcca._engines._cells import check_uncertainty, refuse_uncertainty
 from svcca._engines._cells import with_intervals as _with_intervals
 from svcca._engines._cells_rows import per_pair_intervals
-from svcca._engines._combine import ONE_PASS_MEASURES, warn_inflated
+from svcca._engines._combine import ONE_PASS_MEASURES, one_pass_settings, warn_inflated
 from svcca._engines._pairwise_result import PairwiseResult
 from svcca._engines._passes import two_passes
 from svcca._engines._passes_device import tensor_device, two_passes_device
@@ -42,7 +42,7 @@ from svcca._validation import (
     check_precision,
 )
 
-__all__ = ["PairwiseResult", "pairwise"]
+__all__ = ["PairwiseResult", "pairwise", "served_per_pair"]
 
 
 def pairwise(
@@ -226,13 +226,8 @@ def pairwise(
     unc = None if uncertainty is None else check_uncertainty(uncertainty, blocks, seed, level)
     test = check_test(test, permutations, measure)  # type: ignore[assignment]
     if measure not in ONE_PASS_MEASURES:
-        plan = plan_of(rows, cols)
-        if unc is not None:
-            out = per_pair_intervals(plan, REGISTRY[measure], params, unc, progress)
-        else:
-            out = _per_pair(plan, REGISTRY[measure], params, progress)
-        return _with_permutation_test(
-            out, plan, REGISTRY[measure], params, test, permutations, seed, progress
+        return served_per_pair(
+            plan_of(rows, cols), REGISTRY[measure], params, unc, test, permutations, seed, progress
         )
     if params:
         raise TypeError(
@@ -303,13 +298,7 @@ def pairwise(
             values, reps = two_passes(
                 plan, measure, keep, variance, epsilon, chunk_size, progress, precision, tests
             )
-        settings = (
-            {"keep": keep, "variance": variance}
-            if measure == "svcca"
-            else {"epsilon": epsilon}
-            if measure in ("cca", "pwcca")
-            else {}
-        )
+        settings = one_pass_settings(measure, keep, variance, epsilon)
     warn_inflated(plan.n, plan.names, reps, plan.row_u, plan.col_u, measure)
     tested: dict[str, Any] = {}
     if tests is not None:
@@ -351,23 +340,36 @@ def _with_permutation_test(
     return dataclasses.replace(out, pvalues=pvalues, test=record)
 
 
-def _per_pair(
-    plan: Plan, measure: Measure, params: dict[str, Any], progress: bool | None
+def served_per_pair(
+    plan: Plan,
+    measure: Measure,
+    params: dict[str, Any],
+    unc: Mapping[str, Any] | None,
+    test: str | None,
+    permutations: int | None,
+    seed: int,
+    progress: bool | None,
 ) -> PairwiseResult:
-    """A registered measure the one-pass engine does not serve, called per pair."""
+    """A registered measure the one-pass engine does not serve, called per pair on the
+    plan's representations, with its intervals (``unc``) and tests (``test``);
+    ``svcca.torch.compare`` ends here for the activations it keeps."""
     from svcca._engines._per_pair import per_pair_values
 
-    measure.check_params(params)
-    values = per_pair_values(
-        plan.srcs, plan.n, plan.row_u, plan.col_u, plan.square, measure, params, progress
-    )
-    return PairwiseResult(
-        values=values,
-        rows=plan.row_labels,
-        cols=plan.col_labels,
-        measure=measure.name,
-        settings=dict(params),
-        n_samples=plan.n,
-        dims_rows=tuple(plan.srcs[u].p for u in plan.row_u),
-        dims_cols=tuple(plan.srcs[u].p for u in plan.col_u),
-    )
+    if unc is not None:
+        out = per_pair_intervals(plan, measure, params, unc, progress)
+    else:
+        measure.check_params(params)
+        values = per_pair_values(
+            plan.srcs, plan.n, plan.row_u, plan.col_u, plan.square, measure, params, progress
+        )
+        out = PairwiseResult(
+            values=values,
+            rows=plan.row_labels,
+            cols=plan.col_labels,
+            measure=measure.name,
+            settings=dict(params),
+            n_samples=plan.n,
+            dims_rows=tuple(plan.srcs[u].p for u in plan.row_u),
+            dims_cols=tuple(plan.srcs[u].p for u in plan.col_u),
+        )
+    return _with_permutation_test(out, plan, measure, params, test, permutations, seed, progress)

@@ -57,8 +57,7 @@ __all__ = [
     "bartlett_statistics",
     "cca_of",
     "hsic_linear_pvalue",
-    "independence_test",
-    "power_traces",
+    "bartlett_pvalue",
 ]
 
 # Which measures have an asymptotic test here, and the statistic's name.
@@ -126,11 +125,6 @@ class PowerTraces:
         self.t1, self.t2, self.t3 = float(lam.sum()), float(lam @ lam), float(lam**2 @ lam)
 
 
-def power_traces(S: np.ndarray) -> PowerTraces:
-    """The :class:`PowerTraces` of a Gram matrix ``S`` (``p x p``, centred sums)."""
-    return PowerTraces(S)
-
-
 def hsic_linear_pvalue(
     sxy: np.ndarray, n: int, tx: PowerTraces, ty: PowerTraces
 ) -> tuple[float, float]:
@@ -174,35 +168,14 @@ def cca_of(m: Measure, pair: Moments, params: Mapping[str, Any]) -> Any:
     return getattr(out, "cca", out)
 
 
-def independence_test(
-    m: Measure,
-    pair: Moments,
-    params: Mapping[str, Any],
-    traces: tuple[PowerTraces, PowerTraces] | None = None,
-) -> tuple[float, float]:
-    """``(statistic, pvalue)`` of the asymptotic test of independence for measure ``m``
-    on a pair's moments (``ASYMPTOTIC_TESTS[m.name]`` says which test).
-
-    ``traces``, for linear CKA, are the two sides' :class:`PowerTraces` when the caller
-    keeps them per representation (else they are computed here).
-    """
-    kind = ASYMPTOTIC_TESTS.get(m.name)
-    if kind is None:
-        raise ValueError(
-            f"No asymptotic test of independence is declared for measure {m.name!r}; "
-            f"those with one are {', '.join(ASYMPTOTIC_TESTS)}. Use test='permutation' "
-            "on the rows instead."
-        )
-    if kind == "hsic":
-        tx, ty = traces or (power_traces(pair.sxx), power_traces(pair.syy))
-        return hsic_linear_pvalue(pair.sxy, pair.n, tx, ty)
-    res = cca_of(m, pair, params)
-    p, q = int(res.rank_x), int(res.rank_y)
+def bartlett_pvalue(rho: np.ndarray, n: int, p: int, q: int) -> tuple[float, float]:
+    """``(statistic, pvalue)`` of Bartlett's test that every canonical correlation of a
+    ``p``- and a ``q``-dimensional side is 0 (``(0, 1)`` when a side has no dimension)."""
     if min(p, q) == 0:
         return 0.0, 1.0
-    stats, dof = bartlett_statistics(res.correlations, pair.n, p, q)
     from scipy.stats import chi2
 
+    stats, dof = bartlett_statistics(rho, n, p, q)
     return float(stats[0]), float(chi2.sf(stats[0], dof[0]))
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "choose_scale",
     "jackknife_of_blocks",
     "jackknife_summary",
+    "measure_summary",
     "on_scale",
     "quiet_scores",
 ]
@@ -218,6 +219,26 @@ def on_scale(
     return clip(scale.back(c)), se * scale.slope(c), clip(scale.back(lo)), clip(scale.back(hi))
 
 
+def measure_summary(
+    m: Measure,
+    estimate: float,
+    reps: np.ndarray,
+    sizes: np.ndarray | None,
+    level: float,
+    transform: str = "auto",
+) -> tuple[float, float, float, float, str]:
+    """The interval of measure ``m`` from its replicates: the jackknife's (``sizes``, the
+    rows of each left-out block) or the bootstrap's (``sizes=None``), on the measure's
+    scale (:func:`choose_scale`), bias-corrected unless the measure declares
+    :attr:`~svcca.Measure.depends_on_n`. Returns ``(corrected, se, low, high, scale)``."""
+    scale = choose_scale(m, transform, np.append(reps, estimate))
+    summary, args = (bootstrap_summary, ()) if sizes is None else (jackknife_summary, (sizes,))
+    corrected, se, lo, hi = on_scale(
+        summary, scale, m.range, estimate, reps, *args, level=level, correct=not m.depends_on_n
+    )
+    return corrected, se, lo, hi, scale.name
+
+
 def quiet_scores(fn: Any, items: Any) -> np.ndarray:
     """``fn`` on each item, the measure's own warnings silenced: replicates repeat the
     full-data call's warnings (few samples, conditioning), shown once by that call."""
@@ -272,15 +293,5 @@ def jackknife_of_blocks(
     reps = quiet_scores(
         lambda j: float(m.score(subtract_moments(total, parts[j]), None, **params)), used
     )
-    scale = choose_scale(m, transform, np.append(reps, estimate))
-    corrected, se, lo, hi = on_scale(
-        jackknife_summary,
-        scale,
-        m.range,
-        estimate,
-        reps,
-        sizes[used],
-        level=level,
-        correct=not m.depends_on_n,
-    )
-    return estimate, corrected, se, lo, hi, scale.name, used, sizes[used], reps
+    corrected, se, lo, hi, scale = measure_summary(m, estimate, reps, sizes[used], level, transform)
+    return estimate, corrected, se, lo, hi, scale, used, sizes[used], reps

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from svcca._measures import cca_from_moments
+from svcca._measures import bartlett_statistics, cca_from_moments
 from svcca._result import result
 from svcca._sources import to_moments
 from svcca._validation import check_epsilon, check_probability
@@ -98,20 +98,9 @@ def bartlett(X: Any, Y: Any = None, *, alpha: float = 0.05, epsilon: float = 0.0
     m = to_moments(X, Y)
     res = cca_from_moments(m, epsilon=eps, threshold=0.98)
     p, q = res.rank_x, res.rank_y
-    factor = m.n - 1 - (p + q + 1) / 2.0
-    if factor <= 0:
-        raise ValueError(
-            f"Bartlett's test needs n > (p + q + 3) / 2 samples; got n={m.n} for ranks "
-            f"p={p}, q={q}. Use more datapoints or fewer features (e.g. SVCCA's keep=)."
-        )
     rho = res.correlations
     k = rho.size
-    one_minus = np.maximum(1.0 - rho**2, np.finfo(np.float64).tiny)
-    logs = np.log(one_minus)
-    tails = np.cumsum(logs[::-1])[::-1]  # tails[j] = sum_{i >= j} ln(1 - rho_i^2)
-    stats = -factor * tails
-    j = np.arange(k)
-    dof = (p - j) * (q - j)
+    stats, dof = bartlett_statistics(rho, m.n, p, q)
     from scipy.stats import chi2  # scipy.stats is slow to import: only when used
 
     pvalues = chi2.sf(stats, dof)

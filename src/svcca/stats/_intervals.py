@@ -23,8 +23,8 @@ from svcca._measures import (
     choose_scale,
     jackknife_of_blocks,
     jackknife_summary,
+    measure_summary,
     null_correlations,
-    on_scale,
     quiet_scores,
     warn_null_correlations,
 )
@@ -274,20 +274,11 @@ def _from_statistics(
     reps = quiet_scores(
         lambda r: _score(m, stats.replicate(r), None, params), range(stats.replicates)
     )
-    scale = choose_scale(m, transform, np.append(reps, estimate))
-    corrected, se, lo, hi = on_scale(
-        bootstrap_summary,
-        scale,
-        m.range,
-        estimate,
-        reps,
-        level=level,
-        correct=not m.depends_on_n,
-    )
+    corrected, se, lo, hi, scale = measure_summary(m, estimate, reps, None, level, transform)
     sizes = np.array([stats.replicate(r).n for r in range(stats.replicates)])
     return IntervalResult(
         m.name, estimate, corrected, estimate - corrected, se, lo, hi, level,
-        "bootstrap", scale.name, stats.replicates, stats.seed, total.n, reps, sizes,
+        "bootstrap", scale, stats.replicates, stats.seed, total.n, reps, sizes,
     )  # fmt: skip
 
 
@@ -318,18 +309,8 @@ def _rows_jackknife(
         return _score(m, X[keep], None if Yv is None else Yv[keep], params)
 
     reps = quiet_scores(drop, used)
-    scale = choose_scale(m, transform, np.append(reps, estimate))
-    corrected, se, lo, hi = on_scale(
-        jackknife_summary,
-        scale,
-        m.range,
-        estimate,
-        reps,
-        sizes[used],
-        level=level,
-        correct=not m.depends_on_n,
-    )
+    corrected, se, lo, hi, scale = measure_summary(m, estimate, reps, sizes[used], level, transform)
     return IntervalResult(
         m.name, estimate, corrected, estimate - corrected, se, lo, hi, level,
-        "jackknife", scale.name, int(used.size), seed, n, reps, sizes[used],
+        "jackknife", scale, int(used.size), seed, n, reps, sizes[used],
     )  # fmt: skip

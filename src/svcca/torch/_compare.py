@@ -24,6 +24,8 @@ from svcca._engines import (
     asymptotic_fields,
     check_test,
     check_uncertainty,
+    one_pass_settings,
+    served_per_pair,
     warn_inflated,
 )
 from svcca._measures import MinibatchCKA, Variance
@@ -39,7 +41,7 @@ from svcca._validation import (
     raise_nonfinite,
 )
 from svcca.torch._batches import order_free
-from svcca.torch._compare_cells import BlockCells, kept_cells, kept_plan
+from svcca.torch._compare_cells import BlockCells, kept_plan
 from svcca.torch._compare_finish import Layers, finish_moments, minibatch_result
 from svcca.torch._layers import resolve_layers
 from svcca.torch._options import Calls, CaptureOptions, MaskOption, Selector, Sequence_
@@ -466,7 +468,7 @@ def compare(
         return minibatch_result(mb, row_names, col_names, acc)
     if per_pair is not None and (unc is not None or test is not None):
         kept = kept_plan(acc, plan["rows"], plan["cols"])
-        return kept_cells(kept, per_pair, params, unc, test, permutations, seed, progress)
+        return served_per_pair(kept, per_pair, params, unc, test, permutations, seed, progress)
     if unc is not None:
         return acc.result(row_names, col_names, measure, keep, variance, epsilon, test)
     if per_pair is not None:
@@ -491,13 +493,7 @@ def compare(
     if tests is not None:
         dims = [r.dim for r in reps]
         tested = asymptotic_fields(tests, row_u, col_u, col_u is row_u, names, dims, measure)
-    settings: dict[str, Any] = (
-        {"keep": keep, "variance": variance}
-        if measure == "svcca"
-        else {"epsilon": epsilon}
-        if measure in ("cca", "pwcca")
-        else {}
-    )
+    settings: dict[str, Any] = one_pass_settings(measure, keep, variance, epsilon)
     return PairwiseResult(
         values=values,
         rows=row_names,

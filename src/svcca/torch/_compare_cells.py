@@ -12,12 +12,12 @@ each cell's statistic sliced out, its jackknife from
 captured activations with the same blocks and seed, whatever the batch size.
 
 The measures compare calls per pair on kept activations go through pairwise's per-pair
-interval path and permutation tests on the kept rows (:func:`kept_cells`).
+interval path and permutation tests on the kept rows
+(:func:`svcca._engines.served_per_pair` of :func:`kept_plan`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,18 +27,13 @@ from svcca._engines import (
     BlockRows,
     DeviceBlocks,
     KeptLayers,
-    PairwiseResult,
     Plan,
     intervals_from_blocks,
-    per_pair_intervals,
-    per_pair_values,
-    permutation_cells,
     plan_of,
 )
-from svcca._measures import Measure
 from svcca._moments import Moments, plan_statistics
 
-__all__ = ["BlockCells", "kept_cells", "kept_plan"]
+__all__ = ["BlockCells", "kept_plan"]
 
 
 class BlockCells:
@@ -172,37 +167,3 @@ def kept_plan(
     square = [k for k, _, _ in rows] == [k for k, _, _ in cols]
     col_reps = None if square else {name: kept[k] for k, name, _ in cols}
     return plan_of(row_reps, col_reps)
-
-
-def kept_cells(
-    plan: Plan,
-    measure: Measure,
-    params: dict[str, Any],
-    unc: Mapping[str, Any] | None,
-    test: str | None,
-    permutations: int | None,
-    seed: int,
-    progress: bool | None,
-) -> Any:
-    """A measure called per pair on the kept activations, with pairwise's per-pair
-    interval path and permutation tests on the kept rows."""
-    if unc is not None:
-        out = per_pair_intervals(plan, measure, params, unc, progress)
-    else:
-        values = per_pair_values(
-            plan.srcs, plan.n, plan.row_u, plan.col_u, plan.square, measure, params, progress
-        )
-        out = PairwiseResult(
-            values=values,
-            rows=plan.row_labels,
-            cols=plan.col_labels,
-            measure=measure.name,
-            settings=dict(params),
-            n_samples=plan.n,
-            dims_rows=tuple(plan.srcs[u].p for u in plan.row_u),
-            dims_cols=tuple(plan.srcs[u].p for u in plan.col_u),
-        )
-    if test is None:
-        return out
-    pvalues, record = permutation_cells(plan, measure, params, permutations, seed, progress)
-    return dataclasses.replace(out, pvalues=pvalues, test=record)
